@@ -1,0 +1,97 @@
+"""The ASGI application: configuration in, a running complaint graph out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from gateway.config import GatewayConfig
+from gateway.graphql_view import GraphQLView
+from gateway.metrics import Metrics
+from resolvers import CategoryInfo, Directory, Limits, build_schema
+from sources import Federation, SourceError, source_class
+from sources._guard import Guarded
+
+log = logging.getLogger("complaint_graph")
+
+
+class Gateway:
+    """The parts of one running gateway, kept apart from the ASGI app so tests can reach them."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.federation = Federation(
+            Guarded(
+                source_class(settings.kind)(settings),
+                settings.timeout_seconds,
+                self.metrics.observe_round_trip,
+            )
+            for settings in config.sources
+        )
+        self.directory = Directory(
+            self.federation,
+            [CategoryInfo(c.code, c.name_th, c.name_en) for c in config.categories],
+        )
+        self.limits = Limits(
+            max_page_size=config.limits.max_page_size,
+            default_page_size=config.limits.default_page_size,
+        )
+
+    async def start(self) -> None:
+        """Open every source; one that is down is logged and retried on first use."""
+        results = await asyncio.gather(
+            *(source.open() for source in self.federation.sources.values()),
+            return_exceptions=True,
+        )
+        for source, result in zip(self.federation.sources.values(), results, strict=True):
+            if isinstance(result, SourceError):
+                log.warning("source %s not ready at start-up: %s", source.id, result)
+            elif isinstance(result, BaseException):
+                raise result
+
+    async def stop(self) -> None:
+        await self.federation.close()
+
+
+def create_app(config: GatewayConfig) -> Starlette:
+    gateway = Gateway(config)
+    view = GraphQLView(
+        build_schema(),
+        federation=gateway.federation,
+        directory=gateway.directory,
+        limits=gateway.limits,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def root(request: Request) -> Response:
+        return RedirectResponse("/graphql")
+
+    app = Starlette(
+        routes=[
+            Route("/", root),
+            Route("/graphql", view, methods=["GET", "POST"]),
+            Route("/metrics", gateway.metrics.endpoint),
+            Route("/healthz", healthz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app

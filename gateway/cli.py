@@ -1,0 +1,91 @@
+"""``complaint-graph``: serve the graph, check a configuration, print the schema, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from gateway.config import ConfigError, GatewayConfig, load_config
+from sources import Problem, Source, source_class
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="complaint-graph", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", required=True, help="YAML configuration file")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    check = commands.add_parser("check", help="connect to every source and check its mapping")
+    check.add_argument("--config", required=True)
+
+    commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+
+    demo = commands.add_parser("demo", help="build the demo agencies and serve them")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--size", type=int, default=10_000, help="cases per demo agency")
+    demo.add_argument("--data-dir", default=".demo", help="where demo databases are kept")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        if args.command == "schema":
+            from resolvers import schema_sdl
+
+            sys.stdout.write(schema_sdl())
+            return 0
+        if args.command == "check":
+            return asyncio.run(_check(load_config(args.config)))
+        if args.command == "serve":
+            _serve(load_config(args.config), args.host, args.port)
+            return 0
+        from gateway.demo import run_demo
+
+        run_demo(host=args.host, port=args.port, size=args.size, data_dir=args.data_dir)
+        return 0
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+def _serve(config: GatewayConfig, host: str, port: int) -> None:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info")
+
+
+async def _check(config: GatewayConfig) -> int:
+    sources: list[Source] = [source_class(s.kind)(s) for s in config.sources]
+    try:
+        results = await asyncio.gather(*(source.check() for source in sources))
+    finally:
+        await asyncio.gather(*(source.close() for source in sources))
+    problems = [problem for found in results for problem in found]
+    print(format_problems(problems, [source.id for source in sources]))
+    return 1 if problems else 0
+
+
+def format_problems(problems: list[Problem], source_ids: list[str]) -> str:
+    """A plain-text table: one row per problem, or one 'ok' line per source when all is well."""
+    if not problems:
+        return "\n".join(f"{source_id}: ok" for source_id in source_ids)
+    header = ("source", "key", "problem", "fix")
+    rows = [header] + [(p.source, p.key, p.problem, p.fix) for p in problems]
+    widths = [min(max(len(row[i]) for row in rows), 60) for i in range(3)]
+    lines = []
+    for row in rows:
+        cells = [row[i].ljust(widths[i]) for i in range(3)] + [row[3]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

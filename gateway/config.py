@@ -1,0 +1,197 @@
+"""The gateway's configuration file: read, expanded and validated once, at start-up.
+
+Every error names where it is (``sources[1] (provincial).cases.tabel``), what is wrong and, where
+it can, the fix. After loading, code receives typed settings objects, never raw dicts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sources import SourceSettings, UnknownKind, source_class
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CategorySettings(_Strict):
+    code: str = Field(min_length=1)
+    name_th: str = Field(min_length=1)
+    name_en: str = Field(min_length=1)
+
+
+class LimitSettings(_Strict):
+    max_page_size: int = Field(default=500, ge=1)
+    default_page_size: int = Field(default=20, ge=1)
+
+
+class _Document(_Strict):
+    categories: list[CategorySettings] = Field(min_length=1)
+    sources: list[dict[str, Any]] = Field(min_length=1)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    categories: tuple[CategorySettings, ...]
+    sources: tuple[SourceSettings, ...]
+    limits: LimitSettings
+
+
+def load_config(path: str | Path, environ: dict[str, str] | None = None) -> GatewayConfig:
+    """Read a YAML configuration file; raises :class:`ConfigError` naming every problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    return parse_config(text, environ if environ is not None else dict(os.environ), str(path))
+
+
+def parse_config(text: str, environ: dict[str, str], origin: str = "config") -> GatewayConfig:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{origin}: not valid YAML: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{origin}: expected a mapping with 'categories' and 'sources'"])
+    problems: list[str] = []
+    expanded = _expand(raw, environ, "", problems)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        document = _Document.model_validate(expanded)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, _Document, "")) from None
+    sources = [_source(i, raw_source, problems) for i, raw_source in enumerate(document.sources)]
+    valid = [source for source in sources if source is not None]
+    problems.extend(_cross_checks(document, valid))
+    if problems:
+        raise ConfigError(problems)
+    return GatewayConfig(tuple(document.categories), tuple(valid), document.limits)
+
+
+def _source(index: int, raw: dict[str, Any], problems: list[str]) -> SourceSettings | None:
+    where = f"sources[{index}]" + (f" ({raw['id']})" if isinstance(raw.get("id"), str) else "")
+    kind = raw.get("kind")
+    if not isinstance(kind, str):
+        problems.append(f"{where}.kind: missing; say which kind of backend this is (e.g. sql)")
+        return None
+    try:
+        model = source_class(kind).settings_model
+    except UnknownKind as exc:
+        problems.append(f"{where}.kind: {exc}")
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_describe(exc, model, where + "."))
+        return None
+
+
+def _cross_checks(document: _Document, sources: list[SourceSettings]) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    declared = {category.code for category in document.categories}
+    agencies: dict[str, SourceSettings] = {}
+    for source in sources:
+        if source.id in seen:
+            problems.append(f"sources ({source.id}).id: used twice; source ids must be unique")
+        seen.add(source.id)
+        for native, code in source.vocabulary.categories.items():
+            if code not in declared:
+                problems.append(
+                    f"sources ({source.id}).vocabulary.categories.{native}: maps to {code!r}, "
+                    f"which is not declared under categories ({', '.join(sorted(declared))})"
+                )
+        other = agencies.setdefault(source.agency.code, source)
+        if other.agency != source.agency:
+            problems.append(
+                f"sources ({source.id}).agency: code {source.agency.code!r} is also used by "
+                f"source {other.id!r} with different names; give one agency one name"
+            )
+    return problems
+
+
+def _expand(value: Any, environ: dict[str, str], where: str, problems: list[str]) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string, so secrets stay out of files."""
+    if isinstance(value, dict):
+        return {k: _expand(v, environ, f"{where}.{k}" if where else str(k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, environ, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        problems.append(f"{where}: environment variable {name} is not set; set it or write ${{{name}:-default}}")
+        return ""
+
+    return _ENV_REFERENCE.sub(substitute, value)
+
+
+def _describe(exc: ValidationError, model: type[BaseModel], prefix: str) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        location = _location(error["loc"])
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key" + _suggestion(model, error["loc"])
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        lines.append(f"{prefix}{location}: {message}")
+    return lines
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _suggestion(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """'did you mean …' from the keys the model at that depth accepts."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            continue
+        field = current.model_fields.get(part)
+        annotation = field.annotation if field is not None else None
+        current = _model_in(annotation)
+    if current is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(current.model_fields), n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(current.model_fields)}"
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None

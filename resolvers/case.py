@@ -1,0 +1,150 @@
+"""The Case node: one complaint as held by one agency system."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from resolvers.agency import Agency, Category, SourceSystem
+from resolvers.enums import CaseChannel, CaseStatus
+from resolvers.errors import UnmappedValueError
+from resolvers.geography import Area, area
+from sources import CanonicalStatus, CaseRecord, Channel, TimelineEntry, Unmapped
+
+
+@strawberry.type(description="Where the complaint is about.")
+class Location:
+    province: Area | None
+    district: Area | None
+    subdistrict: Area | None
+    address: str | None
+    latitude: float | None
+    longitude: float | None
+
+
+@strawberry.type(name="TimelineEntry", description="A status change or a note, oldest first.")
+class TimelineItem:
+    at: datetime
+    source_status: str | None = strawberry.field(description="The agency's own label, verbatim.")
+    note: str | None
+    _status: strawberry.Private[CanonicalStatus | Unmapped | None]
+
+    @strawberry.field(description="Null for a note that changed no status, or an unmapped value.")
+    def status(self) -> CaseStatus | None:  # type: ignore[valid-type]
+        return _mapped(self._status)
+
+    @classmethod
+    def of(cls, entry: TimelineEntry) -> TimelineItem:
+        return cls(
+            at=entry.at, source_status=entry.source_status, note=entry.note, _status=entry.status
+        )
+
+
+def _mapped(value: CanonicalStatus | Channel | Unmapped | None) -> CanonicalStatus | Channel | None:
+    if isinstance(value, Unmapped):
+        raise UnmappedValueError(value)
+    return value
+
+
+def global_key(source: str, local_id: str) -> str:
+    return f"{source}:{local_id}"
+
+
+@strawberry.type(description="A complaint case, read live from the agency system that holds it.")
+class Case(relay.Node):
+    key: relay.NodeID[str]
+    reference_number: str = strawberry.field(description="The agency's own case number.")
+    title: str
+    description: str
+    source_status: str = strawberry.field(description="The agency's own status label, verbatim.")
+    received_at: datetime
+    updated_at: datetime
+    due_at: datetime | None
+    closed_at: datetime | None
+    record: strawberry.Private[CaseRecord]
+
+    @classmethod
+    def of(cls, record: CaseRecord) -> Case:
+        return cls(
+            key=global_key(record.source, record.local_id),
+            reference_number=record.reference_number,
+            title=record.title,
+            description=record.description,
+            source_status=record.source_status,
+            received_at=record.received_at,
+            updated_at=record.updated_at,
+            due_at=record.due_at,
+            closed_at=record.closed_at,
+            record=record,
+        )
+
+    @strawberry.field(description="Canonical status; null only when the agency's value is unmapped.")
+    def status(self) -> CaseStatus | None:  # type: ignore[valid-type]
+        return _mapped(self.record.status)
+
+    @strawberry.field
+    def channel(self) -> CaseChannel | None:  # type: ignore[valid-type]
+        return _mapped(self.record.channel)
+
+    @strawberry.field(description="Unified category; null only when the agency's code is unmapped.")
+    def category(self, info: Info) -> Category | None:
+        code = self.record.category
+        if isinstance(code, Unmapped):
+            raise UnmappedValueError(code)
+        return Category.of(info.context.directory.categories[code])
+
+    @strawberry.field(description="The agency's own category code, verbatim.")
+    def source_category(self) -> str:
+        return self.record.source_category
+
+    @strawberry.field(description="Past its due date and not yet finished, at the time of the request.")
+    def is_overdue(self, info: Info) -> bool:
+        record = self.record
+        finished = isinstance(record.status, CanonicalStatus) and record.status.is_finished
+        return record.due_at is not None and not finished and record.due_at < info.context.now
+
+    @strawberry.field
+    def location(self) -> Location:
+        place = self.record.location
+        return Location(
+            province=area(place.province_code),
+            district=area(place.district_code),
+            subdistrict=area(place.subdistrict_code),
+            address=place.address,
+            latitude=place.latitude,
+            longitude=place.longitude,
+        )
+
+    @strawberry.field(description="The agency system that holds this case.")
+    def source(self, info: Info) -> SourceSystem:
+        return SourceSystem.of(info.context.federation.sources[self.record.source])
+
+    @strawberry.field(description="The agency that owns the source system holding this case.")
+    def owning_agency(self, info: Info) -> Agency:
+        return Agency.of(info.context.federation.sources[self.record.source].agency)
+
+    @strawberry.field(description="Status changes and notes, oldest first.")
+    async def timeline(self, info: Info) -> list[TimelineItem]:
+        loader = info.context.loaders.timelines(self.record.source)
+        entries: Sequence[TimelineEntry] = await loader.load(self.record.local_id)
+        return [TimelineItem.of(entry) for entry in entries]
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Case | None]:
+        return list(await asyncio.gather(*(load_case(info, key) for key in node_ids)))
+
+
+async def load_case(info: Info, key: str) -> Case | None:
+    """The case for a node key ``source:local id``; None when the source or case is unknown."""
+    source_id, separator, local_id = key.partition(":")
+    if not separator or info.context.federation.get(source_id) is None:
+        return None
+    record: CaseRecord | None = await info.context.loaders.cases(source_id).load(local_id)
+    return Case.of(record) if record is not None else None

@@ -1,0 +1,53 @@
+"""The Relay connection over cases from every source at once."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from resolvers.case import Case
+from resolvers.cursor import encode_cursor
+from resolvers.errors import source_error
+from sources import CaseFilter, CaseOrder, CaseRecord, Page, Position
+from sources._federation import sort_value
+
+
+@strawberry.type
+class CaseEdge:
+    cursor: str
+    node: Case
+
+
+@strawberry.type(description="A page of cases merged from every source that can match.")
+class CaseConnection:
+    edges: list[CaseEdge]
+    page_info: relay.PageInfo
+    _filter: strawberry.Private[CaseFilter]
+
+    @strawberry.field(
+        description="Cases matching the filter in every source that answered (one count each)."
+    )
+    async def total_count(self, info: Info) -> int:
+        total, failures = await info.context.federation.count(self._filter)
+        path = info.path.as_list()
+        info.context.partial_errors.extend(source_error(error, path) for error in failures)
+        return total
+
+    @classmethod
+    def of(cls, page: Page, where: CaseFilter, order: CaseOrder, after: Position | None) -> CaseConnection:
+        edges = [CaseEdge(cursor=_cursor(record, order), node=Case.of(record)) for record in page.records]
+        return cls(
+            edges=edges,
+            page_info=relay.PageInfo(
+                has_next_page=page.has_next,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            _filter=where,
+        )
+
+
+def _cursor(record: CaseRecord, order: CaseOrder) -> str:
+    return encode_cursor(Position(sort_value(record, order), record.source, record.local_id), order)

@@ -1,0 +1,26 @@
+"""Agencies, categories and source systems: reference data known from configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sources import AgencyInfo, Federation
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryInfo:
+    code: str
+    name_th: str
+    name_en: str
+
+
+class Directory:
+    """Lookups that never cost a round trip: everything here comes from the config."""
+
+    def __init__(self, federation: Federation, categories: list[CategoryInfo]) -> None:
+        self.categories = {category.code: category for category in categories}
+        self.agencies: dict[str, AgencyInfo] = {}
+        self.sources_by_agency: dict[str, list[str]] = {}
+        for source in federation.sources.values():
+            self.agencies.setdefault(source.agency.code, source.agency)
+            self.sources_by_agency.setdefault(source.agency.code, []).append(source.id)

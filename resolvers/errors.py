@@ -1,0 +1,91 @@
+"""The one place where failures become GraphQL errors with stable ``extensions.code`` values.
+
+* a :class:`~sources.SourceError` keeps its code and names its source;
+* an unmapped native value is ``UNMAPPED_VALUE`` with the source, vocabulary key and value;
+* bad arguments are ``BAD_USER_INPUT``;
+* anything else is masked as ``INTERNAL_SERVER_ERROR`` (logged in full), so no SQL, stack trace
+  or host name reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from sources import SourceError, Unmapped
+
+log = logging.getLogger("complaint_graph.errors")
+
+
+class UserInputError(Exception):
+    """The client asked for something malformed: a bad cursor, id or argument value."""
+
+    code = "BAD_USER_INPUT"
+
+
+class UnmappedValueError(Exception):
+    code = "UNMAPPED_VALUE"
+
+    def __init__(self, unmapped: Unmapped) -> None:
+        super().__init__(unmapped.message)
+        self.unmapped = unmapped
+
+
+def source_error(error: SourceError, path: list[str | int] | None = None) -> GraphQLError:
+    """A GraphQL error for a source that failed while the rest of the response still arrives."""
+    return GraphQLError(
+        str(error), path=path, extensions={"code": error.code, "source": error.source}
+    )
+
+
+def _extensions(original: BaseException | None) -> dict[str, Any] | None:
+    if isinstance(original, SourceError):
+        return {"code": original.code, "source": original.source}
+    if isinstance(original, UnmappedValueError):
+        unmapped = original.unmapped
+        return {
+            "code": original.code,
+            "source": unmapped.source,
+            "key": f"vocabulary.{unmapped.key}",
+            "value": unmapped.value,
+        }
+    if isinstance(original, UserInputError):
+        return {"code": original.code}
+    return None
+
+
+def translate(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError):
+        return error  # syntax and validation errors: already clear and safe
+    extensions = _extensions(original)
+    if extensions is not None:
+        error.extensions = {**(error.extensions or {}), **extensions}
+        return error
+    log.error("unexpected error at %s", error.path, exc_info=original)
+    return GraphQLError(
+        "Internal error; the gateway log has the details.",
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": "INTERNAL_SERVER_ERROR"},
+    )
+
+
+class ErrorTranslation(SchemaExtension):
+    """Adds the errors of sources that failed in a partial answer, and translates every error."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None:
+            return
+        context = self.execution_context.context
+        partial: list[GraphQLError] = getattr(context, "partial_errors", [])
+        errors = [translate(error) for error in (result.errors or [])] + partial
+        result.errors = errors or None

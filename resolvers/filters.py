@@ -1,0 +1,70 @@
+"""GraphQL inputs for searching cases, translated into the sources' filter and order."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from resolvers.enums import CaseOrderField, CaseStatus, OrderDirection
+from resolvers.errors import UserInputError
+from sources import CaseFilter, CaseOrder, SortField
+
+MAX_TEXT_LENGTH = 200
+MAX_VALUES = 200
+
+
+@strawberry.input(description="All conditions must hold; a list means any of its values.")
+class CaseFilterInput:
+    status: list[CaseStatus] | None = None  # type: ignore[valid-type]
+    agency: list[str] | None = strawberry.field(default=None, description="Agency codes.")
+    source: list[str] | None = strawberry.field(default=None, description="Source system ids.")
+    category: list[str] | None = strawberry.field(default=None, description="Category codes.")
+    province_code: list[str] | None = strawberry.field(
+        default=None, description="DOPA province codes, e.g. \"40\" for Khon Kaen."
+    )
+    district_code: list[str] | None = strawberry.field(
+        default=None, description="DOPA district codes, e.g. \"4001\"."
+    )
+    received_from: datetime | None = strawberry.field(default=None, description="Inclusive.")
+    received_before: datetime | None = strawberry.field(default=None, description="Exclusive.")
+    text: str | None = strawberry.field(
+        default=None,
+        description="Substring of title or description (Thai has no spaces: no word matching).",
+    )
+
+    def to_filter(self) -> CaseFilter:
+        for name in ("status", "agency", "source", "category", "province_code", "district_code"):
+            values = getattr(self, name)
+            if values is not None and len(values) > MAX_VALUES:
+                raise UserInputError(f"filter.{name} has {len(values)} values; at most {MAX_VALUES}")
+        if self.text is not None and len(self.text) > MAX_TEXT_LENGTH:
+            raise UserInputError(f"filter.text is longer than {MAX_TEXT_LENGTH} characters")
+        for name in ("received_from", "received_before"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise UserInputError(f"filter.{name} needs a time zone offset, e.g. +07:00")
+        return CaseFilter(
+            statuses=_set(self.status),
+            agencies=_set(self.agency),
+            sources=_set(self.source),
+            categories=_set(self.category),
+            province_codes=_set(self.province_code),
+            district_codes=_set(self.district_code),
+            received_from=self.received_from,
+            received_before=self.received_before,
+            text=self.text or None,
+        )
+
+
+def _set(values: list[object] | None) -> frozenset[object] | None:  # type: ignore[type-arg]
+    return None if values is None else frozenset(values)
+
+
+@strawberry.input(description="Cases order by this field, then by source and id, same direction.")
+class CaseOrderInput:
+    field: CaseOrderField = SortField.RECEIVED_AT  # type: ignore[valid-type]
+    direction: OrderDirection = OrderDirection.DESC
+
+    def to_order(self) -> CaseOrder:
+        return CaseOrder(SortField(self.field), self.direction is OrderDirection.DESC)

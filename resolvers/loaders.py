@@ -1,0 +1,66 @@
+"""Per-request data loaders, one per source and relation: one round trip per source per level.
+
+aiodataloader's contract holds: a batch function receives keys and returns values in key order,
+``None`` for a miss. A source error fails every key of that batch, and so every field that waited
+on it, each with the source's own error code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from aiodataloader import DataLoader
+
+from sources import CaseRecord, Federation, Source, TimelineEntry
+
+V = TypeVar("V")
+
+
+def _batch(
+    fetch: Callable[[Sequence[str]], Awaitable[Mapping[str, V]]], missing: Any
+) -> Callable[[list[str]], Awaitable[list[Any]]]:
+    async def load(keys: list[str]) -> list[Any]:
+        found = await fetch(keys)
+        return [found.get(key, missing) for key in keys]
+
+    return load
+
+
+class Loaders:
+    def __init__(self, federation: Federation) -> None:
+        self.federation = federation
+        self._cases: dict[str, DataLoader] = {}
+        self._timelines: dict[str, DataLoader] = {}
+
+    def _source(self, source_id: str) -> Source:
+        source = self.federation.get(source_id)
+        if source is None:
+            raise LookupError(source_id)
+        return source
+
+    def cases(self, source_id: str) -> DataLoader:
+        """Loads ``CaseRecord | None`` by local id."""
+        loader = self._cases.get(source_id)
+        if loader is None:
+            source = self._source(source_id)
+            loader = DataLoader(batch_load_fn=_batch(source.load_cases, None))
+            self._cases[source_id] = loader
+        return loader
+
+    def timelines(self, source_id: str) -> DataLoader:
+        """Loads ``Sequence[TimelineEntry]`` (empty when none) by local id."""
+        loader = self._timelines.get(source_id)
+        if loader is None:
+            source = self._source(source_id)
+            loader = DataLoader(batch_load_fn=_batch(source.load_timelines, ()))
+            self._timelines[source_id] = loader
+        return loader
+
+    def prime_cases(self, records: Sequence[CaseRecord]) -> None:
+        """Cases fetched by a page are known: later ``node``/``case`` lookups cost nothing."""
+        for record in records:
+            self.cases(record.source).prime(record.local_id, record)
+
+
+__all__ = ["Loaders", "TimelineEntry"]

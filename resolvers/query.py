@@ -1,0 +1,73 @@
+"""The root Query: the complaint graph's entry points."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from resolvers.agency import Agency, Category, SourceSystem
+from resolvers.case import Case, load_case
+from resolvers.connection import CaseConnection
+from resolvers.cursor import decode_cursor
+from resolvers.errors import UserInputError, source_error
+from resolvers.filters import CaseFilterInput, CaseOrderInput
+from sources import CaseFilter, CaseOrder
+
+
+@strawberry.type
+class Query:
+    node: relay.Node | None = relay.node(description="Any object by its global id.")
+
+    @strawberry.field(description="One case by its global id; null when no source holds it.")
+    async def case(self, info: Info, id: relay.GlobalID) -> Case | None:
+        if id.type_name != "Case":
+            raise UserInputError(f"id is a {id.type_name} id, not a Case id")
+        return await load_case(info, id.node_id)
+
+    @strawberry.field(
+        description=(
+            "Cases from every agency system at once, filtered and ordered inside each source, "
+            "merged, and paged by keyset: a deep page costs what the first page costs."
+        )
+    )
+    async def cases(
+        self,
+        info: Info,
+        filter: CaseFilterInput | None = None,
+        order_by: CaseOrderInput | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> CaseConnection:
+        limits = info.context.limits
+        size = limits.default_page_size if first is None else first
+        if not 0 <= size <= limits.max_page_size:
+            raise UserInputError(f"first must be between 0 and {limits.max_page_size}")
+        where = filter.to_filter() if filter is not None else CaseFilter()
+        order = (order_by or CaseOrderInput()).to_order()
+        position = decode_cursor(after, order) if after is not None else None
+        page = await info.context.federation.page(where, order, position, size)
+        path = info.path.as_list()
+        info.context.partial_errors.extend(source_error(error, path) for error in page.failures)
+        info.context.loaders.prime_cases(page.records)
+        return CaseConnection.of(page, where, order, position)
+
+    @strawberry.field
+    def agencies(self, info: Info) -> list[Agency]:
+        return [Agency.of(agency) for agency in info.context.directory.agencies.values()]
+
+    @strawberry.field
+    def agency(self, info: Info, code: str) -> Agency | None:
+        found = info.context.directory.agencies.get(code)
+        return Agency.of(found) if found is not None else None
+
+    @strawberry.field
+    def categories(self, info: Info) -> list[Category]:
+        return [Category.of(category) for category in info.context.directory.categories.values()]
+
+    @strawberry.field(description="The agency systems this gateway reads.")
+    def sources(self, info: Info) -> list[SourceSystem]:
+        return [SourceSystem.of(source) for source in info.context.federation.sources.values()]
+
+
+__all__ = ["CaseOrder", "Query"]

@@ -1,0 +1,54 @@
+"""Agency backends behind one small interface, and the unified model they return.
+
+Nothing here knows GraphQL. ``resolvers/`` imports only what ``__all__`` lists.
+"""
+
+from sources._errors import (
+    SourceBadResponse,
+    SourceConfigError,
+    SourceError,
+    SourceTimeout,
+    SourceUnavailable,
+)
+from sources._federation import Federation, Page
+from sources._interface import AgencyInfo, Capabilities, Problem, Source
+from sources._model import (
+    CanonicalStatus,
+    CaseRecord,
+    Channel,
+    Location,
+    TimelineEntry,
+    Unmapped,
+)
+from sources._query import CaseFilter, CaseOrder, Position, SortField
+from sources._registry import UnknownKind, source_class
+from sources._settings import AgencySettings, SourceSettings, Vocabulary
+
+__all__ = [
+    "AgencyInfo",
+    "AgencySettings",
+    "CanonicalStatus",
+    "Capabilities",
+    "CaseFilter",
+    "CaseOrder",
+    "CaseRecord",
+    "Channel",
+    "Federation",
+    "Location",
+    "Page",
+    "Position",
+    "Problem",
+    "SortField",
+    "Source",
+    "SourceBadResponse",
+    "SourceConfigError",
+    "SourceError",
+    "SourceSettings",
+    "SourceTimeout",
+    "SourceUnavailable",
+    "TimelineEntry",
+    "UnknownKind",
+    "Unmapped",
+    "Vocabulary",
+    "source_class",
+]

@@ -1,0 +1,40 @@
+"""Errors a source raises, each carrying the source id and a stable code.
+
+Class tree::
+
+    SourceError                 code
+    ├── SourceUnavailable       SOURCE_UNAVAILABLE   cannot connect, refused, gone
+    ├── SourceTimeout           SOURCE_TIMEOUT       did not answer in its configured time
+    ├── SourceBadResponse       SOURCE_BAD_RESPONSE  answered, but not in the mapped shape
+    └── SourceConfigError       SOURCE_MISCONFIGURED the mapping does not fit the backend
+
+Adapters translate driver errors into these at the boundary (``raise ... from exc``); the graph
+layer maps the codes to GraphQL errors in one place.
+"""
+
+from __future__ import annotations
+
+
+class SourceError(Exception):
+    code = "SOURCE_ERROR"
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"source '{source}': {message}")
+        self.source = source
+        self.detail = message
+
+
+class SourceUnavailable(SourceError):
+    code = "SOURCE_UNAVAILABLE"
+
+
+class SourceTimeout(SourceError):
+    code = "SOURCE_TIMEOUT"
+
+
+class SourceBadResponse(SourceError):
+    code = "SOURCE_BAD_RESPONSE"
+
+
+class SourceConfigError(SourceError):
+    code = "SOURCE_MISCONFIGURED"

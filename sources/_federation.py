@@ -1,0 +1,96 @@
+"""Many sources seen as one: concurrent pages and counts, merged in the global order."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sources._errors import SourceError
+from sources._interface import Source
+from sources._model import CaseRecord
+from sources._query import CaseFilter, CaseOrder, Position, SortField
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Merged cases, whether more follow, and the sources that failed while fetching them."""
+
+    records: list[CaseRecord]
+    has_next: bool
+    failures: list[SourceError] = field(default_factory=list)
+
+
+def sort_value(record: CaseRecord, order: CaseOrder) -> datetime:
+    return record.updated_at if order.field is SortField.UPDATED_AT else record.received_at
+
+
+class Federation:
+    """The configured sources, each asked only when a filter can match it."""
+
+    def __init__(self, sources: Iterable[Source]) -> None:
+        self.sources: dict[str, Source] = {source.id: source for source in sources}
+
+    def get(self, source_id: str) -> Source | None:
+        return self.sources.get(source_id)
+
+    def matching(self, where: CaseFilter) -> list[Source]:
+        """Sources that can hold a matching case; the others cost no round trip at all."""
+        return [
+            source
+            for source in self.sources.values()
+            if (where.sources is None or source.id in where.sources)
+            and (where.agencies is None or source.agency.code in where.agencies)
+        ]
+
+    async def page(
+        self, where: CaseFilter, order: CaseOrder, after: Position | None, first: int
+    ) -> Page:
+        """The next ``first`` cases after ``after``, one statement per source, all at once.
+
+        Each source returns at most ``first + 1`` rows past the position, so the merge knows
+        whether a next page exists without a second round trip.
+        """
+        sources = self.matching(where)
+        results = await asyncio.gather(
+            *(source.search_cases(where, order, after, first + 1) for source in sources),
+            return_exceptions=True,
+        )
+        failures: list[SourceError] = []
+        streams: list[Sequence[CaseRecord]] = []
+        for result in results:
+            if isinstance(result, SourceError):
+                failures.append(result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                streams.append(result)
+        merged = heapq.merge(
+            *streams,
+            key=lambda record: (sort_value(record, order), record.source),
+            reverse=order.descending,
+        )
+        records = [record for _, record in zip(range(first + 1), merged, strict=False)]
+        return Page(records[:first], len(records) > first, failures)
+
+    async def count(self, where: CaseFilter) -> tuple[int, list[SourceError]]:
+        """Matching cases summed over the sources that answered, and those that did not."""
+        results = await asyncio.gather(
+            *(source.count_cases(where) for source in self.matching(where)),
+            return_exceptions=True,
+        )
+        total = 0
+        failures: list[SourceError] = []
+        for result in results:
+            if isinstance(result, SourceError):
+                failures.append(result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                total += result
+        return total, failures
+
+    async def close(self) -> None:
+        await asyncio.gather(*(source.close() for source in self.sources.values()))

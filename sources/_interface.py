@@ -1,0 +1,80 @@
+"""The one small interface every kind of agency backend implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sources._model import CaseRecord, TimelineEntry
+from sources._query import CaseFilter, CaseOrder, Position
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a source's configuration against its live backend."""
+
+    source: str
+    key: str
+    problem: str
+    fix: str
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """Which filters a source evaluates itself; the rest are applied after fetching."""
+
+    pushed_down_filters: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyInfo:
+    code: str
+    name_th: str
+    name_en: str
+
+
+class Source(abc.ABC):
+    """An agency's complaint system, seen through the unified model.
+
+    Every method is one round trip to the backend (that is what the metrics count). Methods raise
+    only :class:`~sources.SourceError` subclasses. Batch methods return a mapping keyed by the ids
+    asked for; an id that does not exist is simply absent.
+    """
+
+    id: str
+    kind: str
+    agency: AgencyInfo
+
+    @property
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and learn the backend's shape; may be called again after a failure."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def load_cases(self, local_ids: Sequence[str]) -> Mapping[str, CaseRecord]: ...
+
+    @abc.abstractmethod
+    async def search_cases(
+        self, where: CaseFilter, order: CaseOrder, after: Position | None, limit: int
+    ) -> list[CaseRecord]:
+        """Up to ``limit`` cases matching ``where``, in ``order``, strictly after ``after``."""
+
+    @abc.abstractmethod
+    async def count_cases(self, where: CaseFilter) -> int: ...
+
+    @abc.abstractmethod
+    async def load_timelines(
+        self, local_ids: Sequence[str]
+    ) -> Mapping[str, Sequence[TimelineEntry]]:
+        """Each case's status changes and notes, oldest first."""
+
+    @abc.abstractmethod
+    async def check(self) -> list[Problem]:
+        """Compare the configuration with the live backend; an empty list means all is well."""

@@ -1,0 +1,121 @@
+"""The unified complaint model: plain data that every source adapter returns.
+
+Adapters map an agency's native rows or JSON into these types once, at the edge; nothing above
+``sources/`` ever sees a native shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+
+class CanonicalStatus(str, Enum):
+    """The status every agency's own vocabulary is mapped onto."""
+
+    RECEIVED = "RECEIVED"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+    FORWARDED = "FORWARDED"
+    IN_PROGRESS = "IN_PROGRESS"
+    ON_HOLD = "ON_HOLD"
+    RESOLVED = "RESOLVED"
+    CLOSED = "CLOSED"
+    REOPENED = "REOPENED"
+    DUPLICATE = "DUPLICATE"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_finished(self) -> bool:
+        """True for statuses after which an agency owes the complainant nothing more."""
+        return self in _FINISHED
+
+
+_FINISHED = frozenset(
+    {
+        CanonicalStatus.REJECTED,
+        CanonicalStatus.RESOLVED,
+        CanonicalStatus.CLOSED,
+        CanonicalStatus.DUPLICATE,
+        CanonicalStatus.CANCELLED,
+    }
+)
+
+
+class Channel(str, Enum):
+    """How the complaint reached the agency."""
+
+    HOTLINE_1567 = "HOTLINE_1567"
+    HOTLINE_1111 = "HOTLINE_1111"
+    PHONE = "PHONE"
+    WALK_IN = "WALK_IN"
+    WEB = "WEB"
+    LINE = "LINE"
+    LETTER = "LETTER"
+    EMAIL = "EMAIL"
+    MOBILE_APP = "MOBILE_APP"
+    REFERRAL = "REFERRAL"
+    OTHER = "OTHER"
+
+
+@dataclass(frozen=True, slots=True)
+class Unmapped:
+    """A native value that the source's configured vocabulary does not map.
+
+    Kept instead of raised so that one odd row costs one field error, not the whole page.
+    """
+
+    source: str
+    key: str
+    value: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"source '{self.source}' returned {self.key[:-1]} value {self.value!r}, which its "
+            f"vocabulary does not map; add it under sources[{self.source}].vocabulary.{self.key}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where the complaint is about; codes are DOPA codes ('40', '4001', '400101')."""
+
+    province_code: str | None = None
+    district_code: str | None = None
+    subdistrict_code: str | None = None
+    address: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRecord:
+    """One complaint case as held by one source. ``local_id`` is the source's own key, as text."""
+
+    source: str
+    local_id: str
+    reference_number: str
+    title: str
+    description: str
+    channel: Channel | Unmapped
+    category: str | Unmapped
+    source_category: str
+    status: CanonicalStatus | Unmapped
+    source_status: str
+    received_at: datetime
+    updated_at: datetime
+    due_at: datetime | None
+    closed_at: datetime | None
+    location: Location = field(default_factory=Location)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """A status change or a note on a case; ``status`` is None for a note without a change."""
+
+    at: datetime
+    status: CanonicalStatus | Unmapped | None
+    source_status: str | None
+    note: str | None

@@ -1,0 +1,54 @@
+"""Configuration every source shares, whatever its kind; adapters extend it with their own keys."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sources._interface import AgencyInfo
+from sources._model import CanonicalStatus, Channel
+
+_SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a mapping must not silently map nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgencySettings(Strict):
+    code: str = Field(min_length=1)
+    name_th: str = Field(min_length=1)
+    name_en: str = Field(min_length=1)
+
+    def info(self) -> AgencyInfo:
+        return AgencyInfo(code=self.code, name_th=self.name_th, name_en=self.name_en)
+
+
+class Vocabulary(Strict):
+    """How the agency's own codes translate: native value -> canonical value.
+
+    A native value met at run time that is not listed here becomes a field error naming the source
+    and this key, never a guess.
+    """
+
+    statuses: dict[str, CanonicalStatus]
+    categories: dict[str, str] = Field(default_factory=dict)
+    channels: dict[str, Channel] = Field(default_factory=dict)
+
+
+class SourceSettings(Strict):
+    id: str
+    kind: str
+    agency: AgencySettings
+    vocabulary: Vocabulary
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_slug(cls, value: str) -> str:
+        if not _SOURCE_ID.match(value):
+            raise ValueError("must be lower-case letters, digits, '-' or '_' (it is part of ids)")
+        return value

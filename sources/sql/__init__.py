@@ -1,0 +1,219 @@
+"""``kind: sql``: an agency database reached through SQLAlchemy's async engines.
+
+PostgreSQL (asyncpg) and SQLite (aiosqlite) are tested; any dialect with an async driver should
+work. Each method is one statement; the tables are reflected once, on first use, so a database
+that is down at start-up is simply retried later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import MetaData, Table, inspect, select
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql import Executable
+
+from sources._errors import (
+    SourceBadResponse,
+    SourceConfigError,
+    SourceError,
+    SourceUnavailable,
+)
+from sources._interface import AgencyInfo, Capabilities, Problem, Source
+from sources._model import CaseRecord, TimelineEntry
+from sources._query import CaseFilter, CaseOrder, Position
+from sources._settings import SourceSettings
+from sources.sql._rows import RowMapper
+from sources.sql._settings import SqlSettings
+from sources.sql._shape import resolve_shape, table_names
+from sources.sql._statements import Statements
+
+__all__ = ["SqlSettings", "SqlSource"]
+
+log = logging.getLogger(__name__)
+
+_PUSHED_DOWN = frozenset(
+    {"status", "category", "province", "district", "receivedFrom", "receivedBefore", "text"}
+)
+
+
+class SqlSource(Source):
+    settings_model: type[SourceSettings] = SqlSettings
+    kind = "sql"
+
+    def __init__(self, settings: SourceSettings) -> None:
+        assert isinstance(settings, SqlSettings)
+        self.settings = settings
+        self.id = settings.id
+        self.agency: AgencyInfo = settings.agency.info()
+        self._engine: AsyncEngine | None = None
+        self._statements: Statements | None = None
+        self._rows: RowMapper | None = None
+        self._opening = asyncio.Lock()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(pushed_down_filters=_PUSHED_DOWN)
+
+    async def open(self) -> None:
+        await self._ready()
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+            self._statements = None
+
+    async def load_cases(self, local_ids: Sequence[str]) -> Mapping[str, CaseRecord]:
+        statements, rows = await self._ready()
+        natives = [n for n in (statements.native_id(i) for i in local_ids) if n is not None]
+        if not natives:
+            return {}
+        result = await self._fetch(statements.cases_by_ids(natives))
+        records = (rows.case(row) for row in result)
+        return {record.local_id: record for record in records}
+
+    async def search_cases(
+        self, where: CaseFilter, order: CaseOrder, after: Position | None, limit: int
+    ) -> list[CaseRecord]:
+        statements, rows = await self._ready()
+        statement = statements.search(where, order, after, limit)
+        if statement is None:
+            return []
+        return [rows.case(row) for row in await self._fetch(statement)]
+
+    async def count_cases(self, where: CaseFilter) -> int:
+        statements, _ = await self._ready()
+        statement = statements.count(where)
+        if statement is None:
+            return 0
+        result = await self._fetch(statement)
+        return int(result[0][0])
+
+    async def load_timelines(
+        self, local_ids: Sequence[str]
+    ) -> Mapping[str, Sequence[TimelineEntry]]:
+        statements, rows = await self._ready()
+        if statements.shape.timeline is None:
+            return {}
+        natives = [n for n in (statements.native_id(i) for i in local_ids) if n is not None]
+        if not natives:
+            return {}
+        timelines: dict[str, list[TimelineEntry]] = {}
+        for row in await self._fetch(statements.timelines(natives)):
+            timelines.setdefault(str(row.case_id), []).append(rows.timeline_entry(row))
+        return timelines
+
+    async def check(self) -> list[Problem]:
+        try:
+            tables = await self._reflect()
+        except SourceError as exc:
+            return [Problem(self.id, "url", exc.detail, "check the URL and that the server runs")]
+        shape, problems = resolve_shape(self.settings, tables)
+        if shape is None:
+            return problems
+        statements = Statements(self.settings, shape)
+        return await self._unmapped_values(statements)
+
+    async def _unmapped_values(self, statements: Statements) -> list[Problem]:
+        """Every distinct native status/category/channel value the vocabulary does not map."""
+        shape = statements.shape
+        vocabulary = self.settings.vocabulary
+        checks: list[tuple[str, Any, Mapping[str, object]]] = [
+            ("statuses", shape.status, vocabulary.statuses),
+            ("categories", shape.category_code, vocabulary.categories),
+            ("channels", shape.channel, vocabulary.channels),
+        ]
+        if shape.timeline is not None and shape.timeline.status is not None:
+            checks.append(("statuses", shape.timeline.status, vocabulary.statuses))
+        problems: list[Problem] = []
+        for key, column, mapping in checks:
+            for (value,) in await self._fetch(select(column).distinct()):
+                if value is not None and str(value) not in mapping:
+                    problems.append(
+                        Problem(
+                            self.id,
+                            f"vocabulary.{key}",
+                            f"value {value!r} in column {column.name!r} is not mapped",
+                            f"add {str(value)!r} under vocabulary.{key}",
+                        )
+                    )
+        return problems
+
+    async def _ready(self) -> tuple[Statements, RowMapper]:
+        if self._statements is not None and self._rows is not None:
+            return self._statements, self._rows
+        async with self._opening:
+            if self._statements is None or self._rows is None:
+                tables = await self._reflect()
+                shape, problems = resolve_shape(self.settings, tables)
+                if shape is None:
+                    detail = "; ".join(f"{p.key}: {p.problem}" for p in problems)
+                    raise SourceConfigError(
+                        self.id, f"mapping does not fit the database ({detail})"
+                    )
+                self._statements = Statements(self.settings, shape)
+                self._rows = RowMapper(self.settings, self._statements)
+            return self._statements, self._rows
+
+    def _engine_or_create(self) -> AsyncEngine:
+        if self._engine is None:
+            try:
+                self._engine = create_async_engine(
+                    self.settings.url, pool_size=self.settings.pool_size, max_overflow=0
+                )
+            except TypeError:  # pools without a size (SQLite's NullPool on some versions)
+                self._engine = create_async_engine(self.settings.url)
+            except (SQLAlchemyError, ImportError, ValueError) as exc:
+                raise SourceConfigError(self.id, f"bad url: {exc}") from exc
+        return self._engine
+
+    async def _reflect(self) -> dict[str, Table | None]:
+        """Every table name in the database; those the mapping names come reflected."""
+        names = table_names(self.settings)
+
+        def reflect(connection: Connection) -> dict[str, Table | None]:
+            existing = inspect(connection).get_table_names()
+            metadata = MetaData()
+            metadata.reflect(connection, only=[name for name in set(names) if name in existing])
+            return {name: metadata.tables.get(name) for name in existing}
+
+        try:
+            async with self._engine_or_create().connect() as connection:
+                return await connection.run_sync(reflect)
+        except NoSuchTableError as exc:
+            raise SourceConfigError(self.id, f"table {exc} does not exist") from exc
+        except (SQLAlchemyError, OSError) as exc:
+            raise _translate(self.id, exc) from exc
+
+    async def _fetch(self, statement: Executable) -> Sequence[Row[Any]]:
+        try:
+            async with self._engine_or_create().connect() as connection:
+                result = await connection.execute(statement)
+                return result.all()
+        except (SQLAlchemyError, OSError) as exc:
+            raise _translate(self.id, exc) from exc
+
+
+def _translate(source: str, exc: BaseException) -> SourceError:
+    """Map driver errors to source errors without SQL text or connection strings in the message."""
+    log.warning("source %s: %s", source, exc, exc_info=exc)
+    if isinstance(exc, OSError):
+        return SourceUnavailable(source, f"database unreachable ({type(exc).__name__})")
+    if isinstance(exc, DBAPIError):
+        original = type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
+        if exc.connection_invalidated or _looks_like_connection_error(original):
+            return SourceUnavailable(source, f"database unreachable ({original})")
+        return SourceBadResponse(source, f"database refused the query ({original})")
+    return SourceBadResponse(source, f"database error ({type(exc).__name__})")
+
+
+def _looks_like_connection_error(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in ("connection", "operational", "interface", "cannot"))
+

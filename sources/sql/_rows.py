@@ -1,0 +1,109 @@
+"""Native rows into unified records: vocabulary lookups and time zones, once per row."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Row
+
+from sources._errors import SourceBadResponse
+from sources._model import (
+    CanonicalStatus,
+    CaseRecord,
+    Channel,
+    Location,
+    TimelineEntry,
+    Unmapped,
+)
+from sources.sql._settings import SqlSettings
+from sources.sql._statements import Statements
+
+
+class RowMapper:
+    def __init__(self, settings: SqlSettings, statements: Statements) -> None:
+        self.source = settings.id
+        self.vocabulary = settings.vocabulary
+        self.statements = statements
+        self.naive = statements.shape.naive_times
+        timeline = statements.shape.timeline
+        self.timeline_naive = timeline.at_is_naive if timeline is not None else False
+
+    def case(self, row: Row[Any]) -> CaseRecord:
+        values = row._mapping
+        status = _text(values["status"])
+        channel = _text(values["channel"])
+        category = _text(values["category"])
+        return CaseRecord(
+            source=self.source,
+            local_id=str(values["id"]),
+            reference_number=_text(values["reference_number"]),
+            title=_text(values["title"]),
+            description=_text(values["description"]),
+            channel=self._channel(channel),
+            category=self.vocabulary.categories.get(category)
+            or Unmapped(self.source, "categories", category),
+            source_category=category,
+            status=self._status(status),
+            source_status=status,
+            received_at=self._time(values, "received_at", required=True),  # type: ignore[arg-type]
+            updated_at=self._time(values, "updated_at", required=True),  # type: ignore[arg-type]
+            due_at=self._time(values, "due_at"),
+            closed_at=self._time(values, "closed_at"),
+            location=Location(
+                province_code=_optional_text(values.get("province_code")),
+                district_code=_optional_text(values.get("district_code")),
+                subdistrict_code=_optional_text(values.get("subdistrict_code")),
+                address=_optional_text(values.get("address")),
+                latitude=_optional_float(values.get("latitude")),
+                longitude=_optional_float(values.get("longitude")),
+            ),
+        )
+
+    def timeline_entry(self, row: Row[Any]) -> TimelineEntry:
+        values = row._mapping
+        at = values["at"]
+        if not isinstance(at, datetime):
+            raise SourceBadResponse(self.source, f"timeline.at is {type(at).__name__}, not a time")
+        status = _optional_text(values.get("status"))
+        return TimelineEntry(
+            at=self.statements.from_column_time(at, self.timeline_naive),
+            status=self._status(status) if status is not None else None,
+            source_status=status,
+            note=_optional_text(values.get("note")) or None,
+        )
+
+    def _status(self, value: str) -> CanonicalStatus | Unmapped:
+        return self.vocabulary.statuses.get(value) or Unmapped(self.source, "statuses", value)
+
+    def _channel(self, value: str) -> Channel | Unmapped:
+        return self.vocabulary.channels.get(value) or Unmapped(self.source, "channels", value)
+
+    def _time(self, values: Any, field: str, *, required: bool = False) -> datetime | None:
+        value = values.get(field)
+        if value is None:
+            if required:
+                raise SourceBadResponse(self.source, f"cases.{field} is NULL in a case row")
+            return None
+        if not isinstance(value, datetime):
+            raise SourceBadResponse(
+                self.source, f"cases.{field} is {type(value).__name__}, not a date/time"
+            )
+        return self.statements.from_column_time(value, field in self.naive)
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _optional_float(value: object) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None

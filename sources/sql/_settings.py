@@ -1,0 +1,100 @@
+"""The ``kind: sql`` keys: where in an agency's own tables the unified model lives."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from sources._settings import SourceSettings, Strict
+
+
+class CaseColumns(Strict):
+    """The table holding one row per case, and which of its columns mean what."""
+
+    table: str
+    id: str
+    reference_number: str
+    title: str
+    description: str
+    channel: str
+    category: str
+    status: str
+    received_at: str
+    updated_at: str | None = Field(
+        default=None, description="Missing or NULL values fall back to received_at."
+    )
+    due_at: str | None = None
+    closed_at: str | None = None
+
+
+class LocationColumns(Strict):
+    """Location columns, on the case table itself or in a table keyed by the case id."""
+
+    table: str | None = None
+    case_id: str | None = None
+    province_code: str | None = None
+    district_code: str | None = None
+    subdistrict_code: str | None = None
+    address: str | None = None
+    latitude: str | None = None
+    longitude: str | None = None
+
+    @model_validator(mode="after")
+    def _table_needs_its_key(self) -> LocationColumns:
+        if (self.table is None) != (self.case_id is None):
+            raise ValueError("'table' and 'case_id' go together: give both or neither")
+        return self
+
+
+class CategoryLookup(Strict):
+    """When the case row holds a key into a category table rather than the code itself."""
+
+    table: str
+    key: str
+    code: str
+
+
+class TimelineColumns(Strict):
+    """The table of status changes and notes, one row per event."""
+
+    table: str
+    case_id: str
+    at: str
+    status: str | None = None
+    note: str | None = None
+    tie_breaker: str | None = Field(
+        default=None, description="Column ordering events that share a timestamp, e.g. a serial id."
+    )
+
+
+class SqlSettings(SourceSettings):
+    url: str = Field(description="SQLAlchemy async URL: postgresql+asyncpg://… or sqlite+aiosqlite:///…")
+    timezone: str = Field(
+        default="UTC", description="Zone of date/time columns stored without a time zone."
+    )
+    pool_size: int = Field(default=5, ge=1, le=100)
+    cases: CaseColumns
+    location: LocationColumns = Field(default_factory=LocationColumns)
+    category_lookup: CategoryLookup | None = None
+    timeline: TimelineColumns | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Bangkok") from None
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0]
+        if "+" not in scheme:
+            raise ValueError(
+                f"URL scheme {scheme!r} names no async driver; use postgresql+asyncpg:// "
+                "or sqlite+aiosqlite:///"
+            )
+        return value

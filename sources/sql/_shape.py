@@ -1,0 +1,235 @@
+"""The agency's reflected tables, resolved once into the columns each unified field reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, DateTime, FromClause, Table, func
+from sqlalchemy.sql.elements import ColumnElement
+
+from sources._interface import Problem
+from sources.sql._settings import SqlSettings
+
+CASE_FIELDS = (
+    "reference_number",
+    "title",
+    "description",
+    "channel",
+    "status",
+    "received_at",
+)
+OPTIONAL_CASE_FIELDS = ("updated_at", "due_at", "closed_at")
+LOCATION_FIELDS = (
+    "province_code",
+    "district_code",
+    "subdistrict_code",
+    "address",
+    "latitude",
+    "longitude",
+)
+TIME_FIELDS = frozenset({"received_at", "updated_at", "due_at", "closed_at"})
+
+
+@dataclass
+class TimelineShape:
+    table: Table
+    case_id: Column[Any]
+    at: Column[Any]
+    at_is_naive: bool
+    status: Column[Any] | None
+    note: Column[Any] | None
+    tie_breaker: Column[Any] | None
+
+
+@dataclass
+class CaseShape:
+    """Everything a statement needs: the FROM clause, labelled columns, and filter targets."""
+
+    from_clause: FromClause
+    id: Column[Any]
+    id_type: type
+    selected: list[ColumnElement[Any]]
+    naive_times: frozenset[str]
+    received_at: ColumnElement[Any]
+    updated_at: ColumnElement[Any]
+    title: Column[Any]
+    description: Column[Any]
+    status: Column[Any]
+    channel: Column[Any]
+    category_code: Column[Any]
+    province_code: Column[Any] | None
+    district_code: Column[Any] | None
+    timeline: TimelineShape | None = None
+
+
+class _Resolver:
+    """Looks columns up by configured name, collecting every problem rather than stopping at one."""
+
+    def __init__(self, settings: SqlSettings, tables: dict[str, Table | None]) -> None:
+        self.settings = settings
+        self.tables = tables
+        self.problems: list[Problem] = []
+
+    def table(self, key: str, name: str) -> Table | None:
+        table = self.tables.get(name)
+        if table is None:
+            known = ", ".join(sorted(self.tables)) or "(the database has no tables)"
+            self.problem(key, f"table {name!r} does not exist", f"use one of: {known}")
+        return table
+
+    def column(self, table: Table | None, key: str, name: str | None) -> Column[Any] | None:
+        if table is None or name is None:
+            return None
+        if name in table.c:
+            return table.c[name]
+        known = ", ".join(c.name for c in table.c)
+        self.problem(key, f"table {table.name!r} has no column {name!r}", f"use one of: {known}")
+        return None
+
+    def time_column(self, table: Table | None, key: str, name: str | None) -> Column[Any] | None:
+        column = self.column(table, key, name)
+        if column is not None and not isinstance(column.type, DateTime):
+            self.problem(
+                key,
+                f"column {column.name!r} has type {column.type}, not a date/time type",
+                "map a TIMESTAMP/DATETIME column, or convert the column in a view",
+            )
+        return column
+
+    def problem(self, key: str, problem: str, fix: str) -> None:
+        self.problems.append(Problem(self.settings.id, key, problem, fix))
+
+
+def table_names(settings: SqlSettings) -> list[str]:
+    names = [settings.cases.table]
+    if settings.location.table:
+        names.append(settings.location.table)
+    if settings.category_lookup:
+        names.append(settings.category_lookup.table)
+    if settings.timeline:
+        names.append(settings.timeline.table)
+    return names
+
+
+def _is_naive(column: Column[Any] | None) -> bool:
+    return column is not None and isinstance(column.type, DateTime) and not column.type.timezone
+
+
+def resolve_shape(
+    settings: SqlSettings, tables: dict[str, Table | None]
+) -> tuple[CaseShape | None, list[Problem]]:
+    """Resolve the mapping against the database's tables (reflected where the mapping names them).
+
+    The shape is None when anything is wrong; the problems then say what and how to fix it.
+    """
+    r = _Resolver(settings, tables)
+    cfg = settings.cases
+    cases = r.table("cases.table", cfg.table)
+    case_id = r.column(cases, "cases.id", cfg.id)
+    found: dict[str, Column[Any] | None] = {}
+    for name in (*CASE_FIELDS, *OPTIONAL_CASE_FIELDS):
+        getter = r.time_column if name in TIME_FIELDS else r.column
+        found[name] = getter(cases, f"cases.{name}", getattr(cfg, name))
+
+    loc_cfg = settings.location
+    loc_table = cases
+    from_clause: FromClause | None = cases
+    if loc_cfg.table is not None and cases is not None and case_id is not None:
+        loc_table = r.table("location.table", loc_cfg.table)
+        loc_key = r.column(loc_table, "location.case_id", loc_cfg.case_id)
+        if loc_table is not None and loc_key is not None:
+            from_clause = cases.outerjoin(loc_table, loc_key == case_id)
+    for name in LOCATION_FIELDS:
+        found[name] = r.column(loc_table, f"location.{name}", getattr(loc_cfg, name))
+
+    category_raw = r.column(cases, "cases.category", cfg.category)
+    category_code = category_raw
+    if settings.category_lookup is not None and category_raw is not None:
+        lookup = settings.category_lookup
+        cat_table = r.table("category_lookup.table", lookup.table)
+        cat_key = r.column(cat_table, "category_lookup.key", lookup.key)
+        category_code = r.column(cat_table, "category_lookup.code", lookup.code)
+        if cat_table is not None and cat_key is not None and from_clause is not None:
+            from_clause = from_clause.outerjoin(cat_table, cat_key == category_raw)
+
+    timeline = _resolve_timeline(r, settings)
+    if r.problems or cases is None or case_id is None or from_clause is None:
+        return None, r.problems
+    assert category_code is not None
+    return _assemble(case_id, found, category_code, from_clause, timeline), []
+
+
+def _resolve_timeline(r: _Resolver, settings: SqlSettings) -> TimelineShape | None:
+    cfg = settings.timeline
+    if cfg is None:
+        return None
+    table = r.table("timeline.table", cfg.table)
+    case_id = r.column(table, "timeline.case_id", cfg.case_id)
+    at = r.time_column(table, "timeline.at", cfg.at)
+    status = r.column(table, "timeline.status", cfg.status)
+    note = r.column(table, "timeline.note", cfg.note)
+    tie = r.column(table, "timeline.tie_breaker", cfg.tie_breaker)
+    if table is None or case_id is None or at is None:
+        return None
+    return TimelineShape(table, case_id, at, _is_naive(at), status, note, tie)
+
+
+def _python_type(column: Column[Any]) -> type:
+    try:
+        kind = column.type.python_type
+    except NotImplementedError:
+        return str
+    return kind if kind in (int, str) else str
+
+
+def _assemble(
+    case_id: Column[Any],
+    found: dict[str, Column[Any] | None],
+    category_code: Column[Any],
+    from_clause: FromClause,
+    timeline: TimelineShape | None,
+) -> CaseShape:
+    def required(name: str) -> Column[Any]:
+        column = found[name]
+        assert column is not None
+        return column
+
+    received = required("received_at")
+    updated_raw = found["updated_at"]
+    updated: ColumnElement[Any] = (
+        received
+        if updated_raw is None
+        else (updated_raw if not updated_raw.nullable else func.coalesce(updated_raw, received))
+    )
+    selected: list[ColumnElement[Any]] = [case_id.label("id"), category_code.label("category")]
+    for name, column in found.items():
+        if name == "updated_at":
+            selected.append(updated.label(name))
+        elif column is not None:
+            selected.append(column.label(name))
+    naive = frozenset(name for name in TIME_FIELDS if _is_naive(found[name]))
+    return CaseShape(
+        from_clause=from_clause,
+        id=case_id,
+        id_type=_python_type(case_id),
+        selected=selected,
+        naive_times=naive,
+        received_at=received,
+        updated_at=updated,
+        title=required("title"),
+        description=required("description"),
+        status=required("status"),
+        channel=required("channel"),
+        category_code=category_code,
+        province_code=found["province_code"],
+        district_code=found["district_code"],
+        timeline=timeline,
+    )
+
+
+def native_keys(vocabulary: dict[str, Any], wanted: Iterable[Any]) -> list[str]:
+    """The native values that map onto any of ``wanted``: the reverse of a vocabulary."""
+    targets = set(wanted)
+    return [native for native, canonical in vocabulary.items() if canonical in targets]

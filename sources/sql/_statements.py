@@ -1,0 +1,158 @@
+"""SQL statements for the unified operations, built once per source shape with SQLAlchemy Core.
+
+Every filter and the keyset position become WHERE conditions, so a page deep in the results
+costs what the first page costs. A filter that no native value can satisfy (say a status the
+agency never uses) yields ``None``: no statement, no round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, func, or_, select, tuple_
+from sqlalchemy.sql.elements import ColumnElement
+
+from sources._query import CaseFilter, CaseOrder, Position, SortField
+from sources.sql._settings import SqlSettings
+from sources.sql._shape import CaseShape, native_keys
+
+
+class Statements:
+    def __init__(self, settings: SqlSettings, shape: CaseShape) -> None:
+        self.settings = settings
+        self.shape = shape
+        self.zone = ZoneInfo(settings.timezone)
+
+    def native_id(self, local_id: str) -> Any | None:
+        """The key as the id column stores it, or None when no row can have it."""
+        if self.shape.id_type is int:
+            try:
+                return int(local_id)
+            except ValueError:
+                return None
+        return local_id
+
+    def to_column_time(self, value: datetime, naive: bool) -> datetime:
+        """Aware UTC times as a column stores them (naive columns hold the source's local time)."""
+        if not naive:
+            return value
+        return value.astimezone(self.zone).replace(tzinfo=None)
+
+    def from_column_time(self, value: datetime, naive: bool) -> datetime:
+        if naive or value.tzinfo is None:
+            return value.replace(tzinfo=self.zone).astimezone(UTC)
+        return value.astimezone(UTC)
+
+    def cases_by_ids(self, native_ids: Sequence[Any]) -> Select[Any]:
+        shape = self.shape
+        return select(*shape.selected).select_from(shape.from_clause).where(shape.id.in_(native_ids))
+
+    def search(
+        self, where: CaseFilter, order: CaseOrder, after: Position | None, limit: int
+    ) -> Select[Any] | None:
+        conditions = self._conditions(where)
+        if conditions is None:
+            return None
+        shape = self.shape
+        sort, naive = self._sort_column(order)
+        if after is not None:
+            keyset = self._after(sort, naive, order.descending, after)
+            if keyset is None:
+                return None
+            conditions.append(keyset)
+        direction = (lambda c: c.desc()) if order.descending else (lambda c: c.asc())
+        return (
+            select(*shape.selected)
+            .select_from(shape.from_clause)
+            .where(*conditions)
+            .order_by(direction(sort), direction(shape.id))
+            .limit(limit)
+        )
+
+    def count(self, where: CaseFilter) -> Select[Any] | None:
+        conditions = self._conditions(where)
+        if conditions is None:
+            return None
+        return select(func.count()).select_from(self.shape.from_clause).where(*conditions)
+
+    def timelines(self, native_ids: Sequence[Any]) -> Select[Any]:
+        timeline = self.shape.timeline
+        assert timeline is not None
+        columns: list[ColumnElement[Any]] = [
+            timeline.case_id.label("case_id"),
+            timeline.at.label("at"),
+        ]
+        if timeline.status is not None:
+            columns.append(timeline.status.label("status"))
+        if timeline.note is not None:
+            columns.append(timeline.note.label("note"))
+        order = [timeline.case_id, timeline.at]
+        if timeline.tie_breaker is not None:
+            order.append(timeline.tie_breaker)
+        return select(*columns).where(timeline.case_id.in_(native_ids)).order_by(*order)
+
+    def _sort_column(self, order: CaseOrder) -> tuple[ColumnElement[Any], bool]:
+        if order.field is SortField.UPDATED_AT:
+            return self.shape.updated_at, "updated_at" in self.shape.naive_times
+        return self.shape.received_at, "received_at" in self.shape.naive_times
+
+    def _after(
+        self, sort: ColumnElement[Any], naive: bool, descending: bool, after: Position
+    ) -> ColumnElement[bool] | None:
+        """Rows strictly after ``after`` in the global (value, source, local id) order."""
+        value = self.to_column_time(after.value, naive)
+        later = (lambda a, b: a < b) if descending else (lambda a, b: a > b)
+        if self.settings.id != after.source:
+            # Ties on the sort value are ordered by source id, in the same direction.
+            ties_come_after = (self.settings.id < after.source) == descending
+            if ties_come_after:
+                return or_(later(sort, value), sort == value)
+            return later(sort, value)  # type: ignore[no-any-return]
+        native = self.native_id(after.local_id)
+        if native is None:
+            return None
+        return later(tuple_(sort, self.shape.id), tuple_(value, native))  # type: ignore[no-any-return]
+
+    def _conditions(self, where: CaseFilter) -> list[ColumnElement[bool]] | None:
+        shape = self.shape
+        vocabulary = self.settings.vocabulary
+        conditions: list[ColumnElement[bool]] = []
+        if where.statuses is not None:
+            natives = native_keys(vocabulary.statuses, where.statuses)
+            if not natives:
+                return None
+            conditions.append(shape.status.in_(natives))
+        if where.categories is not None:
+            natives = native_keys(vocabulary.categories, where.categories)
+            if not natives:
+                return None
+            conditions.append(shape.category_code.in_(natives))
+        for codes, column in (
+            (where.province_codes, shape.province_code),
+            (where.district_codes, shape.district_code),
+        ):
+            if codes is None:
+                continue
+            if column is None:
+                return None
+            conditions.append(column.in_(sorted(codes)))
+        naive = "received_at" in shape.naive_times
+        if where.received_from is not None:
+            conditions.append(
+                shape.received_at >= self.to_column_time(where.received_from, naive)
+            )
+        if where.received_before is not None:
+            conditions.append(
+                shape.received_at < self.to_column_time(where.received_before, naive)
+            )
+        if where.text:
+            conditions.append(
+                or_(
+                    shape.title.icontains(where.text, autoescape=True),
+                    shape.description.icontains(where.text, autoescape=True),
+                )
+            )
+        return conditions

@@ -1,0 +1,180 @@
+"""The SQL adapter against a small hand-made agency database in a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.config import parse_config
+from sources import (
+    CanonicalStatus,
+    CaseFilter,
+    CaseOrder,
+    Channel,
+    SourceConfigError,
+    Unmapped,
+    source_class,
+)
+from sources.sql import SqlSource
+
+CONFIG = """
+categories:
+  - {code: ROADS, name_th: ถนน, name_en: Roads}
+  - {code: WATER, name_th: น้ำ, name_en: Water}
+sources:
+  - id: town
+    kind: sql
+    agency: {code: TOWN, name_th: เทศบาลตำบลตัวอย่าง, name_en: Example Town}
+    url: sqlite+aiosqlite:///${DB}
+    timezone: Asia/Bangkok
+    cases:
+      table: reports
+      id: report_id
+      reference_number: ref
+      title: title
+      description: body
+      channel: via
+      category: kind
+      status: state
+      received_at: received
+      updated_at: changed
+    location: {province_code: province, address: place}
+    timeline: {table: report_log, case_id: report_id, at: at, status: state, note: note, tie_breaker: seq}
+    vocabulary:
+      statuses: {รับเรื่อง: RECEIVED, เสร็จสิ้น: RESOLVED}
+      categories: {R: ROADS, W: WATER}
+      channels: {เว็บ: WEB}
+"""
+
+
+def build_database(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            CREATE TABLE reports (report_id INTEGER PRIMARY KEY, ref TEXT, title TEXT, body TEXT,
+              via TEXT, kind TEXT, state TEXT, received DATETIME, changed DATETIME,
+              province TEXT, place TEXT);
+            CREATE TABLE report_log (seq INTEGER PRIMARY KEY, report_id INTEGER, at DATETIME,
+              state TEXT, note TEXT);
+            """
+        )
+        db.executemany(
+            "INSERT INTO reports VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (1, "A-1", "ถนนชำรุด", "หลุมบ่อ", "เว็บ", "R", "รับเรื่อง",
+                 "2026-01-01 07:00:00.000000", None, "40", "หมู่ 1"),
+                (2, "A-2", "น้ำไม่ไหล", "ท่อแตก", "เว็บ", "W", "เสร็จสิ้น",
+                 "2026-01-02 07:00:00.000000", "2026-01-03 07:00:00.000000", "40", "หมู่ 2"),
+                (3, "A-3", "ถนนแตก", "ร้าว", "โทรสาร", "X", "รอพิจารณา",
+                 "2026-01-03 07:00:00.000000", None, "10", "หมู่ 3"),
+            ],
+        )
+        db.executemany(
+            "INSERT INTO report_log VALUES (?,?,?,?,?)",
+            [
+                (1, 2, "2026-01-02 07:00:00.000000", "รับเรื่อง", None),
+                (2, 2, "2026-01-03 07:00:00.000000", "เสร็จสิ้น", "ซ่อมแล้ว"),
+                (3, 2, "2026-01-03 07:00:00.000000", None, "แจ้งผู้ร้อง"),
+            ],
+        )
+
+
+@pytest.fixture
+async def town(tmp_path: Path) -> AsyncIterator[SqlSource]:
+    path = tmp_path / "town.db"
+    build_database(path)
+    (settings,) = parse_config(CONFIG, {"DB": str(path)}).sources
+    source = source_class("sql")(settings)
+    assert isinstance(source, SqlSource)
+    yield source
+    await source.close()
+
+
+async def test_naive_local_times_become_utc(town: SqlSource) -> None:
+    record = (await town.load_cases(["1"]))["1"]
+    assert record.received_at == datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
+
+
+async def test_missing_updated_at_falls_back_to_received_at(town: SqlSource) -> None:
+    record = (await town.load_cases(["1"]))["1"]
+    assert record.updated_at == record.received_at
+
+
+async def test_vocabularies_map_and_unmapped_values_are_kept_not_guessed(town: SqlSource) -> None:
+    cases = await town.load_cases(["2", "3"])
+    assert cases["2"].status is CanonicalStatus.RESOLVED
+    assert cases["2"].channel is Channel.WEB
+    assert cases["2"].category == "WATER"
+    odd = cases["3"]
+    assert odd.status == Unmapped("town", "statuses", "รอพิจารณา")
+    assert odd.channel == Unmapped("town", "channels", "โทรสาร")
+    assert odd.source_status == "รอพิจารณา"
+
+
+async def test_unknown_and_malformed_ids_are_absent_not_errors(town: SqlSource) -> None:
+    assert set(await town.load_cases(["1", "99", "not-a-number"])) == {"1"}
+
+
+async def test_filters_are_pushed_down_with_local_time_bounds(town: SqlSource) -> None:
+    where = CaseFilter(
+        received_from=datetime(2026, 1, 1, 0, 0, tzinfo=UTC),
+        received_before=datetime(2026, 1, 2, 0, 0, tzinfo=UTC),
+    )
+    found = await town.search_cases(where, CaseOrder(), None, 10)
+    assert [record.local_id for record in found] == ["1"]
+    assert await town.count_cases(CaseFilter(text="ถนน")) == 2
+    assert await town.count_cases(CaseFilter(statuses=frozenset({CanonicalStatus.RESOLVED}))) == 1
+    assert await town.count_cases(CaseFilter(province_codes=frozenset({"40"}))) == 2
+
+
+async def test_status_nobody_uses_costs_no_statement(town: SqlSource) -> None:
+    where = CaseFilter(statuses=frozenset({CanonicalStatus.DUPLICATE}))
+    assert await town.search_cases(where, CaseOrder(), None, 10) == []
+
+
+async def test_text_filter_treats_like_wildcards_literally(town: SqlSource) -> None:
+    assert await town.count_cases(CaseFilter(text="%")) == 0
+    assert await town.count_cases(CaseFilter(text="_")) == 0
+
+
+async def test_timeline_is_oldest_first_with_notes(town: SqlSource) -> None:
+    entries = (await town.load_timelines(["2", "1"]))["2"]
+    assert [e.status for e in entries] == [
+        CanonicalStatus.RECEIVED,
+        CanonicalStatus.RESOLVED,
+        None,
+    ]
+    assert entries[-1].note == "แจ้งผู้ร้อง"
+
+
+async def test_check_lists_every_unmapped_value(town: SqlSource) -> None:
+    problems = await town.check()
+    found = {(p.key, p.problem.split("'")[1]) for p in problems}
+    assert found == {
+        ("vocabulary.statuses", "รอพิจารณา"),
+        ("vocabulary.channels", "โทรสาร"),
+        ("vocabulary.categories", "X"),
+    }
+
+
+async def test_check_names_missing_tables_and_columns(tmp_path: Path) -> None:
+    path = tmp_path / "town.db"
+    build_database(path)
+    text = CONFIG.replace("title: title", "title: headline").replace("table: report_log", "table: log")
+    (settings,) = parse_config(text, {"DB": str(path)}).sources
+    source = source_class("sql")(settings)
+    try:
+        problems = await source.check()
+        keys = {p.key: p for p in problems}
+        assert set(keys) == {"cases.title", "timeline.table"}
+        assert "headline" in keys["cases.title"].problem
+        assert "title" in keys["cases.title"].fix
+        assert "report_log" in keys["timeline.table"].fix
+        with pytest.raises(SourceConfigError, match="cases.title"):
+            await source.load_cases(["1"])
+    finally:
+        await source.close()
