@@ -134,7 +134,10 @@ def _cross_checks(document: _Document, sources: list[SourceSettings]) -> list[st
 def _expand(value: Any, environ: dict[str, str], where: str, problems: list[str]) -> Any:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string, so secrets stay out of files."""
     if isinstance(value, dict):
-        return {k: _expand(v, environ, f"{where}.{k}" if where else str(k), problems) for k, v in value.items()}
+        return {
+            k: _expand(v, environ, f"{where}.{k}" if where else str(k), problems)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_expand(v, environ, f"{where}[{i}]", problems) for i, v in enumerate(value)]
     if not isinstance(value, str):
@@ -146,7 +149,9 @@ def _expand(value: Any, environ: dict[str, str], where: str, problems: list[str]
             return environ[name]
         if default is not None:
             return default
-        problems.append(f"{where}: environment variable {name} is not set; set it or write ${{{name}:-default}}")
+        problems.append(
+            f"{where}: environment variable {name} is not set; set it or write ${{{name}:-default}}"
+        )
         return ""
 
     return _ENV_REFERENCE.sub(substitute, value)
@@ -184,7 +189,11 @@ def _suggestion(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
     if current is None:
         return ""
     close = difflib.get_close_matches(str(loc[-1]), list(current.model_fields), n=1)
-    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(current.model_fields)}"
+    return (
+        f"; did you mean {close[0]!r}?"
+        if close
+        else f"; known keys: {', '.join(current.model_fields)}"
+    )
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.types import Info
 
+from resolvers.context import GraphInfo
 from resolvers.directory import CategoryInfo
 from sources import AgencyInfo, Source
 
@@ -50,7 +50,7 @@ class Agency:
     name_en: str
 
     @strawberry.field(description="The complaint systems this agency runs.")
-    def sources(self, info: Info) -> list[SourceSystem]:
+    def sources(self, info: GraphInfo) -> list[SourceSystem]:
         federation = info.context.federation
         ids = info.context.directory.sources_by_agency.get(self.code, [])
         return [SourceSystem.of(federation.sources[source_id]) for source_id in ids]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 import strawberry
 from strawberry import relay
-from strawberry.types import Info
 
 from resolvers.agency import Agency, Category, SourceSystem
+from resolvers.context import GraphInfo
 from resolvers.enums import CaseChannel, CaseStatus
 from resolvers.errors import UnmappedValueError
 from resolvers.geography import Area, area
@@ -35,7 +36,7 @@ class TimelineItem:
     _status: strawberry.Private[CanonicalStatus | Unmapped | None]
 
     @strawberry.field(description="Null for a note that changed no status, or an unmapped value.")
-    def status(self) -> CaseStatus | None:  # type: ignore[valid-type]
+    def status(self) -> CaseStatus | None:
         return _mapped(self._status)
 
     @classmethod
@@ -45,7 +46,10 @@ class TimelineItem:
         )
 
 
-def _mapped(value: CanonicalStatus | Channel | Unmapped | None) -> CanonicalStatus | Channel | None:
+T = TypeVar("T", CanonicalStatus, Channel)
+
+
+def _mapped(value: T | Unmapped | None) -> T | None:
     if isinstance(value, Unmapped):
         raise UnmappedValueError(value)
     return value
@@ -83,16 +87,18 @@ class Case(relay.Node):
             record=record,
         )
 
-    @strawberry.field(description="Canonical status; null only when the agency's value is unmapped.")
-    def status(self) -> CaseStatus | None:  # type: ignore[valid-type]
+    @strawberry.field(
+        description="Canonical status; null only when the agency's value is unmapped."
+    )
+    def status(self) -> CaseStatus | None:
         return _mapped(self.record.status)
 
     @strawberry.field
-    def channel(self) -> CaseChannel | None:  # type: ignore[valid-type]
+    def channel(self) -> CaseChannel | None:
         return _mapped(self.record.channel)
 
     @strawberry.field(description="Unified category; null only when the agency's code is unmapped.")
-    def category(self, info: Info) -> Category | None:
+    def category(self, info: GraphInfo) -> Category | None:
         code = self.record.category
         if isinstance(code, Unmapped):
             raise UnmappedValueError(code)
@@ -102,8 +108,10 @@ class Case(relay.Node):
     def source_category(self) -> str:
         return self.record.source_category
 
-    @strawberry.field(description="Past its due date and not yet finished, at the time of the request.")
-    def is_overdue(self, info: Info) -> bool:
+    @strawberry.field(
+        description="Past its due date and not yet finished, at the time of the request."
+    )
+    def is_overdue(self, info: GraphInfo) -> bool:
         record = self.record
         finished = isinstance(record.status, CanonicalStatus) and record.status.is_finished
         return record.due_at is not None and not finished and record.due_at < info.context.now
@@ -121,27 +129,27 @@ class Case(relay.Node):
         )
 
     @strawberry.field(description="The agency system that holds this case.")
-    def source(self, info: Info) -> SourceSystem:
+    def source(self, info: GraphInfo) -> SourceSystem:
         return SourceSystem.of(info.context.federation.sources[self.record.source])
 
     @strawberry.field(description="The agency that owns the source system holding this case.")
-    def owning_agency(self, info: Info) -> Agency:
+    def owning_agency(self, info: GraphInfo) -> Agency:
         return Agency.of(info.context.federation.sources[self.record.source].agency)
 
     @strawberry.field(description="Status changes and notes, oldest first.")
-    async def timeline(self, info: Info) -> list[TimelineItem]:
+    async def timeline(self, info: GraphInfo) -> list[TimelineItem]:
         loader = info.context.loaders.timelines(self.record.source)
         entries: Sequence[TimelineEntry] = await loader.load(self.record.local_id)
         return [TimelineItem.of(entry) for entry in entries]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+        cls, *, info: GraphInfo, node_ids: Iterable[str], required: bool = False
     ) -> list[Case | None]:
         return list(await asyncio.gather(*(load_case(info, key) for key in node_ids)))
 
 
-async def load_case(info: Info, key: str) -> Case | None:
+async def load_case(info: GraphInfo, key: str) -> Case | None:
     """The case for a node key ``source:local id``; None when the source or case is unknown."""
     source_id, separator, local_id = key.partition(":")
     if not separator or info.context.federation.get(source_id) is None:

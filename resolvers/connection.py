@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import strawberry
 from strawberry import relay
-from strawberry.types import Info
 
 from resolvers.case import Case
+from resolvers.context import GraphInfo
 from resolvers.cursor import encode_cursor
 from resolvers.errors import source_error
 from sources import CaseFilter, CaseOrder, CaseRecord, Page, Position
@@ -28,15 +28,19 @@ class CaseConnection:
     @strawberry.field(
         description="Cases matching the filter in every source that answered (one count each)."
     )
-    async def total_count(self, info: Info) -> int:
+    async def total_count(self, info: GraphInfo) -> int:
         total, failures = await info.context.federation.count(self._filter)
         path = info.path.as_list()
         info.context.partial_errors.extend(source_error(error, path) for error in failures)
         return total
 
     @classmethod
-    def of(cls, page: Page, where: CaseFilter, order: CaseOrder, after: Position | None) -> CaseConnection:
-        edges = [CaseEdge(cursor=_cursor(record, order), node=Case.of(record)) for record in page.records]
+    def of(
+        cls, page: Page, where: CaseFilter, order: CaseOrder, after: Position | None
+    ) -> CaseConnection:
+        edges = [
+            CaseEdge(cursor=_cursor(record, order), node=Case.of(record)) for record in page.records
+        ]
         return cls(
             edges=edges,
             page_info=relay.PageInfo(

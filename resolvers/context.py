@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from graphql import GraphQLError
+from strawberry.types import Info
 
 from resolvers.directory import Directory
 from resolvers.loaders import Loaders
@@ -32,3 +33,7 @@ class Context:
     @classmethod
     def for_request(cls, federation: Federation, directory: Directory, limits: Limits) -> Context:
         return cls(federation, directory, limits, Loaders(federation))
+
+
+GraphInfo = Info[Context, None]
+"""What resolvers receive as ``info``: typed, so ``info.context`` is a :class:`Context`."""

@@ -8,15 +8,19 @@ import strawberry
 
 from sources import CanonicalStatus, Channel, SortField
 
-CaseStatus = strawberry.enum(
+# strawberry.enum registers the GraphQL definition on the class itself; the aliases below are
+# the names resolvers use, so annotations stay plain Python types for mypy.
+strawberry.enum(
     CanonicalStatus,
     name="CaseStatus",
     description="The canonical status every agency's own status vocabulary is mapped onto.",
 )
-CaseChannel = strawberry.enum(
-    Channel, name="Channel", description="How the complaint reached the agency."
-)
-CaseOrderField = strawberry.enum(SortField, name="CaseOrderField")
+strawberry.enum(Channel, name="Channel", description="How the complaint reached the agency.")
+strawberry.enum(SortField, name="CaseOrderField")
+
+CaseStatus = CanonicalStatus
+CaseChannel = Channel
+CaseOrderField = SortField
 
 
 @strawberry.enum

@@ -58,6 +58,12 @@ def _extensions(original: BaseException | None) -> dict[str, Any] | None:
     return None
 
 
+def is_expected(error: GraphQLError) -> bool:
+    """Errors the graph raises on purpose, as opposed to bugs; syntax errors count as expected."""
+    original = error.original_error
+    return original is None or _extensions(original) is not None
+
+
 def translate(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 import strawberry
 
@@ -16,15 +17,15 @@ MAX_VALUES = 200
 
 @strawberry.input(description="All conditions must hold; a list means any of its values.")
 class CaseFilterInput:
-    status: list[CaseStatus] | None = None  # type: ignore[valid-type]
+    status: list[CaseStatus] | None = None
     agency: list[str] | None = strawberry.field(default=None, description="Agency codes.")
     source: list[str] | None = strawberry.field(default=None, description="Source system ids.")
     category: list[str] | None = strawberry.field(default=None, description="Category codes.")
     province_code: list[str] | None = strawberry.field(
-        default=None, description="DOPA province codes, e.g. \"40\" for Khon Kaen."
+        default=None, description='DOPA province codes, e.g. "40" for Khon Kaen.'
     )
     district_code: list[str] | None = strawberry.field(
-        default=None, description="DOPA district codes, e.g. \"4001\"."
+        default=None, description='DOPA district codes, e.g. "4001".'
     )
     received_from: datetime | None = strawberry.field(default=None, description="Inclusive.")
     received_before: datetime | None = strawberry.field(default=None, description="Exclusive.")
@@ -37,7 +38,9 @@ class CaseFilterInput:
         for name in ("status", "agency", "source", "category", "province_code", "district_code"):
             values = getattr(self, name)
             if values is not None and len(values) > MAX_VALUES:
-                raise UserInputError(f"filter.{name} has {len(values)} values; at most {MAX_VALUES}")
+                raise UserInputError(
+                    f"filter.{name} has {len(values)} values; at most {MAX_VALUES}"
+                )
         if self.text is not None and len(self.text) > MAX_TEXT_LENGTH:
             raise UserInputError(f"filter.text is longer than {MAX_TEXT_LENGTH} characters")
         for name in ("received_from", "received_before"):
@@ -57,13 +60,16 @@ class CaseFilterInput:
         )
 
 
-def _set(values: list[object] | None) -> frozenset[object] | None:  # type: ignore[type-arg]
+T = TypeVar("T")
+
+
+def _set(values: list[T] | None) -> frozenset[T] | None:
     return None if values is None else frozenset(values)
 
 
 @strawberry.input(description="Cases order by this field, then by source and id, same direction.")
 class CaseOrderInput:
-    field: CaseOrderField = SortField.RECEIVED_AT  # type: ignore[valid-type]
+    field: CaseOrderField = SortField.RECEIVED_AT
     direction: OrderDirection = OrderDirection.DESC
 
     def to_order(self) -> CaseOrder:

@@ -7,7 +7,7 @@ on it, each with the source's own error code.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
@@ -19,7 +19,7 @@ V = TypeVar("V")
 
 def _batch(
     fetch: Callable[[Sequence[str]], Awaitable[Mapping[str, V]]], missing: Any
-) -> Callable[[list[str]], Awaitable[list[Any]]]:
+) -> Callable[[list[str]], Coroutine[Any, Any, list[Any]]]:
     async def load(keys: list[str]) -> list[Any]:
         found = await fetch(keys)
         return [found.get(key, missing) for key in keys]
@@ -30,8 +30,8 @@ def _batch(
 class Loaders:
     def __init__(self, federation: Federation) -> None:
         self.federation = federation
-        self._cases: dict[str, DataLoader] = {}
-        self._timelines: dict[str, DataLoader] = {}
+        self._cases: dict[str, DataLoader[str, CaseRecord | None]] = {}
+        self._timelines: dict[str, DataLoader[str, Sequence[TimelineEntry]]] = {}
 
     def _source(self, source_id: str) -> Source:
         source = self.federation.get(source_id)
@@ -39,7 +39,7 @@ class Loaders:
             raise LookupError(source_id)
         return source
 
-    def cases(self, source_id: str) -> DataLoader:
+    def cases(self, source_id: str) -> DataLoader[str, CaseRecord | None]:
         """Loads ``CaseRecord | None`` by local id."""
         loader = self._cases.get(source_id)
         if loader is None:
@@ -48,7 +48,7 @@ class Loaders:
             self._cases[source_id] = loader
         return loader
 
-    def timelines(self, source_id: str) -> DataLoader:
+    def timelines(self, source_id: str) -> DataLoader[str, Sequence[TimelineEntry]]:
         """Loads ``Sequence[TimelineEntry]`` (empty when none) by local id."""
         loader = self._timelines.get(source_id)
         if loader is None:
@@ -61,6 +61,3 @@ class Loaders:
         """Cases fetched by a page are known: later ``node``/``case`` lookups cost nothing."""
         for record in records:
             self.cases(record.source).prime(record.local_id, record)
-
-
-__all__ = ["Loaders", "TimelineEntry"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import strawberry
 from strawberry import relay
-from strawberry.types import Info
 
 from resolvers.agency import Agency, Category, SourceSystem
 from resolvers.case import Case, load_case
 from resolvers.connection import CaseConnection
+from resolvers.context import GraphInfo
 from resolvers.cursor import decode_cursor
 from resolvers.errors import UserInputError, source_error
 from resolvers.filters import CaseFilterInput, CaseOrderInput
@@ -20,7 +20,7 @@ class Query:
     node: relay.Node | None = relay.node(description="Any object by its global id.")
 
     @strawberry.field(description="One case by its global id; null when no source holds it.")
-    async def case(self, info: Info, id: relay.GlobalID) -> Case | None:
+    async def case(self, info: GraphInfo, id: relay.GlobalID) -> Case | None:
         if id.type_name != "Case":
             raise UserInputError(f"id is a {id.type_name} id, not a Case id")
         return await load_case(info, id.node_id)
@@ -33,7 +33,7 @@ class Query:
     )
     async def cases(
         self,
-        info: Info,
+        info: GraphInfo,
         filter: CaseFilterInput | None = None,
         order_by: CaseOrderInput | None = None,
         first: int | None = None,
@@ -53,20 +53,20 @@ class Query:
         return CaseConnection.of(page, where, order, position)
 
     @strawberry.field
-    def agencies(self, info: Info) -> list[Agency]:
+    def agencies(self, info: GraphInfo) -> list[Agency]:
         return [Agency.of(agency) for agency in info.context.directory.agencies.values()]
 
     @strawberry.field
-    def agency(self, info: Info, code: str) -> Agency | None:
+    def agency(self, info: GraphInfo, code: str) -> Agency | None:
         found = info.context.directory.agencies.get(code)
         return Agency.of(found) if found is not None else None
 
     @strawberry.field
-    def categories(self, info: Info) -> list[Category]:
+    def categories(self, info: GraphInfo) -> list[Category]:
         return [Category.of(category) for category in info.context.directory.categories.values()]
 
     @strawberry.field(description="The agency systems this gateway reads.")
-    def sources(self, info: Info) -> list[SourceSystem]:
+    def sources(self, info: GraphInfo) -> list[SourceSystem]:
         return [SourceSystem.of(source) for source in info.context.federation.sources.values()]
 
 

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-import strawberry
+import logging
 
-from resolvers.errors import ErrorTranslation
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext
+
+from resolvers.errors import ErrorTranslation, is_expected
 from resolvers.query import Query
+
+log = logging.getLogger("complaint_graph.errors")
+
+
+class ComplaintGraphSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Expected failures (a source down, a bad argument) get one log line, not a traceback."""
+        unexpected = [error for error in errors if not is_expected(error)]
+        for error in errors:
+            if is_expected(error):
+                log.warning("%s (at %s)", error.message, error.path)
+        super().process_errors(unexpected, execution_context)
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(query=Query, extensions=[ErrorTranslation])
+    return ComplaintGraphSchema(query=Query, extensions=[ErrorTranslation])
 
 
 def schema_sdl() -> str:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 
-class CanonicalStatus(str, Enum):
+class CanonicalStatus(StrEnum):
     """The status every agency's own vocabulary is mapped onto."""
 
     RECEIVED = "RECEIVED"
@@ -43,7 +43,7 @@ _FINISHED = frozenset(
 )
 
 
-class Channel(str, Enum):
+class Channel(StrEnum):
     """How the complaint reached the agency."""
 
     HOTLINE_1567 = "HOTLINE_1567"
@@ -57,6 +57,9 @@ class Channel(str, Enum):
     MOBILE_APP = "MOBILE_APP"
     REFERRAL = "REFERRAL"
     OTHER = "OTHER"
+
+
+_SINGULAR = {"statuses": "status", "categories": "category", "channels": "channel"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,8 @@ class Unmapped:
     @property
     def message(self) -> str:
         return (
-            f"source '{self.source}' returned {self.key[:-1]} value {self.value!r}, which its "
+            f"source '{self.source}' returned {_SINGULAR.get(self.key, self.key)} value "
+            f"{self.value!r}, which its "
             f"vocabulary does not map; add it under sources[{self.source}].vocabulary.{self.key}"
         )
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from sources._model import CanonicalStatus
 
 
-class SortField(str, Enum):
+class SortField(StrEnum):
     RECEIVED_AT = "RECEIVED_AT"
     UPDATED_AT = "UPDATED_AT"
 

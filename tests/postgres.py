@@ -1,4 +1,4 @@
-"""Finding a real PostgreSQL for the tests: the configured one, the local one, or an embedded one."""
+"""Finding a real PostgreSQL for tests: the configured one, the local one, or an embedded one."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ def server_dsn(embedded_dir: Path) -> tuple[str, Any]:
         return configured, None
     if local_server_answers():
         return LOCAL_DSN, None
-    import pgserver
+    from pgserver.postgres_server import get_server
 
-    server = pgserver.get_server(embedded_dir, cleanup_mode="stop")
+    server = get_server(embedded_dir, cleanup_mode="stop")
     return server.get_uri(), server
 
 

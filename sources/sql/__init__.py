@@ -202,7 +202,8 @@ class SqlSource(Source):
 
 def _translate(source: str, exc: BaseException) -> SourceError:
     """Map driver errors to source errors without SQL text or connection strings in the message."""
-    log.warning("source %s: %s", source, exc, exc_info=exc)
+    log.warning("source %s: %s", source, type(exc).__name__)
+    log.debug("source %s failed", source, exc_info=exc)
     if isinstance(exc, OSError):
         return SourceUnavailable(source, f"database unreachable ({type(exc).__name__})")
     if isinstance(exc, DBAPIError):
@@ -216,4 +217,3 @@ def _translate(source: str, exc: BaseException) -> SourceError:
 def _looks_like_connection_error(name: str) -> bool:
     lowered = name.lower()
     return any(word in lowered for word in ("connection", "operational", "interface", "cannot"))
-

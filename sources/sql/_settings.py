@@ -69,7 +69,9 @@ class TimelineColumns(Strict):
 
 
 class SqlSettings(SourceSettings):
-    url: str = Field(description="SQLAlchemy async URL: postgresql+asyncpg://… or sqlite+aiosqlite:///…")
+    url: str = Field(
+        description="SQLAlchemy async URL: postgresql+asyncpg://… or sqlite+aiosqlite:///…"
+    )
     timezone: str = Field(
         default="UTC", description="Zone of date/time columns stored without a time zone."
     )
@@ -85,7 +87,9 @@ class SqlSettings(SourceSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Bangkok") from None
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as Asia/Bangkok"
+            ) from None
         return value
 
     @field_validator("url")

@@ -7,7 +7,8 @@ agency never uses) yields ``None``: no statement, no round trip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,7 +49,9 @@ class Statements:
 
     def cases_by_ids(self, native_ids: Sequence[Any]) -> Select[Any]:
         shape = self.shape
-        return select(*shape.selected).select_from(shape.from_clause).where(shape.id.in_(native_ids))
+        return (
+            select(*shape.selected).select_from(shape.from_clause).where(shape.id.in_(native_ids))
+        )
 
     def search(
         self, where: CaseFilter, order: CaseOrder, after: Position | None, limit: int
@@ -63,12 +66,14 @@ class Statements:
             if keyset is None:
                 return None
             conditions.append(keyset)
-        direction = (lambda c: c.desc()) if order.descending else (lambda c: c.asc())
+        ordering = (
+            [sort.desc(), shape.id.desc()] if order.descending else [sort.asc(), shape.id.asc()]
+        )
         return (
             select(*shape.selected)
             .select_from(shape.from_clause)
             .where(*conditions)
-            .order_by(direction(sort), direction(shape.id))
+            .order_by(*ordering)
             .limit(limit)
         )
 
@@ -104,17 +109,19 @@ class Statements:
     ) -> ColumnElement[bool] | None:
         """Rows strictly after ``after`` in the global (value, source, local id) order."""
         value = self.to_column_time(after.value, naive)
-        later = (lambda a, b: a < b) if descending else (lambda a, b: a > b)
+        later: Callable[[Any, Any], ColumnElement[bool]] = (
+            operator.lt if descending else operator.gt
+        )
         if self.settings.id != after.source:
             # Ties on the sort value are ordered by source id, in the same direction.
             ties_come_after = (self.settings.id < after.source) == descending
             if ties_come_after:
                 return or_(later(sort, value), sort == value)
-            return later(sort, value)  # type: ignore[no-any-return]
+            return later(sort, value)
         native = self.native_id(after.local_id)
         if native is None:
             return None
-        return later(tuple_(sort, self.shape.id), tuple_(value, native))  # type: ignore[no-any-return]
+        return later(tuple_(sort, self.shape.id), tuple_(value, native))
 
     def _conditions(self, where: CaseFilter) -> list[ColumnElement[bool]] | None:
         shape = self.shape
@@ -141,13 +148,9 @@ class Statements:
             conditions.append(column.in_(sorted(codes)))
         naive = "received_at" in shape.naive_times
         if where.received_from is not None:
-            conditions.append(
-                shape.received_at >= self.to_column_time(where.received_from, naive)
-            )
+            conditions.append(shape.received_at >= self.to_column_time(where.received_from, naive))
         if where.received_before is not None:
-            conditions.append(
-                shape.received_at < self.to_column_time(where.received_before, naive)
-            )
+            conditions.append(shape.received_at < self.to_column_time(where.received_before, naive))
         if where.text:
             conditions.append(
                 or_(

@@ -60,7 +60,9 @@ def test_env_default_is_used_when_variable_unset() -> None:
 
 
 def test_unknown_key_is_named_with_a_suggestion() -> None:
-    (problem,) = problems_of(VALID.replace("      table: cases", "      tabel: cases\n      table: cases"))
+    (problem,) = problems_of(
+        VALID.replace("      table: cases", "      tabel: cases\n      table: cases")
+    )
     assert problem.startswith("sources[0] (town).cases.tabel: unknown key")
     assert "did you mean 'table'" in problem
 
@@ -98,7 +100,9 @@ def test_sync_driver_url_is_refused_with_the_async_alternative() -> None:
 
 
 def test_unknown_time_zone_is_refused() -> None:
-    problems = problems_of(VALID.replace("    url: ${TOWN_DB}", "    url: ${TOWN_DB}\n    timezone: Mars/Base"))
+    problems = problems_of(
+        VALID.replace("    url: ${TOWN_DB}", "    url: ${TOWN_DB}\n    timezone: Mars/Base")
+    )
     assert any("timezone" in p and "Asia/Bangkok" in p for p in problems)
 
 

@@ -43,7 +43,8 @@ sources:
       received_at: received
       updated_at: changed
     location: {province_code: province, address: place}
-    timeline: {table: report_log, case_id: report_id, at: at, status: state, note: note, tie_breaker: seq}
+    timeline:
+      {table: report_log, case_id: report_id, at: at, status: state, note: note, tie_breaker: seq}
     vocabulary:
       statuses: {รับเรื่อง: RECEIVED, เสร็จสิ้น: RESOLVED}
       categories: {R: ROADS, W: WATER}
@@ -65,12 +66,45 @@ def build_database(path: Path) -> None:
         db.executemany(
             "INSERT INTO reports VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             [
-                (1, "A-1", "ถนนชำรุด", "หลุมบ่อ", "เว็บ", "R", "รับเรื่อง",
-                 "2026-01-01 07:00:00.000000", None, "40", "หมู่ 1"),
-                (2, "A-2", "น้ำไม่ไหล", "ท่อแตก", "เว็บ", "W", "เสร็จสิ้น",
-                 "2026-01-02 07:00:00.000000", "2026-01-03 07:00:00.000000", "40", "หมู่ 2"),
-                (3, "A-3", "ถนนแตก", "ร้าว", "โทรสาร", "X", "รอพิจารณา",
-                 "2026-01-03 07:00:00.000000", None, "10", "หมู่ 3"),
+                (
+                    1,
+                    "A-1",
+                    "ถนนชำรุด",
+                    "หลุมบ่อ",
+                    "เว็บ",
+                    "R",
+                    "รับเรื่อง",
+                    "2026-01-01 07:00:00.000000",
+                    None,
+                    "40",
+                    "หมู่ 1",
+                ),
+                (
+                    2,
+                    "A-2",
+                    "น้ำไม่ไหล",
+                    "ท่อแตก",
+                    "เว็บ",
+                    "W",
+                    "เสร็จสิ้น",
+                    "2026-01-02 07:00:00.000000",
+                    "2026-01-03 07:00:00.000000",
+                    "40",
+                    "หมู่ 2",
+                ),
+                (
+                    3,
+                    "A-3",
+                    "ถนนแตก",
+                    "ร้าว",
+                    "โทรสาร",
+                    "X",
+                    "รอพิจารณา",
+                    "2026-01-03 07:00:00.000000",
+                    None,
+                    "10",
+                    "หมู่ 3",
+                ),
             ],
         )
         db.executemany(
@@ -164,7 +198,9 @@ async def test_check_lists_every_unmapped_value(town: SqlSource) -> None:
 async def test_check_names_missing_tables_and_columns(tmp_path: Path) -> None:
     path = tmp_path / "town.db"
     build_database(path)
-    text = CONFIG.replace("title: title", "title: headline").replace("table: report_log", "table: log")
+    text = CONFIG.replace("title: title", "title: headline").replace(
+        "table: report_log", "table: log"
+    )
     (settings,) = parse_config(text, {"DB": str(path)}).sources
     source = source_class("sql")(settings)
     try:
@@ -174,7 +210,7 @@ async def test_check_names_missing_tables_and_columns(tmp_path: Path) -> None:
         assert "headline" in keys["cases.title"].problem
         assert "title" in keys["cases.title"].fix
         assert "report_log" in keys["timeline.table"].fix
-        with pytest.raises(SourceConfigError, match="cases.title"):
+        with pytest.raises(SourceConfigError, match=r"cases\.title"):
             await source.load_cases(["1"])
     finally:
         await source.close()

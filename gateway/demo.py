@@ -1,0 +1,80 @@
+"""``complaint-graph demo``: build the demo agencies' databases once, then serve them.
+
+The Damrongdhama Center database is PostgreSQL: the server named by ``COMPLAINT_GRAPH_DEMO_DSN``
+when set, else an embedded server (the ``pgserver`` package) kept under the data directory, so a
+fresh machine needs nothing installed. The provincial office is a SQLite file beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from gateway.config import GatewayConfig, parse_config
+
+log = logging.getLogger("complaint_graph.demo")
+
+DEMO_DSN_VARIABLE = "COMPLAINT_GRAPH_DEMO_DSN"
+
+
+def asyncpg_url(dsn: str) -> str:
+    """A libpq-style ``postgresql://`` DSN as a SQLAlchemy async URL."""
+    scheme, rest = dsn.split("://", 1)
+    return f"postgresql+asyncpg://{rest}" if scheme in ("postgres", "postgresql") else dsn
+
+
+def demo_config(damrongdhama_dsn: str, provincial_path: Path) -> GatewayConfig:
+    text = files("demo").joinpath("config.yaml").read_text(encoding="utf-8")
+    environ = {
+        "DEMO_DAMRONGDHAMA_URL": asyncpg_url(damrongdhama_dsn),
+        "DEMO_PROVINCIAL_URL": f"sqlite+aiosqlite:///{provincial_path.resolve()}",
+    }
+    return parse_config(text, environ, "demo/config.yaml")
+
+
+def start_postgres(data_dir: Path) -> tuple[str, Any]:
+    """The demo's PostgreSQL DSN and, when embedded, the server handle to keep alive."""
+    configured = os.environ.get(DEMO_DSN_VARIABLE)
+    if configured:
+        return configured, None
+    from pgserver.postgres_server import get_server
+
+    log.info("starting embedded PostgreSQL in %s", data_dir / "pgdata")
+    server = get_server(data_dir / "pgdata", cleanup_mode="stop")
+    return server.get_uri(), server
+
+
+async def build_demo_data(dsn: str, provincial_path: Path, size: int) -> None:
+    """Load both demo agencies unless they already hold ``size`` cases each."""
+    from demo import damrongdhama, provincial
+
+    if await damrongdhama.case_count(dsn) != size:
+        log.info("loading %d cases into the Damrongdhama Center database", size)
+        await damrongdhama.create_and_load(dsn, count=size, drop_existing=True)
+    if provincial.case_count(provincial_path) != size:
+        log.info("building the provincial office database with %d cases", size)
+        await asyncio.to_thread(
+            provincial.create_and_load, provincial_path, count=size, overwrite=True
+        )
+
+
+def run_demo(*, host: str, port: int, size: int, data_dir: str) -> None:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    directory = Path(data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    dsn, server = start_postgres(directory)
+    provincial_path = directory / "provincial-khon-kaen.sqlite"
+    asyncio.run(build_demo_data(dsn, provincial_path, size))
+    config = demo_config(dsn, provincial_path)
+    print(f"\n  complaint-graph demo: open http://{host}:{port}/graphql\n", flush=True)
+    try:
+        uvicorn.run(create_app(config), host=host, port=port, log_level="info")
+    finally:
+        del server  # the embedded PostgreSQL stops when its handle is released at exit

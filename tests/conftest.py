@@ -1,0 +1,87 @@
+"""Fixtures that start real things: a PostgreSQL database, SQLite files, the ASGI gateway."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from gateway.app import Gateway, create_app
+from gateway.config import GatewayConfig
+from gateway.demo import demo_config
+from tests.postgres import create_database, drop_database, run, server_dsn
+
+PG_CASES = 900
+PG_SEED = 1567
+SQLITE_CASES = 600
+SQLITE_SEED = 4000
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """COMPLAINT_GRAPH_TEST_DSN, else 127.0.0.1:5432 when it answers, else an embedded server."""
+    dsn, server = server_dsn(tmp_path_factory.mktemp("embedded-postgres") / "data")
+    yield dsn
+    del server
+
+
+@dataclass(frozen=True)
+class DemoData:
+    postgres_dsn: str
+    sqlite_path: Path
+    config: GatewayConfig
+
+
+@pytest.fixture(scope="session")
+def demo_data(
+    postgres_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoData]:
+    """Both demo agencies, built once per test run in a database of their own."""
+    from demo import damrongdhama, provincial
+
+    dsn = run(create_database(postgres_admin_dsn))
+    run(damrongdhama.create_and_load(dsn, seed=PG_SEED, count=PG_CASES))
+    sqlite_path = tmp_path_factory.mktemp("provincial") / "provincial.sqlite"
+    provincial.create_and_load(sqlite_path, seed=SQLITE_SEED, count=SQLITE_CASES)
+    yield DemoData(dsn, sqlite_path, demo_config(dsn, sqlite_path))
+    run(drop_database(postgres_admin_dsn, dsn))
+
+
+@dataclass
+class RunningGateway:
+    app: Starlette
+    gateway: Gateway
+    client: httpx.AsyncClient
+
+    async def query(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST a GraphQL document; the HTTP layer must answer 200 for an executed operation."""
+        response = await self.client.post(
+            "/graphql", json={"query": document, "variables": variables}
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def round_trips(self, source: str, operation: str | None = None) -> float:
+        return self.gateway.metrics.round_trips(source, operation)
+
+
+async def running(config: GatewayConfig) -> RunningGateway:
+    app = create_app(config)
+    gateway: Gateway = app.state.gateway
+    await gateway.start()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+    return RunningGateway(app, gateway, client)
+
+
+@pytest.fixture
+async def gateway(demo_data: DemoData) -> AsyncIterator[RunningGateway]:
+    started = await running(demo_data.config)
+    yield started
+    await started.client.aclose()
+    await started.gateway.stop()

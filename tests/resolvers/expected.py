@@ -1,0 +1,34 @@
+"""Ground truth for graph tests: the same synthetic cases the demo databases were built from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+from demo.generator import SyntheticCase, generate_cases
+
+from tests.conftest import PG_CASES, PG_SEED, SQLITE_CASES, SQLITE_SEED
+
+POSTGRES_SOURCE = "damrongdhama"
+SQLITE_SOURCE = "khonkaen-office"
+
+
+@dataclass(frozen=True)
+class Expected:
+    source: str
+    case: SyntheticCase
+
+
+@cache
+def all_cases() -> tuple[Expected, ...]:
+    postgres = generate_cases(seed=PG_SEED, count=PG_CASES)
+    sqlite = generate_cases(seed=SQLITE_SEED, count=SQLITE_CASES, province_codes=["40"])
+    return tuple(
+        [Expected(POSTGRES_SOURCE, case) for case in postgres]
+        + [Expected(SQLITE_SOURCE, case) for case in sqlite]
+    )
+
+
+def matching(predicate: Callable[[SyntheticCase], bool]) -> list[Expected]:
+    return [expected for expected in all_cases() if predicate(expected.case)]

@@ -1,0 +1,135 @@
+"""Batching is the point of the design: round trips grow with depth and sources, not page size."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from gateway.config import GatewayConfig
+from tests.conftest import DemoData, RunningGateway, running
+from tests.postgres import create_database, drop_database
+from tests.resolvers.expected import POSTGRES_SOURCE, SQLITE_SOURCE
+
+NESTED = """
+query Nested($first: Int) {
+  cases(first: $first) {
+    edges { node {
+      id title status channel isOverdue
+      category { code nameTh }
+      location { province { nameTh } district { nameEn } subdistrict { nameTh } }
+      owningAgency { code }
+      source { id }
+      timeline { at status sourceStatus note }
+    } }
+  }
+}
+"""
+
+
+async def round_trips_for(gateway: RunningGateway, first: int) -> dict[str, float]:
+    before = {s: gateway.round_trips(s) for s in (POSTGRES_SOURCE, SQLITE_SOURCE)}
+    body = await gateway.query(NESTED, {"first": first})
+    assert "errors" not in body
+    assert len(body["data"]["cases"]["edges"]) == first
+    assert all(edge["node"]["timeline"] for edge in body["data"]["cases"]["edges"])
+    return {s: gateway.round_trips(s) - before[s] for s in before}
+
+
+async def test_page_of_500_costs_the_same_round_trips_as_page_of_10(
+    gateway: RunningGateway,
+) -> None:
+    small = await round_trips_for(gateway, 10)
+    large = await round_trips_for(gateway, 500)
+    assert small == large
+    # one search and one timeline batch per source: the two levels of the query
+    assert large == {POSTGRES_SOURCE: 2, SQLITE_SOURCE: 2}
+
+
+async def test_timeline_batch_carries_every_case_of_the_page(gateway: RunningGateway) -> None:
+    await round_trips_for(gateway, 100)
+    histogram = gateway.gateway.metrics.source_batch_size
+    sizes = {
+        sample.labels["source"]: sample.value
+        for metric in histogram.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_sum") and sample.labels["operation"] == "load_timelines"
+    }
+    assert sum(sizes.values()) == 100
+
+
+async def test_nodes_by_id_are_batched_per_source(gateway: RunningGateway) -> None:
+    page = await gateway.query("{ cases(first: 60) { edges { node { id } } } }")
+    ids = [edge["node"]["id"] for edge in page["data"]["cases"]["edges"]]
+    fresh = await running(gateway.gateway.config)
+    try:
+        before = {s: fresh.round_trips(s, "load_cases") for s in (POSTGRES_SOURCE, SQLITE_SOURCE)}
+        aliases = " ".join(
+            f'c{i}: case(id: "{node_id}") {{ id title }}' for i, node_id in enumerate(ids)
+        )
+        body = await fresh.query("{ " + aliases + " }")
+        assert [body["data"][f"c{i}"]["id"] for i in range(len(ids))] == ids
+        after = {s: fresh.round_trips(s, "load_cases") for s in before}
+        assert {s: after[s] - before[s] for s in before} == {POSTGRES_SOURCE: 1, SQLITE_SOURCE: 1}
+    finally:
+        await fresh.client.aclose()
+        await fresh.gateway.stop()
+
+
+@pytest.fixture
+async def two_postgres_agencies(
+    demo_data: DemoData, postgres_admin_dsn: str
+) -> AsyncIterator[tuple[GatewayConfig, list[str]]]:
+    """The demo's PostgreSQL agency plus a second copy of it in another database."""
+    from demo import damrongdhama
+
+    from gateway.demo import asyncpg_url
+
+    second = await create_database(postgres_admin_dsn)
+    await damrongdhama.create_and_load(second, count=50)
+    (pg,) = [s for s in demo_data.config.sources if s.id == POSTGRES_SOURCE]
+    copy = pg.model_copy(update={"id": "damrongdhama-copy", "url": asyncpg_url(second)})
+    config = GatewayConfig(demo_data.config.categories, (pg, copy), demo_data.config.limits)
+    yield config, [demo_data.postgres_dsn, second]
+    await drop_database(postgres_admin_dsn, second)
+
+
+async def test_sources_are_queried_concurrently_not_in_turn(
+    two_postgres_agencies: tuple[GatewayConfig, list[str]], postgres_admin_dsn: str
+) -> None:
+    """Both agencies' tables are locked; only concurrent queries can both be waiting at once."""
+    config, dsns = two_postgres_agencies
+    gateway = await running(config)
+    lockers = [await asyncpg.connect(dsn) for dsn in dsns]
+    try:
+        for locker in lockers:
+            await locker.execute("BEGIN; LOCK TABLE complaints IN ACCESS EXCLUSIVE MODE")
+        query = asyncio.create_task(gateway.query("{ cases(first: 5) { edges { node { id } } } }"))
+        monitor = await asyncpg.connect(postgres_admin_dsn)
+        try:
+            async with asyncio.timeout(20):
+                while (
+                    await monitor.fetchval(
+                        "SELECT count(DISTINCT datname) FROM pg_stat_activity "
+                        "WHERE wait_event_type = 'Lock' AND query LIKE '%complaints%' "
+                        "AND datname = ANY($1::text[])",
+                        [dsn.partition("?")[0].rsplit("/", 1)[1] for dsn in dsns],
+                    )
+                    < 2
+                ):
+                    assert not query.done(), "the query finished while both tables were locked"
+                    await asyncio.sleep(0.02)  # polling a condition, with a deadline above
+        finally:
+            await monitor.close()
+        for locker in lockers:
+            await locker.execute("ROLLBACK")
+        body = await query
+        assert "errors" not in body
+        assert len(body["data"]["cases"]["edges"]) == 5
+    finally:
+        for locker in lockers:
+            await locker.close()
+        await gateway.client.aclose()
+        await gateway.gateway.stop()

@@ -1,0 +1,156 @@
+"""``cases``: filters, ordering and keyset paging across a PostgreSQL and a SQLite agency."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.conftest import RunningGateway
+from tests.resolvers.expected import POSTGRES_SOURCE, SQLITE_SOURCE, all_cases, matching
+
+PAGE = """
+query Page($filter: CaseFilterInput, $order: CaseOrderInput, $first: Int, $after: String) {
+  cases(filter: $filter, orderBy: $order, first: $first, after: $after) {
+    totalCount
+    edges { cursor node { id referenceNumber title description status receivedAt updatedAt
+            category { code } location { province { code } district { code } }
+            source { id } } }
+    pageInfo { hasNextPage hasPreviousPage endCursor }
+  }
+}
+"""
+
+
+async def every_page(
+    gateway: RunningGateway,
+    *,
+    first: int,
+    order: dict[str, str] | None = None,
+    filter: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    nodes: list[dict[str, Any]] = []
+    after = None
+    while True:
+        body = await gateway.query(
+            PAGE, {"first": first, "after": after, "order": order, "filter": filter}
+        )
+        assert "errors" not in body, body["errors"]
+        connection = body["data"]["cases"]
+        nodes.extend(edge["node"] for edge in connection["edges"])
+        if not connection["pageInfo"]["hasNextPage"]:
+            return nodes
+        after = connection["pageInfo"]["endCursor"]
+
+
+def sort_key(node: dict[str, Any], field: str) -> tuple[datetime, str]:
+    return datetime.fromisoformat(node[field]), node["source"]["id"]
+
+
+@pytest.mark.parametrize(
+    ("field", "direction"),
+    [
+        ("RECEIVED_AT", "DESC"),
+        ("RECEIVED_AT", "ASC"),
+        ("UPDATED_AT", "DESC"),
+        ("UPDATED_AT", "ASC"),
+    ],
+)
+async def test_paging_visits_every_case_once_in_order(
+    gateway: RunningGateway, field: str, direction: str
+) -> None:
+    nodes = await every_page(gateway, first=97, order={"field": field, "direction": direction})
+    ids = [node["id"] for node in nodes]
+    assert len(ids) == len(set(ids)) == len(all_cases())
+    attribute = "receivedAt" if field == "RECEIVED_AT" else "updatedAt"
+    keys = [sort_key(node, attribute) for node in nodes]
+    assert keys == sorted(keys, reverse=direction == "DESC")
+    assert {node["source"]["id"] for node in nodes} == {POSTGRES_SOURCE, SQLITE_SOURCE}
+
+
+async def test_deep_page_is_keyset_not_offset(gateway: RunningGateway) -> None:
+    first = await gateway.query(PAGE, {"first": 400})
+    cursor = first["data"]["cases"]["edges"][-1]["cursor"]
+    before = gateway.round_trips(POSTGRES_SOURCE, "search_cases")
+    deep = await gateway.query(PAGE, {"first": 5, "after": cursor})
+    assert gateway.round_trips(POSTGRES_SOURCE, "search_cases") == before + 1
+    assert deep["data"]["cases"]["pageInfo"]["hasPreviousPage"] is True
+    earlier = {edge["node"]["id"] for edge in first["data"]["cases"]["edges"]}
+    assert not earlier & {edge["node"]["id"] for edge in deep["data"]["cases"]["edges"]}
+
+
+FILTERS: list[tuple[str, dict[str, Any], Any]] = [
+    ("status", {"status": ["RESOLVED", "CLOSED"]}, lambda c: c.status in ("RESOLVED", "CLOSED")),
+    ("category", {"category": ["LAND_DISPUTE"]}, lambda c: c.category == "LAND_DISPUTE"),
+    ("province", {"provinceCode": ["40"]}, lambda c: c.province_code == "40"),
+    ("district", {"districtCode": ["4001"]}, lambda c: c.district_code == "4001"),
+    (
+        "received range",
+        {
+            "receivedFrom": "2026-01-01T00:00:00+07:00",
+            "receivedBefore": "2026-04-01T00:00:00+07:00",
+        },
+        lambda c: (
+            datetime(2025, 12, 31, 17, tzinfo=UTC)
+            <= c.received_at
+            < datetime(2026, 3, 31, 17, tzinfo=UTC)
+        ),
+    ),
+    ("thai text", {"text": "ถนน"}, lambda c: "ถนน" in c.title or "ถนน" in c.description),
+    (
+        "combined",
+        {"status": ["IN_PROGRESS"], "provinceCode": ["40"], "text": "น้ำ"},
+        lambda c: (
+            c.status == "IN_PROGRESS"
+            and c.province_code == "40"
+            and ("น้ำ" in c.title or "น้ำ" in c.description)
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "filter", "predicate"), FILTERS, ids=[f[0] for f in FILTERS])
+async def test_filters_match_the_agencies_data(
+    gateway: RunningGateway, name: str, filter: dict[str, Any], predicate: Any
+) -> None:
+    expected = matching(predicate)
+    assert expected, f"the test data has no case for {name}"
+    nodes = await every_page(gateway, first=200, filter=filter)
+    body = await gateway.query(PAGE, {"first": 1, "filter": filter})
+    assert body["data"]["cases"]["totalCount"] == len(expected)
+    assert len(nodes) == len(expected)
+    got = sorted((n["source"]["id"], n["title"], n["receivedAt"]) for n in nodes)
+    want = sorted(
+        (e.source, e.case.title, datetime.fromisoformat(n).isoformat())
+        for e, n in ((e, e.case.received_at.isoformat()) for e in expected)
+    )
+    assert [(s, t, datetime.fromisoformat(r)) for s, t, r in got] == [
+        (s, t, datetime.fromisoformat(r)) for s, t, r in want
+    ]
+
+
+async def test_source_and_agency_filters_skip_other_sources(gateway: RunningGateway) -> None:
+    before = gateway.round_trips(POSTGRES_SOURCE)
+    body = await gateway.query(PAGE, {"first": 3, "filter": {"source": [SQLITE_SOURCE]}})
+    assert {e["node"]["source"]["id"] for e in body["data"]["cases"]["edges"]} == {SQLITE_SOURCE}
+    assert body["data"]["cases"]["totalCount"] == sqlite_count()
+    assert gateway.round_trips(POSTGRES_SOURCE) == before
+    agency = await gateway.query("{ source: sources { id agency { code } } }")
+    codes = {s["id"]: s["agency"]["code"] for s in agency["data"]["source"]}
+    body = await gateway.query(PAGE, {"first": 3, "filter": {"agency": [codes[POSTGRES_SOURCE]]}})
+    assert {e["node"]["source"]["id"] for e in body["data"]["cases"]["edges"]} == {POSTGRES_SOURCE}
+
+
+def sqlite_count() -> int:
+    return len([e for e in all_cases() if e.source == SQLITE_SOURCE])
+
+
+async def test_text_search_is_a_substring_match_inside_thai_words(gateway: RunningGateway) -> None:
+    word = "ประปา"  # only ever the tail of "น้ำประปา"
+    expected = matching(lambda c: word in c.title or word in c.description)
+    assert expected
+    body = await gateway.query(PAGE, {"first": 500, "filter": {"text": word}})
+    nodes = [edge["node"] for edge in body["data"]["cases"]["edges"]]
+    assert len(nodes) == len(expected)
+    assert all(word in n["title"] or word in n["description"] for n in nodes)
