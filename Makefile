@@ -20,13 +20,13 @@ demo: $(VENV)/.installed  ## start the gateway on the embedded demo agencies
 test: $(VENV)/.installed  ## the whole suite, with lint and types
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy gateway resolvers sources demo
+	$(BIN)/mypy gateway resolvers sources samples
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy gateway resolvers sources demo
+	$(BIN)/mypy gateway resolvers sources samples
 
 format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .

@@ -28,12 +28,12 @@ def asyncpg_url(dsn: str) -> str:
 
 
 def demo_config(damrongdhama_dsn: str, provincial_path: Path) -> GatewayConfig:
-    text = files("demo").joinpath("config.yaml").read_text(encoding="utf-8")
+    text = files("samples").joinpath("config.yaml").read_text(encoding="utf-8")
     environ = {
         "DEMO_DAMRONGDHAMA_URL": asyncpg_url(damrongdhama_dsn),
         "DEMO_PROVINCIAL_URL": f"sqlite+aiosqlite:///{provincial_path.resolve()}",
     }
-    return parse_config(text, environ, "demo/config.yaml")
+    return parse_config(text, environ, "samples/config.yaml")
 
 
 def start_postgres(data_dir: Path) -> tuple[str, Any]:
@@ -50,7 +50,7 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
 
 async def build_demo_data(dsn: str, provincial_path: Path, size: int) -> None:
     """Load both demo agencies unless they already hold ``size`` cases each."""
-    from demo import damrongdhama, provincial
+    from samples import damrongdhama, provincial
 
     if await damrongdhama.case_count(dsn) != size:
         log.info("loading %d cases into the Damrongdhama Center database", size)

@@ -15,6 +15,7 @@ from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.relay import GlobalIDValueError
 
 from sources import SourceError, Unmapped
 
@@ -42,7 +43,7 @@ def source_error(error: SourceError, path: list[str | int] | None = None) -> Gra
     )
 
 
-def _extensions(original: BaseException | None) -> dict[str, Any] | None:
+def _extensions(original: Exception | None) -> dict[str, Any] | None:
     if isinstance(original, SourceError):
         return {"code": original.code, "source": original.source}
     if isinstance(original, UnmappedValueError):
@@ -55,6 +56,8 @@ def _extensions(original: BaseException | None) -> dict[str, Any] | None:
         }
     if isinstance(original, UserInputError):
         return {"code": original.code}
+    if isinstance(original, GlobalIDValueError):
+        return {"code": UserInputError.code}
     return None
 
 
@@ -66,12 +69,12 @@ def is_expected(error: GraphQLError) -> bool:
 
 def translate(error: GraphQLError) -> GraphQLError:
     original = error.original_error
-    if original is None or isinstance(original, GraphQLError):
-        return error  # syntax and validation errors: already clear and safe
     extensions = _extensions(original)
     if extensions is not None:
         error.extensions = {**(error.extensions or {}), **extensions}
         return error
+    if original is None or isinstance(original, GraphQLError):
+        return error  # syntax and validation errors: already clear and safe
     log.error("unexpected error at %s", error.path, exc_info=original)
     return GraphQLError(
         "Internal error; the gateway log has the details.",

@@ -28,7 +28,8 @@ class Query:
     @strawberry.field(
         description=(
             "Cases from every agency system at once, filtered and ordered inside each source, "
-            "merged, and paged by keyset: a deep page costs what the first page costs."
+            "merged, and paged by keyset: a deep page costs what the first page costs. "
+            "Null only when the arguments are invalid (the error says which)."
         )
     )
     async def cases(
@@ -38,7 +39,7 @@ class Query:
         order_by: CaseOrderInput | None = None,
         first: int | None = None,
         after: str | None = None,
-    ) -> CaseConnection:
+    ) -> CaseConnection | None:
         limits = info.context.limits
         size = limits.default_page_size if first is None else first
         if not 0 <= size <= limits.max_page_size:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
 
 import strawberry
 from graphql import GraphQLError
@@ -26,7 +27,9 @@ class ComplaintGraphSchema(strawberry.Schema):
         super().process_errors(unexpected, execution_context)
 
 
+@cache
 def build_schema() -> strawberry.Schema:
+    """The schema, built once per process: strawberry's relay fields bind on first build."""
     return ComplaintGraphSchema(query=Query, extensions=[ErrorTranslation])
 
 

@@ -42,7 +42,7 @@ def demo_data(
     postgres_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DemoData]:
     """Both demo agencies, built once per test run in a database of their own."""
-    from demo import damrongdhama, provincial
+    from samples import damrongdhama, provincial
 
     dsn = run(create_database(postgres_admin_dsn))
     run(damrongdhama.create_and_load(dsn, seed=PG_SEED, count=PG_CASES))

@@ -18,7 +18,7 @@ def write_demo_config(
 
     from gateway.demo import asyncpg_url
 
-    text = files("demo").joinpath("config.yaml").read_text(encoding="utf-8")
+    text = files("samples").joinpath("config.yaml").read_text(encoding="utf-8")
     text = text.replace("${DEMO_DAMRONGDHAMA_URL}", asyncpg_url(demo_data.postgres_dsn))
     text = text.replace("${DEMO_PROVINCIAL_URL}", f"sqlite+aiosqlite:///{demo_data.sqlite_path}")
     if replace is not None:

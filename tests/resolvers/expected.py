@@ -6,8 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from demo.generator import SyntheticCase, generate_cases
-
+from samples.generator import SyntheticCase, generate_cases
 from tests.conftest import PG_CASES, PG_SEED, SQLITE_CASES, SQLITE_SEED
 
 POSTGRES_SOURCE = "damrongdhama"

@@ -83,9 +83,8 @@ async def two_postgres_agencies(
     demo_data: DemoData, postgres_admin_dsn: str
 ) -> AsyncIterator[tuple[GatewayConfig, list[str]]]:
     """The demo's PostgreSQL agency plus a second copy of it in another database."""
-    from demo import damrongdhama
-
     from gateway.demo import asyncpg_url
+    from samples import damrongdhama
 
     second = await create_database(postgres_admin_dsn)
     await damrongdhama.create_and_load(second, count=50)

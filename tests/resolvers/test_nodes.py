@@ -44,5 +44,15 @@ async def test_unknown_case_and_unknown_source_are_null(gateway: RunningGateway)
 
 async def test_malformed_id_is_a_clear_error(gateway: RunningGateway) -> None:
     body = await gateway.query(CASE_BY_ID, {"id": "not base64 at all"})
-    assert body["data"] is None
-    assert "ID" in body["errors"][0]["message"] or "id" in body["errors"][0]["message"]
+    assert body["data"] == {"case": None, "node": None}
+    assert {tuple(error["path"]) for error in body["errors"]} == {("case",), ("node",)}
+    for error in body["errors"]:
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "GlobalID" in error["message"]
+
+
+async def test_id_of_another_type_is_refused_by_case(gateway: RunningGateway) -> None:
+    other = base64.b64encode(b"Agency:MOI-DDC").decode()
+    body = await gateway.query("query($id: ID!) { case(id: $id) { id } }", {"id": other})
+    assert body["data"] == {"case": None}
+    assert "not a Case id" in body["errors"][0]["message"]

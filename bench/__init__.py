@@ -1,0 +1,1 @@
+"""Benchmarks: run with ``make bench`` (``python -m bench``); results go into README.md by hand."""

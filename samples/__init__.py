@@ -1,0 +1,5 @@
+"""Sample agency systems for the demo, the tests and the benchmarks, all synthetic.
+
+``generator`` makes complaints in the unified shape; each agency module stores them in that
+agency's own native schema and vocabulary; ``config.yaml`` maps them back.
+"""
