@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from sources import SourceSettings, UnknownKind, source_class
+from sources import Named, SourceSettings, Strict, UnknownKind, source_class
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -29,22 +29,16 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class CategorySettings(Named):
+    """A unified category that agencies' own category codes map onto."""
 
 
-class CategorySettings(_Strict):
-    code: str = Field(min_length=1)
-    name_th: str = Field(min_length=1)
-    name_en: str = Field(min_length=1)
-
-
-class LimitSettings(_Strict):
+class LimitSettings(Strict):
     max_page_size: int = Field(default=500, ge=1)
     default_page_size: int = Field(default=20, ge=1)
 
 
-class _Document(_Strict):
+class _Document(Strict):
     categories: list[CategorySettings] = Field(min_length=1)
     sources: list[dict[str, Any]] = Field(min_length=1)
     limits: LimitSettings = Field(default_factory=LimitSettings)

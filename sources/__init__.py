@@ -22,7 +22,7 @@ from sources._model import (
 )
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._registry import UnknownKind, source_class
-from sources._settings import AgencySettings, SourceSettings, Vocabulary
+from sources._settings import AgencySettings, Named, SourceSettings, Strict, Vocabulary
 
 __all__ = [
     "AgencyInfo",
@@ -35,6 +35,7 @@ __all__ = [
     "Channel",
     "Federation",
     "Location",
+    "Named",
     "Page",
     "Position",
     "Problem",
@@ -46,6 +47,7 @@ __all__ = [
     "SourceSettings",
     "SourceTimeout",
     "SourceUnavailable",
+    "Strict",
     "TimelineEntry",
     "UnknownKind",
     "Unmapped",

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from sources._errors import SourceError
 from sources._interface import Source
 from sources._model import CaseRecord
 from sources._query import CaseFilter, CaseOrder, Position, SortField
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,20 +56,9 @@ class Federation:
         Each source returns at most ``first + 1`` rows past the position, so the merge knows
         whether a next page exists without a second round trip.
         """
-        sources = self.matching(where)
-        results = await asyncio.gather(
-            *(source.search_cases(where, order, after, first + 1) for source in sources),
-            return_exceptions=True,
+        streams, failures = await _settle(
+            source.search_cases(where, order, after, first + 1) for source in self.matching(where)
         )
-        failures: list[SourceError] = []
-        streams: list[Sequence[CaseRecord]] = []
-        for result in results:
-            if isinstance(result, SourceError):
-                failures.append(result)
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                streams.append(result)
         merged = heapq.merge(
             *streams,
             key=lambda record: (sort_value(record, order), record.source),
@@ -77,20 +69,28 @@ class Federation:
 
     async def count(self, where: CaseFilter) -> tuple[int, list[SourceError]]:
         """Matching cases summed over the sources that answered, and those that did not."""
-        results = await asyncio.gather(
-            *(source.count_cases(where) for source in self.matching(where)),
-            return_exceptions=True,
+        counts, failures = await _settle(
+            source.count_cases(where) for source in self.matching(where)
         )
-        total = 0
-        failures: list[SourceError] = []
-        for result in results:
-            if isinstance(result, SourceError):
-                failures.append(result)
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                total += result
-        return total, failures
+        return sum(counts), failures
 
     async def close(self) -> None:
         await asyncio.gather(*(source.close() for source in self.sources.values()))
+
+
+async def _settle(calls: Iterable[Awaitable[T]]) -> tuple[list[T], list[SourceError]]:
+    """Run calls concurrently; the results of those that succeeded, and the source errors.
+
+    Anything other than a :class:`SourceError` is a bug and propagates.
+    """
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    values: list[T] = []
+    failures: list[SourceError] = []
+    for result in results:
+        if isinstance(result, SourceError):
+            failures.append(result)
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            values.append(result)
+    return values, failures

@@ -18,11 +18,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class AgencySettings(Strict):
+class Named(Strict):
+    """Something with a code and its Thai and English names: an agency, a category."""
+
     code: str = Field(min_length=1)
     name_th: str = Field(min_length=1)
     name_en: str = Field(min_length=1)
 
+
+class AgencySettings(Named):
     def info(self) -> AgencyInfo:
         return AgencyInfo(code=self.code, name_th=self.name_th, name_en=self.name_en)
 
