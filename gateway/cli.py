@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="build the demo agencies and serve them")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--agency-port", type=int, default=8101, help="port of the 1111 sample API")
     demo.add_argument("--size", type=int, default=10_000, help="cases per demo agency")
     demo.add_argument("--data-dir", default=".demo", help="where demo databases are kept")
 
@@ -47,7 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         from gateway.demo import run_demo
 
-        run_demo(host=args.host, port=args.port, size=args.size, data_dir=args.data_dir)
+        run_demo(
+            host=args.host,
+            port=args.port,
+            agency_port=args.agency_port,
+            size=args.size,
+            data_dir=args.data_dir,
+        )
         return 0
     except ConfigError as exc:
         print(exc, file=sys.stderr)

@@ -27,11 +27,16 @@ def asyncpg_url(dsn: str) -> str:
     return f"postgresql+asyncpg://{rest}" if scheme in ("postgres", "postgresql") else dsn
 
 
-def demo_config(damrongdhama_dsn: str, provincial_path: Path) -> GatewayConfig:
+DEMO_PMOC_KEY = "demo-pmoc-key"  # a demo credential for a synthetic loopback service
+
+
+def demo_config(damrongdhama_dsn: str, provincial_path: Path, pmoc_url: str) -> GatewayConfig:
     text = files("samples").joinpath("config.yaml").read_text(encoding="utf-8")
     environ = {
         "DEMO_DAMRONGDHAMA_URL": asyncpg_url(damrongdhama_dsn),
         "DEMO_PROVINCIAL_URL": f"sqlite+aiosqlite:///{provincial_path.resolve()}",
+        "DEMO_PMOC_URL": pmoc_url,
+        "DEMO_PMOC_KEY": DEMO_PMOC_KEY,
     }
     return parse_config(text, environ, "samples/config.yaml")
 
@@ -62,19 +67,26 @@ async def build_demo_data(dsn: str, provincial_path: Path, size: int) -> None:
         )
 
 
-def run_demo(*, host: str, port: int, size: int, data_dir: str) -> None:
+def run_demo(*, host: str, port: int, agency_port: int, size: int, data_dir: str) -> None:
+    """Build or reuse the demo data, start the 1111 service on loopback, serve the gateway."""
     import uvicorn
 
     from gateway.app import create_app
+    from samples import pmoc_1111
+    from samples.serving import ThreadedServer
 
     directory = Path(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
     dsn, server = start_postgres(directory)
     provincial_path = directory / "provincial-khon-kaen.sqlite"
     asyncio.run(build_demo_data(dsn, provincial_path, size))
-    config = demo_config(dsn, provincial_path)
+    pmoc = ThreadedServer(pmoc_1111.create_app(count=size, api_key=DEMO_PMOC_KEY), agency_port)
+    pmoc.start()
+    log.info("1111 service sample running at %s", pmoc.url)
+    config = demo_config(dsn, provincial_path, pmoc.url)
     print(f"\n  complaint-graph demo: open http://{host}:{port}/graphql\n", flush=True)
     try:
         uvicorn.run(create_app(config), host=host, port=port, log_level="info")
     finally:
+        pmoc.stop()
         del server  # the embedded PostgreSQL stops when its handle is released at exit

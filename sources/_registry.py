@@ -13,6 +13,7 @@ from sources._settings import SourceSettings
 
 KINDS: dict[str, str] = {
     "sql": "sources.sql:SqlSource",
+    "rest": "sources.rest:RestSource",
 }
 
 

@@ -13,13 +13,17 @@ from starlette.applications import Starlette
 
 from gateway.app import Gateway, create_app
 from gateway.config import GatewayConfig
-from gateway.demo import demo_config
+from gateway.demo import DEMO_PMOC_KEY, demo_config
+from samples import pmoc_1111
+from samples.serving import ThreadedServer
 from tests.postgres import create_database, drop_database, run, server_dsn
 
 PG_CASES = 900
 PG_SEED = 1567
 SQLITE_CASES = 600
 SQLITE_SEED = 4000
+REST_CASES = 700
+REST_SEED = 1111
 
 
 @pytest.fixture(scope="session")
@@ -34,21 +38,34 @@ def postgres_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 class DemoData:
     postgres_dsn: str
     sqlite_path: Path
+    pmoc_url: str
     config: GatewayConfig
 
 
 @pytest.fixture(scope="session")
+def pmoc_server() -> Iterator[ThreadedServer]:
+    """The 1111 service sample, a real HTTP server on loopback for the whole run."""
+    server = ThreadedServer(
+        pmoc_1111.create_app(seed=REST_SEED, count=REST_CASES, api_key=DEMO_PMOC_KEY)
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def demo_data(
-    postgres_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
+    postgres_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory, pmoc_server: ThreadedServer
 ) -> Iterator[DemoData]:
-    """Both demo agencies, built once per test run in a database of their own."""
+    """The demo agencies, built once per test run in databases of their own."""
     from samples import damrongdhama, provincial
 
     dsn = run(create_database(postgres_admin_dsn))
     run(damrongdhama.create_and_load(dsn, seed=PG_SEED, count=PG_CASES))
     sqlite_path = tmp_path_factory.mktemp("provincial") / "provincial.sqlite"
     provincial.create_and_load(sqlite_path, seed=SQLITE_SEED, count=SQLITE_CASES)
-    yield DemoData(dsn, sqlite_path, demo_config(dsn, sqlite_path))
+    config = demo_config(dsn, sqlite_path, pmoc_server.url)
+    yield DemoData(dsn, sqlite_path, pmoc_server.url, config)
     run(drop_database(postgres_admin_dsn, dsn))
 
 

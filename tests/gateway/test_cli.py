@@ -16,11 +16,13 @@ def write_demo_config(
 ) -> Path:
     from importlib.resources import files
 
-    from gateway.demo import asyncpg_url
+    from gateway.demo import DEMO_PMOC_KEY, asyncpg_url
 
     text = files("samples").joinpath("config.yaml").read_text(encoding="utf-8")
     text = text.replace("${DEMO_DAMRONGDHAMA_URL}", asyncpg_url(demo_data.postgres_dsn))
     text = text.replace("${DEMO_PROVINCIAL_URL}", f"sqlite+aiosqlite:///{demo_data.sqlite_path}")
+    text = text.replace("${DEMO_PMOC_URL}", demo_data.pmoc_url)
+    text = text.replace("${DEMO_PMOC_KEY}", DEMO_PMOC_KEY)
     if replace is not None:
         assert replace[0] in text
         text = text.replace(*replace)
@@ -34,7 +36,7 @@ def test_check_passes_on_the_demo_agencies(
     config = write_demo_config(demo_data, tmp_path / "demo.yaml")
     assert main(["check", "--config", str(config)]) == 0
     out = capsys.readouterr().out
-    assert "damrongdhama: ok" in out and "khonkaen-office: ok" in out
+    assert "damrongdhama: ok" in out and "khonkaen-office: ok" in out and "pmoc-1111: ok" in out
 
 
 def test_check_prints_a_table_of_what_is_wrong(

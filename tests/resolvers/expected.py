@@ -7,10 +7,19 @@ from dataclasses import dataclass
 from functools import cache
 
 from samples.generator import SyntheticCase, generate_cases
-from tests.conftest import PG_CASES, PG_SEED, SQLITE_CASES, SQLITE_SEED
+from tests.conftest import (
+    PG_CASES,
+    PG_SEED,
+    REST_CASES,
+    REST_SEED,
+    SQLITE_CASES,
+    SQLITE_SEED,
+)
 
 POSTGRES_SOURCE = "damrongdhama"
 SQLITE_SOURCE = "khonkaen-office"
+REST_SOURCE = "pmoc-1111"
+ALL_SOURCES = (POSTGRES_SOURCE, SQLITE_SOURCE, REST_SOURCE)
 
 
 @dataclass(frozen=True)
@@ -23,9 +32,11 @@ class Expected:
 def all_cases() -> tuple[Expected, ...]:
     postgres = generate_cases(seed=PG_SEED, count=PG_CASES)
     sqlite = generate_cases(seed=SQLITE_SEED, count=SQLITE_CASES, province_codes=["40"])
+    rest = generate_cases(seed=REST_SEED, count=REST_CASES)
     return tuple(
         [Expected(POSTGRES_SOURCE, case) for case in postgres]
         + [Expected(SQLITE_SOURCE, case) for case in sqlite]
+        + [Expected(REST_SOURCE, case) for case in rest]
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 from gateway.config import GatewayConfig
 from tests.conftest import DemoData, RunningGateway, running
 from tests.postgres import create_database, drop_database
-from tests.resolvers.expected import POSTGRES_SOURCE, SQLITE_SOURCE
+from tests.resolvers.expected import ALL_SOURCES, POSTGRES_SOURCE
 
 NESTED = """
 query Nested($first: Int) {
@@ -30,7 +30,7 @@ query Nested($first: Int) {
 
 
 async def round_trips_for(gateway: RunningGateway, first: int) -> dict[str, float]:
-    before = {s: gateway.round_trips(s) for s in (POSTGRES_SOURCE, SQLITE_SOURCE)}
+    before = {s: gateway.round_trips(s) for s in ALL_SOURCES}
     body = await gateway.query(NESTED, {"first": first})
     assert "errors" not in body
     assert len(body["data"]["cases"]["edges"]) == first
@@ -45,7 +45,7 @@ async def test_page_of_500_costs_the_same_round_trips_as_page_of_10(
     large = await round_trips_for(gateway, 500)
     assert small == large
     # one search and one timeline batch per source: the two levels of the query
-    assert large == {POSTGRES_SOURCE: 2, SQLITE_SOURCE: 2}
+    assert large == dict.fromkeys(ALL_SOURCES, 2)
 
 
 async def test_timeline_batch_carries_every_case_of_the_page(gateway: RunningGateway) -> None:
@@ -65,14 +65,14 @@ async def test_nodes_by_id_are_batched_per_source(gateway: RunningGateway) -> No
     ids = [edge["node"]["id"] for edge in page["data"]["cases"]["edges"]]
     fresh = await running(gateway.gateway.config)
     try:
-        before = {s: fresh.round_trips(s, "load_cases") for s in (POSTGRES_SOURCE, SQLITE_SOURCE)}
+        before = {s: fresh.round_trips(s, "load_cases") for s in ALL_SOURCES}
         aliases = " ".join(
             f'c{i}: case(id: "{node_id}") {{ id title }}' for i, node_id in enumerate(ids)
         )
         body = await fresh.query("{ " + aliases + " }")
         assert [body["data"][f"c{i}"]["id"] for i in range(len(ids))] == ids
         after = {s: fresh.round_trips(s, "load_cases") for s in before}
-        assert {s: after[s] - before[s] for s in before} == {POSTGRES_SOURCE: 1, SQLITE_SOURCE: 1}
+        assert {s: after[s] - before[s] for s in before} == dict.fromkeys(ALL_SOURCES, 1)
     finally:
         await fresh.client.aclose()
         await fresh.gateway.stop()

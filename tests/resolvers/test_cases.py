@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import RunningGateway
-from tests.resolvers.expected import POSTGRES_SOURCE, SQLITE_SOURCE, all_cases, matching
+from tests.resolvers.expected import (
+    ALL_SOURCES,
+    POSTGRES_SOURCE,
+    SQLITE_SOURCE,
+    all_cases,
+    matching,
+)
 
 PAGE = """
 query Page($filter: CaseFilterInput, $order: CaseOrderInput, $first: Int, $after: String) {
@@ -66,7 +72,7 @@ async def test_paging_visits_every_case_once_in_order(
     attribute = "receivedAt" if field == "RECEIVED_AT" else "updatedAt"
     keys = [sort_key(node, attribute) for node in nodes]
     assert keys == sorted(keys, reverse=direction == "DESC")
-    assert {node["source"]["id"] for node in nodes} == {POSTGRES_SOURCE, SQLITE_SOURCE}
+    assert {node["source"]["id"] for node in nodes} == set(ALL_SOURCES)
 
 
 async def test_deep_page_is_keyset_not_offset(gateway: RunningGateway) -> None:

@@ -1,0 +1,176 @@
+"""A Prime Minister's Office 1111-style complaint service: a JSON API with its own shape.
+
+Its own case codes (``PMOC-2569-000123``), numeric status ids, Thai channel names, times with a
++07:00 offset, an API key header, offset paging, and a batch endpoint. A small Starlette app
+serving synthetic cases from memory, so tests and the demo can run it on loopback.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from samples._vocabulary import CATEGORIES
+from samples.generator import SyntheticCase, generate_cases
+
+DEFAULT_SEED = 1111
+API_KEY_HEADER = "X-PMOC-Key"
+
+STATUS_IDS = {
+    "1": "RECEIVED",
+    "2": "ACCEPTED",
+    "3": "FORWARDED",
+    "4": "IN_PROGRESS",
+    "5": "ON_HOLD",
+    "6": "RESOLVED",
+    "7": "CLOSED",
+    "8": "REJECTED",
+    "9": "DUPLICATE",
+    "10": "CANCELLED",
+    "11": "REOPENED",
+}
+CATEGORY_IDS = {str(index): code for index, (code, _, _) in enumerate(CATEGORIES, start=101)}
+CHANNEL_NAMES = {
+    "สายด่วน 1111": "HOTLINE_1111",
+    "ตู้ ปณ. 1111": "LETTER",
+    "เว็บไซต์ 1111.go.th": "WEB",
+    "ไลน์ @1111": "LINE",
+    "แอปพลิเคชัน": "MOBILE_APP",
+    "ศูนย์บริการประชาชน": "WALK_IN",
+    "รับโอนจากหน่วยงานอื่น": "REFERRAL",
+    "โทรศัพท์": "PHONE",
+    "อีเมล": "EMAIL",
+    "สายด่วน 1567": "HOTLINE_1567",
+    "อื่น ๆ": "OTHER",
+}
+
+_BANGKOK = timezone(timedelta(hours=7))
+_STATUS_ID = {canonical: native for native, canonical in STATUS_IDS.items()}
+_CATEGORY_ID = {code: int(native) for native, code in CATEGORY_IDS.items()}
+_CHANNEL = {channel: name for name, channel in CHANNEL_NAMES.items()}
+_SORTS = {
+    "-received_date": ("received_date", True),
+    "received_date": ("received_date", False),
+    "-updated_date": ("updated_date", True),
+    "updated_date": ("updated_date", False),
+}
+
+
+def _local(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(_BANGKOK).isoformat()
+
+
+def native_case(case: SyntheticCase) -> dict[str, Any]:
+    year_be = case.received_at.astimezone(_BANGKOK).year + 543
+    return {
+        "complaint_code": f"PMOC-{year_be}-{case.number:06d}",
+        "topic": case.title,
+        "detail": case.description,
+        "status_id": int(_STATUS_ID[case.status]),
+        "channel_name": _CHANNEL[case.channel],
+        "category": {"id": _CATEGORY_ID[case.category]},
+        "received_date": _local(case.received_at),
+        "updated_date": _local(case.updated_at),
+        "due_date": _local(case.due_at),
+        "closed_date": _local(case.closed_at),
+        "area": {
+            "province_id": case.province_code,
+            "district_id": case.district_code,
+            "subdistrict_id": case.subdistrict_code,
+            "address": case.address,
+            "lat": case.latitude,
+            "lng": case.longitude,
+        },
+        "_history": [
+            {"at": _local(e.at), "status_id": int(_STATUS_ID[e.status]), "remark": e.note}
+            for e in case.history
+        ],
+    }
+
+
+def _public(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in item.items() if not key.startswith("_")}
+
+
+def create_app(
+    *, seed: int = DEFAULT_SEED, count: int = 10_000, api_key: str | None = None
+) -> Starlette:
+    """The service over ``count`` synthetic cases; requests need ``api_key`` when one is set."""
+    cases = [native_case(case) for case in generate_cases(seed=seed, count=count)]
+    by_code = {item["complaint_code"]: item for item in cases}
+    sorted_by = {
+        name: sorted(cases, key=lambda c: (c[field], c["complaint_code"]), reverse=descending)
+        for name, (field, descending) in _SORTS.items()
+    }
+
+    def refused(request: Request) -> Response | None:
+        if api_key is not None and request.headers.get(API_KEY_HEADER) != api_key:
+            return JSONResponse({"error": "invalid or missing API key"}, status_code=401)
+        return None
+
+    async def list_complaints(request: Request) -> Response:
+        if (denied := refused(request)) is not None:
+            return denied
+        q = request.query_params
+        try:
+            offset = int(q.get("offset", "0"))
+            limit = min(int(q.get("limit", "50")), 500)
+            statuses = _ints(q.get("status"))
+            categories = _ints(q.get("category"))
+            provinces = set(q["province"].split(",")) if q.get("province") else None
+            since = datetime.fromisoformat(q["from"]) if q.get("from") else None
+            before = datetime.fromisoformat(q["to"]) if q.get("to") else None
+        except ValueError as exc:
+            return JSONResponse({"error": f"bad parameter: {exc}"}, status_code=400)
+        text = q.get("q")
+        source = sorted_by.get(q.get("sort", "-received_date"))
+        if source is None:
+            return JSONResponse({"error": "unknown sort"}, status_code=400)
+        found = [
+            item
+            for item in source
+            if (statuses is None or item["status_id"] in statuses)
+            and (categories is None or item["category"]["id"] in categories)
+            and (provinces is None or item["area"]["province_id"] in provinces)
+            and (since is None or datetime.fromisoformat(item["received_date"]) >= since)
+            and (before is None or datetime.fromisoformat(item["received_date"]) < before)
+            and (not text or text in item["topic"] or text in item["detail"])
+        ]
+        page = [_public(item) for item in found[offset : offset + limit]]
+        return JSONResponse({"result": {"items": page, "total": len(found)}})
+
+    async def batch(request: Request) -> Response:
+        if (denied := refused(request)) is not None:
+            return denied
+        codes = request.query_params.get("codes", "").split(",")
+        items = [_public(by_code[code]) for code in codes if code in by_code]
+        return JSONResponse({"result": {"items": items}})
+
+    async def timelines(request: Request) -> Response:
+        if (denied := refused(request)) is not None:
+            return denied
+        codes = request.query_params.get("codes", "").split(",")
+        entries = [
+            {"complaint_code": code, **entry}
+            for code in codes
+            if code in by_code
+            for entry in by_code[code]["_history"]
+        ]
+        return JSONResponse({"result": entries})
+
+    return Starlette(
+        routes=[
+            Route("/api/v1/complaints", list_complaints),
+            Route("/api/v1/complaints/batch", batch),
+            Route("/api/v1/complaints/timeline", timelines),
+        ]
+    )
+
+
+def _ints(value: str | None) -> set[int] | None:
+    return None if not value else {int(part) for part in value.split(",")}

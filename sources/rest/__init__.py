@@ -1,0 +1,376 @@
+"""``kind: rest``: an agency's own HTTP/JSON API, described in configuration.
+
+One pooled httpx client per source (HTTP/1.1 keep-alive). Filters the API declares parameters for
+are pushed down; the others are applied here after fetching, reading at most ``list.max_pages``
+pages. Sorting must be supported by the API for keyset paging to be exact; ties on the sort value
+are ordered here by the case id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from sources._errors import SourceBadResponse, SourceError, SourceTimeout, SourceUnavailable
+from sources._interface import AgencyInfo, Capabilities, Problem, Source
+from sources._model import CaseRecord, TimelineEntry, Unmapped
+from sources._query import CaseFilter, CaseOrder, Position, SortField
+from sources._settings import SourceSettings
+from sources.rest._records import RecordMapper, dig, items_at, matches
+from sources.rest._settings import RestSettings
+
+__all__ = ["RestSettings", "RestSource"]
+
+log = logging.getLogger(__name__)
+
+_FILTER_NAMES = (
+    "status",
+    "category",
+    "province_code",
+    "district_code",
+    "received_from",
+    "received_before",
+    "text",
+)
+# CaseFilter field names as clients know them, for `pushedDownFilters`.
+_PUBLIC = {
+    "status": "status",
+    "category": "category",
+    "province_code": "provinceCode",
+    "district_code": "districtCode",
+    "received_from": "receivedFrom",
+    "received_before": "receivedBefore",
+    "text": "text",
+}
+
+
+class RestSource(Source):
+    settings_model: type[SourceSettings] = RestSettings
+    kind = "rest"
+
+    def __init__(self, settings: SourceSettings) -> None:
+        assert isinstance(settings, RestSettings)
+        self.settings = settings
+        self.id = settings.id
+        self.agency: AgencyInfo = settings.agency.info()
+        params = settings.list.filters
+        self.pushed = frozenset(name for name in _FILTER_NAMES if getattr(params, name))
+        self.records = RecordMapper(settings.id, settings.fields, settings.vocabulary, "UTC")
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(pushed_down_filters=frozenset(_PUBLIC[name] for name in self.pushed))
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            auth: httpx.Auth | None = None
+            headers = dict(self.settings.headers)
+            configured = self.settings.auth
+            if configured is not None and configured.type == "api_key":
+                headers[configured.header] = configured.value or ""
+            elif configured is not None and configured.type == "bearer":
+                headers["Authorization"] = f"Bearer {configured.token}"
+            elif configured is not None:
+                auth = httpx.BasicAuth(configured.username or "", configured.password or "")
+            limits = httpx.Limits(
+                max_connections=self.settings.max_connections,
+                max_keepalive_connections=self.settings.max_connections,
+            )
+            self._client = httpx.AsyncClient(
+                base_url=self.settings.base_url.rstrip("/"),
+                headers=headers,
+                auth=auth,
+                limits=limits,
+                timeout=self.settings.timeout_seconds,
+            )
+        return self._client
+
+    async def open(self) -> None:
+        self._http()
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """GET ``path`` and decode JSON, translating every failure into a source error."""
+        try:
+            response = await self._http().get(path, params=params)
+        except httpx.TimeoutException as exc:
+            raise SourceTimeout(self.id, f"HTTP timeout ({type(exc).__name__})") from exc
+        except httpx.HTTPError as exc:
+            raise SourceUnavailable(self.id, f"HTTP request failed ({type(exc).__name__})") from exc
+        if response.status_code == 404:
+            raise _NotFound(self.id, "not found")
+        if response.status_code >= 500 or response.status_code == 429:
+            raise SourceUnavailable(self.id, f"HTTP {response.status_code} from the API")
+        if response.status_code >= 400:
+            raise SourceBadResponse(
+                self.id, f"HTTP {response.status_code} from the API; check its auth and paths"
+            )
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("content-type", "no content type")
+            raise SourceBadResponse(self.id, f"the API answered {kind}, not JSON") from None
+
+    # -- by id -----------------------------------------------------------------------------
+
+    async def load_cases(self, local_ids: Sequence[str]) -> Mapping[str, CaseRecord]:
+        fetch = self.settings.fetch
+        if fetch.ids_param is not None:
+            documents = await self._batches(local_ids, fetch.path, fetch.ids_param, fetch.max_batch)
+            items = [
+                item
+                for document in documents
+                for item in items_at(self.id, document, fetch.items, "fetch.items")
+            ]
+        else:
+            items = list((await self._each(local_ids, fetch.path, fetch.concurrency)).values())
+        records = [self.records.case(item) for item in items]
+        wanted = set(local_ids)
+        return {record.local_id: record for record in records if record.local_id in wanted}
+
+    async def load_timelines(
+        self, local_ids: Sequence[str]
+    ) -> Mapping[str, Sequence[TimelineEntry]]:
+        history = self.settings.history
+        if history is None:
+            return {}
+        if history.ids_param is None:
+            found = await self._each(local_ids, history.path, history.concurrency)
+            return {
+                local_id: [
+                    self.records.timeline_entry(item, history.fields)
+                    for item in items_at(self.id, document, history.items, "history.items")
+                ]
+                for local_id, document in found.items()
+            }
+        documents = await self._batches(
+            local_ids, history.path, history.ids_param, history.max_batch
+        )
+        timelines: dict[str, list[TimelineEntry]] = {}
+        for document in documents:
+            for item in items_at(self.id, document, history.items, "history.items"):
+                owner = dig(item, history.case_id or "")
+                if not isinstance(owner, str | int):
+                    raise SourceBadResponse(
+                        self.id, f"history.case_id: no case id at {history.case_id!r}"
+                    )
+                entry = self.records.timeline_entry(item, history.fields)
+                timelines.setdefault(str(owner), []).append(entry)
+        for entries in timelines.values():
+            entries.sort(key=lambda entry: entry.at)
+        return timelines
+
+    async def _batches(
+        self, local_ids: Sequence[str], path: str, ids_param: str, size: int
+    ) -> list[Any]:
+        """One GET per ``size`` ids, all at once: a batch endpoint's answers."""
+        chunks = [local_ids[i : i + size] for i in range(0, len(local_ids), size)]
+        return list(
+            await asyncio.gather(*(self._get(path, {ids_param: ",".join(c)}) for c in chunks))
+        )
+
+    async def _each(self, local_ids: Sequence[str], path: str, concurrency: int) -> dict[str, Any]:
+        """One GET per id, ``concurrency`` at a time; ids the API does not know are left out."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(local_id: str) -> Any:
+            async with gate:
+                try:
+                    return await self._get(path.replace("{id}", quote(local_id, safe="")))
+                except _NotFound:
+                    return None
+
+        documents = await asyncio.gather(*(one(local_id) for local_id in local_ids))
+        return {i: d for i, d in zip(local_ids, documents, strict=True) if d is not None}
+
+    # -- search ----------------------------------------------------------------------------
+
+    async def search_cases(
+        self, where: CaseFilter, order: CaseOrder, after: Position | None, limit: int
+    ) -> list[CaseRecord]:
+        sort = self._sort_value(order)
+        params = self._filter_params(where, order, after)
+        if sort is not None:
+            params[self.settings.list.sort.param] = sort  # type: ignore[union-attr]
+        exact_pages = sort is not None and self.pushed >= _active(where)
+        collected: list[CaseRecord] = []
+        async for page in self._pages(params, limit if exact_pages else None):
+            for record in page:
+                if matches(record, where, self.pushed) and _is_after(record, order, after):
+                    collected.append(record)
+            if sort is not None and len(collected) > limit:
+                break
+        collected.sort(key=lambda r: (_value(r, order), r.local_id), reverse=order.descending)
+        return collected[:limit]
+
+    async def count_cases(self, where: CaseFilter) -> int:
+        listing = self.settings.list
+        params = self._filter_params(where, CaseOrder(), None)
+        if listing.total is not None and self.pushed >= _active(where):
+            params.update(self._page_params(0, 1, None))
+            document = await self._get(listing.path, params)
+            total = _dig_total(document, listing.total)
+            if total is None:
+                raise SourceBadResponse(self.id, f"list.total: no count at {listing.total!r}")
+            return total
+        count = 0
+        async for page in self._pages(params, None):
+            count += sum(1 for record in page if matches(record, where, self.pushed))
+        return count
+
+    async def _pages(self, params: dict[str, str], wanted: int | None) -> Any:
+        """Yield pages of records until the API runs out, ``wanted`` are read, or max_pages."""
+        listing = self.settings.list
+        size = (
+            listing.pagination.page_size
+            if wanted is None
+            else min(listing.pagination.page_size, wanted + 1)
+        )
+        cursor: str | None = None
+        offset = 0
+        for page_number in range(listing.max_pages):
+            query = dict(params) | self._page_params(offset, size, cursor, page_number)
+            document = await self._get(listing.path, query)
+            items = items_at(self.id, document, listing.items, "list.items")
+            yield [self.records.case(item) for item in items]
+            offset += len(items)
+            if len(items) < size:
+                return
+            if listing.pagination.style == "cursor":
+                next_cursor = dig(document, listing.pagination.next_cursor or "")
+                if not isinstance(next_cursor, str) or not next_cursor:
+                    return
+                cursor = next_cursor
+        raise SourceBadResponse(
+            self.id,
+            f"more than list.max_pages ({listing.max_pages}) pages needed; push the filter "
+            "down (list.filters) or raise max_pages",
+        )
+
+    def _page_params(
+        self, offset: int, size: int, cursor: str | None, page_number: int = 0
+    ) -> dict[str, str]:
+        pagination = self.settings.list.pagination
+        params = {pagination.limit_param: str(size)}
+        if pagination.style == "offset":
+            params[pagination.offset_param] = str(offset)
+        elif pagination.style == "page":
+            params[pagination.page_param] = str(pagination.first_page + page_number)
+        elif cursor is not None:
+            params[pagination.cursor_param] = cursor
+        return params
+
+    def _sort_value(self, order: CaseOrder) -> str | None:
+        sort = self.settings.list.sort
+        if sort is None:
+            return None
+        field = "received_at" if order.field is SortField.RECEIVED_AT else "updated_at"
+        value: str | None = getattr(sort, f"{field}_{'desc' if order.descending else 'asc'}")
+        return value
+
+    def _filter_params(
+        self, where: CaseFilter, order: CaseOrder, after: Position | None
+    ) -> dict[str, str]:
+        names = self.settings.list.filters
+        join = names.list_separator.join
+        vocabulary = self.settings.vocabulary
+        params: dict[str, str] = {}
+        if names.status and where.statuses is not None:
+            params[names.status] = join(
+                n for n, c in vocabulary.statuses.items() if c in where.statuses
+            )
+        if names.category and where.categories is not None:
+            params[names.category] = join(
+                n for n, c in vocabulary.categories.items() if c in where.categories
+            )
+        if names.province_code and where.province_codes is not None:
+            params[names.province_code] = join(sorted(where.province_codes))
+        if names.district_code and where.district_codes is not None:
+            params[names.district_code] = join(sorted(where.district_codes))
+        if names.text and where.text:
+            params[names.text] = where.text
+        lower, upper = where.received_from, where.received_before
+        if after is not None and order.field is SortField.RECEIVED_AT:
+            # Narrow to the keyset's side of the position; the exact cut happens after fetching.
+            if order.descending:
+                bound = after.value + timedelta(seconds=1)
+                upper = bound if upper is None else min(upper, bound)
+            else:
+                lower = after.value if lower is None else max(lower, after.value)
+        if names.received_from and lower is not None:
+            params[names.received_from] = lower.isoformat()
+        if names.received_before and upper is not None:
+            params[names.received_before] = upper.isoformat()
+        return params
+
+    async def check(self) -> list[Problem]:
+        """Read one page; report an unreachable API, a wrong shape, and unmapped values."""
+        try:
+            document = await self._get(self.settings.list.path, self._page_params(0, 50, None))
+            records = [
+                self.records.case(item)
+                for item in items_at(self.id, document, self.settings.list.items, "list.items")
+            ]
+        except SourceError as exc:
+            return [Problem(self.id, "base_url", exc.detail, "check the URL, auth and paths")]
+        unmapped = {
+            value
+            for record in records
+            for value in (record.status, record.category, record.channel)
+            if isinstance(value, Unmapped)
+        }
+        return [
+            Problem(
+                self.id,
+                f"vocabulary.{value.key}",
+                f"value {value.value!r} is not mapped",
+                f"add {value.value!r} under vocabulary.{value.key}",
+            )
+            for value in sorted(unmapped, key=lambda u: (u.key, u.value))
+        ]
+
+
+class _NotFound(SourceBadResponse):
+    """HTTP 404 for one id: the case does not exist there, which is an answer, not a failure."""
+
+
+def _active(where: CaseFilter) -> frozenset[str]:
+    values = {
+        "status": where.statuses,
+        "category": where.categories,
+        "province_code": where.province_codes,
+        "district_code": where.district_codes,
+        "received_from": where.received_from,
+        "received_before": where.received_before,
+        "text": where.text or None,
+    }
+    return frozenset(name for name, value in values.items() if value is not None)
+
+
+def _value(record: CaseRecord, order: CaseOrder) -> datetime:
+    return record.updated_at if order.field is SortField.UPDATED_AT else record.received_at
+
+
+def _is_after(record: CaseRecord, order: CaseOrder, after: Position | None) -> bool:
+    """Strictly after ``after`` in the global (value, source, local id) order."""
+    if after is None:
+        return True
+    mine = (_value(record, order), record.source, record.local_id)
+    theirs = (after.value, after.source, after.local_id)
+    return mine < theirs if order.descending else mine > theirs
+
+
+def _dig_total(document: Any, path: str) -> int | None:
+    value = dig(document, path)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,0 +1,189 @@
+"""An agency's JSON objects into unified records, naming the field when the shape is wrong."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sources._errors import SourceBadResponse
+from sources._model import CanonicalStatus, CaseRecord, Location, TimelineEntry, Unmapped
+from sources._query import CaseFilter
+from sources._settings import Vocabulary
+from sources.rest._settings import CaseFields, HistoryFields
+
+_MISSING = object()
+
+
+def dig(document: Any, path: str) -> Any:
+    """The value at a dotted path ('result.items', 'area.lat'); ``_MISSING`` when absent."""
+    if not path:
+        return document
+    value = document
+    for part in path.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def items_at(source: str, document: Any, path: str, key: str) -> list[Any]:
+    found = dig(document, path)
+    if not isinstance(found, list):
+        where = f"at {path!r}" if path else "as the body"
+        raise SourceBadResponse(source, f"{key}: expected a list {where}, got {_kind(found)}")
+    return found
+
+
+def _kind(value: object) -> str:
+    return "nothing" if value is _MISSING else type(value).__name__
+
+
+class RecordMapper:
+    def __init__(self, source: str, fields: CaseFields, vocabulary: Vocabulary, zone: str) -> None:
+        self.source = source
+        self.fields = fields
+        self.vocabulary = vocabulary
+        self.zone = ZoneInfo(zone)
+
+    def case(self, item: Any) -> CaseRecord:
+        if not isinstance(item, dict):
+            raise SourceBadResponse(self.source, f"a case is {type(item).__name__}, not an object")
+        f = self.fields
+        status = self._text(item, "status", f.status)
+        channel = self._text(item, "channel", f.channel)
+        category = self._text(item, "category", f.category)
+        received = self._time(item, "received_at", f.received_at)
+        assert received is not None
+        return CaseRecord(
+            source=self.source,
+            local_id=self._text(item, "id", f.id),
+            reference_number=self._text(item, "reference_number", f.reference_number),
+            title=self._text(item, "title", f.title),
+            description=self._text(item, "description", f.description),
+            channel=self.vocabulary.channels.get(channel)
+            or Unmapped(self.source, "channels", channel),
+            category=self.vocabulary.categories.get(category)
+            or Unmapped(self.source, "categories", category),
+            source_category=category,
+            status=self.vocabulary.statuses.get(status)
+            or Unmapped(self.source, "statuses", status),
+            source_status=status,
+            received_at=received,
+            updated_at=self._time(item, "updated_at", f.updated_at, optional=True) or received,
+            due_at=self._time(item, "due_at", f.due_at, optional=True),
+            closed_at=self._time(item, "closed_at", f.closed_at, optional=True),
+            location=Location(
+                province_code=self._optional_text(item, f.province_code),
+                district_code=self._optional_text(item, f.district_code),
+                subdistrict_code=self._optional_text(item, f.subdistrict_code),
+                address=self._optional_text(item, f.address),
+                latitude=self._number(item, "latitude", f.latitude),
+                longitude=self._number(item, "longitude", f.longitude),
+            ),
+        )
+
+    def timeline_entry(self, item: Any, fields: HistoryFields) -> TimelineEntry:
+        if not isinstance(item, dict):
+            raise SourceBadResponse(self.source, "history: an entry is not an object")
+        at = self._time(item, "history.at", fields.at)
+        assert at is not None
+        status = self._optional_text(item, fields.status)
+        mapped: CanonicalStatus | Unmapped | None = None
+        if status is not None:
+            mapped = self.vocabulary.statuses.get(status) or Unmapped(
+                self.source, "statuses", status
+            )
+        return TimelineEntry(
+            at=at,
+            status=mapped,
+            source_status=status,
+            note=self._optional_text(item, fields.note) or None,
+        )
+
+    def _text(self, item: Any, name: str, path: str) -> str:
+        value = dig(item, path)
+        if value is _MISSING or value is None:
+            raise SourceBadResponse(self.source, f"fields.{name}: missing at {path!r}")
+        if isinstance(value, dict | list):
+            raise SourceBadResponse(
+                self.source, f"fields.{name}: expected text at {path!r}, got {type(value).__name__}"
+            )
+        return str(value)
+
+    def _optional_text(self, item: Any, path: str | None) -> str | None:
+        if path is None:
+            return None
+        value = dig(item, path)
+        return None if value is _MISSING or value is None else str(value)
+
+    def _number(self, item: Any, name: str, path: str | None) -> float | None:
+        if path is None:
+            return None
+        value = dig(item, path)
+        if value is _MISSING or value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise SourceBadResponse(self.source, f"fields.{name}: not a number at {path!r}")
+        try:
+            return float(value)
+        except ValueError:
+            raise SourceBadResponse(
+                self.source, f"fields.{name}: not a number at {path!r}"
+            ) from None
+
+    def _time(
+        self, item: Any, name: str, path: str | None, *, optional: bool = False
+    ) -> datetime | None:
+        if path is None:
+            return None
+        value = dig(item, path)
+        if value is _MISSING or value is None:
+            if optional:
+                return None
+            raise SourceBadResponse(self.source, f"fields.{name}: missing at {path!r}")
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise SourceBadResponse(
+                self.source, f"fields.{name}: {value!r} at {path!r} is not an ISO 8601 time"
+            ) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=self.zone)
+        return parsed.astimezone(UTC)
+
+
+def matches(record: CaseRecord, where: CaseFilter, pushed: frozenset[str]) -> bool:
+    """Whether ``record`` passes the filters the API did not apply itself."""
+    location = record.location
+    text = where.text.casefold() if where.text else None
+    failed = (
+        ("status", where.statuses is not None and record.status not in where.statuses),
+        ("category", where.categories is not None and record.category not in where.categories),
+        (
+            "province_code",
+            where.province_codes is not None and location.province_code not in where.province_codes,
+        ),
+        (
+            "district_code",
+            where.district_codes is not None and location.district_code not in where.district_codes,
+        ),
+        (
+            "received_from",
+            where.received_from is not None and record.received_at < where.received_from,
+        ),
+        (
+            "received_before",
+            where.received_before is not None and record.received_at >= where.received_before,
+        ),
+        (
+            "text",
+            text is not None
+            and text not in record.title.casefold()
+            and text not in record.description.casefold(),
+        ),
+    )
+    return not any(failing for name, failing in failed if name not in pushed)

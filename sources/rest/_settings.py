@@ -1,0 +1,165 @@
+"""The ``kind: rest`` keys: how an agency's JSON API is called and where its fields are."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from sources._settings import SourceSettings, Strict
+
+
+class Auth(Strict):
+    """How to authenticate: an API key header, a bearer token, or HTTP basic."""
+
+    type: Literal["api_key", "bearer", "basic"]
+    header: str = "X-API-Key"
+    value: str | None = None
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+    @model_validator(mode="after")
+    def _has_its_secret(self) -> Auth:
+        needed = {"api_key": ("value",), "bearer": ("token",), "basic": ("username", "password")}
+        missing = [name for name in needed[self.type] if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"auth type {self.type!r} needs {', '.join(missing)}")
+        return self
+
+
+class Pagination(Strict):
+    """How the list endpoint pages: by offset, by page number, or by an opaque next cursor."""
+
+    style: Literal["offset", "page", "cursor"] = "offset"
+    limit_param: str = "limit"
+    offset_param: str = "offset"
+    page_param: str = "page"
+    first_page: int = 1
+    cursor_param: str = "cursor"
+    next_cursor: str | None = Field(
+        default=None, description="Dotted path of the next cursor in a page (style: cursor)."
+    )
+    page_size: int = Field(default=100, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _cursor_needs_path(self) -> Pagination:
+        if self.style == "cursor" and not self.next_cursor:
+            raise ValueError("style 'cursor' needs next_cursor: the dotted path of the next cursor")
+        return self
+
+
+class FilterParams(Strict):
+    """Query parameters the API filters by; a filter without one is applied in the gateway."""
+
+    status: str | None = None
+    category: str | None = None
+    province_code: str | None = None
+    district_code: str | None = None
+    received_from: str | None = Field(default=None, description="Inclusive lower bound.")
+    received_before: str | None = Field(default=None, description="Exclusive upper bound.")
+    text: str | None = None
+    list_separator: str = ","
+
+
+class SortParams(Strict):
+    """The sort parameter and its value for each order the gateway asks for."""
+
+    param: str = "sort"
+    received_at_desc: str | None = None
+    received_at_asc: str | None = None
+    updated_at_desc: str | None = None
+    updated_at_asc: str | None = None
+
+
+class ListEndpoint(Strict):
+    path: str
+    items: str = Field(default="", description="Dotted path of the case list ('' = the body).")
+    total: str | None = Field(default=None, description="Dotted path of the total match count.")
+    pagination: Pagination = Field(default_factory=Pagination)
+    filters: FilterParams = Field(default_factory=FilterParams)
+    sort: SortParams | None = None
+    max_pages: int = Field(
+        default=20, ge=1, description="Pages one search may read when filtering in the gateway."
+    )
+
+
+class FetchEndpoint(Strict):
+    """Cases by id: a batch endpoint (``ids_param``, or ``{id}`` absent) or one call per id."""
+
+    path: str = Field(description="'/cases' with ids_param for a batch, or '/cases/{id}'.")
+    ids_param: str | None = None
+    items: str = ""
+    max_batch: int = Field(default=100, ge=1)
+    concurrency: int = Field(default=8, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _batch_or_per_id(self) -> FetchEndpoint:
+        if (self.ids_param is None) == ("{id}" not in self.path):
+            raise ValueError("give either ids_param (batch) or a path with {id} (one call per id)")
+        return self
+
+
+class HistoryFields(Strict):
+    at: str
+    status: str | None = None
+    note: str | None = None
+
+
+class HistoryEndpoint(Strict):
+    """Status changes and notes: a batch endpoint (``ids_param`` and ``case_id``) or per case."""
+
+    path: str = Field(description="'/timeline' with ids_param, or '/cases/{id}/history'.")
+    ids_param: str | None = None
+    case_id: str | None = Field(
+        default=None, description="Dotted path of the case id in each entry (batch endpoints)."
+    )
+    items: str = ""
+    fields: HistoryFields
+    max_batch: int = Field(default=100, ge=1)
+    concurrency: int = Field(default=8, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _batch_or_per_case(self) -> HistoryEndpoint:
+        if (self.ids_param is None) == ("{id}" not in self.path):
+            raise ValueError(
+                "give either ids_param (batch) or a path with {id} (one call per case)"
+            )
+        if self.ids_param is not None and self.case_id is None:
+            raise ValueError(
+                "a batch history endpoint needs case_id: where each entry names its case"
+            )
+        return self
+
+
+class CaseFields(Strict):
+    """Dotted paths in one case's JSON object for each unified field."""
+
+    id: str
+    reference_number: str
+    title: str
+    description: str
+    channel: str
+    category: str
+    status: str
+    received_at: str
+    updated_at: str | None = None
+    due_at: str | None = None
+    closed_at: str | None = None
+    province_code: str | None = None
+    district_code: str | None = None
+    subdistrict_code: str | None = None
+    address: str | None = None
+    latitude: str | None = None
+    longitude: str | None = None
+
+
+class RestSettings(SourceSettings):
+    base_url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    auth: Auth | None = None
+    max_connections: int = Field(default=10, ge=1, le=200)
+    list: ListEndpoint
+    fetch: FetchEndpoint
+    history: HistoryEndpoint | None = None
+    fields: CaseFields
