@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,6 +34,7 @@ class Gateway:
             Guarded(
                 source_class(settings.kind)(settings),
                 settings.timeout_seconds,
+                settings.resilience,
                 self.metrics.observe_round_trip,
             )
             for settings in config.sources
@@ -60,6 +63,32 @@ class Gateway:
     async def stop(self) -> None:
         await self.federation.close()
 
+    def readiness(self) -> dict[str, Any]:
+        sources: dict[str, Any] = {}
+        for source in self.federation.sources.values():
+            health = source.health()
+            if health is None:
+                continue
+            sources[source.id] = {
+                "status": health.status,
+                "circuit": health.circuit,
+                "last_error": health.last_error,
+                "last_error_at": _iso(health.last_error_at),
+                "last_success_at": _iso(health.last_success_at),
+                "last_latency_ms": None
+                if health.last_latency_seconds is None
+                else round(health.last_latency_seconds * 1000, 3),
+            }
+        down = [s for s in sources.values() if s["status"] == "DOWN"]
+        status = (
+            "ready" if not down else ("unavailable" if len(down) == len(sources) else "degraded")
+        )
+        return {"status": status, "sources": sources}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
 
 def create_app(config: GatewayConfig) -> Starlette:
     gateway = Gateway(config)
@@ -81,6 +110,11 @@ def create_app(config: GatewayConfig) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def readyz(request: Request) -> Response:
+        """Each source's health; 503 only when no source can answer at all."""
+        report = gateway.readiness()
+        return JSONResponse(report, status_code=503 if report["status"] == "unavailable" else 200)
+
     async def root(request: Request) -> Response:
         return RedirectResponse("/graphql")
 
@@ -90,6 +124,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/metrics", gateway.metrics.endpoint),
             Route("/healthz", healthz),
+            Route("/readyz", readyz),
         ],
         lifespan=lifespan,
     )

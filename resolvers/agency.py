@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
 
 from resolvers.context import GraphInfo
 from resolvers.directory import CategoryInfo
-from sources import AgencyInfo, Source
+from sources import AgencyInfo, Source, SourceHealth
 
 
 @strawberry.type(description="A unified complaint category; agencies' own codes map onto these.")
@@ -20,6 +22,28 @@ class Category:
         return cls(code=info.code, name_th=info.name_th, name_en=info.name_en)
 
 
+@strawberry.type(description="What the gateway last saw of a source system.")
+class SourceHealthInfo:
+    status: str = strawberry.field(description="UP, DOWN, or UNKNOWN before the first call.")
+    circuit: str = strawberry.field(description="CLOSED, OPEN (calls refused) or HALF_OPEN.")
+    last_error: str | None
+    last_error_at: datetime | None
+    last_success_at: datetime | None
+    last_latency_ms: float | None
+
+    @classmethod
+    def of(cls, health: SourceHealth) -> SourceHealthInfo:
+        latency = health.last_latency_seconds
+        return cls(
+            status=health.status,
+            circuit=health.circuit,
+            last_error=health.last_error,
+            last_error_at=health.last_error_at,
+            last_success_at=health.last_success_at,
+            last_latency_ms=None if latency is None else round(latency * 1000, 3),
+        )
+
+
 @strawberry.type(description="An agency's complaint system that the graph reads on demand.")
 class SourceSystem:
     id: str
@@ -28,10 +52,16 @@ class SourceSystem:
         description="CaseFilter fields this source evaluates itself; others apply after fetching."
     )
     _agency: strawberry.Private[AgencyInfo]
+    _source: strawberry.Private[Source]
 
     @strawberry.field
     def agency(self) -> Agency:
         return Agency.of(self._agency)
+
+    @strawberry.field(description="Health, circuit state, last error and latency.")
+    def health(self) -> SourceHealthInfo | None:
+        health = self._source.health()
+        return SourceHealthInfo.of(health) if health is not None else None
 
     @classmethod
     def of(cls, source: Source) -> SourceSystem:
@@ -40,6 +70,7 @@ class SourceSystem:
             kind=source.kind,
             pushed_down_filters=sorted(source.capabilities.pushed_down_filters),
             _agency=source.agency,
+            _source=source,
         )
 
 

@@ -11,7 +11,7 @@ from sources._errors import (
     SourceUnavailable,
 )
 from sources._federation import Federation, Page
-from sources._interface import AgencyInfo, Capabilities, Problem, Source
+from sources._interface import AgencyInfo, Capabilities, Problem, Source, SourceHealth
 from sources._model import (
     CanonicalStatus,
     CaseRecord,
@@ -22,7 +22,14 @@ from sources._model import (
 )
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._registry import UnknownKind, source_class
-from sources._settings import AgencySettings, Named, SourceSettings, Strict, Vocabulary
+from sources._settings import (
+    AgencySettings,
+    Named,
+    Resilience,
+    SourceSettings,
+    Strict,
+    Vocabulary,
+)
 
 __all__ = [
     "AgencyInfo",
@@ -39,11 +46,13 @@ __all__ = [
     "Page",
     "Position",
     "Problem",
+    "Resilience",
     "SortField",
     "Source",
     "SourceBadResponse",
     "SourceConfigError",
     "SourceError",
+    "SourceHealth",
     "SourceSettings",
     "SourceTimeout",
     "SourceUnavailable",

@@ -1,18 +1,42 @@
-"""A wrapper that gives every source a deadline and reports each round trip to an observer."""
+"""The guard around every source: deadline, concurrency bound, retries, circuit breaker, health.
+
+Retries (tenacity) apply to reads that failed for availability (unreachable, timed out), with
+jittered exponential backoff. The circuit breaker (circuitbreaker) opens after a run of such
+failures and then refuses calls at once, with SOURCE_UNAVAILABLE, until its recovery time has
+passed and a trial call succeeds. Every attempt is reported to the round-trip observer.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
-from sources._errors import SourceTimeout
-from sources._interface import Capabilities, Problem, Source
+from circuitbreaker import (
+    STATE_CLOSED,
+    STATE_HALF_OPEN,
+    STATE_OPEN,
+    CircuitBreaker,
+)
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from sources._errors import SourceError, SourceTimeout, SourceUnavailable
+from sources._interface import Capabilities, Problem, Source, SourceHealth
 from sources._model import CaseRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
+from sources._settings import Resilience
 
 T = TypeVar("T")
+
+_AVAILABILITY = (SourceUnavailable, SourceTimeout)
+_CIRCUIT_NAMES = {STATE_CLOSED: "CLOSED", STATE_OPEN: "OPEN", STATE_HALF_OPEN: "HALF_OPEN"}
 
 
 class RoundTripObserver(Protocol):
@@ -26,36 +50,116 @@ def _ignore(source: str, operation: str, seconds: float, batch_size: int, ok: bo
 
 
 class Guarded(Source):
-    """Delegates to ``inner`` under its timeout; one observer call per delegated call."""
+    """Delegates to ``inner`` under the source's timeout and resilience settings."""
 
     def __init__(
-        self, inner: Source, timeout_seconds: float, observe: RoundTripObserver = _ignore
+        self,
+        inner: Source,
+        timeout_seconds: float,
+        resilience: Resilience | None = None,
+        observe: RoundTripObserver = _ignore,
     ) -> None:
         self.inner = inner
         self.id = inner.id
         self.kind = inner.kind
         self.agency = inner.agency
         self.timeout_seconds = timeout_seconds
+        self.resilience = resilience or Resilience()
         self.observe = observe
+        self._gate = asyncio.Semaphore(self.resilience.max_concurrency)
+        self._breaker = CircuitBreaker(
+            failure_threshold=self.resilience.circuit_failure_threshold,
+            recovery_timeout=self.resilience.circuit_recovery_seconds,
+            expected_exception=_AVAILABILITY,
+            name=f"source:{inner.id}",
+        )
+        self._last_error: str | None = None
+        self._last_error_at: datetime | None = None
+        self._last_success_at: datetime | None = None
+        self._last_latency: float | None = None
+        self._last_ok: bool | None = None
 
     @property
     def capabilities(self) -> Capabilities:
         return self.inner.capabilities
 
+    def health(self) -> SourceHealth:
+        circuit = _CIRCUIT_NAMES.get(self._breaker.state, str(self._breaker.state).upper())
+        if circuit == "OPEN" or self._last_ok is False:
+            status = "DOWN"
+        elif self._last_ok is None:
+            status = "UNKNOWN"
+        else:
+            status = "UP"
+        return SourceHealth(
+            status=status,
+            circuit=circuit,
+            last_error=self._last_error,
+            last_error_at=self._last_error_at,
+            last_success_at=self._last_success_at,
+            last_latency_seconds=self._last_latency,
+        )
+
     async def _call(self, operation: str, batch_size: int, call: Callable[[], Awaitable[T]]) -> T:
-        started = time.perf_counter()
-        ok = False
-        try:
-            async with asyncio.timeout(self.timeout_seconds):
-                result = await call()
-            ok = True
+        # call_async records outcomes but does not refuse calls itself: the refusal is ours.
+        if self._breaker.opened:
+            remaining = max(self._breaker.open_remaining, 0)
+            raise SourceUnavailable(
+                self.id,
+                f"circuit open after {self.resilience.circuit_failure_threshold} failures in a "
+                f"row (last: {self._last_error}); next trial in {remaining:.0f} s",
+            )
+        result: T = await self._breaker.call_async(self._with_retries, operation, batch_size, call)
+        return result
+
+    async def _with_retries(
+        self, operation: str, batch_size: int, call: Callable[[], Awaitable[T]]
+    ) -> T:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.resilience.retries + 1),
+            wait=wait_exponential_jitter(
+                multiplier=self.resilience.retry_initial_seconds,
+                max=self.resilience.retry_max_seconds,
+                jitter=self.resilience.retry_initial_seconds,
+            ),
+            retry=retry_if_exception_type(_AVAILABILITY),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(operation, batch_size, call)
+        raise AssertionError("unreachable: tenacity re-raises the last failure")
+
+    async def _attempt(
+        self, operation: str, batch_size: int, call: Callable[[], Awaitable[T]]
+    ) -> T:
+        async with self._gate:
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(self.timeout_seconds):
+                    result = await call()
+            except TimeoutError:
+                error: SourceError = SourceTimeout(
+                    self.id, f"no answer within {self.timeout_seconds:g} s ({operation})"
+                )
+                self._failed(operation, started, batch_size, error)
+                raise error from None
+            except SourceError as exc:
+                self._failed(operation, started, batch_size, exc)
+                raise
+            seconds = time.perf_counter() - started
+            self._last_ok, self._last_latency = True, seconds
+            self._last_success_at = datetime.now(UTC)
+            self.observe(self.id, operation, seconds, batch_size, True)
             return result
-        except TimeoutError:
-            raise SourceTimeout(
-                self.id, f"no answer within {self.timeout_seconds:g} s ({operation})"
-            ) from None
-        finally:
-            self.observe(self.id, operation, time.perf_counter() - started, batch_size, ok)
+
+    def _failed(self, operation: str, started: float, batch_size: int, error: SourceError) -> None:
+        seconds = time.perf_counter() - started
+        if isinstance(error, _AVAILABILITY):
+            self._last_ok = False
+        self._last_error, self._last_error_at = error.detail, datetime.now(UTC)
+        self._last_latency = seconds
+        self.observe(self.id, operation, seconds, batch_size, False)
 
     async def open(self) -> None:
         await self._call("open", 1, self.inner.open)

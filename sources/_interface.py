@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sources._model import CaseRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
@@ -32,6 +33,18 @@ class AgencyInfo:
     code: str
     name_th: str
     name_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """What the gateway last saw of a source; ``status`` is UP, DOWN or UNKNOWN (not yet asked)."""
+
+    status: str
+    circuit: str
+    last_error: str | None
+    last_error_at: datetime | None
+    last_success_at: datetime | None
+    last_latency_seconds: float | None
 
 
 class Source(abc.ABC):
@@ -74,6 +87,10 @@ class Source(abc.ABC):
         self, local_ids: Sequence[str]
     ) -> Mapping[str, Sequence[TimelineEntry]]:
         """Each case's status changes and notes, oldest first."""
+
+    def health(self) -> SourceHealth | None:
+        """Health as seen by the gateway's guard around the source; adapters have none."""
+        return None
 
     @abc.abstractmethod
     async def check(self) -> list[Problem]:

@@ -43,12 +43,28 @@ class Vocabulary(Strict):
     channels: dict[str, Channel] = Field(default_factory=dict)
 
 
+class Resilience(Strict):
+    """How the gateway protects itself and the agency when the agency is slow or down."""
+
+    max_concurrency: int = Field(default=10, ge=1, description="Round trips in flight at once.")
+    retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed read.")
+    retry_initial_seconds: float = Field(default=0.05, ge=0)
+    retry_max_seconds: float = Field(default=2.0, ge=0)
+    circuit_failure_threshold: int = Field(
+        default=5, ge=1, description="Failed calls in a row that open the circuit."
+    )
+    circuit_recovery_seconds: float = Field(
+        default=30.0, gt=0, description="How long an open circuit refuses calls before a trial."
+    )
+
+
 class SourceSettings(Strict):
     id: str
     kind: str
     agency: AgencySettings
     vocabulary: Vocabulary
     timeout_seconds: float = Field(default=10.0, gt=0)
+    resilience: Resilience = Field(default_factory=Resilience)
 
     @field_validator("id")
     @classmethod

@@ -1,0 +1,250 @@
+"""An agency down, slow or wrong: partial data, named errors, recovery without restart."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.config import GatewayConfig
+from gateway.demo import DEMO_PMOC_KEY
+from samples import pmoc_1111
+from samples.serving import ThreadedServer
+from sources import Resilience
+from sources.rest import RestSettings
+from tests.conftest import REST_CASES, REST_SEED, DemoData, RunningGateway, running
+from tests.resolvers.expected import POSTGRES_SOURCE, REST_SOURCE, SQLITE_SOURCE, matching
+
+
+class Misbehaving:
+    """Wraps the 1111 sample so a test can make it answer HTML, bad data, 503s, or nothing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.mode = "normal"
+        self.failures_left = 0
+        self.release = threading.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.mode == "html":
+            await _send(send, 200, b"<html><body>Service maintenance</body></html>", b"text/html")
+        elif self.mode == "no-title":
+            await _send(
+                send, 200, b'{"result": {"items": [{"complaint_code": "X-1"}], "total": 1}}'
+            )
+        elif self.mode == "hang":
+            await asyncio.to_thread(self.release.wait)
+            await _send(send, 503, b"{}")
+        elif self.failures_left > 0:
+            self.failures_left -= 1
+            await _send(send, 503, b'{"error": "busy"}')
+        else:
+            await self.app(scope, receive, send)
+
+
+async def _send(send: Send, status: int, body: bytes, kind: bytes = b"application/json") -> None:
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", kind)]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+def agency() -> Iterator[tuple[ThreadedServer, Misbehaving]]:
+    app = Misbehaving(pmoc_1111.create_app(seed=REST_SEED, count=REST_CASES, api_key=DEMO_PMOC_KEY))
+    server = ThreadedServer(app)
+    server.start()
+    yield server, app
+    app.release.set()
+    server.stop()
+
+
+def config_with(demo_data: DemoData, url: str, **changes: Any) -> GatewayConfig:
+    sources = []
+    for source in demo_data.config.sources:
+        if source.id == REST_SOURCE:
+            assert isinstance(source, RestSettings)
+            update: dict[str, Any] = {
+                "base_url": url,
+                "timeout_seconds": 1.0,
+                "resilience": Resilience(
+                    retries=1,
+                    retry_initial_seconds=0.01,
+                    retry_max_seconds=0.05,
+                    circuit_failure_threshold=3,
+                    circuit_recovery_seconds=3.0,
+                ),
+            }
+            source = source.model_copy(update=update | changes)
+        sources.append(source)
+    return GatewayConfig(demo_data.config.categories, tuple(sources), demo_data.config.limits)
+
+
+@pytest.fixture
+async def guarded(
+    demo_data: DemoData, agency: tuple[ThreadedServer, Misbehaving]
+) -> AsyncIterator[RunningGateway]:
+    gateway = await running(config_with(demo_data, agency[0].url))
+    yield gateway
+    await gateway.client.aclose()
+    await gateway.gateway.stop()
+
+
+QUERY = """
+{
+  cases(first: 60, orderBy: {field: RECEIVED_AT, direction: ASC}) {
+    totalCount
+    edges { node { source { id } timeline { status } } }
+  }
+}
+"""
+
+
+# Health is read in its own request: root fields resolve concurrently within one.
+HEALTH = "{ sources { id health { status circuit lastError } } }"
+
+
+def sources_in(body: dict[str, Any]) -> set[str]:
+    return {edge["node"]["source"]["id"] for edge in body["data"]["cases"]["edges"]}
+
+
+def health_of(body: dict[str, Any], source: str) -> dict[str, Any]:
+    (found,) = [s["health"] for s in body["data"]["sources"] if s["id"] == source]
+    return dict(found)
+
+
+def error_codes(body: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(e["extensions"]["code"], e["extensions"]["source"]) for e in body.get("errors", [])}
+
+
+async def test_agency_stopped_and_restarted_mid_run(
+    guarded: RunningGateway, agency: tuple[ThreadedServer, Misbehaving]
+) -> None:
+    server, _ = agency
+    healthy = await guarded.query(QUERY)
+    assert "errors" not in healthy
+    assert sources_in(healthy) == {POSTGRES_SOURCE, SQLITE_SOURCE, REST_SOURCE}
+    assert health_of(await guarded.query(HEALTH), REST_SOURCE)["status"] == "UP"
+
+    server.stop()
+    down = await guarded.query(QUERY)
+    assert sources_in(down) == {POSTGRES_SOURCE, SQLITE_SOURCE}
+    assert (("SOURCE_UNAVAILABLE", REST_SOURCE)) in error_codes(down)
+    assert {code for code, _ in error_codes(down)} == {"SOURCE_UNAVAILABLE"}
+    assert health_of(await guarded.query(HEALTH), REST_SOURCE)["status"] == "DOWN"
+    ready = await guarded.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "degraded"
+
+    # Failures in a row open the circuit: then calls are refused without touching the agency.
+    for _ in range(3):
+        await guarded.query(QUERY)
+    assert health_of(await guarded.query(HEALTH), REST_SOURCE)["circuit"] == "OPEN"
+    before = guarded.round_trips(REST_SOURCE)
+    refused = await guarded.query(QUERY)
+    assert guarded.round_trips(REST_SOURCE) == before
+    assert any("circuit open" in e["message"] for e in refused["errors"])
+
+    server.start()
+    async with asyncio.timeout(15):
+        while True:  # the circuit lets a trial through after its recovery time
+            recovered = await guarded.query(QUERY)
+            if "errors" not in recovered:
+                break
+            await asyncio.sleep(0.05)
+    assert sources_in(recovered) == {POSTGRES_SOURCE, SQLITE_SOURCE, REST_SOURCE}
+    assert health_of(await guarded.query(HEALTH), REST_SOURCE) | {"lastError": None} == {
+        "status": "UP",
+        "circuit": "CLOSED",
+        "lastError": None,
+    }
+    assert (await guarded.client.get("/readyz")).json()["status"] == "ready"
+
+
+@pytest.mark.parametrize(
+    ("mode", "says"),
+    [("html", "text/html, not JSON"), ("no-title", "fields.status: missing at 'status_id'")],
+)
+async def test_garbage_is_a_bad_response_naming_the_problem(
+    guarded: RunningGateway, agency: tuple[ThreadedServer, Misbehaving], mode: str, says: str
+) -> None:
+    agency[1].mode = mode
+    body = await guarded.query(QUERY)
+    assert sources_in(body) == {POSTGRES_SOURCE, SQLITE_SOURCE}
+    errors = [e for e in body["errors"] if e["extensions"]["source"] == REST_SOURCE]
+    assert {e["extensions"]["code"] for e in errors} == {"SOURCE_BAD_RESPONSE"}
+    assert any(says in e["message"] for e in errors), errors
+    assert (await guarded.client.get("/healthz")).status_code == 200
+
+
+async def test_a_failed_read_is_retried(
+    guarded: RunningGateway, agency: tuple[ThreadedServer, Misbehaving]
+) -> None:
+    await guarded.query("{ sources { id } }")
+    agency[1].failures_left = 1
+    before = guarded.round_trips(REST_SOURCE, "search_cases")
+    body = await guarded.query(
+        '{ cases(first: 5, filter: {source: ["pmoc-1111"]}) { edges { cursor } } }'
+    )
+    assert "errors" not in body
+    assert len(body["data"]["cases"]["edges"]) == 5
+    assert guarded.round_trips(REST_SOURCE, "search_cases") == before + 2
+
+
+async def test_a_hanging_agency_times_out_and_the_rest_arrives(
+    guarded: RunningGateway, agency: tuple[ThreadedServer, Misbehaving]
+) -> None:
+    agency[1].mode = "hang"
+    body = await guarded.query(QUERY)
+    assert sources_in(body) == {POSTGRES_SOURCE, SQLITE_SOURCE}
+    assert ("SOURCE_TIMEOUT", REST_SOURCE) in error_codes(body)
+
+
+async def test_wrong_api_key_is_named_not_hidden(
+    demo_data: DemoData, agency: tuple[ThreadedServer, Misbehaving]
+) -> None:
+    (rest,) = [s for s in demo_data.config.sources if s.id == REST_SOURCE]
+    assert isinstance(rest, RestSettings) and rest.auth is not None
+    wrong = rest.auth.model_copy(update={"value": "not-the-key"})
+    gateway = await running(config_with(demo_data, agency[0].url, auth=wrong))
+    try:
+        body = await gateway.query(QUERY)
+    finally:
+        await gateway.client.aclose()
+        await gateway.gateway.stop()
+    errors = [e for e in body["errors"] if e["extensions"]["source"] == REST_SOURCE]
+    assert errors and all("HTTP 401" in e["message"] and "auth" in e["message"] for e in errors)
+
+
+async def test_filters_the_api_lacks_are_applied_in_the_gateway(
+    demo_data: DemoData, agency: tuple[ThreadedServer, Misbehaving]
+) -> None:
+    (rest,) = [s for s in demo_data.config.sources if s.id == REST_SOURCE]
+    assert isinstance(rest, RestSettings)
+    bare = rest.list.model_copy(update={"filters": type(rest.list.filters)()})
+    gateway = await running(config_with(demo_data, agency[0].url, list=bare))
+    try:
+        body = await gateway.query(
+            """{ cases(first: 500, filter: {source: ["pmoc-1111"], text: "ถนน",
+                 status: [RESOLVED, CLOSED]}) { totalCount edges { node { title } } }
+               sources { id pushedDownFilters } }"""
+        )
+    finally:
+        await gateway.client.aclose()
+        await gateway.gateway.stop()
+    expected = [
+        e
+        for e in matching(
+            lambda c: "ถนน" in c.title + c.description and c.status in ("RESOLVED", "CLOSED")
+        )
+        if e.source == REST_SOURCE
+    ]
+    assert expected
+    assert body["data"]["cases"]["totalCount"] == len(expected)
+    assert len(body["data"]["cases"]["edges"]) == len(expected)
+    pushed = {s["id"]: s["pushedDownFilters"] for s in body["data"]["sources"]}
+    assert pushed[REST_SOURCE] == []
