@@ -30,13 +30,16 @@ def asyncpg_url(dsn: str) -> str:
 DEMO_PMOC_KEY = "demo-pmoc-key"  # a demo credential for a synthetic loopback service
 
 
-def demo_config(damrongdhama_dsn: str, provincial_path: Path, pmoc_url: str) -> GatewayConfig:
+def demo_config(
+    damrongdhama_dsn: str, provincial_path: Path, pmoc_url: str, traffy_url: str
+) -> GatewayConfig:
     text = files("samples").joinpath("config.yaml").read_text(encoding="utf-8")
     environ = {
         "DEMO_DAMRONGDHAMA_URL": asyncpg_url(damrongdhama_dsn),
         "DEMO_PROVINCIAL_URL": f"sqlite+aiosqlite:///{provincial_path.resolve()}",
         "DEMO_PMOC_URL": pmoc_url,
         "DEMO_PMOC_KEY": DEMO_PMOC_KEY,
+        "DEMO_TRAFFY_URL": f"{traffy_url}/open311/v2",
     }
     return parse_config(text, environ, "samples/config.yaml")
 
@@ -68,11 +71,11 @@ async def build_demo_data(dsn: str, provincial_path: Path, size: int) -> None:
 
 
 def run_demo(*, host: str, port: int, agency_port: int, size: int, data_dir: str) -> None:
-    """Build or reuse the demo data, start the 1111 service on loopback, serve the gateway."""
+    """Build or reuse the demo data, start the two API agencies on loopback, serve the gateway."""
     import uvicorn
 
     from gateway.app import create_app
-    from samples import pmoc_1111
+    from samples import pmoc_1111, traffy
     from samples.serving import ThreadedServer
 
     directory = Path(data_dir)
@@ -82,11 +85,14 @@ def run_demo(*, host: str, port: int, agency_port: int, size: int, data_dir: str
     asyncio.run(build_demo_data(dsn, provincial_path, size))
     pmoc = ThreadedServer(pmoc_1111.create_app(count=size, api_key=DEMO_PMOC_KEY), agency_port)
     pmoc.start()
-    log.info("1111 service sample running at %s", pmoc.url)
-    config = demo_config(dsn, provincial_path, pmoc.url)
+    city = ThreadedServer(traffy.create_app(count=size), agency_port + 1)
+    city.start()
+    log.info("1111 service sample at %s, city platform (Open311) at %s", pmoc.url, city.url)
+    config = demo_config(dsn, provincial_path, pmoc.url, city.url)
     print(f"\n  complaint-graph demo: open http://{host}:{port}/graphql\n", flush=True)
     try:
         uvicorn.run(create_app(config), host=host, port=port, log_level="info")
     finally:
         pmoc.stop()
+        city.stop()
         del server  # the embedded PostgreSQL stops when its handle is released at exit

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from samples import links
 from samples.generator import SyntheticCase, generate_cases
 
 DEFAULT_SEED = 1567
@@ -64,13 +65,22 @@ CREATE TABLE complaints (
 CREATE TABLE complaint_status_log (
   id bigint PRIMARY KEY, complaint_id bigint NOT NULL REFERENCES complaints(id),
   status_code text NOT NULL, changed_at timestamptz NOT NULL, remark text);
+CREATE TABLE complaint_referrals (
+  id bigint PRIMARY KEY, complaint_id bigint NOT NULL REFERENCES complaints(id),
+  to_org text NOT NULL, referred_at timestamptz NOT NULL, kind_code text NOT NULL,
+  status_text text, their_ref text);
 CREATE INDEX complaints_received ON complaints (received_at, id);
 CREATE INDEX complaints_updated ON complaints (updated_at, id);
 CREATE INDEX complaints_status ON complaints (status_code);
 CREATE INDEX complaints_province ON complaints (province_code);
 CREATE INDEX complaints_type ON complaints (type_code);
 CREATE INDEX status_log_complaint ON complaint_status_log (complaint_id, changed_at);
+CREATE INDEX referrals_complaint ON complaint_referrals (complaint_id, referred_at);
+CREATE INDEX referrals_target ON complaint_referrals (to_org, their_ref);
 """
+
+AGENCY_CODES = {"OPM1111": "OPM-1111", "BMA-TF": "BMA-TRAFFY", "DDC": "MOI-DDC"}
+KIND_CODES = {"FWD": "FORWARD", "ESC": "ESCALATE", "RET": "RETURN"}
 
 _NATIVE_STATUS = {canonical: native for native, canonical in STATUS_CODES.items()}
 _NATIVE_TYPE = {unified: native for native, unified in TYPE_CODES.items()}
@@ -84,9 +94,29 @@ def reference_number(case: SyntheticCase) -> str:
     return f"ดธ.1567/{year_be}/{case.number:06d}"
 
 
-def _rows(cases: list[SyntheticCase]) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-    complaints: list[tuple[object, ...]] = []
-    log: list[tuple[object, ...]] = []
+Rows = list[tuple[object, ...]]
+
+
+def _referrals(cases: list[SyntheticCase]) -> Rows:
+    """Chain cases go to the 1111 service a day after they were received (see samples.links)."""
+    return [
+        (
+            len(cases) + case.number,
+            case.number,
+            "OPM1111",
+            case.received_at + timedelta(days=1),
+            "ESC" if links.escalated(case.number) else "FWD",
+            "ส่งเรื่องแล้ว",
+            links.pmoc_id(case.number),
+        )
+        for case in cases
+        if links.in_chain(case.number)
+    ]
+
+
+def _rows(cases: list[SyntheticCase]) -> tuple[Rows, Rows]:
+    complaints: Rows = []
+    log: Rows = []
     for case in cases:
         complaints.append(
             (
@@ -126,17 +156,20 @@ async def create_and_load(
     dsn: str, *, seed: int = DEFAULT_SEED, count: int = 10_000, drop_existing: bool = False
 ) -> int:
     """Create the tables in the database at ``dsn`` and fill them; returns the case count."""
-    complaints, log = _rows(list(generate_cases(seed=seed, count=count)))
+    cases = list(generate_cases(seed=seed, count=count))
+    complaints, log = _rows(cases)
     connection = await asyncpg.connect(dsn)
     try:
         async with connection.transaction():
             if drop_existing:
                 await connection.execute(
+                    "DROP TABLE IF EXISTS complaint_referrals; "
                     "DROP TABLE IF EXISTS complaint_status_log; DROP TABLE IF EXISTS complaints"
                 )
             await connection.execute(SCHEMA_SQL)
             await connection.copy_records_to_table("complaints", records=complaints)
             await connection.copy_records_to_table("complaint_status_log", records=log)
+            await connection.copy_records_to_table("complaint_referrals", records=_referrals(cases))
         await connection.execute("ANALYZE complaints; ANALYZE complaint_status_log")
     finally:
         await connection.close()

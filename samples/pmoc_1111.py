@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from samples import links
 from samples._vocabulary import CATEGORIES
 from samples.generator import SyntheticCase, generate_cases
 
@@ -65,10 +66,29 @@ def _local(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(_BANGKOK).isoformat()
 
 
+AGENCY_CODES = {"TRAFFY": "BMA-TRAFFY", "DDC": "MOI-DDC", "PMOC": "OPM-1111"}
+ACTIONS = {"ส่งต่อ": "FORWARD", "ยกระดับ": "ESCALATE", "ส่งกลับ": "RETURN"}
+
+
+def _operatings(case: SyntheticCase) -> list[dict[str, Any]]:
+    """Which agency the centre asked to act: chain cases go on to the city platform."""
+    if not links.in_chain(case.number):
+        return []
+    return [
+        {
+            "org_code": "TRAFFY",
+            "assigned_at": _local(case.received_at + timedelta(days=2)),
+            "action": "ส่งต่อ",
+            "result": "อยู่ระหว่างดำเนินการ",
+            "secrecy": "ลับ" if case.category == "CORRUPTION" else "ปกติ",
+            "their_case": links.traffy_id(case.number),
+        }
+    ]
+
+
 def native_case(case: SyntheticCase) -> dict[str, Any]:
-    year_be = case.received_at.astimezone(_BANGKOK).year + 543
     return {
-        "complaint_code": f"PMOC-{year_be}-{case.number:06d}",
+        "complaint_code": links.pmoc_id(case.number),
         "topic": case.title,
         "detail": case.description,
         "status_id": int(_STATUS_ID[case.status]),
@@ -86,6 +106,7 @@ def native_case(case: SyntheticCase) -> dict[str, Any]:
             "lat": case.latitude,
             "lng": case.longitude,
         },
+        "operatings": _operatings(case),
         "_history": [
             {"at": _local(e.at), "status_id": int(_STATUS_ID[e.status]), "remark": e.note}
             for e in case.history

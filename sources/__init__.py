@@ -17,6 +17,8 @@ from sources._model import (
     CaseRecord,
     Channel,
     Location,
+    ReferralKind,
+    ReferralRecord,
     TimelineEntry,
     Unmapped,
 )
@@ -46,6 +48,8 @@ __all__ = [
     "Page",
     "Position",
     "Problem",
+    "ReferralKind",
+    "ReferralRecord",
     "Resilience",
     "SortField",
     "Source",

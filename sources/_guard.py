@@ -29,7 +29,7 @@ from tenacity import (
 
 from sources._errors import SourceError, SourceTimeout, SourceUnavailable
 from sources._interface import Capabilities, Problem, Source, SourceHealth
-from sources._model import CaseRecord, TimelineEntry
+from sources._model import CaseRecord, ReferralRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import Resilience
 
@@ -187,6 +187,22 @@ class Guarded(Source):
     ) -> Mapping[str, Sequence[TimelineEntry]]:
         return await self._call(
             "load_timelines", len(local_ids), lambda: self.inner.load_timelines(local_ids)
+        )
+
+    async def load_referrals(
+        self, local_ids: Sequence[str]
+    ) -> Mapping[str, Sequence[ReferralRecord]]:
+        return await self._call(
+            "load_referrals", len(local_ids), lambda: self.inner.load_referrals(local_ids)
+        )
+
+    async def find_referrals_to(
+        self, agency: str, references: Sequence[str]
+    ) -> Mapping[str, Sequence[ReferralRecord]]:
+        return await self._call(
+            "find_referrals_to",
+            len(references),
+            lambda: self.inner.find_referrals_to(agency, references),
         )
 
     async def check(self) -> list[Problem]:

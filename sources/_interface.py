@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sources._model import CaseRecord, TimelineEntry
+from sources._model import CaseRecord, ReferralRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
 
 
@@ -23,9 +23,11 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """Which filters a source evaluates itself; the rest are applied after fetching."""
+    """Which filters a source evaluates itself (the rest are applied after fetching), and
+    whether it can be asked which of its cases referred to another agency's case."""
 
     pushed_down_filters: frozenset[str]
+    finds_referrals_to: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,19 @@ class Source(abc.ABC):
         self, local_ids: Sequence[str]
     ) -> Mapping[str, Sequence[TimelineEntry]]:
         """Each case's status changes and notes, oldest first."""
+
+    async def load_referrals(
+        self, local_ids: Sequence[str]
+    ) -> Mapping[str, Sequence[ReferralRecord]]:
+        """Each case's outgoing referrals, oldest first; none when the source maps no referrals."""
+        return {}
+
+    async def find_referrals_to(
+        self, agency: str, references: Sequence[str]
+    ) -> Mapping[str, Sequence[ReferralRecord]]:
+        """This source's referrals to ``agency`` whose receiving reference is one of
+        ``references``, keyed by that reference (only when ``finds_referrals_to``)."""
+        return {}
 
     def health(self) -> SourceHealth | None:
         """Health as seen by the gateway's guard around the source; adapters have none."""

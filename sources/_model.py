@@ -59,7 +59,21 @@ class Channel(StrEnum):
     OTHER = "OTHER"
 
 
-_SINGULAR = {"statuses": "status", "categories": "category", "channels": "channel"}
+_SINGULAR = {
+    "statuses": "status",
+    "categories": "category",
+    "channels": "channel",
+    "agencies": "agency",
+    "referral_kinds": "referral kind",
+}
+
+
+class ReferralKind(StrEnum):
+    """Why a case moved to another agency."""
+
+    FORWARD = "FORWARD"
+    ESCALATE = "ESCALATE"
+    RETURN = "RETURN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +137,21 @@ class TimelineEntry:
     status: CanonicalStatus | Unmapped | None
     source_status: str | None
     note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralRecord:
+    """One hand-over of a case to another agency, as the referring source records it.
+
+    ``their_reference`` is the receiving agency's own id for the case: the local id of the
+    counterpart in the receiving agency's source.
+    """
+
+    from_source: str
+    from_local_id: str
+    to_agency: str | Unmapped
+    at: datetime
+    kind: ReferralKind | Unmapped
+    status: str | None
+    their_reference: str | None
+    secrecy: str | None = None

@@ -14,6 +14,7 @@ from sources._settings import SourceSettings
 KINDS: dict[str, str] = {
     "sql": "sources.sql:SqlSource",
     "rest": "sources.rest:RestSource",
+    "open311": "sources.open311:Open311Source",
 }
 
 

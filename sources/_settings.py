@@ -7,7 +7,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sources._interface import AgencyInfo
-from sources._model import CanonicalStatus, Channel
+from sources._model import CanonicalStatus, Channel, ReferralKind
 
 _SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -41,6 +41,10 @@ class Vocabulary(Strict):
     statuses: dict[str, CanonicalStatus]
     categories: dict[str, str] = Field(default_factory=dict)
     channels: dict[str, Channel] = Field(default_factory=dict)
+    agencies: dict[str, str] = Field(
+        default_factory=dict, description="Native agency codes in referrals -> agency codes."
+    )
+    referral_kinds: dict[str, ReferralKind] = Field(default_factory=dict)
 
 
 class Resilience(Strict):

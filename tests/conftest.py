@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from gateway.app import Gateway, create_app
 from gateway.config import GatewayConfig
 from gateway.demo import DEMO_PMOC_KEY, demo_config
-from samples import pmoc_1111
+from samples import pmoc_1111, traffy
 from samples.serving import ThreadedServer
 from tests.postgres import create_database, drop_database, run, server_dsn
 
@@ -24,6 +24,8 @@ SQLITE_CASES = 600
 SQLITE_SEED = 4000
 REST_CASES = 700
 REST_SEED = 1111
+OPEN311_CASES = 600
+OPEN311_SEED = 2024
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +41,7 @@ class DemoData:
     postgres_dsn: str
     sqlite_path: Path
     pmoc_url: str
+    traffy_url: str
     config: GatewayConfig
 
 
@@ -54,8 +57,20 @@ def pmoc_server() -> Iterator[ThreadedServer]:
 
 
 @pytest.fixture(scope="session")
+def traffy_server() -> Iterator[ThreadedServer]:
+    """The city platform sample, an Open311 server on loopback for the whole run."""
+    server = ThreadedServer(traffy.create_app(seed=OPEN311_SEED, count=OPEN311_CASES))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def demo_data(
-    postgres_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory, pmoc_server: ThreadedServer
+    postgres_admin_dsn: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    pmoc_server: ThreadedServer,
+    traffy_server: ThreadedServer,
 ) -> Iterator[DemoData]:
     """The demo agencies, built once per test run in databases of their own."""
     from samples import damrongdhama, provincial
@@ -64,8 +79,8 @@ def demo_data(
     run(damrongdhama.create_and_load(dsn, seed=PG_SEED, count=PG_CASES))
     sqlite_path = tmp_path_factory.mktemp("provincial") / "provincial.sqlite"
     provincial.create_and_load(sqlite_path, seed=SQLITE_SEED, count=SQLITE_CASES)
-    config = demo_config(dsn, sqlite_path, pmoc_server.url)
-    yield DemoData(dsn, sqlite_path, pmoc_server.url, config)
+    config = demo_config(dsn, sqlite_path, pmoc_server.url, traffy_server.url)
+    yield DemoData(dsn, sqlite_path, pmoc_server.url, traffy_server.url, config)
     run(drop_database(postgres_admin_dsn, dsn))
 
 

@@ -19,7 +19,7 @@ import httpx
 
 from sources._errors import SourceBadResponse, SourceError, SourceTimeout, SourceUnavailable
 from sources._interface import AgencyInfo, Capabilities, Problem, Source
-from sources._model import CaseRecord, TimelineEntry, Unmapped
+from sources._model import CaseRecord, ReferralRecord, TimelineEntry, Unmapped
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._settings import SourceSettings
 from sources.rest._records import RecordMapper, dig, items_at, matches
@@ -125,6 +125,11 @@ class RestSource(Source):
     # -- by id -----------------------------------------------------------------------------
 
     async def load_cases(self, local_ids: Sequence[str]) -> Mapping[str, CaseRecord]:
+        documents = await self._case_documents(local_ids)
+        return {local_id: self.records.case(item) for local_id, item in documents.items()}
+
+    async def _case_documents(self, local_ids: Sequence[str]) -> dict[str, Any]:
+        """Each known case's JSON object by its id, through the fetch endpoint."""
         fetch = self.settings.fetch
         if fetch.ids_param is not None:
             documents = await self._batches(local_ids, fetch.path, fetch.ids_param, fetch.max_batch)
@@ -134,10 +139,19 @@ class RestSource(Source):
                 for item in items_at(self.id, document, fetch.items, "fetch.items")
             ]
         else:
-            items = list((await self._each(local_ids, fetch.path, fetch.concurrency)).values())
-        records = [self.records.case(item) for item in items]
+            found = await self._each(local_ids, fetch.path, fetch.concurrency)
+            items = [
+                item
+                for document in found.values()
+                for item in _one_or_list(items_at_or_self(self.id, document, fetch.items))
+            ]
         wanted = set(local_ids)
-        return {record.local_id: record for record in records if record.local_id in wanted}
+        by_id: dict[str, Any] = {}
+        for item in items:
+            local_id = self.records.case_id(item)
+            if local_id in wanted:
+                by_id[local_id] = item
+        return by_id
 
     async def load_timelines(
         self, local_ids: Sequence[str]
@@ -145,13 +159,17 @@ class RestSource(Source):
         history = self.settings.history
         if history is None:
             return {}
+        if history.embedded is not None:
+            cases = await self._case_documents(local_ids)
+            return {
+                local_id: self._entries(document, history.embedded)
+                for local_id, document in cases.items()
+            }
+        assert history.path is not None
         if history.ids_param is None:
             found = await self._each(local_ids, history.path, history.concurrency)
             return {
-                local_id: [
-                    self.records.timeline_entry(item, history.fields)
-                    for item in items_at(self.id, document, history.items, "history.items")
-                ]
+                local_id: self._entries(document, history.items)
                 for local_id, document in found.items()
             }
         documents = await self._batches(
@@ -170,6 +188,31 @@ class RestSource(Source):
         for entries in timelines.values():
             entries.sort(key=lambda entry: entry.at)
         return timelines
+
+    async def load_referrals(
+        self, local_ids: Sequence[str]
+    ) -> Mapping[str, Sequence[ReferralRecord]]:
+        referrals = self.settings.referrals
+        if referrals is None:
+            return {}
+        cases = await self._case_documents(local_ids)
+        found: dict[str, Sequence[ReferralRecord]] = {}
+        for local_id, document in cases.items():
+            entries = dig(document, referrals.embedded)
+            if entries is None or not isinstance(entries, list):
+                continue  # a case nobody referred anywhere may omit the list
+            records = [self.records.referral(local_id, e, referrals.fields) for e in entries]
+            found[local_id] = sorted(records, key=lambda record: record.at)
+        return found
+
+    def _entries(self, document: Any, path: str) -> list[TimelineEntry]:
+        history = self.settings.history
+        assert history is not None
+        entries = [
+            self.records.timeline_entry(item, history.fields)
+            for item in items_at(self.id, document, path, "history")
+        ]
+        return sorted(entries, key=lambda entry: entry.at)
 
     async def _batches(
         self, local_ids: Sequence[str], path: str, ids_param: str, size: int
@@ -199,17 +242,17 @@ class RestSource(Source):
     async def search_cases(
         self, where: CaseFilter, order: CaseOrder, after: Position | None, limit: int
     ) -> list[CaseRecord]:
-        sort = self._sort_value(order)
+        sorted_by_api, sort = self._sort(order)
         params = self._filter_params(where, order, after)
         if sort is not None:
-            params[self.settings.list.sort.param] = sort  # type: ignore[union-attr]
-        exact_pages = sort is not None and self.pushed >= _active(where)
+            params.update(sort)
+        exact_pages = sorted_by_api and self.pushed >= _active(where)
         collected: list[CaseRecord] = []
         async for page in self._pages(params, limit if exact_pages else None):
             for record in page:
-                if matches(record, where, self.pushed) and _is_after(record, order, after):
+                if matches(record, where) and _is_after(record, order, after):
                     collected.append(record)
-            if sort is not None and len(collected) > limit:
+            if sorted_by_api and len(collected) > limit:
                 break
         collected.sort(key=lambda r: (_value(r, order), r.local_id), reverse=order.descending)
         return collected[:limit]
@@ -226,7 +269,7 @@ class RestSource(Source):
             return total
         count = 0
         async for page in self._pages(params, None):
-            count += sum(1 for record in page if matches(record, where, self.pushed))
+            count += sum(1 for record in page if matches(record, where))
         return count
 
     async def _pages(self, params: dict[str, str], wanted: int | None) -> Any:
@@ -271,13 +314,15 @@ class RestSource(Source):
             params[pagination.cursor_param] = cursor
         return params
 
-    def _sort_value(self, order: CaseOrder) -> str | None:
-        sort = self.settings.list.sort
-        if sort is None:
-            return None
+    def _sort(self, order: CaseOrder) -> tuple[bool, dict[str, str] | None]:
+        """Whether the API returns ``order``, and the parameter that asks for it, if any."""
         field = "received_at" if order.field is SortField.RECEIVED_AT else "updated_at"
-        value: str | None = getattr(sort, f"{field}_{'desc' if order.descending else 'asc'}")
-        return value
+        wanted = f"{field}_{'desc' if order.descending else 'asc'}"
+        sort = self.settings.list.sort
+        value: str | None = getattr(sort, wanted) if sort is not None else None
+        if sort is not None and value is not None:
+            return True, {sort.param: value}
+        return self.settings.list.natural_order == wanted, None
 
     def _filter_params(
         self, where: CaseFilter, order: CaseOrder, after: Position | None
@@ -374,3 +419,12 @@ def _is_after(record: CaseRecord, order: CaseOrder, after: Position | None) -> b
 def _dig_total(document: Any, path: str) -> int | None:
     value = dig(document, path)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def items_at_or_self(source: str, document: Any, path: str) -> Any:
+    return dig(document, path) if path else document
+
+
+def _one_or_list(found: Any) -> list[Any]:
+    """A per-id endpoint may answer the object itself or a one-element list (Open311 does)."""
+    return found if isinstance(found, list) else [found]

@@ -7,10 +7,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sources._errors import SourceBadResponse
-from sources._model import CanonicalStatus, CaseRecord, Location, TimelineEntry, Unmapped
+from sources._model import (
+    CanonicalStatus,
+    CaseRecord,
+    Channel,
+    Location,
+    ReferralKind,
+    ReferralRecord,
+    TimelineEntry,
+    Unmapped,
+)
 from sources._query import CaseFilter
 from sources._settings import Vocabulary
-from sources.rest._settings import CaseFields, HistoryFields
+from sources.rest._settings import CaseFields, HistoryFields, ReferralFields
 
 _MISSING = object()
 
@@ -49,12 +58,17 @@ class RecordMapper:
         self.vocabulary = vocabulary
         self.zone = ZoneInfo(zone)
 
+    def case_id(self, item: Any) -> str:
+        if not isinstance(item, dict):
+            raise SourceBadResponse(self.source, f"a case is {type(item).__name__}, not an object")
+        return self._text(item, "id", self.fields.id)
+
     def case(self, item: Any) -> CaseRecord:
         if not isinstance(item, dict):
             raise SourceBadResponse(self.source, f"a case is {type(item).__name__}, not an object")
         f = self.fields
         status = self._text(item, "status", f.status)
-        channel = self._text(item, "channel", f.channel)
+        channel = self._text(item, "channel", f.channel) if f.channel else Channel.OTHER.value
         category = self._text(item, "category", f.category)
         received = self._time(item, "received_at", f.received_at)
         assert received is not None
@@ -65,7 +79,7 @@ class RecordMapper:
             title=self._text(item, "title", f.title),
             description=self._text(item, "description", f.description),
             channel=self.vocabulary.channels.get(channel)
-            or Unmapped(self.source, "channels", channel),
+            or (Channel.OTHER if f.channel is None else Unmapped(self.source, "channels", channel)),
             category=self.vocabulary.categories.get(category)
             or Unmapped(self.source, "categories", category),
             source_category=category,
@@ -102,6 +116,30 @@ class RecordMapper:
             status=mapped,
             source_status=status,
             note=self._optional_text(item, fields.note) or None,
+        )
+
+    def referral(self, case_id: str, item: Any, fields: ReferralFields) -> ReferralRecord:
+        if not isinstance(item, dict):
+            raise SourceBadResponse(self.source, "referrals: an entry is not an object")
+        agency = self._text(item, "referrals.to_agency", fields.to_agency)
+        kind = self._optional_text(item, fields.kind)
+        at = self._time(item, "referrals.at", fields.at)
+        assert at is not None
+        return ReferralRecord(
+            from_source=self.source,
+            from_local_id=case_id,
+            to_agency=self.vocabulary.agencies.get(agency)
+            or Unmapped(self.source, "agencies", agency),
+            at=at,
+            kind=ReferralKind.FORWARD
+            if kind is None
+            else (
+                self.vocabulary.referral_kinds.get(kind)
+                or Unmapped(self.source, "referral_kinds", kind)
+            ),
+            status=self._optional_text(item, fields.status),
+            their_reference=self._optional_text(item, fields.their_reference),
+            secrecy=self._optional_text(item, fields.secrecy),
         )
 
     def _text(self, item: Any, name: str, path: str) -> str:
@@ -156,8 +194,12 @@ class RecordMapper:
         return parsed.astimezone(UTC)
 
 
-def matches(record: CaseRecord, where: CaseFilter, pushed: frozenset[str]) -> bool:
-    """Whether ``record`` passes the filters the API did not apply itself."""
+def matches(record: CaseRecord, where: CaseFilter) -> bool:
+    """Whether ``record`` passes every filter, checked here whether or not the API applied it.
+
+    Re-checking what was pushed down costs little and keeps one meaning of each filter, even
+    where an API's bounds are inclusive or its text search matches words rather than substrings.
+    """
     location = record.location
     text = where.text.casefold() if where.text else None
     failed = (
@@ -186,4 +228,4 @@ def matches(record: CaseRecord, where: CaseFilter, pushed: frozenset[str]) -> bo
             and text not in record.description.casefold(),
         ),
     )
-    return not any(failing for name, failing in failed if name not in pushed)
+    return not any(failing for _, failing in failed)

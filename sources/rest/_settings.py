@@ -79,6 +79,9 @@ class ListEndpoint(Strict):
     pagination: Pagination = Field(default_factory=Pagination)
     filters: FilterParams = Field(default_factory=FilterParams)
     sort: SortParams | None = None
+    natural_order: Literal["received_at_desc", "received_at_asc"] | None = Field(
+        default=None, description="The order the API returns cases in when no sort is asked."
+    )
     max_pages: int = Field(
         default=20, ge=1, description="Pages one search may read when filtering in the gateway."
     )
@@ -107,9 +110,14 @@ class HistoryFields(Strict):
 
 
 class HistoryEndpoint(Strict):
-    """Status changes and notes: a batch endpoint (``ids_param`` and ``case_id``) or per case."""
+    """Status changes and notes: embedded in each case, a batch endpoint, or one call per case."""
 
-    path: str = Field(description="'/timeline' with ids_param, or '/cases/{id}/history'.")
+    embedded: str | None = Field(
+        default=None, description="Dotted path of the entries inside a case (read via fetch)."
+    )
+    path: str | None = Field(
+        default=None, description="'/timeline' with ids_param, or '/cases/{id}/history'."
+    )
     ids_param: str | None = None
     case_id: str | None = Field(
         default=None, description="Dotted path of the case id in each entry (batch endpoints)."
@@ -120,8 +128,10 @@ class HistoryEndpoint(Strict):
     concurrency: int = Field(default=8, ge=1, le=100)
 
     @model_validator(mode="after")
-    def _batch_or_per_case(self) -> HistoryEndpoint:
-        if (self.ids_param is None) == ("{id}" not in self.path):
+    def _one_way_to_get_it(self) -> HistoryEndpoint:
+        if (self.embedded is None) == (self.path is None):
+            raise ValueError("give either embedded (entries inside each case) or path")
+        if self.path is not None and (self.ids_param is None) == ("{id}" not in self.path):
             raise ValueError(
                 "give either ids_param (batch) or a path with {id} (one call per case)"
             )
@@ -132,6 +142,22 @@ class HistoryEndpoint(Strict):
         return self
 
 
+class ReferralFields(Strict):
+    to_agency: str
+    at: str
+    kind: str | None = None
+    status: str | None = None
+    their_reference: str | None = None
+    secrecy: str | None = None
+
+
+class EmbeddedReferrals(Strict):
+    """Referrals listed inside each case's JSON (read through the fetch endpoint)."""
+
+    embedded: str
+    fields: ReferralFields
+
+
 class CaseFields(Strict):
     """Dotted paths in one case's JSON object for each unified field."""
 
@@ -139,7 +165,7 @@ class CaseFields(Strict):
     reference_number: str
     title: str
     description: str
-    channel: str
+    channel: str | None = Field(default=None, description="Absent: every case is OTHER.")
     category: str
     status: str
     received_at: str
@@ -162,4 +188,5 @@ class RestSettings(SourceSettings):
     list: ListEndpoint
     fetch: FetchEndpoint
     history: HistoryEndpoint | None = None
+    referrals: EmbeddedReferrals | None = None
     fields: CaseFields

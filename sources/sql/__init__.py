@@ -25,7 +25,7 @@ from sources._errors import (
     SourceUnavailable,
 )
 from sources._interface import AgencyInfo, Capabilities, Problem, Source
-from sources._model import CaseRecord, TimelineEntry
+from sources._model import CaseRecord, ReferralRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import SourceSettings
 from sources.sql._rows import RowMapper
@@ -58,7 +58,11 @@ class SqlSource(Source):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(pushed_down_filters=_PUSHED_DOWN)
+        referrals = self.settings.referrals
+        return Capabilities(
+            pushed_down_filters=_PUSHED_DOWN,
+            finds_referrals_to=referrals is not None and referrals.their_reference is not None,
+        )
 
     async def open(self) -> None:
         await self._ready()
@@ -109,6 +113,33 @@ class SqlSource(Source):
             timelines.setdefault(str(row.case_id), []).append(rows.timeline_entry(row))
         return timelines
 
+    async def load_referrals(
+        self, local_ids: Sequence[str]
+    ) -> Mapping[str, Sequence[ReferralRecord]]:
+        statements, rows = await self._ready()
+        if statements.shape.referrals is None:
+            return {}
+        natives = [n for n in (statements.native_id(i) for i in local_ids) if n is not None]
+        if not natives:
+            return {}
+        found: dict[str, list[ReferralRecord]] = {}
+        for row in await self._fetch(statements.referrals(natives)):
+            found.setdefault(str(row.case_id), []).append(rows.referral(row))
+        return found
+
+    async def find_referrals_to(
+        self, agency: str, references: Sequence[str]
+    ) -> Mapping[str, Sequence[ReferralRecord]]:
+        statements, rows = await self._ready()
+        natives = [n for n, code in self.settings.vocabulary.agencies.items() if code == agency]
+        if not self.capabilities.finds_referrals_to or not natives or not references:
+            return {}
+        found: dict[str, list[ReferralRecord]] = {}
+        for row in await self._fetch(statements.referrals_to(natives, list(references))):
+            record = rows.referral(row)
+            found.setdefault(record.their_reference or "", []).append(record)
+        return found
+
     async def check(self) -> list[Problem]:
         try:
             tables = await self._reflect()
@@ -131,6 +162,11 @@ class SqlSource(Source):
         ]
         if shape.timeline is not None and shape.timeline.status is not None:
             checks.append(("statuses", shape.timeline.status, vocabulary.statuses))
+        if shape.referrals is not None:
+            columns = shape.referrals.columns
+            checks.append(("agencies", columns["to_agency"], vocabulary.agencies))
+            if "kind" in columns:
+                checks.append(("referral_kinds", columns["kind"], vocabulary.referral_kinds))
         problems: list[Problem] = []
         for key, column, mapping in checks:
             for (value,) in await self._fetch(select(column).distinct()):

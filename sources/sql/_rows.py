@@ -13,6 +13,8 @@ from sources._model import (
     CaseRecord,
     Channel,
     Location,
+    ReferralKind,
+    ReferralRecord,
     TimelineEntry,
     Unmapped,
 )
@@ -71,6 +73,31 @@ class RowMapper:
             status=self._status(status) if status is not None else None,
             source_status=status,
             note=_optional_text(values.get("note")) or None,
+        )
+
+    def referral(self, row: Row[Any]) -> ReferralRecord:
+        values = row._mapping
+        at = values["at"]
+        if not isinstance(at, datetime):
+            raise SourceBadResponse(self.source, f"referrals.at is {type(at).__name__}, not a time")
+        agency = _text(values["to_agency"])
+        kind = _optional_text(values.get("kind"))
+        shape = self.statements.shape.referrals
+        return ReferralRecord(
+            from_source=self.source,
+            from_local_id=str(values["case_id"]),
+            to_agency=self.vocabulary.agencies.get(agency)
+            or Unmapped(self.source, "agencies", agency),
+            at=self.statements.from_column_time(at, shape is not None and shape.at_is_naive),
+            kind=ReferralKind.FORWARD
+            if kind is None
+            else (
+                self.vocabulary.referral_kinds.get(kind)
+                or Unmapped(self.source, "referral_kinds", kind)
+            ),
+            status=_optional_text(values.get("status")),
+            their_reference=_optional_text(values.get("their_reference")),
+            secrecy=_optional_text(values.get("secrecy")),
         )
 
     def _status(self, value: str) -> CanonicalStatus | Unmapped:

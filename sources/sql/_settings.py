@@ -68,6 +68,22 @@ class TimelineColumns(Strict):
     )
 
 
+class ReferralColumns(Strict):
+    """The table of hand-overs to other agencies, one row per referral."""
+
+    table: str
+    case_id: str
+    to_agency: str = Field(description="Native code of the receiving agency (vocabulary.agencies).")
+    at: str
+    kind: str | None = Field(default=None, description="Absent: every referral is FORWARD.")
+    status: str | None = None
+    their_reference: str | None = Field(
+        default=None, description="The receiving agency's own id for the case."
+    )
+    secrecy: str | None = None
+    tie_breaker: str | None = None
+
+
 class SqlSettings(SourceSettings):
     url: str = Field(
         description="SQLAlchemy async URL: postgresql+asyncpg://… or sqlite+aiosqlite:///…"
@@ -80,6 +96,7 @@ class SqlSettings(SourceSettings):
     location: LocationColumns = Field(default_factory=LocationColumns)
     category_lookup: CategoryLookup | None = None
     timeline: TimelineColumns | None = None
+    referrals: ReferralColumns | None = None
 
     @field_validator("timezone")
     @classmethod

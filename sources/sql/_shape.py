@@ -44,6 +44,13 @@ class TimelineShape:
 
 
 @dataclass
+class ReferralShape:
+    table: Table
+    columns: dict[str, Column[Any]]
+    at_is_naive: bool
+
+
+@dataclass
 class CaseShape:
     """Everything a statement needs: the FROM clause, labelled columns, and filter targets."""
 
@@ -62,6 +69,7 @@ class CaseShape:
     province_code: Column[Any] | None
     district_code: Column[Any] | None
     timeline: TimelineShape | None = None
+    referrals: ReferralShape | None = None
 
 
 class _Resolver:
@@ -110,6 +118,8 @@ def table_names(settings: SqlSettings) -> list[str]:
         names.append(settings.category_lookup.table)
     if settings.timeline:
         names.append(settings.timeline.table)
+    if settings.referrals:
+        names.append(settings.referrals.table)
     return names
 
 
@@ -155,10 +165,32 @@ def resolve_shape(
             from_clause = from_clause.outerjoin(cat_table, cat_key == category_raw)
 
     timeline = _resolve_timeline(r, settings)
+    referrals = _resolve_referrals(r, settings)
     if r.problems or cases is None or case_id is None or from_clause is None:
         return None, r.problems
     assert category_code is not None
-    return _assemble(case_id, found, category_code, from_clause, timeline), []
+    shape = _assemble(case_id, found, category_code, from_clause, timeline)
+    shape.referrals = referrals
+    return shape, []
+
+
+def _resolve_referrals(r: _Resolver, settings: SqlSettings) -> ReferralShape | None:
+    cfg = settings.referrals
+    if cfg is None:
+        return None
+    table = r.table("referrals.table", cfg.table)
+    columns: dict[str, Column[Any]] = {}
+    for name in ("case_id", "to_agency", "at", "kind", "status", "their_reference", "secrecy"):
+        getter = r.time_column if name == "at" else r.column
+        column = getter(table, f"referrals.{name}", getattr(cfg, name))
+        if column is not None:
+            columns[name] = column
+    tie = r.column(table, "referrals.tie_breaker", cfg.tie_breaker)
+    if table is None or not {"case_id", "to_agency", "at"} <= set(columns):
+        return None
+    if tie is not None:
+        columns["tie_breaker"] = tie
+    return ReferralShape(table, columns, _is_naive(columns["at"]))
 
 
 def _resolve_timeline(r: _Resolver, settings: SqlSettings) -> TimelineShape | None:

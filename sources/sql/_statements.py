@@ -99,6 +99,31 @@ class Statements:
             order.append(timeline.tie_breaker)
         return select(*columns).where(timeline.case_id.in_(native_ids)).order_by(*order)
 
+    def referrals(self, native_ids: Sequence[Any]) -> Select[Any]:
+        shape = self.shape.referrals
+        assert shape is not None
+        return self._referral_select().where(shape.columns["case_id"].in_(native_ids))
+
+    def referrals_to(
+        self, native_agencies: Sequence[str], references: Sequence[str]
+    ) -> Select[Any]:
+        shape = self.shape.referrals
+        assert shape is not None and "their_reference" in shape.columns
+        return self._referral_select().where(
+            shape.columns["to_agency"].in_(native_agencies),
+            shape.columns["their_reference"].in_(references),
+        )
+
+    def _referral_select(self) -> Select[Any]:
+        shape = self.shape.referrals
+        assert shape is not None
+        columns = shape.columns
+        order = [columns["case_id"], columns["at"]]
+        if "tie_breaker" in columns:
+            order.append(columns["tie_breaker"])
+        selected = [column.label(name) for name, column in columns.items() if name != "tie_breaker"]
+        return select(*selected).order_by(*order)
+
     def _sort_column(self, order: CaseOrder) -> tuple[ColumnElement[Any], bool]:
         if order.field is SortField.UPDATED_AT:
             return self.shape.updated_at, "updated_at" in self.shape.naive_times

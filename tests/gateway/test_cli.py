@@ -23,6 +23,7 @@ def write_demo_config(
     text = text.replace("${DEMO_PROVINCIAL_URL}", f"sqlite+aiosqlite:///{demo_data.sqlite_path}")
     text = text.replace("${DEMO_PMOC_URL}", demo_data.pmoc_url)
     text = text.replace("${DEMO_PMOC_KEY}", DEMO_PMOC_KEY)
+    text = text.replace("${DEMO_TRAFFY_URL}", f"{demo_data.traffy_url}/open311/v2")
     if replace is not None:
         assert replace[0] in text
         text = text.replace(*replace)
@@ -37,6 +38,7 @@ def test_check_passes_on_the_demo_agencies(
     assert main(["check", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "damrongdhama: ok" in out and "khonkaen-office: ok" in out and "pmoc-1111: ok" in out
+    assert "traffy-city: ok" in out
 
 
 def test_check_prints_a_table_of_what_is_wrong(

@@ -37,7 +37,12 @@ async def test_demo_data_is_built_once_per_size(postgres_admin_dsn: str, tmp_pat
         await build_demo_data(dsn, sqlite_path, 60)
         assert await damrongdhama.case_count(dsn) == 60
         assert provincial.case_count(sqlite_path) == 60
-        config = demo_config(dsn, sqlite_path, "http://127.0.0.1:1")
-        assert [s.id for s in config.sources] == ["damrongdhama", "khonkaen-office", "pmoc-1111"]
+        config = demo_config(dsn, sqlite_path, "http://127.0.0.1:1", "http://127.0.0.1:2")
+        assert [s.id for s in config.sources] == [
+            "damrongdhama",
+            "khonkaen-office",
+            "pmoc-1111",
+            "traffy-city",
+        ]
     finally:
         await drop_database(postgres_admin_dsn, dsn)

@@ -17,7 +17,7 @@ from samples.serving import ThreadedServer
 from sources import Resilience
 from sources.rest import RestSettings
 from tests.conftest import REST_CASES, REST_SEED, DemoData, RunningGateway, running
-from tests.resolvers.expected import POSTGRES_SOURCE, REST_SOURCE, SQLITE_SOURCE, matching
+from tests.resolvers.expected import ALL_SOURCES, REST_SOURCE, matching
 
 
 class Misbehaving:
@@ -127,12 +127,12 @@ async def test_agency_stopped_and_restarted_mid_run(
     server, _ = agency
     healthy = await guarded.query(QUERY)
     assert "errors" not in healthy
-    assert sources_in(healthy) == {POSTGRES_SOURCE, SQLITE_SOURCE, REST_SOURCE}
+    assert sources_in(healthy) == set(ALL_SOURCES)
     assert health_of(await guarded.query(HEALTH), REST_SOURCE)["status"] == "UP"
 
     server.stop()
     down = await guarded.query(QUERY)
-    assert sources_in(down) == {POSTGRES_SOURCE, SQLITE_SOURCE}
+    assert sources_in(down) == set(ALL_SOURCES) - {REST_SOURCE}
     assert (("SOURCE_UNAVAILABLE", REST_SOURCE)) in error_codes(down)
     assert {code for code, _ in error_codes(down)} == {"SOURCE_UNAVAILABLE"}
     assert health_of(await guarded.query(HEALTH), REST_SOURCE)["status"] == "DOWN"
@@ -156,7 +156,7 @@ async def test_agency_stopped_and_restarted_mid_run(
             if "errors" not in recovered:
                 break
             await asyncio.sleep(0.05)
-    assert sources_in(recovered) == {POSTGRES_SOURCE, SQLITE_SOURCE, REST_SOURCE}
+    assert sources_in(recovered) == set(ALL_SOURCES)
     assert health_of(await guarded.query(HEALTH), REST_SOURCE) | {"lastError": None} == {
         "status": "UP",
         "circuit": "CLOSED",
@@ -174,7 +174,7 @@ async def test_garbage_is_a_bad_response_naming_the_problem(
 ) -> None:
     agency[1].mode = mode
     body = await guarded.query(QUERY)
-    assert sources_in(body) == {POSTGRES_SOURCE, SQLITE_SOURCE}
+    assert sources_in(body) == set(ALL_SOURCES) - {REST_SOURCE}
     errors = [e for e in body["errors"] if e["extensions"]["source"] == REST_SOURCE]
     assert {e["extensions"]["code"] for e in errors} == {"SOURCE_BAD_RESPONSE"}
     assert any(says in e["message"] for e in errors), errors
@@ -200,7 +200,7 @@ async def test_a_hanging_agency_times_out_and_the_rest_arrives(
 ) -> None:
     agency[1].mode = "hang"
     body = await guarded.query(QUERY)
-    assert sources_in(body) == {POSTGRES_SOURCE, SQLITE_SOURCE}
+    assert sources_in(body) == set(ALL_SOURCES) - {REST_SOURCE}
     assert ("SOURCE_TIMEOUT", REST_SOURCE) in error_codes(body)
 
 

@@ -1,0 +1,201 @@
+"""A city reporting platform in the style of Traffy Fondue, spoken to through Open311 GeoReport v2.
+
+Citizens send a photo and a GPS point (kept natively as ``"lon,lat"``); one report can be routed
+to several agencies; its state is one of start / forward / inprogress / finish / irrelevant. The
+platform publishes GeoReport v2 (``services.json``, ``requests.json`` with the page/page_size
+extension, ``requests/{id}.json``) and puts what the standard lacks in ``extended_attributes``
+and ``notes``. A small Starlette app over synthetic data, for the demo and the tests.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from samples import links
+from samples._vocabulary import CATEGORIES
+from samples.generator import SyntheticCase, generate_cases
+
+DEFAULT_SEED = 2024
+PROVINCES = ("10", "40")
+
+SERVICE_CODES = {
+    "encroachment": "LAND_DISPUTE",
+    "road": "ROADS",
+    "flooding": "WATER",
+    "light": "ELECTRICITY",
+    "noise": "NUISANCE",
+    "corruption": "CORRUPTION",
+    "vendor": "CONSUMER",
+    "debt": "DEBT",
+    "waste": "ENVIRONMENT",
+    "drugs": "DRUGS",
+    "welfare": "WELFARE",
+    "other": "OTHER",
+}
+STATES = {
+    "start": "RECEIVED",
+    "forward": "FORWARDED",
+    "inprogress": "IN_PROGRESS",
+    "finish": "RESOLVED",
+    "irrelevant": "REJECTED",
+}
+CHANNELS = {"line": "LINE", "app": "MOBILE_APP", "web": "WEB", "other": "OTHER"}
+AGENCY_CODES = {"DDC": "MOI-DDC", "1111": "OPM-1111"}
+REFERRAL_TYPES = {"forward": "FORWARD", "escalate": "ESCALATE", "return": "RETURN"}
+
+_BANGKOK = timezone(timedelta(hours=7))
+_SERVICE = {unified: code for code, unified in SERVICE_CODES.items()}
+_NAMES = {code: th for code, th, _ in CATEGORIES}
+_STATE_OF = {
+    "RECEIVED": "start",
+    "ACCEPTED": "start",
+    "FORWARDED": "forward",
+    "IN_PROGRESS": "inprogress",
+    "ON_HOLD": "inprogress",
+    "REOPENED": "inprogress",
+    "RESOLVED": "finish",
+    "CLOSED": "finish",
+    "REJECTED": "irrelevant",
+    "DUPLICATE": "irrelevant",
+    "CANCELLED": "irrelevant",
+}
+_CHANNEL_OF = {"LINE": "line", "MOBILE_APP": "app", "WEB": "web"}
+_ROUTED_TO = ("สำนักงานเขต", "การไฟฟ้านครหลวง", "การประปานครหลวง", "สำนักการโยธา", "สำนักสิ่งแวดล้อม")
+
+
+def seen_status(canonical: str) -> str:
+    """The canonical status the graph shows after the platform's five states have coarsened it."""
+    return STATES[_STATE_OF[canonical]]
+
+
+def _local(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(_BANGKOK).isoformat()
+
+
+def _referrals(case: SyntheticCase) -> list[dict[str, Any]]:
+    """Chain cases report back to the Damrongdhama Center that first took them."""
+    if not links.in_chain(case.number):
+        return []
+    return [
+        {
+            "to": "DDC",
+            "at": _local(case.received_at + timedelta(days=3)),
+            "type": "return",
+            "state": "finish",
+            "ref": links.damrongdhama_id(case.number),
+        }
+    ]
+
+
+def georeport(case: SyntheticCase) -> dict[str, Any]:
+    """One report as a GeoReport v2 service request, with the platform's extensions."""
+    state = _STATE_OF[case.status]
+    routed = [_ROUTED_TO[(case.number + i) % len(_ROUTED_TO)] for i in range(1 + case.number % 3)]
+    request_id = links.traffy_id(case.number)
+    return {
+        "service_request_id": request_id,
+        "status": "closed" if state in ("finish", "irrelevant") else "open",
+        "status_notes": state,
+        "service_name": _NAMES[case.category],
+        "service_code": _SERVICE[case.category],
+        "description": case.description,
+        "agency_responsible": ", ".join(routed),
+        "service_notice": None,
+        "requested_datetime": _local(case.received_at),
+        "updated_datetime": _local(case.updated_at),
+        "expected_datetime": _local(case.due_at),
+        "address": case.address,
+        "address_id": None,
+        "zipcode": None,
+        "lat": case.latitude,
+        "long": case.longitude,
+        "media_url": f"https://photos.traffy.example/{request_id}.jpg",
+        "extended_attributes": {
+            "state": state,
+            "title": case.title,
+            "channel": _CHANNEL_OF.get(case.channel, "other"),
+            "coords": f"{case.longitude},{case.latitude}",
+            "province_code": case.province_code,
+            "district_code": case.district_code,
+            "subdistrict_code": case.subdistrict_code,
+            "referrals": _referrals(case),
+        },
+        "notes": [
+            {"datetime": _local(e.at), "description": e.note or None, "state": _STATE_OF[e.status]}
+            for e in case.history
+        ],
+    }
+
+
+def services() -> list[dict[str, Any]]:
+    return [
+        {
+            "service_code": code,
+            "service_name": _NAMES[unified],
+            "description": None,
+            "metadata": False,
+            "type": "realtime",
+            "keywords": None,
+            "group": None,
+        }
+        for code, unified in SERVICE_CODES.items()
+    ]
+
+
+def create_app(*, seed: int = DEFAULT_SEED, count: int = 10_000) -> Starlette:
+    reports = sorted(
+        (
+            georeport(case)
+            for case in generate_cases(seed=seed, count=count, province_codes=PROVINCES)
+        ),
+        key=lambda r: (r["requested_datetime"], r["service_request_id"]),
+        reverse=True,
+    )
+    by_id = {report["service_request_id"]: report for report in reports}
+
+    async def list_services(request: Request) -> Response:
+        return JSONResponse(services())
+
+    async def list_requests(request: Request) -> Response:
+        q = request.query_params
+        try:
+            since = datetime.fromisoformat(q["start_date"]) if q.get("start_date") else None
+            before = datetime.fromisoformat(q["end_date"]) if q.get("end_date") else None
+            page = int(q.get("page", "1"))
+            size = min(int(q.get("page_size", "1000")), 1000)
+        except ValueError as exc:
+            return JSONResponse({"code": 400, "description": str(exc)}, status_code=400)
+        if q.get("service_request_id"):
+            wanted = q["service_request_id"].split(",")
+            return JSONResponse([by_id[i] for i in wanted if i in by_id])
+        codes = set(q["service_code"].split(",")) if q.get("service_code") else None
+        status = q.get("status")
+        found = [
+            r
+            for r in reports
+            if (codes is None or r["service_code"] in codes)
+            and (status is None or r["status"] == status)
+            and (since is None or datetime.fromisoformat(r["requested_datetime"]) >= since)
+            and (before is None or datetime.fromisoformat(r["requested_datetime"]) < before)
+        ]
+        return JSONResponse(found[(page - 1) * size : page * size])
+
+    async def one_request(request: Request) -> Response:
+        report = by_id.get(request.path_params["id"])
+        if report is None:
+            return JSONResponse([{"code": 404, "description": "not found"}], status_code=404)
+        return JSONResponse([report])
+
+    return Starlette(
+        routes=[
+            Route("/open311/v2/services.json", list_services),
+            Route("/open311/v2/requests.json", list_requests),
+            Route("/open311/v2/requests/{id}.json", one_request),
+        ]
+    )
