@@ -15,7 +15,15 @@ from resolvers.context import GraphInfo
 from resolvers.enums import CaseChannel, CaseStatus
 from resolvers.errors import UnmappedValueError
 from resolvers.geography import Area, area
-from sources import CanonicalStatus, CaseRecord, Channel, TimelineEntry, Unmapped
+from resolvers.referral import Referral
+from sources import (
+    CanonicalStatus,
+    CaseRecord,
+    Channel,
+    ReferralRecord,
+    TimelineEntry,
+    Unmapped,
+)
 
 
 @strawberry.type(description="Where the complaint is about.")
@@ -142,6 +150,44 @@ class Case(relay.Node):
         entries: Sequence[TimelineEntry] = await loader.load(self.record.local_id)
         return [TimelineItem.of(entry) for entry in entries]
 
+    @strawberry.field(description="Where this agency sent the case, oldest first.")
+    async def referrals(self, info: GraphInfo) -> list[Referral]:
+        loader = info.context.loaders.referrals(self.record.source)
+        records: Sequence[ReferralRecord] = await loader.load(self.record.local_id)
+        return [Referral.of(record) for record in records]
+
+    @strawberry.field(
+        description=(
+            "Referrals other agencies' systems recorded to this case, oldest first. Asked of "
+            "every source that can look referrals up by their target (SQL sources can)."
+        )
+    )
+    async def referred_from(self, info: GraphInfo) -> list[Referral]:
+        records = await incoming_referrals(info, self.record)
+        return [Referral.of(record) for record in records]
+
+    @strawberry.field(
+        description="The same complaint as held in other systems: this case's referral partners."
+    )
+    async def related_cases(self, info: GraphInfo) -> list[Case]:
+        outgoing: Sequence[ReferralRecord] = await info.context.loaders.referrals(
+            self.record.source
+        ).load(self.record.local_id)
+        incoming = await incoming_referrals(info, self.record)
+        directory = info.context.directory
+        keys: dict[tuple[str, str], None] = {}
+        for referral in outgoing:
+            target = referral.to_agency
+            if isinstance(target, str) and referral.their_reference is not None:
+                source = directory.source_for_agency(target)
+                if source is not None:
+                    keys[(source, referral.their_reference)] = None
+        for referral in incoming:
+            keys[(referral.from_source, referral.from_local_id)] = None
+        keys.pop((self.record.source, self.record.local_id), None)
+        cases = await asyncio.gather(*(load_case_in(info, s, i) for s, i in keys))
+        return [case for case in cases if case is not None]
+
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: GraphInfo, node_ids: Iterable[str], required: bool = False
@@ -152,7 +198,28 @@ class Case(relay.Node):
 async def load_case(info: GraphInfo, key: str) -> Case | None:
     """The case for a node key ``source:local id``; None when the source or case is unknown."""
     source_id, separator, local_id = key.partition(":")
-    if not separator or info.context.federation.get(source_id) is None:
+    if not separator:
+        return None
+    return await load_case_in(info, source_id, local_id)
+
+
+async def load_case_in(info: GraphInfo, source_id: str, local_id: str) -> Case | None:
+    if info.context.federation.get(source_id) is None:
         return None
     record: CaseRecord | None = await info.context.loaders.cases(source_id).load(local_id)
     return Case.of(record) if record is not None else None
+
+
+async def incoming_referrals(info: GraphInfo, record: CaseRecord) -> list[ReferralRecord]:
+    """Referrals to ``record`` from every other source that can look them up: one batch each."""
+    federation = info.context.federation
+    agency = federation.sources[record.source].agency.code
+    askers = [
+        source.id
+        for source in federation.sources.values()
+        if source.id != record.source and source.capabilities.finds_referrals_to
+    ]
+    found = await asyncio.gather(
+        *(info.context.loaders.incoming(s).load((agency, record.local_id)) for s in askers)
+    )
+    return sorted((r for records in found for r in records), key=lambda r: r.at)

@@ -24,3 +24,8 @@ class Directory:
         for source in federation.sources.values():
             self.agencies.setdefault(source.agency.code, source.agency)
             self.sources_by_agency.setdefault(source.agency.code, []).append(source.id)
+
+    def source_for_agency(self, code: str) -> str | None:
+        """The one source of an agency; None when it has none, or several (ambiguous)."""
+        found = self.sources_by_agency.get(code, [])
+        return found[0] if len(found) == 1 else None

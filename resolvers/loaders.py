@@ -7,12 +7,13 @@ on it, each with the source's own error code.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
 
-from sources import CaseRecord, Federation, Source, TimelineEntry
+from sources import CaseRecord, Federation, ReferralRecord, Source, TimelineEntry
 
 V = TypeVar("V")
 
@@ -32,6 +33,8 @@ class Loaders:
         self.federation = federation
         self._cases: dict[str, DataLoader[str, CaseRecord | None]] = {}
         self._timelines: dict[str, DataLoader[str, Sequence[TimelineEntry]]] = {}
+        self._referrals: dict[str, DataLoader[str, Sequence[ReferralRecord]]] = {}
+        self._incoming: dict[str, DataLoader[tuple[str, str], Sequence[ReferralRecord]]] = {}
 
     def _source(self, source_id: str) -> Source:
         source = self.federation.get(source_id)
@@ -55,6 +58,36 @@ class Loaders:
             source = self._source(source_id)
             loader = DataLoader(batch_load_fn=_batch(source.load_timelines, ()))
             self._timelines[source_id] = loader
+        return loader
+
+    def referrals(self, source_id: str) -> DataLoader[str, Sequence[ReferralRecord]]:
+        """Loads a case's outgoing referrals (empty when none) by local id."""
+        loader = self._referrals.get(source_id)
+        if loader is None:
+            source = self._source(source_id)
+            loader = DataLoader(batch_load_fn=_batch(source.load_referrals, ()))
+            self._referrals[source_id] = loader
+        return loader
+
+    def incoming(self, source_id: str) -> DataLoader[tuple[str, str], Sequence[ReferralRecord]]:
+        """Loads, from one source, its referrals to (agency code, that agency's case id)."""
+        loader = self._incoming.get(source_id)
+        if loader is None:
+            source = self._source(source_id)
+
+            async def load(keys: list[tuple[str, str]]) -> list[Sequence[ReferralRecord]]:
+                by_agency: dict[str, list[str]] = {}
+                for agency, reference in keys:
+                    by_agency.setdefault(agency, []).append(reference)
+                agencies = list(by_agency)
+                answers = await asyncio.gather(
+                    *(source.find_referrals_to(a, by_agency[a]) for a in agencies)
+                )
+                found = dict(zip(agencies, answers, strict=True))
+                return [found[agency].get(reference, ()) for agency, reference in keys]
+
+            loader = DataLoader(batch_load_fn=load)
+            self._incoming[source_id] = loader
         return loader
 
     def prime_cases(self, records: Sequence[CaseRecord]) -> None:
