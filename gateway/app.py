@@ -17,6 +17,7 @@ from starlette.routing import Route
 from gateway.config import GatewayConfig
 from gateway.graphql_view import GraphQLView
 from gateway.metrics import Metrics
+from gateway.open311 import Open311Endpoint
 from resolvers import CategoryInfo, Directory, Limits, build_schema
 from sources import Federation, SourceError, source_class
 from sources._guard import Guarded
@@ -118,8 +119,10 @@ def create_app(config: GatewayConfig) -> Starlette:
     async def root(request: Request) -> Response:
         return RedirectResponse("/graphql")
 
+    open311 = Open311Endpoint(gateway.federation, gateway.directory)
     app = Starlette(
         routes=[
+            *open311.routes(),
             Route("/", root),
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/metrics", gateway.metrics.endpoint),

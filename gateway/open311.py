@@ -1,0 +1,192 @@
+"""The federated cases as a read-only Open311 GeoReport v2 endpoint, for existing Open311 apps.
+
+``/open311/v2/services.json`` lists the unified categories; ``/open311/v2/requests.json`` takes
+the standard filters (``service_request_id``, ``service_code``, ``start_date``, ``end_date``,
+``status``) plus the common ``page_size`` extension (at most 1000; newest first);
+``/open311/v2/requests/{id}.json`` is one case by its global id. Only JSON is served. When a
+source fails, the cases of the others are still listed and the response header
+``X-Complaint-Graph-Failed-Sources`` names the ones missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import geothai
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from resolvers import Directory
+from sources import (
+    CanonicalStatus,
+    CaseFilter,
+    CaseOrder,
+    CaseRecord,
+    Federation,
+    SourceError,
+    Unmapped,
+)
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+_OPEN = frozenset(status for status in CanonicalStatus if not status.is_finished)
+_CLOSED = frozenset(status for status in CanonicalStatus if status.is_finished)
+
+
+def global_id(record: CaseRecord) -> str:
+    """The same opaque id the graph gives the case (``node(id)`` resolves it)."""
+    return base64.b64encode(f"Case:{record.source}:{record.local_id}".encode()).decode()
+
+
+def _key(request_id: str) -> tuple[str, str] | None:
+    try:
+        decoded = base64.b64decode(request_id, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    kind, _, rest = decoded.partition(":")
+    source, separator, local_id = rest.partition(":")
+    return (source, local_id) if kind == "Case" and separator else None
+
+
+def _error(status: int, description: str) -> JSONResponse:
+    return JSONResponse([{"code": status, "description": description}], status_code=status)
+
+
+class Open311Endpoint:
+    def __init__(self, federation: Federation, directory: Directory) -> None:
+        self.federation = federation
+        self.directory = directory
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/open311/v2/services.json", self.services),
+            Route("/open311/v2/requests.json", self.requests),
+            Route("/open311/v2/requests/{id}.json", self.one_request),
+        ]
+
+    async def services(self, request: Request) -> Response:
+        return JSONResponse(
+            [
+                {
+                    "service_code": category.code,
+                    "service_name": category.name_th,
+                    "description": category.name_en,
+                    "metadata": False,
+                    "type": "realtime",
+                    "keywords": None,
+                    "group": None,
+                }
+                for category in self.directory.categories.values()
+            ]
+        )
+
+    async def requests(self, request: Request) -> Response:
+        query = request.query_params
+        if query.get("service_request_id"):
+            return await self._by_ids(query["service_request_id"].split(","))
+        try:
+            where = self._filter(query.get("service_code"), query.get("status"), query)
+            size = int(query.get("page_size", DEFAULT_PAGE_SIZE))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            return _error(400, f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        page = await self.federation.page(where, CaseOrder(), None, size)
+        failed = sorted(error.source for error in page.failures)
+        return self._listing([self._request(record) for record in page.records], failed)
+
+    async def one_request(self, request: Request) -> Response:
+        key = _key(request.path_params["id"])
+        source = self.federation.get(key[0]) if key is not None else None
+        if key is None or source is None:
+            return _error(404, "no such service request")
+        found = await source.load_cases([key[1]])
+        record = found.get(key[1])
+        if record is None:
+            return _error(404, "no such service request")
+        return JSONResponse([self._request(record)])
+
+    async def _by_ids(self, request_ids: Sequence[str]) -> Response:
+        """The asked-for requests in the order asked, one batched load per source at once."""
+        keys = {request_id: _key(request_id) for request_id in request_ids[:MAX_PAGE_SIZE]}
+        wanted: dict[str, list[str]] = {}
+        for key in keys.values():
+            if key is not None and self.federation.get(key[0]) is not None:
+                wanted.setdefault(key[0], []).append(key[1])
+        sources = list(wanted)
+        answers = await asyncio.gather(
+            *(self.federation.sources[s].load_cases(wanted[s]) for s in sources),
+            return_exceptions=True,
+        )
+        found: dict[tuple[str, str], CaseRecord] = {}
+        failed: list[str] = []
+        for source_id, answer in zip(sources, answers, strict=True):
+            if isinstance(answer, SourceError):
+                failed.append(source_id)
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                found.update({(source_id, local_id): r for local_id, r in answer.items()})
+        listed = [self._request(found[k]) for k in keys.values() if k is not None and k in found]
+        return self._listing(listed, failed)
+
+    def _listing(self, listed: list[dict[str, Any]], failed: list[str]) -> Response:
+        headers = {"X-Complaint-Graph-Failed-Sources": ",".join(failed)} if failed else None
+        return JSONResponse(listed, headers=headers)
+
+    def _filter(self, codes: str | None, status: str | None, query: Any) -> CaseFilter:
+        statuses = None
+        if status is not None:
+            if status not in ("open", "closed"):
+                raise ValueError("status must be 'open' or 'closed'")
+            statuses = _OPEN if status == "open" else _CLOSED
+        start = datetime.fromisoformat(query["start_date"]) if query.get("start_date") else None
+        end = datetime.fromisoformat(query["end_date"]) if query.get("end_date") else None
+        for name, value in (("start_date", start), ("end_date", end)):
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{name} needs a time zone offset (W3C date-time)")
+        return CaseFilter(
+            statuses=statuses,
+            categories=frozenset(codes.split(",")) if codes else None,
+            received_from=start,
+            # GeoReport's end_date is inclusive; the filter's bound is exclusive.
+            received_before=end + timedelta(microseconds=1) if end is not None else None,
+        )
+
+    def _request(self, record: CaseRecord) -> dict[str, Any]:
+        category = None if isinstance(record.category, Unmapped) else record.category
+        named = self.directory.categories.get(category) if category else None
+        finished = isinstance(record.status, CanonicalStatus) and record.status.is_finished
+        place = record.location
+        subdistrict = (
+            geothai.subdistrict(place.subdistrict_code) if place.subdistrict_code else None
+        )
+        agency = self.federation.sources[record.source].agency
+        text = f"{record.title}\n\n{record.description}" if record.description else record.title
+        return {
+            "service_request_id": global_id(record),
+            "status": "closed" if finished else "open",
+            "status_notes": record.source_status,
+            "service_name": named.name_th if named else None,
+            "service_code": category or record.source_category,
+            "description": text[:4000],
+            "agency_responsible": agency.name_th,
+            "service_notice": None,
+            "requested_datetime": record.received_at.isoformat(),
+            "updated_datetime": record.updated_at.isoformat(),
+            "expected_datetime": record.due_at.isoformat() if record.due_at else None,
+            "address": place.address,
+            "address_id": None,
+            "zipcode": subdistrict.postal_codes[0]
+            if subdistrict and subdistrict.postal_codes
+            else None,
+            "lat": place.latitude,
+            "long": place.longitude,
+            "media_url": None,
+        }
