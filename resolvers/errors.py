@@ -1,7 +1,8 @@
 """The one place where failures become GraphQL errors with stable ``extensions.code`` values.
 
 * a :class:`~sources.SourceError` keeps its code and names its source;
-* an unmapped native value is ``UNMAPPED_VALUE`` with the source, vocabulary key and value;
+* a native value the vocabulary does not map is ``SOURCE_BAD_RESPONSE`` on that one field,
+  with ``reason: UNMAPPED_VALUE``, the source, the vocabulary key and the value;
 * bad arguments are ``BAD_USER_INPUT``;
 * anything else is masked as ``INTERNAL_SERVER_ERROR`` (logged in full), so no SQL, stack trace
   or host name reaches a client.
@@ -29,7 +30,9 @@ class UserInputError(Exception):
 
 
 class UnmappedValueError(Exception):
-    code = "UNMAPPED_VALUE"
+    """A field whose native value the source's vocabulary does not map: bad data, one field."""
+
+    code = "SOURCE_BAD_RESPONSE"
 
     def __init__(self, unmapped: Unmapped) -> None:
         super().__init__(unmapped.message)
@@ -50,6 +53,7 @@ def _extensions(original: Exception | None) -> dict[str, Any] | None:
         unmapped = original.unmapped
         return {
             "code": original.code,
+            "reason": "UNMAPPED_VALUE",
             "source": unmapped.source,
             "key": f"vocabulary.{unmapped.key}",
             "value": unmapped.value,

@@ -183,8 +183,13 @@ class RecordMapper:
             if optional:
                 return None
             raise SourceBadResponse(self.source, f"fields.{name}: missing at {path!r}")
+        if not isinstance(value, str):
+            raise SourceBadResponse(
+                self.source,
+                f"fields.{name}: expected ISO 8601 text at {path!r}, got {type(value).__name__}",
+            )
         try:
-            parsed = datetime.fromisoformat(str(value))
+            parsed = datetime.fromisoformat(value)
         except ValueError:
             raise SourceBadResponse(
                 self.source, f"fields.{name}: {value!r} at {path!r} is not an ISO 8601 time"

@@ -73,7 +73,8 @@ async def test_unmapped_status_is_a_field_error_naming_source_key_and_value(
     (error,) = body["errors"]
     assert error["path"] == ["cases", "edges", 0, "node", "status"]
     assert error["extensions"] == {
-        "code": "UNMAPPED_VALUE",
+        "code": "SOURCE_BAD_RESPONSE",
+        "reason": "UNMAPPED_VALUE",
         "source": SQLITE_SOURCE,
         "key": "vocabulary.statuses",
         "value": "รอพิจารณา",

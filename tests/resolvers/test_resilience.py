@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -18,6 +19,15 @@ from sources import Resilience
 from sources.rest import RestSettings
 from tests.conftest import REST_CASES, REST_SEED, DemoData, RunningGateway, running
 from tests.resolvers.expected import ALL_SOURCES, REST_SOURCE, matching
+
+WELL_FORMED = {
+    "complaint_code": "X-1",
+    "topic": "หัวเรื่อง",
+    "detail": "รายละเอียด",
+    "status_id": 1,
+    "channel_name": "สายด่วน 1111",
+    "category": {"id": 101},
+}
 
 
 class Misbehaving:
@@ -36,6 +46,9 @@ class Misbehaving:
             await _send(
                 send, 200, b'{"result": {"items": [{"complaint_code": "X-1"}], "total": 1}}'
             )
+        elif self.mode == "wrong-types":
+            body = {"result": {"items": [{**WELL_FORMED, "received_date": 20260101}], "total": 1}}
+            await _send(send, 200, json.dumps(body).encode())
         elif self.mode == "hang":
             await asyncio.to_thread(self.release.wait)
             await _send(send, 503, b"{}")
@@ -167,7 +180,11 @@ async def test_agency_stopped_and_restarted_mid_run(
 
 @pytest.mark.parametrize(
     ("mode", "says"),
-    [("html", "text/html, not JSON"), ("no-title", "fields.status: missing at 'status_id'")],
+    [
+        ("html", "text/html, not JSON"),
+        ("no-title", "fields.status: missing at 'status_id'"),
+        ("wrong-types", "fields.received_at: expected ISO 8601 text at 'received_date', got int"),
+    ],
 )
 async def test_garbage_is_a_bad_response_naming_the_problem(
     guarded: RunningGateway, agency: tuple[ThreadedServer, Misbehaving], mode: str, says: str
