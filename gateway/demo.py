@@ -57,17 +57,21 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
 
 
 async def build_demo_data(dsn: str, provincial_path: Path, size: int) -> None:
-    """Load both demo agencies unless they already hold ``size`` cases each."""
-    from samples import damrongdhama, provincial
+    """Load both database agencies unless they already hold this size of this data version."""
+    from samples import DATA_VERSION, damrongdhama, provincial
 
-    if await damrongdhama.case_count(dsn) != size:
+    stamp = provincial_path.with_name("demo-data-version")
+    wanted = f"{DATA_VERSION}:{size}"
+    current = stamp.read_text() if stamp.exists() else None
+    if current != wanted or await damrongdhama.case_count(dsn) != size:
         log.info("loading %d cases into the Damrongdhama Center database", size)
         await damrongdhama.create_and_load(dsn, count=size, drop_existing=True)
-    if provincial.case_count(provincial_path) != size:
+    if current != wanted or provincial.case_count(provincial_path) != size:
         log.info("building the provincial office database with %d cases", size)
         await asyncio.to_thread(
             provincial.create_and_load, provincial_path, count=size, overwrite=True
         )
+    stamp.write_text(wanted)
 
 
 def run_demo(*, host: str, port: int, agency_port: int, size: int, data_dir: str) -> None:

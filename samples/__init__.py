@@ -3,3 +3,6 @@
 ``generator`` makes complaints in the unified shape; each agency module stores them in that
 agency's own native schema and vocabulary; ``config.yaml`` maps them back.
 """
+
+DATA_VERSION = 2
+"""Bumped whenever a sample's native shape or data changes, so built demo data is rebuilt."""
