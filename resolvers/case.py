@@ -136,6 +136,16 @@ class Case(relay.Node):
             longitude=place.longitude,
         )
 
+    @strawberry.field(
+        description="Who the holding agency says is responsible, in its words (free text)."
+    )
+    def responsible_agencies(self) -> str | None:
+        return self.record.responsible
+
+    @strawberry.field(description="Photos sent with the complaint, where the agency keeps them.")
+    def photo_urls(self) -> list[str]:
+        return list(self.record.media_urls)
+
     @strawberry.field(description="The agency system that holds this case.")
     def source(self, info: GraphInfo) -> SourceSystem:
         return SourceSystem.of(info.context.federation.sources[self.record.source])

@@ -127,6 +127,8 @@ class CaseRecord:
     due_at: datetime | None
     closed_at: datetime | None
     location: Location = field(default_factory=Location)
+    responsible: str | None = None
+    media_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

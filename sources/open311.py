@@ -128,6 +128,8 @@ class Open311Settings(SourceSettings):
                 address="address",
                 latitude="lat",
                 longitude="long",
+                responsible="agency_responsible",
+                media_urls="media_url",
             ),
         )
 

@@ -100,10 +100,16 @@ class RestSource(Source):
             await self._client.aclose()
             self._client = None
 
-    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        """GET ``path`` and decode JSON, translating every failure into a source error."""
+    async def _get(
+        self, path: str, params: Mapping[str, str] | None = None, body: Any = None
+    ) -> Any:
+        """GET ``path`` (POST ``body`` as JSON when given) and decode the JSON answer,
+        translating every failure into a source error."""
         try:
-            response = await self._http().get(path, params=params)
+            if body is None:
+                response = await self._http().get(path, params=params)
+            else:
+                response = await self._http().post(path, params=params, json=body)
         except httpx.TimeoutException as exc:
             raise SourceTimeout(self.id, f"HTTP timeout ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
@@ -132,7 +138,9 @@ class RestSource(Source):
         """Each known case's JSON object by its id, through the fetch endpoint."""
         fetch = self.settings.fetch
         if fetch.ids_param is not None:
-            documents = await self._batches(local_ids, fetch.path, fetch.ids_param, fetch.max_batch)
+            documents = await self._batches(
+                local_ids, fetch.path, fetch.ids_param, fetch.max_batch, fetch.method == "POST"
+            )
             items = [
                 item
                 for document in documents
@@ -215,13 +223,15 @@ class RestSource(Source):
         return sorted(entries, key=lambda entry: entry.at)
 
     async def _batches(
-        self, local_ids: Sequence[str], path: str, ids_param: str, size: int
+        self, local_ids: Sequence[str], path: str, ids_param: str, size: int, post: bool = False
     ) -> list[Any]:
-        """One GET per ``size`` ids, all at once: a batch endpoint's answers."""
-        chunks = [local_ids[i : i + size] for i in range(0, len(local_ids), size)]
-        return list(
-            await asyncio.gather(*(self._get(path, {ids_param: ",".join(c)}) for c in chunks))
-        )
+        """One request per ``size`` ids, all at once: a batch endpoint's answers."""
+        chunks = [list(local_ids[i : i + size]) for i in range(0, len(local_ids), size)]
+        if post:
+            calls = [self._get(path, body={ids_param: chunk}) for chunk in chunks]
+        else:
+            calls = [self._get(path, {ids_param: ",".join(chunk)}) for chunk in chunks]
+        return list(await asyncio.gather(*calls))
 
     async def _each(self, local_ids: Sequence[str], path: str, concurrency: int) -> dict[str, Any]:
         """One GET per id, ``concurrency`` at a time; ids the API does not know are left out."""

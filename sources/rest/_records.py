@@ -98,7 +98,16 @@ class RecordMapper:
                 latitude=self._number(item, "latitude", f.latitude),
                 longitude=self._number(item, "longitude", f.longitude),
             ),
+            responsible=self._optional_text(item, f.responsible),
+            media_urls=self._urls(item, f.media_urls),
         )
+
+    def _urls(self, item: Any, path: str | None) -> tuple[str, ...]:
+        value = None if path is None else dig(item, path)
+        if value is _MISSING or value is None:
+            return ()
+        values = value if isinstance(value, list) else [value]
+        return tuple(str(v) for v in values if isinstance(v, str) and v)
 
     def timeline_entry(self, item: Any, fields: HistoryFields) -> TimelineEntry:
         if not isinstance(item, dict):

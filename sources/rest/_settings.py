@@ -88,10 +88,15 @@ class ListEndpoint(Strict):
 
 
 class FetchEndpoint(Strict):
-    """Cases by id: a batch endpoint (``ids_param``, or ``{id}`` absent) or one call per id."""
+    """Cases by id: a batch endpoint (``ids_param``, or ``{id}`` absent) or one call per id.
+
+    A batch goes as ``GET path?ids_param=a,b,c``, or with ``method: POST`` as the JSON body
+    ``{ids_param: ["a", "b", "c"]}``.
+    """
 
     path: str = Field(description="'/cases' with ids_param for a batch, or '/cases/{id}'.")
     ids_param: str | None = None
+    method: Literal["GET", "POST"] = "GET"
     items: str = ""
     max_batch: int = Field(default=100, ge=1)
     concurrency: int = Field(default=8, ge=1, le=100)
@@ -178,6 +183,10 @@ class CaseFields(Strict):
     address: str | None = None
     latitude: str | None = None
     longitude: str | None = None
+    responsible: str | None = Field(
+        default=None, description="Who the agency says is responsible (free text)."
+    )
+    media_urls: str | None = Field(default=None, description="A photo URL, or a list of them.")
 
 
 class RestSettings(SourceSettings):

@@ -60,6 +60,7 @@ class RowMapper:
                 latitude=_optional_float(values.get("latitude")),
                 longitude=_optional_float(values.get("longitude")),
             ),
+            responsible=_optional_text(values.get("responsible")),
         )
 
     def timeline_entry(self, row: Row[Any]) -> TimelineEntry:

@@ -26,6 +26,9 @@ class CaseColumns(Strict):
     )
     due_at: str | None = None
     closed_at: str | None = None
+    responsible: str | None = Field(
+        default=None, description="Who the agency says is responsible (free text)."
+    )
 
 
 class LocationColumns(Strict):

@@ -20,7 +20,7 @@ CASE_FIELDS = (
     "status",
     "received_at",
 )
-OPTIONAL_CASE_FIELDS = ("updated_at", "due_at", "closed_at")
+OPTIONAL_CASE_FIELDS = ("updated_at", "due_at", "closed_at", "responsible")
 LOCATION_FIELDS = (
     "province_code",
     "district_code",

@@ -129,3 +129,16 @@ async def test_following_referrals_costs_one_request_per_receiving_source_per_le
         (OPEN311_SOURCE, "load_cases"): 1,
         (OPEN311_SOURCE, "load_referrals"): 1,
     }
+
+
+async def test_city_platform_keeps_photos_and_the_agencies_it_routed_to(
+    gateway: RunningGateway,
+) -> None:
+    body = await gateway.query(
+        "query($id: ID!) { case(id: $id) { photoUrls responsibleAgencies location { latitude } } }",
+        {"id": case_id(OPEN311_SOURCE, links.traffy_id(14))},
+    )
+    case = body["data"]["case"]
+    assert case["photoUrls"] == [f"https://photos.traffy.example/{links.traffy_id(14)}.jpg"]
+    assert len(case["responsibleAgencies"].split(", ")) == 1 + 14 % 3
+    assert case["location"]["latitude"] is not None

@@ -39,6 +39,7 @@ class TinyAgency:
         self.app = Starlette(
             routes=[
                 Route("/items", self.items),
+                Route("/items/batch", self.batch, methods=["POST"]),
                 Route("/items/{ref}", self.one),
                 Route("/items/{ref}/log", self.log),
             ]
@@ -52,6 +53,10 @@ class TinyAgency:
         page = newest[start : start + size]
         more = start + size < len(newest)
         return JSONResponse({"page": page, "next": str(start + size) if more else None})
+
+    async def batch(self, request: Request) -> Response:
+        wanted = set((await request.json())["refs"])
+        return JSONResponse({"found": [c for c in CASES if c["ref"] in wanted]})
 
     async def one(self, request: Request) -> Response:
         self.headers.append(dict(request.headers))
@@ -157,3 +162,18 @@ async def test_basic_auth_and_headers_are_sent(tiny: tuple[TinyAgency, ThreadedS
     sent: dict[str, Any] = tiny[0].headers[-1]
     assert sent["authorization"] == "Basic " + base64.b64encode(b"ddc:s3cret").decode()
     assert sent["x-client"] == "cg"
+
+
+async def test_batch_fetch_with_a_json_body(tiny: tuple[TinyAgency, ThreadedServer]) -> None:
+    text = CONFIG.replace("AUTH", "").replace(
+        'fetch: {path: "/items/{id}", concurrency: 4}',
+        "fetch: {path: /items/batch, ids_param: refs, method: POST, items: found}",
+    )
+    (settings,) = parse_config(text, {"URL": tiny[1].url}).sources
+    source = source_class("rest")(settings)
+    try:
+        found = await source.load_cases(["C002", "C004", "nope"])
+    finally:
+        await source.close()
+    assert set(found) == {"C002", "C004"}
+    assert found["C004"].title == "เรื่องที่ 4"
