@@ -7,7 +7,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sources._interface import AgencyInfo
-from sources._model import CanonicalStatus, Channel, ReferralKind
+from sources._model import CanonicalStatus, Channel, ReferralKind, Unmapped
 
 _SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -45,6 +45,24 @@ class Vocabulary(Strict):
         default_factory=dict, description="Native agency codes in referrals -> agency codes."
     )
     referral_kinds: dict[str, ReferralKind] = Field(default_factory=dict)
+
+    def status(self, source: str, native: str) -> CanonicalStatus | Unmapped:
+        return self.statuses.get(native) or Unmapped(source, "statuses", native)
+
+    def category(self, source: str, native: str) -> str | Unmapped:
+        return self.categories.get(native) or Unmapped(source, "categories", native)
+
+    def channel(self, source: str, native: str) -> Channel | Unmapped:
+        return self.channels.get(native) or Unmapped(source, "channels", native)
+
+    def agency(self, source: str, native: str) -> str | Unmapped:
+        return self.agencies.get(native) or Unmapped(source, "agencies", native)
+
+    def referral_kind(self, source: str, native: str | None) -> ReferralKind | Unmapped:
+        """Without a kind column or field, every referral is a plain FORWARD."""
+        if native is None:
+            return ReferralKind.FORWARD
+        return self.referral_kinds.get(native) or Unmapped(source, "referral_kinds", native)
 
 
 class Resilience(Strict):

@@ -8,14 +8,11 @@ from zoneinfo import ZoneInfo
 
 from sources._errors import SourceBadResponse
 from sources._model import (
-    CanonicalStatus,
     CaseRecord,
     Channel,
     Location,
-    ReferralKind,
     ReferralRecord,
     TimelineEntry,
-    Unmapped,
 )
 from sources._query import CaseFilter
 from sources._settings import Vocabulary
@@ -78,13 +75,12 @@ class RecordMapper:
             reference_number=self._text(item, "reference_number", f.reference_number),
             title=self._text(item, "title", f.title),
             description=self._text(item, "description", f.description),
-            channel=self.vocabulary.channels.get(channel)
-            or (Channel.OTHER if f.channel is None else Unmapped(self.source, "channels", channel)),
-            category=self.vocabulary.categories.get(category)
-            or Unmapped(self.source, "categories", category),
+            channel=Channel.OTHER
+            if f.channel is None
+            else self.vocabulary.channel(self.source, channel),
+            category=self.vocabulary.category(self.source, category),
             source_category=category,
-            status=self.vocabulary.statuses.get(status)
-            or Unmapped(self.source, "statuses", status),
+            status=self.vocabulary.status(self.source, status),
             source_status=status,
             received_at=received,
             updated_at=self._time(item, "updated_at", f.updated_at, optional=True) or received,
@@ -115,11 +111,7 @@ class RecordMapper:
         at = self._time(item, "history.at", fields.at)
         assert at is not None
         status = self._optional_text(item, fields.status)
-        mapped: CanonicalStatus | Unmapped | None = None
-        if status is not None:
-            mapped = self.vocabulary.statuses.get(status) or Unmapped(
-                self.source, "statuses", status
-            )
+        mapped = self.vocabulary.status(self.source, status) if status is not None else None
         return TimelineEntry(
             at=at,
             status=mapped,
@@ -137,15 +129,9 @@ class RecordMapper:
         return ReferralRecord(
             from_source=self.source,
             from_local_id=case_id,
-            to_agency=self.vocabulary.agencies.get(agency)
-            or Unmapped(self.source, "agencies", agency),
+            to_agency=self.vocabulary.agency(self.source, agency),
             at=at,
-            kind=ReferralKind.FORWARD
-            if kind is None
-            else (
-                self.vocabulary.referral_kinds.get(kind)
-                or Unmapped(self.source, "referral_kinds", kind)
-            ),
+            kind=self.vocabulary.referral_kind(self.source, kind),
             status=self._optional_text(item, fields.status),
             their_reference=self._optional_text(item, fields.their_reference),
             secrecy=self._optional_text(item, fields.secrecy),

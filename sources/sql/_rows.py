@@ -9,14 +9,10 @@ from sqlalchemy.engine import Row
 
 from sources._errors import SourceBadResponse
 from sources._model import (
-    CanonicalStatus,
     CaseRecord,
-    Channel,
     Location,
-    ReferralKind,
     ReferralRecord,
     TimelineEntry,
-    Unmapped,
 )
 from sources.sql._settings import SqlSettings
 from sources.sql._statements import Statements
@@ -42,11 +38,10 @@ class RowMapper:
             reference_number=_text(values["reference_number"]),
             title=_text(values["title"]),
             description=_text(values["description"]),
-            channel=self._channel(channel),
-            category=self.vocabulary.categories.get(category)
-            or Unmapped(self.source, "categories", category),
+            channel=self.vocabulary.channel(self.source, channel),
+            category=self.vocabulary.category(self.source, category),
             source_category=category,
-            status=self._status(status),
+            status=self.vocabulary.status(self.source, status),
             source_status=status,
             received_at=self._time(values, "received_at", required=True),  # type: ignore[arg-type]
             updated_at=self._time(values, "updated_at", required=True),  # type: ignore[arg-type]
@@ -71,7 +66,7 @@ class RowMapper:
         status = _optional_text(values.get("status"))
         return TimelineEntry(
             at=self.statements.from_column_time(at, self.timeline_naive),
-            status=self._status(status) if status is not None else None,
+            status=self.vocabulary.status(self.source, status) if status is not None else None,
             source_status=status,
             note=_optional_text(values.get("note")) or None,
         )
@@ -87,25 +82,13 @@ class RowMapper:
         return ReferralRecord(
             from_source=self.source,
             from_local_id=str(values["case_id"]),
-            to_agency=self.vocabulary.agencies.get(agency)
-            or Unmapped(self.source, "agencies", agency),
+            to_agency=self.vocabulary.agency(self.source, agency),
             at=self.statements.from_column_time(at, shape is not None and shape.at_is_naive),
-            kind=ReferralKind.FORWARD
-            if kind is None
-            else (
-                self.vocabulary.referral_kinds.get(kind)
-                or Unmapped(self.source, "referral_kinds", kind)
-            ),
+            kind=self.vocabulary.referral_kind(self.source, kind),
             status=_optional_text(values.get("status")),
             their_reference=_optional_text(values.get("their_reference")),
             secrecy=_optional_text(values.get("secrecy")),
         )
-
-    def _status(self, value: str) -> CanonicalStatus | Unmapped:
-        return self.vocabulary.statuses.get(value) or Unmapped(self.source, "statuses", value)
-
-    def _channel(self, value: str) -> Channel | Unmapped:
-        return self.vocabulary.channels.get(value) or Unmapped(self.source, "channels", value)
 
     def _time(self, values: Any, field: str, *, required: bool = False) -> datetime | None:
         value = values.get(field)
