@@ -12,9 +12,10 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from gateway.config import GatewayConfig
+from gateway.events import EventBroker
 from gateway.graphql_view import GraphQLView
 from gateway.metrics import Metrics
 from gateway.open311 import Open311Endpoint
@@ -48,6 +49,16 @@ class Gateway:
             max_page_size=config.limits.max_page_size,
             default_page_size=config.limits.default_page_size,
         )
+        self.events = (
+            EventBroker(
+                self.federation,
+                {s.id: s.poll_seconds for s in config.sources},
+                batch=config.events.batch,
+                queue_size=config.events.queue_size,
+            )
+            if config.events.enabled
+            else None
+        )
 
     async def start(self) -> None:
         """Open every source; one that is down is logged and retried on first use."""
@@ -60,8 +71,12 @@ class Gateway:
                 log.warning("source %s not ready at start-up: %s", source.id, result)
             elif isinstance(result, BaseException):
                 raise result
+        if self.events is not None:
+            await self.events.start()
 
     async def stop(self) -> None:
+        if self.events is not None:
+            await self.events.stop()
         await self.federation.close()
 
     def readiness(self) -> dict[str, Any]:
@@ -84,7 +99,15 @@ class Gateway:
         status = (
             "ready" if not down else ("unavailable" if len(down) == len(sources) else "degraded")
         )
-        return {"status": status, "sources": sources}
+        events = (
+            None
+            if self.events is None
+            else {
+                "watching": self.events.ready.is_set(),
+                "subscribers": self.events.subscriber_count,
+            }
+        )
+        return {"status": status, "sources": sources, "events": events}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -98,6 +121,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         federation=gateway.federation,
         directory=gateway.directory,
         limits=gateway.limits,
+        events=gateway.events,
     )
 
     @contextlib.asynccontextmanager
@@ -125,6 +149,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             *open311.routes(),
             Route("/", root),
             Route("/graphql", view, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", view),
             Route("/metrics", gateway.metrics.endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,19 @@ class LimitSettings(Strict):
     default_page_size: int = Field(default=20, ge=1)
 
 
+class EventSettings(Strict):
+    """Subscriptions: whether the gateway polls its sources for changes, and queue bounds."""
+
+    enabled: bool = True
+    queue_size: int = Field(default=1000, ge=1, description="Events a subscriber may lag.")
+    batch: int = Field(default=500, ge=1, description="Changes read per poll of a source.")
+
+
 class _Document(Strict):
     categories: list[CategorySettings] = Field(min_length=1)
     sources: list[dict[str, Any]] = Field(min_length=1)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class GatewayConfig:
     categories: tuple[CategorySettings, ...]
     sources: tuple[SourceSettings, ...]
     limits: LimitSettings
+    events: EventSettings = field(default_factory=EventSettings)
 
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> GatewayConfig:
@@ -80,7 +90,7 @@ def parse_config(text: str, environ: dict[str, str], origin: str = "config") -> 
     problems.extend(_cross_checks(document, valid))
     if problems:
         raise ConfigError(problems)
-    return GatewayConfig(tuple(document.categories), tuple(valid), document.limits)
+    return GatewayConfig(tuple(document.categories), tuple(valid), document.limits, document.events)
 
 
 def _source(index: int, raw: dict[str, Any], problems: list[str]) -> SourceSettings | None:

@@ -14,6 +14,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from resolvers import Context, Directory, Limits
+from resolvers.context import EventStream
 from sources import Federation
 
 EXAMPLE_QUERY = """\
@@ -62,17 +63,19 @@ class GraphQLView(GraphQL[Context, None]):
         federation: Federation,
         directory: Directory,
         limits: Limits,
+        events: EventStream | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.federation = federation
         self.directory = directory
         self.limits = limits
+        self.events = events
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        return Context.for_request(self.federation, self.directory, self.limits)
+        return Context.for_request(self.federation, self.directory, self.limits, self.events)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from graphql import GraphQLError
 from strawberry.types import Info
 
 from resolvers.directory import Directory
 from resolvers.loaders import Loaders
-from sources import Federation
+from sources import CaseFilter, Federation
+from sources._changes import CaseEvent
 
 
 @dataclass
 class Limits:
     max_page_size: int = 500
     default_page_size: int = 20
+
+
+class EventStream(Protocol):
+    """Where subscriptions get case events; the gateway provides it, the graph only reads it."""
+
+    def subscribe(self, where: CaseFilter, after: str | None) -> AsyncIterator[CaseEvent]: ...
 
 
 @dataclass
@@ -27,12 +36,24 @@ class Context:
     directory: Directory
     limits: Limits
     loaders: Loaders
+    events: EventStream | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     partial_errors: list[GraphQLError] = field(default_factory=list)
 
     @classmethod
-    def for_request(cls, federation: Federation, directory: Directory, limits: Limits) -> Context:
-        return cls(federation, directory, limits, Loaders(federation))
+    def for_request(
+        cls,
+        federation: Federation,
+        directory: Directory,
+        limits: Limits,
+        events: EventStream | None = None,
+    ) -> Context:
+        return cls(federation, directory, limits, Loaders(federation), events)
+
+    def fresh_loaders(self) -> None:
+        """New loaders and clock: each subscription event must see the sources as they are now."""
+        self.loaders = Loaders(self.federation)
+        self.now = datetime.now(UTC)
 
 
 GraphInfo = Info[Context, None]

@@ -19,6 +19,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.relay import GlobalIDValueError
 
 from sources import SourceError, Unmapped
+from sources._changes import SubscriberTooSlow
 
 log = logging.getLogger("complaint_graph.errors")
 
@@ -62,7 +63,15 @@ def _extensions(original: Exception | None) -> dict[str, Any] | None:
         return {"code": original.code}
     if isinstance(original, GlobalIDValueError):
         return {"code": UserInputError.code}
+    if isinstance(original, SubscriberTooSlow):
+        return {"code": "SUBSCRIBER_TOO_SLOW"}
     return None
+
+
+def with_code(exc: Exception) -> GraphQLError:
+    """``exc`` as a GraphQL error carrying its code, for paths where the schema extension does
+    not see results (subscription events)."""
+    return GraphQLError(str(exc), original_error=exc, extensions=_extensions(exc))
 
 
 def is_expected(error: GraphQLError) -> bool:

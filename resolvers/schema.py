@@ -11,6 +11,7 @@ from strawberry.types import ExecutionContext
 
 from resolvers.errors import ErrorTranslation, is_expected
 from resolvers.query import Query
+from resolvers.subscription import Subscription
 
 log = logging.getLogger("complaint_graph.errors")
 
@@ -30,7 +31,9 @@ class ComplaintGraphSchema(strawberry.Schema):
 @cache
 def build_schema() -> strawberry.Schema:
     """The schema, built once per process: strawberry's relay fields bind on first build."""
-    return ComplaintGraphSchema(query=Query, extensions=[ErrorTranslation])
+    return ComplaintGraphSchema(
+        query=Query, subscription=Subscription, extensions=[ErrorTranslation]
+    )
 
 
 def schema_sdl() -> str:

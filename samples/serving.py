@@ -20,9 +20,10 @@ def free_port() -> int:
 class ThreadedServer:
     """A real uvicorn HTTP server in its own thread and event loop; stop and start it at will."""
 
-    def __init__(self, app: ASGIApp, port: int | None = None) -> None:
+    def __init__(self, app: ASGIApp, port: int | None = None, *, lifespan: bool = False) -> None:
         self.app = app
         self.port = port or free_port()
+        self.lifespan = lifespan
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -32,7 +33,11 @@ class ThreadedServer:
 
     def start(self, timeout: float = 30) -> None:
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on" if self.lifespan else "off",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

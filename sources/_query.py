@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sources._model import CanonicalStatus
+from sources._model import CanonicalStatus, CaseRecord
 
 
 class SortField(StrEnum):
@@ -39,6 +39,35 @@ class CaseFilter:
     received_from: datetime | None = None
     received_before: datetime | None = None
     text: str | None = None
+
+    def matches(self, record: CaseRecord) -> bool:
+        """Whether ``record`` passes every condition, evaluated here rather than in a source.
+
+        Used where a source could not apply a filter, to re-check what an API applied with
+        its own meaning (an inclusive bound, word search), and for events.
+        """
+        location = record.location
+        text = self.text.casefold() if self.text else None
+        return not (
+            (self.sources is not None and record.source not in self.sources)
+            or (self.statuses is not None and record.status not in self.statuses)
+            or (self.categories is not None and record.category not in self.categories)
+            or (
+                self.province_codes is not None
+                and location.province_code not in self.province_codes
+            )
+            or (
+                self.district_codes is not None
+                and location.district_code not in self.district_codes
+            )
+            or (self.received_from is not None and record.received_at < self.received_from)
+            or (self.received_before is not None and record.received_at >= self.received_before)
+            or (
+                text is not None
+                and text not in record.title.casefold()
+                and text not in record.description.casefold()
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)

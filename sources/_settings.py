@@ -87,6 +87,9 @@ class SourceSettings(Strict):
     vocabulary: Vocabulary
     timeout_seconds: float = Field(default=10.0, gt=0)
     resilience: Resilience = Field(default_factory=Resilience)
+    poll_seconds: float = Field(
+        default=2.0, gt=0, description="How often the gateway looks for changed cases (events)."
+    )
 
     @field_validator("id")
     @classmethod

@@ -22,7 +22,7 @@ from sources._interface import AgencyInfo, Capabilities, Problem, Source
 from sources._model import CaseRecord, ReferralRecord, TimelineEntry, Unmapped
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._settings import SourceSettings
-from sources.rest._records import RecordMapper, dig, items_at, matches
+from sources.rest._records import RecordMapper, dig, items_at
 from sources.rest._settings import RestSettings
 
 __all__ = ["RestSettings", "RestSource"]
@@ -260,7 +260,7 @@ class RestSource(Source):
         collected: list[CaseRecord] = []
         async for page in self._pages(params, limit if exact_pages else None):
             for record in page:
-                if matches(record, where) and _is_after(record, order, after):
+                if where.matches(record) and _is_after(record, order, after):
                     collected.append(record)
             if sorted_by_api and len(collected) > limit:
                 break
@@ -279,7 +279,7 @@ class RestSource(Source):
             return total
         count = 0
         async for page in self._pages(params, None):
-            count += sum(1 for record in page if matches(record, where))
+            count += sum(1 for record in page if where.matches(record))
         return count
 
     async def _pages(self, params: dict[str, str], wanted: int | None) -> Any:

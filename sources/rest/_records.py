@@ -14,7 +14,6 @@ from sources._model import (
     ReferralRecord,
     TimelineEntry,
 )
-from sources._query import CaseFilter
 from sources._settings import Vocabulary
 from sources.rest._settings import CaseFields, HistoryFields, ReferralFields
 
@@ -192,40 +191,3 @@ class RecordMapper:
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=self.zone)
         return parsed.astimezone(UTC)
-
-
-def matches(record: CaseRecord, where: CaseFilter) -> bool:
-    """Whether ``record`` passes every filter, checked here whether or not the API applied it.
-
-    Re-checking what was pushed down costs little and keeps one meaning of each filter, even
-    where an API's bounds are inclusive or its text search matches words rather than substrings.
-    """
-    location = record.location
-    text = where.text.casefold() if where.text else None
-    failed = (
-        ("status", where.statuses is not None and record.status not in where.statuses),
-        ("category", where.categories is not None and record.category not in where.categories),
-        (
-            "province_code",
-            where.province_codes is not None and location.province_code not in where.province_codes,
-        ),
-        (
-            "district_code",
-            where.district_codes is not None and location.district_code not in where.district_codes,
-        ),
-        (
-            "received_from",
-            where.received_from is not None and record.received_at < where.received_from,
-        ),
-        (
-            "received_before",
-            where.received_before is not None and record.received_at >= where.received_before,
-        ),
-        (
-            "text",
-            text is not None
-            and text not in record.title.casefold()
-            and text not in record.description.casefold(),
-        ),
-    )
-    return not any(failing for _, failing in failed)

@@ -1,0 +1,206 @@
+"""Case events for subscribers: each source polled once per gateway, fanned out in process.
+
+One poller per source follows its updated-at watermark (``sources._changes``) and publishes each
+change once, whatever the number of subscribers. Each subscriber has a bounded queue; one that
+falls further behind than ``queue_size`` events is cut off with an error naming its last event,
+instead of growing memory. A subscriber that resumes with an event id first receives what the
+sources changed since (their current state of each changed case), then live events, with no
+duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from sources import CaseFilter, Federation, Position, SourceError
+from sources._changes import (
+    CaseEvent,
+    ChangeKind,
+    SubscriberTooSlow,
+    changes_after,
+    decode_token,
+    encode_token,
+    newest_position,
+    position_of,
+)
+from sources._model import CanonicalStatus, CaseRecord, Unmapped
+
+log = logging.getLogger("complaint_graph.events")
+
+REPLAY_LIMIT = 10_000
+_KNOWN_STATUSES = 200_000
+
+
+class ResumeError(ValueError):
+    """The ``after`` event id cannot be resumed from."""
+
+
+@dataclass(eq=False)
+class _Subscriber:
+    where: CaseFilter
+    agencies: frozenset[str] | None
+    queue: asyncio.Queue[CaseEvent | None]
+    overflowed: bool = False
+    delivered: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+class EventBroker:
+    def __init__(
+        self,
+        federation: Federation,
+        poll_seconds: dict[str, float],
+        batch: int = 500,
+        queue_size: int = 1000,
+    ) -> None:
+        self.federation = federation
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self.queue_size = queue_size
+        self.positions: dict[str, Position] = {}
+        self._statuses: OrderedDict[tuple[str, str], CanonicalStatus | Unmapped] = OrderedDict()
+        self._started: dict[str, Position | None] = {}
+        self._subscribers: set[_Subscriber] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ready = asyncio.Event()
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._poll(source_id), name=f"poll:{source_id}")
+            for source_id in self.federation.sources
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        for subscriber in list(self._subscribers):
+            subscriber.queue.put_nowait(None)  # completes the subscription
+
+    async def _poll(self, source_id: str) -> None:
+        source = self.federation.sources[source_id]
+        interval = self.poll_seconds.get(source_id, 2.0)
+        while source_id not in self._started:
+            try:
+                self._started[source_id] = await newest_position(source)
+            except SourceError as exc:
+                log.warning("events: %s not ready yet: %s", source_id, exc.detail)
+                await asyncio.sleep(interval)
+        start = self._started[source_id]
+        if start is not None:
+            self.positions[source_id] = start
+        if len(self._started) == len(self.federation.sources):
+            self.ready.set()
+        while True:
+            try:
+                records = await changes_after(source, self.positions.get(source_id), self.batch)
+            except SourceError as exc:
+                log.warning("events: polling %s failed: %s", source_id, exc.detail)
+                records = []
+            for record in records:
+                self.positions[source_id] = position_of(record)
+                self._publish(self._event(record, start))
+            if len(records) < self.batch:
+                await asyncio.sleep(interval)  # the configured polling interval
+
+    def _event(self, record: CaseRecord, start: Position | None) -> CaseEvent:
+        key = (record.source, record.local_id)
+        previous = self._statuses.get(key)
+        self._remember(key, record.status)
+        if previous is None:
+            is_new = start is None or record.received_at > start.value
+            kind = ChangeKind.CREATED if is_new else ChangeKind.UPDATED
+        else:
+            kind = ChangeKind.STATUS_CHANGED if previous != record.status else ChangeKind.UPDATED
+        return CaseEvent(encode_token(self.positions), kind, record, previous)
+
+    def _remember(self, key: tuple[str, str], status: CanonicalStatus | Unmapped) -> None:
+        self._statuses[key] = status
+        self._statuses.move_to_end(key)
+        if len(self._statuses) > _KNOWN_STATUSES:
+            self._statuses.popitem(last=False)
+
+    def _matches(self, subscriber: _Subscriber, record: CaseRecord) -> bool:
+        if subscriber.agencies is not None:
+            agency = self.federation.sources[record.source].agency.code
+            if agency not in subscriber.agencies:
+                return False
+        return subscriber.where.matches(record)
+
+    def _publish(self, event: CaseEvent) -> None:
+        for subscriber in list(self._subscribers):
+            if subscriber.overflowed or not self._matches(subscriber, event.record):
+                continue
+            try:
+                subscriber.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                subscriber.overflowed = True
+                subscriber.queue = asyncio.Queue(maxsize=1)
+                subscriber.queue.put_nowait(None)
+
+    def subscribe(self, where: CaseFilter, after: str | None) -> AsyncIterator[CaseEvent]:
+        """Events matching ``where``, resumed after the event id ``after`` when given.
+
+        The subscriber is registered before this returns, so no change made after the call is
+        missed; a bad ``after`` raises ValueError here.
+        """
+        resume = decode_token(after) if after is not None else None
+        subscriber = _Subscriber(where, where.agencies, asyncio.Queue(maxsize=self.queue_size))
+        self._subscribers.add(subscriber)
+        return self._stream(subscriber, resume)
+
+    async def _stream(
+        self, subscriber: _Subscriber, resume: dict[str, Position] | None
+    ) -> AsyncIterator[CaseEvent]:
+        try:
+            if resume is not None:
+                async for replayed in self._replay(subscriber, resume):
+                    yield replayed
+            while True:
+                event = await subscriber.queue.get()
+                if event is None:
+                    if subscriber.overflowed:
+                        raise SubscriberTooSlow(
+                            f"subscriber fell more than {self.queue_size} events behind and was "
+                            "cut off; reconnect with after: the id of the last event received"
+                        )
+                    return
+                key = (event.record.source, event.record.local_id, event.at.isoformat())
+                if key in subscriber.delivered:
+                    continue
+                yield event
+        finally:
+            self._subscribers.discard(subscriber)
+
+    async def _replay(
+        self, subscriber: _Subscriber, resume: dict[str, Position]
+    ) -> AsyncIterator[CaseEvent]:
+        """What each source changed after the resumed watermark, up to now, oldest first."""
+        positions = dict(resume)
+        for source_id, since in resume.items():
+            source = self.federation.get(source_id)
+            if source is None:
+                continue
+            records = await changes_after(source, since, REPLAY_LIMIT + 1)
+            if len(records) > REPLAY_LIMIT:
+                raise ResumeError(
+                    f"more than {REPLAY_LIMIT} changes in {source_id} since that event; "
+                    "start a new subscription without after"
+                )
+            for record in records:
+                positions[source_id] = position_of(record)
+                key = (record.source, record.local_id, record.updated_at.isoformat())
+                subscriber.delivered.add(key)
+                if self._matches(subscriber, record):
+                    yield CaseEvent(encode_token(positions), ChangeKind.UPDATED, record, None)

@@ -1,0 +1,82 @@
+"""Subscriptions: partner agencies are told when a case they follow changes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+
+import strawberry
+
+from resolvers.agency import SourceSystem
+from resolvers.case import Case
+from resolvers.context import GraphInfo
+from resolvers.errors import UserInputError, with_code
+from resolvers.filters import CaseFilterInput
+from sources import CanonicalStatus, CaseFilter, SourceError, Unmapped
+from sources._changes import CaseEvent, ChangeKind, SubscriberTooSlow
+
+strawberry.enum(ChangeKind, name="CaseEventType", description="What happened to the case.")
+
+
+@strawberry.type(name="CaseEvent", description="A change to a case, as its agency system shows it.")
+class CaseEventItem:
+    id: str = strawberry.field(
+        description="Opaque, ordered per source; pass it as `after` to resume from here."
+    )
+    type: ChangeKind
+    at: datetime = strawberry.field(description="When the agency system recorded the change.")
+    previous_status: CanonicalStatus | None = strawberry.field(
+        description="Before the change, when this gateway saw it (null after a resume)."
+    )
+    new_status: CanonicalStatus | None
+    event: strawberry.Private[CaseEvent]
+
+    @classmethod
+    def of(cls, event: CaseEvent) -> CaseEventItem:
+        previous = event.previous_status
+        current = event.record.status
+        return cls(
+            id=event.token,
+            type=event.kind,
+            at=event.at,
+            previous_status=None if isinstance(previous, Unmapped) else previous,
+            new_status=None if isinstance(current, Unmapped) else current,
+            event=event,
+        )
+
+    @strawberry.field(description="The agency system holding the case.")
+    def source(self, info: GraphInfo) -> SourceSystem:
+        return SourceSystem.of(info.context.federation.sources[self.event.record.source])
+
+    @strawberry.field(description="The case as it is after the change; relations read live.")
+    def case(self) -> Case:
+        return Case.of(self.event.record)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description=(
+            "Changes to cases matching the filter, from every source: CREATED, STATUS_CHANGED, "
+            "UPDATED. With `after` (an event id), first what changed since that event."
+        )
+    )
+    async def case_events(
+        self, info: GraphInfo, filter: CaseFilterInput | None = None, after: str | None = None
+    ) -> AsyncGenerator[CaseEventItem, None]:
+        events = info.context.events
+        if events is None:
+            raise with_code(UserInputError("this gateway does not publish events"))
+        try:
+            where = filter.to_filter() if filter is not None else CaseFilter()
+            stream = events.subscribe(where, after)
+        except UserInputError as exc:
+            raise with_code(exc) from exc
+        except ValueError as exc:
+            raise with_code(UserInputError(f"after: {exc}")) from exc
+        try:
+            async for event in stream:
+                info.context.fresh_loaders()
+                yield CaseEventItem.of(event)
+        except (SubscriberTooSlow, SourceError) as exc:
+            raise with_code(exc) from exc

@@ -1,0 +1,219 @@
+"""Partner agencies subscribe over real WebSockets and are told of changes in a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from gateway.app import Gateway, create_app
+from gateway.config import EventSettings, GatewayConfig
+from gateway.demo import asyncpg_url
+from samples import damrongdhama
+from samples.serving import ThreadedServer
+from sources import CaseFilter
+from sources._changes import SubscriberTooSlow
+from tests.conftest import DemoData, run
+from tests.postgres import create_database, drop_database
+from tests.resolvers.expected import POSTGRES_SOURCE
+
+SUBSCRIBE = """
+subscription Follow($filter: CaseFilterInput, $after: String) {
+  caseEvents(filter: $filter, after: $after) {
+    id type previousStatus newStatus source { id }
+    case { referenceNumber status sourceStatus timeline { sourceStatus } }
+  }
+}
+"""
+
+
+@pytest.fixture
+def agency_dsn(postgres_admin_dsn: str) -> Iterator[str]:
+    """A Damrongdhama database of its own: these tests change its rows."""
+    dsn = run(create_database(postgres_admin_dsn))
+    run(damrongdhama.create_and_load(dsn, count=60))
+    yield dsn
+    run(drop_database(postgres_admin_dsn, dsn))
+
+
+def watched_config(demo_data: DemoData, dsn: str, queue_size: int = 1000) -> GatewayConfig:
+    (pg,) = [s for s in demo_data.config.sources if s.id == POSTGRES_SOURCE]
+    source = pg.model_copy(update={"url": asyncpg_url(dsn), "poll_seconds": 0.05})
+    return GatewayConfig(
+        demo_data.config.categories,
+        (source,),
+        demo_data.config.limits,
+        EventSettings(queue_size=queue_size),
+    )
+
+
+@pytest.fixture
+def served(demo_data: DemoData, agency_dsn: str) -> Iterator[ThreadedServer]:
+    server = ThreadedServer(create_app(watched_config(demo_data, agency_dsn)), lifespan=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def wait_for(server: ThreadedServer, check: Any) -> dict[str, Any]:
+    """Poll /readyz until ``check`` holds (a condition with a deadline, not a timed wait)."""
+    async with httpx.AsyncClient(base_url=server.url) as client, asyncio.timeout(15):
+        while True:
+            report: dict[str, Any] = (await client.get("/readyz")).json()
+            if check(report["events"]):
+                return report
+            await asyncio.sleep(0.02)
+
+
+async def transport_ws(
+    server: ThreadedServer, variables: dict[str, Any] | None = None, *, subscribed: bool = True
+) -> AsyncIterator[ClientConnection]:
+    url = server.url.replace("http", "ws") + "/graphql"
+    async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        message = {
+            "id": "1",
+            "type": "subscribe",
+            "payload": {"query": SUBSCRIBE, "variables": variables or {}},
+        }
+        await ws.send(json.dumps(message))
+        if subscribed:
+            await wait_for(server, lambda events: events["subscribers"] >= 1)
+        yield ws
+
+
+async def next_event(ws: ClientConnection) -> dict[str, Any]:
+    async with asyncio.timeout(10):
+        message = json.loads(await ws.recv())
+    assert message["type"] in ("next", "data"), message
+    assert "errors" not in message["payload"], message["payload"]
+    event: dict[str, Any] = message["payload"]["data"]["caseEvents"]
+    return event
+
+
+async def change(dsn: str, sql: str, *args: Any) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(sql, *args)
+    finally:
+        await connection.close()
+
+
+SET_STATUS = "UPDATE complaints SET status_code = $2, updated_at = now() WHERE id = $1"
+
+
+async def test_status_changes_arrive_over_graphql_transport_ws(
+    served: ThreadedServer, agency_dsn: str
+) -> None:
+    await wait_for(served, lambda events: events["watching"])
+    async for ws in transport_ws(served):
+        await change(agency_dsn, SET_STATUS, 7, "WIP")
+        first = await next_event(ws)
+        await change(agency_dsn, SET_STATUS, 7, "DONE")
+        second = await next_event(ws)
+        break
+    assert first["source"]["id"] == POSTGRES_SOURCE
+    assert first["case"]["sourceStatus"] == "WIP"
+    assert (second["type"], second["previousStatus"], second["newStatus"]) == (
+        "STATUS_CHANGED",
+        "IN_PROGRESS",
+        "RESOLVED",
+    )
+    assert second["case"]["status"] == "RESOLVED"
+    assert second["case"]["timeline"], "relations of the event's case resolve through the graph"
+
+
+async def test_new_cases_are_created_events_and_filters_apply(
+    served: ThreadedServer, agency_dsn: str
+) -> None:
+    await wait_for(served, lambda events: events["watching"])
+    async for ws in transport_ws(served, {"filter": {"status": ["CLOSED"]}}):
+        await change(agency_dsn, SET_STATUS, 8, "WIP")  # filtered out: not CLOSED
+        await change(
+            agency_dsn,
+            "INSERT INTO complaints SELECT 1000, 'ดธ.1567/2569/001000', subject, detail, "
+            "channel_code, type_code, 'CLS', now(), now(), due_at, now(), province_code, "
+            "district_code, subdistrict_code, address, lat, lng FROM complaints WHERE id = 9",
+        )
+        created = await next_event(ws)
+        break
+    assert created["type"] == "CREATED"
+    assert created["case"]["referenceNumber"] == "ดธ.1567/2569/001000"
+    assert created["newStatus"] == "CLOSED"
+
+
+async def test_legacy_graphql_ws_clients_work_too(served: ThreadedServer, agency_dsn: str) -> None:
+    await wait_for(served, lambda events: events["watching"])
+    url = served.url.replace("http", "ws") + "/graphql"
+    async with connect(url, subprotocols=["graphql-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "9", "type": "start", "payload": {"query": SUBSCRIBE}}))
+        await wait_for(served, lambda events: events["subscribers"] >= 1)
+        await change(agency_dsn, SET_STATUS, 11, "HOLD")
+        event = await next_event(ws)
+    assert event["case"]["sourceStatus"] == "HOLD"
+
+
+async def test_resuming_after_an_event_replays_what_was_missed_once(
+    served: ThreadedServer, agency_dsn: str
+) -> None:
+    await wait_for(served, lambda events: events["watching"])
+    async for ws in transport_ws(served):
+        await change(agency_dsn, SET_STATUS, 12, "WIP")
+        seen = await next_event(ws)
+        break
+    await wait_for(served, lambda events: events["subscribers"] == 0)
+    await change(agency_dsn, SET_STATUS, 13, "HOLD")  # while nobody listens
+    await change(agency_dsn, SET_STATUS, 14, "DONE")
+    async for ws in transport_ws(served, {"after": seen["id"]}):
+        missed = [await next_event(ws), await next_event(ws)]
+        await change(agency_dsn, SET_STATUS, 15, "CLS")
+        live = await next_event(ws)
+        break
+    assert [e["case"]["sourceStatus"] for e in missed] == ["HOLD", "DONE"]
+    assert live["case"]["sourceStatus"] == "CLS"
+    await wait_for(served, lambda events: events["subscribers"] == 0)
+
+
+async def test_a_bad_resume_id_is_a_clear_error(served: ThreadedServer) -> None:
+    async for ws in transport_ws(served, {"after": "not-an-event"}, subscribed=False):
+        async with asyncio.timeout(10):
+            message = json.loads(await ws.recv())
+        break
+    assert message["type"] == "next"
+    (error,) = message["payload"]["errors"]
+    assert "event id" in error["message"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_slow_subscriber_is_cut_off_not_buffered_forever(
+    demo_data: DemoData, agency_dsn: str
+) -> None:
+    gateway = Gateway(watched_config(demo_data, agency_dsn, queue_size=2))
+    assert gateway.events is not None
+    await gateway.start()
+    try:
+        await asyncio.wait_for(gateway.events.ready.wait(), 15)
+        stream = gateway.events.subscribe(CaseFilter(), None)  # registered at once
+        assert gateway.events.subscriber_count == 1
+        for case in (20, 21, 22, 23, 24):
+            await change(agency_dsn, SET_STATUS, case, "WIP")
+
+        async def drain() -> None:
+            async with asyncio.timeout(10):
+                async for _ in stream:
+                    pass
+
+        with pytest.raises(SubscriberTooSlow, match="fell more than 2 events behind"):
+            await drain()
+        assert gateway.events.subscriber_count == 0
+    finally:
+        await gateway.stop()
