@@ -32,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--agency-port", type=int, default=8101, help="port of the 1111 sample API")
     demo.add_argument("--size", type=int, default=10_000, help="cases per demo agency")
     demo.add_argument("--data-dir", default=".demo", help="where demo databases are kept")
+    demo.add_argument(
+        "--no-trickle", action="store_true", help="no steady updates to the demo agencies"
+    )
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -54,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             agency_port=args.agency_port,
             size=args.size,
             data_dir=args.data_dir,
+            trickle=not args.no_trickle,
         )
         return 0
     except ConfigError as exc:

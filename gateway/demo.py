@@ -74,13 +74,16 @@ async def build_demo_data(dsn: str, provincial_path: Path, size: int) -> None:
     stamp.write_text(wanted)
 
 
-def run_demo(*, host: str, port: int, agency_port: int, size: int, data_dir: str) -> None:
+def run_demo(
+    *, host: str, port: int, agency_port: int, size: int, data_dir: str, trickle: bool = True
+) -> None:
     """Build or reuse the demo data, start the two API agencies on loopback, serve the gateway."""
     import uvicorn
 
     from gateway.app import create_app
     from samples import pmoc_1111, traffy
     from samples.serving import ThreadedServer
+    from samples.trickle import Trickle
 
     directory = Path(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -93,10 +96,15 @@ def run_demo(*, host: str, port: int, agency_port: int, size: int, data_dir: str
     city.start()
     log.info("1111 service sample at %s, city platform (Open311) at %s", pmoc.url, city.url)
     config = demo_config(dsn, provincial_path, pmoc.url, city.url)
+    updates = Trickle(dsn, provincial_path) if trickle else None
+    if updates is not None:
+        updates.start()  # a case moves on every few seconds: subscriptions have news
     print(f"\n  complaint-graph demo: open http://{host}:{port}/graphql\n", flush=True)
     try:
         uvicorn.run(create_app(config), host=host, port=port, log_level="info")
     finally:
+        if updates is not None:
+            updates.stop()
         pmoc.stop()
         city.stop()
         del server  # the embedded PostgreSQL stops when its handle is released at exit

@@ -46,3 +46,47 @@ async def test_demo_data_is_built_once_per_size(postgres_admin_dsn: str, tmp_pat
         ]
     finally:
         await drop_database(postgres_admin_dsn, dsn)
+
+
+async def test_the_trickle_moves_a_case_one_step_and_logs_it(
+    postgres_admin_dsn: str, tmp_path: Path
+) -> None:
+    import random
+    import sqlite3
+
+    from samples.trickle import step_damrongdhama, step_provincial
+
+    dsn = await create_database(postgres_admin_dsn)
+    sqlite_path = tmp_path / "office.sqlite"
+    try:
+        await damrongdhama.create_and_load(dsn, count=40)
+        provincial.create_and_load(sqlite_path, count=40)
+        connection = await asyncpg.connect(dsn)
+        try:
+            before = dict(await connection.fetch("SELECT id, status_code FROM complaints"))
+            moved = await step_damrongdhama(dsn, random.Random(1))
+            assert moved is not None
+            after = await connection.fetchval(
+                "SELECT status_code FROM complaints WHERE id = $1", moved
+            )
+            logged = await connection.fetchval(
+                "SELECT status_code FROM complaint_status_log WHERE complaint_id = $1 "
+                "ORDER BY changed_at DESC, id DESC LIMIT 1",
+                moved,
+            )
+        finally:
+            await connection.close()
+        assert after != before[moved]
+        assert logged == after
+        petition = step_provincial(sqlite_path, random.Random(1))
+        with sqlite3.connect(sqlite_path) as db:
+            (state,) = db.execute(
+                "SELECT state FROM petition WHERE petition_no = ?", (petition,)
+            ).fetchone()
+            (last,) = db.execute(
+                "SELECT state FROM petition_history WHERE petition_no = ? ORDER BY seq DESC",
+                (petition,),
+            ).fetchone()
+        assert state == last
+    finally:
+        await drop_database(postgres_admin_dsn, dsn)
