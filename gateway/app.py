@@ -104,6 +104,7 @@ class Gateway:
             if self.events is None
             else {
                 "watching": self.events.ready.is_set(),
+                "sources": self.events.watched,
                 "subscribers": self.events.subscriber_count,
             }
         )

@@ -16,6 +16,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from sources import CaseFilter, Federation, Position, SourceError
 from sources._changes import (
@@ -25,14 +26,15 @@ from sources._changes import (
     changes_after,
     decode_token,
     encode_token,
-    newest_position,
     position_of,
+    watermark_at,
 )
 from sources._model import CanonicalStatus, CaseRecord, Unmapped
 
 log = logging.getLogger("complaint_graph.events")
 
 REPLAY_LIMIT = 10_000
+CLOCK_MARGIN = 5.0
 _KNOWN_STATUSES = 200_000
 
 
@@ -63,7 +65,7 @@ class EventBroker:
         self.queue_size = queue_size
         self.positions: dict[str, Position] = {}
         self._statuses: OrderedDict[tuple[str, str], CanonicalStatus | Unmapped] = OrderedDict()
-        self._started: dict[str, Position | None] = {}
+        self._started: dict[str, Position] = {}
         self._subscribers: set[_Subscriber] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
@@ -72,11 +74,22 @@ class EventBroker:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
+    @property
+    def watched(self) -> list[str]:
+        """Sources that can say cheaply what changed; the others publish no events."""
+        return [
+            source.id
+            for source in self.federation.sources.values()
+            if source.capabilities.watches_changes
+        ]
+
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._poll(source_id), name=f"poll:{source_id}")
-            for source_id in self.federation.sources
+            for source_id in self.watched
         ]
+        if not self._tasks:
+            self.ready.set()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -91,16 +104,11 @@ class EventBroker:
     async def _poll(self, source_id: str) -> None:
         source = self.federation.sources[source_id]
         interval = self.poll_seconds.get(source_id, 2.0)
-        while source_id not in self._started:
-            try:
-                self._started[source_id] = await newest_position(source)
-            except SourceError as exc:
-                log.warning("events: %s not ready yet: %s", source_id, exc.detail)
-                await asyncio.sleep(interval)
-        start = self._started[source_id]
-        if start is not None:
-            self.positions[source_id] = start
-        if len(self._started) == len(self.federation.sources):
+        # Changes from shortly before start-up count: clocks of gateway and agency differ a little.
+        start = watermark_at(source_id, datetime.now(UTC) - timedelta(seconds=CLOCK_MARGIN))
+        self._started[source_id] = start
+        self.positions[source_id] = start
+        if len(self._started) == len(self.watched):
             self.ready.set()
         while True:
             try:
@@ -114,12 +122,12 @@ class EventBroker:
             if len(records) < self.batch:
                 await asyncio.sleep(interval)  # the configured polling interval
 
-    def _event(self, record: CaseRecord, start: Position | None) -> CaseEvent:
+    def _event(self, record: CaseRecord, start: Position) -> CaseEvent:
         key = (record.source, record.local_id)
         previous = self._statuses.get(key)
         self._remember(key, record.status)
         if previous is None:
-            is_new = start is None or record.received_at > start.value
+            is_new = record.received_at > start.value
             kind = ChangeKind.CREATED if is_new else ChangeKind.UPDATED
         else:
             kind = ChangeKind.STATUS_CHANGED if previous != record.status else ChangeKind.UPDATED

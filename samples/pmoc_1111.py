@@ -7,7 +7,7 @@ serving synthetic cases from memory, so tests and the demo can run it on loopbac
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from starlette.applications import Starlette
@@ -146,6 +146,7 @@ def create_app(
             provinces = set(q["province"].split(",")) if q.get("province") else None
             since = datetime.fromisoformat(q["from"]) if q.get("from") else None
             before = datetime.fromisoformat(q["to"]) if q.get("to") else None
+            changed = datetime.fromisoformat(q["updated_since"]) if q.get("updated_since") else None
         except ValueError as exc:
             return JSONResponse({"error": f"bad parameter: {exc}"}, status_code=400)
         text = q.get("q")
@@ -161,6 +162,7 @@ def create_app(
             and (since is None or datetime.fromisoformat(item["received_date"]) >= since)
             and (before is None or datetime.fromisoformat(item["received_date"]) < before)
             and (not text or text in item["topic"] or text in item["detail"])
+            and (changed is None or datetime.fromisoformat(item["updated_date"]) >= changed)
         ]
         page = [_public(item) for item in found[offset : offset + limit]]
         return JSONResponse({"result": {"items": page, "total": len(found)}})
@@ -184,8 +186,25 @@ def create_app(
         ]
         return JSONResponse({"result": entries})
 
+    async def set_status(request: Request) -> Response:
+        """The agency's own staff moving a case on (so partners can be told)."""
+        if (denied := refused(request)) is not None:
+            return denied
+        item = by_code.get(request.path_params["code"])
+        status_id = (await request.json()).get("status_id")
+        if item is None or str(status_id) not in STATUS_IDS:
+            return JSONResponse({"error": "no such complaint or status"}, status_code=400)
+        now = _local(datetime.now(UTC))
+        item["status_id"] = int(status_id)
+        item["updated_date"] = now
+        item["_history"].append({"at": now, "status_id": int(status_id), "remark": None})
+        for name, (field, descending) in _SORTS.items():
+            sorted_by[name].sort(key=lambda c: (c[field], c["complaint_code"]), reverse=descending)
+        return JSONResponse({"result": _public(item)})
+
     return Starlette(
         routes=[
+            Route("/api/v1/complaints/{code}/status", set_status, methods=["POST"]),
             Route("/api/v1/complaints", list_complaints),
             Route("/api/v1/complaints/batch", batch),
             Route("/api/v1/complaints/timeline", timelines),

@@ -167,6 +167,7 @@ def create_app(*, seed: int = DEFAULT_SEED, count: int = 10_000) -> Starlette:
         try:
             since = datetime.fromisoformat(q["start_date"]) if q.get("start_date") else None
             before = datetime.fromisoformat(q["end_date"]) if q.get("end_date") else None
+            changed = datetime.fromisoformat(q["updated_after"]) if q.get("updated_after") else None
             page = int(q.get("page", "1"))
             size = min(int(q.get("page_size", "1000")), 1000)
         except ValueError as exc:
@@ -183,6 +184,7 @@ def create_app(*, seed: int = DEFAULT_SEED, count: int = 10_000) -> Starlette:
             and (status is None or r["status"] == status)
             and (since is None or datetime.fromisoformat(r["requested_datetime"]) >= since)
             and (before is None or datetime.fromisoformat(r["requested_datetime"]) < before)
+            and (changed is None or datetime.fromisoformat(r["updated_datetime"]) >= changed)
         ]
         return JSONResponse(found[(page - 1) * size : page * size])
 

@@ -20,7 +20,6 @@ from sources._model import CanonicalStatus, CaseRecord, Unmapped
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 
 OLDEST_FIRST = CaseOrder(SortField.UPDATED_AT, descending=False)
-NEWEST_FIRST = CaseOrder(SortField.UPDATED_AT, descending=True)
 
 
 class SubscriberTooSlow(Exception):
@@ -73,10 +72,9 @@ def decode_token(token: str) -> dict[str, Position]:
     return positions
 
 
-async def newest_position(source: Source) -> Position | None:
-    """Where watching starts: the most recently updated case now, or None for an empty source."""
-    newest = await source.search_cases(CaseFilter(), NEWEST_FIRST, None, 1)
-    return position_of(newest[0]) if newest else None
+def watermark_at(source: str, moment: datetime) -> Position:
+    """A watermark from a clock: everything updated at or after ``moment`` is a change."""
+    return Position(moment, source, "")
 
 
 async def changes_after(source: Source, position: Position | None, limit: int) -> list[CaseRecord]:

@@ -23,11 +23,13 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """Which filters a source evaluates itself (the rest are applied after fetching), and
-    whether it can be asked which of its cases referred to another agency's case."""
+    """Which filters a source evaluates itself (the rest are applied after fetching), whether it
+    can be asked which of its cases referred to another agency's case, and whether it can say
+    cheaply which cases changed after a time (needed to publish events)."""
 
     pushed_down_filters: frozenset[str]
     finds_referrals_to: bool = False
+    watches_changes: bool = True
 
 
 @dataclass(frozen=True, slots=True)

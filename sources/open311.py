@@ -57,6 +57,10 @@ class Open311Settings(SourceSettings):
         default="status", description="Where the status is: 'status' or an extended attribute."
     )
     extensions: Open311Extensions = Field(default_factory=Open311Extensions)
+    updated_after_param: str | None = Field(
+        default=None,
+        description="The server's extension parameter for 'updated at or after' (for events).",
+    )
     page_size: int | None = Field(
         default=100, ge=1, description="page/page_size paging; null for servers without it."
     )
@@ -91,7 +95,10 @@ class Open311Settings(SourceSettings):
                     page_size=self.page_size or 1000,
                 ),
                 filters=FilterParams(
-                    category="service_code", received_from="start_date", received_before="end_date"
+                    category="service_code",
+                    received_from="start_date",
+                    received_before="end_date",
+                    updated_from=self.updated_after_param,
                 ),
                 natural_order="received_at_desc",
                 max_pages=self.max_pages if self.page_size else 1,

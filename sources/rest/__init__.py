@@ -66,7 +66,10 @@ class RestSource(Source):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(pushed_down_filters=frozenset(_PUBLIC[name] for name in self.pushed))
+        return Capabilities(
+            pushed_down_filters=frozenset(_PUBLIC[name] for name in self.pushed),
+            watches_changes=self.settings.list.filters.updated_from is not None,
+        )
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -363,6 +366,12 @@ class RestSource(Source):
                 upper = bound if upper is None else min(upper, bound)
             else:
                 lower = after.value if lower is None else max(lower, after.value)
+        watching = (
+            after is not None and order.field is SortField.UPDATED_AT and not order.descending
+        )
+        if watching and names.updated_from and after is not None:
+            # Changes since a watermark: only what moved at or after it; cut exactly later.
+            params[names.updated_from] = after.value.isoformat()
         if names.received_from and lower is not None:
             params[names.received_from] = lower.isoformat()
         if names.received_before and upper is not None:

@@ -59,6 +59,10 @@ class FilterParams(Strict):
     received_from: str | None = Field(default=None, description="Inclusive lower bound.")
     received_before: str | None = Field(default=None, description="Exclusive upper bound.")
     text: str | None = None
+    updated_from: str | None = Field(
+        default=None,
+        description="Inclusive lower bound on the update time; lets the gateway watch for changes.",
+    )
     list_separator: str = ","
 
 

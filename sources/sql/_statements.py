@@ -143,6 +143,9 @@ class Statements:
             if ties_come_after:
                 return or_(later(sort, value), sort == value)
             return later(sort, value)
+        if after.local_id == "":
+            # The start of a moment (a watermark taken from a clock): every case at that value.
+            return or_(later(sort, value), sort == value)
         native = self.native_id(after.local_id)
         if native is None:
             return None

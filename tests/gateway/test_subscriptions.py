@@ -14,14 +14,14 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.app import Gateway, create_app
 from gateway.config import EventSettings, GatewayConfig
-from gateway.demo import asyncpg_url
-from samples import damrongdhama
+from gateway.demo import DEMO_PMOC_KEY, asyncpg_url
+from samples import damrongdhama, pmoc_1111
 from samples.serving import ThreadedServer
 from sources import CaseFilter
 from sources._changes import SubscriberTooSlow
 from tests.conftest import DemoData, run
 from tests.postgres import create_database, drop_database
-from tests.resolvers.expected import POSTGRES_SOURCE
+from tests.resolvers.expected import POSTGRES_SOURCE, REST_SOURCE
 
 SUBSCRIBE = """
 subscription Follow($filter: CaseFilterInput, $after: String) {
@@ -217,3 +217,34 @@ async def test_a_slow_subscriber_is_cut_off_not_buffered_forever(
         assert gateway.events.subscriber_count == 0
     finally:
         await gateway.stop()
+
+
+async def test_changes_in_an_agency_api_are_events_too(demo_data: DemoData) -> None:
+    """The 1111 service is polled through its own API (updated_since), no triggers needed."""
+    agency = ThreadedServer(pmoc_1111.create_app(count=30, api_key=DEMO_PMOC_KEY))
+    agency.start()
+    (rest,) = [s for s in demo_data.config.sources if s.id == REST_SOURCE]
+    source = rest.model_copy(update={"base_url": agency.url, "poll_seconds": 0.05})
+    config = GatewayConfig(
+        demo_data.config.categories, (source,), demo_data.config.limits, EventSettings()
+    )
+    served = ThreadedServer(create_app(config), lifespan=True)
+    served.start()
+    try:
+        await wait_for(served, lambda events: events["watching"])
+        async for ws in transport_ws(served):
+            async with httpx.AsyncClient(base_url=agency.url) as client:
+                answer = await client.post(
+                    "/api/v1/complaints/PMOC-000004/status",
+                    json={"status_id": 6},
+                    headers={pmoc_1111.API_KEY_HEADER: DEMO_PMOC_KEY},
+                )
+                assert answer.status_code == 200
+            event = await next_event(ws)
+            break
+    finally:
+        served.stop()
+        agency.stop()
+    assert event["source"]["id"] == REST_SOURCE
+    assert event["case"]["referenceNumber"] == "PMOC-000004"
+    assert event["newStatus"] == "RESOLVED"
