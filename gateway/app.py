@@ -13,6 +13,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+)
 
 from gateway.config import GatewayConfig
 from gateway.events import EventBroker
@@ -123,6 +128,11 @@ def create_app(config: GatewayConfig) -> Starlette:
         directory=gateway.directory,
         limits=gateway.limits,
         events=gateway.events,
+        subscription_protocols=(
+            GRAPHQL_TRANSPORT_WS_PROTOCOL,
+            GRAPHQL_WS_PROTOCOL,
+            GRAPHQL_SSE_PROTOCOL,  # for clients behind proxies that block WebSocket
+        ),
     )
 
     @contextlib.asynccontextmanager

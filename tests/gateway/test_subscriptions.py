@@ -248,3 +248,29 @@ async def test_changes_in_an_agency_api_are_events_too(demo_data: DemoData) -> N
     assert event["source"]["id"] == REST_SOURCE
     assert event["case"]["referenceNumber"] == "PMOC-000004"
     assert event["newStatus"] == "RESOLVED"
+
+
+async def test_server_sent_events_for_clients_that_cannot_use_websocket(
+    served: ThreadedServer, agency_dsn: str
+) -> None:
+    await wait_for(served, lambda events: events["watching"])
+    async with (
+        httpx.AsyncClient(base_url=served.url, timeout=15) as client,
+        client.stream(
+            "POST",
+            "/graphql",
+            json={"query": SUBSCRIBE},
+            headers={"accept": "text/event-stream"},
+        ) as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        await wait_for(served, lambda events: events["subscribers"] >= 1)
+        await change(agency_dsn, SET_STATUS, 16, "FWD")
+        event = None
+        async with asyncio.timeout(10):
+            async for line in response.aiter_lines():
+                if line.startswith("data: ") and "caseEvents" in line:
+                    event = json.loads(line.removeprefix("data: "))["data"]["caseEvents"]
+                    break
+    assert event is not None
+    assert event["case"]["sourceStatus"] == "FWD"
