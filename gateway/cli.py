@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway.config import ConfigError, GatewayConfig, load_config
-from sources import Problem, Source, source_class
+from sources import Problem, Source, SourceError, source_class
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,6 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--config", required=True)
 
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+
+    sources = commands.add_parser("sources", help="work on one source's backend")
+    source_commands = sources.add_subparsers(dest="source_command", required=True)
+    triggers = source_commands.add_parser(
+        "install-triggers", help="add NOTIFY triggers to a PostgreSQL agency database"
+    )
+    triggers.add_argument("source", help="the source id")
+    triggers.add_argument("--config", required=True)
 
     demo = commands.add_parser("demo", help="build the demo agencies and serve them")
     demo.add_argument("--host", default="127.0.0.1")
@@ -46,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "check":
             return asyncio.run(_check(load_config(args.config)))
+        if args.command == "sources":
+            return asyncio.run(_install_triggers(load_config(args.config), args.source))
         if args.command == "serve":
             _serve(load_config(args.config), args.host, args.port)
             return 0
@@ -82,6 +92,29 @@ async def _check(config: GatewayConfig) -> int:
     problems = [problem for found in results for problem in found]
     print(format_problems(problems, [source.id for source in sources]))
     return 1 if problems else 0
+
+
+async def _install_triggers(config: GatewayConfig, source_id: str) -> int:
+    """Triggers so the source's database NOTIFYs the gateway of every change it commits."""
+    from sources.sql import SqlSource
+
+    found = [s for s in config.sources if s.id == source_id]
+    if not found:
+        print(f"no source {source_id!r}; sources: {', '.join(s.id for s in config.sources)}")
+        return 2
+    source = source_class(found[0].kind)(found[0])
+    if not isinstance(source, SqlSource):
+        print(f"{source_id}: only PostgreSQL (kind: sql) sources take triggers")
+        return 2
+    try:
+        tables = await source.install_triggers()
+    except SourceError as exc:
+        print(exc)
+        return 1
+    finally:
+        await source.close()
+    print(f"{source_id}: NOTIFY triggers on {', '.join(tables)}")
+    return 0
 
 
 def format_problems(problems: list[Problem], source_ids: list[str]) -> str:

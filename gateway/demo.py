@@ -59,6 +59,7 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
 async def build_demo_data(dsn: str, provincial_path: Path, size: int) -> None:
     """Load both database agencies unless they already hold this size of this data version."""
     from samples import DATA_VERSION, damrongdhama, provincial
+    from sources.sql._notify import install_triggers
 
     stamp = provincial_path.with_name("demo-data-version")
     wanted = f"{DATA_VERSION}:{size}"
@@ -66,6 +67,9 @@ async def build_demo_data(dsn: str, provincial_path: Path, size: int) -> None:
     if current != wanted or await damrongdhama.case_count(dsn) != size:
         log.info("loading %d cases into the Damrongdhama Center database", size)
         await damrongdhama.create_and_load(dsn, count=size, drop_existing=True)
+        await install_triggers(
+            asyncpg_url(dsn), ["complaints", "complaint_status_log"], "complaint_graph"
+        )
     if current != wanted or provincial.case_count(provincial_path) != size:
         log.info("building the provincial office database with %d cases", size)
         await asyncio.to_thread(

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -68,6 +68,8 @@ class EventBroker:
         self._started: dict[str, Position] = {}
         self._subscribers: set[_Subscriber] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._wakes: dict[str, asyncio.Event] = {}
+        self._stop_listening: list[Callable[[], Awaitable[None]]] = []
         self.ready = asyncio.Event()
 
     @property
@@ -92,6 +94,9 @@ class EventBroker:
             self.ready.set()
 
     async def stop(self) -> None:
+        for stop_listening in self._stop_listening:
+            await stop_listening()
+        self._stop_listening = []
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -105,6 +110,11 @@ class EventBroker:
         source = self.federation.sources[source_id]
         interval = self.poll_seconds.get(source_id, 2.0)
         # Changes from shortly before start-up count: clocks of gateway and agency differ a little.
+        wake = self._wakes.setdefault(source_id, asyncio.Event())
+        try:
+            self._stop_listening.append(await source.listen_for_changes(wake.set))
+        except SourceError as exc:
+            log.warning("events: %s gives no change signals, polling only: %s", source_id, exc)
         start = watermark_at(source_id, datetime.now(UTC) - timedelta(seconds=CLOCK_MARGIN))
         self._started[source_id] = start
         self.positions[source_id] = start
@@ -120,7 +130,10 @@ class EventBroker:
                 self.positions[source_id] = position_of(record)
                 self._publish(self._event(record, start))
             if len(records) < self.batch:
-                await asyncio.sleep(interval)  # the configured polling interval
+                # Until the next poll, or sooner when the source signals a change.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), interval)
+                wake.clear()
 
     def _event(self, record: CaseRecord, start: Position) -> CaseEvent:
         key = (record.source, record.local_id)

@@ -4,5 +4,5 @@
 agency's own native schema and vocabulary; ``config.yaml`` maps them back.
 """
 
-DATA_VERSION = 2
+DATA_VERSION = 3
 """Bumped whenever a sample's native shape or data changes, so built demo data is rebuilt."""

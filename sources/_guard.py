@@ -205,5 +205,8 @@ class Guarded(Source):
             lambda: self.inner.find_referrals_to(agency, references),
         )
 
+    async def listen_for_changes(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        return await self.inner.listen_for_changes(wake)
+
     async def check(self) -> list[Problem]:
         return await self.inner.check()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -104,6 +104,16 @@ class Source(abc.ABC):
         """This source's referrals to ``agency`` whose receiving reference is one of
         ``references``, keyed by that reference (only when ``finds_referrals_to``)."""
         return {}
+
+    async def listen_for_changes(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        """Call ``wake`` whenever the backend signals a change (PostgreSQL NOTIFY, say), so the
+        watcher polls at once instead of at its next interval. Returns how to stop listening.
+        The default has no signal: the watcher simply polls."""
+
+        async def stop() -> None:
+            return None
+
+        return stop
 
     def health(self) -> SourceHealth | None:
         """Health as seen by the gateway's guard around the source; adapters have none."""

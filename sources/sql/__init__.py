@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+import asyncpg
 from sqlalchemy import MetaData, Table, inspect, select
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
@@ -28,6 +29,7 @@ from sources._interface import AgencyInfo, Capabilities, Problem, Source
 from sources._model import CaseRecord, ReferralRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import SourceSettings
+from sources.sql import _notify
 from sources.sql._rows import RowMapper
 from sources.sql._settings import SqlSettings
 from sources.sql._shape import resolve_shape, table_names
@@ -139,6 +141,30 @@ class SqlSource(Source):
             record = rows.referral(row)
             found.setdefault(record.their_reference or "", []).append(record)
         return found
+
+    async def listen_for_changes(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        channel = self.settings.notify_channel
+        if channel is None:
+            return await super().listen_for_changes(wake)
+        try:
+            return await _notify.listen(self.settings.url, channel, wake)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise SourceUnavailable(self.id, f"cannot LISTEN ({type(exc).__name__})") from exc
+
+    async def install_triggers(self) -> list[str]:
+        """Add NOTIFY triggers to the mapped tables; returns the tables it changed."""
+        channel = self.settings.notify_channel
+        if channel is None:
+            raise SourceConfigError(self.id, "notify_channel is not set for this source")
+        tables = [self.settings.cases.table]
+        for extra in (self.settings.timeline, self.settings.referrals):
+            if extra is not None:
+                tables.append(extra.table)
+        try:
+            await _notify.install_triggers(self.settings.url, tables, channel)
+        except (OSError, asyncpg.PostgresError, ValueError) as exc:
+            raise SourceConfigError(self.id, f"cannot install triggers: {exc}") from exc
+        return list(dict.fromkeys(tables))
 
     async def check(self) -> list[Problem]:
         try:

@@ -100,6 +100,13 @@ class SqlSettings(SourceSettings):
     category_lookup: CategoryLookup | None = None
     timeline: TimelineColumns | None = None
     referrals: ReferralColumns | None = None
+    notify_channel: str | None = Field(
+        default=None,
+        description=(
+            "PostgreSQL only: LISTEN on this channel and poll at once on every NOTIFY; "
+            "`complaint-graph sources install-triggers` adds the triggers."
+        ),
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -13,6 +15,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.app import Gateway, create_app
+from gateway.cli import main
 from gateway.config import EventSettings, GatewayConfig
 from gateway.demo import DEMO_PMOC_KEY, asyncpg_url
 from samples import damrongdhama, pmoc_1111
@@ -274,3 +277,38 @@ async def test_server_sent_events_for_clients_that_cannot_use_websocket(
                     break
     assert event is not None
     assert event["case"]["sourceStatus"] == "FWD"
+
+
+async def test_postgres_notify_wakes_the_watcher_at_once(
+    demo_data: DemoData, agency_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With triggers installed, a change arrives long before the (one minute) poll interval."""
+    config = watched_config(demo_data, agency_dsn)
+    (pg,) = config.sources
+    pg = pg.model_copy(update={"poll_seconds": 60.0, "notify_channel": "complaint_graph_test"})
+    config = replace(config, sources=(pg,))
+    path = tmp_path / "config.yaml"
+    path.write_text(config_yaml(demo_data, pg))
+    command = ["sources", "install-triggers", POSTGRES_SOURCE, "--config", str(path)]
+    assert await asyncio.to_thread(main, command) == 0  # the CLI runs its own event loop
+    assert "complaints" in capsys.readouterr().out
+    served = ThreadedServer(create_app(config), lifespan=True)
+    served.start()
+    try:
+        await wait_for(served, lambda events: events["watching"])
+        async for ws in transport_ws(served):
+            await change(agency_dsn, SET_STATUS, 17, "HOLD")
+            event = await next_event(ws)  # within 10 s, though the next poll is a minute away
+            break
+    finally:
+        served.stop()
+    assert event["case"]["sourceStatus"] == "HOLD"
+
+
+def config_yaml(demo_data: DemoData, source: Any) -> str:
+    """A configuration file holding just ``source`` and the demo categories."""
+    document = {
+        "categories": [c.model_dump() for c in demo_data.config.categories],
+        "sources": [source.model_dump(mode="json", exclude_defaults=True) | {"kind": "sql"}],
+    }
+    return json.dumps(document, ensure_ascii=False)
