@@ -24,6 +24,7 @@ from gateway.events import EventBroker
 from gateway.graphql_view import GraphQLView
 from gateway.metrics import Metrics
 from gateway.open311 import Open311Endpoint
+from gateway.webhooks import WebhookReceiver
 from resolvers import CategoryInfo, Directory, Limits, build_schema
 from sources import Federation, SourceError, source_class
 from sources._guard import Guarded
@@ -163,6 +164,11 @@ def create_app(config: GatewayConfig) -> Starlette:
             WebSocketRoute("/graphql", view),
             Route("/metrics", gateway.metrics.endpoint),
             Route("/healthz", healthz),
+            Route(
+                "/webhooks/{source}",
+                WebhookReceiver(gateway.events, config.sources).receive,
+                methods=["POST"],
+            ),
             Route("/readyz", readyz),
         ],
         lifespan=lifespan,

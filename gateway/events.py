@@ -35,7 +35,7 @@ log = logging.getLogger("complaint_graph.events")
 
 REPLAY_LIMIT = 10_000
 CLOCK_MARGIN = 5.0
-_KNOWN_STATUSES = 200_000
+_KNOWN_CASES = 200_000
 
 
 class ResumeError(ValueError):
@@ -64,9 +64,13 @@ class EventBroker:
         self.batch = batch
         self.queue_size = queue_size
         self.positions: dict[str, Position] = {}
-        self._statuses: OrderedDict[tuple[str, str], CanonicalStatus | Unmapped] = OrderedDict()
+        # Per case: the status and update time last published (LRU-bounded).
+        self._seen: OrderedDict[tuple[str, str], tuple[CanonicalStatus | Unmapped, datetime]] = (
+            OrderedDict()
+        )
         self._started: dict[str, Position] = {}
         self._subscribers: set[_Subscriber] = set()
+        self._published = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._wakes: dict[str, asyncio.Event] = {}
         self._stop_listening: list[Callable[[], Awaitable[None]]] = []
@@ -128,29 +132,42 @@ class EventBroker:
                 records = []
             for record in records:
                 self.positions[source_id] = position_of(record)
-                self._publish(self._event(record, start))
+                self._publish_change(record, start)
             if len(records) < self.batch:
                 # Until the next poll, or sooner when the source signals a change.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), interval)
                 wake.clear()
 
-    def _event(self, record: CaseRecord, start: Position) -> CaseEvent:
+    def _publish_change(self, record: CaseRecord, start: Position | None) -> None:
+        """Publish ``record`` unless this version of it was published already (a webhook and
+        the watcher may both report the same change)."""
         key = (record.source, record.local_id)
-        previous = self._statuses.get(key)
-        self._remember(key, record.status)
-        if previous is None:
-            is_new = record.received_at > start.value
+        seen = self._seen.get(key)
+        version = record.updated_at
+        if seen is not None and seen[1] >= version:
+            return
+        self._seen[key] = (record.status, version)
+        self._seen.move_to_end(key)
+        if len(self._seen) > _KNOWN_CASES:
+            self._seen.popitem(last=False)
+        if seen is None:
+            is_new = start is not None and record.received_at > start.value
             kind = ChangeKind.CREATED if is_new else ChangeKind.UPDATED
+            previous = None
         else:
+            previous = seen[0]
             kind = ChangeKind.STATUS_CHANGED if previous != record.status else ChangeKind.UPDATED
-        return CaseEvent(encode_token(self.positions), kind, record, previous)
+        self._publish(CaseEvent(encode_token(self.positions), kind, record, previous))
 
-    def _remember(self, key: tuple[str, str], status: CanonicalStatus | Unmapped) -> None:
-        self._statuses[key] = status
-        self._statuses.move_to_end(key)
-        if len(self._statuses) > _KNOWN_STATUSES:
-            self._statuses.popitem(last=False)
+    async def publish_changed(self, source_id: str, local_ids: list[str]) -> int:
+        """Cases an agency says it changed (a webhook): read them now and publish each new
+        version; returns how many events that made."""
+        found = await self.federation.sources[source_id].load_cases(local_ids)
+        before = self._published
+        for record in sorted(found.values(), key=lambda r: r.updated_at):
+            self._publish_change(record, self._started.get(source_id))
+        return self._published - before
 
     def _matches(self, subscriber: _Subscriber, record: CaseRecord) -> bool:
         if subscriber.agencies is not None:
@@ -160,6 +177,7 @@ class EventBroker:
         return subscriber.where.matches(record)
 
     def _publish(self, event: CaseEvent) -> None:
+        self._published += 1
         for subscriber in list(self._subscribers):
             if subscriber.overflowed or not self._matches(subscriber, event.record):
                 continue

@@ -31,6 +31,7 @@ from sources._settings import (
     SourceSettings,
     Strict,
     Vocabulary,
+    WebhookSettings,
 )
 
 __all__ = [
@@ -65,5 +66,6 @@ __all__ = [
     "UnknownKind",
     "Unmapped",
     "Vocabulary",
+    "WebhookSettings",
     "source_class",
 ]

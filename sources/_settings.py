@@ -80,6 +80,13 @@ class Resilience(Strict):
     )
 
 
+class WebhookSettings(Strict):
+    """An agency that pushes: ``POST /webhooks/{source}`` signed with this shared secret."""
+
+    secret: str = Field(min_length=16, description="HMAC-SHA256 key shared with the agency.")
+    tolerance_seconds: int = Field(default=300, ge=1, description="Oldest timestamp accepted.")
+
+
 class SourceSettings(Strict):
     id: str
     kind: str
@@ -90,6 +97,7 @@ class SourceSettings(Strict):
     poll_seconds: float = Field(
         default=2.0, gt=0, description="How often the gateway looks for changed cases (events)."
     )
+    webhook: WebhookSettings | None = None
 
     @field_validator("id")
     @classmethod

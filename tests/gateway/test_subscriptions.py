@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,10 +19,12 @@ from gateway.app import Gateway, create_app
 from gateway.cli import main
 from gateway.config import EventSettings, GatewayConfig
 from gateway.demo import DEMO_PMOC_KEY, asyncpg_url
+from gateway.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from samples import damrongdhama, pmoc_1111
 from samples.serving import ThreadedServer
-from sources import CaseFilter
+from sources import CaseFilter, WebhookSettings
 from sources._changes import SubscriberTooSlow
+from sources.rest import RestSettings
 from tests.conftest import DemoData, run
 from tests.postgres import create_database, drop_database
 from tests.resolvers.expected import POSTGRES_SOURCE, REST_SOURCE
@@ -312,3 +315,93 @@ def config_yaml(demo_data: DemoData, source: Any) -> str:
         "sources": [source.model_dump(mode="json", exclude_defaults=True) | {"kind": "sql"}],
     }
     return json.dumps(document, ensure_ascii=False)
+
+
+SECRET = "webhook-secret-for-the-tests-only"
+
+
+@pytest.fixture
+def pushing_agency(demo_data: DemoData) -> Iterator[tuple[ThreadedServer, ThreadedServer]]:
+    """The 1111 service as an agency that pushes: no updated-since parameter, a webhook."""
+    agency = ThreadedServer(pmoc_1111.create_app(count=30, api_key=DEMO_PMOC_KEY))
+    agency.start()
+    (rest,) = [s for s in demo_data.config.sources if s.id == REST_SOURCE]
+    assert isinstance(rest, RestSettings)
+    quiet = rest.list.model_copy(
+        update={"filters": rest.list.filters.model_copy(update={"updated_from": None})}
+    )
+    source = rest.model_copy(
+        update={
+            "base_url": agency.url,
+            "list": quiet,
+            "webhook": WebhookSettings(secret=SECRET, tolerance_seconds=60),
+        }
+    )
+    config = GatewayConfig(
+        demo_data.config.categories, (source,), demo_data.config.limits, EventSettings()
+    )
+    served = ThreadedServer(create_app(config), lifespan=True)
+    served.start()
+    yield agency, served
+    served.stop()
+    agency.stop()
+
+
+def signed(body: bytes, secret: str = SECRET, at: float | None = None) -> dict[str, str]:
+    timestamp = str(int(at if at is not None else time.time()))
+    return {
+        "content-type": "application/json",
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: sign(secret, timestamp, body),
+    }
+
+
+async def test_a_signed_webhook_publishes_the_change_once(
+    pushing_agency: tuple[ThreadedServer, ThreadedServer],
+) -> None:
+    agency, served = pushing_agency
+    assert (await wait_for(served, lambda events: events["watching"]))["events"]["sources"] == []
+    async with httpx.AsyncClient() as client:
+        await client.post(
+            f"{agency.url}/api/v1/complaints/PMOC-000006/status",
+            json={"status_id": 7},
+            headers={pmoc_1111.API_KEY_HEADER: DEMO_PMOC_KEY},
+        )
+        body = json.dumps({"cases": ["PMOC-000006"]}).encode()
+        headers = signed(body)
+        async for ws in transport_ws(served):
+            pushed = await client.post(
+                f"{served.url}/webhooks/{REST_SOURCE}", content=body, headers=headers
+            )
+            event = await next_event(ws)
+            replayed = await client.post(
+                f"{served.url}/webhooks/{REST_SOURCE}", content=body, headers=headers
+            )
+            break
+    assert pushed.status_code == 202
+    assert pushed.json() == {"accepted": 1, "events": 1}
+    assert event["case"]["referenceNumber"] == "PMOC-000006"
+    assert event["newStatus"] == "CLOSED"
+    assert replayed.status_code == 409
+
+
+async def test_unsigned_forged_or_stale_webhooks_are_refused(
+    pushing_agency: tuple[ThreadedServer, ThreadedServer],
+) -> None:
+    _, served = pushing_agency
+    body = json.dumps({"cases": ["PMOC-000006"]}).encode()
+    url = f"{served.url}/webhooks/{REST_SOURCE}"
+    async with httpx.AsyncClient() as client:
+        unsigned = await client.post(url, content=body)
+        forged = await client.post(url, content=body, headers=signed(body, secret="x" * 20))
+        stale = await client.post(url, content=body, headers=signed(body, at=time.time() - 3600))
+        unknown = await client.post(f"{served.url}/webhooks/nobody", content=body)
+        garbage = await client.post(url, content=b"[1,2]", headers=signed(b"[1,2]"))
+    assert [r.status_code for r in (unsigned, forged, stale, unknown, garbage)] == [
+        401,
+        401,
+        401,
+        404,
+        400,
+    ]
+    assert "outside 60 s" in stale.json()["error"]
