@@ -265,3 +265,51 @@ async def test_filters_the_api_lacks_are_applied_in_the_gateway(
     assert len(body["data"]["cases"]["edges"]) == len(expected)
     pushed = {s["id"]: s["pushedDownFilters"] for s in body["data"]["sources"]}
     assert pushed[REST_SOURCE] == []
+
+
+class Gate:
+    """An agency API that holds every request until released, counting how many wait at once."""
+
+    def __init__(self) -> None:
+        self.waiting = 0
+        self.most = 0
+        self.release = threading.Event()
+        self.two_waiting = threading.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.waiting += 1
+        self.most = max(self.most, self.waiting)
+        if self.waiting >= 2:
+            self.two_waiting.set()
+        await asyncio.to_thread(self.release.wait)
+        self.waiting -= 1
+        await _send(send, 200, b'{"result": {"items": []}}')
+
+
+async def test_round_trips_in_flight_are_bounded_per_source(demo_data: DemoData) -> None:
+    gate = Gate()
+    server = ThreadedServer(gate)
+    server.start()
+    (rest,) = [s for s in demo_data.config.sources if s.id == REST_SOURCE]
+    bounded = rest.model_copy(
+        update={
+            "base_url": server.url,
+            "resilience": Resilience(max_concurrency=2, retries=0),
+            "fetch": rest.fetch.model_copy(update={"max_batch": 1}),
+        }
+    )
+    config = GatewayConfig(demo_data.config.categories, (bounded,), demo_data.config.limits)
+    gateway = await running(config)
+    source = gateway.gateway.federation.sources[REST_SOURCE]
+    try:
+        loads = [asyncio.create_task(source.load_cases([f"PMOC-{n:06d}"])) for n in range(6)]
+        assert await asyncio.to_thread(gate.two_waiting.wait, 10)
+        assert not any(load.done() for load in loads)
+        gate.release.set()
+        await asyncio.gather(*loads)
+    finally:
+        gate.release.set()
+        await gateway.client.aclose()
+        await gateway.gateway.stop()
+        server.stop()
+    assert gate.most == 2
