@@ -19,6 +19,7 @@ from strawberry.subscriptions import (
     GRAPHQL_WS_PROTOCOL,
 )
 
+from gateway.bus import RedisBus
 from gateway.config import GatewayConfig
 from gateway.events import EventBroker
 from gateway.graphql_view import GraphQLView
@@ -61,6 +62,9 @@ class Gateway:
                 {s.id: s.poll_seconds for s in config.sources},
                 batch=config.events.batch,
                 queue_size=config.events.queue_size,
+                bus=RedisBus(config.events.redis_url, config.events.redis_prefix)
+                if config.events.redis_url
+                else None,
             )
             if config.events.enabled
             else None
@@ -111,6 +115,7 @@ class Gateway:
             else {
                 "watching": self.events.ready.is_set(),
                 "sources": self.events.watched,
+                "leading": None if self.events.bus is None else sorted(self.events.bus.leading),
                 "subscribers": self.events.subscriber_count,
             }
         )

@@ -44,6 +44,10 @@ class EventSettings(Strict):
     enabled: bool = True
     queue_size: int = Field(default=1000, ge=1, description="Events a subscriber may lag.")
     batch: int = Field(default=500, ge=1, description="Changes read per poll of a source.")
+    redis_url: str | None = Field(
+        default=None, description="Share events between gateway replicas through this Redis."
+    )
+    redis_prefix: str = Field(default="complaint-graph", description="Redis key prefix.")
 
 
 class _Document(Strict):

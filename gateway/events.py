@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from gateway.bus import RedisBus
 from sources import CaseFilter, Federation, Position, SourceError
 from sources._changes import (
     CaseEvent,
@@ -58,8 +59,10 @@ class EventBroker:
         poll_seconds: dict[str, float],
         batch: int = 500,
         queue_size: int = 1000,
+        bus: RedisBus | None = None,
     ) -> None:
         self.federation = federation
+        self.bus = bus
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.queue_size = queue_size
@@ -70,7 +73,6 @@ class EventBroker:
         )
         self._started: dict[str, Position] = {}
         self._subscribers: set[_Subscriber] = set()
-        self._published = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._wakes: dict[str, asyncio.Event] = {}
         self._stop_listening: list[Callable[[], Awaitable[None]]] = []
@@ -90,6 +92,8 @@ class EventBroker:
         ]
 
     async def start(self) -> None:
+        if self.bus is not None:
+            await self.bus.start(self._publish)
         self._tasks = [
             asyncio.create_task(self._poll(source_id), name=f"poll:{source_id}")
             for source_id in self.watched
@@ -107,6 +111,8 @@ class EventBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self.bus is not None:
+            await self.bus.close()
         for subscriber in list(self._subscribers):
             subscriber.queue.put_nowait(None)  # completes the subscription
 
@@ -119,34 +125,51 @@ class EventBroker:
             self._stop_listening.append(await source.listen_for_changes(wake.set))
         except SourceError as exc:
             log.warning("events: %s gives no change signals, polling only: %s", source_id, exc)
+        # Changes from shortly before start-up count: clocks of gateway and agency differ a little.
         start = watermark_at(source_id, datetime.now(UTC) - timedelta(seconds=CLOCK_MARGIN))
         self._started[source_id] = start
         self.positions[source_id] = start
         if len(self._started) == len(self.watched):
             self.ready.set()
+        leading = self.bus is None
         while True:
-            try:
-                records = await changes_after(source, self.positions.get(source_id), self.batch)
-            except SourceError as exc:
-                log.warning("events: polling %s failed: %s", source_id, exc.detail)
-                records = []
+            if self.bus is not None:
+                was_leading, leading = leading, await self.bus.lead(source_id)
+                if leading and not was_leading:  # take over where the last leader stopped
+                    self.positions[source_id] = await self.bus.position(source_id) or start
+            records: list[CaseRecord] = []
+            if leading:
+                try:
+                    found = await changes_after(source, self.positions[source_id], self.batch)
+                    records = found
+                except SourceError as exc:
+                    log.warning("events: polling %s failed: %s", source_id, exc.detail)
             for record in records:
                 self.positions[source_id] = position_of(record)
-                self._publish_change(record, start)
+                await self._emit(self._change_event(record, start))
             if len(records) < self.batch:
                 # Until the next poll, or sooner when the source signals a change.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), interval)
                 wake.clear()
 
-    def _publish_change(self, record: CaseRecord, start: Position | None) -> None:
+    async def _emit(self, event: CaseEvent | None) -> None:
+        """Deliver here, or through the bus so that every replica delivers it."""
+        if event is None:
+            return
+        if self.bus is None:
+            self._publish(event)
+        else:
+            await self.bus.publish(event, position_of(event.record))
+
+    def _change_event(self, record: CaseRecord, start: Position | None) -> CaseEvent | None:
         """Publish ``record`` unless this version of it was published already (a webhook and
         the watcher may both report the same change)."""
         key = (record.source, record.local_id)
         seen = self._seen.get(key)
         version = record.updated_at
         if seen is not None and seen[1] >= version:
-            return
+            return None
         self._seen[key] = (record.status, version)
         self._seen.move_to_end(key)
         if len(self._seen) > _KNOWN_CASES:
@@ -158,16 +181,18 @@ class EventBroker:
         else:
             previous = seen[0]
             kind = ChangeKind.STATUS_CHANGED if previous != record.status else ChangeKind.UPDATED
-        self._publish(CaseEvent(encode_token(self.positions), kind, record, previous))
+        return CaseEvent(encode_token(self.positions), kind, record, previous)
 
     async def publish_changed(self, source_id: str, local_ids: list[str]) -> int:
         """Cases an agency says it changed (a webhook): read them now and publish each new
         version; returns how many events that made."""
         found = await self.federation.sources[source_id].load_cases(local_ids)
-        before = self._published
+        made = 0
         for record in sorted(found.values(), key=lambda r: r.updated_at):
-            self._publish_change(record, self._started.get(source_id))
-        return self._published - before
+            event = self._change_event(record, self._started.get(source_id))
+            made += event is not None
+            await self._emit(event)
+        return made
 
     def _matches(self, subscriber: _Subscriber, record: CaseRecord) -> bool:
         if subscriber.agencies is not None:
@@ -177,7 +202,6 @@ class EventBroker:
         return subscriber.where.matches(record)
 
     def _publish(self, event: CaseEvent) -> None:
-        self._published += 1
         for subscriber in list(self._subscribers):
             if subscriber.overflowed or not self._matches(subscriber, event.record):
                 continue

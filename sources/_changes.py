@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sources._interface import Source
-from sources._model import CanonicalStatus, CaseRecord, Unmapped
+from sources._model import CanonicalStatus, CaseRecord, Channel, Location, Unmapped
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 
 OLDEST_FIRST = CaseOrder(SortField.UPDATED_AT, descending=False)
@@ -80,3 +81,88 @@ def watermark_at(source: str, moment: datetime) -> Position:
 async def changes_after(source: Source, position: Position | None, limit: int) -> list[CaseRecord]:
     """Up to ``limit`` cases updated after ``position``, oldest change first."""
     return await source.search_cases(CaseFilter(), OLDEST_FIRST, position, limit)
+
+
+def event_to_json(event: CaseEvent) -> str:
+    """An event as JSON, to cross between gateway replicas."""
+    return json.dumps(
+        {
+            "token": event.token,
+            "kind": event.kind.value,
+            "previous": _value(event.previous_status),
+            "record": _record_to_dict(event.record),
+        },
+        ensure_ascii=False,
+    )
+
+
+def event_from_json(text: str) -> CaseEvent:
+    data = json.loads(text)
+    return CaseEvent(
+        token=data["token"],
+        kind=ChangeKind(data["kind"]),
+        record=_record_from_dict(data["record"]),
+        previous_status=_status(data["previous"]),
+    )
+
+
+def _value(value: object) -> object:
+    if isinstance(value, Unmapped):
+        return {"unmapped": [value.source, value.key, value.value]}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
+
+
+def _record_to_dict(record: CaseRecord) -> dict[str, object]:
+    fields = {name: _value(getattr(record, name)) for name in CaseRecord.__dataclass_fields__}
+    fields["location"] = asdict(record.location)
+    fields["media_urls"] = list(record.media_urls)
+    return fields
+
+
+def _unmapped(value: object) -> Unmapped | None:
+    if isinstance(value, dict) and "unmapped" in value:
+        source, key, native = value["unmapped"]
+        return Unmapped(source, key, native)
+    return None
+
+
+def _status(value: object) -> CanonicalStatus | Unmapped | None:
+    if value is None:
+        return None
+    return _unmapped(value) or CanonicalStatus(str(value))
+
+
+def _time(value: object) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(str(value))
+
+
+def _record_from_dict(data: dict[str, Any]) -> CaseRecord:
+    channel = _unmapped(data["channel"]) or Channel(data["channel"])
+    category = _unmapped(data["category"]) or str(data["category"])
+    status = _status(data["status"])
+    assert status is not None
+    received, updated = _time(data["received_at"]), _time(data["updated_at"])
+    assert received is not None and updated is not None
+    return CaseRecord(
+        source=data["source"],
+        local_id=data["local_id"],
+        reference_number=data["reference_number"],
+        title=data["title"],
+        description=data["description"],
+        channel=channel,
+        category=category,
+        source_category=data["source_category"],
+        status=status,
+        source_status=data["source_status"],
+        received_at=received,
+        updated_at=updated,
+        due_at=_time(data["due_at"]),
+        closed_at=_time(data["closed_at"]),
+        location=Location(**data["location"]),
+        responsible=data["responsible"],
+        media_urls=tuple(data["media_urls"]),
+    )

@@ -20,13 +20,12 @@ from gateway.cli import main
 from gateway.config import EventSettings, GatewayConfig
 from gateway.demo import DEMO_PMOC_KEY, asyncpg_url
 from gateway.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from samples import damrongdhama, pmoc_1111
+from samples import pmoc_1111
 from samples.serving import ThreadedServer
 from sources import CaseFilter, WebhookSettings
 from sources._changes import SubscriberTooSlow
 from sources.rest import RestSettings
-from tests.conftest import DemoData, run
-from tests.postgres import create_database, drop_database
+from tests.conftest import DemoData
 from tests.resolvers.expected import POSTGRES_SOURCE, REST_SOURCE
 
 SUBSCRIBE = """
@@ -37,15 +36,6 @@ subscription Follow($filter: CaseFilterInput, $after: String) {
   }
 }
 """
-
-
-@pytest.fixture
-def agency_dsn(postgres_admin_dsn: str) -> Iterator[str]:
-    """A Damrongdhama database of its own: these tests change its rows."""
-    dsn = run(create_database(postgres_admin_dsn))
-    run(damrongdhama.create_and_load(dsn, count=60))
-    yield dsn
-    run(drop_database(postgres_admin_dsn, dsn))
 
 
 def watched_config(demo_data: DemoData, dsn: str, queue_size: int = 1000) -> GatewayConfig:

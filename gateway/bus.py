@@ -1,0 +1,97 @@
+"""Events across gateway replicas through Redis: one replica watches each source, all deliver.
+
+Each source has a leader, elected with a Redis key that expires unless renewed (``SET NX PX``):
+only the leader polls that source, so a change is detected once for the whole deployment. The
+leader publishes every event on one Redis channel; every replica, leader included, receives it
+and hands it to its own subscribers, so each subscriber gets each event exactly once whichever
+replica it is connected to. The leader also stores its watermarks, so a successor resumes there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from sources import Position
+from sources._changes import CaseEvent, event_from_json, event_to_json
+
+log = logging.getLogger("complaint_graph.bus")
+
+
+class RedisBus:
+    def __init__(self, url: str, prefix: str = "complaint-graph", lease_seconds: float = 10.0):
+        self.client = redis.from_url(url, decode_responses=True)
+        self.prefix = prefix
+        self.lease_ms = int(lease_seconds * 1000)
+        self.replica = uuid.uuid4().hex
+        self.channel = f"{prefix}:events"
+        self.leading: set[str] = set()
+        self._listener: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
+
+    async def start(self, deliver: Callable[[CaseEvent], None]) -> None:
+        pubsub = self.client.pubsub()
+        await pubsub.subscribe(self.channel)
+        self.subscribed.set()
+        self._listener = asyncio.create_task(self._listen(pubsub, deliver), name="redis-events")
+
+    async def _listen(
+        self, pubsub: redis.client.PubSub, deliver: Callable[[CaseEvent], None]
+    ) -> None:
+        try:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    deliver(event_from_json(message["data"]))
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def lead(self, source_id: str) -> bool:
+        """Take or keep the lease on watching ``source_id``; False while another replica has it."""
+        key = f"{self.prefix}:leader:{source_id}"
+        try:
+            if await self.client.set(key, self.replica, nx=True, px=self.lease_ms):
+                self.leading.add(source_id)
+                return True
+            if await self.client.get(key) == self.replica:
+                await self.client.pexpire(key, self.lease_ms)
+                return True
+        except RedisError as exc:
+            log.warning("events: Redis unavailable, not watching %s: %s", source_id, exc)
+        self.leading.discard(source_id)
+        return False
+
+    async def publish(self, event: CaseEvent, position: Position) -> None:
+        source = event.record.source
+        await self.client.publish(self.channel, event_to_json(event))
+        await self.client.hset(
+            f"{self.prefix}:positions",
+            source,
+            f"{position.value.isoformat()}|{position.local_id}",
+        )
+
+    async def position(self, source_id: str) -> Position | None:
+        """The last watermark any leader stored for ``source_id``."""
+        stored = await self.client.hget(f"{self.prefix}:positions", source_id)
+        if not stored:
+            return None
+        value, _, local_id = str(stored).partition("|")
+        return Position(datetime.fromisoformat(value), source_id, local_id)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        for source_id in list(self.leading):
+            key = f"{self.prefix}:leader:{source_id}"
+            with contextlib.suppress(RedisError):
+                if await self.client.get(key) == self.replica:
+                    await self.client.delete(key)
+        await self.client.aclose()
