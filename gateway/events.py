@@ -43,10 +43,25 @@ class ResumeError(ValueError):
     """The ``after`` event id cannot be resumed from."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    status: CanonicalStatus | Unmapped
+    updated_at: datetime
+    notes: int | None
+    referrals: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Details:
+    timeline_lengths: dict[str, int]
+    referrals: dict[str, tuple[str, ...]]
+
+
 @dataclass(eq=False)
 class _Subscriber:
     where: CaseFilter
     agencies: frozenset[str] | None
+    referred_to: frozenset[str] | None
     queue: asyncio.Queue[CaseEvent | None]
     overflowed: bool = False
     delivered: set[tuple[str, str, str]] = field(default_factory=set)
@@ -67,10 +82,8 @@ class EventBroker:
         self.batch = batch
         self.queue_size = queue_size
         self.positions: dict[str, Position] = {}
-        # Per case: the status and update time last published (LRU-bounded).
-        self._seen: OrderedDict[tuple[str, str], tuple[CanonicalStatus | Unmapped, datetime]] = (
-            OrderedDict()
-        )
+        # Per case: what was last published of it (LRU-bounded).
+        self._seen: OrderedDict[tuple[str, str], _Seen] = OrderedDict()
         self._started: dict[str, Position] = {}
         self._subscribers: set[_Subscriber] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -144,9 +157,10 @@ class EventBroker:
                     records = found
                 except SourceError as exc:
                     log.warning("events: polling %s failed: %s", source_id, exc.detail)
+            details = await self._details(source_id, records)
             for record in records:
                 self.positions[source_id] = position_of(record)
-                await self._emit(self._change_event(record, start))
+                await self._emit(self._change_event(record, start, details))
             if len(records) < self.batch:
                 # Until the next poll, or sooner when the source signals a change.
                 with contextlib.suppress(TimeoutError):
@@ -162,39 +176,78 @@ class EventBroker:
         else:
             await self.bus.publish(event, position_of(event.record))
 
-    def _change_event(self, record: CaseRecord, start: Position | None) -> CaseEvent | None:
-        """Publish ``record`` unless this version of it was published already (a webhook and
-        the watcher may both report the same change)."""
+    async def _details(self, source_id: str, records: list[CaseRecord]) -> _Details:
+        """Timeline lengths and referral targets of changed cases: one batch each per poll, so
+        a note or a referral can be told from any other update."""
+        if not records:
+            return _Details({}, {})
+        source = self.federation.sources[source_id]
+        ids = [record.local_id for record in records]
+        try:
+            timelines, referrals = await asyncio.gather(
+                source.load_timelines(ids), source.load_referrals(ids)
+            )
+        except SourceError as exc:
+            log.warning("events: details of %s changes unavailable: %s", source_id, exc.detail)
+            return _Details({}, {})
+        return _Details(
+            {i: len(entries) for i, entries in timelines.items()},
+            {
+                i: tuple(r.to_agency for r in found if isinstance(r.to_agency, str))
+                for i, found in referrals.items()
+            },
+        )
+
+    def _change_event(
+        self, record: CaseRecord, start: Position | None, details: _Details
+    ) -> CaseEvent | None:
+        """The event for this version of ``record``, or None when it was published already
+        (a webhook and the watcher may both report the same change)."""
         key = (record.source, record.local_id)
         seen = self._seen.get(key)
-        version = record.updated_at
-        if seen is not None and seen[1] >= version:
+        if seen is not None and seen.updated_at >= record.updated_at:
             return None
-        self._seen[key] = (record.status, version)
+        notes = details.timeline_lengths.get(record.local_id)
+        referred_to = details.referrals.get(record.local_id, ())
+        now = _Seen(record.status, record.updated_at, notes, len(referred_to))
+        self._seen[key] = now
         self._seen.move_to_end(key)
         if len(self._seen) > _KNOWN_CASES:
             self._seen.popitem(last=False)
+        previous = None if seen is None else seen.status
         if seen is None:
             is_new = start is not None and record.received_at > start.value
             kind = ChangeKind.CREATED if is_new else ChangeKind.UPDATED
-            previous = None
+        elif previous != record.status:
+            kind = ChangeKind.STATUS_CHANGED
+        elif now.referrals > seen.referrals:
+            kind = ChangeKind.REFERRED
+        elif notes is not None and seen.notes is not None and notes > seen.notes:
+            kind = ChangeKind.NOTE_ADDED
         else:
-            previous = seen[0]
-            kind = ChangeKind.STATUS_CHANGED if previous != record.status else ChangeKind.UPDATED
-        return CaseEvent(encode_token(self.positions), kind, record, previous)
+            kind = ChangeKind.UPDATED
+        token = encode_token(self.positions)
+        return CaseEvent(token, kind, record, previous, referred_to)
 
     async def publish_changed(self, source_id: str, local_ids: list[str]) -> int:
         """Cases an agency says it changed (a webhook): read them now and publish each new
         version; returns how many events that made."""
         found = await self.federation.sources[source_id].load_cases(local_ids)
+        records = sorted(found.values(), key=lambda r: r.updated_at)
+        details = await self._details(source_id, records)
         made = 0
-        for record in sorted(found.values(), key=lambda r: r.updated_at):
-            event = self._change_event(record, self._started.get(source_id))
+        for record in records:
+            event = self._change_event(record, self._started.get(source_id), details)
             made += event is not None
             await self._emit(event)
         return made
 
-    def _matches(self, subscriber: _Subscriber, record: CaseRecord) -> bool:
+    def _matches(self, subscriber: _Subscriber, event: CaseEvent) -> bool:
+        record = event.record
+        if subscriber.referred_to is not None and not subscriber.referred_to & set(
+            event.referred_to
+        ):
+            return False
         if subscriber.agencies is not None:
             agency = self.federation.sources[record.source].agency.code
             if agency not in subscriber.agencies:
@@ -203,7 +256,7 @@ class EventBroker:
 
     def _publish(self, event: CaseEvent) -> None:
         for subscriber in list(self._subscribers):
-            if subscriber.overflowed or not self._matches(subscriber, event.record):
+            if subscriber.overflowed or not self._matches(subscriber, event):
                 continue
             try:
                 subscriber.queue.put_nowait(event)
@@ -212,14 +265,17 @@ class EventBroker:
                 subscriber.queue = asyncio.Queue(maxsize=1)
                 subscriber.queue.put_nowait(None)
 
-    def subscribe(self, where: CaseFilter, after: str | None) -> AsyncIterator[CaseEvent]:
+    def subscribe(
+        self, where: CaseFilter, after: str | None, referred_to: frozenset[str] | None = None
+    ) -> AsyncIterator[CaseEvent]:
         """Events matching ``where``, resumed after the event id ``after`` when given.
 
         The subscriber is registered before this returns, so no change made after the call is
         missed; a bad ``after`` raises ValueError here.
         """
         resume = decode_token(after) if after is not None else None
-        subscriber = _Subscriber(where, where.agencies, asyncio.Queue(maxsize=self.queue_size))
+        queue: asyncio.Queue[CaseEvent | None] = asyncio.Queue(maxsize=self.queue_size)
+        subscriber = _Subscriber(where, where.agencies, referred_to, queue)
         self._subscribers.add(subscriber)
         return self._stream(subscriber, resume)
 
@@ -261,9 +317,14 @@ class EventBroker:
                     f"more than {REPLAY_LIMIT} changes in {source_id} since that event; "
                     "start a new subscription without after"
                 )
+            details = await self._details(source_id, records)
             for record in records:
                 positions[source_id] = position_of(record)
                 key = (record.source, record.local_id, record.updated_at.isoformat())
                 subscriber.delivered.add(key)
-                if self._matches(subscriber, record):
-                    yield CaseEvent(encode_token(positions), ChangeKind.UPDATED, record, None)
+                referred_to = details.referrals.get(record.local_id, ())
+                event = CaseEvent(
+                    encode_token(positions), ChangeKind.UPDATED, record, None, referred_to
+                )
+                if self._matches(subscriber, event):
+                    yield event

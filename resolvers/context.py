@@ -25,7 +25,9 @@ class Limits:
 class EventStream(Protocol):
     """Where subscriptions get case events; the gateway provides it, the graph only reads it."""
 
-    def subscribe(self, where: CaseFilter, after: str | None) -> AsyncIterator[CaseEvent]: ...
+    def subscribe(
+        self, where: CaseFilter, after: str | None, referred_to: frozenset[str] | None = None
+    ) -> AsyncIterator[CaseEvent]: ...
 
 
 @dataclass

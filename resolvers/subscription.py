@@ -44,6 +44,10 @@ class CaseEventItem:
             event=event,
         )
 
+    @strawberry.field(description="Agency codes the case has been referred to, as of this event.")
+    def referred_to(self) -> list[str]:
+        return list(self.event.referred_to)
+
     @strawberry.field(description="The agency system holding the case.")
     def source(self, info: GraphInfo) -> SourceSystem:
         return SourceSystem.of(info.context.federation.sources[self.event.record.source])
@@ -58,18 +62,24 @@ class Subscription:
     @strawberry.subscription(
         description=(
             "Changes to cases matching the filter, from every source: CREATED, STATUS_CHANGED, "
-            "UPDATED. With `after` (an event id), first what changed since that event."
+            "REFERRED, NOTE_ADDED, UPDATED. `referredTo`: only cases referred to one of these "
+            "agencies. With `after` (an event id), first what changed since that event."
         )
     )
     async def case_events(
-        self, info: GraphInfo, filter: CaseFilterInput | None = None, after: str | None = None
+        self,
+        info: GraphInfo,
+        filter: CaseFilterInput | None = None,
+        referred_to: list[str] | None = None,
+        after: str | None = None,
     ) -> AsyncGenerator[CaseEventItem, None]:
         events = info.context.events
         if events is None:
             raise with_code(UserInputError("this gateway does not publish events"))
         try:
             where = filter.to_filter() if filter is not None else CaseFilter()
-            stream = events.subscribe(where, after)
+            targets = frozenset(referred_to) if referred_to is not None else None
+            stream = events.subscribe(where, after, targets)
         except UserInputError as exc:
             raise with_code(exc) from exc
         except ValueError as exc:

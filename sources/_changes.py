@@ -30,6 +30,8 @@ class SubscriberTooSlow(Exception):
 class ChangeKind(StrEnum):
     CREATED = "CREATED"
     STATUS_CHANGED = "STATUS_CHANGED"
+    NOTE_ADDED = "NOTE_ADDED"
+    REFERRED = "REFERRED"
     UPDATED = "UPDATED"
 
 
@@ -41,6 +43,7 @@ class CaseEvent:
     kind: ChangeKind
     record: CaseRecord
     previous_status: CanonicalStatus | Unmapped | None
+    referred_to: tuple[str, ...] = ()
 
     @property
     def at(self) -> datetime:
@@ -90,6 +93,7 @@ def event_to_json(event: CaseEvent) -> str:
             "token": event.token,
             "kind": event.kind.value,
             "previous": _value(event.previous_status),
+            "referred_to": list(event.referred_to),
             "record": _record_to_dict(event.record),
         },
         ensure_ascii=False,
@@ -103,6 +107,7 @@ def event_from_json(text: str) -> CaseEvent:
         kind=ChangeKind(data["kind"]),
         record=_record_from_dict(data["record"]),
         previous_status=_status(data["previous"]),
+        referred_to=tuple(data["referred_to"]),
     )
 
 

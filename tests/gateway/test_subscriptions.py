@@ -29,8 +29,8 @@ from tests.conftest import DemoData
 from tests.resolvers.expected import POSTGRES_SOURCE, REST_SOURCE
 
 SUBSCRIBE = """
-subscription Follow($filter: CaseFilterInput, $after: String) {
-  caseEvents(filter: $filter, after: $after) {
+subscription Follow($filter: CaseFilterInput, $after: String, $referredTo: [String!]) {
+  caseEvents(filter: $filter, after: $after, referredTo: $referredTo) {
     id type previousStatus newStatus source { id }
     case { referenceNumber status sourceStatus timeline { sourceStatus } }
   }
@@ -395,3 +395,44 @@ async def test_unsigned_forged_or_stale_webhooks_are_refused(
         400,
     ]
     assert "outside 60 s" in stale.json()["error"]
+
+
+ADD_NOTE = (
+    "WITH touched AS (UPDATE complaints SET updated_at = now() WHERE id = $1 RETURNING id) "
+    "INSERT INTO complaint_status_log SELECT (SELECT max(id) + 1 FROM complaint_status_log), "
+    "id, (SELECT status_code FROM complaints WHERE id = $1), now(), $2 FROM touched"
+)
+REFER = (
+    "WITH touched AS (UPDATE complaints SET updated_at = now() WHERE id = $1 RETURNING id) "
+    "INSERT INTO complaint_referrals SELECT 100000 + id, id, 'OPM1111', now(), 'FWD', "
+    "'ส่งเรื่องแล้ว', NULL FROM touched"
+)
+
+
+async def test_notes_and_referrals_are_their_own_events(
+    served: ThreadedServer, agency_dsn: str
+) -> None:
+    await wait_for(served, lambda events: events["watching"])
+    async for ws in transport_ws(served):
+        await change(agency_dsn, SET_STATUS, 22, "WIP")  # first sight of case 22
+        assert (await next_event(ws))["type"] == "UPDATED"
+        await change(agency_dsn, ADD_NOTE, 22, "โทรแจ้งผู้ร้องแล้ว")
+        noted = await next_event(ws)
+        await change(agency_dsn, REFER, 22)
+        referred = await next_event(ws)
+        break
+    assert noted["type"] == "NOTE_ADDED"
+    assert noted["case"]["timeline"][-1]["sourceStatus"] == "WIP"
+    assert referred["type"] == "REFERRED"
+
+
+async def test_partners_can_follow_only_what_is_referred_to_them(
+    served: ThreadedServer, agency_dsn: str
+) -> None:
+    await wait_for(served, lambda events: events["watching"])
+    async for ws in transport_ws(served, {"referredTo": ["OPM-1111"]}):
+        await change(agency_dsn, SET_STATUS, 23, "WIP")  # never referred: not theirs
+        await change(agency_dsn, REFER, 24)
+        event = await next_event(ws)
+        break
+    assert event["case"]["referenceNumber"].endswith("/000024")
