@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -67,9 +68,11 @@ async def wait_for(server: ThreadedServer, check: Any) -> dict[str, Any]:
             await asyncio.sleep(0.02)
 
 
+@contextlib.asynccontextmanager
 async def transport_ws(
     server: ThreadedServer, variables: dict[str, Any] | None = None, *, subscribed: bool = True
 ) -> AsyncIterator[ClientConnection]:
+    """A subscribed graphql-transport-ws connection, closed when the block ends."""
     url = server.url.replace("http", "ws") + "/graphql"
     async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
         await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
@@ -109,12 +112,11 @@ async def test_status_changes_arrive_over_graphql_transport_ws(
     served: ThreadedServer, agency_dsn: str
 ) -> None:
     await wait_for(served, lambda events: events["watching"])
-    async for ws in transport_ws(served):
+    async with transport_ws(served) as ws:
         await change(agency_dsn, SET_STATUS, 7, "WIP")
         first = await next_event(ws)
         await change(agency_dsn, SET_STATUS, 7, "DONE")
         second = await next_event(ws)
-        break
     assert first["source"]["id"] == POSTGRES_SOURCE
     assert first["case"]["sourceStatus"] == "WIP"
     assert (second["type"], second["previousStatus"], second["newStatus"]) == (
@@ -130,7 +132,7 @@ async def test_new_cases_are_created_events_and_filters_apply(
     served: ThreadedServer, agency_dsn: str
 ) -> None:
     await wait_for(served, lambda events: events["watching"])
-    async for ws in transport_ws(served, {"filter": {"status": ["CLOSED"]}}):
+    async with transport_ws(served, {"filter": {"status": ["CLOSED"]}}) as ws:
         await change(agency_dsn, SET_STATUS, 8, "WIP")  # filtered out: not CLOSED
         await change(
             agency_dsn,
@@ -139,7 +141,6 @@ async def test_new_cases_are_created_events_and_filters_apply(
             "district_code, subdistrict_code, address, lat, lng FROM complaints WHERE id = 9",
         )
         created = await next_event(ws)
-        break
     assert created["type"] == "CREATED"
     assert created["case"]["referenceNumber"] == "ดธ.1567/2569/001000"
     assert created["newStatus"] == "CLOSED"
@@ -162,28 +163,25 @@ async def test_resuming_after_an_event_replays_what_was_missed_once(
     served: ThreadedServer, agency_dsn: str
 ) -> None:
     await wait_for(served, lambda events: events["watching"])
-    async for ws in transport_ws(served):
+    async with transport_ws(served) as ws:
         await change(agency_dsn, SET_STATUS, 12, "WIP")
         seen = await next_event(ws)
-        break
     await wait_for(served, lambda events: events["subscribers"] == 0)
     await change(agency_dsn, SET_STATUS, 13, "HOLD")  # while nobody listens
     await change(agency_dsn, SET_STATUS, 14, "DONE")
-    async for ws in transport_ws(served, {"after": seen["id"]}):
+    async with transport_ws(served, {"after": seen["id"]}) as ws:
         missed = [await next_event(ws), await next_event(ws)]
         await change(agency_dsn, SET_STATUS, 15, "CLS")
         live = await next_event(ws)
-        break
     assert [e["case"]["sourceStatus"] for e in missed] == ["HOLD", "DONE"]
     assert live["case"]["sourceStatus"] == "CLS"
     await wait_for(served, lambda events: events["subscribers"] == 0)
 
 
 async def test_a_bad_resume_id_is_a_clear_error(served: ThreadedServer) -> None:
-    async for ws in transport_ws(served, {"after": "not-an-event"}, subscribed=False):
+    async with transport_ws(served, {"after": "not-an-event"}, subscribed=False) as ws:
         async with asyncio.timeout(10):
             message = json.loads(await ws.recv())
-        break
     assert message["type"] == "next"
     (error,) = message["payload"]["errors"]
     assert "event id" in error["message"]
@@ -228,7 +226,7 @@ async def test_changes_in_an_agency_api_are_events_too(demo_data: DemoData) -> N
     served.start()
     try:
         await wait_for(served, lambda events: events["watching"])
-        async for ws in transport_ws(served):
+        async with transport_ws(served) as ws:
             async with httpx.AsyncClient(base_url=agency.url) as client:
                 answer = await client.post(
                     "/api/v1/complaints/PMOC-000004/status",
@@ -237,7 +235,6 @@ async def test_changes_in_an_agency_api_are_events_too(demo_data: DemoData) -> N
                 )
                 assert answer.status_code == 200
             event = await next_event(ws)
-            break
     finally:
         served.stop()
         agency.stop()
@@ -289,10 +286,9 @@ async def test_postgres_notify_wakes_the_watcher_at_once(
     served.start()
     try:
         await wait_for(served, lambda events: events["watching"])
-        async for ws in transport_ws(served):
+        async with transport_ws(served) as ws:
             await change(agency_dsn, SET_STATUS, 17, "HOLD")
             event = await next_event(ws)  # within 10 s, though the next poll is a minute away
-            break
     finally:
         served.stop()
     assert event["case"]["sourceStatus"] == "HOLD"
@@ -359,7 +355,7 @@ async def test_a_signed_webhook_publishes_the_change_once(
         )
         body = json.dumps({"cases": ["PMOC-000006"]}).encode()
         headers = signed(body)
-        async for ws in transport_ws(served):
+        async with transport_ws(served) as ws:
             pushed = await client.post(
                 f"{served.url}/webhooks/{REST_SOURCE}", content=body, headers=headers
             )
@@ -367,7 +363,6 @@ async def test_a_signed_webhook_publishes_the_change_once(
             replayed = await client.post(
                 f"{served.url}/webhooks/{REST_SOURCE}", content=body, headers=headers
             )
-            break
     assert pushed.status_code == 202
     assert pushed.json() == {"accepted": 1, "events": 1}
     assert event["case"]["referenceNumber"] == "PMOC-000006"
@@ -413,14 +408,13 @@ async def test_notes_and_referrals_are_their_own_events(
     served: ThreadedServer, agency_dsn: str
 ) -> None:
     await wait_for(served, lambda events: events["watching"])
-    async for ws in transport_ws(served):
+    async with transport_ws(served) as ws:
         await change(agency_dsn, SET_STATUS, 22, "WIP")  # first sight of case 22
         assert (await next_event(ws))["type"] == "UPDATED"
         await change(agency_dsn, ADD_NOTE, 22, "โทรแจ้งผู้ร้องแล้ว")
         noted = await next_event(ws)
         await change(agency_dsn, REFER, 22)
         referred = await next_event(ws)
-        break
     assert noted["type"] == "NOTE_ADDED"
     assert noted["case"]["timeline"][-1]["sourceStatus"] == "WIP"
     assert referred["type"] == "REFERRED"
@@ -430,9 +424,8 @@ async def test_partners_can_follow_only_what_is_referred_to_them(
     served: ThreadedServer, agency_dsn: str
 ) -> None:
     await wait_for(served, lambda events: events["watching"])
-    async for ws in transport_ws(served, {"referredTo": ["OPM-1111"]}):
+    async with transport_ws(served, {"referredTo": ["OPM-1111"]}) as ws:
         await change(agency_dsn, SET_STATUS, 23, "WIP")  # never referred: not theirs
         await change(agency_dsn, REFER, 24)
         event = await next_event(ws)
-        break
     assert event["case"]["referenceNumber"].endswith("/000024")
