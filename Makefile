@@ -14,10 +14,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# The GraphQL-over-HTTP audit suite (npm graphql-http, pinned by the lock file) for the tests.
+HTTP_AUDIT := tests/http-audit
+$(HTTP_AUDIT)/node_modules/.installed: $(HTTP_AUDIT)/package.json $(HTTP_AUDIT)/package-lock.json
+	npm ci --prefix $(HTTP_AUDIT) --no-audit --no-fund
+	touch $@
+
 demo: $(VENV)/.installed  ## start the gateway on the embedded demo agencies
 	$(BIN)/complaint-graph demo --port $(PORT)
 
-test: $(VENV)/.installed  ## the whole suite, with lint and types
+test: $(VENV)/.installed $(HTTP_AUDIT)/node_modules/.installed  ## the whole suite, with lint and types
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy gateway resolvers sources samples
@@ -39,4 +45,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .demo *.egg-info
+	rm -rf $(VENV) .demo *.egg-info $(HTTP_AUDIT)/node_modules
