@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from gateway.observability import ObservabilitySettings
 from sources import Named, SourceSettings, Strict, UnknownKind, source_class
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -55,6 +56,7 @@ class _Document(Strict):
     sources: list[dict[str, Any]] = Field(min_length=1)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     events: EventSettings = Field(default_factory=EventSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class GatewayConfig:
     sources: tuple[SourceSettings, ...]
     limits: LimitSettings
     events: EventSettings = field(default_factory=EventSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> GatewayConfig:
@@ -94,7 +97,13 @@ def parse_config(text: str, environ: dict[str, str], origin: str = "config") -> 
     problems.extend(_cross_checks(document, valid))
     if problems:
         raise ConfigError(problems)
-    return GatewayConfig(tuple(document.categories), tuple(valid), document.limits, document.events)
+    return GatewayConfig(
+        tuple(document.categories),
+        tuple(valid),
+        document.limits,
+        document.events,
+        observability=document.observability,
+    )
 
 
 def _source(index: int, raw: dict[str, Any], problems: list[str]) -> SourceSettings | None:
