@@ -41,6 +41,7 @@ class Context:
     events: EventStream | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     partial_errors: list[GraphQLError] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)  # -> extensions.warnings
 
     @classmethod
     def for_request(

@@ -111,3 +111,8 @@ class ErrorTranslation(SchemaExtension):
         partial: list[GraphQLError] = getattr(context, "partial_errors", [])
         errors = [translate(error) for error in (result.errors or [])] + partial
         result.errors = errors or None
+
+    def get_results(self) -> dict[str, Any]:
+        """Warnings of incomplete answers that are not errors (a bounded statistics scan)."""
+        warnings = getattr(self.execution_context.context, "warnings", None)
+        return {"warnings": list(warnings)} if warnings else {}

@@ -7,6 +7,7 @@ from typing import TypeVar
 
 import strawberry
 
+from resolvers.context import GraphInfo
 from resolvers.enums import CaseOrderField, CaseStatus, OrderDirection
 from resolvers.errors import UserInputError
 from sources import CaseFilter, CaseOrder, SortField
@@ -58,6 +59,12 @@ class CaseFilterInput:
             received_before=self.received_before,
             text=self.text or None,
         )
+
+
+def case_filter(info: GraphInfo, filter: CaseFilterInput | None) -> CaseFilter:
+    """The one conversion from a GraphQL filter to what sources get: ``cases``, ``caseStats``
+    and the CSV export all go through here, so they always select the same cases."""
+    return filter.to_filter() if filter is not None else CaseFilter()
 
 
 T = TypeVar("T")

@@ -11,8 +11,9 @@ from resolvers.connection import CaseConnection
 from resolvers.context import GraphInfo
 from resolvers.cursor import decode_cursor
 from resolvers.errors import UserInputError, source_error
-from resolvers.filters import CaseFilterInput, CaseOrderInput
-from sources import CaseFilter, CaseOrder
+from resolvers.filters import CaseFilterInput, CaseOrderInput, case_filter
+from resolvers.stats import CaseStats, StatsDimension, case_stats
+from sources import CaseOrder
 
 
 @strawberry.type
@@ -44,7 +45,7 @@ class Query:
         size = limits.default_page_size if first is None else first
         if not 0 <= size <= limits.max_page_size:
             raise UserInputError(f"first must be between 0 and {limits.max_page_size}")
-        where = filter.to_filter() if filter is not None else CaseFilter()
+        where = case_filter(info, filter)
         order = (order_by or CaseOrderInput()).to_order()
         position = decode_cursor(after, order) if after is not None else None
         page = await info.context.federation.page(where, order, position, size)
@@ -55,6 +56,22 @@ class Query:
 
     @strawberry.field
     def agencies(self, info: GraphInfo) -> list[Agency]:
+    @strawberry.field(
+        description=(
+            "Statistics over the cases `cases` would return for the same filter, grouped by "
+            "groupBy (at most 4 dimensions; [] gives only the total), computed inside each "
+            "source (one GROUP BY per SQL source; API sources without a stats endpoint are "
+            "scanned up to a bound, with a warning in extensions.warnings) and merged exactly."
+        )
+    )
+    async def case_stats(
+        self,
+        info: GraphInfo,
+        group_by: list[StatsDimension],
+        filter: CaseFilterInput | None = None,
+    ) -> CaseStats:
+        return await case_stats(info, case_filter(info, filter), group_by)
+
         return [Agency.of(agency) for agency in info.context.directory.agencies.values()]
 
     @strawberry.field

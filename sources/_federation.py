@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -13,6 +13,7 @@ from sources._errors import SourceError
 from sources._interface import Source
 from sources._model import CaseRecord
 from sources._query import CaseFilter, CaseOrder, Position, SortField
+from sources._stats import CaseStats, Dimension, merge_stats
 
 T = TypeVar("T")
 
@@ -73,6 +74,15 @@ class Federation:
             source.count_cases(where) for source in self.matching(where)
         )
         return sum(counts), failures
+
+    async def stats(
+        self, where: CaseFilter, dimensions: Sequence[Dimension], now: datetime
+    ) -> tuple[CaseStats, list[SourceError]]:
+        """Every matching source's buckets, one call each, all at once, merged exactly."""
+        parts, failures = await _settle(
+            source.case_stats(where, dimensions, now) for source in self.matching(where)
+        )
+        return merge_stats(dimensions, parts), failures
 
     async def close(self) -> None:
         await asyncio.gather(*(source.close() for source in self.sources.values()))

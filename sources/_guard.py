@@ -32,6 +32,7 @@ from sources._interface import Capabilities, Problem, Source, SourceHealth
 from sources._model import CaseRecord, ReferralRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import Resilience
+from sources._stats import CaseStats, Dimension
 
 T = TypeVar("T")
 
@@ -181,6 +182,13 @@ class Guarded(Source):
 
     async def count_cases(self, where: CaseFilter) -> int:
         return await self._call("count_cases", 1, lambda: self.inner.count_cases(where))
+
+    async def case_stats(
+        self, where: CaseFilter, dimensions: Sequence[Dimension], now: datetime
+    ) -> CaseStats:
+        return await self._call(
+            "case_stats", 1, lambda: self.inner.case_stats(where, dimensions, now)
+        )
 
     async def load_timelines(
         self, local_ids: Sequence[str]

@@ -9,6 +9,9 @@ from datetime import datetime
 
 from sources._model import CaseRecord, ReferralRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
+from sources._stats import CaseStats, Dimension, StatsWarning, stats_of_records
+
+DEFAULT_STATS_SCAN_LIMIT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,30 @@ class Source(abc.ABC):
         self, local_ids: Sequence[str]
     ) -> Mapping[str, Sequence[TimelineEntry]]:
         """Each case's status changes and notes, oldest first."""
+
+    async def case_stats(
+        self, where: CaseFilter, dimensions: Sequence[Dimension], now: datetime
+    ) -> CaseStats:
+        """Buckets of the cases matching ``where``, grouped by ``dimensions``; overdue and open
+        ages measured at ``now``.
+
+        The default is a bounded scan through :meth:`search_cases`: at most
+        ``DEFAULT_STATS_SCAN_LIMIT`` cases, newest first, with a warning when there were more.
+        Sources that can aggregate where the data is (SQL) override it.
+        """
+        limit = DEFAULT_STATS_SCAN_LIMIT
+        records = await self.search_cases(where, CaseOrder(), None, limit + 1)
+        referrals: Mapping[str, Sequence[ReferralRecord]] = {}
+        if Dimension.REFERRED_TO in dimensions and records:
+            referrals = await self.load_referrals([r.local_id for r in records[:limit]])
+        stats = stats_of_records(
+            records[:limit], dict(referrals), dimensions, self.agency.code, now
+        )
+        if len(records) > limit:
+            stats.warnings.append(
+                StatsWarning(self.id, f"statistics cover only the newest {limit} matching cases")
+            )
+        return stats
 
     async def load_referrals(
         self, local_ids: Sequence[str]

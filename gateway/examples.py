@@ -1,0 +1,212 @@
+"""Saved example queries for analysts: GraphiQL opens with one tab each, /dashboard runs one.
+
+Every document here is an ordinary GraphQL document against ``schema.graphql``; a test validates
+each one and runs it, with its variables, against a gateway over the test agencies. GraphiQL gets
+them through its ``defaultTabs`` prop, which it uses when the browser has no tabs of its own in
+local storage yet (a returning analyst keeps the tabs they left).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.relay import to_base64
+
+
+@dataclass(frozen=True)
+class Example:
+    """One saved query; GraphiQL titles its tab with the operation's name."""
+
+    name: str
+    query: str
+    variables: dict[str, Any] = field(default_factory=dict)
+
+    def tab(self) -> dict[str, str]:
+        """GraphiQL's ``TabDefinition``: the editors' contents as text."""
+        tab = {"query": self.query}
+        if self.variables:
+            tab["variables"] = json.dumps(self.variables, ensure_ascii=False, indent=2)
+        return tab
+
+
+# The last quarter of the demo data: July to September 2026 (Bangkok time), the fourth quarter
+# of the Thai fiscal year 2569.
+QUARTER = {
+    "receivedFrom": "2026-07-01T00:00:00+07:00",
+    "receivedBefore": "2026-10-01T00:00:00+07:00",
+}
+
+DASHBOARD = Example(
+    "Dashboard",
+    """\
+# complaint-graph: one graph over many agencies' complaint systems, read live.
+# Press Ctrl-Enter to run. The tabs above hold more saved queries for analysts.
+#
+# This is the query the /dashboard page runs for its period: cases by province,
+# overdue cases by agency, received and resolved per week. Each caseStats is one
+# GROUP BY in each agency's own database, merged here.
+query Dashboard($filter: CaseFilterInput) {
+  byProvince: caseStats(filter: $filter, groupBy: [PROVINCE]) {
+    total { count open overdue resolved }
+    buckets { key { code label nameEn } count overdue }
+  }
+  byAgency: caseStats(filter: $filter, groupBy: [AGENCY]) {
+    buckets { key { code label nameEn } count overdue }
+  }
+  byWeek: caseStats(filter: $filter, groupBy: [RECEIVED_WEEK]) {
+    buckets { key { code date label } count resolved }
+  }
+}
+""",
+    {"filter": QUARTER},
+)
+
+CASE_TRAIL = Example(
+    "CaseTrail",
+    """\
+# One complaint followed across four agencies: the Damrongdhama Center (PostgreSQL)
+# escalates it to the 1111 service (its JSON API), which forwards it to the city
+# platform (Open311), which returns the result. Every hop is read live from the
+# receiving agency's own system. $id is the global id of Damrongdhama case 15.
+query CaseTrail($id: ID!) {
+  case(id: $id) {
+    referenceNumber status owningAgency { nameTh nameEn }
+    timeline { at status note }
+    referrals {
+      kind at toAgency { nameEn }
+      counterpart {
+        referenceNumber status sourceStatus owningAgency { nameEn }
+        referrals {
+          kind at toAgency { nameEn }
+          counterpart {
+            referenceNumber status sourceStatus location { province { nameTh } }
+            referrals { kind toAgency { nameEn } counterpart { referenceNumber status } }
+          }
+        }
+      }
+    }
+    relatedCases { referenceNumber source { id } }
+  }
+}
+""",
+    {"id": to_base64("Case", "damrongdhama:15")},
+)
+
+STATS_BY_PROVINCE_AND_MONTH = Example(
+    "StatsByProvinceAndMonth",
+    """\
+# Cases by province and month (Bangkok calendar, Buddhist Era years), every agency at once,
+# with resolution times in hours. Add filter fields (category, agency, status …) to narrow.
+query StatsByProvinceAndMonth($filter: CaseFilterInput) {
+  caseStats(filter: $filter, groupBy: [PROVINCE, RECEIVED_MONTH]) {
+    asOf
+    total { count open overdue resolved }
+    buckets {
+      key { dimension code label yearBE monthTh }
+      count open overdue resolved
+      resolutionHours { median p90 mean }
+    }
+  }
+}
+""",
+    {"filter": {"receivedFrom": "2025-10-01T00:00:00+07:00"}},
+)
+
+OVERDUE_BY_AGENCY = Example(
+    "OverdueByAgency",
+    """\
+# Which agencies let cases go overdue: open cases past their due date, and how old the
+# open ones are, per owning agency.
+query OverdueByAgency($filter: CaseFilterInput) {
+  caseStats(filter: $filter, groupBy: [AGENCY]) {
+    asOf
+    buckets {
+      key { code label nameEn }
+      count open overdue
+      openAgeHours { median p90 }
+    }
+  }
+}
+""",
+    {"filter": {}},
+)
+
+OVERDUE_LAND_DISPUTES = Example(
+    "OverdueLandDisputesByProvince",
+    """\
+# Overdue land-dispute cases by province this quarter, across every agency: one query.
+query OverdueLandDisputesByProvince($filter: CaseFilterInput) {
+  caseStats(filter: $filter, groupBy: [PROVINCE]) {
+    total { count overdue }
+    buckets { key { code label } count overdue }
+  }
+}
+""",
+    {"filter": {"category": ["LAND_DISPUTE"], **QUARTER}},
+)
+
+LATEST_CASES = Example(
+    "LatestCases",
+    """\
+# The newest cases of every agency, merged newest first; each read from its own system.
+query LatestCases {
+  cases(first: 5, orderBy: {field: RECEIVED_AT, direction: DESC}) {
+    totalCount
+    edges {
+      node {
+        id referenceNumber title status sourceStatus channel receivedAt isOverdue
+        category { code nameTh }
+        location { province { nameTh nameEn } district { nameTh } }
+        owningAgency { code nameTh }
+        source { id kind }
+        timeline { at status sourceStatus note }
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+""",
+)
+
+EXAMPLES: tuple[Example, ...] = (
+    DASHBOARD,
+    CASE_TRAIL,
+    STATS_BY_PROVINCE_AND_MONTH,
+    OVERDUE_BY_AGENCY,
+    OVERDUE_LAND_DISPUTES,
+    LATEST_CASES,
+)
+
+_QUERY_START = "const EXAMPLE_QUERY = `"
+_PROPS_START = "React.createElement(GraphiQL, {"
+
+
+def script_json(value: object) -> str:
+    """JSON that is safe inside an HTML ``<script>``: no ``</`` can end the element early."""
+    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
+
+
+def graphiql_html(template: str, examples: tuple[Example, ...] = EXAMPLES) -> str:
+    """Strawberry's GraphiQL page with ``examples`` as its default tabs, the first one open.
+
+    The page's ``EXAMPLE_QUERY`` (its controlled ``query``) becomes the first example, which
+    GraphiQL matches to the first tab; ``defaultTabs`` is added to GraphiQL's props. Raises
+    ValueError when the template no longer has the two places, rather than serving a page
+    without examples.
+    """
+    start = template.index(_QUERY_START)
+    end = template.index("`;", start) + len("`;")
+    props = template.index(_PROPS_START, end) + len(_PROPS_START)
+    constants = (
+        f"const EXAMPLE_QUERY = {script_json(examples[0].query)};\n"
+        f"      const COMPLAINT_GRAPH_TABS = {script_json([e.tab() for e in examples])};"
+    )
+    return (
+        template[:start]
+        + constants
+        + template[end:props]
+        + "\n          defaultTabs: COMPLAINT_GRAPH_TABS,"
+        + template[props:]
+    )
