@@ -54,8 +54,6 @@ class Query:
         info.context.loaders.prime_cases(page.records)
         return CaseConnection.of(page, where, order, position)
 
-    @strawberry.field
-    def agencies(self, info: GraphInfo) -> list[Agency]:
     @strawberry.field(
         description=(
             "Statistics over the cases `cases` would return for the same filter, grouped by "
@@ -72,6 +70,8 @@ class Query:
     ) -> CaseStats:
         return await case_stats(info, case_filter(info, filter), group_by)
 
+    @strawberry.field
+    def agencies(self, info: GraphInfo) -> list[Agency]:
         return [Agency.of(agency) for agency in info.context.directory.agencies.values()]
 
     @strawberry.field
