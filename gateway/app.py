@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+from opentelemetry.trace import TracerProvider
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -20,11 +23,14 @@ from strawberry.subscriptions import (
 )
 
 from gateway.bus import RedisBus
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, load_config
 from gateway.events import EventBroker
 from gateway.graphql_view import GraphQLView
+from gateway.logs import configure_logging
 from gateway.metrics import Metrics
 from gateway.open311 import Open311Endpoint
+from gateway.request_context import RequestContextMiddleware
+from gateway.tracing import Tracing
 from gateway.webhooks import WebhookReceiver
 from resolvers import CategoryInfo, Directory, Limits, build_schema
 from sources import Federation, SourceError, source_class
@@ -32,19 +38,24 @@ from sources._guard import Guarded
 
 log = logging.getLogger("complaint_graph")
 
+CONFIG_VARIABLE = "COMPLAINT_GRAPH_CONFIG"
+
 
 class Gateway:
     """The parts of one running gateway, kept apart from the ASGI app so tests can reach them."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(
+        self, config: GatewayConfig, tracer_provider: TracerProvider | None = None
+    ) -> None:
         self.config = config
         self.metrics = Metrics()
+        self.tracing = Tracing.from_settings(config.observability.tracing, tracer_provider)
         self.federation = Federation(
             Guarded(
                 source_class(settings.kind)(settings),
                 settings.timeout_seconds,
                 settings.resilience,
-                self.metrics.observe_round_trip,
+                self._observe_round_trip,
             )
             for settings in config.sources
         )
@@ -69,6 +80,13 @@ class Gateway:
             if config.events.enabled
             else None
         )
+        self.metrics.watch(self.federation.sources.values(), self.events)
+
+    def _observe_round_trip(
+        self, source: str, operation: str, seconds: float, batch_size: int, ok: bool
+    ) -> None:
+        self.metrics.observe_round_trip(source, operation, seconds, batch_size, ok)
+        self.tracing.observe_round_trip(source, operation, seconds, batch_size, ok)
 
     async def start(self) -> None:
         """Open every source; one that is down is logged and retried on first use."""
@@ -88,6 +106,7 @@ class Gateway:
         if self.events is not None:
             await self.events.stop()
         await self.federation.close()
+        self.tracing.shutdown()
 
     def readiness(self) -> dict[str, Any]:
         sources: dict[str, Any] = {}
@@ -126,14 +145,29 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def create_app(config: GatewayConfig) -> Starlette:
-    gateway = Gateway(config)
+def app_from_environment() -> Starlette:
+    """The app for ``uvicorn --factory`` (one per worker process): config path from the env."""
+    path = os.environ.get(CONFIG_VARIABLE)
+    if not path:
+        raise RuntimeError(f"{CONFIG_VARIABLE} must name the configuration file")
+    config = load_config(path)
+    configure_logging(config.observability)
+    return create_app(config)
+
+
+def create_app(
+    config: GatewayConfig, *, tracer_provider: TracerProvider | None = None
+) -> Starlette:
+    """``tracer_provider`` overrides the configured tracing (tests pass an in-memory one)."""
+    gateway = Gateway(config, tracer_provider)
     view = GraphQLView(
         build_schema(),
         federation=gateway.federation,
         directory=gateway.directory,
         limits=gateway.limits,
         events=gateway.events,
+        metrics=gateway.metrics,
+        tracing=gateway.tracing,
         subscription_protocols=(
             GRAPHQL_TRANSPORT_WS_PROTOCOL,
             GRAPHQL_WS_PROTOCOL,
@@ -177,6 +211,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             Route("/readyz", readyz),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(RequestContextMiddleware)],  # X-Request-ID, access log lines
     )
     app.state.gateway = gateway
     return app

@@ -1,18 +1,42 @@
-"""Strawberry's ASGI view, adapted: per-request context, UTF-8 JSON, GraphiQL with an example."""
+"""Strawberry's ASGI view, adapted: GraphQL over HTTP to the letter, UTF-8 JSON, GraphiQL.
+
+Media types follow the GraphQL-over-HTTP specification: the ``Accept`` header is negotiated
+with q-values between ``application/graphql-response+json`` and ``application/json`` (406 when
+it allows neither), a POST body must be ``application/json`` (415 otherwise), a GET never runs a
+mutation (405 with ``Allow: POST``), a malformed request is a 400 whose body is still a GraphQL
+response. Every error carries ``extensions.code`` and ``extensions.requestId``.
+"""
 
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
+from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, parse
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
+from gateway.metrics import Metrics
+from gateway.request_context import (
+    RequestRecord,
+    current_request,
+    current_request_id,
+    request_id_from,
+)
+from gateway.tracing import Tracing
 from resolvers import Context, Directory, Limits
 from resolvers.context import EventStream
 from sources import Federation
@@ -47,14 +71,131 @@ query LatestCases {
 
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+APPLICATION_JSON = "application/json"
+_WILDCARDS = ("*/*", "application/*")
+_STATUS_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+class _RequestRefused(HTTPException):
+    """An HTTP-level refusal that needs response headers (405's ``Allow``)."""
+
+    def __init__(self, status_code: int, reason: str, headers: dict[str, str]) -> None:
+        super().__init__(status_code, reason)
+        self.headers = headers
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The response media type an ``Accept`` header asks for, or None when it allows neither.
+
+    No header, or only wildcards, means ``application/json`` (what graphql-http's audit expects
+    until clients move over). Otherwise the higher q-value wins; on a tie a type named outright
+    beats a wildcard, and ``application/graphql-response+json`` beats ``application/json``.
+    """
+    if accept is None or not accept.strip():
+        return APPLICATION_JSON
+    named: dict[str, float] = {}
+    wildcard: float | None = None
+    for part in accept.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        quality = _quality(params)
+        media = media.lower()
+        if media in (GRAPHQL_RESPONSE_JSON, APPLICATION_JSON):
+            named[media] = quality
+        elif media in _WILDCARDS:
+            wildcard = max(quality, wildcard or 0.0)
+    ranked = []
+    for media in (GRAPHQL_RESPONSE_JSON, APPLICATION_JSON):
+        quality = named.get(media, wildcard if wildcard is not None else 0.0)
+        if quality > 0:
+            is_named = media in named
+            preferred = (media == GRAPHQL_RESPONSE_JSON) == is_named
+            ranked.append((quality, is_named, preferred, media))
+    return max(ranked)[3] if ranked else None
+
+
+def _quality(params: list[str]) -> float:
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return min(max(float(value), 0.0), 1.0)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+@dataclass(frozen=True)
+class _Operations:
+    """The operations a document defines, as (name, type) pairs; empty when it does not parse."""
+
+    found: tuple[tuple[str | None, str], ...]
+
+    def select(self, name: str | None) -> tuple[str | None, str] | str | None:
+        """The operation GetOperation() picks, an error message, or None for no document."""
+        if not self.found:
+            return None
+        if name is None:
+            if len(self.found) > 1:
+                return "Must provide operation name if query contains multiple operations."
+            return self.found[0]
+        for operation in self.found:
+            if operation[0] == name:
+                return operation
+        return f'Unknown operation named "{name}".'
+
+
+@lru_cache(maxsize=512)
+def _operations(query: str) -> _Operations:
+    """Parsed once per distinct document; strawberry parses again to execute it."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return _Operations(())
+    return _Operations(
+        tuple(
+            (None if d.name is None else d.name.value, d.operation.value)
+            for d in document.definitions
+            if isinstance(d, OperationDefinitionNode)
+        )
+    )
+
+
+def _code_of(error: GraphQLError) -> str:
+    """A code for errors that reach the response without one: the request-level ones."""
+    if isinstance(error, GraphQLSyntaxError):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.path is None:
+        return "GRAPHQL_VALIDATION_FAILED"  # validation or variable coercion: nothing ran
+    return "INTERNAL_SERVER_ERROR"
+
+
+def _request_id(request: Request | WebSocket) -> str | None:
+    record = getattr(getattr(request, "state", None), "record", None)
+    if isinstance(record, RequestRecord):
+        return record.request_id
+    return current_request_id()
+
+
+def _request_error(message: str) -> ExecutionResult:
+    return ExecutionResult(
+        data=None,
+        errors=[GraphQLError(message, extensions={"code": "OPERATION_RESOLUTION_FAILURE"})],
+    )
 
 
 class GraphQLView(GraphQL[Context, None]):
     """Strawberry's view with the GraphQL-over-HTTP media types and status codes.
 
-    A request error (the document does not parse or validate) has no ``data`` entry; under
-    ``application/graphql-response+json`` it is a 400, under ``application/json`` a 200 as the
-    spec asks for compatibility. A response with data is a 200 either way.
+    A request error (the document does not parse or validate, the operation cannot be chosen,
+    variables do not coerce) has no ``data`` entry; under ``application/graphql-response+json``
+    it is a 400, under ``application/json`` a 200 as the spec asks for compatibility. A response
+    with data is a 200 either way.
     """
 
     def __init__(
@@ -64,6 +205,8 @@ class GraphQLView(GraphQL[Context, None]):
         directory: Directory,
         limits: Limits,
         events: EventStream | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -71,6 +214,94 @@ class GraphQLView(GraphQL[Context, None]):
         self.directory = directory
         self.limits = limits
         self.events = events
+        self.metrics = metrics
+        self.tracing = tracing or Tracing(None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        record = current_request() or RequestRecord(
+            request_id_from(request.headers.get("x-request-id"))
+        )
+        request.state.record = record
+        if self._is_page_or_stream(request):
+            response = await self._run(request, APPLICATION_JSON)
+            await response(scope, receive, send)
+            return
+        started = time.perf_counter()
+        with self.tracing.request_span(request.headers, record.request_id) as span:
+            response = await self._answer(request)
+            if span.is_recording():
+                kind = record.operation_type or "graphql"
+                span.update_name(f"{kind} {record.operation_name or 'anonymous'}")
+                span.set_attribute("graphql.operation.type", record.operation_type or "")
+                span.set_attribute("graphql.operation.name", record.operation_name or "")
+                span.set_attribute("http.response.status_code", response.status_code)
+        if self.metrics is not None:
+            self.metrics.observe_request(
+                record.operation_type,
+                record.operation_name,
+                response.status_code,
+                time.perf_counter() - started,
+                record.error_codes,
+            )
+        await response(scope, receive, send)
+
+    def _is_page_or_stream(self, request: Request) -> bool:
+        """GraphiQL in a browser, or a subscription over Server-Sent Events."""
+        adapter = self.request_adapter_class(request)
+        return self.should_render_graphql_ide(adapter) or (
+            self._get_stream_transport_from_headers(request.headers) is not None
+        )
+
+    async def _answer(self, request: Request) -> Response:
+        media_type = negotiate(request.headers.get("accept"))
+        if media_type is None:
+            return self._refusal(
+                request,
+                406,
+                f"Accept allows neither {GRAPHQL_RESPONSE_JSON} nor {APPLICATION_JSON}",
+                APPLICATION_JSON,
+            )
+        if request.method == "POST":
+            content_type, _ = parse_content_type(request.headers.get("content-type", ""))
+            if "content-type" not in request.headers or content_type != APPLICATION_JSON:
+                return self._refusal(
+                    request, 415, "a POST body must be application/json", media_type
+                )
+        return await self._run(request, media_type)
+
+    async def _run(self, request: Request, media_type: str) -> Response:
+        request.state.media_type = media_type
+        try:
+            return await self.run(request)
+        except _RequestRefused as exc:
+            return self._refusal(request, exc.status_code, exc.reason, media_type, exc.headers)
+        except HTTPException as exc:
+            return self._refusal(request, exc.status_code, exc.reason, media_type)
+
+    def _refusal(
+        self,
+        request: Request,
+        status: int,
+        message: str,
+        media_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        """A request the gateway will not execute, answered as a GraphQL response all the same."""
+        record: RequestRecord = request.state.record
+        code = _STATUS_CODES.get(status, "BAD_REQUEST")
+        record.error_codes.append(code)
+        body = {
+            "errors": [
+                {"message": message, "extensions": {"code": code, "requestId": record.request_id}}
+            ]
+        }
+        response = Response(self.encode_json(body), status_code=status, headers=headers)
+        response.headers["content-type"] = f"{media_type}; charset=utf-8"
+        return response
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -79,9 +310,83 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
-        accept = request.headers.get("accept", "")
-        sub_response.media_type = GRAPHQL_RESPONSE_JSON if GRAPHQL_RESPONSE_JSON in accept else None
+        state = getattr(request, "state", None)
+        media_type = getattr(state, "media_type", None)
+        sub_response.media_type = (
+            GRAPHQL_RESPONSE_JSON if media_type == GRAPHQL_RESPONSE_JSON else None
+        )
         return sub_response
+
+    async def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData):
+            name: object = data.operation_name
+            if name is not None and not isinstance(name, str):
+                raise HTTPException(
+                    400, "The GraphQL operation's `operationName` must be a string or null."
+                )
+            if name == "":
+                data.operation_name = None  # the spec: an empty name is no name
+        return data
+
+    def parse_query_params(self, params: Any) -> dict[str, Any]:
+        """A GET's ``variables`` and ``extensions`` are JSON text; say which one is not."""
+        parsed = dict(params)
+        for key in ("variables", "extensions"):
+            value = parsed.get(key)
+            if isinstance(value, str) and value:
+                try:
+                    parsed[key] = self.decode_json(value)
+                except ValueError:
+                    raise HTTPException(400, f"`{key}` is not valid JSON") from None
+        return parsed
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """GetOperation() as the GraphQL spec has it, then strawberry's execution."""
+        record: RequestRecord | None = getattr(request.state, "record", None)
+        if request_data.query is None:
+            raise HTTPException(400, "No GraphQL query found in the request")
+        chosen = _operations(request_data.query).select(request_data.operation_name)
+        if isinstance(chosen, str):
+            return _request_error(chosen)
+        if chosen is not None and record is not None:
+            record.operation_name, record.operation_type = chosen
+        if chosen is not None and chosen[1] == "mutation" and request_adapter.method == "GET":
+            raise _RequestRefused(
+                405, "a GET request cannot run a mutation; use POST", {"allow": "POST"}
+            )
+        allowed = {OperationType.QUERY}
+        if request_adapter.method == "POST":
+            allowed.add(OperationType.MUTATION)
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as exc:
+            return _request_error(exc.as_http_error_reason())
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type == OperationType.SUBSCRIPTION:
+                return _request_error(
+                    "A subscription needs a WebSocket (graphql-transport-ws or graphql-ws) or "
+                    "Server-Sent Events (Accept: text/event-stream)."
+                )
+            raise _RequestRefused(
+                405, exc.as_http_error_reason(request_adapter.method), {"allow": "POST"}
+            ) from exc
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -89,6 +394,16 @@ class GraphQLView(GraphQL[Context, None]):
         response = await super().process_result(request, result)
         if result.data is None and result.errors and all(e.path is None for e in result.errors):
             response.pop("data", None)  # a request error: execution never began
+        record: RequestRecord | None = getattr(getattr(request, "state", None), "record", None)
+        request_id = _request_id(request)
+        for error, formatted in zip(result.errors or [], response.get("errors") or [], strict=True):
+            assert isinstance(formatted, dict)
+            extensions = formatted.setdefault("extensions", {})
+            extensions.setdefault("code", _code_of(error))
+            if request_id is not None:
+                extensions["requestId"] = request_id
+            if record is not None:
+                record.error_codes.append(str(extensions["code"]))
         return response
 
     def create_response(

@@ -1,14 +1,38 @@
-"""Prometheus metrics, one registry per app so that two gateways in one process never mix."""
+"""Prometheus metrics, one registry per app so that two gateways in one process never mix.
+
+GraphQL requests are counted by operation type, operation name and HTTP status, timed by
+operation name, and their errors counted by ``extensions.code``; every source round trip is
+counted and timed by source and operation; circuit states and open subscriptions are read at
+scrape time. Operation names come from clients, so only the first ``MAX_OPERATION_NAMES``
+distinct well-formed names get a label of their own; later ones are counted as ``other``.
+"""
 
 from __future__ import annotations
 
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
+from sources import Source
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
+_CIRCUIT_STATES = ("CLOSED", "OPEN", "HALF_OPEN")
+_OPERATION_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
+MAX_OPERATION_NAMES = 200
+
+
+class Subscribers(Protocol):
+    @property
+    def subscriber_count(self) -> int: ...
 
 
 class Metrics:
@@ -40,6 +64,58 @@ class Metrics:
             buckets=_BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.requests = Counter(
+            "complaint_graph_graphql_requests",
+            "GraphQL requests over HTTP, by operation type and name and HTTP status.",
+            ["operation_type", "operation", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "complaint_graph_graphql_errors",
+            "GraphQL errors in responses, by extensions.code.",
+            ["code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "complaint_graph_graphql_request_duration_seconds",
+            "Time to answer a GraphQL request over HTTP, by operation name.",
+            ["operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._operation_names: set[str] = set()
+        self._names_lock = threading.Lock()
+
+    def watch(self, sources: Iterable[Source], subscribers: Subscribers | None) -> None:
+        """Report each source's circuit state and the open subscriptions at every scrape."""
+        self.registry.register(_LiveState(list(sources), subscribers))
+
+    def observe_request(
+        self,
+        operation_type: str | None,
+        operation_name: str | None,
+        status: int,
+        seconds: float,
+        error_codes: Iterable[str],
+    ) -> None:
+        name = self._operation_label(operation_name)
+        self.requests.labels(operation_type or "none", name, str(status)).inc()
+        self.latency.labels(name).observe(seconds)
+        for code in error_codes:
+            self.errors.labels(code).inc()
+
+    def _operation_label(self, name: str | None) -> str:
+        if not name:
+            return "anonymous"
+        if not _OPERATION_NAME.fullmatch(name):
+            return "invalid"
+        with self._names_lock:
+            if name in self._operation_names:
+                return name
+            if len(self._operation_names) >= MAX_OPERATION_NAMES:
+                return "other"
+            self._operation_names.add(name)
+            return name
 
     def observe_round_trip(
         self, source: str, operation: str, seconds: float, batch_size: int, ok: bool
@@ -66,3 +142,29 @@ class Metrics:
 
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class _LiveState(Collector):
+    """Gauges read from the running gateway when Prometheus scrapes, never stale."""
+
+    def __init__(self, sources: list[Source], subscribers: Subscribers | None) -> None:
+        self.sources = sources
+        self.subscribers = subscribers
+
+    def collect(self) -> Iterator[Metric]:
+        circuit = GaugeMetricFamily(
+            "complaint_graph_source_circuit_state",
+            "1 for the state each source's circuit breaker is in (CLOSED, OPEN, HALF_OPEN).",
+            labels=["source", "state"],
+        )
+        for source in self.sources:
+            health = source.health()
+            current = None if health is None else health.circuit
+            for state in _CIRCUIT_STATES:
+                circuit.add_metric([source.id, state], 1.0 if state == current else 0.0)
+        yield circuit
+        yield GaugeMetricFamily(
+            "complaint_graph_active_subscriptions",
+            "GraphQL subscriptions open on this gateway process.",
+            value=0 if self.subscribers is None else self.subscribers.subscriber_count,
+        )
