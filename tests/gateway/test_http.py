@@ -98,3 +98,157 @@ async def test_healthz_and_root_redirect(gateway: RunningGateway) -> None:
     assert (await gateway.client.get("/healthz")).json() == {"status": "ok"}
     root = await gateway.client.get("/")
     assert root.status_code in (302, 307) and root.headers["location"].endswith("/graphql")
+
+
+# GraphQL over HTTP, beyond what graphql-http's audit checks (tests/gateway/test_http_audit.py).
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "text/html", f"{RESPONSE_JSON};q=0"])
+async def test_accept_without_a_graphql_media_type_is_406(
+    gateway: RunningGateway, accept: str
+) -> None:
+    response = await gateway.client.post(
+        "/graphql", json={"query": "{ __typename }"}, headers={"accept": accept}
+    )
+    assert response.status_code == 406
+    assert response.json()["errors"][0]["extensions"]["code"] == "NOT_ACCEPTABLE"
+
+
+@pytest.mark.parametrize(
+    ("accept", "media_type"),
+    [
+        (f"{RESPONSE_JSON};q=0, application/json", "application/json"),
+        (f"application/json;q=0.5, {RESPONSE_JSON}", RESPONSE_JSON),
+        (f"{RESPONSE_JSON};q=0.4, application/json;q=0.9", "application/json"),
+        (f"application/json, {RESPONSE_JSON}", RESPONSE_JSON),
+        ("*/*", "application/json"),
+        (f"*/*;q=0.1, {RESPONSE_JSON}", RESPONSE_JSON),
+        ("application/json;q=0, */*", RESPONSE_JSON),
+    ],
+)
+async def test_accept_q_values_choose_the_media_type(
+    gateway: RunningGateway, accept: str, media_type: str
+) -> None:
+    response = await gateway.client.post(
+        "/graphql", json={"query": "{ nope }"}, headers={"accept": accept}
+    )
+    assert response.headers["content-type"] == f"{media_type}; charset=utf-8"
+    assert response.status_code == (400 if media_type == RESPONSE_JSON else 200)
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/graphql"])
+async def test_post_body_other_than_json_is_415(
+    gateway: RunningGateway, content_type: str | None
+) -> None:
+    headers = {"accept": RESPONSE_JSON}
+    if content_type is not None:
+        headers["content-type"] = content_type
+    response = await gateway.client.post(
+        "/graphql", content=b'{"query": "{ __typename }"}', headers=headers
+    )
+    assert response.status_code == 415
+    assert response.headers["content-type"].startswith(RESPONSE_JSON)
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+async def test_get_never_runs_a_mutation_405_with_allow_post(gateway: RunningGateway) -> None:
+    response = await gateway.client.get(
+        "/graphql",
+        params={"query": "mutation M { anything }", "operationName": "M"},
+        headers={"accept": RESPONSE_JSON},
+    )
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert "data" not in response.json()
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"query": "{ __typename }", "variables": "{nope"}, "variables"),
+        ({"query": "{ __typename }", "extensions": "{nope"}, "extensions"),
+        ({"query": "{ __typename }", "variables": "[1]"}, "variables"),
+    ],
+)
+async def test_get_parameters_that_are_not_json_objects_are_400(
+    gateway: RunningGateway, params: dict[str, str], named: str
+) -> None:
+    for accept in (RESPONSE_JSON, "application/json"):
+        response = await gateway.client.get("/graphql", params=params, headers={"accept": accept})
+        assert response.status_code == 400
+        error = response.json()["errors"][0]
+        assert named in error["message"]
+        assert error["extensions"]["code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"variables": {}},
+        {"query": 1},
+        {"query": "{ __typename }", "variables": "x"},
+        {"query": "{ __typename }", "extensions": [1]},
+        {"query": "{ __typename }", "operationName": 3},
+        [{"query": "{ __typename }"}],
+    ],
+)
+async def test_malformed_requests_are_400_with_a_graphql_error_body(
+    gateway: RunningGateway, body: object
+) -> None:
+    for accept in (RESPONSE_JSON, "application/json"):
+        response = await gateway.client.post("/graphql", json=body, headers={"accept": accept})
+        assert response.status_code == 400
+        assert response.headers["content-type"].startswith(accept)
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"query": "query A { __typename } query B { __typename }"}, "Must provide operation name"),
+        ({"query": "query A { __typename }", "operationName": "B"}, 'Unknown operation named "B"'),
+    ],
+)
+async def test_get_operation_errors_are_request_errors(
+    gateway: RunningGateway, body: dict[str, str], message: str
+) -> None:
+    strict = await gateway.client.post("/graphql", json=body, headers={"accept": RESPONSE_JSON})
+    assert strict.status_code == 400
+    assert message in strict.json()["errors"][0]["message"]
+    assert "data" not in strict.json()
+    legacy = await gateway.client.post(
+        "/graphql", json=body, headers={"accept": "application/json"}
+    )
+    assert legacy.status_code == 200
+    assert "data" not in legacy.json()
+
+
+async def test_empty_operation_name_means_none(gateway: RunningGateway) -> None:
+    response = await gateway.client.post(
+        "/graphql",
+        json={"query": "query A { __typename }", "operationName": ""},
+        headers={"accept": RESPONSE_JSON},
+    )
+    assert response.status_code == 200
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_subscription_over_plain_http_is_a_request_error_not_an_internal_one(
+    gateway: RunningGateway,
+) -> None:
+    response = await gateway.client.post(
+        "/graphql",
+        json={"query": "subscription { caseEvents { __typename } }"},
+        headers={"accept": RESPONSE_JSON},
+    )
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert "WebSocket" in error["message"]
+    assert error["extensions"]["code"] == "OPERATION_RESOLUTION_FAILURE"
+
+
+async def test_request_errors_carry_a_code(gateway: RunningGateway) -> None:
+    syntax = await gateway.client.post("/graphql", json={"query": "{ cases {"})
+    assert syntax.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    invalid = await gateway.client.post("/graphql", json={"query": "{ nope }"})
+    assert invalid.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
