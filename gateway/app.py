@@ -24,6 +24,7 @@ from strawberry.subscriptions import (
 
 from gateway.bus import RedisBus
 from gateway.config import GatewayConfig, load_config
+from gateway.dashboard import routes as dashboard_routes
 from gateway.events import EventBroker
 from gateway.graphql_view import GraphQLView
 from gateway.logs import configure_logging
@@ -198,6 +199,7 @@ def create_app(
     app = Starlette(
         routes=[
             *open311.routes(),
+            *dashboard_routes(),  # /dashboard and its bundled /static files
             Route("/", root),
             Route("/graphql", view, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),

@@ -9,7 +9,6 @@ response. Every error carries ``extensions.code`` and ``extensions.requestId``.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +28,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from gateway.examples import graphiql_html
 from gateway.metrics import Metrics
 from gateway.request_context import (
     RequestRecord,
@@ -40,35 +40,6 @@ from gateway.tracing import Tracing
 from resolvers import Context, Directory, Limits
 from resolvers.context import EventStream
 from sources import Federation
-
-EXAMPLE_QUERY = """\
-# complaint-graph: one graph over many agencies' complaint systems.
-# Press Ctrl-Enter to run. Every case below is read live from its agency's own database.
-query LatestCases {
-  cases(first: 5, orderBy: {field: RECEIVED_AT, direction: DESC}) {
-    totalCount
-    edges {
-      node {
-        id
-        referenceNumber
-        title
-        status
-        sourceStatus
-        channel
-        receivedAt
-        isOverdue
-        category { code nameTh }
-        location { province { nameTh nameEn } district { nameTh } }
-        owningAgency { code nameTh }
-        source { id kind }
-        timeline { at status sourceStatus note }
-      }
-    }
-    pageInfo { hasNextPage endCursor }
-  }
-}
-"""
-
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
@@ -425,8 +396,5 @@ class GraphQLView(GraphQL[Context, None]):
         return orjson.dumps(data)
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        html = self.graphql_ide_html
-        start = html.index("const EXAMPLE_QUERY = `") + len("const EXAMPLE_QUERY = `")
-        end = html.index("`;", start)
-        literal = json.dumps(EXAMPLE_QUERY)[1:-1].replace("`", "\\`").replace("${", "\\${")
-        return HTMLResponse(html[:start] + literal + html[end:])
+        """GraphiQL with the analysts' saved examples as tabs (gateway/examples.py)."""
+        return HTMLResponse(graphiql_html(self.graphql_ide_html))
