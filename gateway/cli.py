@@ -76,11 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(config: GatewayConfig, host: str, port: int) -> None:
-    import uvicorn
-
     from gateway.app import create_app
+    from gateway.shutdown import serve
 
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info")
+    serve(create_app(config), host=host, port=port)
 
 
 async def _check(config: GatewayConfig) -> int:

@@ -82,9 +82,8 @@ def run_demo(
     *, host: str, port: int, agency_port: int, size: int, data_dir: str, trickle: bool = True
 ) -> None:
     """Build or reuse the demo data, start the two API agencies on loopback, serve the gateway."""
-    import uvicorn
-
     from gateway.app import create_app
+    from gateway.shutdown import serve
     from samples import pmoc_1111, traffy
     from samples.serving import ThreadedServer
     from samples.trickle import Trickle
@@ -105,7 +104,7 @@ def run_demo(
         updates.start()  # a case moves on every few seconds: subscriptions have news
     print(f"\n  complaint-graph demo: open http://{host}:{port}/graphql\n", flush=True)
     try:
-        uvicorn.run(create_app(config), host=host, port=port, log_level="info")
+        serve(create_app(config), host=host, port=port)
     finally:
         if updates is not None:
             updates.stop()

@@ -89,6 +89,7 @@ class EventBroker:
         self._tasks: list[asyncio.Task[None]] = []
         self._wakes: dict[str, asyncio.Event] = {}
         self._stop_listening: list[Callable[[], Awaitable[None]]] = []
+        self._closing = False
         self.ready = asyncio.Event()
 
     @property
@@ -115,19 +116,26 @@ class EventBroker:
             self.ready.set()
 
     async def stop(self) -> None:
-        for stop_listening in self._stop_listening:
-            await stop_listening()
-        self._stop_listening = []
+        # Pollers first: one still connecting its listener would otherwise leave it open.
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        for stop_listening in self._stop_listening:
+            await stop_listening()
+        self._stop_listening = []
         if self.bus is not None:
             await self.bus.close()
+        self.complete_all()
+
+    def complete_all(self) -> None:
+        """End every subscription, and any made from now on, after what is already queued;
+        at shutdown, so that a stream (Server-Sent Events) ends with ``complete``."""
+        self._closing = True
         for subscriber in list(self._subscribers):
-            subscriber.queue.put_nowait(None)  # completes the subscription
+            _end(subscriber)
 
     async def _poll(self, source_id: str) -> None:
         source = self.federation.sources[source_id]
@@ -277,6 +285,8 @@ class EventBroker:
         queue: asyncio.Queue[CaseEvent | None] = asyncio.Queue(maxsize=self.queue_size)
         subscriber = _Subscriber(where, where.agencies, referred_to, queue)
         self._subscribers.add(subscriber)
+        if self._closing:
+            _end(subscriber)
         return self._stream(subscriber, resume)
 
     async def _stream(
@@ -328,3 +338,13 @@ class EventBroker:
                 )
                 if self._matches(subscriber, event):
                     yield event
+
+
+def _end(subscriber: _Subscriber) -> None:
+    """Queue the end of ``subscriber``'s stream; when its queue is full, in place of what it
+    has not read (it resumes with ``after`` and is sent that again)."""
+    try:
+        subscriber.queue.put_nowait(None)
+    except asyncio.QueueFull:
+        subscriber.queue = asyncio.Queue(maxsize=1)
+        subscriber.queue.put_nowait(None)

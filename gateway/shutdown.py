@@ -1,0 +1,128 @@
+"""Graceful shutdown: subscriptions end with their protocol's close codes, then the server stops.
+
+Left to itself, uvicorn closes every WebSocket with 1012 and then waits for open HTTP responses
+to end, and a Server-Sent Events subscription never ends on its own: shutdown would hang until
+the client left. So the gateway goes first. It stops accepting connections, closes each WebSocket
+(graphql-transport-ws and legacy graphql-ws alike) with 1001 Going Away, as the graphql-ws
+reference server does when disposed, and without a ``complete`` per operation: graphql-ws, Apollo
+and subscriptions-transport-ws clients reconnect on 1001 and subscribe again, and with ``after``
+they miss nothing. Then it completes every other subscription, so an SSE stream ends with
+``event: complete`` and a properly terminated body. Only then does uvicorn's own shutdown run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.events import EventBroker
+
+log = logging.getLogger("complaint_graph.shutdown")
+
+GOING_AWAY = 1001
+GOING_AWAY_REASON = "gateway shutting down; reconnect and resume with after"
+CLOSE_GRACE_SECONDS = 5.0
+
+
+class _Connection:
+    """One WebSocket: its ``send``, serialised, and silent once the gateway has closed it."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._lock = asyncio.Lock()
+        self.accepted = False
+        self.closed = False
+
+    async def send(self, message: Message) -> None:
+        async with self._lock:
+            if self.closed:
+                return  # the socket is closing: what the handler still says goes nowhere
+            if message["type"] == "websocket.accept":
+                self.accepted = True
+            elif message["type"] == "websocket.close":
+                self.closed = True
+            await self._send(message)
+
+    async def close(self, code: int, reason: str) -> None:
+        async with self._lock:
+            if self.closed or not self.accepted:
+                return
+            self.closed = True
+            with contextlib.suppress(OSError, RuntimeError):  # already gone
+                await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+class OpenWebSockets:
+    """An ASGI wrapper that knows the WebSockets open through it, so shutdown can close them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._open: dict[_Connection, asyncio.Event] = {}
+
+    @property
+    def count(self) -> int:
+        return len(self._open)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        connection, ended = _Connection(send), asyncio.Event()
+        self._open[connection] = ended
+        try:
+            await self.app(scope, receive, connection.send)
+        finally:
+            del self._open[connection]
+            ended.set()
+
+    async def close_all(self, code: int = GOING_AWAY, reason: str = GOING_AWAY_REASON) -> None:
+        """Close every open WebSocket and wait (bounded) until its handler has finished."""
+        open_now = dict(self._open)
+        await asyncio.gather(*(c.close(code, reason) for c in open_now))
+        if not open_now:
+            return
+        waiting = [asyncio.ensure_future(ended.wait()) for ended in open_now.values()]
+        _, pending = await asyncio.wait(waiting, timeout=CLOSE_GRACE_SECONDS)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("%d WebSocket clients did not answer the close in time", len(pending))
+
+
+class GracefulShutdown:
+    """What the gateway does before the server closes connections."""
+
+    def __init__(self, websockets: OpenWebSockets, events: EventBroker | None) -> None:
+        self.websockets = websockets
+        self.events = events
+
+    async def close_subscriptions(self) -> None:
+        await self.websockets.close_all()
+        if self.events is not None:
+            self.events.complete_all()  # what is left: Server-Sent Events streams
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server, closing subscriptions itself before uvicorn closes the connections."""
+
+    def __init__(self, config: uvicorn.Config, shutdown: GracefulShutdown) -> None:
+        super().__init__(config)
+        self.graceful = shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()  # no new connections while subscriptions close
+        await self.graceful.close_subscriptions()
+        await super().shutdown(sockets)
+
+
+def serve(app: Starlette, host: str, port: int, log_level: str = "info") -> None:
+    """Run the gateway app (from ``create_app``) until SIGINT or SIGTERM, then stop gracefully."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level)
+    GatewayServer(config, app.state.shutdown).run()

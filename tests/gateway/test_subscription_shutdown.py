@@ -1,0 +1,133 @@
+"""Graceful shutdown of a real ``complaint-graph serve`` process with subscribers connected: each
+transport is closed the way its protocol says, and the process finishes by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from samples.serving import free_port
+from tests.conftest import DemoData
+from tests.gateway.test_subscriptions import (
+    SET_STATUS,
+    SUBSCRIBE,
+    change,
+    config_yaml,
+    next_event,
+    wait_for,
+    watched_config,
+)
+
+
+class ServeProcess:
+    """``complaint-graph serve`` in a process of its own, as an operator runs it."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.port = free_port()
+        self.log = log
+        command = [str(Path(sys.executable).with_name("complaint-graph")), "serve"]
+        command += ["--config", str(config), "--port", str(self.port)]
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        # Shaped like ThreadedServer, so the helpers of the subscription tests apply.
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    async def up(self) -> None:
+        async with httpx.AsyncClient(base_url=self.url) as client, asyncio.timeout(60):
+            while True:
+                assert self.process.poll() is None, self.log.read_text()
+                try:
+                    if (await client.get("/readyz")).json()["events"]["watching"]:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+
+    async def exited(self) -> int:
+        code = await asyncio.to_thread(self.process.wait, 30)
+        return code
+
+
+@pytest.fixture
+def serve_process(demo_data: DemoData, agency_dsn: str, tmp_path: Path) -> Iterator[ServeProcess]:
+    (source,) = watched_config(demo_data, agency_dsn).sources
+    path = tmp_path / "config.yaml"
+    path.write_text(config_yaml(demo_data, source), encoding="utf-8")
+    served = ServeProcess(path, tmp_path / "serve.log")
+    yield served
+    if served.process.poll() is None:
+        served.process.kill()
+        served.process.wait()
+
+
+async def subscribed(url: str, protocol: str) -> ClientConnection:
+    ws = await connect(url, subprotocols=[protocol])  # type: ignore[list-item]
+    await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    kind = "subscribe" if protocol == "graphql-transport-ws" else "start"
+    await ws.send(json.dumps({"id": "1", "type": kind, "payload": {"query": SUBSCRIBE}}))
+    return ws
+
+
+async def until_closed(ws: ClientConnection) -> list[dict[str, Any]]:
+    """Every message up to the close (bounded in time)."""
+    messages = []
+    async with asyncio.timeout(15):
+        try:
+            async for raw in ws:
+                messages.append(json.loads(raw))
+        except ConnectionClosed:
+            pass
+    return messages
+
+
+async def test_shutdown_closes_websockets_with_1001_and_completes_sse_streams(
+    serve_process: ServeProcess, agency_dsn: str
+) -> None:
+    await serve_process.up()
+    url = serve_process.url.replace("http", "ws") + "/graphql"
+    modern = await subscribed(url, "graphql-transport-ws")
+    legacy = await subscribed(url, "graphql-ws")
+    async with (
+        httpx.AsyncClient(base_url=serve_process.url, timeout=30) as client,
+        client.stream(
+            "POST", "/graphql", json={"query": SUBSCRIBE}, headers={"accept": "text/event-stream"}
+        ) as sse,
+    ):
+        await wait_for(serve_process, lambda events: events["subscribers"] == 3)  # type: ignore[arg-type]
+        await change(agency_dsn, SET_STATUS, 40, "WIP")
+        assert (await next_event(modern))["case"]["sourceStatus"] == "WIP"  # live before it stops
+        assert (await next_event(legacy))["case"]["sourceStatus"] == "WIP"
+
+        serve_process.process.send_signal(signal.SIGTERM)
+        after_modern, after_legacy = await asyncio.gather(
+            until_closed(modern), until_closed(legacy)
+        )
+        sse_events = []
+        async with asyncio.timeout(15):
+            async for line in sse.aiter_lines():  # ends only if the server ends the body
+                if line.startswith("event: "):
+                    sse_events.append(line.removeprefix("event: "))
+    await serve_process.exited()
+
+    for ws in (modern, legacy):
+        assert ws.close_code == 1001, (ws.close_code, ws.close_reason)
+        assert "resume with after" in (ws.close_reason or "")
+    # No ``complete``: standard clients take 1001 as "reconnect and subscribe again".
+    assert all(m["type"] not in ("complete", "error") for m in after_modern + after_legacy)
+    assert sse_events[-1] == "complete"
+    assert "next" in sse_events  # the change before shutdown came through SSE too
+    log = serve_process.log.read_text()
+    assert "Finished server process" in log, log
+    assert "Traceback" not in log, log
