@@ -31,6 +31,7 @@ from gateway.logs import configure_logging
 from gateway.metrics import Metrics
 from gateway.open311 import Open311Endpoint
 from gateway.request_context import RequestContextMiddleware
+from gateway.shutdown import GracefulShutdown, OpenWebSockets
 from gateway.tracing import Tracing
 from gateway.webhooks import WebhookReceiver
 from resolvers import CategoryInfo, Directory, Limits, build_schema
@@ -175,6 +176,7 @@ def create_app(
             GRAPHQL_SSE_PROTOCOL,  # for clients behind proxies that block WebSocket
         ),
     )
+    websockets = OpenWebSockets(view)  # closed with 1001 Going Away on graceful shutdown
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -202,7 +204,7 @@ def create_app(
             *dashboard_routes(),  # /dashboard and its bundled /static files
             Route("/", root),
             Route("/graphql", view, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", view),
+            WebSocketRoute("/graphql", websockets),
             Route("/metrics", gateway.metrics.endpoint),
             Route("/healthz", healthz),
             Route(
@@ -216,4 +218,5 @@ def create_app(
         middleware=[Middleware(RequestContextMiddleware)],  # X-Request-ID, access log lines
     )
     app.state.gateway = gateway
+    app.state.shutdown = GracefulShutdown(websockets, gateway.events)
     return app

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.logs import configure_logging
 from sources import Problem, Source, SourceError, source_class
 
 
@@ -20,6 +21,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--config", required=True, help="YAML configuration file")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the port (uvicorn), e.g. one per core; each is a gateway",
+    )
 
     check = commands.add_parser("check", help="connect to every source and check its mapping")
     check.add_argument("--config", required=True)
@@ -57,7 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sources":
             return asyncio.run(_install_triggers(load_config(args.config), args.source))
         if args.command == "serve":
-            _serve(load_config(args.config), args.host, args.port)
+            config = load_config(args.config)
+            configure_logging(config.observability)
+            if args.workers > 1:
+                _serve_workers(args.config, args.host, args.port, args.workers)
+            else:
+                _serve(config, args.host, args.port)
             return 0
         from gateway.demo import run_demo
 
@@ -80,6 +92,28 @@ def _serve(config: GatewayConfig, host: str, port: int) -> None:
     from gateway.shutdown import serve
 
     serve(create_app(config), host=host, port=port)
+
+
+def _serve_workers(config_path: str, host: str, port: int, workers: int) -> None:
+    """uvicorn's supervisor: ``workers`` processes, each building its gateway from the file
+    named in COMPLAINT_GRAPH_CONFIG (sources, pools and event watchers are per process)."""
+    import os
+    from pathlib import Path
+
+    import uvicorn
+
+    from gateway.app import CONFIG_VARIABLE
+
+    os.environ[CONFIG_VARIABLE] = str(Path(config_path).resolve())
+    uvicorn.run(
+        "gateway.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,  # each worker logs through gateway.logs, as configured in the file
+        access_log=False,  # our own access lines carry request ids and operation names
+    )
 
 
 async def _check(config: GatewayConfig) -> int:

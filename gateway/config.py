@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from gateway.limits import LimitSettings
 from gateway.observability import ObservabilitySettings
 from sources import Named, SourceSettings, Strict, UnknownKind, source_class
 
@@ -32,11 +33,6 @@ class ConfigError(Exception):
 
 class CategorySettings(Named):
     """A unified category that agencies' own category codes map onto."""
-
-
-class LimitSettings(Strict):
-    max_page_size: int = Field(default=500, ge=1)
-    default_page_size: int = Field(default=20, ge=1)
 
 
 class EventSettings(Strict):

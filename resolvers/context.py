@@ -11,6 +11,7 @@ from graphql import GraphQLError
 from strawberry.types import Info
 
 from resolvers.directory import Directory
+from resolvers.limits import QueryLimits
 from resolvers.loaders import Loaders
 from sources import CaseFilter, Federation
 from sources._changes import CaseEvent
@@ -20,6 +21,7 @@ from sources._changes import CaseEvent
 class Limits:
     max_page_size: int = 500
     default_page_size: int = 20
+    query: QueryLimits = field(default_factory=QueryLimits)  # depth, cost, timeout: limits.py
 
 
 class EventStream(Protocol):

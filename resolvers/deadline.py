@@ -1,0 +1,83 @@
+"""One deadline for a whole operation, with every task the operation started cancelled with it.
+
+Data loaders dispatch their batches in tasks of their own (``aiodataloader`` uses
+``ensure_future``), which cancelling the request's task would leave running against the sources.
+So while an operation runs, a task factory on the event loop records each task created on its
+behalf (tasks inherit the context variables of whoever created them, which is how they are
+recognised); when the deadline passes, those tasks are cancelled too and awaited, so HTTP
+requests and SQL statements to sources are abandoned and their connections released, and the
+gateway answers with an error naming the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+log = logging.getLogger("complaint_graph.limits")
+
+T = TypeVar("T")
+
+_OPERATION_TASKS: ContextVar[set[asyncio.Task[Any]] | None] = ContextVar(
+    "complaint_graph_operation_tasks", default=None
+)
+_MARK = "_complaint_graph_scoped"
+
+
+class OperationTimeout(Exception):
+    """The operation ran past its deadline; its tasks have been cancelled."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"operation exceeded {seconds} s")
+        self.seconds = seconds
+
+
+def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
+    previous = loop.get_task_factory()
+    if getattr(previous, _MARK, False):
+        return
+
+    def factory(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
+    ) -> asyncio.Future[Any]:
+        task = (
+            previous(loop, coro, **kwargs)
+            if previous is not None
+            else asyncio.Task(coro, loop=loop, **kwargs)
+        )
+        tasks = _OPERATION_TASKS.get()
+        if tasks is not None and isinstance(task, asyncio.Task):
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        return task
+
+    setattr(factory, _MARK, True)
+    loop.set_task_factory(factory)  # type: ignore[arg-type]
+
+
+async def run_with_deadline(seconds: float, operation: Callable[[], Awaitable[T]]) -> T:
+    """``operation()``, or :class:`OperationTimeout` once ``seconds`` have passed, after every
+    task it started has been cancelled and has finished."""
+    _install_task_factory(asyncio.get_running_loop())
+    tasks: set[asyncio.Task[Any]] = set()
+    token = _OPERATION_TASKS.set(tasks)
+    deadline = asyncio.timeout(seconds)
+    try:
+        async with deadline:
+            return await operation()
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        started = [task for task in tasks if not task.done()]
+        for task in started:
+            task.cancel()
+        if started:
+            _, stuck = await asyncio.wait(started, timeout=5)
+            if stuck:
+                log.warning("%d tasks of a timed-out operation ignored cancellation", len(stuck))
+        raise OperationTimeout(seconds) from None
+    finally:
+        _OPERATION_TASKS.reset(token)

@@ -1,0 +1,403 @@
+"""Limits on what one GraphQL document may ask, checked before anything is executed.
+
+Every refusal is a GraphQL error whose ``extensions`` say which limit (``code``), its value
+(``limit``) and what the document measured (``value``), e.g.
+``{"code": "QUERY_TOO_COSTLY", "limit": 10000, "value": 81001}``.
+
+* **Tokens** (``TOO_MANY_TOKENS``): graphql-core's parser stops after ``max_tokens`` lexical
+  tokens (or as many comments), so a huge document costs no more than a small one. The parser
+  stops counting there, so the error has ``limit`` but no ``value``.
+* **Depth** (``QUERY_TOO_DEEP``): the most fields nested inside each other on one path, leaves
+  included: ``{ cases { totalCount } }`` is 2.
+* **Aliases** (``TOO_MANY_ALIASES``): aliased fields, counted once per place a fragment is spread.
+* **Cost** (``QUERY_TOO_COSTLY``): an estimate of how many objects the operation resolves, see
+  :class:`DocumentMeasure`.
+
+Strawberry's own ``QueryDepthLimiter`` and ``MaxAliasesLimiter`` walk every fragment spread anew,
+which is exponential in the number of fragments spreading each other: a 400-byte document of
+nine fragments each spread ten times in the next kept one of them busy for more than 20 seconds
+(measured; the event loop is blocked meanwhile). Here depth, aliases and cost are measured in one
+walk that visits each fragment once per page size, so the work is linear in the document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNamedType,
+    GraphQLNonNull,
+    GraphQLOutputType,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    InlineFragmentNode,
+    IntValueNode,
+    NoSchemaIntrospectionCustomRule,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+    VariableNode,
+    get_named_type,
+    is_interface_type,
+    is_object_type,
+)
+from graphql.language import ast
+from graphql.type import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
+from strawberry.extensions import SchemaExtension
+
+Introspection = bool | Literal["key-only"]
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """What one document may ask; the gateway builds it from ``limits:`` in its configuration."""
+
+    max_depth: int = 20
+    max_aliases: int = 30
+    max_tokens: int = 5000
+    max_cost: int = 10000
+    list_size: int = 5
+    timeout_seconds: float = 30.0
+    introspection: Introspection = True
+    trusted_documents: Mapping[str, str] | None = None
+    trusted_documents_for: Literal["everyone", "anonymous"] = "everyone"
+
+
+def caller_is_authenticated(context: object) -> bool:
+    """Whether the request proved who it is: the auth layer answers by giving the request
+    context a true ``authenticated`` attribute (a field or a property); anything else is
+    anonymous. Key-only introspection and trusted documents for anonymous callers ask this."""
+    return getattr(context, "authenticated", False) is True
+
+
+def document_hash(document: str) -> str:
+    """The SHA-256 of a document's UTF-8 text in lower-case hex, as Apollo and Relay compute it."""
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+def limit_error(
+    message: str, code: str, limit: int | float, value: int | float | None = None, **more: Any
+) -> GraphQLError:
+    extensions: dict[str, Any] = {"code": code, "limit": limit}
+    if value is not None:
+        extensions["value"] = value
+    return GraphQLError(message, extensions={**extensions, **more})
+
+
+@dataclass(frozen=True)
+class DocumentMeasure:
+    """Depth, aliases and cost of a selection, relative to one resolution of its parent.
+
+    The cost model: every field that returns an object (or a list of objects) costs 1 each time
+    it resolves; a scalar or enum leaf costs 0, since it is read from an object already loaded.
+    A list field resolves its sub-selection once per element: the ``first`` argument of the
+    connection above it (``edges`` of ``cases(first: 500)`` has 500 elements; ``first``
+    absent means the configured default page size, and a ``first`` over the maximum page size
+    counts as the maximum, which the field itself refuses), otherwise ``limits.list_size``
+    (``referrals``, ``timeline``, ``relatedCases``: lists whose length a client cannot choose).
+    So ``cases(first: 500) { edges { node { referrals { counterpart { title } } } } }`` costs
+    ``1 + (1 + 500 * (1 + (1 + 5 * 1)))`` = 3502, and each further level of referrals multiplies
+    by five again. Introspection fields are counted like any other: they are lists too.
+    """
+
+    depth: int = 0
+    aliases: int = 0
+    cost: int = 0
+
+    def __add__(self, other: DocumentMeasure) -> DocumentMeasure:
+        return DocumentMeasure(
+            max(self.depth, other.depth), self.aliases + other.aliases, self.cost + other.cost
+        )
+
+
+class _Walker:
+    """Measures operations; each (fragment, page size) pair is measured once and remembered."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: Mapping[str, Any],
+        defaults: Mapping[str, Any],
+        page_sizes: tuple[int, int],
+        list_size: int,
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.variables = variables
+        self.defaults = defaults
+        self.default_page, self.max_page = page_sizes
+        self.list_size = list_size
+        self.known: dict[tuple[str, int | None], DocumentMeasure] = {}
+        self.in_progress: set[str] = set()
+
+    def operation(self, operation: OperationDefinitionNode) -> DocumentMeasure:
+        root = self.schema.get_root_type(operation.operation)
+        return self.selections(operation.selection_set, root, None)
+
+    def selections(
+        self, selection_set: SelectionSetNode, parent: GraphQLNamedType | None, page: int | None
+    ) -> DocumentMeasure:
+        total = DocumentMeasure()
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                total += self.field(selection, parent, page)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                scope = self.schema.get_type(condition.name.value) if condition else parent
+                total += self.selections(selection.selection_set, scope, page)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += self.fragment(selection.name.value, page)
+        return total
+
+    def fragment(self, name: str, page: int | None) -> DocumentMeasure:
+        remembered = self.known.get((name, page))
+        if remembered is not None:
+            return remembered
+        definition = self.fragments.get(name)
+        if definition is None or name in self.in_progress:
+            return DocumentMeasure()  # unknown or cyclic: the standard rules report those
+        self.in_progress.add(name)
+        scope = self.schema.get_type(definition.type_condition.name.value)
+        measured = self.selections(definition.selection_set, scope, page)
+        self.in_progress.discard(name)
+        self.known[(name, page)] = measured
+        return measured
+
+    def field(
+        self, node: FieldNode, parent: GraphQLNamedType | None, page: int | None
+    ) -> DocumentMeasure:
+        aliases = 1 if node.alias else 0
+        definition = _field_definition(self.schema, parent, node.name.value)
+        if node.selection_set is None:
+            return DocumentMeasure(1, aliases, 0)
+        field_type = definition.type if definition is not None else None
+        inner_page = self.page_size(node) if definition and "first" in definition.args else None
+        named = get_named_type(field_type) if field_type is not None else None
+        inner = self.selections(node.selection_set, named, inner_page)
+        elements = (page or self.list_size) if _is_list(field_type) else 1
+        return DocumentMeasure(1 + inner.depth, aliases + inner.aliases, 1 + elements * inner.cost)
+
+    def page_size(self, node: FieldNode) -> int:
+        argument = next((a for a in node.arguments or () if a.name.value == "first"), None)
+        value: Any = None
+        if argument is not None and isinstance(argument.value, IntValueNode):
+            value = int(argument.value.value)
+        elif argument is not None and isinstance(argument.value, VariableNode):
+            name = argument.value.name.value
+            value = self.variables.get(name, self.defaults.get(name))
+        if not isinstance(value, int) or isinstance(value, bool):
+            return self.default_page
+        return max(0, min(value, self.max_page))
+
+
+def _field_definition(
+    schema: GraphQLSchema, parent: GraphQLNamedType | None, name: str
+) -> GraphQLField | None:
+    if name == "__typename":
+        return TypeNameMetaFieldDef
+    if parent is schema.query_type and name == "__schema":
+        return SchemaMetaFieldDef
+    if parent is schema.query_type and name == "__type":
+        return TypeMetaFieldDef
+    if is_object_type(parent) or is_interface_type(parent):
+        fields: dict[str, GraphQLField] = parent.fields
+        return fields.get(name)
+    return None
+
+
+def _is_list(field_type: GraphQLOutputType | None) -> bool:
+    if isinstance(field_type, GraphQLNonNull):
+        field_type = field_type.of_type
+    return isinstance(field_type, GraphQLList)
+
+
+def _variable_defaults(operation: OperationDefinitionNode) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for definition in operation.variable_definitions or ():
+        if isinstance(definition.default_value, ast.IntValueNode):
+            defaults[definition.variable.name.value] = int(definition.default_value.value)
+    return defaults
+
+
+def measure_rule(
+    limits: QueryLimits, variables: Mapping[str, Any], page_sizes: tuple[int, int]
+) -> type[ValidationRule]:
+    """A validation rule reporting each operation over the depth, alias or cost limit."""
+
+    class QueryMeasure(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            document = context.document
+            fragments = {
+                d.name.value: d
+                for d in document.definitions
+                if isinstance(d, FragmentDefinitionNode)
+            }
+            for operation in document.definitions:
+                if not isinstance(operation, OperationDefinitionNode):
+                    continue
+                if context.schema.get_root_type(operation.operation) is None:
+                    continue  # the standard rules say the schema has no such operation type
+                walker = _Walker(
+                    context.schema,
+                    fragments,
+                    variables,
+                    _variable_defaults(operation),
+                    page_sizes,
+                    limits.list_size,
+                )
+                for error in _over_limits(walker.operation(operation), limits):
+                    context.report_error(error)
+
+    return QueryMeasure
+
+
+_SAFE_INTEGER = 2**53 - 1
+"""Measures past this are reported as this: JSON clients read numbers as doubles."""
+
+
+def _over_limits(measured: DocumentMeasure, limits: QueryLimits) -> Iterator[GraphQLError]:
+    measured = DocumentMeasure(
+        measured.depth, min(measured.aliases, _SAFE_INTEGER), min(measured.cost, _SAFE_INTEGER)
+    )
+    if measured.depth > limits.max_depth:
+        yield limit_error(
+            f"The query is {measured.depth} fields deep; the limit is {limits.max_depth} "
+            "(limits.max_depth).",
+            "QUERY_TOO_DEEP",
+            limits.max_depth,
+            measured.depth,
+        )
+    if measured.aliases > limits.max_aliases:
+        yield limit_error(
+            f"The query uses {measured.aliases} aliases; the limit is {limits.max_aliases} "
+            "(limits.max_aliases).",
+            "TOO_MANY_ALIASES",
+            limits.max_aliases,
+            measured.aliases,
+        )
+    if measured.cost > limits.max_cost:
+        yield limit_error(
+            f"The query's estimated cost is {measured.cost}; the limit is {limits.max_cost} "
+            "(limits.max_cost). Ask for smaller pages (first) or fewer nested lists.",
+            "QUERY_TOO_COSTLY",
+            limits.max_cost,
+            measured.cost,
+        )
+
+
+class _IntrospectionDisabled(NoSchemaIntrospectionCustomRule):
+    """graphql-core's rule (strawberry's ``DisableIntrospection``), with a code on its error."""
+
+    def report_error(self, error: GraphQLError) -> None:
+        error.extensions = {"code": "INTROSPECTION_DISABLED"}
+        super().report_error(error)
+
+
+class QueryLimitsExtension(SchemaExtension):
+    """Applies the request's :class:`QueryLimits` (``context.limits``) to each operation.
+
+    The limits are read per request, so one schema serves gateways configured differently.
+    """
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        limits = _limits_of(context)
+        if limits is not None:
+            self._apply(limits, context)
+        yield
+
+    def _apply(self, limits: QueryLimits, context: object) -> None:
+        execution = self.execution_context
+        # graphql-core's own parser limits (strawberry's MaxTokensLimiter sets the older
+        # max_tokens); its ParseOptions type does not list them yet.
+        options: dict[str, Any] = execution.parse_options  # type: ignore[assignment]
+        options["max_lexical_tokens"] = limits.max_tokens
+        options["max_comments"] = limits.max_tokens
+        page_sizes = (
+            int(getattr(context, "limits").default_page_size),  # noqa: B009
+            int(getattr(context, "limits").max_page_size),  # noqa: B009
+        )
+        authenticated = caller_is_authenticated(context)
+        untrusted = _untrusted_document(limits, execution.query, authenticated)
+        if untrusted is not None:
+            # Only this rule: an untrusted document learns nothing about the schema.
+            execution.validation_rules = (untrusted,)
+            return
+        rules: list[type[ValidationRule]] = [
+            measure_rule(limits, execution.variables or {}, page_sizes)
+        ]
+        if limits.introspection is False or (
+            limits.introspection == "key-only" and not authenticated
+        ):
+            rules.append(_IntrospectionDisabled)
+        execution.validation_rules = (*execution.validation_rules, *rules)
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        limits = _limits_of(self.execution_context.context)
+        if limits is None:
+            return
+        for error in self.execution_context.pre_execution_errors or ():
+            if isinstance(error, GraphQLSyntaxError) and "contains more than" in error.message:
+                what = "comments" if "comments" in error.message else "tokens"
+                error.message = (
+                    f"The document has more than {limits.max_tokens} {what}; "
+                    "parsing stopped there (limits.max_tokens)."
+                )
+                error.extensions = {"code": "TOO_MANY_TOKENS", "limit": limits.max_tokens}
+
+
+def _untrusted_document(
+    limits: QueryLimits, query: str | None, authenticated: bool
+) -> type[ValidationRule] | None:
+    """A rule refusing the document when only trusted documents may run and it is not one."""
+    trusted = limits.trusted_documents
+    if trusted is None or query is None:
+        return None
+    if limits.trusted_documents_for == "anonymous" and authenticated:
+        return None
+    digest = document_hash(query)
+    if digest in trusted:
+        return None
+
+    class UntrustedDocument(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            context.report_error(
+                GraphQLError(
+                    "This gateway runs only trusted documents, and this one is not registered "
+                    f"(sha256:{digest}); send the documentId of a registered document.",
+                    extensions={"code": "DOCUMENT_NOT_TRUSTED", "hash": f"sha256:{digest}"},
+                )
+            )
+
+    return UntrustedDocument
+
+
+def _limits_of(context: object) -> QueryLimits | None:
+    limits = getattr(context, "limits", None)
+    query = getattr(limits, "query", None)
+    return query if isinstance(query, QueryLimits) else None
+
+
+__all__ = [
+    "DocumentMeasure",
+    "QueryLimits",
+    "QueryLimitsExtension",
+    "caller_is_authenticated",
+    "document_hash",
+    "limit_error",
+    "measure_rule",
+]
