@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: demo test lint format schema bench clean
+.PHONY: demo test lint format schema bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,17 @@ $(HTTP_AUDIT)/node_modules/.installed: $(HTTP_AUDIT)/package.json $(HTTP_AUDIT)/
 	npm ci --prefix $(HTTP_AUDIT) --no-audit --no-fund
 	touch $@
 
+# Debian's chromium and Thai fonts for the dashboard's browser tests; installed when missing
+# (CI runs as root and reaches Debian's package registry).
+browser:
+	@command -v chromium >/dev/null && dpkg -s fonts-thai-tlwg >/dev/null 2>&1 || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	    --no-install-recommends chromium fonts-thai-tlwg)
+
 demo: $(VENV)/.installed  ## start the gateway on the embedded demo agencies
 	$(BIN)/complaint-graph demo --port $(PORT)
 
-test: $(VENV)/.installed $(HTTP_AUDIT)/node_modules/.installed  ## the whole suite, with lint and types
+test: $(VENV)/.installed $(HTTP_AUDIT)/node_modules/.installed browser  ## the whole suite, with lint and types
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy gateway resolvers sources samples
