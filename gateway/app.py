@@ -22,6 +22,7 @@ from strawberry.subscriptions import (
     GRAPHQL_WS_PROTOCOL,
 )
 
+from gateway.auth import Authenticator
 from gateway.bus import RedisBus
 from gateway.config import GatewayConfig, load_config
 from gateway.dashboard import routes as dashboard_routes
@@ -71,6 +72,7 @@ class Gateway:
         )
         self.events = (
             EventBroker(
+        self.authenticator = Authenticator(config.auth)  # who calls: keys, tokens, anonymous
                 self.federation,
                 {s.id: s.poll_seconds for s in config.sources},
                 batch=config.events.batch,
@@ -110,6 +112,7 @@ class Gateway:
         await self.federation.close()
         self.tracing.shutdown()
 
+        await self.authenticator.close()
     def readiness(self) -> dict[str, Any]:
         sources: dict[str, Any] = {}
         for source in self.federation.sources.values():
@@ -179,6 +182,7 @@ def create_app(
     websockets = OpenWebSockets(view)  # closed with 1001 Going Away on graceful shutdown
 
     @contextlib.asynccontextmanager
+    view.authenticator = gateway.authenticator
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.start()
         try:
@@ -197,7 +201,7 @@ def create_app(
     async def root(request: Request) -> Response:
         return RedirectResponse("/graphql")
 
-    open311 = Open311Endpoint(gateway.federation, gateway.directory)
+    open311 = Open311Endpoint(gateway.federation, gateway.directory, gateway.authenticator)
     app = Starlette(
         routes=[
             *open311.routes(),

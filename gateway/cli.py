@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from gateway.auth._cli import add_keys_parser, run_keys
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.logs import configure_logging
 from sources import Problem, Source, SourceError, source_class
@@ -32,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--config", required=True)
 
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    add_keys_parser(commands)
 
     sources = commands.add_parser("sources", help="work on one source's backend")
     source_commands = sources.add_subparsers(dest="source_command", required=True)
@@ -59,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             sys.stdout.write(schema_sdl())
             return 0
+        if args.command == "keys":
+            return run_keys(args, load_config(args.config).auth.key_store)
         if args.command == "check":
             return asyncio.run(_check(load_config(args.config)))
         if args.command == "sources":

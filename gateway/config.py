@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from gateway.auth import AuthSettings
 from gateway.limits import LimitSettings
 from gateway.observability import ObservabilitySettings
 from sources import Named, SourceSettings, Strict, UnknownKind, source_class
@@ -54,6 +55,8 @@ class _Document(Strict):
     events: EventSettings = Field(default_factory=EventSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
+    sla: SlaSettings = Field(default_factory=SlaSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
 @dataclass(frozen=True)
 class GatewayConfig:
@@ -63,6 +66,7 @@ class GatewayConfig:
     events: EventSettings = field(default_factory=EventSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> GatewayConfig:
     """Read a YAML configuration file; raises :class:`ConfigError` naming every problem."""
@@ -104,6 +108,7 @@ def parse_config(text: str, environ: dict[str, str], origin: str = "config") -> 
 
 def _source(index: int, raw: dict[str, Any], problems: list[str]) -> SourceSettings | None:
     where = f"sources[{index}]" + (f" ({raw['id']})" if isinstance(raw.get("id"), str) else "")
+        auth=document.auth,
     kind = raw.get("kind")
     if not isinstance(kind, str):
         problems.append(f"{where}.kind: missing; say which kind of backend this is (e.g. sql)")

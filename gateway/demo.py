@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from gateway.auth import AuthSettings, KeyStore
 from gateway.config import GatewayConfig, parse_config
+from resolvers.access import Role
 
 log = logging.getLogger("complaint_graph.demo")
 
@@ -42,6 +45,47 @@ def demo_config(
         "DEMO_TRAFFY_URL": f"{traffy_url}/open311/v2",
     }
     return parse_config(text, environ, "samples/config.yaml")
+
+
+DEMO_ANALYST_KEY = "demo-analyst"  # public demo keys, documented in README.md: demo only
+DEMO_INSPECTOR_KEY = "demo-inspector"
+
+
+def demo_agency_key(agency: str) -> str:
+    return f"demo-agency-{agency}"
+
+
+def with_demo_key_store(config: GatewayConfig, data_dir: Path) -> GatewayConfig:
+    """The demo's own key store beside its data; anonymous callers get introspection only."""
+    store = f"sqlite+aiosqlite:///{(data_dir / 'demo-keys.sqlite').resolve()}"
+    return replace(config, auth=AuthSettings(key_store=store))
+
+
+async def seed_demo_keys(config: GatewayConfig) -> None:
+    """The published demo keys, one per role and one per demo agency, in the demo's store.
+
+    Only ``complaint-graph demo`` calls this: a production store never holds a known key.
+    """
+    store = KeyStore(config.auth.key_store)
+    try:
+        await store.ensure(
+            DEMO_INSPECTOR_KEY,
+            "demo inspector",
+            frozenset({Role.INSPECTOR}),
+            None,
+            frozenset({"pii:read"}),
+        )
+        await store.ensure(DEMO_ANALYST_KEY, "demo analyst", frozenset({Role.ANALYST}))
+        for agency in dict.fromkeys(s.agency.code for s in config.sources):
+            await store.ensure(
+                demo_agency_key(agency),
+                f"demo agency {agency}",
+                frozenset({Role.AGENCY}),
+                agency,
+                frozenset({"pii:read"}),
+            )
+    finally:
+        await store.close()
 
 
 def start_postgres(data_dir: Path) -> tuple[str, Any]:
@@ -98,7 +142,8 @@ def run_demo(
     city = ThreadedServer(traffy.create_app(count=size), agency_port + 1)
     city.start()
     log.info("1111 service sample at %s, city platform (Open311) at %s", pmoc.url, city.url)
-    config = demo_config(dsn, provincial_path, pmoc.url, city.url)
+    config = with_demo_key_store(demo_config(dsn, provincial_path, pmoc.url, city.url), directory)
+    asyncio.run(seed_demo_keys(config))
     updates = Trickle(dsn, provincial_path) if trickle else None
     if updates is not None:
         updates.start()  # a case moves on every few seconds: subscriptions have news

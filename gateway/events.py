@@ -256,10 +256,12 @@ class EventBroker:
             event.referred_to
         ):
             return False
-        if subscriber.agencies is not None:
-            agency = self.federation.sources[record.source].agency.code
-            if agency not in subscriber.agencies:
-                return False
+        owner = self.federation.sources[record.source].agency.code
+        if subscriber.agencies is not None and owner not in subscriber.agencies:
+            return False
+        access = subscriber.where.access  # the subscriber's row-level access, as for `cases`
+        if access is not None and not access.allows(owner, record, event.referred_to):
+            return False
         return subscriber.where.matches(record)
 
     def _publish(self, event: CaseEvent) -> None:

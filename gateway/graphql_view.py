@@ -27,7 +27,9 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UnsetType
 
+from gateway.auth import Authenticator, authenticate_connection, authenticate_context
 from gateway.examples import graphiql_html
 from gateway.metrics import Metrics
 from gateway.request_context import (
@@ -274,10 +276,19 @@ class GraphQLView(GraphQL[Context, None]):
         response.headers["content-type"] = f"{media_type}; charset=utf-8"
         return response
 
+    authenticator: Authenticator | None = None  # set by the app (gateway/auth)
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        return Context.for_request(self.federation, self.directory, self.limits, self.events)
+        context = Context.for_request(self.federation, self.directory, self.limits, self.events)
+        authorization = request.headers.get("authorization")
+        await authenticate_context(context, self.authenticator, authorization)
+        return context
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        await authenticate_connection(context, self.authenticator)
+        return await super().on_ws_connect(context)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)

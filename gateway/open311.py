@@ -22,7 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from resolvers import Directory
+from gateway.auth import Authenticator, authenticate_context
+from resolvers import Context, Directory, Limits
+from resolvers.access import AccessError, CaseAccess, Unauthenticated
+from resolvers.loaders import Loaders
 from sources import (
     CanonicalStatus,
     CaseFilter,
@@ -59,9 +62,25 @@ def _error(status: int, description: str) -> JSONResponse:
 
 
 class Open311Endpoint:
-    def __init__(self, federation: Federation, directory: Directory) -> None:
+    def __init__(
+        self, federation: Federation, directory: Directory, authenticator: Authenticator | None
+    ) -> None:
         self.federation = federation
         self.directory = directory
+        self.authenticator = authenticator
+
+    async def _access(self, request: Request) -> CaseAccess | Response:
+        """The caller's access, exactly as on /graphql; a 401 when it may read no case."""
+        context = Context.for_request(self.federation, self.directory, Limits())
+        await authenticate_context(
+            context, self.authenticator, request.headers.get("authorization")
+        )
+        access = context.case_access
+        try:
+            access.require_role()
+        except AccessError as exc:
+            return _error(401 if isinstance(exc, Unauthenticated) else 403, str(exc))
+        return access
 
     def routes(self) -> list[Route]:
         return [
@@ -87,9 +106,12 @@ class Open311Endpoint:
         )
 
     async def requests(self, request: Request) -> Response:
+        access = await self._access(request)
+        if isinstance(access, Response):
+            return access
         query = request.query_params
         if query.get("service_request_id"):
-            return await self._by_ids(query["service_request_id"].split(","))
+            return await self._by_ids(query["service_request_id"].split(","), access)
         try:
             where = self._filter(query.get("service_code"), query.get("status"), query)
             size = int(query.get("page_size", DEFAULT_PAGE_SIZE))
@@ -97,22 +119,26 @@ class Open311Endpoint:
             return _error(400, str(exc))
         if not 1 <= size <= MAX_PAGE_SIZE:
             return _error(400, f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        where = await access.restrict(where)
         page = await self.federation.page(where, CaseOrder(), None, size)
         failed = sorted(error.source for error in page.failures)
         return self._listing([self._request(record) for record in page.records], failed)
 
     async def one_request(self, request: Request) -> Response:
+        access = await self._access(request)
+        if isinstance(access, Response):
+            return access
         key = _key(request.path_params["id"])
         source = self.federation.get(key[0]) if key is not None else None
         if key is None or source is None:
             return _error(404, "no such service request")
         found = await source.load_cases([key[1]])
         record = found.get(key[1])
-        if record is None:
-            return _error(404, "no such service request")
+        if record is None or not await access.visible(record, Loaders(self.federation)):
+            return _error(404, "no such service request")  # hidden and missing look the same
         return JSONResponse([self._request(record)])
 
-    async def _by_ids(self, request_ids: Sequence[str]) -> Response:
+    async def _by_ids(self, request_ids: Sequence[str], access: CaseAccess) -> Response:
         """The asked-for requests in the order asked, one batched load per source at once."""
         keys = {request_id: _key(request_id) for request_id in request_ids[:MAX_PAGE_SIZE]}
         wanted: dict[str, list[str]] = {}
@@ -133,6 +159,10 @@ class Open311Endpoint:
                 raise answer
             else:
                 found.update({(source_id, local_id): r for local_id, r in answer.items()})
+        loaders = Loaders(self.federation)
+        records = list(found.values())
+        shown = await asyncio.gather(*(access.visible(r, loaders) for r in records))
+        found = {(r.source, r.local_id): r for r, ok in zip(records, shown, strict=True) if ok}
         listed = [self._request(found[k]) for k in keys.values() if k is not None and k in found]
         return self._listing(listed, failed)
 

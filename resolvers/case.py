@@ -213,11 +213,22 @@ async def load_case(info: GraphInfo, key: str) -> Case | None:
     return await load_case_in(info, source_id, local_id)
 
 
-async def load_case_in(info: GraphInfo, source_id: str, local_id: str) -> Case | None:
-    if info.context.federation.get(source_id) is None:
+async def load_case_in(
+    info: GraphInfo, source_id: str, local_id: str, *, referred_by_caller: bool = False
+) -> Case | None:
+    """The case, or None when no source holds it or the caller may not see it (the same
+    answer either way, so a guessed id tells nothing); see :mod:`resolvers.access`."""
+    context = info.context
+    context.case_access.require_role()
+    if context.federation.get(source_id) is None:
         return None
-    record: CaseRecord | None = await info.context.loaders.cases(source_id).load(local_id)
-    return Case.of(record) if record is not None else None
+    record: CaseRecord | None = await context.loaders.cases(source_id).load(local_id)
+    if record is None:
+        return None
+    visible = await context.case_access.visible(
+        record, context.loaders, referred_by_caller=referred_by_caller
+    )
+    return Case.of(record) if visible else None
 
 
 async def incoming_referrals(info: GraphInfo, record: CaseRecord) -> list[ReferralRecord]:

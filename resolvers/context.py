@@ -10,6 +10,7 @@ from typing import Protocol
 from graphql import GraphQLError
 from strawberry.types import Info
 
+from resolvers.access import ANONYMOUS, AccessAudit, CaseAccess, Principal
 from resolvers.directory import Directory
 from resolvers.limits import QueryLimits
 from resolvers.loaders import Loaders
@@ -43,6 +44,9 @@ class Context:
     events: EventStream | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     partial_errors: list[GraphQLError] = field(default_factory=list)
+    access: CaseAccess | None = None  # who asks and what they may see (resolvers/access.py)
+    auth_error: str | None = None  # why the credentials sent were refused
+    connection_params: dict[str, object] | None = None  # a WebSocket's connection_init payload
     warnings: list[dict[str, str]] = field(default_factory=list)  # -> extensions.warnings
 
     @classmethod
@@ -52,8 +56,26 @@ class Context:
         directory: Directory,
         limits: Limits,
         events: EventStream | None = None,
+        principal: Principal = ANONYMOUS,
     ) -> Context:
-        return cls(federation, directory, limits, Loaders(federation), events)
+        context = cls(federation, directory, limits, Loaders(federation), events)
+        context.authenticate(principal)
+        return context
+
+    def authenticate(self, principal: Principal, audit: AccessAudit | None = None) -> None:
+        """Who the request runs as; every case read from now on is checked against it."""
+        self.access = (
+            CaseAccess(principal, self.federation)
+            if audit is None
+            else CaseAccess(principal, self.federation, audit)
+        )
+
+    @property
+    def case_access(self) -> CaseAccess:
+        """The request's access decisions (a context made without a principal sees nothing)."""
+        if self.access is None:
+            self.access = CaseAccess(ANONYMOUS, self.federation)
+        return self.access
 
     def fresh_loaders(self) -> None:
         """New loaders and clock: each subscription event must see the sources as they are now."""

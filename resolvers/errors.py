@@ -18,6 +18,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.relay import GlobalIDValueError
 
+from resolvers.access import AccessError
 from sources import SourceError, Unmapped
 from sources._changes import SubscriberTooSlow
 
@@ -59,7 +60,7 @@ def _extensions(original: Exception | None) -> dict[str, Any] | None:
             "key": f"vocabulary.{unmapped.key}",
             "value": unmapped.value,
         }
-    if isinstance(original, UserInputError):
+    if isinstance(original, UserInputError | AccessError):
         return {"code": original.code}
     if isinstance(original, GlobalIDValueError):
         return {"code": UserInputError.code}

@@ -8,6 +8,7 @@ on it, each with the source's own error code.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -16,6 +17,11 @@ from aiodataloader import DataLoader
 from sources import CaseRecord, Federation, ReferralRecord, Source, TimelineEntry
 
 V = TypeVar("V")
+
+BATCHING = os.environ.get("COMPLAINT_GRAPH_DATALOADERS", "on").lower() not in ("off", "0", "false")
+"""A benchmark baseline only: ``COMPLAINT_GRAPH_DATALOADERS=off`` makes every load its own
+single-key round trip (the N+1 pattern batching exists to avoid), so bench/ can measure what
+batching saves. Read once at import; never turn it off in production."""
 
 
 def _batch(
@@ -47,7 +53,7 @@ class Loaders:
         loader = self._cases.get(source_id)
         if loader is None:
             source = self._source(source_id)
-            loader = DataLoader(batch_load_fn=_batch(source.load_cases, None))
+            loader = DataLoader(batch_load_fn=_batch(source.load_cases, None), batch=BATCHING)
             self._cases[source_id] = loader
         return loader
 
@@ -56,7 +62,7 @@ class Loaders:
         loader = self._timelines.get(source_id)
         if loader is None:
             source = self._source(source_id)
-            loader = DataLoader(batch_load_fn=_batch(source.load_timelines, ()))
+            loader = DataLoader(batch_load_fn=_batch(source.load_timelines, ()), batch=BATCHING)
             self._timelines[source_id] = loader
         return loader
 
@@ -65,7 +71,7 @@ class Loaders:
         loader = self._referrals.get(source_id)
         if loader is None:
             source = self._source(source_id)
-            loader = DataLoader(batch_load_fn=_batch(source.load_referrals, ()))
+            loader = DataLoader(batch_load_fn=_batch(source.load_referrals, ()), batch=BATCHING)
             self._referrals[source_id] = loader
         return loader
 
@@ -86,7 +92,7 @@ class Loaders:
                 found = dict(zip(agencies, answers, strict=True))
                 return [found[agency].get(reference, ()) for agency, reference in keys]
 
-            loader = DataLoader(batch_load_fn=load)
+            loader = DataLoader(batch_load_fn=load, batch=BATCHING)
             self._incoming[source_id] = loader
         return loader
 

@@ -48,9 +48,11 @@ class Query:
         where = case_filter(info, filter)
         order = (order_by or CaseOrderInput()).to_order()
         position = decode_cursor(after, order) if after is not None else None
+        where = await info.context.case_access.restrict(where)
         page = await info.context.federation.page(where, order, position, size)
         path = info.path.as_list()
         info.context.partial_errors.extend(source_error(error, path) for error in page.failures)
+        info.context.case_access.mark_visible(page.records)
         info.context.loaders.prime_cases(page.records)
         return CaseConnection.of(page, where, order, position)
 

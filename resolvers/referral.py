@@ -72,7 +72,13 @@ class Referral:
         if isinstance(code, Unmapped) or reference is None:
             return None
         source = info.context.directory.source_for_agency(code)
-        return await load_case_in(info, source, reference) if source is not None else None
+        if source is None:
+            return None
+        # A referral the caller's own agency recorded proves it handed the case there.
+        principal = info.context.case_access.principal
+        referrer = info.context.federation.sources[self.record.from_source].agency.code
+        mine = principal.agency_scope is not None and referrer == principal.agency_scope
+        return await load_case_in(info, source, reference, referred_by_caller=mine)
 
     @strawberry.field(description="The referring case, in the referring agency's system.")
     async def origin(self, info: GraphInfo) -> LazyCase | None:

@@ -12,6 +12,7 @@ from graphql import GraphQLError
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from resolvers.access import AnonymousGate
 from resolvers.deadline import OperationTimeout, run_with_deadline
 from resolvers.errors import ErrorTranslation, is_expected, translate
 from resolvers.limits import QueryLimitsExtension, limit_error
@@ -82,7 +83,7 @@ def build_schema() -> strawberry.Schema:
     return ComplaintGraphSchema(
         query=Query,
         subscription=Subscription,
-        extensions=[ErrorTranslation, QueryLimitsExtension],
+        extensions=[ErrorTranslation, QueryLimitsExtension, AnonymousGate],
     )
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import strawberry
 
+from resolvers.access import AccessError
 from resolvers.agency import SourceSystem
 from resolvers.case import Case
 from resolvers.context import GraphInfo
@@ -78,8 +79,11 @@ class Subscription:
             raise with_code(UserInputError("this gateway does not publish events"))
         try:
             where = filter.to_filter() if filter is not None else CaseFilter()
+            where = await info.context.case_access.restrict(where)
             targets = frozenset(referred_to) if referred_to is not None else None
             stream = events.subscribe(where, after, targets)
+        except AccessError as exc:
+            raise with_code(exc) from exc
         except UserInputError as exc:
             raise with_code(exc) from exc
         except ValueError as exc:

@@ -22,7 +22,7 @@ from sources._model import (
     TimelineEntry,
     Unmapped,
 )
-from sources._query import CaseFilter, CaseOrder, Position, SortField
+from sources._query import AgencyAccess, CaseFilter, CaseOrder, Position, SortField
 from sources._registry import UnknownKind, source_class
 from sources._settings import (
     AgencySettings,
@@ -35,6 +35,7 @@ from sources._settings import (
 )
 
 __all__ = [
+    "AgencyAccess",
     "AgencyInfo",
     "AgencySettings",
     "CanonicalStatus",

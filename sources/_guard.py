@@ -213,6 +213,9 @@ class Guarded(Source):
             lambda: self.inner.find_referrals_to(agency, references),
         )
 
+    async def referred_references(self) -> Sequence[tuple[str, str]]:
+        return await self._call("referred_references", 1, self.inner.referred_references)
+
     async def listen_for_changes(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
         return await self.inner.listen_for_changes(wake)
 

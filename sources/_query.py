@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -23,6 +24,33 @@ class CaseOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class AgencyAccess:
+    """Row-level access of an agency caller, pushed down into every source's query.
+
+    A case is visible when the agency owns its source, when the case's own source records a
+    referral of it to the agency, or when one of the agency's own systems referred it there
+    (``referred_by_agency``: (source id, local id) pairs, gathered by the gateway from the
+    agency's own sources before searching).
+    """
+
+    agency: str
+    referred_by_agency: frozenset[tuple[str, str]] = frozenset()
+
+    def ids_in(self, source: str) -> list[str]:
+        """Local ids in ``source`` that the agency's own systems referred there."""
+        return sorted(local_id for s, local_id in self.referred_by_agency if s == source)
+
+    def allows(self, owner: str, record: CaseRecord, referred_to: Collection[str]) -> bool:
+        """Whether a case of a source owned by agency ``owner``, referred to the agencies
+        ``referred_to`` (by its own source), is visible."""
+        return (
+            owner == self.agency
+            or self.agency in referred_to
+            or (record.source, record.local_id) in self.referred_by_agency
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class CaseFilter:
     """A conjunction of conditions; ``None`` means no condition on that attribute.
 
@@ -39,12 +67,15 @@ class CaseFilter:
     received_from: datetime | None = None
     received_before: datetime | None = None
     text: str | None = None
+    access: AgencyAccess | None = None
+    """Who may see what: never widened by the other fields, applied by every source."""
 
     def matches(self, record: CaseRecord) -> bool:
         """Whether ``record`` passes every condition, evaluated here rather than in a source.
 
         Used where a source could not apply a filter, to re-check what an API applied with
-        its own meaning (an inclusive bound, word search), and for events.
+        its own meaning (an inclusive bound, word search), and for events. ``access`` is not
+        checked here: it needs the case's referrals (:meth:`AgencyAccess.allows`).
         """
         location = record.location
         text = self.text.casefold() if self.text else None

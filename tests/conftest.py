@@ -12,8 +12,10 @@ import pytest
 from starlette.applications import Starlette
 
 from gateway.app import Gateway, create_app
+from gateway.auth import AnonymousSettings, AuthSettings
 from gateway.config import EventSettings, GatewayConfig
 from gateway.demo import DEMO_PMOC_KEY, demo_config
+from resolvers.access import Role
 from samples import pmoc_1111, traffy
 from samples.serving import ThreadedServer
 from tests.postgres import create_database, drop_database, run, server_dsn
@@ -79,7 +81,15 @@ def demo_data(
     run(damrongdhama.create_and_load(dsn, seed=PG_SEED, count=PG_CASES))
     sqlite_path = tmp_path_factory.mktemp("provincial") / "provincial.sqlite"
     provincial.create_and_load(sqlite_path, seed=SQLITE_SEED, count=SQLITE_CASES)
-    config = demo_config(dsn, sqlite_path, pmoc_server.url, traffy_server.url)
+    config = replace(
+        demo_config(dsn, sqlite_path, pmoc_server.url, traffy_server.url),
+        # The suite's callers are anonymous inspectors unless a test authenticates: an explicit
+        # opening the demo never has (tests/gateway/test_auth.py covers the closed default).
+        auth=AuthSettings(
+            key_store=f"sqlite+aiosqlite:///{sqlite_path.with_name('keys.sqlite')}",
+            anonymous=AnonymousSettings(role=Role.INSPECTOR),
+        ),
+    )
     yield DemoData(dsn, sqlite_path, pmoc_server.url, traffy_server.url, config)
     run(drop_database(postgres_admin_dsn, dsn))
 

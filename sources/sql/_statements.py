@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, or_, select, tuple_
+from sqlalchemy import Select, exists, func, or_, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
-from sources._query import CaseFilter, CaseOrder, Position, SortField
+from sources._query import AgencyAccess, CaseFilter, CaseOrder, Position, SortField
 from sources.sql._settings import SqlSettings
 from sources.sql._shape import CaseShape, native_keys
 
@@ -114,6 +114,17 @@ class Statements:
             shape.columns["their_reference"].in_(references),
         )
 
+    def referred_references(self) -> Select[Any]:
+        """Distinct (native agency, their reference) pairs of every referral with a reference."""
+        shape = self.shape.referrals
+        assert shape is not None and "their_reference" in shape.columns
+        to_agency, reference = shape.columns["to_agency"], shape.columns["their_reference"]
+        return (
+            select(to_agency.label("to_agency"), reference.label("their_reference"))
+            .where(reference.is_not(None))
+            .distinct()
+        )
+
     def _referral_select(self) -> Select[Any]:
         shape = self.shape.referrals
         assert shape is not None
@@ -186,4 +197,32 @@ class Statements:
                     shape.description.icontains(where.text, autoescape=True),
                 )
             )
+        if where.access is not None and where.access.agency != self.settings.agency.code:
+            visible = self._visible_to(where.access)
+            if visible is None:
+                return None
+            conditions.append(visible)
         return conditions
+
+    def _visible_to(self, access: AgencyAccess) -> ColumnElement[bool] | None:
+        """Another agency's view of this source: cases referred to it (a referral row of the
+        case), or referred here by it (ids its own systems recorded); None when neither can be."""
+        shape = self.shape
+        allowed: list[ColumnElement[bool]] = []
+        referrals = shape.referrals
+        natives = [
+            n for n, code in self.settings.vocabulary.agencies.items() if code == access.agency
+        ]
+        if referrals is not None and natives:
+            columns = referrals.columns
+            allowed.append(
+                exists()
+                .where(columns["case_id"] == shape.id, columns["to_agency"].in_(natives))
+                .correlate(shape.id.table)
+            )
+        ids = [
+            n for n in (self.native_id(i) for i in access.ids_in(self.settings.id)) if n is not None
+        ]
+        if ids:
+            allowed.append(shape.id.in_(ids))
+        return or_(*allowed) if allowed else None

@@ -112,7 +112,12 @@ async def test_a_failed_source_is_named_in_a_header(demo_data: DemoData) -> None
     dead = pg.model_copy(update={"url": "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"})
     others = tuple(s for s in demo_data.config.sources if s.id != POSTGRES_SOURCE)
     gateway = await running(
-        GatewayConfig(demo_data.config.categories, (dead, *others), demo_data.config.limits)
+        GatewayConfig(
+            demo_data.config.categories,
+            (dead, *others),
+            demo_data.config.limits,
+            auth=demo_data.config.auth,
+        )
     )
     try:
         response = await gateway.client.get("/open311/v2/requests.json")

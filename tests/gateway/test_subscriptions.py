@@ -47,6 +47,7 @@ def watched_config(demo_data: DemoData, dsn: str, queue_size: int = 1000) -> Gat
         (source,),
         demo_data.config.limits,
         EventSettings(queue_size=queue_size),
+        auth=demo_data.config.auth,
     )
 
 
@@ -220,7 +221,11 @@ async def test_changes_in_an_agency_api_are_events_too(demo_data: DemoData) -> N
     (rest,) = [s for s in demo_data.config.sources if s.id == REST_SOURCE]
     source = rest.model_copy(update={"base_url": agency.url, "poll_seconds": 0.05})
     config = GatewayConfig(
-        demo_data.config.categories, (source,), demo_data.config.limits, EventSettings()
+        demo_data.config.categories,
+        (source,),
+        demo_data.config.limits,
+        EventSettings(),
+        auth=demo_data.config.auth,
     )
     served = ThreadedServer(create_app(config), lifespan=True)
     served.start()
@@ -324,7 +329,11 @@ def pushing_agency(demo_data: DemoData) -> Iterator[tuple[ThreadedServer, Thread
         }
     )
     config = GatewayConfig(
-        demo_data.config.categories, (source,), demo_data.config.limits, EventSettings()
+        demo_data.config.categories,
+        (source,),
+        demo_data.config.limits,
+        EventSettings(),
+        auth=demo_data.config.auth,
     )
     served = ThreadedServer(create_app(config), lifespan=True)
     served.start()

@@ -90,7 +90,9 @@ async def two_postgres_agencies(
     await damrongdhama.create_and_load(second, count=50)
     (pg,) = [s for s in demo_data.config.sources if s.id == POSTGRES_SOURCE]
     copy = pg.model_copy(update={"id": "damrongdhama-copy", "url": asyncpg_url(second)})
-    config = GatewayConfig(demo_data.config.categories, (pg, copy), demo_data.config.limits)
+    config = GatewayConfig(
+        demo_data.config.categories, (pg, copy), demo_data.config.limits, auth=demo_data.config.auth
+    )
     yield config, [demo_data.postgres_dsn, second]
     await drop_database(postgres_admin_dsn, second)
 

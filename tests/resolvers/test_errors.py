@@ -56,6 +56,7 @@ async def test_unmapped_status_is_a_field_error_naming_source_key_and_value(
         demo_data.config.categories,
         (sqlite_source.model_copy(update={"url": f"sqlite+aiosqlite:///{copy}"}),),
         demo_data.config.limits,
+        auth=demo_data.config.auth,
     )
     gateway = await running(config)
     try:
@@ -88,7 +89,12 @@ async def test_unreachable_source_gives_partial_data_and_a_named_error(
     (pg,) = [s for s in demo_data.config.sources if s.id == POSTGRES_SOURCE]
     dead = pg.model_copy(update={"url": "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"})
     others = tuple(s for s in demo_data.config.sources if s.id != POSTGRES_SOURCE)
-    config = GatewayConfig(demo_data.config.categories, (dead, *others), demo_data.config.limits)
+    config = GatewayConfig(
+        demo_data.config.categories,
+        (dead, *others),
+        demo_data.config.limits,
+        auth=demo_data.config.auth,
+    )
     gateway = await running(config)
     try:
         body = await gateway.query(

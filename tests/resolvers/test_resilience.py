@@ -94,7 +94,12 @@ def config_with(demo_data: DemoData, url: str, **changes: Any) -> GatewayConfig:
             }
             source = source.model_copy(update=update | changes)
         sources.append(source)
-    return GatewayConfig(demo_data.config.categories, tuple(sources), demo_data.config.limits)
+    return GatewayConfig(
+        demo_data.config.categories,
+        tuple(sources),
+        demo_data.config.limits,
+        auth=demo_data.config.auth,
+    )
 
 
 @pytest.fixture
@@ -298,7 +303,9 @@ async def test_round_trips_in_flight_are_bounded_per_source(demo_data: DemoData)
             "fetch": rest.fetch.model_copy(update={"max_batch": 1}),
         }
     )
-    config = GatewayConfig(demo_data.config.categories, (bounded,), demo_data.config.limits)
+    config = GatewayConfig(
+        demo_data.config.categories, (bounded,), demo_data.config.limits, auth=demo_data.config.auth
+    )
     gateway = await running(config)
     source = gateway.gateway.federation.sources[REST_SOURCE]
     try:
