@@ -70,9 +70,9 @@ class Gateway:
             max_page_size=config.limits.max_page_size,
             default_page_size=config.limits.default_page_size,
         )
+        self.authenticator = Authenticator(config.auth)  # who calls: keys, tokens, anonymous
         self.events = (
             EventBroker(
-        self.authenticator = Authenticator(config.auth)  # who calls: keys, tokens, anonymous
                 self.federation,
                 {s.id: s.poll_seconds for s in config.sources},
                 batch=config.events.batch,
@@ -110,9 +110,9 @@ class Gateway:
         if self.events is not None:
             await self.events.stop()
         await self.federation.close()
+        await self.authenticator.close()
         self.tracing.shutdown()
 
-        await self.authenticator.close()
     def readiness(self) -> dict[str, Any]:
         sources: dict[str, Any] = {}
         for source in self.federation.sources.values():
@@ -179,10 +179,10 @@ def create_app(
             GRAPHQL_SSE_PROTOCOL,  # for clients behind proxies that block WebSocket
         ),
     )
+    view.authenticator = gateway.authenticator
     websockets = OpenWebSockets(view)  # closed with 1001 Going Away on graceful shutdown
 
     @contextlib.asynccontextmanager
-    view.authenticator = gateway.authenticator
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.start()
         try:

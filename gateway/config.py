@@ -103,12 +103,12 @@ def parse_config(text: str, environ: dict[str, str], origin: str = "config") -> 
         document.limits,
         document.events,
         observability=document.observability,
+        auth=document.auth,
     )
 
 
 def _source(index: int, raw: dict[str, Any], problems: list[str]) -> SourceSettings | None:
     where = f"sources[{index}]" + (f" ({raw['id']})" if isinstance(raw.get("id"), str) else "")
-        auth=document.auth,
     kind = raw.get("kind")
     if not isinstance(kind, str):
         problems.append(f"{where}.kind: missing; say which kind of backend this is (e.g. sql)")
