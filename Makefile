@@ -48,8 +48,8 @@ format: $(VENV)/.installed
 schema: $(VENV)/.installed  ## regenerate schema.graphql from the code
 	$(BIN)/complaint-graph schema > schema.graphql
 
-bench: $(VENV)/.installed
-	$(BIN)/python -m bench
+bench: $(VENV)/.installed  ## complaint-graph vs PostGraphile 4 vs its N+1 baseline (bench/README.md)
+	$(BIN)/python -m bench http
 
 clean:
 	rm -rf $(VENV) .demo *.egg-info $(HTTP_AUDIT)/node_modules

@@ -1,4 +1,4 @@
-"""Page size against cost: the nested dashboard query at 10, 100 and 500 cases per page.
+"""Page size against cost (`python -m bench pages`): the nested dashboard query at 10, 100, 500.
 
 Starts ``complaint-graph demo`` (10,000 cases per agency) in its own process, then, from this
 process, sends each workload sequentially and reads the gateway's own ``/metrics`` to count round
@@ -73,7 +73,7 @@ def measure(client: httpx.Client, first: int, repeat: int) -> tuple[float, float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser = argparse.ArgumentParser(prog="python -m bench pages")
     parser.add_argument("--port", type=int, default=8799)
     parser.add_argument("--repeat", type=int, default=50)
     args = parser.parse_args()

@@ -1,0 +1,24 @@
+"""``python -m bench http`` (side by side under load) or ``python -m bench pages`` (page sizes)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    command, *rest = sys.argv[1:] or ["http"]
+    if command == "http":
+        from bench import http
+
+        http.main(rest)
+    elif command == "pages":
+        from bench import pages
+
+        sys.argv = ["python -m bench pages", *rest]
+        pages.main()
+    else:
+        raise SystemExit(f"usage: python -m bench [http|pages] ...; unknown {command!r}")
+
+
+if __name__ == "__main__":
+    main()

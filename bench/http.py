@@ -1,0 +1,636 @@
+"""complaint-graph against PostGraphile 4 and against its own N+1 baseline, in one run.
+
+``python -m bench http`` builds (or reuses) the benchmark data (bench/data.py: 1,000,000 cases
+in the Damrongdhama PostgreSQL database, the other agencies at demo size), starts the API
+agencies in their own process, then one server at a time: complaint-graph, complaint-graph with
+data loaders off (``COMPLAINT_GRAPH_DATALOADERS=off``), and PostGraphile 4 on the same database.
+Each workload is checked first (answers without errors, the same cases from every server, round
+trips per request read from the gateway's ``/metrics``), warmed up, then loaded by ``wrk`` (a C
+load generator, its own process on the same machine) at a fixed concurrency. The server's peak
+RSS (VmHWM, reset before each workload) and CPU time come from ``/proc``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import documents as docs
+from bench.data import BenchData, ensure_bench_data
+from gateway.config import GatewayConfig
+from gateway.demo import DEMO_PMOC_KEY, asyncpg_url
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+POSTGRAPHILE_DIR = HERE / "postgraphile"
+README = HERE / "README.md"
+BEGIN, END = "<!-- bench-http:begin -->", "<!-- bench-http:end -->"
+
+
+@dataclass
+class Workload:
+    key: str
+    title: str
+    body: dict[str, Any]
+    cases: Callable[[dict[str, Any]], list[str]]
+    """The reference numbers a response holds, to check every server answers the same."""
+
+
+@dataclass
+class Result:
+    server: str
+    workload: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    round_trips: dict[str, float]
+    peak_rss_mib: float
+    cpu_ms_per_request: float
+    fields: int
+    requests: int
+    errors: int
+    wrk: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Server:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    metrics: bool
+    """Whether it serves complaint-graph's /metrics (round trips per source)."""
+    cwd: Path = ROOT
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    def start(self, log_path: Path) -> None:
+        log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            self.argv, env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd
+        )
+        deadline = time.monotonic() + 180
+        with httpx.Client(timeout=5) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise SystemExit(f"{self.name} exited at start; see {log_path}")
+                try:
+                    answer = client.post(self.url, json={"query": "{ __typename }"})
+                    if answer.status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.25)  # polling a condition (the port answers) with a deadline
+        raise SystemExit(f"{self.name} did not answer within 180 s; see {log_path}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+
+# --- the workloads, per server ---------------------------------------------------------------
+
+
+def _cg_refs(body: dict[str, Any]) -> list[str]:
+    return [edge["node"]["referenceNumber"] for edge in body["data"]["cases"]["edges"]]
+
+
+def _pg_refs(body: dict[str, Any]) -> list[str]:
+    return [edge["node"]["refNo"] for edge in body["data"]["allComplaints"]["edges"]]
+
+
+def _detail_refs(body: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if "referenceNumber" in value:
+                found.append(value["referenceNumber"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(body["data"])
+    return sorted(set(found))
+
+
+def _walk_to(
+    client: httpx.Client,
+    url: str,
+    make: Callable[[int, str | None], dict[str, Any]],
+    connection: str,
+    depth: int,
+) -> str:
+    """The cursor after ``depth`` cases of the search, fetched 500 at a time."""
+    cursor: str | None = None
+    remaining = depth
+    while remaining:
+        step = min(500, remaining)
+        body = client.post(url, json=make(step, cursor)).json()
+        assert "errors" not in body, body["errors"]
+        page = body["data"][connection]
+        assert len(page["edges"]) == step, f"the search has fewer than {depth} cases"
+        cursor = page["pageInfo"]["endCursor"]
+        remaining -= step
+    assert cursor is not None
+    return cursor
+
+
+def complaint_graph_workloads(url: str) -> list[Workload]:
+    depth = docs.SEARCH_PAGE * (docs.SEARCH_DEPTH - 1)
+
+    def search(first: int, after: str | None) -> dict[str, Any]:
+        variables = {"first": first, "after": after, "filter": docs.SEARCH_FILTER}
+        return {"query": docs.SEARCH, "variables": variables}
+
+    with httpx.Client(timeout=120) as client:
+        cursor = _walk_to(client, url, search, "cases", depth)
+    only_ddc = {"source": ["damrongdhama"]}
+    detail_id = docs.case_id("damrongdhama", docs.DETAIL_CASE)
+    return [
+        Workload(
+            "a",
+            "dashboard page, 100 cases (PostgreSQL agency)",
+            {"query": docs.DASHBOARD, "variables": {"first": docs.PAGE, "filter": only_ddc}},
+            _cg_refs,
+        ),
+        Workload(
+            "b",
+            "one case in full, referrals followed across agencies",
+            {"query": docs.DETAIL, "variables": {"id": detail_id}},
+            _detail_refs,
+        ),
+        Workload(
+            "c",
+            f"filtered search, page {docs.SEARCH_DEPTH} of {docs.SEARCH_PAGE} (keyset cursor)",
+            search(docs.SEARCH_PAGE, cursor),
+            _cg_refs,
+        ),
+        Workload(
+            "d",
+            "dashboard page, 100 cases across all four agencies",
+            {"query": docs.DASHBOARD, "variables": {"first": docs.PAGE}},
+            _cg_refs,
+        ),
+    ]
+
+
+def postgraphile_workloads(url: str) -> list[Workload]:
+    depth = docs.SEARCH_PAGE * (docs.SEARCH_DEPTH - 1)
+
+    def search(first: int, after: str | None) -> dict[str, Any]:
+        return {"query": docs.POSTGRAPHILE_SEARCH, "variables": {"first": first, "after": after}}
+
+    with httpx.Client(timeout=120) as client:
+        cursor = _walk_to(client, url, search, "allComplaints", depth)
+    return [
+        Workload(
+            "a",
+            "dashboard page, 100 cases (PostgreSQL agency)",
+            {"query": docs.POSTGRAPHILE_DASHBOARD, "variables": {"first": docs.PAGE}},
+            _pg_refs,
+        ),
+        Workload(
+            "c",
+            f"filtered search, page {docs.SEARCH_DEPTH} of {docs.SEARCH_PAGE} (keyset cursor)",
+            search(docs.SEARCH_PAGE, cursor),
+            _pg_refs,
+        ),
+    ]
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+def round_trip_totals(client: httpx.Client, base: str) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for line in client.get(f"{base}/metrics").text.splitlines():
+        if line.startswith("complaint_graph_source_requests_total{"):
+            labels, value = line.rsplit(" ", 1)
+            source = labels.split('source="', 1)[1].split('"', 1)[0]
+            totals[source] = totals.get(source, 0.0) + float(value)
+    return totals
+
+
+def count_fields(value: Any) -> int:
+    """Fields in a GraphQL response's data: every key of every object, lists counted per item."""
+    if isinstance(value, dict):
+        return len(value) + sum(count_fields(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(count_fields(item) for item in value)
+    return 0
+
+
+def check(
+    server: Server, workload: Workload, repeat: int = 5
+) -> tuple[list[str], dict[str, float], int]:
+    """Send the workload ``repeat`` times, one after another: its cases, round trips, fields."""
+    base = server.url.rsplit("/", 1)[0]
+    with httpx.Client(timeout=120) as client:
+        before = round_trip_totals(client, base) if server.metrics else {}
+        refs: list[str] = []
+        fields = 0
+        for _ in range(repeat):
+            body = client.post(server.url, json=workload.body).json()
+            if "errors" in body:
+                raise SystemExit(
+                    f"{server.name} ({workload.key}) answered errors: {body['errors']}"
+                )
+            refs = workload.cases(body)
+            fields = count_fields(body["data"])
+        after = round_trip_totals(client, base) if server.metrics else {}
+    trips = {s: (after[s] - before.get(s, 0.0)) / repeat for s in after}
+    return refs, {s: n for s, n in trips.items() if n}, fields
+
+
+def _proc_status(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return float(line.split()[1]) / 1024  # kB to MiB
+    return float("nan")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _reset_peak_rss(pid: int) -> None:
+    """Writing 5 to clear_refs resets VmHWM to the current RSS (Linux 4.0+)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def run_wrk(url: str, body: dict[str, Any], seconds: int, connections: int) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(body, handle)
+    try:
+        completed = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "60s",
+                "-s",
+                str(HERE / "wrk.lua"),
+                url,
+            ],
+            env=os.environ | {"BENCH_BODY": handle.name},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        os.unlink(handle.name)
+    for line in completed.stdout.splitlines():
+        if line.startswith("BENCH_JSON "):
+            report: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+            return report
+    raise SystemExit(f"wrk printed no report:\n{completed.stdout}\n{completed.stderr}")
+
+
+def measure(
+    server: Server, workload: Workload, seconds: int, warmup: int, connections: int
+) -> tuple[Result, list[str]]:
+    refs, trips, fields = check(server, workload)
+    run_wrk(server.url, workload.body, warmup, connections)
+    _reset_peak_rss(server.pid)
+    cpu_before = _cpu_seconds(server.pid)
+    report = run_wrk(server.url, workload.body, seconds, connections)
+    cpu = _cpu_seconds(server.pid) - cpu_before
+    requests = report["requests"]
+    errors = sum(report[k] for k in report if k.endswith("_errors")) + report["timeouts"]
+    result = Result(
+        server=server.name,
+        workload=workload.key,
+        requests_per_s=requests / (report["duration_us"] / 1e6),
+        p50_ms=report["p50_us"] / 1000,
+        p99_ms=report["p99_us"] / 1000,
+        round_trips=trips,
+        peak_rss_mib=_proc_status(server.pid, "VmHWM"),
+        cpu_ms_per_request=cpu * 1000 / requests if requests else float("nan"),
+        fields=fields,
+        requests=requests,
+        errors=errors,
+        wrk=report,
+    )
+    print(
+        f"  ({workload.key}) {result.requests_per_s:8.1f} req/s  p50 {result.p50_ms:7.1f} ms  "
+        f"p99 {result.p99_ms:7.1f} ms  rss {result.peak_rss_mib:6.0f} MiB  "
+        f"errors {errors}  trips {trips}",
+        flush=True,
+    )
+    return result, refs
+
+
+# --- tools and servers ------------------------------------------------------------------------
+
+
+def ensure_tools() -> None:
+    """wrk from Debian, PostGraphile from npm (bench/postgraphile's lock file), when missing."""
+    if shutil.which("wrk") is None:
+        print("installing wrk (apt-get install wrk)", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
+    if not (POSTGRAPHILE_DIR / "node_modules" / ".bin" / "postgraphile").exists():
+        print("installing PostGraphile 4 (npm ci in bench/postgraphile)", flush=True)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=POSTGRAPHILE_DIR, check=True)
+
+
+def bench_config(data: BenchData, code: Path) -> Path:
+    """The demo's configuration without change polling; anonymous callers may read everything.
+
+    PostGraphile runs without authentication (no JWT secret), so complaint-graph does too:
+    both do the same work per request. Written beside the data, never committed.
+    """
+    text = (code / "samples" / "config.yaml").read_text(encoding="utf-8")
+    text += "\nevents: {enabled: false}  # no change polling: round trips are the requests' own\n"
+    if "auth" in {f.name for f in dataclasses.fields(GatewayConfig)}:
+        store = (data.provincial_path.parent / "bench-keys.sqlite").resolve()
+        text += (
+            "\nauth:\n"
+            f"  key_store: sqlite+aiosqlite:///{store}\n"
+            "  anonymous: {role: inspector, scopes: [pii:read]}\n"
+        )
+    path = data.provincial_path.parent / "bench-config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path.resolve()
+
+
+def servers(data: BenchData, agencies_port: int, port: int, code: Path) -> list[Server]:
+    gateway = str(Path(sys.executable).with_name("complaint-graph"))
+    env = {
+        "DEMO_DAMRONGDHAMA_URL": asyncpg_url(data.damrongdhama_dsn),
+        "DEMO_PROVINCIAL_URL": f"sqlite+aiosqlite:///{data.provincial_path.resolve()}",
+        "DEMO_PMOC_URL": f"http://127.0.0.1:{agencies_port}",
+        "DEMO_PMOC_KEY": DEMO_PMOC_KEY,
+        "DEMO_TRAFFY_URL": f"http://127.0.0.1:{agencies_port + 1}/open311/v2",
+        "PYTHONWARNINGS": "ignore",
+        "PYTHONPATH": str(code),
+    }
+    serve = [gateway, "serve", "--config", str(bench_config(data, code)), "--port", str(port)]
+    postgraphile = [
+        str(POSTGRAPHILE_DIR / "node_modules" / ".bin" / "postgraphile"),
+        "--connection",
+        data.damrongdhama_dsn,
+        "--schema",
+        "public",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port + 2),
+        "--disable-query-log",  # "recommended in production" (postgraphile --help)
+    ]
+    return [
+        Server("complaint-graph", serve, env, port, metrics=True, cwd=code),
+        Server(
+            "complaint-graph, data loaders off (N+1)",
+            [*serve[:-1], str(port + 1)],
+            env | {"COMPLAINT_GRAPH_DATALOADERS": "off"},
+            port + 1,
+            metrics=True,
+            cwd=code,
+        ),
+        Server("PostGraphile 4", postgraphile, {"NODE_ENV": "production"}, port + 2, metrics=False),
+    ]
+
+
+def snapshot(revision: str) -> tuple[Path, str]:
+    """The committed tree at ``revision``, extracted once, for servers that others' uncommitted
+    edits in a shared working tree cannot break; and a description of it for the table."""
+    sha = _git("rev-parse", "--short", revision)
+    target = HERE / ".data" / f"src-{sha}"
+    if not target.exists():
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", sha], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(partial)], input=archive.stdout, check=True)
+        partial.rename(target)
+    return target, f"commit {sha} (a clean `git archive` of it)"
+
+
+def working_tree() -> tuple[Path, str]:
+    changed = len(_git("status", "--porcelain", "--untracked-files=no").splitlines())
+    sha = _git("rev-parse", "--short", "HEAD")
+    return ROOT, f"working tree at {sha}" + (f" with {changed} changed files" if changed else "")
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except OSError:
+        return "?"
+    return (
+        (done.stdout or done.stderr).strip().splitlines()[0]
+        if (done.stdout or done.stderr)
+        else "?"
+    )
+
+
+def machine() -> dict[str, Any]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    memory = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    postgraphile_version = json.loads(
+        (POSTGRAPHILE_DIR / "node_modules" / "postgraphile" / "package.json").read_text()
+    )["version"]
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": round(int(memory) / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "node": _version(["node", "--version"]),
+        "wrk": _version(["wrk", "--version"]).split(" [")[0],
+        "postgres": _version(["psql", "--version"]),
+        "postgraphile": postgraphile_version,
+        "kernel": platform.release(),
+    }
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def _trips(result: Result) -> str:
+    if not result.round_trips:
+        return "n/a (one SQL query per request by design)"
+    return ", ".join(f"{s}: {n:g}" for s, n in sorted(result.round_trips.items()))
+
+
+def report(
+    results: list[Result], titles: dict[str, str], info: dict[str, Any], command: str
+) -> str:
+    lines = [
+        f"Command: `{command}`. Date: {info['date']}. Machine: {info['cpus']} cores "
+        f"({info['cpu']}), {info['memory_gib']} GiB; Python {info['python']}, "
+        f"Node {info['node']}, {info['postgres']}, PostGraphile {info['postgraphile']}, "
+        f"{info['wrk']}. Served: {info['code']}. Data: {info['damrongdhama_cases']:,} cases in "
+        "the Damrongdhama PostgreSQL database, 10,000 in each other agency (bench/data.py).",
+        "",
+        f"Load: `wrk -t1 -c{info['connections']} -d{info['seconds']}s` on the same machine "
+        f"(after a {info['warmup']} s warm-up), one server at a time; the PostgreSQL server, "
+        "the two API agencies (their own process) and wrk share the two cores with the server "
+        f"measured. Load average before the run: {info['load_before']}, after: "
+        f"{info['load_after']}.",
+        "",
+        "| workload | server | req/s | p50 ms | p99 ms | round trips per request | "
+        "peak RSS MiB | server CPU ms/request | fields |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for result in results:
+        errors = f" ({result.errors} errors)" if result.errors else ""
+        lines.append(
+            f"| ({result.workload}) {titles[result.workload]} | {result.server} | "
+            f"{result.requests_per_s:.1f}{errors} | {result.p50_ms:.1f} | {result.p99_ms:.1f} | "
+            f"{_trips(result)} | {result.peak_rss_mib:.0f} | {result.cpu_ms_per_request:.1f} | "
+            f"{result.fields} |"
+        )
+    lines += ["", "Ratios (requests/s, same run):", ""]
+    by = {(r.server, r.workload): r for r in results}
+    for key in sorted(titles):
+        ours = by.get(("complaint-graph", key))
+        if ours is None:
+            continue
+        for other in ("PostGraphile 4", "complaint-graph, data loaders off (N+1)"):
+            theirs = by.get((other, key))
+            if theirs is not None and theirs.requests_per_s:
+                ratio = ours.requests_per_s / theirs.requests_per_s
+                lines.append(f"- ({key}) complaint-graph / {other}: **{ratio:.2f}x**")
+    return "\n".join(lines) + "\n"
+
+
+def write_readme(table: str) -> None:
+    text = README.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{README} has no {BEGIN} ... {END} markers")
+    README.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table}{END}", text), encoding="utf-8")
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench http", description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10, help="measured load per workload")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--port", type=int, default=8821, help="first of three server ports")
+    parser.add_argument("--agencies-port", type=int, default=8811)
+    parser.add_argument("--cases", type=int, default=1_000_000, help="Damrongdhama cases")
+    parser.add_argument("--only", default="", help="comma-separated server names to run")
+    parser.add_argument("--readme", action="store_true", help="write the table to bench/README.md")
+    parser.add_argument(
+        "--revision",
+        help="serve this commit (extracted with git archive) instead of the working tree",
+    )
+    args = parser.parse_args(argv)
+    command = "python -m bench http" + ("" if not argv else " " + " ".join(argv))
+    ensure_tools()
+    RESULTS.mkdir(exist_ok=True)
+    data = asyncio.run(ensure_bench_data(damrongdhama_cases=args.cases))
+    code, code_described = snapshot(args.revision) if args.revision else working_tree()
+    started = dt.datetime.now(dt.UTC)
+    info = machine() | {
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "damrongdhama_cases": data.damrongdhama_cases,
+        "code": code_described,
+    }
+    agencies = subprocess.Popen(
+        [sys.executable, "-m", "bench.agencies", "--port", str(args.agencies_port)],
+        stdout=(RESULTS / "agencies.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=code,
+        env=os.environ | {"PYTHONPATH": str(code)},
+    )
+    results: list[Result] = []
+    titles: dict[str, str] = {}
+    seen: dict[str, list[str]] = {}
+    try:
+        wanted = {name.strip() for name in args.only.split(",") if name.strip()}
+        for server in servers(data, args.agencies_port, args.port, code):
+            if wanted and not any(w in server.name for w in wanted):
+                continue
+            print(f"{server.name}: starting", flush=True)
+            log_name = re.sub(r"[^a-z0-9]+", "-", server.name.lower()).strip("-")
+            server.start(RESULTS / f"{log_name}.log")
+            try:
+                is_pg = not server.metrics
+                workloads = (postgraphile_workloads if is_pg else complaint_graph_workloads)(
+                    server.url
+                )
+                for workload in workloads:
+                    titles[workload.key] = workload.title
+                    result, refs = measure(
+                        server, workload, args.seconds, args.warmup, args.connections
+                    )
+                    if workload.key in seen and seen[workload.key] != refs:
+                        raise SystemExit(
+                            f"{server.name} ({workload.key}) answered other cases than the "
+                            f"first server: {refs[:3]}... against {seen[workload.key][:3]}..."
+                        )
+                    seen.setdefault(workload.key, refs)
+                    results.append(result)
+            finally:
+                server.stop()
+    finally:
+        agencies.terminate()
+        agencies.wait(timeout=30)
+    info["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    table = report(results, titles, info, command)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"http-{stamp}.json").write_text(
+        json.dumps({"machine": info, "results": [asdict(r) for r in results]}, indent=2)
+    )
+    (RESULTS / "http-latest.md").write_text(table)
+    print("\n" + table)
+    if args.readme:
+        write_readme(table)
+        print(f"written to {README}")
