@@ -170,4 +170,5 @@ def _record_from_dict(data: dict[str, Any]) -> CaseRecord:
         location=Location(**data["location"]),
         responsible=data["responsible"],
         media_urls=tuple(data["media_urls"]),
+        status_notes=data.get("status_notes"),
     )

@@ -129,6 +129,8 @@ class CaseRecord:
     location: Location = field(default_factory=Location)
     responsible: str | None = None
     media_urls: tuple[str, ...] = ()
+    status_notes: str | None = None
+    """The agency's explanation of the current status (Open311 ``status_notes``)."""
 
 
 @dataclass(frozen=True, slots=True)

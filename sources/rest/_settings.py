@@ -191,11 +191,17 @@ class CaseFields(Strict):
         default=None, description="Who the agency says is responsible (free text)."
     )
     media_urls: str | None = Field(default=None, description="A photo URL, or a list of them.")
+    status_notes: str | None = Field(
+        default=None, description="The agency's explanation of the current status (free text)."
+    )
 
 
 class RestSettings(SourceSettings):
     base_url: str
     headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(
+        default_factory=dict, description="Query parameters sent with every request."
+    )
     auth: Auth | None = None
     max_connections: int = Field(default=10, ge=1, le=200)
     list: ListEndpoint
