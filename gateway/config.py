@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from gateway.auth import AuthSettings
 from gateway.limits import LimitSettings
 from gateway.observability import ObservabilitySettings
 from sources import Named, SourceSettings, Strict, UnknownKind, source_class
+from sources._settings import SlaSettings
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -54,9 +54,8 @@ class _Document(Strict):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
-
     sla: SlaSettings = Field(default_factory=SlaSettings)
-    auth: AuthSettings = Field(default_factory=AuthSettings)
+
 
 @dataclass(frozen=True)
 class GatewayConfig:
@@ -66,7 +65,6 @@ class GatewayConfig:
     events: EventSettings = field(default_factory=EventSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
-    auth: AuthSettings = field(default_factory=AuthSettings)
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> GatewayConfig:
     """Read a YAML configuration file; raises :class:`ConfigError` naming every problem."""
@@ -93,7 +91,11 @@ def parse_config(text: str, environ: dict[str, str], origin: str = "config") -> 
     except ValidationError as exc:
         raise ConfigError(_describe(exc, _Document, "")) from None
     sources = [_source(i, raw_source, problems) for i, raw_source in enumerate(document.sources)]
-    valid = [source for source in sources if source is not None]
+    valid = [
+        source.model_copy(update={"sla": source.sla.over(document.sla)})
+        for source in sources
+        if source is not None
+    ]
     problems.extend(_cross_checks(document, valid))
     if problems:
         raise ConfigError(problems)
@@ -103,7 +105,6 @@ def parse_config(text: str, environ: dict[str, str], origin: str = "config") -> 
         document.limits,
         document.events,
         observability=document.observability,
-        auth=document.auth,
     )
 
 
@@ -130,10 +131,18 @@ def _cross_checks(document: _Document, sources: list[SourceSettings]) -> list[st
     seen: set[str] = set()
     declared = {category.code for category in document.categories}
     agencies: dict[str, SourceSettings] = {}
+    for code in document.sla.categories:
+        if code not in declared:
+            problems.append(f"sla.categories.{code}: not declared under categories")
     for source in sources:
         if source.id in seen:
             problems.append(f"sources ({source.id}).id: used twice; source ids must be unique")
         seen.add(source.id)
+        for code in source.sla.categories:
+            if code not in declared and code not in document.sla.categories:
+                problems.append(
+                    f"sources ({source.id}).sla.categories.{code}: not declared under categories"
+                )
         for native, code in source.vocabulary.categories.items():
             if code not in declared:
                 problems.append(

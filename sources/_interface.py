@@ -65,6 +65,8 @@ class Source(abc.ABC):
     id: str
     kind: str
     agency: AgencyInfo
+    stats_scan_limit: int = DEFAULT_STATS_SCAN_LIMIT
+    """Cases the default :meth:`case_stats` reads at most (``stats_scan_limit`` in config)."""
 
     @property
     @abc.abstractmethod
@@ -102,10 +104,10 @@ class Source(abc.ABC):
         ages measured at ``now``.
 
         The default is a bounded scan through :meth:`search_cases`: at most
-        ``DEFAULT_STATS_SCAN_LIMIT`` cases, newest first, with a warning when there were more.
+        ``stats_scan_limit`` cases, newest first, with a warning when there were more.
         Sources that can aggregate where the data is (SQL) override it.
         """
-        limit = DEFAULT_STATS_SCAN_LIMIT
+        limit = self.stats_scan_limit
         records = await self.search_cases(where, CaseOrder(), None, limit + 1)
         referrals: Mapping[str, Sequence[ReferralRecord]] = {}
         if Dimension.REFERRED_TO in dimensions and records:
@@ -134,12 +136,6 @@ class Source(abc.ABC):
 
     async def listen_for_changes(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
         """Call ``wake`` whenever the backend signals a change (PostgreSQL NOTIFY, say), so the
-    async def referred_references(self) -> Sequence[tuple[str, str]]:
-        """Every (receiving agency code, their reference) this source's referrals name: what
-        this agency handed on, so the gateway can let it see those cases (only when
-        ``finds_referrals_to``; other sources name none)."""
-        return ()
-
         watcher polls at once instead of at its next interval. Returns how to stop listening.
         The default has no signal: the watcher simply polls."""
 

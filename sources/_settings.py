@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -87,6 +88,57 @@ class WebhookSettings(Strict):
     tolerance_seconds: int = Field(default=300, ge=1, description="Oldest timestamp accepted.")
 
 
+DEFAULT_SLA_DAYS = 15.0
+
+
+class SlaSettings(Strict):
+    """How long an agency has to finish a case, which sets ``dueAt`` and what is overdue.
+
+    The due date of a case is its source's own due date when it has one, else ``received_at``
+    plus the days for its category (``categories``, else ``default_days``). With
+    ``override_source_due`` the configured days apply to every case, whatever the source says.
+    The top-level ``sla:`` is the default for every source; a source's own ``sla:`` overrides
+    it key by key (its ``categories`` are laid over the top-level ones). Unset keys inherit.
+    """
+
+    default_days: float | None = Field(
+        default=None, gt=0, description="Days for categories not listed (15 if never set)."
+    )
+    categories: dict[str, float] = Field(
+        default_factory=dict, description="Unified category code -> days."
+    )
+    override_source_due: bool | None = Field(
+        default=None, description="Ignore the source's own due dates (false if never set)."
+    )
+
+    def over(self, base: SlaSettings) -> SlaSettings:
+        """These settings with ``base`` filling what they leave unset."""
+        return SlaSettings(
+            default_days=self.default_days if self.default_days is not None else base.default_days,
+            categories={**base.categories, **self.categories},
+            override_source_due=self.override_source_due
+            if self.override_source_due is not None
+            else base.override_source_due,
+        )
+
+    @property
+    def uses_source_due(self) -> bool:
+        return not self.override_source_due
+
+    def days_for(self, category: str | Unmapped) -> float:
+        if isinstance(category, str) and category in self.categories:
+            return self.categories[category]
+        return self.default_days if self.default_days is not None else DEFAULT_SLA_DAYS
+
+    def due_at(
+        self, received_at: datetime, category: str | Unmapped, source_due: datetime | None
+    ) -> datetime:
+        """The due date the graph reports (``dueAt``) and counts overdue cases by."""
+        if source_due is not None and self.uses_source_due:
+            return source_due
+        return received_at + timedelta(days=self.days_for(category))
+
+
 class SourceSettings(Strict):
     id: str
     kind: str
@@ -98,6 +150,14 @@ class SourceSettings(Strict):
         default=2.0, gt=0, description="How often the gateway looks for changed cases (events)."
     )
     webhook: WebhookSettings | None = None
+    sla: SlaSettings = Field(
+        default_factory=SlaSettings, description="Due dates; overrides the top-level sla."
+    )
+    stats_scan_limit: int = Field(
+        default=10_000,
+        ge=1,
+        description="Cases a statistics scan reads at most, for sources that cannot aggregate.",
+    )
 
     @field_validator("id")
     @classmethod

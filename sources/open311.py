@@ -83,6 +83,8 @@ class Open311Settings(SourceSettings):
             vocabulary=self.vocabulary,
             timeout_seconds=self.timeout_seconds,
             resilience=self.resilience,
+            sla=self.sla,
+            stats_scan_limit=self.stats_scan_limit,
             base_url=self.base_url,
             headers=self.headers,
             max_connections=self.max_connections,

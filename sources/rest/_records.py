@@ -14,7 +14,7 @@ from sources._model import (
     ReferralRecord,
     TimelineEntry,
 )
-from sources._settings import Vocabulary
+from sources._settings import SlaSettings, Vocabulary
 from sources.rest._settings import CaseFields, HistoryFields, ReferralFields
 
 _MISSING = object()
@@ -48,8 +48,16 @@ def _kind(value: object) -> str:
 
 
 class RecordMapper:
-    def __init__(self, source: str, fields: CaseFields, vocabulary: Vocabulary, zone: str) -> None:
+    def __init__(
+        self,
+        source: str,
+        fields: CaseFields,
+        vocabulary: Vocabulary,
+        zone: str,
+        sla: SlaSettings | None = None,
+    ) -> None:
         self.source = source
+        self.sla = sla or SlaSettings()
         self.fields = fields
         self.vocabulary = vocabulary
         self.zone = ZoneInfo(zone)
@@ -68,6 +76,7 @@ class RecordMapper:
         category = self._text(item, "category", f.category)
         received = self._time(item, "received_at", f.received_at)
         assert received is not None
+        unified = self.vocabulary.category(self.source, category)
         return CaseRecord(
             source=self.source,
             local_id=self._text(item, "id", f.id),
@@ -77,13 +86,15 @@ class RecordMapper:
             channel=Channel.OTHER
             if f.channel is None
             else self.vocabulary.channel(self.source, channel),
-            category=self.vocabulary.category(self.source, category),
+            category=unified,
             source_category=category,
             status=self.vocabulary.status(self.source, status),
             source_status=status,
             received_at=received,
             updated_at=self._time(item, "updated_at", f.updated_at, optional=True) or received,
-            due_at=self._time(item, "due_at", f.due_at, optional=True),
+            due_at=self.sla.due_at(
+                received, unified, self._time(item, "due_at", f.due_at, optional=True)
+            ),
             closed_at=self._time(item, "closed_at", f.closed_at, optional=True),
             location=Location(
                 province_code=self._optional_text(item, f.province_code),

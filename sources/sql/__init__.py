@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -29,11 +30,13 @@ from sources._interface import AgencyInfo, Capabilities, Problem, Source
 from sources._model import CaseRecord, ReferralRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import SourceSettings
+from sources._stats import CaseStats, Dimension
 from sources.sql import _notify
 from sources.sql._rows import RowMapper
 from sources.sql._settings import SqlSettings
 from sources.sql._shape import resolve_shape, table_names
 from sources.sql._statements import Statements
+from sources.sql._stats import StatsQuery
 
 __all__ = ["SqlSettings", "SqlSource"]
 
@@ -101,6 +104,18 @@ class SqlSource(Source):
         result = await self._fetch(statement)
         return int(result[0][0])
 
+    async def case_stats(
+        self, where: CaseFilter, dimensions: Sequence[Dimension], now: datetime
+    ) -> CaseStats:
+        """One GROUP BY statement over the same WHERE as ``search`` (sources/sql/_stats.py)."""
+        statements, _ = await self._ready()
+        conditions = statements._conditions(where)
+        if conditions is None:
+            return CaseStats(tuple(dimensions))
+        dialect = self._engine_or_create().dialect.name
+        query = StatsQuery(self.settings, statements, dialect, dimensions, now)
+        return query.fold(await self._fetch(query.statement(conditions)))
+
     async def load_timelines(
         self, local_ids: Sequence[str]
     ) -> Mapping[str, Sequence[TimelineEntry]]:
@@ -157,15 +172,6 @@ class SqlSource(Source):
         if channel is None:
             raise SourceConfigError(self.id, "notify_channel is not set for this source")
         tables = [self.settings.cases.table]
-    async def referred_references(self) -> Sequence[tuple[str, str]]:
-        statements, _ = await self._ready()
-        if not self.capabilities.finds_referrals_to:
-            return ()
-        agencies = self.settings.vocabulary.agencies
-        found = await self._fetch(statements.referred_references())
-        pairs = ((str(row.to_agency), str(row.their_reference)) for row in found)
-        return [(agencies[native], ref) for native, ref in pairs if native in agencies]
-
         for extra in (self.settings.timeline, self.settings.referrals):
             if extra is not None:
                 tables.append(extra.table)

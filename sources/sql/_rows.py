@@ -22,6 +22,7 @@ class RowMapper:
     def __init__(self, settings: SqlSettings, statements: Statements) -> None:
         self.source = settings.id
         self.vocabulary = settings.vocabulary
+        self.sla = settings.sla
         self.statements = statements
         self.naive = statements.shape.naive_times
         timeline = statements.shape.timeline
@@ -32,6 +33,9 @@ class RowMapper:
         status = _text(values["status"])
         channel = _text(values["channel"])
         category = _text(values["category"])
+        unified = self.vocabulary.category(self.source, category)
+        received = self._time(values, "received_at", required=True)
+        assert received is not None
         return CaseRecord(
             source=self.source,
             local_id=str(values["id"]),
@@ -39,13 +43,13 @@ class RowMapper:
             title=_text(values["title"]),
             description=_text(values["description"]),
             channel=self.vocabulary.channel(self.source, channel),
-            category=self.vocabulary.category(self.source, category),
+            category=unified,
             source_category=category,
             status=self.vocabulary.status(self.source, status),
             source_status=status,
-            received_at=self._time(values, "received_at", required=True),  # type: ignore[arg-type]
+            received_at=received,
             updated_at=self._time(values, "updated_at", required=True),  # type: ignore[arg-type]
-            due_at=self._time(values, "due_at"),
+            due_at=self.sla.due_at(received, unified, self._time(values, "due_at")),
             closed_at=self._time(values, "closed_at"),
             location=Location(
                 province_code=_optional_text(values.get("province_code")),

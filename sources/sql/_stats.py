@@ -1,0 +1,325 @@
+"""``case_stats`` for SQL sources: one GROUP BY statement, computed where the data is.
+
+The statement has three levels. The innermost reads each matching case (the same WHERE as
+``search``) with its dimension values, its state (other, open, overdue, resolved) and a
+duration in hours: resolution time for resolved cases, age for open ones. The middle level puts
+the duration into a fixed histogram bin (:data:`sources._stats.HOUR_BOUNDS`, a CASE tree with
+inline boundaries). The outer level groups by dimensions, state and bin, with count, sum and
+count of hours. Native codes come back as they are and are mapped to the unified vocabulary
+here, where rows with the same unified key are added up.
+
+Time buckets follow the Asia/Bangkok calendar on PostgreSQL (``timezone()``, ``date_trunc``)
+and SQLite (``date()`` with an offset from the source's zone). The due date of an open case is
+decided in SQL the same way :meth:`SlaSettings.due_at` decides it in Python: the source's own
+due column unless absent (or overridden), else received time plus the category's days, written
+as ``received < now - days`` so the thresholds are plain bound times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Float,
+    Select,
+    and_,
+    case,
+    cast,
+    extract,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+)
+from sqlalchemy.engine import Row
+from sqlalchemy.sql.elements import ColumnElement
+
+from sources._model import CanonicalStatus
+from sources._stats import (
+    BANGKOK,
+    HOUR_BOUNDS,
+    RESOLVED_STATUSES,
+    TIME_DIMENSIONS,
+    CaseStats,
+    Dimension,
+    Key,
+)
+from sources._stats import Bucket as StatsBucket
+from sources.sql._settings import SqlSettings
+from sources.sql._shape import native_keys
+from sources.sql._statements import Statements
+
+OTHER, OPEN, OVERDUE, RESOLVED = 0, 1, 2, 3
+_CONSTANT = frozenset({Dimension.AGENCY, Dimension.SOURCE})
+_TRUNC = {
+    Dimension.RECEIVED_DAY: "day",
+    Dimension.RECEIVED_WEEK: "week",
+    Dimension.RECEIVED_MONTH: "month",
+}
+
+
+class StatsQuery:
+    """Builds the statement for one request and folds its rows into :class:`CaseStats`."""
+
+    def __init__(
+        self,
+        settings: SqlSettings,
+        statements: Statements,
+        dialect: str,
+        dimensions: Sequence[Dimension],
+        now: datetime,
+    ) -> None:
+        self.settings = settings
+        self.statements = statements
+        self.shape = statements.shape
+        self.sqlite = dialect == "sqlite"
+        self.dimensions = tuple(dimensions)
+        self.grouped = [d for d in self.dimensions if d not in _CONSTANT]
+        self.now = now
+        self.columns = {
+            getattr(c, "name", ""): getattr(c, "element", c) for c in self.shape.selected
+        }
+
+    def statement(self, conditions: list[ColumnElement[bool]]) -> Select[Any]:
+        from_clause, referral, first = self._from_clause()
+        values = [self._dimension(d, referral).label(f"d{i}") for i, d in enumerate(self.grouped)]
+        state = self._state()
+        cases = (
+            select(
+                *values,
+                state.label("state"),
+                self._hours(state).label("hours"),
+                first.label("first"),
+            )
+            .select_from(from_clause)
+            .where(*conditions)
+            .subquery("c")
+        )
+        dims = [cases.c[f"d{i}"] for i in range(len(self.grouped))]
+        binned = select(
+            *dims,
+            cases.c.state,
+            cases.c.hours,
+            case((cases.c.hours.is_(None), null()), else_=_bin_tree(cases.c.hours)).label("bin"),
+            cases.c.first,
+        ).subquery("b")
+        keys = [binned.c[f"d{i}"] for i in range(len(self.grouped))]
+        keys += [binned.c.state, binned.c.bin, binned.c.first]
+        return select(
+            *keys,
+            func.count().label("n"),
+            func.sum(binned.c.hours).label("hours_sum"),
+            func.count(binned.c.hours).label("hours_count"),
+        ).group_by(*keys)
+
+    def fold(self, rows: Sequence[Row[Any]]) -> CaseStats:
+        stats = CaseStats(self.dimensions)
+        for row in rows:
+            values = row._mapping
+            natives = iter(values[f"d{i}"] for i in range(len(self.grouped)))
+            key: Key = tuple(
+                self._constant(d) if d in _CONSTANT else self._unified(d, next(natives))
+                for d in self.dimensions
+            )
+            part = _part(
+                int(values["state"]),
+                values["bin"],
+                int(values["n"]),
+                int(values["hours_count"]),
+                float(values["hours_sum"] or 0.0),
+            )
+            stats.bucket(key).merge(part)
+            if values["first"]:
+                stats.total.merge(part)
+        return stats
+
+    # -- the innermost level -------------------------------------------------------------
+
+    def _from_clause(self) -> tuple[Any, Any, ColumnElement[Any]]:
+        """The cases, joined to their distinct referral targets when REFERRED_TO is asked."""
+        shape = self.shape
+        referrals = shape.referrals
+        if Dimension.REFERRED_TO not in self.dimensions or referrals is None:
+            return shape.from_clause, None, literal_column("1")
+        agencies = self.settings.vocabulary.agencies
+        to_agency = referrals.columns["to_agency"]
+        target = case(agencies, value=to_agency, else_=to_agency) if agencies else to_agency
+        pairs = (
+            select(referrals.columns["case_id"].label("case_id"), target.label("target"))
+            .distinct()
+            .subquery("rp")
+        )
+        ranked = select(
+            pairs.c.case_id,
+            pairs.c.target,
+            func.row_number()
+            .over(partition_by=pairs.c.case_id, order_by=pairs.c.target)
+            .label("rank"),
+        ).subquery("r")
+        joined = shape.from_clause.outerjoin(ranked, ranked.c.case_id == shape.id)
+        first = case((or_(ranked.c.rank.is_(None), ranked.c.rank == 1), 1), else_=0)
+        return joined, ranked, first
+
+    def _dimension(self, dimension: Dimension, referral: Any) -> ColumnElement[Any]:
+        shape = self.shape
+        if dimension is Dimension.REFERRED_TO:
+            return referral.c.target if referral is not None else null()
+        if dimension in TIME_DIMENSIONS:
+            return self._period(dimension)
+        column = {
+            Dimension.PROVINCE: shape.province_code,
+            Dimension.DISTRICT: shape.district_code,
+            Dimension.CATEGORY: shape.category_code,
+            Dimension.STATUS: shape.status,
+            Dimension.CHANNEL: shape.channel,
+        }[dimension]
+        return column if column is not None else null()
+
+    def _period(self, dimension: Dimension) -> ColumnElement[Any]:
+        received = self.shape.received_at
+        naive = "received_at" in self.shape.naive_times
+        if self.sqlite:
+            local = func.datetime(received, f"{self._sqlite_shift(naive):+d} minutes")
+            if dimension is Dimension.RECEIVED_WEEK:
+                return func.date(local, "weekday 0", "-6 days")
+            if dimension is Dimension.RECEIVED_MONTH:
+                return func.date(local, "start of month")
+            return func.date(local)
+        aware = func.timezone(self.settings.timezone, received) if naive else received
+        local = func.timezone(str(BANGKOK), aware)
+        return cast(func.date_trunc(_TRUNC[dimension], local), Date)
+
+    def _sqlite_shift(self, naive: bool) -> int:
+        """Minutes from the stored times' zone to Bangkok (SQLite keeps times as text)."""
+        stored = self.statements.zone if naive else ZoneInfo("UTC")
+        bangkok = self.now.astimezone(BANGKOK).utcoffset() or timedelta()
+        theirs = self.now.astimezone(stored).utcoffset() or timedelta()
+        return int((bangkok - theirs).total_seconds() // 60)
+
+    def _state(self) -> ColumnElement[Any]:
+        shape = self.shape
+        statuses = self.settings.vocabulary.statuses
+        resolved = native_keys(statuses, RESOLVED_STATUSES)
+        open_ = native_keys(statuses, [s for s in CanonicalStatus if not s.is_finished])
+        whens: list[tuple[ColumnElement[bool], Any]] = []
+        if resolved:
+            whens.append((shape.status.in_(resolved), RESOLVED))
+        if open_:
+            whens.append(
+                (
+                    shape.status.in_(open_),
+                    case((self._past_due(), OVERDUE), else_=OPEN),
+                )
+            )
+        if not whens:
+            return literal(OTHER)
+        return case(*whens, else_=OTHER)
+
+    def _past_due(self) -> ColumnElement[bool]:
+        """Due before ``now``: the source's own due date, or received + the category's days."""
+        shape = self.shape
+        sla = self.settings.sla
+        received_naive = "received_at" in shape.naive_times
+        default_days = sla.days_for("")  # no category has the empty code
+        by_days: dict[float, list[str]] = {}
+        for native, code in self.settings.vocabulary.categories.items():
+            days = sla.days_for(code)
+            if days != default_days:
+                by_days.setdefault(days, []).append(native)
+
+        def threshold(days: float) -> ColumnElement[Any]:
+            moment = self.statements.to_column_time(self.now - timedelta(days=days), received_naive)
+            return literal(moment, DateTime(timezone=not received_naive))
+
+        limit: ColumnElement[Any] = threshold(default_days)
+        if by_days:
+            limit = case(
+                *[
+                    (shape.category_code.in_(natives), threshold(days))
+                    for days, natives in by_days.items()
+                ],
+                else_=threshold(default_days),
+            )
+        configured = shape.received_at < limit
+        due = self.columns.get("due_at")
+        if due is None or not sla.uses_source_due:
+            return configured
+        due_naive = "due_at" in shape.naive_times
+        now = literal(
+            self.statements.to_column_time(self.now, due_naive), DateTime(timezone=not due_naive)
+        )
+        return or_(due < now, and_(due.is_(None), configured))
+
+    def _hours(self, state: ColumnElement[Any]) -> ColumnElement[Any]:
+        shape = self.shape
+        received = shape.received_at
+        naive = "received_at" in shape.naive_times
+        now = literal(self.statements.to_column_time(self.now, naive), DateTime(timezone=not naive))
+        whens: list[tuple[ColumnElement[bool], Any]] = [
+            (state.in_([OPEN, OVERDUE]), self._between(received, now))
+        ]
+        closed = self.columns.get("closed_at")
+        if closed is not None:
+            whens.insert(0, (state == RESOLVED, self._between(received, closed)))
+        return case(*whens, else_=null())
+
+    def _between(self, start: Any, end: Any) -> ColumnElement[Any]:
+        if self.sqlite:
+            return (func.julianday(end) - func.julianday(start)) * 24.0
+        return cast(extract("epoch", end - start), Float) / 3600.0
+
+    # -- folding ---------------------------------------------------------------------------
+
+    def _constant(self, dimension: Dimension) -> str:
+        return self.settings.agency.code if dimension is Dimension.AGENCY else self.settings.id
+
+    def _unified(self, dimension: Dimension, native: Any) -> str | None:
+        if native is None:
+            return None
+        if isinstance(native, date):
+            return native.isoformat()
+        text = str(native)
+        vocabulary = self.settings.vocabulary
+        if dimension is Dimension.CATEGORY:
+            return vocabulary.categories.get(text, text)
+        if dimension is Dimension.STATUS:
+            status = vocabulary.statuses.get(text)
+            return status.value if status is not None else text
+        if dimension is Dimension.CHANNEL:
+            channel = vocabulary.channels.get(text)
+            return channel.value if channel is not None else text
+        return text
+
+
+def _part(state: int, index: Any, cases: int, measured: int, hours: float) -> StatsBucket:
+    part = StatsBucket((), count=cases)
+    if state in (OPEN, OVERDUE):
+        part.open = cases
+        part.overdue = cases if state == OVERDUE else 0
+        if measured:
+            part.open_age.add_bin(int(index), measured, hours)
+    elif state == RESOLVED:
+        part.resolved = cases
+        if measured:
+            part.resolution.add_bin(int(index), measured, hours)
+    return part
+
+
+def _bin_tree(hours: Any, low: int = 0, high: int = len(HOUR_BOUNDS)) -> Any:
+    """The bin of ``hours`` as a balanced CASE tree (7 comparisons for 66 bins), the same
+    answer as :func:`sources._stats.hour_bin`; boundaries inline so GROUP BY sees constants."""
+    if low == high:
+        return literal_column(str(low))
+    middle = (low + high + 1) // 2
+    bound: Any = literal_column(repr(HOUR_BOUNDS[middle - 1]))
+    return case(
+        (hours < bound, _bin_tree(hours, low, middle - 1)),
+        else_=_bin_tree(hours, middle, high),
+    )
