@@ -1,11 +1,17 @@
 """Subscribers at scale: N WebSocket subscribers on one gateway, latency from commit to client.
 
-Run: ``python -m bench.subscribers`` (or ``make bench-subscribers``). It loads a Damrongdhama
-database (PostgreSQL: COMPLAINT_GRAPH_DEMO_DSN, else 127.0.0.1:5432, else an embedded server),
-installs the NOTIFY triggers, starts ``complaint-graph serve`` in its own process, connects N
-graphql-transport-ws subscribers from this process, commits status changes one at a time and
-times each event from the commit until every subscriber has it. Memory per subscriber is the
-gateway's resident memory growth divided by N.
+Run: ``python -m bench.subscribers`` (defaults: 100, 1,000 and 5,000 subscribers, 20 events
+each). It loads a Damrongdhama database (PostgreSQL: COMPLAINT_GRAPH_DEMO_DSN, else
+127.0.0.1:5432, else an embedded server) and installs the NOTIFY triggers. For each N it starts a
+fresh ``complaint-graph serve`` in a process of its own, connects N graphql-transport-ws
+subscribers from this process (in batches, so the gateway's listen backlog never overflows),
+then commits status changes one at a time. Each change writes the wall-clock time of its
+committing statement into the case's ``detail`` column; every subscriber reads it back from the
+event (``case { description }``), so latency is from the agency commit to the client holding
+the event, with nothing kept on the side. The next change waits until every subscriber has the
+last one (or 60 s). Memory per subscriber is the gateway's resident memory growth from before
+the first connection to when all N are subscribed, divided by N. Everything is bounded in time:
+the bench stops by itself and stops every gateway it started.
 """
 
 from __future__ import annotations
@@ -14,23 +20,32 @@ import argparse
 import asyncio
 import json
 import os
+import platform
+import resource
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from samples import damrongdhama
 from sources.sql._notify import install_triggers
 
-QUERY = "subscription { caseEvents { id type newStatus case { referenceNumber status } } }"
+QUERY = "subscription { caseEvents { id type newStatus case { referenceNumber description } } }"
+MARK = "bench-commit "
+CONNECT_BATCH = 200
+DATABASE = "complaint_graph_bench_subs"
+SETUP_SECONDS = 300  # connecting N subscribers
+EVENT_SECONDS = 60  # one change reaching every subscriber
 
 
 def admin_dsn() -> tuple[str, Any]:
@@ -49,109 +64,252 @@ def admin_dsn() -> tuple[str, Any]:
         return server.get_uri(), server
 
 
+def raise_open_files_limit(needed: int) -> int:
+    """Each subscriber is a socket here and one in the gateway (which inherits this limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        soft = wanted
+    return soft
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
-    return 0
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-async def subscriber(url: str, received: dict[str, list[float]], ready: asyncio.Event) -> None:
-    async with connect(url, subprotocols=["graphql-transport-ws"], max_queue=None) as ws:  # type: ignore[list-item]
-        await ws.send(json.dumps({"type": "connection_init"}))
-        await ws.recv()
-        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": QUERY}}))
-        ready.set()
-        await listen(ws, received)
+def gateway_config(url: str, directory: Path) -> Path:
+    """samples/config.yaml cut down to the Damrongdhama source, pointed at the bench database."""
+    text = (Path(__file__).parent.parent / "samples" / "config.yaml").read_text(encoding="utf-8")
+    head, rest = text.split("  - id: damrongdhama", 1)
+    damrong = rest.split("\n  # The Khon Kaen", 1)[0]
+    assert "notify_channel: complaint_graph" in damrong, "the bench measures NOTIFY delivery"
+    path = directory / "bench.yaml"
+    body = damrong.replace("${DEMO_DAMRONGDHAMA_URL}", url)
+    path.write_text(head + "  - id: damrongdhama" + body, encoding="utf-8")
+    return path
 
 
-async def listen(ws: ClientConnection, received: dict[str, list[float]]) -> None:
-    async for raw in ws:
-        message = json.loads(raw)
-        if message.get("type") == "next":
-            reference = message["payload"]["data"]["caseEvents"]["case"]["referenceNumber"]
-            received.setdefault(reference, []).append(time.time())
+class GatewayProcess:
+    """``complaint-graph serve`` in its own process: the load side never shares its CPU time."""
+
+    def __init__(self, config: Path, port: int, log: Path) -> None:
+        self.port = port
+        self.log = log
+        executable = Path(sys.executable).with_name("complaint-graph")
+        command = [str(executable), "serve", "--config", str(config), "--port", str(port)]
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
+
+    async def events(self) -> dict[str, Any]:
+        report: dict[str, Any] = (await self.client.get("/readyz")).json()["events"]
+        return report
+
+    async def until(self, check: Any, seconds: float, what: str) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the gateway exited; see {self.log}")
+            try:
+                if check(await self.events()):
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+        raise SystemExit(f"gave up waiting for {what} after {seconds:.0f} s")
+
+    async def stop(self) -> None:
+        await self.client.aclose()
+        self.process.terminate()
+        try:
+            await asyncio.to_thread(self.process.wait, 60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
-async def run(counts: list[int], events: int, port: int) -> list[str]:
-    admin, server = admin_dsn()
+@dataclass
+class Subscribers:
+    """N open subscriptions and, per event reference, when each subscriber got it (latency s)."""
+
+    sockets: list[ClientConnection]
+    latencies: dict[str, list[float]]
+    tasks: list[asyncio.Task[None]]
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+
+
+async def subscribe(url: str) -> ClientConnection:
+    ws = await connect(
+        url,
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        open_timeout=120,
+        ping_interval=None,  # the gateway pings; 5,000 client pings would be load of our own
+        max_queue=None,
+    )
+    await ws.send(json.dumps({"type": "connection_init"}))
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": QUERY}}))
+    return ws
+
+
+async def listen(ws: ClientConnection, latencies: dict[str, list[float]]) -> None:
+    try:
+        async for raw in ws:
+            received = time.time()
+            message = json.loads(raw)
+            if message.get("type") != "next":
+                continue
+            case = message["payload"]["data"]["caseEvents"]["case"]
+            description = case["description"]
+            if description.startswith(MARK):
+                committed = float(description.removeprefix(MARK))
+                latencies.setdefault(case["referenceNumber"], []).append(received - committed)
+    except ConnectionClosed:
+        return
+
+
+async def connect_all(url: str, count: int) -> Subscribers:
+    sockets: list[ClientConnection] = []
+    for start in range(0, count, CONNECT_BATCH):
+        batch = min(CONNECT_BATCH, count - start)
+        sockets += await asyncio.gather(*(subscribe(url) for _ in range(batch)))
+    latencies: dict[str, list[float]] = {}
+    tasks = [asyncio.create_task(listen(ws, latencies)) for ws in sockets]
+    return Subscribers(sockets, latencies, tasks)
+
+
+async def commit_change(writer: asyncpg.Connection, case: int, status: str) -> str:
+    """One autocommitted UPDATE carrying the time it was issued; returns the reference."""
+    committed = time.time()
+    reference: str = await writer.fetchval(
+        "UPDATE complaints SET status_code = $2, detail = $3, updated_at = now() "
+        "WHERE id = $1 RETURNING ref_no",
+        case,
+        status,
+        f"{MARK}{committed!r}",
+    )
+    return reference
+
+
+@dataclass
+class Row:
+    subscribers: int
+    events: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    delivered: float
+    kib_per_subscriber: float
+    connect_seconds: float
+
+    def markdown(self) -> str:
+        return (
+            f"| {self.subscribers:,} | {self.events} | {self.p50_ms:.0f} | {self.p99_ms:.0f} | "
+            f"{self.max_ms:.0f} | {self.delivered:.1%} | {self.kib_per_subscriber:.1f} | "
+            f"{self.connect_seconds:.1f} |"
+        )
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+async def measure(
+    count: int, events: int, config: Path, port: int, writer: asyncpg.Connection, first_case: int
+) -> Row:
+    gateway = GatewayProcess(config, port, config.with_name(f"gateway-{count}.log"))
+    url = f"ws://127.0.0.1:{port}/graphql"
+    try:
+        await gateway.until(lambda e: e["watching"], 120, "the gateway to watch its source")
+        # Warm up: the first subscription and event load code that no subscriber should be
+        # charged for.
+        warm = await connect_all(url, 1)
+        await gateway.until(lambda e: e["subscribers"] == 1, 30, "the warm-up subscriber")
+        reference = await commit_change(writer, first_case, "ACK")
+        await wait_delivered(warm, reference, 1)
+        await warm.close()
+        await gateway.until(lambda e: e["subscribers"] == 0, 30, "the warm-up to leave")
+        before = rss_kib(gateway.process.pid)
+        started = time.monotonic()
+        subscribers = await asyncio.wait_for(connect_all(url, count), SETUP_SECONDS)
+        await gateway.until(lambda e: e["subscribers"] == count, 60, f"{count} subscribers")
+        connect_seconds = time.monotonic() - started
+        memory = (rss_kib(gateway.process.pid) - before) / count
+        samples: list[float] = []
+        for n in range(events):
+            status = "WIP" if n % 2 == 0 else "HOLD"
+            reference = await commit_change(writer, first_case + 1 + n, status)
+            samples += await wait_delivered(subscribers, reference, count)
+        await subscribers.close()
+    finally:
+        await gateway.stop()
+    samples.sort()
+    return Row(
+        subscribers=count,
+        events=events,
+        p50_ms=percentile(samples, 0.50) * 1000,
+        p99_ms=percentile(samples, 0.99) * 1000,
+        max_ms=samples[-1] * 1000 if samples else float("nan"),
+        delivered=len(samples) / (count * events),
+        kib_per_subscriber=memory,
+        connect_seconds=connect_seconds,
+    )
+
+
+async def wait_delivered(subscribers: Subscribers, reference: str, count: int) -> list[float]:
+    """Latencies of ``reference`` once every subscriber has it, or whatever came in 60 s."""
+    deadline = time.monotonic() + EVENT_SECONDS
+    while len(subscribers.latencies.get(reference, [])) < count:
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.002)
+    return list(subscribers.latencies.get(reference, []))
+
+
+async def prepare_database(admin: str) -> str:
     base, _, query = admin.partition("?")
     connection = await asyncpg.connect(admin)
-    await connection.execute("DROP DATABASE IF EXISTS complaint_graph_bench_subs WITH (FORCE)")
-    await connection.execute("CREATE DATABASE complaint_graph_bench_subs")
-    await connection.close()
-    dsn = base.rsplit("/", 1)[0] + "/complaint_graph_bench_subs" + (f"?{query}" if query else "")
+    try:
+        await connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        await connection.execute(f"CREATE DATABASE {DATABASE}")
+    finally:
+        await connection.close()
+    dsn = base.rsplit("/", 1)[0] + f"/{DATABASE}" + (f"?{query}" if query else "")
     await damrongdhama.create_and_load(dsn, count=2000)
+    return dsn
+
+
+async def run(counts: list[int], events: int, port: int) -> list[Row]:
+    admin, server = admin_dsn()
+    dsn = await prepare_database(admin)
     url = "postgresql+asyncpg://" + dsn.split("://", 1)[1]
-    await install_triggers(url, ["complaints"], "complaint_graph")
-    config = Path(tempfile.mkdtemp()) / "bench.yaml"
-    text = (Path(__file__).parent.parent / "samples" / "config.yaml").read_text(encoding="utf-8")
-    head, damrong = (
-        text.split("  - id: damrongdhama", 1)[0],
-        text.split("  - id: damrongdhama", 1)[1],
-    )
-    damrong = damrong.split("\n  # The Khon Kaen", 1)[0]
-    config.write_text(
-        head + "  - id: damrongdhama" + damrong.replace("${DEMO_DAMRONGDHAMA_URL}", url)
-    )
-    executable = Path(sys.executable).with_name("complaint-graph")
-    gateway = subprocess.Popen(
-        [str(executable), "serve", "--config", str(config), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    await install_triggers(url, ["complaints", "complaint_status_log"], "complaint_graph")
+    config = gateway_config(url, Path(tempfile.mkdtemp(prefix="bench-subscribers-")))
+    writer = await asyncpg.connect(dsn)
     rows = []
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            for _ in range(600):
-                try:
-                    if (await client.get("/readyz")).json()["events"]["watching"]:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            writer = await asyncpg.connect(dsn)
-            case = 1
-            for count in counts:
-                before = rss_kib(gateway.pid)
-                received: dict[str, list[float]] = {}
-                tasks = []
-                for _ in range(count):
-                    ready = asyncio.Event()
-                    ws_url = f"ws://127.0.0.1:{port}/graphql"
-                    tasks.append(asyncio.create_task(subscriber(ws_url, received, ready)))
-                    await ready.wait()
-                while (await client.get("/readyz")).json()["events"]["subscribers"] < count:
-                    await asyncio.sleep(0.05)
-                memory = (rss_kib(gateway.pid) - before) / count
-                latencies: list[float] = []
-                for _ in range(events):
-                    reference = await writer.fetchval(
-                        "UPDATE complaints SET status_code = 'WIP', updated_at = now() "
-                        "WHERE id = $1 RETURNING ref_no",
-                        case,
-                    )
-                    committed = time.time()
-                    case += 1
-                    deadline = committed + 60
-                    while len(received.get(reference, [])) < count and time.time() < deadline:
-                        await asyncio.sleep(0.005)
-                    latencies.extend(t - committed for t in received.get(reference, []))
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                latencies.sort()
-                delivered = len(latencies) / (count * events)
-                p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan")
-                rows.append(
-                    f"| {count} | {events} | {statistics.median(latencies) * 1000:.0f} | "
-                    f"{p99 * 1000:.0f} | {delivered:.0%} | {memory:.1f} |"
-                )
-                print(rows[-1], flush=True)
-            await writer.close()
+        for index, count in enumerate(counts):
+            row = await measure(count, events, config, port, writer, first_case=1 + index * 100)
+            print(row.markdown(), flush=True)
+            rows.append(row)
     finally:
-        gateway.terminate()
-        gateway.wait(timeout=30)
+        await writer.close()
+        connection = await asyncpg.connect(admin)
+        try:
+            await connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        finally:
+            await connection.close()
         del server
     return rows
 
@@ -159,12 +317,24 @@ async def run(counts: list[int], events: int, port: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.subscribers")
     parser.add_argument("--counts", default="100,1000,5000")
-    parser.add_argument("--events", type=int, default=10)
+    parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--port", type=int, default=8798)
     args = parser.parse_args()
-    print("| subscribers | events | p50 ms | p99 ms | delivered | KiB per subscriber |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    asyncio.run(run([int(n) for n in args.counts.split(",")], args.events, args.port))
+    counts = [int(n) for n in args.counts.split(",")]
+    if args.events > 99:
+        parser.error("--events: at most 99 (each subscriber count changes its own 100 cases)")
+    limit = raise_open_files_limit(2 * max(counts) + 1024)
+    print(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, open files limit {limit}",
+        flush=True,
+    )
+    print(
+        "| subscribers | events | p50 ms | p99 ms | max ms | delivered | KiB per subscriber | "
+        "connect s |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
+    asyncio.run(run(counts, args.events, args.port))
 
 
 if __name__ == "__main__":
