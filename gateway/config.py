@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from gateway.auth import AuthSettings
 from gateway.limits import LimitSettings
 from gateway.observability import ObservabilitySettings
 from sources import Named, SourceSettings, Strict, UnknownKind, source_class
@@ -56,6 +57,8 @@ class _Document(Strict):
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     sla: SlaSettings = Field(default_factory=SlaSettings)
 
+    sla: SlaSettings = Field(default_factory=SlaSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
 @dataclass(frozen=True)
 class GatewayConfig:
@@ -65,6 +68,7 @@ class GatewayConfig:
     events: EventSettings = field(default_factory=EventSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> GatewayConfig:
     """Read a YAML configuration file; raises :class:`ConfigError` naming every problem."""
@@ -105,6 +109,7 @@ def parse_config(text: str, environ: dict[str, str], origin: str = "config") -> 
         document.limits,
         document.events,
         observability=document.observability,
+        auth=document.auth,
     )
 
 

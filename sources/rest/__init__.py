@@ -266,11 +266,17 @@ class RestSource(Source):
         params = self._filter_params(where, order, after)
         if sort is not None:
             params.update(sort)
-        exact_pages = sorted_by_api and self.pushed >= _active(where)
+        exact_pages = (
+            sorted_by_api and self.pushed >= _active(where) and not self._restricted(where)
+        )
         collected: list[CaseRecord] = []
         async for page in self._pages(params, limit if exact_pages else None):
-            for record in page:
-                if where.matches(record) and _is_after(record, order, after):
+            for record, item in page:
+                if (
+                    where.matches(record)
+                    and _is_after(record, order, after)
+                    and self._visible(where, record, item)
+                ):
                     collected.append(record)
             if sorted_by_api and len(collected) > limit:
                 break
@@ -280,7 +286,8 @@ class RestSource(Source):
     async def count_cases(self, where: CaseFilter) -> int:
         listing = self.settings.list
         params = self._filter_params(where, CaseOrder(), None)
-        if listing.total is not None and self.pushed >= _active(where):
+        restricted = self._restricted(where)
+        if listing.total is not None and self.pushed >= _active(where) and not restricted:
             params.update(self._page_params(0, 1, None))
             document = await self._get(listing.path, params)
             total = _dig_total(document, listing.total)
@@ -289,7 +296,11 @@ class RestSource(Source):
             return total
         count = 0
         async for page in self._pages(params, None):
-            count += sum(1 for record in page if where.matches(record))
+            count += sum(
+                1
+                for record, item in page
+                if where.matches(record) and self._visible(where, record, item)
+            )
         return count
 
     async def _pages(self, params: dict[str, str], wanted: int | None) -> Any:
@@ -300,13 +311,32 @@ class RestSource(Source):
             if wanted is None
             else min(listing.pagination.page_size, wanted + 1)
         )
+    def _restricted(self, where: CaseFilter) -> bool:
+        """Whether row-level access limits this source: an API has no parameter for it, so
+        the gateway reads every page (up to ``list.max_pages``) and keeps the visible cases."""
+        return where.access is not None and where.access.agency != self.agency.code
+
+    def _visible(self, where: CaseFilter, record: CaseRecord, item: Any) -> bool:
+        if where.access is None:
+            return True
+        return where.access.allows(self.agency.code, record, self._referred_to(record, item))
+
+    def _referred_to(self, record: CaseRecord, item: Any) -> set[str]:
+        """Agency codes the case's embedded referrals name (none when the source maps none)."""
+        referrals = self.settings.referrals
+        entries = dig(item, referrals.embedded) if referrals is not None else None
+        if referrals is None or not isinstance(entries, list):
+            return set()
+        found = (self.records.referral(record.local_id, e, referrals.fields) for e in entries)
+        return {r.to_agency for r in found if isinstance(r.to_agency, str)}
+
         cursor: str | None = None
         offset = 0
         for page_number in range(listing.max_pages):
             query = dict(params) | self._page_params(offset, size, cursor, page_number)
             document = await self._get(listing.path, query)
             items = items_at(self.id, document, listing.items, "list.items")
-            yield [self.records.case(item) for item in items]
+            yield [(self.records.case(item), item) for item in items]
             offset += len(items)
             if len(items) < size:
                 return
