@@ -56,9 +56,8 @@ class _Document(Strict):
     events: EventSettings = Field(default_factory=EventSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     sla: SlaSettings = Field(default_factory=SlaSettings)
-
-    sla: SlaSettings = Field(default_factory=SlaSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+
 
 @dataclass(frozen=True)
 class GatewayConfig:
@@ -67,8 +66,8 @@ class GatewayConfig:
     limits: LimitSettings
     events: EventSettings = field(default_factory=EventSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
-
     auth: AuthSettings = field(default_factory=AuthSettings)
+
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> GatewayConfig:
     """Read a YAML configuration file; raises :class:`ConfigError` naming every problem."""

@@ -134,14 +134,14 @@ class Source(abc.ABC):
         ``references``, keyed by that reference (only when ``finds_referrals_to``)."""
         return {}
 
-    async def listen_for_changes(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
-        """Call ``wake`` whenever the backend signals a change (PostgreSQL NOTIFY, say), so the
     async def referred_references(self) -> Sequence[tuple[str, str]]:
         """Every (receiving agency code, their reference) this source's referrals name: what
         this agency handed on, so the gateway can let it see those cases (only when
         ``finds_referrals_to``; other sources name none)."""
         return ()
 
+    async def listen_for_changes(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        """Call ``wake`` whenever the backend signals a change (PostgreSQL NOTIFY, say), so the
         watcher polls at once instead of at its next interval. Returns how to stop listening.
         The default has no signal: the watcher simply polls."""
 

@@ -303,14 +303,6 @@ class RestSource(Source):
             )
         return count
 
-    async def _pages(self, params: dict[str, str], wanted: int | None) -> Any:
-        """Yield pages of records until the API runs out, ``wanted`` are read, or max_pages."""
-        listing = self.settings.list
-        size = (
-            listing.pagination.page_size
-            if wanted is None
-            else min(listing.pagination.page_size, wanted + 1)
-        )
     def _restricted(self, where: CaseFilter) -> bool:
         """Whether row-level access limits this source: an API has no parameter for it, so
         the gateway reads every page (up to ``list.max_pages``) and keeps the visible cases."""
@@ -330,6 +322,15 @@ class RestSource(Source):
         found = (self.records.referral(record.local_id, e, referrals.fields) for e in entries)
         return {r.to_agency for r in found if isinstance(r.to_agency, str)}
 
+    async def _pages(self, params: dict[str, str], wanted: int | None) -> Any:
+        """Yield pages of (record, its JSON object) until the API runs out, ``wanted`` are
+        read, or max_pages."""
+        listing = self.settings.list
+        size = (
+            listing.pagination.page_size
+            if wanted is None
+            else min(listing.pagination.page_size, wanted + 1)
+        )
         cursor: str | None = None
         offset = 0
         for page_number in range(listing.max_pages):

@@ -157,6 +157,15 @@ class SqlSource(Source):
             found.setdefault(record.their_reference or "", []).append(record)
         return found
 
+    async def referred_references(self) -> Sequence[tuple[str, str]]:
+        statements, _ = await self._ready()
+        if not self.capabilities.finds_referrals_to:
+            return ()
+        agencies = self.settings.vocabulary.agencies
+        found = await self._fetch(statements.referred_references())
+        pairs = ((str(row.to_agency), str(row.their_reference)) for row in found)
+        return [(agencies[native], ref) for native, ref in pairs if native in agencies]
+
     async def listen_for_changes(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
         channel = self.settings.notify_channel
         if channel is None:
@@ -172,15 +181,6 @@ class SqlSource(Source):
         if channel is None:
             raise SourceConfigError(self.id, "notify_channel is not set for this source")
         tables = [self.settings.cases.table]
-    async def referred_references(self) -> Sequence[tuple[str, str]]:
-        statements, _ = await self._ready()
-        if not self.capabilities.finds_referrals_to:
-            return ()
-        agencies = self.settings.vocabulary.agencies
-        found = await self._fetch(statements.referred_references())
-        pairs = ((str(row.to_agency), str(row.their_reference)) for row in found)
-        return [(agencies[native], ref) for native, ref in pairs if native in agencies]
-
         for extra in (self.settings.timeline, self.settings.referrals):
             if extra is not None:
                 tables.append(extra.table)
