@@ -28,9 +28,11 @@ from gateway.config import GatewayConfig, load_config
 from gateway.dashboard import routes as dashboard_routes
 from gateway.events import EventBroker
 from gateway.graphql_view import GraphQLView
+from gateway.limits import limit_middleware
 from gateway.logs import configure_logging
 from gateway.metrics import Metrics
 from gateway.open311 import Open311Endpoint
+from gateway.ratelimit import RateLimits
 from gateway.request_context import RequestContextMiddleware
 from gateway.shutdown import GracefulShutdown, OpenWebSockets
 from gateway.tracing import Tracing
@@ -69,7 +71,10 @@ class Gateway:
         self.limits = Limits(
             max_page_size=config.limits.max_page_size,
             default_page_size=config.limits.default_page_size,
+            query=config.limits.query_limits(),  # depth, aliases, tokens, cost, timeout
         )
+        rate_limit = config.limits.rate_limit
+        self.rate_limits = RateLimits(rate_limit) if rate_limit is not None else None
         self.authenticator = Authenticator(config.auth)  # who calls: keys, tokens, anonymous
         self.events = (
             EventBroker(
@@ -110,6 +115,8 @@ class Gateway:
         if self.events is not None:
             await self.events.stop()
         await self.federation.close()
+        if self.rate_limits is not None:
+            await self.rate_limits.close()
         await self.authenticator.close()
         self.tracing.shutdown()
 
@@ -178,6 +185,7 @@ def create_app(
             GRAPHQL_WS_PROTOCOL,
             GRAPHQL_SSE_PROTOCOL,  # for clients behind proxies that block WebSocket
         ),
+        graphql_ide="graphiql" if config.limits.graphiql else None,
     )
     view.authenticator = gateway.authenticator
     websockets = OpenWebSockets(view)  # closed with 1001 Going Away on graceful shutdown
@@ -219,7 +227,10 @@ def create_app(
             Route("/readyz", readyz),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(RequestContextMiddleware)],  # X-Request-ID, access log lines
+        middleware=[
+            Middleware(RequestContextMiddleware),  # X-Request-ID, access log lines
+            *limit_middleware(config.limits, gateway.rate_limits),  # rate, body, trusted docs
+        ],
     )
     app.state.gateway = gateway
     app.state.shutdown = GracefulShutdown(websockets, gateway.events)

@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway._asgi import replay, send_json
-from gateway.ratelimit import RateLimit, RateLimitSettings
+from gateway.ratelimit import RateLimit, RateLimits, RateLimitSettings
 from gateway.trusted_documents import TrustedDocuments, TrustedDocumentSettings
 from resolvers.limits import QueryLimits
 from sources import Strict
@@ -103,11 +103,11 @@ class BodySizeLimit:
         await send_json(send, 413, {"errors": [{"message": message, "extensions": extensions}]})
 
 
-def limit_middleware(settings: LimitSettings) -> list[Middleware]:
+def limit_middleware(settings: LimitSettings, rate_limits: RateLimits | None) -> list[Middleware]:
     """The HTTP-level limits, outermost first: rate, body size, then trusted document ids."""
     middleware = []
-    if settings.rate_limit is not None:
-        middleware.append(Middleware(RateLimit, settings=settings.rate_limit))
+    if rate_limits is not None:
+        middleware.append(Middleware(RateLimit, limits=rate_limits))
     middleware.append(Middleware(BodySizeLimit, limit=settings.max_body_bytes))
     if settings.trusted_documents is not None:
         documents = settings.trusted_documents.documents()

@@ -21,6 +21,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 from pydantic import Field, field_validator
+from redis.asyncio import ConnectionPool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -53,21 +54,45 @@ class RateLimitSettings(Strict):
             raise ValueError("storage must be memory:// or redis://host:port/db")
         return storage
 
-    def items(self) -> list[RateLimitItem]:
-        return parse_many(self.rate)
 
-    def open_storage(self) -> Storage:
-        if self.storage.startswith("memory://"):
+class RateLimits:
+    """The counting behind :class:`RateLimit`: owned by the gateway, closed when it stops."""
+
+    def __init__(self, settings: RateLimitSettings) -> None:
+        self.items = parse_many(settings.rate)
+        self._pool: ConnectionPool | None = None
+        if settings.storage.startswith("memory://"):
             storage = storage_from_string("async+memory://", wrap_exceptions=True)
         else:
+            self._pool = ConnectionPool.from_url(settings.storage)
             storage = storage_from_string(
-                f"async+{self.storage}",
+                f"async+{settings.storage}",
                 implementation="redispy",
-                key_prefix=self.prefix,
+                key_prefix=settings.prefix,
+                connection_pool=self._pool,  # type: ignore[arg-type]  # options typed narrowly
                 wrap_exceptions=True,
             )
         assert isinstance(storage, Storage)
-        return storage
+        self.limiter = MovingWindowRateLimiter(storage)
+
+    async def exhausted(self, key: str) -> tuple[RateLimitItem, int] | None:
+        """The first limit ``key`` has used up, with the seconds until it may ask again; each
+        call counts as one request."""
+        try:
+            for item in self.items:
+                if not await self.limiter.hit(item, key):
+                    stats = await self.limiter.get_window_stats(item, key)
+                    return item, max(1, math.ceil(stats.reset_time - time.time()))
+        except StorageError as exc:
+            log.warning(
+                "rate limit storage failed (%s); request let through",
+                type(exc.storage_error).__name__,
+            )
+        return None
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
 
 
 def caller_key(scope: Scope) -> str:
@@ -83,16 +108,15 @@ def caller_key(scope: Scope) -> str:
 class RateLimit:
     """ASGI middleware: every HTTP request but probes and metrics counts against its caller."""
 
-    def __init__(self, app: ASGIApp, settings: RateLimitSettings) -> None:
+    def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
         self.app = app
-        self.items = settings.items()
-        self.limiter = MovingWindowRateLimiter(settings.open_storage())
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
             await self.app(scope, receive, send)
             return
-        exhausted = await self._exhausted(caller_key(scope))
+        exhausted = await self.limits.exhausted(caller_key(scope))
         if exhausted is None:
             await self.app(scope, receive, send)
             return
@@ -106,16 +130,3 @@ class RateLimit:
             "extensions": {"code": "RATE_LIMITED", "limit": str(item), "retryAfter": retry_after},
         }
         await send_json(send, 429, {"errors": [error]}, {"retry-after": str(retry_after)})
-
-    async def _exhausted(self, key: str) -> tuple[RateLimitItem, int] | None:
-        try:
-            for item in self.items:
-                if not await self.limiter.hit(item, key):
-                    stats = await self.limiter.get_window_stats(item, key)
-                    return item, max(1, math.ceil(stats.reset_time - time.time()))
-        except StorageError as exc:
-            log.warning(
-                "rate limit storage failed (%s); request let through",
-                type(exc.storage_error).__name__,
-            )
-        return None
