@@ -30,8 +30,12 @@ class CaseConnection:
     )
     async def total_count(self, info: GraphInfo) -> int:
         total, failures = await info.context.federation.count(self._filter)
+        # A source whose page already failed is reported once, at `cases`, not again here.
+        reported = {(error.extensions or {}).get("source") for error in info.context.partial_errors}
         path = info.path.as_list()
-        info.context.partial_errors.extend(source_error(error, path) for error in failures)
+        info.context.partial_errors.extend(
+            source_error(error, path) for error in failures if error.source not in reported
+        )
         return total
 
     @classmethod
