@@ -61,10 +61,12 @@ class CaseFilterInput:
         )
 
 
-def case_filter(info: GraphInfo, filter: CaseFilterInput | None) -> CaseFilter:
-    """The one conversion from a GraphQL filter to what sources get: ``cases``, ``caseStats``
-    and the CSV export all go through here, so they always select the same cases."""
-    return filter.to_filter() if filter is not None else CaseFilter()
+async def case_filter(info: GraphInfo, filter: CaseFilterInput | None) -> CaseFilter:
+    """The one conversion from a GraphQL filter to what sources get, narrowed to what the
+    caller may see: ``cases``, ``caseStats`` and the CSV export all go through here, so they
+    always select the same cases under the same access rules."""
+    where = filter.to_filter() if filter is not None else CaseFilter()
+    return await info.context.case_access.restrict(where)
 
 
 T = TypeVar("T")

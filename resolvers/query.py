@@ -45,10 +45,9 @@ class Query:
         size = limits.default_page_size if first is None else first
         if not 0 <= size <= limits.max_page_size:
             raise UserInputError(f"first must be between 0 and {limits.max_page_size}")
-        where = case_filter(info, filter)
         order = (order_by or CaseOrderInput()).to_order()
         position = decode_cursor(after, order) if after is not None else None
-        where = await info.context.case_access.restrict(where)
+        where = await case_filter(info, filter)
         page = await info.context.federation.page(where, order, position, size)
         path = info.path.as_list()
         info.context.partial_errors.extend(source_error(error, path) for error in page.failures)
@@ -70,7 +69,7 @@ class Query:
         group_by: list[StatsDimension],
         filter: CaseFilterInput | None = None,
     ) -> CaseStats:
-        return await case_stats(info, case_filter(info, filter), group_by)
+        return await case_stats(info, await case_filter(info, filter), group_by)
 
     @strawberry.field
     def agencies(self, info: GraphInfo) -> list[Agency]:
