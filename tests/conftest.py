@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,100 @@ async def gateway(demo_data: DemoData) -> AsyncIterator[RunningGateway]:
     yield started
     await started.client.aclose()
     await started.gateway.stop()
+
+
+# -- row-level access (tests/resolvers/test_access*.py, tests/gateway/test_auth*.py) ------------
+
+KKN_REFERRED = {7: 3, 10: 4}
+"""Damrongdhama cases referred to the Khon Kaen office too: case number -> petition number.
+Case 10 is also a chain case referred to the 1111 service, so it is seen by both agencies."""
+
+
+@dataclass(frozen=True)
+class AccessWorld:
+    """The four agencies with an own Damrongdhama database that also refers to Khon Kaen, and
+    a closed gateway (no anonymous role) whose key store holds the demo keys."""
+
+    config: GatewayConfig
+    ddc_dsn: str
+    ddc_cases: frozenset[str]  # read back from the database, not through the gateway
+    ddc_referrals: frozenset[tuple[str, str, str]]  # (case id, native target, their reference)
+
+
+@pytest.fixture(scope="session")
+def access_world(
+    demo_data: DemoData, postgres_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AccessWorld]:
+    from gateway.demo import asyncpg_url, seed_demo_keys
+    from samples import damrongdhama, provincial
+    from samples.generator import generate_cases
+
+    dsn = run(create_database(postgres_admin_dsn))
+    run(damrongdhama.create_and_load(dsn, count=60))
+    petitions = {
+        c.number: provincial.petition_no(c)
+        for c in generate_cases(
+            seed=SQLITE_SEED, count=SQLITE_CASES, province_codes=[provincial.PROVINCE]
+        )
+    }
+    rows = [
+        (
+            9000 + number,
+            number,
+            "KKN",
+            datetime(2026, 1, 1, tzinfo=UTC),
+            "FWD",
+            None,
+            petitions[petition],
+        )
+        for number, petition in KKN_REFERRED.items()
+    ]
+    run(_insert_referrals(dsn, rows))
+    sources = []
+    for source in demo_data.config.sources:
+        if source.id == "damrongdhama":
+            vocabulary = source.vocabulary.model_copy(
+                update={"agencies": {**source.vocabulary.agencies, "KKN": "KKN-PO"}}
+            )
+            source = source.model_copy(update={"url": asyncpg_url(dsn), "vocabulary": vocabulary})
+        sources.append(source)
+    store = tmp_path_factory.mktemp("access") / "keys.sqlite"
+    config = replace(
+        demo_data.config,
+        sources=tuple(sources),
+        auth=AuthSettings(key_store=f"sqlite+aiosqlite:///{store}"),
+    )
+    run(seed_demo_keys(config))
+    cases = run(_fetch(dsn, "SELECT id::text FROM complaints"))
+    referred = run(
+        _fetch(dsn, "SELECT complaint_id::text, to_org, their_ref FROM complaint_referrals")
+    )
+    yield AccessWorld(
+        config,
+        dsn,
+        frozenset(row[0] for row in cases),
+        frozenset((row[0], row[1], row[2]) for row in referred),
+    )
+    run(drop_database(postgres_admin_dsn, dsn))
+
+
+async def _insert_referrals(dsn: str, rows: list[tuple[Any, ...]]) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.executemany(
+            "INSERT INTO complaint_referrals VALUES ($1, $2, $3, $4, $5, $6, $7)", rows
+        )
+    finally:
+        await connection.close()
+
+
+async def _fetch(dsn: str, sql: str) -> list[Any]:
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        return list(await connection.fetch(sql))
+    finally:
+        await connection.close()
