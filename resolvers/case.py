@@ -117,12 +117,16 @@ class Case(relay.Node):
         return self.record.source_category
 
     @strawberry.field(
-        description="Past its due date and not yet finished, at the time of the request."
+        description=(
+            "Open (a known status that is not finished) and past dueAt at the time of the "
+            "request: the rule caseStats counts overdue cases by. dueAt is the agency's own "
+            "due date, or receivedAt plus the configured SLA days for the category."
+        )
     )
     def is_overdue(self, info: GraphInfo) -> bool:
         record = self.record
-        finished = isinstance(record.status, CanonicalStatus) and record.status.is_finished
-        return record.due_at is not None and not finished and record.due_at < info.context.now
+        is_open = isinstance(record.status, CanonicalStatus) and not record.status.is_finished
+        return is_open and record.due_at is not None and record.due_at < info.context.now
 
     @strawberry.field
     def location(self) -> Location:
