@@ -222,24 +222,29 @@ class AnonymousGate(SchemaExtension):
     operation is refused before it runs, with ``UNAUTHENTICATED`` (or why credentials failed)."""
 
     def on_execute(self) -> Iterator[None]:
-        problem = self._refusal()
-        if problem is not None:
+        refusal = self._refusal()
+        if refusal is not None:
             self.execution_context.result = ExecutionResult(
-                data=None,
-                errors=[GraphQLError(problem, extensions={"code": Unauthenticated.code})],
+                data=None, errors=[GraphQLError(str(refusal), extensions={"code": refusal.code})]
             )
         yield
 
-    def _refusal(self) -> str | None:
+    def _refusal(self) -> AccessError | None:
         context = self.execution_context.context
         problem: str | None = getattr(context, "auth_error", None)
+        if problem is not None:
+            return Unauthenticated(problem)
         access: CaseAccess | None = getattr(context, "access", None)
         document = self.execution_context.graphql_document
-        if problem is not None or access is None or access.principal.roles or document is None:
-            return problem
+        if access is None or access.principal.roles or document is None:
+            return None
         if _introspection_only(document, self.execution_context.operation_name):
             return None
-        return (
+        if access.principal.authenticated:
+            return Forbidden(
+                f"{access.principal.subject} has no role; only introspection is allowed"
+            )
+        return Unauthenticated(
             "authentication required: send Authorization: Bearer <API key or token>; "
             "without it only introspection is allowed"
         )

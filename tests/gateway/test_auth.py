@@ -304,6 +304,16 @@ async def test_clock_skew_within_the_leeway_is_tolerated(
     assert "errors" not in body, body
 
 
+async def test_a_verified_token_without_a_role_is_forbidden(
+    with_oidc: RunningGateway, signing_key: rsa.RSAPrivateKey
+) -> None:
+    no_role = token(signing_key, complaint_graph={"agency": "KKN-PO", "roles": ["mayor"]})
+    body = await ask(with_oidc, COUNT, f"Bearer {no_role}")
+    assert code_of(body) == "FORBIDDEN"
+    schema = await ask(with_oidc, "{ __typename }", f"Bearer {no_role}")
+    assert schema["data"] == {"__typename": "Query"}
+
+
 async def test_api_keys_still_work_beside_oidc(with_oidc: RunningGateway) -> None:
     body = await ask(with_oidc, COUNT, "Bearer demo-analyst")
     assert body["data"]["cases"]["totalCount"] > 0
