@@ -27,6 +27,7 @@ from gateway.bus import RedisBus
 from gateway.config import GatewayConfig, load_config
 from gateway.dashboard import routes as dashboard_routes
 from gateway.events import EventBroker
+from gateway.export import CsvExport
 from gateway.graphql_view import GraphQLView
 from gateway.limits import limit_middleware
 from gateway.logs import configure_logging
@@ -216,6 +217,11 @@ def create_app(
             *dashboard_routes(),  # /dashboard and its bundled /static files
             Route("/", root),
             Route("/graphql", view, methods=["GET", "POST"]),
+            Route(
+                "/export.csv",
+                CsvExport.for_view(view, config.limits.max_page_size).endpoint,
+                methods=["GET", "POST"],
+            ),
             WebSocketRoute("/graphql", websockets),
             Route("/metrics", gateway.metrics.endpoint),
             Route("/healthz", healthz),
