@@ -186,6 +186,21 @@ def create_app(
         ]
         return JSONResponse({"result": entries})
 
+    async def operatings(request: Request) -> Response:
+        """Handling records by target: which complaints were sent to agency ``org`` as its
+        cases ``their_case`` (a comma list), each entry naming its own complaint."""
+        if (denied := refused(request)) is not None:
+            return denied
+        org = request.query_params.get("org")
+        wanted = set(request.query_params.get("their_case", "").split(","))
+        entries = [
+            {"complaint_code": item["complaint_code"], **operating}
+            for item in cases
+            for operating in item["operatings"]
+            if operating["org_code"] == org and operating["their_case"] in wanted
+        ]
+        return JSONResponse({"result": entries})
+
     async def set_status(request: Request) -> Response:
         """The agency's own staff moving a case on (so partners can be told)."""
         if (denied := refused(request)) is not None:
@@ -208,6 +223,7 @@ def create_app(
             Route("/api/v1/complaints", list_complaints),
             Route("/api/v1/complaints/batch", batch),
             Route("/api/v1/complaints/timeline", timelines),
+            Route("/api/v1/operatings", operatings),
         ]
     )
 

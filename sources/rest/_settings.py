@@ -160,11 +160,28 @@ class ReferralFields(Strict):
     secrecy: str | None = None
 
 
+class ReferralSearch(Strict):
+    """An endpoint listing referrals by their target: ``GET path?agency_param=X&
+    references_param=a,b`` answers the referral entries (the same ``fields``) whose receiving
+    agency is X and whose receiving reference is a or b, each naming its own case. Without it
+    the gateway cannot tell which of this API's cases referred to another agency's case."""
+
+    path: str
+    agency_param: str
+    references_param: str
+    items: str = Field(default="", description="Dotted path of the entry list ('' = the body).")
+    case_id: str = Field(description="Dotted path of the referring case's id in each entry.")
+    max_batch: int = Field(default=100, ge=1)
+
+
 class EmbeddedReferrals(Strict):
     """Referrals listed inside each case's JSON (read through the fetch endpoint)."""
 
     embedded: str
     fields: ReferralFields
+    find: ReferralSearch | None = Field(
+        default=None, description="Search by target, for Case.referredFrom and relatedCases."
+    )
 
 
 class CaseFields(Strict):
