@@ -80,5 +80,7 @@ def configure_logging(settings: ObservabilitySettings, stream: IO[str] | None = 
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
-    # Our access lines replace uvicorn's, which know neither request ids nor operations.
+    # Our access lines replace uvicorn's, which know neither request ids nor operations; httpx
+    # would log every source round trip at INFO, with the agency's URL.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
