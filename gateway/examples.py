@@ -3,7 +3,9 @@
 Every document here is an ordinary GraphQL document against ``schema.graphql``; a test validates
 each one and runs it, with its variables, against a gateway over the test agencies. GraphiQL gets
 them through its ``defaultTabs`` prop, which it uses when the browser has no tabs of its own in
-local storage yet (a returning analyst keeps the tabs they left).
+local storage yet (a returning analyst keeps the tabs they left). GraphiQL fills the variables
+editor from a tab's variables only when the tab is switched to, so the first example takes its
+variables from defaults in the document instead.
 """
 
 from __future__ import annotations
@@ -41,13 +43,21 @@ QUARTER = {
 DASHBOARD = Example(
     "Dashboard",
     """\
-# complaint-graph: one graph over many agencies' complaint systems, read live.
-# Press Ctrl-Enter to run. The tabs above hold more saved queries for analysts.
+# complaint-graph: one graph over many agencies'
+# complaint systems, read live. Ctrl-Enter runs it;
+# the tabs above hold more saved queries for analysts.
 #
-# This is the query the /dashboard page runs for its period: cases by province,
-# overdue cases by agency, received and resolved per week. Each caseStats is one
-# GROUP BY in each agency's own database, merged here.
-query Dashboard($filter: CaseFilterInput) {
+# The query of the /dashboard page: cases by province,
+# overdue cases by agency, received and resolved per
+# week. Each caseStats is one GROUP BY in each agency's
+# own database, merged here. The page passes its own
+# period as $filter; here it is July-September 2026.
+query Dashboard(
+  $filter: CaseFilterInput = {
+    receivedFrom: "2026-07-01T00:00:00+07:00"
+    receivedBefore: "2026-10-01T00:00:00+07:00"
+  }
+) {
   byProvince: caseStats(filter: $filter, groupBy: [PROVINCE]) {
     total { count open overdue resolved }
     buckets { key { code label nameEn } count overdue }
@@ -60,7 +70,6 @@ query Dashboard($filter: CaseFilterInput) {
   }
 }
 """,
-    {"filter": QUARTER},
 )
 
 CASE_TRAIL = Example(
