@@ -8,6 +8,7 @@ received times: a case does not become overdue while the test runs.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -45,8 +46,9 @@ def environ(demo_data: DemoData) -> dict[str, str]:
 def sample_config_with(
     demo_data: DemoData, top: str, edits: Sequence[tuple[str, str]] = ()
 ) -> GatewayConfig:
+    """The sample configuration with its own top-level ``sla:`` line replaced by ``top``."""
     text = files("samples").joinpath("config.yaml").read_text(encoding="utf-8")
-    text = text.replace("\nsources:\n", f"\n{top}\nsources:\n", 1)
+    text = re.sub(r"(?m)^sla: .*$", top, text)
     for old, new in edits:
         assert text.count(old) == 1, old
         text = text.replace(old, new)
@@ -223,6 +225,16 @@ def test_without_any_sla_key_the_default_is_fifteen_days(demo_data: DemoData) ->
     assert sla.days_for("LAND_DISPUTE") == 15
     received = datetime(2026, 1, 1, tzinfo=UTC)
     assert sla.due_at(received, "ROADS", None) == received + timedelta(days=15)
+
+
+def test_the_sample_configuration_sets_the_demo_agencies_practice(demo_data: DemoData) -> None:
+    sla = demo_data.config.sources[1].sla
+    assert (sla.days_for("LAND_DISPUTE"), sla.days_for("NUISANCE"), sla.days_for("ROADS")) == (
+        30,
+        7,
+        15,
+    )
+    assert not sla.override_source_due
 
 
 def test_an_sla_for_an_undeclared_category_is_a_config_error(demo_data: DemoData) -> None:
