@@ -10,6 +10,7 @@ response. Every error carries ``extensions.code`` and ``extensions.requestId``.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -21,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -162,6 +163,34 @@ def _request_error(message: str) -> ExecutionResult:
     )
 
 
+def _with_request_id(message: Mapping[str, object], request_id: str) -> Mapping[str, object]:
+    """A WebSocket message whose GraphQL errors (graphql-transport-ws or graphql-ws) carry the
+    connection's request id, as HTTP responses' errors do."""
+    payload = message.get("payload")
+    if message.get("type") == "error" and isinstance(payload, list):
+        return {**message, "payload": [_error_with_id(e, request_id) for e in payload]}
+    if message.get("type") == "error" and isinstance(payload, dict):
+        return {**message, "payload": _error_with_id(payload, request_id)}
+    if isinstance(payload, dict) and isinstance(payload.get("errors"), list):
+        errors = [_error_with_id(e, request_id) for e in payload["errors"]]
+        return {**message, "payload": {**payload, "errors": errors}}
+    return message
+
+
+def _error_with_id(error: object, request_id: str) -> object:
+    if not isinstance(error, dict):
+        return error
+    return {**error, "extensions": {**(error.get("extensions") or {}), "requestId": request_id}}
+
+
+class _WebSocketAdapter(ASGIWebSocketAdapter):
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        request_id = current_request_id()
+        if request_id is not None:
+            message = _with_request_id(message, request_id)
+        await super().send_json(message)
+
+
 class GraphQLView(GraphQL[Context, None]):
     """Strawberry's view with the GraphQL-over-HTTP media types and status codes.
 
@@ -170,6 +199,8 @@ class GraphQLView(GraphQL[Context, None]):
     it is a 400, under ``application/json`` a 200 as the spec asks for compatibility. A response
     with data is a 200 either way.
     """
+
+    websocket_adapter_class = _WebSocketAdapter
 
     def __init__(
         self,
