@@ -21,6 +21,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from bench import documents as docs
@@ -59,15 +61,18 @@ class Result:
     server: str
     workload: str
     requests_per_s: float
+    rate_range: tuple[float, float]
+    """The lowest and highest requests/s of a single round."""
     p50_ms: float
     p99_ms: float
     round_trips: dict[str, float]
     peak_rss_mib: float
+    alone_ms: float
     cpu_ms_per_request: float
     fields: int
     requests: int
     errors: int
-    wrk: dict[str, Any] = field(default_factory=dict)
+    wrk: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -255,26 +260,80 @@ def count_fields(value: Any) -> int:
     return 0
 
 
-def check(
-    server: Server, workload: Workload, repeat: int = 5
-) -> tuple[list[str], dict[str, float], int]:
-    """Send the workload ``repeat`` times, one after another: its cases, round trips, fields."""
+@dataclass
+class Checked:
+    """What the workload's requests, sent one after another to an idle server, showed."""
+
+    refs: list[str]
+    round_trips: dict[str, float]
+    fields: int
+    alone_ms: float
+    cpu_ms: float
+
+
+def check(server: Server, workload: Workload, least: int = 5, most: int = 20) -> Checked:
+    """Send the workload one request after another and check every answer: at least ``least``
+    times, more (up to ``most``) until two seconds have passed, since CPU time is counted in
+    10 ms clock ticks."""
     base = server.url.rsplit("/", 1)[0]
+    latencies: list[float] = []
     with httpx.Client(timeout=120) as client:
         before = round_trip_totals(client, base) if server.metrics else {}
+        cpu_before = _cpu_seconds(server.pid)
         refs: list[str] = []
         fields = 0
-        for _ in range(repeat):
+        began = time.perf_counter()
+        repeat = 0
+        while repeat < least or (repeat < most and time.perf_counter() - began < 2):
+            repeat += 1
+            started = time.perf_counter()
             body = client.post(server.url, json=workload.body).json()
+            latencies.append(time.perf_counter() - started)
             if "errors" in body:
                 raise SystemExit(
                     f"{server.name} ({workload.key}) answered errors: {body['errors']}"
                 )
             refs = workload.cases(body)
             fields = count_fields(body["data"])
+        cpu = _cpu_seconds(server.pid) - cpu_before
         after = round_trip_totals(client, base) if server.metrics else {}
     trips = {s: (after[s] - before.get(s, 0.0)) / repeat for s in after}
-    return refs, {s: n for s, n in trips.items() if n}, fields
+    return Checked(
+        refs,
+        {s: n for s, n in trips.items() if n},
+        fields,
+        statistics.median(latencies) * 1000,
+        cpu * 1000 / repeat,
+    )
+
+
+def wait_idle(server: Server, dsn: str, limit: float = 120) -> None:
+    """Until the server and its database are done with requests wrk gave up on.
+
+    wrk closes its connections at the end of a run, but a server finishes what it started; the
+    next measurement must not pay for that. Idle: under 2% of a core for half a second, and no
+    active query on the benchmark database but this one.
+    """
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = _cpu_seconds(server.pid)
+        time.sleep(0.5)  # a sampling interval, not a synchronisation
+        busy = _cpu_seconds(server.pid) - before > 0.01
+        if not busy and not asyncio.run(_active_queries(dsn)):
+            return
+    print(f"  {server.name} still busy after {limit:g} s; measuring anyway", flush=True)
+
+
+async def _active_queries(dsn: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        count = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'active' AND pid <> pg_backend_pid()"
+        )
+        return int(count)
+    finally:
+        await connection.close()
 
 
 def _proc_status(pid: int, key: str) -> float:
@@ -324,38 +383,44 @@ def run_wrk(url: str, body: dict[str, Any], seconds: int, connections: int) -> d
     raise SystemExit(f"wrk printed no report:\n{completed.stdout}\n{completed.stderr}")
 
 
-def measure(
-    server: Server, workload: Workload, seconds: int, warmup: int, connections: int
-) -> tuple[Result, list[str]]:
-    refs, trips, fields = check(server, workload)
+def load_once(
+    server: Server, workload: Workload, dsn: str, seconds: int, warmup: int, connections: int
+) -> tuple[dict[str, Any], float]:
+    """One round: warm up, wait for quiet, then ``wrk``; its report and the peak RSS in MiB."""
+    wait_idle(server, dsn)
     run_wrk(server.url, workload.body, warmup, connections)
+    wait_idle(server, dsn)
     _reset_peak_rss(server.pid)
-    cpu_before = _cpu_seconds(server.pid)
     report = run_wrk(server.url, workload.body, seconds, connections)
-    cpu = _cpu_seconds(server.pid) - cpu_before
-    requests = report["requests"]
-    errors = sum(report[k] for k in report if k.endswith("_errors")) + report["timeouts"]
-    result = Result(
+    return report, _proc_status(server.pid, "VmHWM")
+
+
+def summarise(
+    server: Server, workload: Workload, checked: Checked, rounds: list[tuple[dict[str, Any], float]]
+) -> Result:
+    """Requests/s over all rounds together; latency percentiles the median of the rounds'."""
+    reports = [report for report, _ in rounds]
+    requests = sum(r["requests"] for r in reports)
+    seconds = sum(r["duration_us"] for r in reports) / 1e6
+    rates = [r["requests"] / (r["duration_us"] / 1e6) for r in reports]
+    finished = [r for r in reports if r["requests"]]
+    errors = sum(sum(r[k] for k in r if k.endswith("_errors")) + r["timeouts"] for r in reports)
+    return Result(
         server=server.name,
         workload=workload.key,
-        requests_per_s=requests / (report["duration_us"] / 1e6),
-        p50_ms=report["p50_us"] / 1000,
-        p99_ms=report["p99_us"] / 1000,
-        round_trips=trips,
-        peak_rss_mib=_proc_status(server.pid, "VmHWM"),
-        cpu_ms_per_request=cpu * 1000 / requests if requests else float("nan"),
-        fields=fields,
+        requests_per_s=requests / seconds,
+        rate_range=(min(rates), max(rates)),
+        p50_ms=statistics.median(r["p50_us"] for r in finished) / 1000 if finished else 0.0,
+        p99_ms=statistics.median(r["p99_us"] for r in finished) / 1000 if finished else 0.0,
+        round_trips=checked.round_trips,
+        peak_rss_mib=max(rss for _, rss in rounds),
+        alone_ms=checked.alone_ms,
+        cpu_ms_per_request=checked.cpu_ms,
+        fields=checked.fields,
         requests=requests,
         errors=errors,
-        wrk=report,
+        wrk=reports,
     )
-    print(
-        f"  ({workload.key}) {result.requests_per_s:8.1f} req/s  p50 {result.p50_ms:7.1f} ms  "
-        f"p99 {result.p99_ms:7.1f} ms  rss {result.peak_rss_mib:6.0f} MiB  "
-        f"errors {errors}  trips {trips}",
-        flush=True,
-    )
-    return result, refs
 
 
 # --- tools and servers ------------------------------------------------------------------------
@@ -444,6 +509,20 @@ def snapshot(revision: str) -> tuple[Path, str]:
     return target, f"commit {sha} (a clean `git archive` of it)"
 
 
+def frozen_working_tree() -> tuple[Path, str]:
+    """A copy of the working tree's files (tracked and new, not ignored) as they are now."""
+    base, described = working_tree()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    target = HERE / ".data" / f"src-worktree-{stamp}"
+    names = _git("ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
+    for name in filter(None, names):
+        source = base / name
+        if source.is_file() and not name.startswith("bench/.data/"):
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target, f"a copy of the {described}, taken at {stamp} UTC"
+
+
 def working_tree() -> tuple[Path, str]:
     changed = len(_git("status", "--porcelain", "--untracked-files=no").splitlines())
     sha = _git("rev-parse", "--short", "HEAD")
@@ -503,6 +582,18 @@ def _trips(result: Result) -> str:
     return ", ".join(f"{s}: {n:g}" for s, n in sorted(result.round_trips.items()))
 
 
+def _same_cases(plans: list[tuple[Server, Workload, Checked]]) -> None:
+    """Every server must answer each workload with the same cases, in the same order."""
+    first: dict[str, tuple[str, list[str]]] = {}
+    for server, workload, checked in plans:
+        name, refs = first.setdefault(workload.key, (server.name, checked.refs))
+        if refs != checked.refs:
+            raise SystemExit(
+                f"{server.name} ({workload.key}) answered other cases than {name}: "
+                f"{checked.refs[:3]}... against {refs[:3]}..."
+            )
+
+
 def report(
     results: list[Result], titles: dict[str, str], info: dict[str, Any], command: str
 ) -> str:
@@ -513,25 +604,36 @@ def report(
         f"{info['wrk']}. Served: {info['code']}. Data: {info['damrongdhama_cases']:,} cases in "
         "the Damrongdhama PostgreSQL database, 10,000 in each other agency (bench/data.py).",
         "",
-        f"Load: `wrk -t1 -c{info['connections']} -d{info['seconds']}s` on the same machine "
-        f"(after a {info['warmup']} s warm-up), one server at a time; the PostgreSQL server, "
+        f"Load: `wrk -t1 -c{info['connections']} -d{info['seconds']}s` on the same machine, "
+        f"{info['rounds']} rounds, each server and workload in turn within a round (after a "
+        f"{info['warmup']} s warm-up and once the server is idle); requests/s over all rounds "
+        "(lowest-highest round in brackets), p50/p99 the median of the rounds'. The PostgreSQL "
+        "server, "
         "the two API agencies (their own process) and wrk share the two cores with the server "
         f"measured. Load average before the run: {info['load_before']}, after: "
-        f"{info['load_after']}.",
+        f"{info['load_after']} (other engineers' tests and tools were running too). "
+        "*alone*: median latency of 5-20 requests sent one after another to the idle server "
+        "(at least 5, more until 2 s passed); *server CPU*: the server process's CPU time over "
+        "those, per request; *round trips*: from its /metrics over those.",
         "",
-        "| workload | server | req/s | p50 ms | p99 ms | round trips per request | "
-        "peak RSS MiB | server CPU ms/request | fields |",
-        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        "| workload | server | req/s | p50 ms | p99 ms | alone ms | server CPU ms/request | "
+        "round trips per request | peak RSS MiB | fields |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for result in results:
         errors = f" ({result.errors} errors)" if result.errors else ""
+        low, high = result.rate_range
+        if result.requests:
+            rate = f"{result.requests_per_s:.1f} ({low:.1f}-{high:.1f}){errors}"
+            p50, p99 = f"{result.p50_ms:.0f}", f"{result.p99_ms:.0f}"
+        else:
+            rate, p50, p99 = "0 (none finished)", "-", "-"
         lines.append(
-            f"| ({result.workload}) {titles[result.workload]} | {result.server} | "
-            f"{result.requests_per_s:.1f}{errors} | {result.p50_ms:.1f} | {result.p99_ms:.1f} | "
-            f"{_trips(result)} | {result.peak_rss_mib:.0f} | {result.cpu_ms_per_request:.1f} | "
-            f"{result.fields} |"
+            f"| ({result.workload}) {titles[result.workload]} | {result.server} | {rate} | "
+            f"{p50} | {p99} | {result.alone_ms:.0f} | {result.cpu_ms_per_request:.1f} | "
+            f"{_trips(result)} | {result.peak_rss_mib:.0f} | {result.fields} |"
         )
-    lines += ["", "Ratios (requests/s, same run):", ""]
+    lines += ["", "Ratios, same run:", ""]
     by = {(r.server, r.workload): r for r in results}
     for key in sorted(titles):
         ours = by.get(("complaint-graph", key))
@@ -539,9 +641,19 @@ def report(
             continue
         for other in ("PostGraphile 4", "complaint-graph, data loaders off (N+1)"):
             theirs = by.get((other, key))
-            if theirs is not None and theirs.requests_per_s:
-                ratio = ours.requests_per_s / theirs.requests_per_s
-                lines.append(f"- ({key}) complaint-graph / {other}: **{ratio:.2f}x**")
+            if theirs is None:
+                continue
+            rate = (
+                f"**{ours.requests_per_s / theirs.requests_per_s:.2f}x** the requests/s"
+                if theirs.requests_per_s
+                else "requests/s: the other finished none"
+            )
+            lines.append(
+                f"- ({key}) complaint-graph against {other}: {rate}, "
+                f"{ours.alone_ms / theirs.alone_ms:.2f}x the latency alone, "
+                f"{ours.cpu_ms_per_request / theirs.cpu_ms_per_request:.2f}x the server CPU "
+                "per request"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -555,8 +667,9 @@ def write_readme(table: str) -> None:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench http", description=__doc__)
-    parser.add_argument("--seconds", type=int, default=10, help="measured load per workload")
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5, help="measured load per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, servers interleaved")
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--port", type=int, default=8821, help="first of three server ports")
     parser.add_argument("--agencies-port", type=int, default=8811)
@@ -567,18 +680,27 @@ def main(argv: list[str]) -> None:
         "--revision",
         help="serve this commit (extracted with git archive) instead of the working tree",
     )
+    parser.add_argument(
+        "--freeze",
+        action="store_true",
+        help="serve a copy of the working tree taken at the start (a shared tree may change)",
+    )
     args = parser.parse_args(argv)
     command = "python -m bench http" + ("" if not argv else " " + " ".join(argv))
     ensure_tools()
     RESULTS.mkdir(exist_ok=True)
     data = asyncio.run(ensure_bench_data(damrongdhama_cases=args.cases))
-    code, code_described = snapshot(args.revision) if args.revision else working_tree()
+    if args.revision:
+        code, code_described = snapshot(args.revision)
+    else:
+        code, code_described = frozen_working_tree() if args.freeze else working_tree()
     started = dt.datetime.now(dt.UTC)
     info = machine() | {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "connections": args.connections,
         "seconds": args.seconds,
         "warmup": args.warmup,
+        "rounds": args.rounds,
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "damrongdhama_cases": data.damrongdhama_cases,
         "code": code_described,
@@ -592,35 +714,60 @@ def main(argv: list[str]) -> None:
     )
     results: list[Result] = []
     titles: dict[str, str] = {}
-    seen: dict[str, list[str]] = {}
+    wanted = {name.strip() for name in args.only.split(",") if name.strip()}
+    chosen = [
+        server
+        for server in servers(data, args.agencies_port, args.port, code)
+        if not wanted or any(w in server.name for w in wanted)
+    ]
     try:
-        wanted = {name.strip() for name in args.only.split(",") if name.strip()}
-        for server in servers(data, args.agencies_port, args.port, code):
-            if wanted and not any(w in server.name for w in wanted):
-                continue
+        plans: list[tuple[Server, Workload, Checked]] = []
+        for server in chosen:
             print(f"{server.name}: starting", flush=True)
             log_name = re.sub(r"[^a-z0-9]+", "-", server.name.lower()).strip("-")
             server.start(RESULTS / f"{log_name}.log")
-            try:
-                is_pg = not server.metrics
-                workloads = (postgraphile_workloads if is_pg else complaint_graph_workloads)(
-                    server.url
+            is_pg = not server.metrics
+            for workload in (postgraphile_workloads if is_pg else complaint_graph_workloads)(
+                server.url
+            ):
+                wait_idle(server, data.damrongdhama_dsn)
+                checked = check(server, workload)
+                print(
+                    f"  ({workload.key}) alone {checked.alone_ms:.1f} ms, "
+                    f"cpu {checked.cpu_ms:.1f} ms, trips {checked.round_trips}",
+                    flush=True,
                 )
-                for workload in workloads:
-                    titles[workload.key] = workload.title
-                    result, refs = measure(
-                        server, workload, args.seconds, args.warmup, args.connections
+                titles[workload.key] = workload.title
+                plans.append((server, workload, checked))
+        _same_cases(plans)
+        rounds: dict[tuple[str, str], list[tuple[dict[str, Any], float]]] = {}
+        for number in range(args.rounds):
+            for key in sorted(titles):
+                for server, workload, _ in plans:
+                    if workload.key != key:
+                        continue
+                    measured, rss = load_once(
+                        server,
+                        workload,
+                        data.damrongdhama_dsn,
+                        args.seconds,
+                        args.warmup,
+                        args.connections,
                     )
-                    if workload.key in seen and seen[workload.key] != refs:
-                        raise SystemExit(
-                            f"{server.name} ({workload.key}) answered other cases than the "
-                            f"first server: {refs[:3]}... against {seen[workload.key][:3]}..."
-                        )
-                    seen.setdefault(workload.key, refs)
-                    results.append(result)
-            finally:
-                server.stop()
+                    rounds.setdefault((server.name, key), []).append((measured, rss))
+                    rate = measured["requests"] / (measured["duration_us"] / 1e6)
+                    print(
+                        f"round {number + 1} ({key}) {server.name}: {rate:.1f} req/s, "
+                        f"p50 {measured['p50_us'] / 1000:.0f} ms, rss {rss:.0f} MiB",
+                        flush=True,
+                    )
+        for server, workload, checked in plans:
+            results.append(
+                summarise(server, workload, checked, rounds[(server.name, workload.key)])
+            )
     finally:
+        for server in chosen:
+            server.stop()
         agencies.terminate()
         agencies.wait(timeout=30)
     info["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
