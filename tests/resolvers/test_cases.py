@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import itertools
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
-from tests.conftest import RunningGateway
+from tests.conftest import PG_SEED, DemoData, RunningGateway, running
+from tests.postgres import create_database, drop_database
 from tests.resolvers.expected import (
     ALL_SOURCES,
     POSTGRES_SOURCE,
@@ -76,14 +84,110 @@ async def test_paging_visits_every_case_once_in_order(
 
 
 async def test_deep_page_is_keyset_not_offset(gateway: RunningGateway) -> None:
+    """Page 2 starts where page 1 ended: a keyset WHERE and LIMIT first + 1, never OFFSET."""
     first = await gateway.query(PAGE, {"first": 400})
     cursor = first["data"]["cases"]["edges"][-1]["cursor"]
     before = gateway.round_trips(POSTGRES_SOURCE, "search_cases")
-    deep = await gateway.query(PAGE, {"first": 5, "after": cursor})
+    statements: list[tuple[str, Any]] = []
+
+    def capture(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        if "complaints" in statement and "LIMIT" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", capture)
+    try:
+        deep = await gateway.query(PAGE, {"first": 5, "after": cursor})
+    finally:
+        event.remove(Engine, "before_cursor_execute", capture)
     assert gateway.round_trips(POSTGRES_SOURCE, "search_cases") == before + 1
     assert deep["data"]["cases"]["pageInfo"]["hasPreviousPage"] is True
     earlier = {edge["node"]["id"] for edge in first["data"]["cases"]["edges"]}
     assert not earlier & {edge["node"]["id"] for edge in deep["data"]["cases"]["edges"]}
+    (search,) = [(sql, p) for sql, p in statements if "FROM complaints" in sql]
+    sql, parameters = search
+    assert "OFFSET" not in sql.upper()
+    assert "LIMIT" in sql and 6 in tuple(parameters)  # first + 1
+    position = decode_position(cursor)
+    # the keyset position travels as parameters of the WHERE: the sort value and the id
+    assert datetime.fromisoformat(position[3]) in tuple(parameters), parameters
+    assert "WHERE (complaints.received_at, complaints.id) < (" in sql  # newest first: before it
+    assert "ORDER BY complaints.received_at DESC, complaints.id DESC" in sql
+
+
+def decode_position(cursor: str) -> list[Any]:
+    """The keyset position inside a cursor (opaque to clients; a test may look)."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    position: list[Any] = json.loads(base64.urlsafe_b64decode(padded))
+    return position
+
+
+async def test_agencies_and_agency_by_code(gateway: RunningGateway) -> None:
+    body = await gateway.query(
+        """{ agencies { code nameTh nameEn }
+             agency(code: "OPM-1111") { code nameEn }
+             unknown: agency(code: "NOPE") { code } }"""
+    )
+    assert "errors" not in body, body.get("errors")
+    configured = {s.agency.code: s.agency for s in gateway.gateway.config.sources}
+    assert sorted(a["code"] for a in body["data"]["agencies"]) == sorted(configured)
+    for agency in body["data"]["agencies"]:
+        assert agency["nameTh"] == configured[agency["code"]].name_th
+        assert agency["nameEn"] == configured[agency["code"]].name_en
+    assert body["data"]["agency"] == {
+        "code": "OPM-1111",
+        "nameEn": "Office of the Prime Minister, 1111 Public Service Center",
+    }
+    assert body["data"]["unknown"] is None
+
+
+@pytest.fixture
+async def twin_agencies(
+    demo_data: DemoData, postgres_admin_dsn: str
+) -> AsyncIterator[RunningGateway]:
+    """Two agencies holding the same synthetic cases: every receivedAt and updatedAt is a tie
+    between them, so only the tie-break by source and then id orders the pages."""
+    from gateway.demo import asyncpg_url
+    from samples import damrongdhama
+
+    dsns = [await create_database(postgres_admin_dsn) for _ in range(2)]
+    for dsn in dsns:
+        await damrongdhama.create_and_load(dsn, seed=PG_SEED, count=TWIN_CASES)
+    (pg,) = [s for s in demo_data.config.sources if s.id == POSTGRES_SOURCE]
+    twins = tuple(
+        pg.model_copy(update={"id": name, "url": asyncpg_url(dsn)})
+        for name, dsn in zip(("twin-a", "twin-b"), dsns, strict=True)
+    )
+    gateway = await running(replace(demo_data.config, sources=twins))
+    yield gateway
+    await gateway.client.aclose()
+    await gateway.gateway.stop()
+    for dsn in dsns:
+        await drop_database(postgres_admin_dsn, dsn)
+
+
+TWIN_CASES = 40
+
+
+@pytest.mark.parametrize(
+    ("field", "direction"),
+    [("RECEIVED_AT", "DESC"), ("RECEIVED_AT", "ASC"), ("UPDATED_AT", "DESC")],
+)
+async def test_ties_on_the_sort_value_are_broken_by_source_then_id(
+    twin_agencies: RunningGateway, field: str, direction: str
+) -> None:
+    nodes = await every_page(twin_agencies, first=7, order={"field": field, "direction": direction})
+    ids = [node["id"] for node in nodes]
+    assert len(ids) == len(set(ids)) == 2 * TWIN_CASES  # no gaps, no duplicates
+    attribute = "receivedAt" if field == "RECEIVED_AT" else "updatedAt"
+    keys = [
+        (datetime.fromisoformat(n[attribute]), n["source"]["id"], int(n["referenceNumber"][-6:]))
+        for n in nodes
+    ]
+    assert keys == sorted(keys, reverse=direction == "DESC")
+    ties = sum(1 for a, b in itertools.pairwise(keys) if a[0] == b[0])
+    assert ties == TWIN_CASES  # each case's twin right beside it, across page boundaries too
 
 
 FILTERS: list[tuple[str, dict[str, Any], Any]] = [
