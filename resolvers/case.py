@@ -124,9 +124,7 @@ class Case(relay.Node):
         )
     )
     def is_overdue(self, info: GraphInfo) -> bool:
-        record = self.record
-        is_open = isinstance(record.status, CanonicalStatus) and not record.status.is_finished
-        return is_open and record.due_at is not None and record.due_at < info.context.now
+        return self.record.is_overdue(info.context.now)
 
     @strawberry.field
     def location(self) -> Location:

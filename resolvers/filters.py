@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -34,6 +35,13 @@ class CaseFilterInput:
         default=None,
         description="Substring of title or description (Thai has no spaces: no word matching).",
     )
+    overdue: bool | None = strawberry.field(
+        default=None,
+        description=(
+            "true: only cases with isOverdue at the time of the request (open and past dueAt), "
+            "what caseStats counts as overdue; false: only the others."
+        ),
+    )
 
     def to_filter(self) -> CaseFilter:
         for name in ("status", "agency", "source", "category", "province_code", "district_code"):
@@ -58,6 +66,7 @@ class CaseFilterInput:
             received_from=self.received_from,
             received_before=self.received_before,
             text=self.text or None,
+            overdue=self.overdue,
         )
 
 
@@ -66,6 +75,7 @@ async def case_filter(info: GraphInfo, filter: CaseFilterInput | None) -> CaseFi
     caller may see: ``cases``, ``caseStats`` and the CSV export all go through here, so they
     always select the same cases under the same access rules."""
     where = filter.to_filter() if filter is not None else CaseFilter()
+    where = replace(where, as_of=info.context.now)  # overdue means overdue at `asOf`
     return await info.context.case_access.restrict(where)
 
 

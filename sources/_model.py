@@ -132,6 +132,13 @@ class CaseRecord:
     status_notes: str | None = None
     """The agency's explanation of the current status (Open311 ``status_notes``)."""
 
+    def is_overdue(self, now: datetime) -> bool:
+        """Open (a known, unfinished status) and due before ``now``: the one rule behind
+        ``isOverdue``, the ``overdue`` filter and the overdue counts of statistics."""
+        status = self.status
+        is_open = isinstance(status, CanonicalStatus) and not status.is_finished
+        return is_open and self.due_at is not None and self.due_at < now
+
 
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from sources._model import CanonicalStatus, CaseRecord
@@ -67,6 +67,10 @@ class CaseFilter:
     received_from: datetime | None = None
     received_before: datetime | None = None
     text: str | None = None
+    overdue: bool | None = None
+    """True: only cases overdue at ``as_of`` (see CaseRecord.is_overdue); False: the others."""
+    as_of: datetime | None = None
+    """The moment ``overdue`` is judged at; None means now."""
     access: AgencyAccess | None = None
     """Who may see what: never widened by the other fields, applied by every source."""
 
@@ -97,6 +101,10 @@ class CaseFilter:
                 text is not None
                 and text not in record.title.casefold()
                 and text not in record.description.casefold()
+            )
+            or (
+                self.overdue is not None
+                and record.is_overdue(self.as_of or datetime.now(UTC)) != self.overdue
             )
         )
 

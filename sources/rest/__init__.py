@@ -456,6 +456,7 @@ def _active(where: CaseFilter) -> frozenset[str]:
         "received_from": where.received_from,
         "received_before": where.received_before,
         "text": where.text or None,
+        "overdue": where.overdue,  # never a parameter: judged here against the SLA
     }
     return frozenset(name for name, value in values.items() if value is not None)
 

@@ -43,7 +43,16 @@ __all__ = ["SqlSettings", "SqlSource"]
 log = logging.getLogger(__name__)
 
 _PUSHED_DOWN = frozenset(
-    {"status", "category", "province", "district", "receivedFrom", "receivedBefore", "text"}
+    {
+        "status",
+        "category",
+        "province",
+        "district",
+        "receivedFrom",
+        "receivedBefore",
+        "text",
+        "overdue",
+    }
 )
 
 

@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, exists, func, or_, select, tuple_
+from sqlalchemy import Select, exists, func, not_, or_, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from sources._query import AgencyAccess, CaseFilter, CaseOrder, Position, SortField
+from sources.sql._due import is_overdue
 from sources.sql._settings import SqlSettings
 from sources.sql._shape import CaseShape, native_keys
 
@@ -197,6 +198,10 @@ class Statements:
                     shape.description.icontains(where.text, autoescape=True),
                 )
             )
+        if where.overdue is not None:
+            now = where.as_of or datetime.now(UTC)
+            overdue = is_overdue(self.settings, shape, self.to_column_time, now)
+            conditions.append(overdue if where.overdue else not_(overdue))
         if where.access is not None and where.access.agency != self.settings.agency.code:
             visible = self._visible_to(where.access)
             if visible is None:

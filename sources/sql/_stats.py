@@ -27,7 +27,6 @@ from sqlalchemy import (
     DateTime,
     Float,
     Select,
-    and_,
     case,
     cast,
     extract,
@@ -52,6 +51,7 @@ from sources._stats import (
     Key,
 )
 from sources._stats import Bucket as StatsBucket
+from sources.sql._due import past_due
 from sources.sql._settings import SqlSettings
 from sources.sql._shape import native_keys
 from sources.sql._statements import Statements
@@ -223,39 +223,7 @@ class StatsQuery:
         return case(*whens, else_=OTHER)
 
     def _past_due(self) -> ColumnElement[bool]:
-        """Due before ``now``: the source's own due date, or received + the category's days."""
-        shape = self.shape
-        sla = self.settings.sla
-        received_naive = "received_at" in shape.naive_times
-        default_days = sla.days_for("")  # no category has the empty code
-        by_days: dict[float, list[str]] = {}
-        for native, code in self.settings.vocabulary.categories.items():
-            days = sla.days_for(code)
-            if days != default_days:
-                by_days.setdefault(days, []).append(native)
-
-        def threshold(days: float) -> ColumnElement[Any]:
-            moment = self.statements.to_column_time(self.now - timedelta(days=days), received_naive)
-            return literal(moment, DateTime(timezone=not received_naive))
-
-        limit: ColumnElement[Any] = threshold(default_days)
-        if by_days:
-            limit = case(
-                *[
-                    (shape.category_code.in_(natives), threshold(days))
-                    for days, natives in by_days.items()
-                ],
-                else_=threshold(default_days),
-            )
-        configured = shape.received_at < limit
-        due = self.columns.get("due_at")
-        if due is None or not sla.uses_source_due:
-            return configured
-        due_naive = "due_at" in shape.naive_times
-        now = literal(
-            self.statements.to_column_time(self.now, due_naive), DateTime(timezone=not due_naive)
-        )
-        return or_(due < now, and_(due.is_(None), configured))
+        return past_due(self.settings, self.shape, self.statements.to_column_time, self.now)
 
     def _hours(self, state: ColumnElement[Any]) -> ColumnElement[Any]:
         shape = self.shape

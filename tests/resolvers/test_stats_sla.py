@@ -240,3 +240,26 @@ def test_the_sample_configuration_sets_the_demo_agencies_practice(demo_data: Dem
 def test_an_sla_for_an_undeclared_category_is_a_config_error(demo_data: DemoData) -> None:
     with pytest.raises(ConfigError, match=r"sla\.categories\.PARKING: not declared"):
         sample_config_with(demo_data, "sla: {categories: {PARKING: 3}}")
+
+
+async def test_the_overdue_filter_lists_exactly_what_case_stats_counts(
+    sla_gateway: tuple[RunningGateway, Sla],
+) -> None:
+    gateway, _ = sla_gateway
+    for filter in ({}, {"category": ["LAND_DISPUTE", "WATER"]}):
+        body = await gateway.query(OVERDUE, {"filter": filter})
+        stats = body["data"]["caseStats"]
+        counted = {b["key"][0]["code"]: b["overdue"] for b in stats["buckets"]}
+        overdue = await every_case(gateway, {**filter, "overdue": True})
+        others = await every_case(gateway, {**filter, "overdue": False})
+        assert overdue and all(node["isOverdue"] for node in overdue)
+        assert others and not any(node["isOverdue"] for node in others)
+        listed = {s: sum(1 for n in overdue if n["source"]["id"] == s) for s in ALL_SOURCES}
+        assert listed == {s: counted.get(s, 0) for s in ALL_SOURCES}
+        everything = await every_case(gateway, filter)
+        assert len(overdue) + len(others) == len(everything)
+        total = await gateway.query(
+            "query($f: CaseFilterInput) { cases(filter: $f, first: 0) { totalCount } }",
+            {"f": {**filter, "overdue": True}},
+        )
+        assert total["data"]["cases"]["totalCount"] == stats["total"]["overdue"]
