@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -32,10 +34,17 @@ CASES = [
 
 
 class TinyAgency:
-    """Cursor paging, one call per id, per-case history; remembers the headers it was sent."""
+    """Paging by cursor, offset or page number, one call per id (counting how many are in
+    flight at once), a batch endpoint, per-case history; remembers what it was sent."""
 
     def __init__(self) -> None:
         self.headers: list[dict[str, str]] = []
+        self.pages: list[dict[str, str]] = []
+        self.batches: list[list[str]] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.hold_pairs = False  # hold each one-id call until a second one is in flight
+        self._pair: asyncio.Event | None = None
         self.app = Starlette(
             routes=[
                 Route("/items", self.items),
@@ -47,20 +56,45 @@ class TinyAgency:
 
     async def items(self, request: Request) -> Response:
         self.headers.append(dict(request.headers))
+        q = request.query_params
+        self.pages.append(dict(q))
         newest = sorted(CASES, key=lambda c: c["at"], reverse=True)
-        start = int(request.query_params.get("after") or 0)
-        size = int(request.query_params.get("n", "10"))
+        size = int(q.get("n", "10"))
+        if "skip" in q:  # offset style
+            start = int(q["skip"])
+        elif "p" in q:  # page style, pages numbered from 0
+            start = int(q["p"]) * size
+        else:  # cursor style: the cursor is opaque to clients, an offset here
+            start = int(q.get("after") or 0)
         page = newest[start : start + size]
         more = start + size < len(newest)
         return JSONResponse({"page": page, "next": str(start + size) if more else None})
 
     async def batch(self, request: Request) -> Response:
-        wanted = set((await request.json())["refs"])
+        refs = (await request.json())["refs"]
+        self.batches.append(refs)
+        wanted = set(refs)
         return JSONResponse({"found": [c for c in CASES if c["ref"] in wanted]})
 
     async def one(self, request: Request) -> Response:
         self.headers.append(dict(request.headers))
-        found = [c for c in CASES if c["ref"] == request.path_params["ref"]]
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            # Held until a second request is in flight (or 5 s pass): a client that sends
+            # them one at a time is slow here, and one that sends them all at once is seen.
+            if self._pair is None:
+                self._pair = asyncio.Event()
+            if self.in_flight >= 2:
+                self._pair.set()
+            if self.hold_pairs:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._pair.wait(), 5)
+            found = [c for c in CASES if c["ref"] == request.path_params["ref"]]
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._pair = None
         return JSONResponse(found[0]) if found else JSONResponse({}, status_code=404)
 
     async def log(self, request: Request) -> Response:
@@ -177,3 +211,74 @@ async def test_batch_fetch_with_a_json_body(tiny: tuple[TinyAgency, ThreadedServ
         await source.close()
     assert set(found) == {"C002", "C004"}
     assert found["C004"].title == "เรื่องที่ 4"
+
+
+PAGINATIONS = {
+    "cursor": "{style: cursor, cursor_param: after, limit_param: n, next_cursor: next, "
+    "page_size: 10}",
+    "offset": "{style: offset, offset_param: skip, limit_param: n, page_size: 10}",
+    "page": "{style: page, page_param: p, first_page: 0, limit_param: n, page_size: 10}",
+}
+
+
+@pytest.mark.parametrize("style", sorted(PAGINATIONS))
+async def test_every_pagination_style_reaches_every_case_in_order(
+    tiny: tuple[TinyAgency, ThreadedServer], style: str
+) -> None:
+    text = CONFIG.replace("AUTH", "").replace(
+        "{style: cursor, cursor_param: after, limit_param: n, next_cursor: next, page_size: 10}",
+        PAGINATIONS[style],
+    )
+    (settings,) = parse_config(text, {"URL": tiny[1].url}).sources
+    source = source_class("rest")(settings)
+    try:
+        found = await source.search_cases(CaseFilter(), CaseOrder(), None, 100)
+    finally:
+        await source.close()
+    assert [record.local_id for record in found] == [f"C{n:03d}" for n in range(25, 0, -1)]
+    asked = [{k: v for k, v in page.items() if k != "n"} for page in tiny[0].pages]
+    assert (
+        asked
+        == {
+            "cursor": [{}, {"after": "10"}, {"after": "20"}],
+            "offset": [{"skip": "0"}, {"skip": "10"}, {"skip": "20"}],
+            "page": [{"p": "0"}, {"p": "1"}, {"p": "2"}],
+        }[style]
+    )
+
+
+async def test_one_call_per_id_keeps_to_its_concurrency(
+    tiny: tuple[TinyAgency, ThreadedServer],
+) -> None:
+    text = CONFIG.replace("AUTH", "").replace(
+        'fetch: {path: "/items/{id}", concurrency: 4}',
+        'fetch: {path: "/items/{id}", concurrency: 2}',
+    )
+    (settings,) = parse_config(text, {"URL": tiny[1].url}).sources
+    source = source_class("rest")(settings)
+    wanted = [f"C{n:03d}" for n in range(1, 9)]
+    tiny[0].hold_pairs = True
+    try:
+        found = await source.load_cases(wanted)
+    finally:
+        await source.close()
+    assert sorted(found) == wanted
+    assert tiny[0].most_in_flight == 2  # concurrent, and never more than configured
+
+
+async def test_a_batch_goes_in_chunks_of_max_batch(
+    tiny: tuple[TinyAgency, ThreadedServer],
+) -> None:
+    text = CONFIG.replace("AUTH", "").replace(
+        'fetch: {path: "/items/{id}", concurrency: 4}',
+        "fetch: {path: /items/batch, ids_param: refs, method: POST, items: found, max_batch: 3}",
+    )
+    (settings,) = parse_config(text, {"URL": tiny[1].url}).sources
+    source = source_class("rest")(settings)
+    wanted = [f"C{n:03d}" for n in range(1, 9)]
+    try:
+        found = await source.load_cases(wanted)
+    finally:
+        await source.close()
+    assert sorted(found) == wanted
+    assert sorted(tiny[0].batches) == [wanted[0:3], wanted[3:6], wanted[6:8]]
