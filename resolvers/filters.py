@@ -50,8 +50,10 @@ class CaseFilterInput:
                 raise UserInputError(
                     f"filter.{name} has {len(values)} values; at most {MAX_VALUES}"
                 )
-        if self.text is not None and len(self.text) > MAX_TEXT_LENGTH:
-            raise UserInputError(f"filter.text is longer than {MAX_TEXT_LENGTH} characters")
+            for value in values or ():
+                _check_text(f"filter.{name}", value)
+        if self.text is not None:
+            _check_text("filter.text", self.text)
         for name in ("received_from", "received_before"):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
@@ -68,6 +70,16 @@ class CaseFilterInput:
             text=self.text or None,
             overdue=self.overdue,
         )
+
+
+def _check_text(name: str, value: object) -> None:
+    """Hostile values end here: over-long text, and NUL, which no source can hold or match."""
+    if not isinstance(value, str):
+        return
+    if len(value) > MAX_TEXT_LENGTH:
+        raise UserInputError(f"{name} is longer than {MAX_TEXT_LENGTH} characters")
+    if "\x00" in value:
+        raise UserInputError(f"{name} contains a NUL character, which no case text holds")
 
 
 async def case_filter(info: GraphInfo, filter: CaseFilterInput | None) -> CaseFilter:

@@ -262,6 +262,8 @@ class RestSource(Source):
     async def search_cases(
         self, where: CaseFilter, order: CaseOrder, after: Position | None, limit: int
     ) -> list[CaseRecord]:
+        if self._matches_nothing(where):
+            return []
         sorted_by_api, sort = self._sort(order)
         params = self._filter_params(where, order, after)
         if sort is not None:
@@ -284,6 +286,8 @@ class RestSource(Source):
         return collected[:limit]
 
     async def count_cases(self, where: CaseFilter) -> int:
+        if self._matches_nothing(where):
+            return 0
         listing = self.settings.list
         params = self._filter_params(where, CaseOrder(), None)
         restricted = self._restricted(where)
@@ -374,6 +378,17 @@ class RestSource(Source):
         if sort is not None and value is not None:
             return True, {sort.param: value}
         return self.settings.list.natural_order == wanted, None
+
+    def _matches_nothing(self, where: CaseFilter) -> bool:
+        """A status or category this source's vocabulary never produces: no case here can match,
+        and the empty parameter it would send means no filter at all to most APIs."""
+        vocabulary = self.settings.vocabulary
+        return (
+            where.statuses is not None and where.statuses.isdisjoint(vocabulary.statuses.values())
+        ) or (
+            where.categories is not None
+            and where.categories.isdisjoint(vocabulary.categories.values())
+        )
 
     def _filter_params(
         self, where: CaseFilter, order: CaseOrder, after: Position | None

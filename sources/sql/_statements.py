@@ -32,9 +32,10 @@ class Statements:
         """The key as the id column stores it, or None when no row can have it."""
         if self.shape.id_type is int:
             try:
-                return int(local_id)
+                key = int(local_id)
             except ValueError:
                 return None
+            return key if -(2**63) <= key < 2**63 else None  # past BIGINT no row has it
         return local_id
 
     def to_column_time(self, value: datetime, naive: bool) -> datetime:
