@@ -31,7 +31,12 @@ CLOSE_GRACE_SECONDS = 5.0
 
 
 class _Connection:
-    """One WebSocket: its ``send``, serialised, and silent once the gateway has closed it."""
+    """One WebSocket: its ``send``, serialised, and silent once the gateway has closed it.
+
+    Both GraphQL WebSocket protocols are JSON in text frames, and their clients (graphql-ws,
+    Apollo, ``gql``) refuse binary ones; the view encodes JSON to bytes (orjson, for HTTP), so
+    what it sends here goes out as text.
+    """
 
     def __init__(self, send: Send) -> None:
         self._send = send
@@ -43,7 +48,9 @@ class _Connection:
         async with self._lock:
             if self.closed:
                 return  # the socket is closing: what the handler still says goes nowhere
-            if message["type"] == "websocket.accept":
+            if message["type"] == "websocket.send" and message.get("bytes") is not None:
+                message = {"type": "websocket.send", "text": message["bytes"].decode()}
+            elif message["type"] == "websocket.accept":
                 self.accepted = True
             elif message["type"] == "websocket.close":
                 self.closed = True
@@ -59,7 +66,8 @@ class _Connection:
 
 
 class OpenWebSockets:
-    """An ASGI wrapper that knows the WebSockets open through it, so shutdown can close them."""
+    """An ASGI wrapper that knows the WebSockets open through it, so shutdown can close them
+    (and that sends their messages as text frames)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

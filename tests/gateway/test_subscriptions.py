@@ -300,10 +300,12 @@ async def test_postgres_notify_wakes_the_watcher_at_once(
 
 
 def config_yaml(demo_data: DemoData, source: Any) -> str:
-    """A configuration file holding just ``source`` and the demo categories."""
+    """A configuration file holding just ``source``, the demo categories and the suite's auth
+    (anonymous callers are inspectors)."""
     document = {
         "categories": [c.model_dump() for c in demo_data.config.categories],
         "sources": [source.model_dump(mode="json", exclude_defaults=True) | {"kind": "sql"}],
+        "auth": demo_data.config.auth.model_dump(mode="json", exclude_defaults=True),
     }
     return json.dumps(document, ensure_ascii=False)
 
