@@ -89,7 +89,10 @@ def gateway_config(url: str, directory: Path) -> Path:
     assert "notify_channel: complaint_graph" in damrong, "the bench measures NOTIFY delivery"
     path = directory / "bench.yaml"
     body = damrong.replace("${DEMO_DAMRONGDHAMA_URL}", url)
-    path.write_text(head + "  - id: damrongdhama" + body, encoding="utf-8")
+    # Subscribers connect without credentials: anonymous callers may read every case here.
+    keys = f"sqlite+aiosqlite:///{directory / 'keys.sqlite'}"
+    access = f"auth:\n  key_store: {keys}\n  anonymous: {{role: inspector}}\n"
+    path.write_text(head + "  - id: damrongdhama" + body + "\n" + access, encoding="utf-8")
     return path
 
 
