@@ -117,6 +117,10 @@ def _serve_workers(config_path: str, host: str, port: int, workers: int) -> None
         workers=workers,
         log_config=None,  # each worker logs through gateway.logs, as configured in the file
         access_log=False,  # our own access lines carry request ids and operation names
+        # A worker imports the schema and opens every source before it answers the supervisor's
+        # ping; on a busy host that takes longer than uvicorn's 5 s, which then kills and
+        # restarts it, forever.
+        timeout_worker_healthcheck=60,
     )
 
 

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect
 
 from gateway.app import create_app
 from gateway.config import EventSettings, GatewayConfig
@@ -366,3 +367,25 @@ def _is_worker(pid: int) -> bool:
         return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+async def test_websocket_errors_carry_the_connections_request_id(
+    subscribed_server: ThreadedServer,
+) -> None:
+    url = subscribed_server.url.replace("http", "ws") + "/graphql"
+    async with connect(
+        url,
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        additional_headers={"x-request-id": "ws-desk-7"},
+    ) as ws:
+        assert ws.response is not None
+        assert ws.response.headers["x-request-id"] == "ws-desk-7"
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        subscribe = {"query": "subscription { caseEvents { nope } }"}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+        message = json.loads(await ws.recv())
+    assert message["type"] == "error"
+    (error,) = message["payload"]
+    assert "nope" in error["message"]
+    assert error["extensions"]["requestId"] == "ws-desk-7"
