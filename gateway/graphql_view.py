@@ -365,7 +365,7 @@ class GraphQLView(GraphQL[Context, None]):
     ) -> ExecutionResult:
         """GetOperation() as the GraphQL spec has it, then strawberry's execution."""
         record: RequestRecord | None = getattr(request.state, "record", None)
-        if request_data.query is None:
+        if not request_data.query:  # absent or empty: strawberry would raise past the view
             raise HTTPException(400, "No GraphQL query found in the request")
         chosen = _operations(request_data.query).select(request_data.operation_name)
         if isinstance(chosen, str):

@@ -197,7 +197,7 @@ class RecordMapper:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             raise SourceBadResponse(
-                self.source, f"fields.{name}: {value!r} at {path!r} is not an ISO 8601 time"
+                self.source, f"fields.{name}: not an ISO 8601 time at {path!r}"
             ) from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=self.zone)
