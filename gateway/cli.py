@@ -92,10 +92,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(config: GatewayConfig, host: str, port: int) -> None:
-    from gateway.app import create_app
-    from gateway.shutdown import serve
+    """One process, stopping gracefully (gateway/shutdown.py); uvicorn's own log configuration
+    and access lines are off, so every line is the JSON (or text) of ``observability``."""
+    import uvicorn
 
-    serve(create_app(config), host=host, port=port)
+    from gateway.app import create_app
+    from gateway.shutdown import GatewayServer
+
+    app = create_app(config)
+    server = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    GatewayServer(server, app.state.shutdown).run()
 
 
 def _serve_workers(config_path: str, host: str, port: int, workers: int) -> None:
