@@ -71,6 +71,12 @@ class Context:
         )
 
     @property
+    def authenticated(self) -> bool:
+        """The caller proved who it is (a key or a token): what key-only introspection and
+        trusted documents for anonymous callers ask (resolvers/limits.py)."""
+        return self.access is not None and self.access.principal.authenticated
+
+    @property
     def case_access(self) -> CaseAccess:
         """The request's access decisions (a context made without a principal sees nothing)."""
         if self.access is None:

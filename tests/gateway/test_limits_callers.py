@@ -209,3 +209,50 @@ def test_rate_string_is_checked_when_configuration_is_read() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config(text, {})
     assert any("limits.rate_limit.rate" in p for p in raised.value.problems)
+
+
+# -- with a real API key -------------------------------------------------------------------------
+
+
+async def api_key(config: Any) -> str:
+    """A fresh inspector key in the test gateway's own key store."""
+    from gateway.auth._keys import KeyStore
+    from resolvers.access import Role
+
+    store = KeyStore(config.auth.key_store)
+    try:
+        _, secret = await store.create(
+            f"limits-{uuid.uuid4().hex[:8]}", frozenset({Role.INSPECTOR})
+        )
+    finally:
+        await store.close()
+    return secret
+
+
+async def test_key_only_introspection_over_http(demo_data: DemoData) -> None:
+    config = with_limits(demo_data.config, introspection="key-only")
+    secret = await api_key(config)
+    document = {"query": "{ __schema { queryType { name } } }"}
+    async with serving(config) as gateway:
+        anonymous = await gateway.client.post("/graphql", json=document)
+        keyed = await gateway.client.post(
+            "/graphql", json=document, headers={"authorization": f"Bearer {secret}"}
+        )
+    assert anonymous.json()["errors"][0]["extensions"]["code"] == "INTROSPECTION_DISABLED"
+    assert keyed.json() == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
+
+
+async def test_trusted_documents_for_anonymous_callers_over_http(
+    demo_data: DemoData, manifest: Path
+) -> None:
+    config = with_limits(demo_data.config, trusted_documents=trusted(manifest, "anonymous"))
+    secret = await api_key(config)
+    async with serving(config) as gateway:
+        anonymous = await gateway.client.post("/graphql", json={"query": CATEGORIES})
+        registered = await gateway.client.post("/graphql", json={"query": AGENCIES})
+        keyed = await gateway.client.post(
+            "/graphql", json={"query": CATEGORIES}, headers={"authorization": f"Bearer {secret}"}
+        )
+    assert anonymous.json()["errors"][0]["extensions"]["code"] == "DOCUMENT_NOT_TRUSTED"
+    assert registered.json()["data"]["agencies"]
+    assert keyed.json()["data"]["categories"]
