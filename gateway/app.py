@@ -91,6 +91,8 @@ class Gateway:
             else None
         )
         self.metrics.watch(self.federation.sources.values(), self.events)
+        for source in self.federation.sources.values():
+            source.observe_http(self.metrics.observe_http_request)
 
     def _observe_round_trip(
         self, source: str, operation: str, seconds: float, batch_size: int, ok: bool

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from gateway.auth import AuthSettings, KeyStore
@@ -134,6 +136,9 @@ def run_demo(
 
     directory = Path(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
+    # uvicorn re-raises the SIGTERM it shut down for; by default that kills the process before
+    # any `finally` or atexit, leaving the agencies and the embedded PostgreSQL running.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     dsn, server = start_postgres(directory)
     provincial_path = directory / "provincial-khon-kaen.sqlite"
     asyncio.run(build_demo_data(dsn, provincial_path, size))
@@ -155,4 +160,9 @@ def run_demo(
             updates.stop()
         pmoc.stop()
         city.stop()
-        del server  # the embedded PostgreSQL stops when its handle is released at exit
+        if server is not None:
+            server.cleanup()  # stops the embedded PostgreSQL (its data stays for next time)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)

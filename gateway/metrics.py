@@ -44,6 +44,12 @@ class Metrics:
             ["source", "operation"],
             registry=self.registry,
         )
+        self.source_http_requests = Counter(
+            "complaint_graph_source_http_requests",
+            "HTTP requests sent to an API source: one round trip may be several (pages, chunks).",
+            ["source"],
+            registry=self.registry,
+        )
         self.source_errors = Counter(
             "complaint_graph_source_errors",
             "Round trips to a source that failed, by operation.",
@@ -126,6 +132,18 @@ class Metrics:
             self.source_batch_size.labels(source, operation).observe(batch_size)
         if not ok:
             self.source_errors.labels(source, operation).inc()
+
+    def observe_http_request(self, source: str) -> None:
+        self.source_http_requests.labels(source).inc()
+
+    def http_requests(self, source: str) -> float:
+        """HTTP requests sent so far to an API source (0 for database sources)."""
+        return sum(
+            sample.value
+            for metric in self.source_http_requests.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total") and sample.labels["source"] == source
+        )
 
     def round_trips(self, source: str, operation: str | None = None) -> float:
         """Round trips so far to ``source`` (for one operation, or all): what tests compare."""

@@ -202,7 +202,7 @@ class Open311Endpoint:
         return {
             "service_request_id": global_id(record),
             "status": "closed" if finished else "open",
-            "status_notes": record.source_status,
+            "status_notes": record.status_notes or record.source_status,
             "service_name": named.name_th if named else None,
             "service_code": category or record.source_category,
             "description": text[:4000],
@@ -218,5 +218,5 @@ class Open311Endpoint:
             else None,
             "lat": place.latitude,
             "long": place.longitude,
-            "media_url": None,
+            "media_url": record.media_urls[0] if record.media_urls else None,
         }

@@ -144,6 +144,13 @@ class Case(relay.Node):
     def responsible_agencies(self) -> str | None:
         return self.record.responsible
 
+    @strawberry.field(
+        description="The holding agency's explanation of the current status, in its words "
+        "(Open311 status_notes); null where the agency keeps none."
+    )
+    def status_notes(self) -> str | None:
+        return self.record.status_notes
+
     @strawberry.field(description="Photos sent with the complaint, where the agency keeps them.")
     def photo_urls(self) -> list[str]:
         return list(self.record.media_urls)
@@ -179,23 +186,25 @@ class Case(relay.Node):
         return [Referral.of(record) for record in records]
 
     @strawberry.field(
-        description="The same complaint as held in other systems: this case's referral partners."
+        description=(
+            "The same complaint as held in other systems: this case's referral partners and "
+            "where those partners referred it on (one hop further, batched)."
+        )
     )
     async def related_cases(self, info: GraphInfo) -> list[Case]:
-        outgoing: Sequence[ReferralRecord] = await info.context.loaders.referrals(
-            self.record.source
-        ).load(self.record.local_id)
+        loaders = info.context.loaders
+        outgoing: Sequence[ReferralRecord] = await loaders.referrals(self.record.source).load(
+            self.record.local_id
+        )
         incoming = await incoming_referrals(info, self.record)
-        directory = info.context.directory
-        keys: dict[tuple[str, str], None] = {}
-        for referral in outgoing:
-            target = referral.to_agency
-            if isinstance(target, str) and referral.their_reference is not None:
-                source = directory.source_for_agency(target)
-                if source is not None:
-                    keys[(source, referral.their_reference)] = None
+        keys: dict[tuple[str, str], None] = dict.fromkeys(_targets(info, outgoing))
         for referral in incoming:
             keys[(referral.from_source, referral.from_local_id)] = None
+        # A referral recorded only where nobody can search it (an Open311 server's, say) is
+        # still found from the partner that handed the case there.
+        onward = await asyncio.gather(*(loaders.referrals(s).load(i) for s, i in list(keys)))
+        for referrals in onward:
+            keys.update(dict.fromkeys(_targets(info, referrals)))
         keys.pop((self.record.source, self.record.local_id), None)
         cases = await asyncio.gather(*(load_case_in(info, s, i) for s, i in keys))
         return [case for case in cases if case is not None]
@@ -205,6 +214,18 @@ class Case(relay.Node):
         cls, *, info: GraphInfo, node_ids: Iterable[str], required: bool = False
     ) -> list[Case | None]:
         return list(await asyncio.gather(*(load_case(info, key) for key in node_ids)))
+
+
+def _targets(info: GraphInfo, referrals: Sequence[ReferralRecord]) -> list[tuple[str, str]]:
+    """(source, local id) of each referral's receiving case, where one source holds it."""
+    found = []
+    for referral in referrals:
+        target = referral.to_agency
+        if isinstance(target, str) and referral.their_reference is not None:
+            source = info.context.directory.source_for_agency(target)
+            if source is not None:
+                found.append((source, referral.their_reference))
+    return found
 
 
 async def load_case(info: GraphInfo, key: str) -> Case | None:

@@ -219,5 +219,8 @@ class Guarded(Source):
     async def listen_for_changes(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
         return await self.inner.listen_for_changes(wake)
 
+    def observe_http(self, observer: Callable[[str], None]) -> None:
+        self.inner.observe_http(observer)
+
     async def check(self) -> list[Problem]:
         return await self.inner.check()

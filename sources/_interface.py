@@ -150,6 +150,12 @@ class Source(abc.ABC):
 
         return stop
 
+    def observe_http(self, observer: Callable[[str], None]) -> None:
+        """Have ``observer(source id)`` called for every HTTP request this source sends: one
+        method call (one round trip) may be several requests (chunks, pages). Sources that do
+        not speak HTTP send none and ignore it."""
+        return None
+
     def health(self) -> SourceHealth | None:
         """Health as seen by the gateway's guard around the source; adapters have none."""
         return None

@@ -10,12 +10,15 @@ server with richer states names them in ``status_field`` (an extended attribute)
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from pydantic import Field
 
 from sources._interface import Problem
+from sources._model import TimelineEntry
 from sources._settings import SourceSettings, Strict
 from sources.rest import RestSource
-from sources.rest._records import items_at
+from sources.rest._records import dig, items_at
 from sources.rest._settings import (
     CaseFields,
     EmbeddedReferrals,
@@ -73,8 +76,6 @@ class Open311Settings(SourceSettings):
             "jurisdiction_id": self.jurisdiction_id,
             "api_key": self.api_key,
         }
-        query = "&".join(f"{k}={v}" for k, v in common.items() if v is not None)
-        suffix = f"?{query}" if query else ""
         ext = self.extensions
         return RestSettings(
             id=self.id,
@@ -87,9 +88,10 @@ class Open311Settings(SourceSettings):
             stats_scan_limit=self.stats_scan_limit,
             base_url=self.base_url,
             headers=self.headers,
+            query={k: v for k, v in common.items() if v is not None},
             max_connections=self.max_connections,
             list=ListEndpoint(
-                path=f"/requests.json{suffix}",
+                path="/requests.json",
                 pagination=Pagination(
                     style="page",
                     page_param="page",
@@ -105,7 +107,7 @@ class Open311Settings(SourceSettings):
                 natural_order="received_at_desc",
                 max_pages=self.max_pages if self.page_size else 1,
             ),
-            fetch=FetchEndpoint(path=f"/requests.json{suffix}", ids_param="service_request_id"),
+            fetch=FetchEndpoint(path="/requests.json", ids_param="service_request_id"),
             history=HistoryEndpoint(
                 embedded=ext.notes,
                 fields=HistoryFields(at="datetime", status=ext.note_status, note="description"),
@@ -139,6 +141,7 @@ class Open311Settings(SourceSettings):
                 longitude="long",
                 responsible="agency_responsible",
                 media_urls="media_url",
+                status_notes="status_notes",
             ),
         )
 
@@ -151,6 +154,22 @@ class Open311Source(RestSource):
         assert isinstance(settings, Open311Settings)
         self.open311 = settings
         super().__init__(settings.as_rest())
+
+    async def load_timelines(
+        self, local_ids: Sequence[str]
+    ) -> Mapping[str, Sequence[TimelineEntry]]:
+        """The notes extension, where a request carries it: a request without a notes list
+        (a plain GeoReport v2 server, or one that omits it) has an empty timeline, not a bad
+        response; its ``status_notes`` is on the case."""
+        path = self.open311.extensions.notes
+        if path is None:
+            return {}
+        documents = await self._case_documents(local_ids)
+        return {
+            local_id: self._entries(document, path)
+            for local_id, document in documents.items()
+            if isinstance(dig(document, path), list)
+        }
 
     async def check(self) -> list[Problem]:
         """Also compare the server's service list with the category vocabulary."""

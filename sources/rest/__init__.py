@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -65,6 +65,7 @@ class RestSource(Source):
             settings.id, settings.fields, settings.vocabulary, "UTC", settings.sla
         )
         self._client: httpx.AsyncClient | None = None
+        self._http_observer: Callable[[str], None] | None = None
         # A statistics scan reads through search_cases, which reads at most max_pages pages.
         pages = settings.list
         self.stats_scan_limit = min(
@@ -76,6 +77,8 @@ class RestSource(Source):
         return Capabilities(
             pushed_down_filters=frozenset(_PUBLIC[name] for name in self.pushed),
             watches_changes=self.settings.list.filters.updated_from is not None,
+            finds_referrals_to=self.settings.referrals is not None
+            and self.settings.referrals.find is not None,
         )
 
     def _http(self) -> httpx.AsyncClient:
@@ -96,11 +99,21 @@ class RestSource(Source):
             self._client = httpx.AsyncClient(
                 base_url=self.settings.base_url.rstrip("/"),
                 headers=headers,
+                params=self.settings.query,  # merged with each request's own, encoded
                 auth=auth,
                 limits=limits,
                 timeout=self.settings.timeout_seconds,
+                event_hooks={"request": [self._count_request]},
             )
         return self._client
+
+    def observe_http(self, observer: Callable[[str], None]) -> None:
+        self._http_observer = observer
+
+    async def _count_request(self, request: httpx.Request) -> None:
+        """Every request the pooled client sends, pages and chunks included."""
+        if self._http_observer is not None:
+            self._http_observer(self.id)
 
     async def open(self) -> None:
         self._http()
@@ -221,6 +234,44 @@ class RestSource(Source):
                 continue  # a case nobody referred anywhere may omit the list
             records = [self.records.referral(local_id, e, referrals.fields) for e in entries]
             found[local_id] = sorted(records, key=lambda record: record.at)
+        return found
+
+    async def find_referrals_to(
+        self, agency: str, references: Sequence[str]
+    ) -> Mapping[str, Sequence[ReferralRecord]]:
+        """Through ``referrals.find``: one request per ``max_batch`` references (and per native
+        code of ``agency``), all at once."""
+        referrals = self.settings.referrals
+        search = referrals.find if referrals is not None else None
+        natives = [n for n, code in self.settings.vocabulary.agencies.items() if code == agency]
+        if referrals is None or search is None or not natives or not references:
+            return {}
+        size = search.max_batch
+        chunks = [list(references[i : i + size]) for i in range(0, len(references), size)]
+        documents = await asyncio.gather(
+            *(
+                self._get(
+                    search.path,
+                    {search.agency_param: native, search.references_param: ",".join(chunk)},
+                )
+                for native in natives
+                for chunk in chunks
+            )
+        )
+        wanted = set(references)
+        found: dict[str, list[ReferralRecord]] = {}
+        for document in documents:
+            for item in items_at(self.id, document, search.items, "referrals.find.items"):
+                owner = dig(item, search.case_id)
+                if not isinstance(owner, str | int):
+                    raise SourceBadResponse(
+                        self.id, f"referrals.find.case_id: no case id at {search.case_id!r}"
+                    )
+                record = self.records.referral(str(owner), item, referrals.fields)
+                if record.their_reference in wanted:
+                    found.setdefault(record.their_reference, []).append(record)
+        for records in found.values():
+            records.sort(key=lambda record: record.at)
         return found
 
     def _entries(self, document: Any, path: str) -> list[TimelineEntry]:

@@ -106,6 +106,7 @@ class RecordMapper:
             ),
             responsible=self._optional_text(item, f.responsible),
             media_urls=self._urls(item, f.media_urls),
+            status_notes=self._optional_text(item, f.status_notes) or None,
         )
 
     def _urls(self, item: Any, path: str | None) -> tuple[str, ...]:

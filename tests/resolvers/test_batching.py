@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -63,7 +64,11 @@ async def test_timeline_batch_carries_every_case_of_the_page(gateway: RunningGat
 async def test_nodes_by_id_are_batched_per_source(gateway: RunningGateway) -> None:
     page = await gateway.query("{ cases(first: 60) { edges { node { id } } } }")
     ids = [edge["node"]["id"] for edge in page["data"]["cases"]["edges"]]
-    fresh = await running(gateway.gateway.config)
+    config = gateway.gateway.config
+    # 60 aliased lookups: more than the default alias limit allows one document
+    fresh = await running(
+        replace(config, limits=config.limits.model_copy(update={"max_aliases": 100}))
+    )
     try:
         before = {s: fresh.round_trips(s, "load_cases") for s in ALL_SOURCES}
         aliases = " ".join(

@@ -214,8 +214,8 @@ async def round_trips_following(gateway: RunningGateway, first: int) -> tuple[di
 async def test_following_referrals_costs_one_request_per_receiving_source_per_level(
     gateway: RunningGateway,
 ) -> None:
-    small, followed_small = await round_trips_following(gateway, 60)
-    large, followed_large = await round_trips_following(gateway, 300)
+    small, followed_small = await round_trips_following(gateway, 100)
+    large, followed_large = await round_trips_following(gateway, 140)
     assert 0 < followed_small < followed_large
     assert small == large
     assert large == {
