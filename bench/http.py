@@ -21,6 +21,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -91,6 +92,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}/graphql"
 
     def start(self, log_path: Path) -> None:
+        ensure_free(self.port)
         log = log_path.open("wb")
         self.process = subprocess.Popen(
             self.argv, env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd
@@ -123,6 +125,25 @@ class Server:
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
+
+
+def ensure_free(port: int) -> None:
+    """Refuse a port something already listens on: the run would measure someone else's server."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise SystemExit(f"port {port} is in use; choose others with --port/--agencies-port")
+
+
+def wait_listening(process: subprocess.Popen[bytes], ports: list[int], limit: float = 120) -> None:
+    deadline = time.monotonic() + limit
+    for port in ports:
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the agencies did not listen on {port}; see bench/results/")
+            time.sleep(0.2)  # polling a condition (the port answers) with a deadline
 
 
 # --- the workloads, per server ---------------------------------------------------------------
@@ -705,6 +726,8 @@ def main(argv: list[str]) -> None:
         "damrongdhama_cases": data.damrongdhama_cases,
         "code": code_described,
     }
+    for port in (args.agencies_port, args.agencies_port + 1):
+        ensure_free(port)
     agencies = subprocess.Popen(
         [sys.executable, "-m", "bench.agencies", "--port", str(args.agencies_port)],
         stdout=(RESULTS / "agencies.log").open("wb"),
@@ -721,6 +744,7 @@ def main(argv: list[str]) -> None:
         if not wanted or any(w in server.name for w in wanted)
     ]
     try:
+        wait_listening(agencies, [args.agencies_port, args.agencies_port + 1])
         plans: list[tuple[Server, Workload, Checked]] = []
         for server in chosen:
             print(f"{server.name}: starting", flush=True)
