@@ -19,8 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 from gateway.auth import AuthSettings
 from gateway.limits import LimitSettings
 from gateway.observability import ObservabilitySettings
-from sources import Named, SourceSettings, Strict, UnknownKind, source_class
-from sources._settings import SlaSettings
+from sources import Named, SlaSettings, SourceSettings, Strict, UnknownKind, source_class
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

@@ -7,7 +7,6 @@ for APIs without a stats endpoint); the federation merges them; this module only
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 import strawberry
 
@@ -15,8 +14,17 @@ from resolvers.context import GraphInfo
 from resolvers.directory import Directory
 from resolvers.errors import UserInputError, source_error
 from resolvers.geography import area
-from sources import CanonicalStatus, Channel, Federation
-from sources._stats import RELATIVE_ERROR, TIME_DIMENSIONS, Bucket, Dimension, Durations
+from sources import (
+    RELATIVE_ERROR,
+    TIME_DIMENSIONS,
+    Bucket,
+    CanonicalStatus,
+    CaseFilter,
+    Channel,
+    Dimension,
+    Durations,
+    Federation,
+)
 
 strawberry.enum(
     Dimension,
@@ -165,7 +173,7 @@ class CaseStats:
 MAX_DIMENSIONS = 4
 
 
-async def case_stats(info: GraphInfo, where: Any, group_by: list[Dimension]) -> CaseStats:
+async def case_stats(info: GraphInfo, where: CaseFilter, group_by: list[Dimension]) -> CaseStats:
     """Ask every matching source at once, merge, and label; failures become partial errors."""
     if len(set(group_by)) != len(group_by):
         raise UserInputError("groupBy names a dimension twice")
