@@ -295,6 +295,11 @@ class SqlSource(Source):
             raise _translate(self.id, exc) from exc
 
 
+# SQLSTATE classes of a server that is there but not serving: connection exceptions, out of
+# resources (too many connections), operator intervention (shut down, session terminated).
+_UNAVAILABLE_STATES = ("08", "53", "57P")
+
+
 def _translate(source: str, exc: BaseException) -> SourceError:
     """Map driver errors to source errors without SQL text or connection strings in the message."""
     log.warning("source %s: %s", source, type(exc).__name__)
@@ -303,7 +308,13 @@ def _translate(source: str, exc: BaseException) -> SourceError:
         return SourceUnavailable(source, f"database unreachable ({type(exc).__name__})")
     if isinstance(exc, DBAPIError):
         original = type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
-        if exc.connection_invalidated or _looks_like_connection_error(original):
+        state = str(getattr(exc.orig, "sqlstate", None) or "")
+        if (
+            exc.connection_invalidated
+            or exc.statement is None  # failed while connecting: no query was sent
+            or state.startswith(_UNAVAILABLE_STATES)
+            or _looks_like_connection_error(original)
+        ):
             return SourceUnavailable(source, f"database unreachable ({original})")
         return SourceBadResponse(source, f"database refused the query ({original})")
     return SourceBadResponse(source, f"database error ({type(exc).__name__})")

@@ -6,19 +6,39 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
+import asyncpg
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import GatewayConfig
 from gateway.demo import DEMO_PMOC_KEY
-from samples import pmoc_1111
+from samples import pmoc_1111, traffy
 from samples.serving import ThreadedServer
 from sources import Resilience
 from sources.rest import RestSettings
-from tests.conftest import REST_CASES, REST_SEED, DemoData, RunningGateway, running
-from tests.resolvers.expected import ALL_SOURCES, REST_SOURCE, matching
+from tests.conftest import (
+    OPEN311_CASES,
+    OPEN311_SEED,
+    PG_SEED,
+    REST_CASES,
+    REST_SEED,
+    DemoData,
+    RunningGateway,
+    running,
+)
+from tests.postgres import create_database, drop_database
+from tests.resolvers.expected import (
+    ALL_SOURCES,
+    OPEN311_SOURCE,
+    POSTGRES_SOURCE,
+    REST_SOURCE,
+    SQLITE_SOURCE,
+    matching,
+)
 
 WELL_FORMED = {
     "complaint_code": "X-1",
@@ -123,7 +143,8 @@ QUERY = """
 
 
 # Health is read in its own request: root fields resolve concurrently within one.
-HEALTH = "{ sources { id health { status circuit lastError } } }"
+HEALTH = """{ sources { id health {
+  status circuit lastError lastErrorAt lastSuccessAt lastLatencyMs } } }"""
 
 
 def sources_in(body: dict[str, Any]) -> set[str]:
@@ -146,17 +167,35 @@ async def test_agency_stopped_and_restarted_mid_run(
     healthy = await guarded.query(QUERY)
     assert "errors" not in healthy
     assert sources_in(healthy) == set(ALL_SOURCES)
-    assert health_of(await guarded.query(HEALTH), REST_SOURCE)["status"] == "UP"
+    up = health_of(await guarded.query(HEALTH), REST_SOURCE)
+    assert (up["status"], up["circuit"], up["lastError"]) == ("UP", "CLOSED", None)
+    assert up["lastLatencyMs"] > 0 and up["lastSuccessAt"] is not None
 
     server.stop()
     down = await guarded.query(QUERY)
     assert sources_in(down) == set(ALL_SOURCES) - {REST_SOURCE}
-    assert (("SOURCE_UNAVAILABLE", REST_SOURCE)) in error_codes(down)
-    assert {code for code, _ in error_codes(down)} == {"SOURCE_UNAVAILABLE"}
-    assert health_of(await guarded.query(HEALTH), REST_SOURCE)["status"] == "DOWN"
+    assert error_codes(down) == {("SOURCE_UNAVAILABLE", REST_SOURCE)}
+    assert len(down["errors"]) == 1  # one error for the failed source, not one per field
+    seen = health_of(await guarded.query(HEALTH), REST_SOURCE)
+    assert seen["status"] == "DOWN"
+    assert seen["lastError"] == "HTTP request failed (ConnectError)"
+    assert seen["lastLatencyMs"] >= 0
+    assert datetime.fromisoformat(seen["lastErrorAt"]) > datetime.fromisoformat(
+        seen["lastSuccessAt"]
+    )
     ready = await guarded.client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "degraded"
+    readiness = ready.json()["sources"]
+    assert {s for s, h in readiness.items() if h["status"] == "DOWN"} == {REST_SOURCE}
+    assert readiness[REST_SOURCE] == {
+        "status": "DOWN",
+        "circuit": "CLOSED",
+        "last_error": "HTTP request failed (ConnectError)",
+        "last_error_at": seen["lastErrorAt"],
+        "last_success_at": seen["lastSuccessAt"],
+        "last_latency_ms": seen["lastLatencyMs"],
+    }
 
     # Failures in a row open the circuit: then calls are refused without touching the agency.
     for _ in range(3):
@@ -175,11 +214,12 @@ async def test_agency_stopped_and_restarted_mid_run(
                 break
             await asyncio.sleep(0.05)
     assert sources_in(recovered) == set(ALL_SOURCES)
-    assert health_of(await guarded.query(HEALTH), REST_SOURCE) | {"lastError": None} == {
-        "status": "UP",
-        "circuit": "CLOSED",
-        "lastError": None,
-    }
+    back = health_of(await guarded.query(HEALTH), REST_SOURCE)
+    assert (back["status"], back["circuit"]) == ("UP", "CLOSED")
+    assert back["lastError"] == "HTTP request failed (ConnectError)"  # the last one, kept
+    assert datetime.fromisoformat(back["lastSuccessAt"]) > datetime.fromisoformat(
+        back["lastErrorAt"]
+    )
     assert (await guarded.client.get("/readyz")).json()["status"] == "ready"
 
 
@@ -320,3 +360,118 @@ async def test_round_trips_in_flight_are_bounded_per_source(demo_data: DemoData)
         await gateway.gateway.stop()
         server.stop()
     assert gate.most == 2
+
+
+FAST_RECOVERY = Resilience(
+    retries=1,
+    retry_initial_seconds=0.01,
+    retry_max_seconds=0.05,
+    circuit_failure_threshold=3,
+    circuit_recovery_seconds=1.0,
+)
+
+
+async def until_whole(gateway: RunningGateway) -> dict[str, Any]:
+    """QUERY again until no source fails (an open circuit lets a trial through in 1 s)."""
+    async with asyncio.timeout(20):
+        while True:
+            body = await gateway.query(QUERY)
+            if "errors" not in body:
+                return body
+            await asyncio.sleep(0.05)  # polling the gateway, with a deadline
+
+
+async def test_city_platform_stopped_and_restarted_mid_run(demo_data: DemoData) -> None:
+    """The Open311 agency, a real server on loopback, goes away and comes back."""
+    server = ThreadedServer(traffy.create_app(seed=OPEN311_SEED, count=OPEN311_CASES))
+    server.start()
+    sources = tuple(
+        s.model_copy(update={"base_url": f"{server.url}/open311/v2", "resilience": FAST_RECOVERY})
+        if s.id == OPEN311_SOURCE
+        else s
+        for s in demo_data.config.sources
+    )
+    gateway = await running(replace(demo_data.config, sources=sources))
+    try:
+        assert sources_in(await until_whole(gateway)) == set(ALL_SOURCES)
+        server.stop()
+        down = await gateway.query(QUERY)
+        assert sources_in(down) == set(ALL_SOURCES) - {OPEN311_SOURCE}
+        assert error_codes(down) == {("SOURCE_UNAVAILABLE", OPEN311_SOURCE)}
+        assert health_of(await gateway.query(HEALTH), OPEN311_SOURCE)["status"] == "DOWN"
+        server.start()
+        assert sources_in(await until_whole(gateway)) == set(ALL_SOURCES)
+        assert health_of(await gateway.query(HEALTH), OPEN311_SOURCE)["status"] == "UP"
+    finally:
+        await gateway.client.aclose()
+        await gateway.gateway.stop()
+        server.stop()
+
+
+async def test_postgres_agency_cut_off_and_back_mid_run(
+    demo_data: DemoData, postgres_admin_dsn: str
+) -> None:
+    """The agency's database refuses connections and its sessions are killed, then it is back:
+    the gateway keeps answering from the others and picks it up again without a restart."""
+    from gateway.demo import asyncpg_url
+    from samples import damrongdhama
+
+    dsn = await create_database(postgres_admin_dsn)
+    name = dsn.partition("?")[0].rsplit("/", 1)[1]
+    await damrongdhama.create_and_load(dsn, seed=PG_SEED, count=60)
+    sources = tuple(
+        s.model_copy(update={"url": asyncpg_url(dsn), "resilience": FAST_RECOVERY})
+        if s.id == POSTGRES_SOURCE
+        else s
+        for s in demo_data.config.sources
+    )
+    gateway = await running(replace(demo_data.config, sources=sources))
+    admin = await asyncpg.connect(postgres_admin_dsn)
+    try:
+        assert sources_in(await until_whole(gateway)) == set(ALL_SOURCES)
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        down = await gateway.query(QUERY)
+        assert sources_in(down) == set(ALL_SOURCES) - {POSTGRES_SOURCE}
+        assert error_codes(down) == {("SOURCE_UNAVAILABLE", POSTGRES_SOURCE)}
+        assert health_of(await gateway.query(HEALTH), POSTGRES_SOURCE)["status"] == "DOWN"
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert sources_in(await until_whole(gateway)) == set(ALL_SOURCES)
+        assert health_of(await gateway.query(HEALTH), POSTGRES_SOURCE)["status"] == "UP"
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+        await gateway.client.aclose()
+        await gateway.gateway.stop()
+        await drop_database(postgres_admin_dsn, dsn)
+
+
+async def test_readyz_is_503_when_every_source_is_down(demo_data: DemoData) -> None:
+    dead = {
+        POSTGRES_SOURCE: {"url": "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"},
+        SQLITE_SOURCE: {
+            "url": "sqlite+aiosqlite:///file:/nonexistent/dir/x.sqlite?mode=ro&uri=true"
+        },
+        REST_SOURCE: {"base_url": "http://127.0.0.1:1"},
+        OPEN311_SOURCE: {"base_url": "http://127.0.0.1:1/open311/v2"},
+    }
+    sources = tuple(
+        s.model_copy(update=dead[s.id] | {"resilience": Resilience(retries=0)})
+        for s in demo_data.config.sources
+    )
+    gateway = await running(replace(demo_data.config, sources=sources))
+    try:
+        body = await gateway.query(QUERY)
+        ready = await gateway.client.get("/readyz")
+        alive = await gateway.client.get("/healthz")
+    finally:
+        await gateway.client.aclose()
+        await gateway.gateway.stop()
+    assert body["data"]["cases"]["edges"] == []
+    assert {source for _, source in error_codes(body)} == set(ALL_SOURCES)
+    assert ready.status_code == 503
+    assert ready.json()["status"] == "unavailable"
+    assert {h["status"] for h in ready.json()["sources"].values()} == {"DOWN"}
+    assert alive.status_code == 200  # the process itself is fine
