@@ -9,7 +9,8 @@ per grouped dimension (``key.PROVINCE.code``), other lists into one JSON cell. U
 byte-order mark and CRLF lines, so Excel opens Thai text correctly.
 
 Nothing is lost silently: if any source fails, the export is refused (before the first byte)
-or cut off (the response ends without its final chunk), never short.
+or cut off (the response ends without its final chunk), never short; ``extensions.warnings``
+(statistics from a bounded scan) arrive as JSON in the ``X-Complaint-Graph-Warnings`` header.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ BOM = "\ufeff"
 AFTER = "cgExportAfter"
 PAGE_INFO = "cgExportPageInfo"
 GROUP_BY = "cgExportGroupBy"
+WARNINGS_HEADER = "X-Complaint-Graph-Warnings"
 _STATUS = {
     "BAD_USER_INPUT": 400,
     "GRAPHQL_VALIDATION_FAILED": 400,
@@ -132,10 +134,14 @@ class CsvExport:
         refused = _refusal(result)
         if refused is not None:
             return refused
+        headers = {"Content-Disposition": f'attachment; filename="{plan.field}.csv"'}
+        warnings = (result.extensions or {}).get("warnings")
+        if warnings:  # e.g. a bounded statistics scan: the figures are partial, and say so
+            headers[WARNINGS_HEADER] = json.dumps(warnings, ensure_ascii=True)
         return StreamingResponse(
             self._stream(request, plan, variables, result),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{plan.field}.csv"'},
+            headers=headers,
         )
 
     async def _execute(

@@ -221,3 +221,24 @@ async def test_a_failing_source_refuses_the_export_rather_than_shortening_it(
     finally:
         await broken.client.aclose()
         await broken.gateway.stop()
+
+
+async def test_a_bounded_scan_warning_travels_in_a_header(demo_data: DemoData) -> None:
+    sources = [
+        s.model_copy(update={"stats_scan_limit": 120}) if s.id == REST_SOURCE else s
+        for s in demo_data.config.sources
+    ]
+    bounded = await running(replace(demo_data.config, sources=tuple(sources)))
+    try:
+        response = await bounded.client.post(
+            "/export.csv",
+            json={"query": "{ caseStats(groupBy: [SOURCE]) { buckets { key { code } count } } }"},
+        )
+        assert response.status_code == 200, response.text
+        (warning,) = json.loads(response.headers["x-complaint-graph-warnings"])
+        assert warning["source"] == REST_SOURCE and "120" in warning["message"]
+        rows = parse_csv(response.content)
+        assert [REST_SOURCE, "120"] in rows
+    finally:
+        await bounded.client.aclose()
+        await bounded.gateway.stop()
