@@ -169,7 +169,9 @@ def _expand(value: Any, environ: dict[str, str], where: str, problems: list[str]
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_expand(v, environ, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+        return [
+            _expand(v, environ, f"{where}[{i}]{_named(v)}", problems) for i, v in enumerate(value)
+        ]
     if not isinstance(value, str):
         return value
 
@@ -185,6 +187,12 @@ def _expand(value: Any, environ: dict[str, str], where: str, problems: list[str]
         return ""
 
     return _ENV_REFERENCE.sub(substitute, value)
+
+
+def _named(item: Any) -> str:
+    """' (id)' for a list entry with an id (a source), as every other error names it."""
+    ident = item.get("id") if isinstance(item, dict) else None
+    return f" ({ident})" if isinstance(ident, str) else ""
 
 
 def _describe(exc: ValidationError, model: type[BaseModel], prefix: str) -> list[str]:

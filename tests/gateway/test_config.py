@@ -48,7 +48,7 @@ def test_valid_config_becomes_typed_settings_with_env_expanded() -> None:
 
 def test_missing_environment_variable_names_key_and_variable() -> None:
     (problem,) = problems_of(VALID, environ={})
-    assert "sources[0].url" in problem
+    assert "sources[0] (town).url" in problem
     assert "TOWN_DB" in problem
 
 
