@@ -117,9 +117,15 @@ class GracefulShutdown:
 
 
 class GatewayServer(uvicorn.Server):
-    """uvicorn's server, closing subscriptions itself before uvicorn closes the connections."""
+    """uvicorn's server, closing subscriptions itself before uvicorn closes the connections.
+
+    WebSockets go without permessage-deflate, whatever the configuration asked: events are small
+    JSON messages, and compressing each one for each subscriber made fan-out several times
+    slower and cost 50 KiB of zlib state per connection (``python -m bench.subscribers``).
+    """
 
     def __init__(self, config: uvicorn.Config, shutdown: GracefulShutdown) -> None:
+        config.ws_per_message_deflate = False
         super().__init__(config)
         self.graceful = shutdown
 
@@ -131,13 +137,6 @@ class GatewayServer(uvicorn.Server):
 
 
 def serve(app: Starlette, host: str, port: int, log_level: str = "info") -> None:
-    """Run the gateway app (from ``create_app``) until SIGINT or SIGTERM, then stop gracefully.
-
-    WebSockets without permessage-deflate: events are small JSON messages, and compressing each
-    one for each subscriber made fan-out five times slower and cost 50 KiB of zlib state per
-    connection (``python -m bench.subscribers``, 500 subscribers).
-    """
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, ws_per_message_deflate=False
-    )
+    """Run the gateway app (from ``create_app``) until SIGINT or SIGTERM, then stop gracefully."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level)
     GatewayServer(config, app.state.shutdown).run()

@@ -73,8 +73,12 @@ def serve_process(demo_data: DemoData, agency_dsn: str, tmp_path: Path) -> Itera
 
 async def subscribed(url: str, protocol: str) -> ClientConnection:
     ws = await connect(url, subprotocols=[protocol])  # type: ignore[list-item]
+    # As `complaint-graph serve` runs: no permessage-deflate (fan-out cost), text frames (the
+    # protocols' JSON; off-the-shelf clients refuse binary ones).
+    assert "Sec-WebSocket-Extensions" not in ws.response.headers  # type: ignore[union-attr]
     await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    ack = await ws.recv()
+    assert isinstance(ack, str) and json.loads(ack)["type"] == "connection_ack"
     kind = "subscribe" if protocol == "graphql-transport-ws" else "start"
     await ws.send(json.dumps({"id": "1", "type": kind, "payload": {"query": SUBSCRIBE}}))
     return ws
