@@ -30,7 +30,9 @@ REDIS_URL = os.environ.get("COMPLAINT_GRAPH_TEST_REDIS", "redis://127.0.0.1:6379
 def replicas(demo_data: DemoData, agency_dsn: str) -> Iterator[list[ThreadedServer]]:
     events = EventSettings(redis_url=REDIS_URL, redis_prefix=f"cg-test-{uuid.uuid4().hex}")
     config = watched_config(demo_data, agency_dsn)
-    config = type(config)(config.categories, config.sources, config.limits, events)
+    config = type(config)(
+        config.categories, config.sources, config.limits, events, auth=config.auth
+    )
     servers = [ThreadedServer(create_app(config), lifespan=True) for _ in range(2)]
     for server in servers:
         server.start()

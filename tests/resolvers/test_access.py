@@ -252,8 +252,8 @@ async def test_following_counterpart_never_opens_a_case_referred_elsewhere(
 async def test_an_agency_follows_its_own_referral_even_where_it_cannot_search_for_it(
     closed_gateway: RunningGateway,
 ) -> None:
-    """The 1111 service's API cannot list what it referred, so the city's case 15 is not among
-    its search results; following its own referral reaches it (the referral proves it)."""
+    """Following its own referral reaches the city's case 15 (the referral proves it was handed
+    there), and so does its id; the 1111 API cannot list what it referred, so searches do not."""
     caller = Caller(closed_gateway, demo_agency_key(OPM))
     data = await caller.query(
         """query($id: ID!) { case(id: $id) { referrals { counterpart { id
@@ -266,8 +266,13 @@ async def test_an_agency_follows_its_own_referral_even_where_it_cannot_search_fo
     # The city returned it to Damrongdhama, whose case 15 was referred to the 1111 service:
     (returned,) = city["referrals"]
     assert returned["counterpart"]["id"] == global_id(POSTGRES_SOURCE, "15")
-    # Documented limit: by id alone the API source cannot show the 1111 service referred it.
-    assert (await caller.query(NODE, {"id": city["id"]}))["node"] is None
+    # By id too: the 1111 API can be asked which of its referrals name a case (referrals.find).
+    assert (await caller.query(NODE, {"id": city["id"]}))["node"] is not None
+    # Documented limit: it cannot list everything it referred, so searches do not include it.
+    search = await caller.query(
+        '{ cases(first: 0, filter: {source: ["traffy-city"]}) { totalCount } }'
+    )
+    assert search["cases"]["totalCount"] == 0
     assert (await caller.query(NODE, {"id": global_id(POSTGRES_SOURCE, "16")}))["node"] is None
 
 
