@@ -172,6 +172,10 @@ class CaseAccess:
     def _sources_of(self, agency: str) -> int:
         return sum(1 for s in self.federation.sources.values() if s.agency.code == agency)
 
+    def forget_seen(self) -> None:
+        """Drop what earlier checks found visible (a long-lived WebSocket context, per event)."""
+        self._known.clear()
+
     def mark_visible(self, records: Sequence[CaseRecord]) -> None:
         """Cases a restricted search returned: known visible, no further check needed."""
         self._known.update((r.source, r.local_id) for r in records)

@@ -87,6 +87,8 @@ class Context:
         """New loaders and clock: each subscription event must see the sources as they are now."""
         self.loaders = Loaders(self.federation)
         self.now = datetime.now(UTC)
+        if self.access is not None:
+            self.access.forget_seen()  # visibility by id is decided afresh, like the data
 
 
 GraphInfo = Info[Context, None]
