@@ -80,6 +80,16 @@ async def test_anonymous_callers_get_introspection_and_typename_only(
         assert "Authorization: Bearer" in body["errors"][0]["message"]
 
 
+async def test_graphiql_and_its_schema_load_without_a_key(closed: RunningGateway) -> None:
+    """GraphiQL stays usable in the demo: the page, and the introspection it runs first."""
+    from graphql import get_introspection_query
+
+    page = await closed.client.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+    body = await ask(closed, get_introspection_query())
+    assert "errors" not in body and body["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
 async def test_config_can_open_the_graph_to_anonymous_callers(demo_data: Any) -> None:
     """The suite's own gateway: ``auth.anonymous.role: inspector`` is an explicit opening."""
     assert demo_data.config.auth.anonymous.role is Role.INSPECTOR
