@@ -7,6 +7,8 @@ serving synthetic cases from memory, so tests and the demo can run it on loopbac
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -17,6 +19,7 @@ from starlette.routing import Route
 
 from samples import links
 from samples._vocabulary import CATEGORIES
+from samples.generator import FINISHED as _FINISHED
 from samples.generator import SyntheticCase, generate_cases
 
 DEFAULT_SEED = 1111
@@ -141,31 +144,35 @@ def create_app(
         try:
             offset = int(q.get("offset", "0"))
             limit = min(int(q.get("limit", "50")), 500)
-            statuses = _ints(q.get("status"))
-            categories = _ints(q.get("category"))
-            provinces = set(q["province"].split(",")) if q.get("province") else None
-            since = datetime.fromisoformat(q["from"]) if q.get("from") else None
-            before = datetime.fromisoformat(q["to"]) if q.get("to") else None
-            changed = datetime.fromisoformat(q["updated_since"]) if q.get("updated_since") else None
         except ValueError as exc:
             return JSONResponse({"error": f"bad parameter: {exc}"}, status_code=400)
-        text = q.get("q")
         source = sorted_by.get(q.get("sort", "-received_date"))
         if source is None:
             return JSONResponse({"error": "unknown sort"}, status_code=400)
-        found = [
-            item
-            for item in source
-            if (statuses is None or item["status_id"] in statuses)
-            and (categories is None or item["category"]["id"] in categories)
-            and (provinces is None or item["area"]["province_id"] in provinces)
-            and (since is None or datetime.fromisoformat(item["received_date"]) >= since)
-            and (before is None or datetime.fromisoformat(item["received_date"]) < before)
-            and (not text or text in item["topic"] or text in item["detail"])
-            and (changed is None or datetime.fromisoformat(item["updated_date"]) >= changed)
-        ]
+        found = _matching(source, q)
+        if isinstance(found, Response):
+            return found
         page = [_public(item) for item in found[offset : offset + limit]]
         return JSONResponse({"result": {"items": page, "total": len(found)}})
+
+    async def statistics(request: Request) -> Response:
+        """Counts, open, overdue, resolved and duration histograms by ``group_by``, over the
+        complaints the list filters select, at ``as_of`` (complaint-graph's stats protocol)."""
+        if (denied := refused(request)) is not None:
+            return denied
+        q = request.query_params
+        names = [name for name in q.get("group_by", "").split(",") if name]
+        unknown = [name for name in names if name not in _GROUPS]
+        if unknown:
+            return JSONResponse({"error": f"cannot group by {unknown}"}, status_code=400)
+        try:
+            as_of = datetime.fromisoformat(q["as_of"]) if q.get("as_of") else datetime.now(UTC)
+        except ValueError as exc:
+            return JSONResponse({"error": f"bad parameter: {exc}"}, status_code=400)
+        found = _matching(cases, q)
+        if isinstance(found, Response):
+            return found
+        return JSONResponse({"result": _statistics(found, names, as_of)})
 
     async def batch(request: Request) -> Response:
         if (denied := refused(request)) is not None:
@@ -221,6 +228,7 @@ def create_app(
         routes=[
             Route("/api/v1/complaints/{code}/status", set_status, methods=["POST"]),
             Route("/api/v1/complaints", list_complaints),
+            Route("/api/v1/complaints/stats", statistics),
             Route("/api/v1/complaints/batch", batch),
             Route("/api/v1/complaints/timeline", timelines),
             Route("/api/v1/operatings", operatings),
@@ -230,3 +238,112 @@ def create_app(
 
 def _ints(value: str | None) -> set[int] | None:
     return None if not value else {int(part) for part in value.split(",")}
+
+
+def _matching(items: list[dict[str, Any]], q: Any) -> list[dict[str, Any]] | Response:
+    """The complaints the list filters select, in the order given."""
+    try:
+        statuses = _ints(q.get("status"))
+        categories = _ints(q.get("category"))
+        provinces = set(q["province"].split(",")) if q.get("province") else None
+        since = datetime.fromisoformat(q["from"]) if q.get("from") else None
+        before = datetime.fromisoformat(q["to"]) if q.get("to") else None
+        changed = datetime.fromisoformat(q["updated_since"]) if q.get("updated_since") else None
+    except ValueError as exc:
+        return JSONResponse({"error": f"bad parameter: {exc}"}, status_code=400)
+    text = q.get("q")
+    return [
+        item
+        for item in items
+        if (statuses is None or item["status_id"] in statuses)
+        and (categories is None or item["category"]["id"] in categories)
+        and (provinces is None or item["area"]["province_id"] in provinces)
+        and (since is None or datetime.fromisoformat(item["received_date"]) >= since)
+        and (before is None or datetime.fromisoformat(item["received_date"]) < before)
+        and (not text or text in item["topic"] or text in item["detail"])
+        and (changed is None or datetime.fromisoformat(item["updated_date"]) >= changed)
+    ]
+
+
+# -- the statistics endpoint ------------------------------------------------------------------
+
+_FINISHED_IDS = {int(n) for n, s in STATUS_IDS.items() if s in _FINISHED}
+_RESOLVED_IDS = {int(n) for n, s in STATUS_IDS.items() if s in ("RESOLVED", "CLOSED")}
+_BOUNDS = [2 ** (i / 4) for i in range(65)]  # the protocol's hour bins: 1 h ... 65,536 h
+
+
+def _period(item: dict[str, Any], unit: str) -> str:
+    day = datetime.fromisoformat(item["received_date"]).astimezone(_BANGKOK).date()
+    if unit == "week":
+        day -= timedelta(days=day.weekday())
+    elif unit == "month":
+        day = day.replace(day=1)
+    return day.isoformat()
+
+
+_GROUPS: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
+    "province": lambda item: [item["area"]["province_id"]],
+    "district": lambda item: [item["area"]["district_id"]],
+    "category": lambda item: [item["category"]["id"]],
+    "status": lambda item: [item["status_id"]],
+    "channel": lambda item: [item["channel_name"]],
+    "received_day": lambda item: [_period(item, "day")],
+    "received_week": lambda item: [_period(item, "week")],
+    "received_month": lambda item: [_period(item, "month")],
+    "referred_to": lambda item: sorted({o["org_code"] for o in item["operatings"]}) or [None],
+}
+
+
+def _durations() -> dict[str, Any]:
+    return {"count": 0, "sum": 0.0, "histogram": [0] * (len(_BOUNDS) + 1)}
+
+
+def _figures() -> dict[str, Any]:
+    return {
+        "count": 0,
+        "open": 0,
+        "overdue": 0,
+        "resolved": 0,
+        "resolution_hours": _durations(),
+        "open_age_hours": _durations(),
+    }
+
+
+def _add(figures: dict[str, Any], item: dict[str, Any], as_of: datetime) -> None:
+    received = datetime.fromisoformat(item["received_date"])
+    figures["count"] += 1
+    hours: float | None = None
+    if item["status_id"] not in _FINISHED_IDS:
+        figures["open"] += 1
+        due = item["due_date"]
+        figures["overdue"] += due is not None and datetime.fromisoformat(due) < as_of
+        hours, kind = (as_of - received).total_seconds() / 3600, "open_age_hours"
+    elif item["status_id"] in _RESOLVED_IDS:
+        figures["resolved"] += 1
+        if item["closed_date"] is not None:
+            closed = datetime.fromisoformat(item["closed_date"])
+            hours, kind = (closed - received).total_seconds() / 3600, "resolution_hours"
+    if hours is not None:
+        durations = figures[kind]
+        durations["count"] += 1
+        durations["sum"] += hours
+        durations["histogram"][bisect_right(_BOUNDS, hours)] += 1
+
+
+def _statistics(found: list[dict[str, Any]], names: list[str], as_of: datetime) -> dict[str, Any]:
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    total = _figures()
+    for item in found:
+        _add(total, item, as_of)
+        keys: list[tuple[Any, ...]] = [()]
+        for name in names:
+            keys = [(*key, value) for key in keys for value in _GROUPS[name](item)]
+        for key in keys:
+            _add(groups.setdefault(key, _figures()), item, as_of)
+    return {
+        "groups": [
+            {"key": dict(zip(names, key, strict=True)), **figures}
+            for key, figures in groups.items()
+        ],
+        "total": total,
+    }

@@ -22,8 +22,9 @@ from sources._interface import AgencyInfo, Capabilities, Problem, Source
 from sources._model import CaseRecord, ReferralRecord, TimelineEntry, Unmapped
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._settings import SourceSettings
+from sources._stats import BIN_COUNT, Bucket, CaseStats, Dimension, Durations
 from sources.rest._records import RecordMapper, dig, items_at
-from sources.rest._settings import RestSettings
+from sources.rest._settings import RestSettings, StatsEndpoint
 
 __all__ = ["RestSettings", "RestSource"]
 
@@ -481,6 +482,90 @@ class RestSource(Source):
         if names.received_before and upper is not None:
             params[names.received_before] = upper.isoformat()
         return params
+
+    # -- statistics ------------------------------------------------------------------------
+
+    async def case_stats(
+        self, where: CaseFilter, dimensions: Sequence[Dimension], now: datetime
+    ) -> CaseStats:
+        """The agency's own statistics endpoint when it can answer exactly (every filter and
+        dimension it knows, its own due dates in force, no row-level restriction); otherwise
+        the bounded scan through search."""
+        endpoint = self.settings.stats
+        if endpoint is None or not self._endpoint_answers(endpoint, where, dimensions):
+            return await super().case_stats(where, dimensions, now)
+        params = self._filter_params(where, CaseOrder(), None)
+        names = [endpoint.dimensions[d] for d in dimensions if d in endpoint.dimensions]
+        params[endpoint.group_by_param] = ",".join(names)
+        params[endpoint.as_of_param] = now.isoformat()
+        document = await self._get(endpoint.path, params)
+        return self._stats_of(document, endpoint, dimensions)
+
+    def _endpoint_answers(
+        self, endpoint: StatsEndpoint, where: CaseFilter, dimensions: Sequence[Dimension]
+    ) -> bool:
+        constant = {Dimension.AGENCY, Dimension.SOURCE}
+        return (
+            all(d in endpoint.dimensions or d in constant for d in dimensions)
+            and self.pushed >= _active(where)
+            and not self._restricted(where)
+            and self.settings.sla.uses_source_due
+        )
+
+    def _stats_of(
+        self, document: Any, endpoint: StatsEndpoint, dimensions: Sequence[Dimension]
+    ) -> CaseStats:
+        stats = CaseStats(tuple(dimensions))
+        for group in items_at(self.id, document, endpoint.items, "stats.items"):
+            native = group.get("key") if isinstance(group, dict) else None
+            if not isinstance(native, dict):
+                raise SourceBadResponse(self.id, "stats.items: a group without a key object")
+            key = tuple(
+                self._stats_key(d, native.get(endpoint.dimensions.get(d, ""))) for d in dimensions
+            )
+            stats.bucket(key).merge(self._figures(group))
+        stats.total.merge(self._figures(dig(document, endpoint.total)))
+        return stats
+
+    def _stats_key(self, dimension: Dimension, native: Any) -> str | None:
+        vocabulary = self.settings.vocabulary
+        if dimension is Dimension.AGENCY:
+            return self.agency.code
+        if dimension is Dimension.SOURCE:
+            return self.id
+        if native is None:
+            return None
+        text = str(native)
+        vocabularies: dict[Dimension, Mapping[str, Any]] = {
+            Dimension.CATEGORY: vocabulary.categories,
+            Dimension.STATUS: vocabulary.statuses,
+            Dimension.CHANNEL: vocabulary.channels,
+            Dimension.REFERRED_TO: vocabulary.agencies,
+        }
+        mapped: Any = vocabularies.get(dimension, {}).get(text, text)
+        return str(getattr(mapped, "value", mapped))
+
+    def _figures(self, group: Any) -> Bucket:
+        try:
+            return Bucket(
+                (),
+                count=int(group["count"]),
+                open=int(group["open"]),
+                overdue=int(group["overdue"]),
+                resolved=int(group["resolved"]),
+                resolution=self._durations(group["resolution_hours"]),
+                open_age=self._durations(group["open_age_hours"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SourceBadResponse(self.id, f"stats: a group lacks {exc}") from None
+
+    def _durations(self, found: Any) -> Durations:
+        histogram = [int(n) for n in found["histogram"]]
+        if len(histogram) != BIN_COUNT:
+            raise SourceBadResponse(
+                self.id, f"stats: a histogram has {len(histogram)} bins, not {BIN_COUNT}"
+            )
+        return Durations(int(found["count"]), float(found["sum"]), histogram)
 
     async def check(self) -> list[Problem]:
         """Read one page; report an unreachable API, a wrong shape, and unmapped values."""

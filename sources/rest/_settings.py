@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from sources._settings import SourceSettings, Strict
+from sources._stats import Dimension
 
 
 class Auth(Strict):
@@ -213,6 +214,28 @@ class CaseFields(Strict):
     )
 
 
+class StatsEndpoint(Strict):
+    """An endpoint where the agency aggregates by itself (complaint-graph's stats protocol).
+
+    GET ``path`` with the list filters, ``group_by`` (the API's names of the dimensions, comma
+    separated) and ``as_of`` (ISO 8601); the answer holds ``groups``, each with ``key`` (the
+    API's dimension name -> native value; time periods as the ISO date of their first day in
+    Asia/Bangkok), and the figures ``count``, ``open``, ``overdue`` (by the agency's own due
+    dates), ``resolved``, ``resolution_hours`` and ``open_age_hours`` (each ``count``, ``sum``
+    and ``histogram``: 66 counts over the bins 0 h, 1 h, 2^(1/4) h, ... 65,536 h), and a
+    ``total`` with the same figures. Used only when it can answer exactly; else the gateway
+    scans."""
+
+    path: str
+    items: str = Field(default="result.groups", description="Dotted path of the groups.")
+    total: str = Field(default="result.total", description="Dotted path of the total.")
+    group_by_param: str = "group_by"
+    as_of_param: str = "as_of"
+    dimensions: dict[Dimension, str] = Field(
+        description="Unified dimension -> the API's name for it; others are scanned."
+    )
+
+
 class RestSettings(SourceSettings):
     base_url: str
     headers: dict[str, str] = Field(default_factory=dict)
@@ -225,4 +248,5 @@ class RestSettings(SourceSettings):
     fetch: FetchEndpoint
     history: HistoryEndpoint | None = None
     referrals: EmbeddedReferrals | None = None
+    stats: StatsEndpoint | None = None
     fields: CaseFields

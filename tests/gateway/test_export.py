@@ -9,7 +9,13 @@ from dataclasses import replace
 from typing import Any
 
 from tests.conftest import DemoData, RunningGateway, running
-from tests.resolvers.expected import ALL_SOURCES, POSTGRES_SOURCE, REST_SOURCE, all_cases
+from tests.resolvers.expected import (
+    ALL_SOURCES,
+    OPEN311_SOURCE,
+    POSTGRES_SOURCE,
+    REST_SOURCE,
+    all_cases,
+)
 
 CASES = """
 query Export($filter: CaseFilterInput, $first: Int) {
@@ -225,7 +231,7 @@ async def test_a_failing_source_refuses_the_export_rather_than_shortening_it(
 
 async def test_a_bounded_scan_warning_travels_in_a_header(demo_data: DemoData) -> None:
     sources = [
-        s.model_copy(update={"stats_scan_limit": 120}) if s.id == REST_SOURCE else s
+        s.model_copy(update={"stats_scan_limit": 120}) if s.id == OPEN311_SOURCE else s
         for s in demo_data.config.sources
     ]
     bounded = await running(replace(demo_data.config, sources=tuple(sources)))
@@ -236,9 +242,9 @@ async def test_a_bounded_scan_warning_travels_in_a_header(demo_data: DemoData) -
         )
         assert response.status_code == 200, response.text
         (warning,) = json.loads(response.headers["x-complaint-graph-warnings"])
-        assert warning["source"] == REST_SOURCE and "120" in warning["message"]
+        assert warning["source"] == OPEN311_SOURCE and "120" in warning["message"]
         rows = parse_csv(response.content)
-        assert [REST_SOURCE, "120"] in rows
+        assert [OPEN311_SOURCE, "120"] in rows
     finally:
         await bounded.client.aclose()
         await bounded.gateway.stop()

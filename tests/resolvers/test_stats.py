@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from gateway.config import GatewayConfig
 from tests.conftest import DemoData, RunningGateway, running
 from tests.resolvers.expected import (
     ALL_SOURCES,
@@ -345,22 +346,68 @@ async def test_a_failing_source_is_named_and_the_rest_still_arrives(
 
 
 async def test_a_bounded_scan_says_so_in_extensions(demo_data: DemoData) -> None:
-    sources = [
-        s.model_copy(update={"stats_scan_limit": 150}) if s.id == REST_SOURCE else s
-        for s in demo_data.config.sources
-    ]
-    bounded = await running(replace(demo_data.config, sources=tuple(sources)))
+    bounded = await running(with_scan_limit(demo_data, OPEN311_SOURCE, 150))
     try:
         body = await bounded.query(STATS, {"groupBy": ["SOURCE"]})
         assert "errors" not in body
         counts = {b["key"][0]["code"]: b["count"] for b in body["data"]["caseStats"]["buckets"]}
-        assert counts[REST_SOURCE] == 150
+        assert counts[OPEN311_SOURCE] == 150
         (warning,) = body["extensions"]["warnings"]
-        assert warning["source"] == REST_SOURCE
+        assert warning["source"] == OPEN311_SOURCE
         assert "150" in warning["message"]
     finally:
         await bounded.client.aclose()
         await bounded.gateway.stop()
+
+
+def with_scan_limit(demo_data: DemoData, source: str, limit: int) -> GatewayConfig:
+    sources = [
+        s.model_copy(update={"stats_scan_limit": limit}) if s.id == source else s
+        for s in demo_data.config.sources
+    ]
+    return replace(demo_data.config, sources=tuple(sources))
+
+
+async def test_the_1111_service_answers_from_its_own_statistics_endpoint(
+    demo_data: DemoData,
+) -> None:
+    # a scan could read 5 cases: the full figures come from the agency's endpoint
+    gateway = await running(with_scan_limit(demo_data, REST_SOURCE, 5))
+    try:
+        filter = {"source": [REST_SOURCE]}
+        body = await gateway.query(
+            STATS, {"groupBy": ["CATEGORY", "RECEIVED_MONTH", "STATUS"], "filter": filter}
+        )
+        assert "errors" not in body and "extensions" not in body
+        result = body["data"]["caseStats"]
+        as_of = datetime.fromisoformat(result["asOf"])
+        mine = [e for e in all_cases() if e.source == REST_SOURCE]
+        expected = truth(
+            lambda e: (e.case.category, month_of(e.case.received_at), e.case.status),
+            as_of,
+            mine,
+        )
+        assert figures_of(result["buckets"]) == expected
+        resolution = [
+            hours(e.case.closed_at - e.case.received_at)
+            for e in mine
+            if e.case.status in RESOLVED and e.case.closed_at is not None
+        ]
+        measured = result["total"]["resolutionHours"]
+        assert measured["count"] == len(resolution)
+        assert_within_bound(measured["median"], nearest_rank(resolution, 0.5))
+        assert math.isclose(measured["mean"], sum(resolution) / len(resolution), rel_tol=1e-4)
+        # a filter the API cannot apply (district): the gateway scans, within its bound
+        district, cases = Counter(e.case.district_code for e in mine).most_common(1)[0]
+        assert cases > 5
+        body = await gateway.query(
+            STATS, {"groupBy": [], "filter": {**filter, "districtCode": [district]}}
+        )
+        (warning,) = body["extensions"]["warnings"]
+        assert warning["source"] == REST_SOURCE
+    finally:
+        await gateway.client.aclose()
+        await gateway.gateway.stop()
 
 
 async def test_bad_group_by_is_a_user_error(gateway: RunningGateway) -> None:
