@@ -284,7 +284,8 @@ class GraphQLView(GraphQL[Context, None]):
         except _RequestRefused as exc:
             return self._refusal(request, exc.status_code, exc.reason, media_type, exc.headers)
         except HTTPException as exc:
-            return self._refusal(request, exc.status_code, exc.reason, media_type)
+            allow = {"allow": "GET, POST"} if exc.status_code == 405 else None  # e.g. HEAD
+            return self._refusal(request, exc.status_code, exc.reason, media_type, allow)
 
     def _refusal(
         self,

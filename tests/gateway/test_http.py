@@ -252,3 +252,9 @@ async def test_request_errors_carry_a_code(gateway: RunningGateway) -> None:
     assert syntax.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
     invalid = await gateway.client.post("/graphql", json={"query": "{ nope }"})
     assert invalid.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+async def test_other_methods_are_405_naming_get_and_post(gateway: RunningGateway) -> None:
+    response = await gateway.client.head("/graphql", params={"query": "{ __typename }"})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
