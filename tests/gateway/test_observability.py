@@ -19,16 +19,24 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from websockets.asyncio.client import connect
 
 from gateway.app import create_app
 from gateway.config import EventSettings, GatewayConfig
 from gateway.demo import DEMO_PMOC_KEY, asyncpg_url
 from gateway.logs import log_handler
+from gateway.metrics import MAX_OPERATION_NAMES, Metrics
+from gateway.observability import ObservabilitySettings, TracingSettings
 from samples.serving import ThreadedServer, free_port
 from sources import Resilience
 from tests.conftest import DemoData, RunningGateway, running
@@ -393,3 +401,69 @@ async def test_websocket_errors_carry_the_connections_request_id(
     (error,) = message["payload"]
     assert "nope" in error["message"]
     assert error["extensions"]["requestId"] == "ws-desk-7"
+
+
+def test_operation_names_beyond_the_cap_share_one_label() -> None:
+    metrics = Metrics()
+    for i in range(MAX_OPERATION_NAMES + 5):
+        metrics.observe_request("query", f"Op{i}", 200, 0.01, [])
+    metrics.observe_request("query", "not a name!", 200, 0.01, [])
+    metrics.observe_request("query", None, 200, 0.01, [])
+    text = generate_latest(metrics.registry).decode()
+    requests = "complaint_graph_graphql_requests_total"
+    assert metric(text, requests, operation_type="query", operation="Op0", status="200") == 1
+    assert metric(text, requests, operation_type="query", operation="other", status="200") == 5
+    assert metric(text, requests, operation_type="query", operation="invalid", status="200") == 1
+    assert metric(text, requests, operation_type="query", operation="anonymous", status="200") == 1
+
+
+class Collector:
+    """An OTLP/HTTP trace collector on loopback: keeps what the gateway exports."""
+
+    def __init__(self) -> None:
+        self.requests: list[ExportTraceServiceRequest] = []
+
+    async def receive(self, request: Request) -> Response:
+        self.requests.append(ExportTraceServiceRequest.FromString(await request.body()))
+        return Response(b"", media_type="application/x-protobuf")
+
+    def spans(self) -> list[tuple[str, dict[str, str]]]:
+        return [
+            (span.name, {a.key: a.value.string_value for a in span.attributes})
+            for export in self.requests
+            for resource in export.resource_spans
+            for scope in resource.scope_spans
+            for span in scope.spans
+        ]
+
+
+async def test_configured_tracing_exports_spans_over_otlp(demo_data: DemoData) -> None:
+    collector = Collector()
+    server = ThreadedServer(
+        Starlette(routes=[Route("/v1/traces", collector.receive, methods=["POST"])])
+    )
+    server.start()
+    try:
+        tracing = TracingSettings(enabled=True, endpoint=f"{server.url}/v1/traces")
+        config = replace(
+            demo_data.config,
+            events=EventSettings(enabled=False),
+            observability=ObservabilitySettings(tracing=tracing),
+        )
+        gateway = await running(config)
+        try:
+            body = await gateway.query(
+                f'query One {{ cases(first: 1, filter: {{source: ["{SQLITE_SOURCE}"]}}) '
+                "{ totalCount } }"
+            )
+            assert "errors" not in body
+        finally:
+            await gateway.client.aclose()
+            await gateway.gateway.stop()  # flushes the batch of spans
+    finally:
+        server.stop()
+    spans = collector.spans()
+    assert "query One" in [name for name, _ in spans]
+    assert ("source search_cases", SQLITE_SOURCE) in [
+        (name, attributes.get("source.id")) for name, attributes in spans
+    ]
