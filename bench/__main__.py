@@ -1,4 +1,4 @@
-"""``python -m bench http`` (side by side under load) or ``python -m bench pages`` (page sizes)."""
+"""``python -m bench http`` (side by side under load), ``profile`` (one workload), ``pages``."""
 
 from __future__ import annotations
 
@@ -11,13 +11,17 @@ def main() -> None:
         from bench import http
 
         http.main(rest)
+    elif command == "profile":
+        from bench import profile
+
+        profile.main(rest)
     elif command == "pages":
         from bench import pages
 
         sys.argv = ["python -m bench pages", *rest]
         pages.main()
     else:
-        raise SystemExit(f"usage: python -m bench [http|pages] ...; unknown {command!r}")
+        raise SystemExit(f"usage: python -m bench [http|profile|pages] ...; unknown {command!r}")
 
 
 if __name__ == "__main__":
