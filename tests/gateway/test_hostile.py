@@ -18,7 +18,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gateway(demo_data: DemoData) -> AsyncIterator[RunningGateway]:
     """One gateway for the whole module: every hostile input below hits the same process,
-    which must still answer at the end."""
+    which must still answer its sources at the end (tests with many cases check only there)."""
     started = await running(demo_data.config)
     yield started
     await assert_responsive(started)
@@ -84,7 +84,6 @@ async def test_circular_fragments_are_refused(gateway: RunningGateway, fragments
         gateway, f"{{ cases(first: 1) {{ edges {{ node {{ ...A }} }} }} }} {fragments}"
     )
     assert any("Cannot spread fragment" in error["message"] for error in body["errors"])
-    await assert_responsive(gateway)
 
 
 async def test_undefined_fragment_and_wrong_spread_are_validation_errors(
@@ -170,7 +169,6 @@ async def test_malformed_json_bodies_are_400(
     )
     assert response.status_code == 400, response.text[:500]
     assert assert_clean(response, demo_data)["errors"]
-    await assert_responsive(gateway)
 
 
 @pytest.mark.parametrize(
@@ -188,7 +186,6 @@ async def test_odd_but_wellformed_bodies_are_answered(
     response = await gateway.client.post("/graphql", json=body)
     assert response.status_code < 500
     assert_clean(response, demo_data)
-    await assert_responsive(gateway)
 
 
 @pytest.mark.parametrize(
@@ -207,7 +204,6 @@ async def test_unexpected_content_types_are_not_server_errors(
         "/graphql", content=body, headers={"content-type": content_type}
     )
     assert response.status_code < 500, response.text
-    await assert_responsive(gateway)
 
 
 # -- global ids ---------------------------------------------------------------------------------
@@ -256,7 +252,6 @@ async def test_invalid_global_ids_are_null_or_bad_user_input(
     body = assert_clean(response, demo_data)
     assert body["data"] in ({"case": None, "node": None}, None), body
     assert codes(body) <= {"BAD_USER_INPUT"}, body
-    await assert_responsive(gateway)
 
 
 # -- injection through filters ----------------------------------------------------------------
@@ -316,7 +311,6 @@ async def test_injection_in_list_filters_matches_nothing(
     refused = await search_each(gateway, demo_data, field, [["10", v] for v in NUL_VALUES])
     assert codes(refused) == {"BAD_USER_INPUT"}, (field, refused)
     assert len(refused["errors"]) == len(NUL_VALUES)
-    await assert_responsive(gateway)
 
 
 @pytest.mark.parametrize("field", ["receivedFrom", "receivedBefore", "status"])
@@ -326,7 +320,6 @@ async def test_injection_in_typed_filters_is_bad_input(
     for value in [*INJECTIONS, *NUL_VALUES]:
         body = await search_each(gateway, demo_data, field, [value])
         assert body["errors"] and "data" not in body, (field, value)
-    await assert_responsive(gateway)
 
 
 async def test_injection_in_text_filter_matches_literally(
