@@ -7,9 +7,11 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -66,6 +68,14 @@ async def test_postgres_changes_arrive_once_each_in_commit_order(
     ]
     assert last["case"]["referenceNumber"].endswith("/000036")
     assert ids_in_order([*got, last], POSTGRES_SOURCE)
+    moments = [datetime.fromisoformat(e["at"]) for e in [*got, last]]
+    assert moments == sorted(moments) and len(set(moments)) == len(moments)
+    connection = await asyncpg.connect(agency_dsn)
+    try:
+        committed = await connection.fetchval("SELECT updated_at FROM complaints WHERE id = 36")
+    finally:
+        await connection.close()
+    assert moments[-1] == committed, "an event's time is the agency's own updated_at"
     assert got[3]["type"] == "STATUS_CHANGED" and got[3]["previousStatus"] == "ON_HOLD"
 
 

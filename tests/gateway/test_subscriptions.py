@@ -32,7 +32,7 @@ from tests.resolvers.expected import POSTGRES_SOURCE, REST_SOURCE
 SUBSCRIBE = """
 subscription Follow($filter: CaseFilterInput, $after: String, $referredTo: [String!]) {
   caseEvents(filter: $filter, after: $after, referredTo: $referredTo) {
-    id type previousStatus newStatus source { id }
+    id type at previousStatus newStatus source { id }
     case { referenceNumber status sourceStatus timeline { sourceStatus } }
   }
 }
