@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
+from gateway.app import create_app
+from gateway.config import EventSettings
+from samples.serving import ThreadedServer
 from tests.conftest import DemoData, RunningGateway, running
 from tests.gateway.hostile import assert_clean, assert_responsive
 
@@ -359,3 +364,23 @@ async def test_underscore_inside_a_real_title_is_not_a_wildcard(gateway: Running
     masked = await post(gateway, CASES_TOTAL, {"f": {"text": title[:2] + "_" + title[3:]}})
     assert exact["data"]["cases"]["totalCount"] >= 1
     assert masked["data"]["cases"]["totalCount"] == 0
+
+
+async def test_ten_megabyte_bodies_over_a_real_socket_are_413(demo_data: DemoData) -> None:
+    """Through uvicorn, as deployed: each 10 MB body is refused, the next request served."""
+    app = create_app(replace(demo_data.config, events=EventSettings(enabled=False)))
+    server = ThreadedServer(app, lifespan=True)
+    server.start()
+    huge = b'{"query": "{ __typename }", "variables": {"x": "' + b"x" * 10_000_000 + b'"}}'
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            for _ in range(3):
+                refused = await client.post(
+                    "/graphql", content=huge, headers={"content-type": "application/json"}
+                )
+                assert refused.status_code == 413
+                assert refused.json()["errors"][0]["extensions"]["code"] == "REQUEST_TOO_LARGE"
+                served = await client.post("/graphql", json={"query": "{ __typename }"})
+                assert served.json() == {"data": {"__typename": "Query"}}
+    finally:
+        server.stop()
