@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
+import asyncpg
 import pytest
 from starlette.types import Receive, Scope, Send
 
 from gateway.config import GatewayConfig
 from samples.serving import ThreadedServer
 from tests.conftest import DemoData, RunningGateway, running
-from tests.resolvers.expected import REST_SOURCE
+from tests.resolvers.expected import POSTGRES_SOURCE, REST_SOURCE
 
 RESPONSE_JSON = "application/graphql-response+json"
 
@@ -306,3 +307,48 @@ def test_limits_are_validated_in_configuration(demo_data: DemoData, key: str) ->
     with pytest.raises(ConfigError) as raised:
         parse_config(text, {})
     assert any(f"limits.{key}" in problem for problem in raised.value.problems)
+
+
+async def test_timeout_cancels_a_waiting_sql_statement_in_the_database(
+    demo_data: DemoData, agency_dsn: str
+) -> None:
+    """A statement stuck behind a lock is cancelled in PostgreSQL itself when the operation's
+    deadline passes, not left waiting for the source's own (longer) timeout."""
+    (pg,) = [s for s in demo_data.config.sources if s.id == POSTGRES_SOURCE]
+    own = pg.model_copy(
+        update={
+            "url": agency_dsn.replace("postgresql://", "postgresql+asyncpg://"),
+            "timeout_seconds": 120,
+        }
+    )
+    config = with_limits(replace(demo_data.config, sources=(own,)), timeout_seconds=0.5)
+    database = agency_dsn.rsplit("/", 1)[1]
+    locker = await asyncpg.connect(agency_dsn)
+    try:
+        async with serving(config) as gateway:
+            warm = await gateway.query("{ cases(first: 1) { totalCount } }")
+            async with locker.transaction():
+                await locker.execute("LOCK TABLE complaints IN ACCESS EXCLUSIVE MODE")
+                body = await gateway.query("{ cases(first: 1) { totalCount } }")
+                waiting = await _waiting_on_locks(locker, database)
+            after = await gateway.query("{ cases(first: 1) { totalCount } }")
+    finally:
+        await locker.close()
+    assert warm["data"]["cases"]["totalCount"] > 0
+    assert extensions(only_error(body)) == {"code": "REQUEST_TIMEOUT", "limit": 0.5}
+    assert waiting == 0, "the gateway's statement still waits in PostgreSQL"
+    assert after["data"]["cases"]["totalCount"] == warm["data"]["cases"]["totalCount"]
+
+
+async def _waiting_on_locks(connection: asyncpg.Connection, database: str) -> int:
+    """Backends of ``database`` waiting on a lock, once none are (or after 10 s, however many)."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = $1 AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    )
+    async with asyncio.timeout(10):
+        while True:  # a condition with a deadline: the cancel request travels asynchronously
+            count: int = await connection.fetchval(query, database)
+            if count == 0:
+                return 0
+            await asyncio.sleep(0.02)
