@@ -106,14 +106,15 @@ def caller_key(scope: Scope) -> str:
 
 
 class RateLimit:
-    """ASGI middleware: every HTTP request but probes and metrics counts against its caller."""
+    """ASGI middleware: every HTTP request but probes and metrics, and every WebSocket
+    connection, counts against its caller."""
 
     def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
         self.app = app
         self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in UNLIMITED_PATHS:
             await self.app(scope, receive, send)
             return
         exhausted = await self.limits.exhausted(caller_key(scope))
@@ -121,6 +122,10 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         item, retry_after = exhausted
+        if scope["type"] == "websocket":
+            # Refusing before accepting answers the handshake with HTTP 403; 1013 says why.
+            await send({"type": "websocket.close", "code": 1013, "reason": "rate limited"})
+            return
         message = (
             f"Rate limit of {item} exceeded for this caller (limits.rate_limit.rate); "
             f"retry after {retry_after} s."

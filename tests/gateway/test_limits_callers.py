@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +257,29 @@ async def test_trusted_documents_for_anonymous_callers_over_http(
     assert anonymous.json()["errors"][0]["extensions"]["code"] == "DOCUMENT_NOT_TRUSTED"
     assert registered.json()["data"]["agencies"]
     assert keyed.json()["data"]["categories"]
+
+
+async def test_rate_limit_refuses_websocket_handshakes_too(demo_data: DemoData) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    from gateway.app import create_app
+    from gateway.config import EventSettings
+    from samples.serving import ThreadedServer
+
+    config = replace(limited(demo_data.config, "1/hour"), events=EventSettings(enabled=False))
+    server = ThreadedServer(create_app(config), lifespan=True)
+    server.start()
+    url = server.url.replace("http://", "ws://") + "/graphql"
+    try:
+        async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+            await ws.send('{"type": "connection_init"}')
+            assert "connection_ack" in str(await ws.recv())
+        try:
+            async with connect(url, subprotocols=["graphql-transport-ws"]):  # type: ignore[list-item]
+                refused = None
+        except InvalidStatus as exc:
+            refused = exc.response.status_code
+    finally:
+        server.stop()
+    assert refused == 403
