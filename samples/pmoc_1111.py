@@ -7,7 +7,6 @@ serving synthetic cases from memory, so tests and the demo can run it on loopbac
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -18,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from samples import links
+from samples._stats_protocol import Facts, aggregate, period
 from samples._vocabulary import CATEGORIES
 from samples.generator import FINISHED as _FINISHED
 from samples.generator import SyntheticCase, generate_cases
@@ -269,16 +269,10 @@ def _matching(items: list[dict[str, Any]], q: Any) -> list[dict[str, Any]] | Res
 
 _FINISHED_IDS = {int(n) for n, s in STATUS_IDS.items() if s in _FINISHED}
 _RESOLVED_IDS = {int(n) for n, s in STATUS_IDS.items() if s in ("RESOLVED", "CLOSED")}
-_BOUNDS = [2 ** (i / 4) for i in range(65)]  # the protocol's hour bins: 1 h ... 65,536 h
 
 
-def _period(item: dict[str, Any], unit: str) -> str:
-    day = datetime.fromisoformat(item["received_date"]).astimezone(_BANGKOK).date()
-    if unit == "week":
-        day -= timedelta(days=day.weekday())
-    elif unit == "month":
-        day = day.replace(day=1)
-    return day.isoformat()
+def _received(item: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(item["received_date"])
 
 
 _GROUPS: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
@@ -287,63 +281,24 @@ _GROUPS: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
     "category": lambda item: [item["category"]["id"]],
     "status": lambda item: [item["status_id"]],
     "channel": lambda item: [item["channel_name"]],
-    "received_day": lambda item: [_period(item, "day")],
-    "received_week": lambda item: [_period(item, "week")],
-    "received_month": lambda item: [_period(item, "month")],
+    "received_day": lambda item: [period(_received(item), "day")],
+    "received_week": lambda item: [period(_received(item), "week")],
+    "received_month": lambda item: [period(_received(item), "month")],
     "referred_to": lambda item: sorted({o["org_code"] for o in item["operatings"]}) or [None],
 }
 
 
-def _durations() -> dict[str, Any]:
-    return {"count": 0, "sum": 0.0, "histogram": [0] * (len(_BOUNDS) + 1)}
-
-
-def _figures() -> dict[str, Any]:
-    return {
-        "count": 0,
-        "open": 0,
-        "overdue": 0,
-        "resolved": 0,
-        "resolution_hours": _durations(),
-        "open_age_hours": _durations(),
-    }
-
-
-def _add(figures: dict[str, Any], item: dict[str, Any], as_of: datetime) -> None:
-    received = datetime.fromisoformat(item["received_date"])
-    figures["count"] += 1
-    hours: float | None = None
-    if item["status_id"] not in _FINISHED_IDS:
-        figures["open"] += 1
-        due = item["due_date"]
-        figures["overdue"] += due is not None and datetime.fromisoformat(due) < as_of
-        hours, kind = (as_of - received).total_seconds() / 3600, "open_age_hours"
-    elif item["status_id"] in _RESOLVED_IDS:
-        figures["resolved"] += 1
-        if item["closed_date"] is not None:
-            closed = datetime.fromisoformat(item["closed_date"])
-            hours, kind = (closed - received).total_seconds() / 3600, "resolution_hours"
-    if hours is not None:
-        durations = figures[kind]
-        durations["count"] += 1
-        durations["sum"] += hours
-        durations["histogram"][bisect_right(_BOUNDS, hours)] += 1
+def _facts(item: dict[str, Any]) -> Facts:
+    status = item["status_id"]
+    return Facts(
+        received=_received(item),
+        state="open"
+        if status not in _FINISHED_IDS
+        else ("resolved" if status in _RESOLVED_IDS else "other"),
+        due=datetime.fromisoformat(item["due_date"]) if item["due_date"] else None,
+        closed=datetime.fromisoformat(item["closed_date"]) if item["closed_date"] else None,
+    )
 
 
 def _statistics(found: list[dict[str, Any]], names: list[str], as_of: datetime) -> dict[str, Any]:
-    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-    total = _figures()
-    for item in found:
-        _add(total, item, as_of)
-        keys: list[tuple[Any, ...]] = [()]
-        for name in names:
-            keys = [(*key, value) for key in keys for value in _GROUPS[name](item)]
-        for key in keys:
-            _add(groups.setdefault(key, _figures()), item, as_of)
-    return {
-        "groups": [
-            {"key": dict(zip(names, key, strict=True)), **figures}
-            for key, figures in groups.items()
-        ],
-        "total": total,
-    }
+    return aggregate(found, names, as_of, _GROUPS, _facts)

@@ -9,7 +9,8 @@ and ``notes``. A small Starlette app over synthetic data, for the demo and the t
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from samples import links
+from samples._stats_protocol import Facts, aggregate, period
 from samples._vocabulary import CATEGORIES
 from samples.generator import SyntheticCase, generate_cases
 
@@ -175,18 +177,24 @@ def create_app(*, seed: int = DEFAULT_SEED, count: int = 10_000) -> Starlette:
         if q.get("service_request_id"):
             wanted = q["service_request_id"].split(",")
             return JSONResponse([by_id[i] for i in wanted if i in by_id])
-        codes = set(q["service_code"].split(",")) if q.get("service_code") else None
-        status = q.get("status")
-        found = [
-            r
-            for r in reports
-            if (codes is None or r["service_code"] in codes)
-            and (status is None or r["status"] == status)
-            and (since is None or datetime.fromisoformat(r["requested_datetime"]) >= since)
-            and (before is None or datetime.fromisoformat(r["requested_datetime"]) < before)
-            and (changed is None or datetime.fromisoformat(r["updated_datetime"]) >= changed)
-        ]
+        found = _matching(reports, q, since, before, changed)
         return JSONResponse(found[(page - 1) * size : page * size])
+
+    async def statistics(request: Request) -> Response:
+        """The platform's statistics extension (complaint-graph's stats protocol): the
+        requests.json filters, ``group_by`` and ``as_of``."""
+        q = request.query_params
+        names = [name for name in q.get("group_by", "").split(",") if name]
+        if any(name not in _GROUPS for name in names):
+            return JSONResponse({"code": 400, "description": "unknown group_by"}, status_code=400)
+        try:
+            since = datetime.fromisoformat(q["start_date"]) if q.get("start_date") else None
+            before = datetime.fromisoformat(q["end_date"]) if q.get("end_date") else None
+            as_of = datetime.fromisoformat(q["as_of"]) if q.get("as_of") else datetime.now(UTC)
+        except ValueError as exc:
+            return JSONResponse({"code": 400, "description": str(exc)}, status_code=400)
+        found = _matching(reports, q, since, before, None)
+        return JSONResponse(aggregate(found, names, as_of, _GROUPS, _facts))
 
     async def one_request(request: Request) -> Response:
         report = by_id.get(request.path_params["id"])
@@ -198,6 +206,58 @@ def create_app(*, seed: int = DEFAULT_SEED, count: int = 10_000) -> Starlette:
         routes=[
             Route("/open311/v2/services.json", list_services),
             Route("/open311/v2/requests.json", list_requests),
+            Route("/open311/v2/stats.json", statistics),
             Route("/open311/v2/requests/{id}.json", one_request),
         ]
+    )
+
+
+def _matching(
+    reports: list[dict[str, Any]],
+    q: Any,
+    since: datetime | None,
+    before: datetime | None,
+    changed: datetime | None,
+) -> list[dict[str, Any]]:
+    codes = set(q["service_code"].split(",")) if q.get("service_code") else None
+    status = q.get("status")
+    return [
+        r
+        for r in reports
+        if (codes is None or r["service_code"] in codes)
+        and (status is None or r["status"] == status)
+        and (since is None or datetime.fromisoformat(r["requested_datetime"]) >= since)
+        and (before is None or datetime.fromisoformat(r["requested_datetime"]) < before)
+        and (changed is None or datetime.fromisoformat(r["updated_datetime"]) >= changed)
+    ]
+
+
+def _received(report: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(report["requested_datetime"])
+
+
+_GROUPS: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
+    "province": lambda r: [r["extended_attributes"]["province_code"]],
+    "district": lambda r: [r["extended_attributes"]["district_code"]],
+    "category": lambda r: [r["service_code"]],
+    "status": lambda r: [r["extended_attributes"]["state"]],
+    "channel": lambda r: [r["extended_attributes"]["channel"]],
+    "received_day": lambda r: [period(_received(r), "day")],
+    "received_week": lambda r: [period(_received(r), "week")],
+    "received_month": lambda r: [period(_received(r), "month")],
+    "referred_to": lambda r: (
+        sorted({x["to"] for x in r["extended_attributes"]["referrals"]}) or [None]
+    ),
+}
+
+
+def _facts(report: dict[str, Any]) -> Facts:
+    """The platform publishes no closing time, so its statistics measure no resolution time."""
+    state = report["extended_attributes"]["state"]
+    due = report["expected_datetime"]
+    return Facts(
+        received=_received(report),
+        state="resolved" if state == "finish" else ("other" if state == "irrelevant" else "open"),
+        due=datetime.fromisoformat(due) if due else None,
+        closed=None,
     )

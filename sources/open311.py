@@ -30,6 +30,7 @@ from sources.rest._settings import (
     Pagination,
     ReferralFields,
     RestSettings,
+    StatsEndpoint,
 )
 
 __all__ = ["Open311Settings", "Open311Source"]
@@ -69,6 +70,9 @@ class Open311Settings(SourceSettings):
     )
     max_pages: int = Field(default=20, ge=1)
     max_connections: int = Field(default=10, ge=1)
+    stats: StatsEndpoint | None = Field(
+        default=None, description="The server's statistics extension, if it has one."
+    )
 
     def as_rest(self) -> RestSettings:
         """The same source described as a generic REST source."""
@@ -86,6 +90,7 @@ class Open311Settings(SourceSettings):
             resilience=self.resilience,
             sla=self.sla,
             stats_scan_limit=self.stats_scan_limit,
+            stats=self.stats,
             base_url=self.base_url,
             headers=self.headers,
             query={k: v for k, v in common.items() if v is not None},

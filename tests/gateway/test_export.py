@@ -231,7 +231,9 @@ async def test_a_failing_source_refuses_the_export_rather_than_shortening_it(
 
 async def test_a_bounded_scan_warning_travels_in_a_header(demo_data: DemoData) -> None:
     sources = [
-        s.model_copy(update={"stats_scan_limit": 120}) if s.id == OPEN311_SOURCE else s
+        s.model_copy(update={"stats_scan_limit": 120, "stats": None})
+        if s.id == OPEN311_SOURCE
+        else s
         for s in demo_data.config.sources
     ]
     bounded = await running(replace(demo_data.config, sources=tuple(sources)))

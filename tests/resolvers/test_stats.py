@@ -292,11 +292,36 @@ async def assert_referral_buckets(gateway: RunningGateway, source: str) -> list[
 
 
 async def test_referral_targets_are_counted_from_every_kind_of_source(
-    gateway: RunningGateway,
+    gateway: RunningGateway, demo_data: DemoData
 ) -> None:
-    for source in (REST_SOURCE, OPEN311_SOURCE):
-        targets = await assert_referral_buckets(gateway, source)
-        assert any(targets) and not all(targets)
+    scanning = await running(without_stats_endpoints(demo_data))
+    try:
+        for source in (REST_SOURCE, OPEN311_SOURCE):
+            for answering in (gateway, scanning):  # their stats endpoints, then a scan
+                targets = await assert_referral_buckets(answering, source)
+                assert any(targets) and not all(targets)
+    finally:
+        await scanning.client.aclose()
+        await scanning.gateway.stop()
+
+
+async def test_scans_and_statistics_endpoints_give_the_same_figures(
+    gateway: RunningGateway, demo_data: DemoData
+) -> None:
+    scanning = await running(without_stats_endpoints(demo_data))
+    try:
+        filter = {"source": [REST_SOURCE, OPEN311_SOURCE]}
+        group_by = ["SOURCE", "PROVINCE", "CATEGORY", "RECEIVED_WEEK"]
+        asked = await stats(gateway, group_by, filter)
+        scanned = await stats(scanning, group_by, filter)
+        assert figures_of(asked["buckets"]) == figures_of(scanned["buckets"])
+        channels = await stats(gateway, ["CHANNEL", "STATUS"], filter)
+        assert figures_of(channels["buckets"]) == figures_of(
+            (await stats(scanning, ["CHANNEL", "STATUS"], filter))["buckets"]
+        )
+    finally:
+        await scanning.client.aclose()
+        await scanning.gateway.stop()
 
 
 async def test_a_case_referred_to_two_agencies_counts_in_both_buckets(
@@ -360,9 +385,23 @@ async def test_a_bounded_scan_says_so_in_extensions(demo_data: DemoData) -> None
         await bounded.gateway.stop()
 
 
-def with_scan_limit(demo_data: DemoData, source: str, limit: int) -> GatewayConfig:
+def with_scan_limit(
+    demo_data: DemoData, source: str, limit: int, *, endpoint: bool = False
+) -> GatewayConfig:
+    """``source`` scanning at most ``limit`` cases; without its statistics endpoint unless
+    ``endpoint``."""
+    changes: dict[str, Any] = {"stats_scan_limit": limit}
+    if not endpoint:
+        changes["stats"] = None
     sources = [
-        s.model_copy(update={"stats_scan_limit": limit}) if s.id == source else s
+        s.model_copy(update=changes) if s.id == source else s for s in demo_data.config.sources
+    ]
+    return replace(demo_data.config, sources=tuple(sources))
+
+
+def without_stats_endpoints(demo_data: DemoData) -> GatewayConfig:
+    sources = [
+        s.model_copy(update={"stats": None}) if hasattr(s, "stats") else s
         for s in demo_data.config.sources
     ]
     return replace(demo_data.config, sources=tuple(sources))
@@ -372,7 +411,7 @@ async def test_the_1111_service_answers_from_its_own_statistics_endpoint(
     demo_data: DemoData,
 ) -> None:
     # a scan could read 5 cases: the full figures come from the agency's endpoint
-    gateway = await running(with_scan_limit(demo_data, REST_SOURCE, 5))
+    gateway = await running(with_scan_limit(demo_data, REST_SOURCE, 5, endpoint=True))
     try:
         filter = {"source": [REST_SOURCE]}
         body = await gateway.query(
