@@ -4,5 +4,5 @@
 agency's own native schema and vocabulary; ``config.yaml`` maps them back.
 """
 
-DATA_VERSION = 3
+DATA_VERSION = 4  # 4: complainants (personal data) in every agency that keeps them
 """Bumped whenever a sample's native shape or data changes, so built demo data is rebuilt."""

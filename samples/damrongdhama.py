@@ -10,7 +10,7 @@ from datetime import timedelta
 import asyncpg
 
 from samples import links
-from samples.generator import SyntheticCase, generate_cases
+from samples.generator import SyntheticCase, citizen_key, complainant_of, generate_cases
 
 DEFAULT_SEED = 1567
 
@@ -61,7 +61,10 @@ CREATE TABLE complaints (
   detail text NOT NULL, channel_code text NOT NULL, type_code text NOT NULL,
   status_code text NOT NULL, received_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
   due_at timestamptz, closed_at timestamptz, province_code text, district_code text,
-  subdistrict_code text, address text, lat double precision, lng double precision);
+  subdistrict_code text, address text, lat double precision, lng double precision,
+  complainant_name text, complainant_cid text, complainant_phone text, complainant_address text,
+  anonymous boolean NOT NULL DEFAULT false, confidential boolean NOT NULL DEFAULT false,
+  complainant_key text);
 CREATE TABLE complaint_status_log (
   id bigint PRIMARY KEY, complaint_id bigint NOT NULL REFERENCES complaints(id),
   status_code text NOT NULL, changed_at timestamptz NOT NULL, remark text);
@@ -74,6 +77,7 @@ CREATE INDEX complaints_updated ON complaints (updated_at, id);
 CREATE INDEX complaints_status ON complaints (status_code);
 CREATE INDEX complaints_province ON complaints (province_code);
 CREATE INDEX complaints_type ON complaints (type_code);
+CREATE INDEX complaints_complainant ON complaints (complainant_key);
 CREATE INDEX status_log_complaint ON complaint_status_log (complaint_id, changed_at);
 CREATE INDEX referrals_complaint ON complaint_referrals (complaint_id, referred_at);
 CREATE INDEX referrals_target ON complaint_referrals (to_org, their_ref);
@@ -114,7 +118,24 @@ def _referrals(cases: list[SyntheticCase]) -> Rows:
     ]
 
 
-def _rows(cases: list[SyntheticCase]) -> tuple[Rows, Rows]:
+def _complainant(seed: int, case: SyntheticCase) -> tuple[object, ...]:
+    """Name, citizen id, phone, address, anonymous, confidential, matching key (HMAC)."""
+    who = complainant_of(seed, case.number)
+    person = who.person
+    if person is None:
+        return (None, None, None, None, who.is_anonymous, who.is_confidential, None)
+    return (
+        person.name,
+        person.citizen_id,
+        person.phone,
+        person.address,
+        who.is_anonymous,
+        who.is_confidential,
+        citizen_key(person.citizen_id),
+    )
+
+
+def _rows(cases: list[SyntheticCase], seed: int = DEFAULT_SEED) -> tuple[Rows, Rows]:
     complaints: Rows = []
     log: Rows = []
     for case in cases:
@@ -137,6 +158,7 @@ def _rows(cases: list[SyntheticCase]) -> tuple[Rows, Rows]:
                 case.address,
                 case.latitude,
                 case.longitude,
+                *_complainant(seed, case),
             )
         )
         for event in case.history:
@@ -157,7 +179,7 @@ async def create_and_load(
 ) -> int:
     """Create the tables in the database at ``dsn`` and fill them; returns the case count."""
     cases = list(generate_cases(seed=seed, count=count))
-    complaints, log = _rows(cases)
+    complaints, log = _rows(cases, seed)
     connection = await asyncpg.connect(dsn)
     try:
         async with connection.transaction():

@@ -7,6 +7,8 @@ use this generator too, so its output is the ground truth they compare the graph
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 
 import geothai
+from stdnum.th import pin
 
 from samples._vocabulary import CATEGORIES, NOTES, PLACES, TEXT
 
@@ -199,3 +202,77 @@ def generate_cases(
             longitude=round(lon + rng.uniform(-0.25, 0.25), 5),
             history=history,
         )
+
+
+# -- complainants: synthetic people, some of whom complain to several agencies ---------------
+
+DEMO_MATCH_KEY = "demo-complainant-match-key"
+"""The demo's published HMAC key for matching complainants across agencies (demo data only)."""
+
+_GIVEN = (
+    "สมชาย", "สมหญิง", "ประเสริฐ", "วิไลวรรณ", "อนุชา", "กาญจนา", "ธนพล", "พรทิพย์",
+    "สุรชัย", "นภาพร", "วีระ", "ศิริพร", "ชัยวัฒน์", "อรุณี", "ปิยะ", "มาลี",
+)  # fmt: skip
+_FAMILY = (
+    "ใจดี", "สุขสวัสดิ์", "ทองคำ", "ศรีสุข", "บุญมา", "แก้วมณี", "พงษ์ไพร", "รุ่งเรือง",
+    "มั่นคง", "เจริญผล", "สายทอง", "วงศ์ใหญ่", "ชัยมงคล", "ทองดี", "ประทุม", "อินทร์แก้ว",
+)  # fmt: skip
+PEOPLE = 400
+FREQUENT = 12
+"""The first ``FREQUENT`` people complain often, to every agency: cross-agency matches."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticPerson:
+    name: str
+    citizen_id: str
+    """13 digits with a valid check digit (``stdnum.th.pin``), drawn at random: synthetic."""
+    phone: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticComplainant:
+    """Who filed a case. Anonymous complaints name nobody; confidential ones (whistle-blowing)
+    name a person whom the agency must not disclose."""
+
+    person: SyntheticPerson | None
+    is_anonymous: bool
+    is_confidential: bool
+
+
+@cache
+def people() -> tuple[SyntheticPerson, ...]:
+    """The synthetic population every agency's complainants are drawn from."""
+    rng = random.Random("complainants")
+    found: list[SyntheticPerson] = []
+    for _ in range(PEOPLE):
+        first12 = str(rng.randint(1, 8)) + "".join(str(rng.randint(0, 9)) for _ in range(11))
+        found.append(
+            SyntheticPerson(
+                name=f"{rng.choice(_GIVEN)} {rng.choice(_FAMILY)}",
+                citizen_id=first12 + pin.calc_check_digit(first12),
+                phone=f"0{rng.choice('689')}{rng.randint(0, 99_999_999):08d}",
+                address=f"{rng.randint(1, 999)}/{rng.randint(1, 99)} หมู่ {rng.randint(1, 15)} "
+                f"ต.{rng.choice(_FAMILY)} อ.เมือง",
+            )
+        )
+    return tuple(found)
+
+
+def complainant_of(seed: int, number: int) -> SyntheticComplainant:
+    """The complainant of case ``number`` of the agency seeded ``seed``: its own stream, so the
+    cases themselves are what they were before complainants existed."""
+    rng = random.Random(f"complainant:{seed}:{number}")
+    draw = rng.random()
+    if draw < 0.12:
+        return SyntheticComplainant(None, is_anonymous=True, is_confidential=False)
+    pool = people()
+    index = rng.randrange(FREQUENT) if rng.random() < 0.3 else rng.randrange(PEOPLE)
+    return SyntheticComplainant(pool[index], is_anonymous=False, is_confidential=draw > 0.92)
+
+
+def citizen_key(citizen_id: str, key: str = DEMO_MATCH_KEY) -> str:
+    """HMAC-SHA256 of the 13 digits, hex: what an agency stores so complainants can be matched
+    across agencies without the citizen ID leaving it (the gateway computes the same)."""
+    return hmac.new(key.encode(), citizen_id.encode(), hashlib.sha256).hexdigest()

@@ -20,7 +20,7 @@ from samples import links
 from samples._stats_protocol import Facts, aggregate, period
 from samples._vocabulary import CATEGORIES
 from samples.generator import FINISHED as _FINISHED
-from samples.generator import SyntheticCase, generate_cases
+from samples.generator import SyntheticCase, citizen_key, complainant_of, generate_cases
 
 DEFAULT_SEED = 1111
 API_KEY_HEADER = "X-PMOC-Key"
@@ -89,7 +89,22 @@ def _operatings(case: SyntheticCase) -> list[dict[str, Any]]:
     ]
 
 
-def native_case(case: SyntheticCase) -> dict[str, Any]:
+def _complainant(seed: int, case: SyntheticCase) -> dict[str, Any]:
+    """The caller as the 1111 centre records them; ``match_key`` is HMAC(key, citizen id)."""
+    who = complainant_of(seed, case.number)
+    person = who.person
+    return {
+        "full_name": person.name if person else None,
+        "id_card": person.citizen_id if person else None,
+        "mobile": person.phone if person else None,
+        "contact_address": person.address if person else None,
+        "anonymous": who.is_anonymous,
+        "confidential": who.is_confidential,
+        "match_key": citizen_key(person.citizen_id) if person else None,
+    }
+
+
+def native_case(case: SyntheticCase, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     return {
         "complaint_code": links.pmoc_id(case.number),
         "topic": case.title,
@@ -110,6 +125,7 @@ def native_case(case: SyntheticCase) -> dict[str, Any]:
             "lng": case.longitude,
         },
         "operatings": _operatings(case),
+        "complainant": _complainant(seed, case),
         "_history": [
             {"at": _local(e.at), "status_id": int(_STATUS_ID[e.status]), "remark": e.note}
             for e in case.history
@@ -125,7 +141,7 @@ def create_app(
     *, seed: int = DEFAULT_SEED, count: int = 10_000, api_key: str | None = None
 ) -> Starlette:
     """The service over ``count`` synthetic cases; requests need ``api_key`` when one is set."""
-    cases = [native_case(case) for case in generate_cases(seed=seed, count=count)]
+    cases = [native_case(case, seed) for case in generate_cases(seed=seed, count=count)]
     by_code = {item["complaint_code"]: item for item in cases}
     sorted_by = {
         name: sorted(cases, key=lambda c: (c[field], c["complaint_code"]), reverse=descending)
@@ -252,6 +268,7 @@ def _matching(items: list[dict[str, Any]], q: Any) -> list[dict[str, Any]] | Res
     except ValueError as exc:
         return JSONResponse({"error": f"bad parameter: {exc}"}, status_code=400)
     text = q.get("q")
+    keys = set(q["match_key"].split(",")) if q.get("match_key") else None
     return [
         item
         for item in items
@@ -262,6 +279,7 @@ def _matching(items: list[dict[str, Any]], q: Any) -> list[dict[str, Any]] | Res
         and (before is None or datetime.fromisoformat(item["received_date"]) < before)
         and (not text or text in item["topic"] or text in item["detail"])
         and (changed is None or datetime.fromisoformat(item["updated_date"]) >= changed)
+        and (keys is None or item["complainant"]["match_key"] in keys)
     ]
 
 

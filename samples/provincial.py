@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from samples._vocabulary import CATEGORIES
-from samples.generator import SyntheticCase, generate_cases
+from samples.generator import SyntheticCase, citizen_key, complainant_of, generate_cases
 
 DEFAULT_SEED = 4000
 PROVINCE = "40"
@@ -60,6 +60,10 @@ CREATE TABLE petition_place (petition_no TEXT PRIMARY KEY REFERENCES petition(pe
 CREATE TABLE petition_history (seq INTEGER PRIMARY KEY,
   petition_no TEXT NOT NULL REFERENCES petition(petition_no), state TEXT NOT NULL,
   at DATETIME NOT NULL, note TEXT);
+CREATE TABLE ผู้ร้อง (petition_no TEXT PRIMARY KEY REFERENCES petition(petition_no),
+  ชื่อ TEXT, เลขประจำตัวประชาชน TEXT, โทรศัพท์ TEXT, ที่อยู่ TEXT,
+  ไม่ประสงค์ออกนาม INTEGER NOT NULL, ขอปกปิด INTEGER NOT NULL, รหัสจับคู่ TEXT);
+CREATE INDEX ผู้ร้อง_รหัสจับคู่ ON ผู้ร้อง (รหัสจับคู่);
 CREATE INDEX petition_filed ON petition (filed_on, petition_no);
 CREATE INDEX petition_changed ON petition (last_change, petition_no);
 CREATE INDEX petition_state ON petition (state);
@@ -82,6 +86,17 @@ def local_text(value: datetime | None) -> str | None:
 def petition_no(case: SyntheticCase) -> str:
     year_be = (case.received_at + timedelta(hours=7)).year + 543
     return f"ขก-{year_be}-{case.number:05d}"
+
+
+def _petitioner(seed: int, case: SyntheticCase) -> tuple[object, ...]:
+    """The office's petitioner row: 1/0 flags, as SQLite keeps booleans."""
+    who = complainant_of(seed, case.number)
+    flags = (int(who.is_anonymous), int(who.is_confidential))
+    person = who.person
+    if person is None:
+        return (None, None, None, None, *flags, None)
+    key = citizen_key(person.citizen_id)
+    return (person.name, person.citizen_id, person.phone, person.address, *flags, key)
 
 
 def create_and_load(
@@ -138,6 +153,10 @@ def create_and_load(
                 )
                 for case in cases
             ],
+        )
+        db.executemany(
+            "INSERT INTO ผู้ร้อง VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(petition_no(case), *_petitioner(seed, case)) for case in cases],
         )
         db.executemany(
             "INSERT INTO petition_history (petition_no, state, at, note) VALUES (?, ?, ?, ?)",

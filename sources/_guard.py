@@ -29,7 +29,7 @@ from tenacity import (
 
 from sources._errors import SourceError, SourceTimeout, SourceUnavailable
 from sources._interface import Capabilities, Problem, Source, SourceHealth
-from sources._model import CaseRecord, ReferralRecord, TimelineEntry
+from sources._model import CaseRecord, ComplainantRecord, ReferralRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import Resilience
 from sources._stats import CaseStats, Dimension
@@ -202,6 +202,20 @@ class Guarded(Source):
     ) -> Mapping[str, Sequence[ReferralRecord]]:
         return await self._call(
             "load_referrals", len(local_ids), lambda: self.inner.load_referrals(local_ids)
+        )
+
+    async def load_complainants(self, local_ids: Sequence[str]) -> Mapping[str, ComplainantRecord]:
+        return await self._call(
+            "load_complainants", len(local_ids), lambda: self.inner.load_complainants(local_ids)
+        )
+
+    async def cases_by_complainant(
+        self, citizen_keys: Sequence[str]
+    ) -> Mapping[str, Sequence[CaseRecord]]:
+        return await self._call(
+            "cases_by_complainant",
+            len(citizen_keys),
+            lambda: self.inner.cases_by_complainant(citizen_keys),
         )
 
     async def find_referrals_to(

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sources._model import CaseRecord, ReferralRecord, TimelineEntry
+from sources._model import CaseRecord, ComplainantRecord, ReferralRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
 from sources._stats import CaseStats, Dimension, StatsWarning, stats_of_records
 
@@ -125,6 +125,19 @@ class Source(abc.ABC):
         self, local_ids: Sequence[str]
     ) -> Mapping[str, Sequence[ReferralRecord]]:
         """Each case's outgoing referrals, oldest first; none when the source maps no referrals."""
+        return {}
+
+    async def load_complainants(self, local_ids: Sequence[str]) -> Mapping[str, ComplainantRecord]:
+        """Each case's complainant, keyed by case id; none when the source maps no personal data
+        (an Open311 server publishes none)."""
+        return {}
+
+    async def cases_by_complainant(
+        self, citizen_keys: Sequence[str]
+    ) -> Mapping[str, Sequence[CaseRecord]]:
+        """This source's cases whose complainant's ``citizen_key`` (the agency's HMAC of the
+        citizen ID) is one of ``citizen_keys``, keyed by it; anonymous and confidential
+        complaints are never matched. Sources without personal data find none."""
         return {}
 
     async def find_referrals_to(

@@ -166,3 +166,23 @@ class ReferralRecord:
     status: str | None
     their_reference: str | None
     secrecy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ComplainantRecord:
+    """Who filed a case, as the holding agency records them: personal data under the PDPA.
+
+    Sources return it raw; the graph masks it and reveals it only where it must. ``citizen_key``
+    is the agency's own HMAC-SHA256 of the citizen ID under the shared matching key (hex): the
+    only form in which a complainant is ever looked up across agencies.
+    """
+
+    source: str
+    case_id: str
+    name: str | None
+    citizen_id: str | None
+    phone: str | None
+    address: str | None
+    is_anonymous: bool
+    is_confidential: bool
+    citizen_key: str | None = None

@@ -19,7 +19,13 @@ import httpx
 
 from sources._errors import SourceBadResponse, SourceError, SourceTimeout, SourceUnavailable
 from sources._interface import AgencyInfo, Capabilities, Problem, Source
-from sources._model import CaseRecord, ReferralRecord, TimelineEntry, Unmapped
+from sources._model import (
+    CaseRecord,
+    ComplainantRecord,
+    ReferralRecord,
+    TimelineEntry,
+    Unmapped,
+)
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._settings import SourceSettings
 from sources._stats import BIN_COUNT, Bucket, CaseStats, Dimension, Durations
@@ -235,6 +241,31 @@ class RestSource(Source):
                 continue  # a case nobody referred anywhere may omit the list
             records = [self.records.referral(local_id, e, referrals.fields) for e in entries]
             found[local_id] = sorted(records, key=lambda record: record.at)
+        return found
+
+    async def load_complainants(self, local_ids: Sequence[str]) -> Mapping[str, ComplainantRecord]:
+        fields = self.settings.complainant
+        if fields is None:
+            return {}
+        cases = await self._case_documents(local_ids)
+        return {i: self.records.complainant(i, item, fields) for i, item in cases.items()}
+
+    async def cases_by_complainant(
+        self, citizen_keys: Sequence[str]
+    ) -> Mapping[str, Sequence[CaseRecord]]:
+        """Through the list endpoint's ``complainant.find_param``, every page."""
+        fields = self.settings.complainant
+        if fields is None or fields.find_param is None or not citizen_keys:
+            return {}
+        wanted = set(citizen_keys)
+        params = {fields.find_param: self.settings.list.filters.list_separator.join(citizen_keys)}
+        found: dict[str, list[CaseRecord]] = {}
+        async for page in self._pages(params, None):
+            for record, item in page:
+                who = self.records.complainant(record.local_id, item, fields)
+                key = who.citizen_key
+                if key in wanted and not (who.is_anonymous or who.is_confidential):
+                    found.setdefault(key, []).append(record)
         return found
 
     async def find_referrals_to(

@@ -10,12 +10,13 @@ from sources._errors import SourceBadResponse
 from sources._model import (
     CaseRecord,
     Channel,
+    ComplainantRecord,
     Location,
     ReferralRecord,
     TimelineEntry,
 )
 from sources._settings import SlaSettings, Vocabulary
-from sources.rest._settings import CaseFields, HistoryFields, ReferralFields
+from sources.rest._settings import CaseFields, ComplainantFields, HistoryFields, ReferralFields
 
 _MISSING = object()
 
@@ -116,6 +117,19 @@ class RecordMapper:
         values = value if isinstance(value, list) else [value]
         return tuple(str(v) for v in values if isinstance(v, str) and v)
 
+    def complainant(self, case_id: str, item: Any, fields: ComplainantFields) -> ComplainantRecord:
+        return ComplainantRecord(
+            source=self.source,
+            case_id=case_id,
+            name=self._optional_text(item, fields.name) or None,
+            citizen_id=self._optional_text(item, fields.citizen_id) or None,
+            phone=self._optional_text(item, fields.phone) or None,
+            address=self._optional_text(item, fields.address) or None,
+            is_anonymous=_flag(item, fields.is_anonymous),
+            is_confidential=_flag(item, fields.is_confidential),
+            citizen_key=self._optional_text(item, fields.citizen_key) or None,
+        )
+
     def timeline_entry(self, item: Any, fields: HistoryFields) -> TimelineEntry:
         if not isinstance(item, dict):
             raise SourceBadResponse(self.source, "history: an entry is not an object")
@@ -203,3 +217,11 @@ class RecordMapper:
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=self.zone)
         return parsed.astimezone(UTC)
+
+
+def _flag(item: Any, path: str | None) -> bool:
+    """A yes/no field: JSON true, 1, or the text true/1/yes; anything else (absent) is no."""
+    value = dig(item, path) if path else None
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return value is True or value == 1

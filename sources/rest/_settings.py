@@ -236,6 +236,30 @@ class StatsEndpoint(Strict):
     )
 
 
+class ComplainantFields(Strict):
+    """Dotted paths in each case's JSON for who filed it (read through the fetch endpoint).
+
+    ``citizen_key`` holds the agency's HMAC-SHA256(matching key, citizen ID) in hex;
+    ``find_param`` is a list-endpoint parameter that selects the cases whose key is one of a
+    comma-separated list, so the gateway can find a person's cases here by key alone.
+    """
+
+    name: str | None = None
+    citizen_id: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    is_anonymous: str | None = None
+    is_confidential: str | None = None
+    citizen_key: str | None = None
+    find_param: str | None = None
+
+    @model_validator(mode="after")
+    def _find_needs_key(self) -> ComplainantFields:
+        if self.find_param is not None and self.citizen_key is None:
+            raise ValueError("find_param needs citizen_key: where each case holds the key")
+        return self
+
+
 class RestSettings(SourceSettings):
     base_url: str
     headers: dict[str, str] = Field(default_factory=dict)
@@ -250,3 +274,6 @@ class RestSettings(SourceSettings):
     referrals: EmbeddedReferrals | None = None
     stats: StatsEndpoint | None = None
     fields: CaseFields
+    complainant: ComplainantFields | None = Field(
+        default=None, description="Personal data of the complainant; absent: the API has none."
+    )

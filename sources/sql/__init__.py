@@ -27,7 +27,7 @@ from sources._errors import (
     SourceUnavailable,
 )
 from sources._interface import AgencyInfo, Capabilities, Problem, Source
-from sources._model import CaseRecord, ReferralRecord, TimelineEntry
+from sources._model import CaseRecord, ComplainantRecord, ReferralRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import SourceSettings
 from sources._stats import CaseStats, Dimension
@@ -151,6 +151,30 @@ class SqlSource(Source):
         found: dict[str, list[ReferralRecord]] = {}
         for row in await self._fetch(statements.referrals(natives)):
             found.setdefault(str(row.case_id), []).append(rows.referral(row))
+        return found
+
+    async def load_complainants(self, local_ids: Sequence[str]) -> Mapping[str, ComplainantRecord]:
+        statements, rows = await self._ready()
+        if statements.shape.complainant is None:
+            return {}
+        natives = [n for n in (statements.native_id(i) for i in local_ids) if n is not None]
+        if not natives:
+            return {}
+        found = (
+            rows.complainant(row) for row in await self._fetch(statements.complainants(natives))
+        )
+        return {record.case_id: record for record in found}
+
+    async def cases_by_complainant(
+        self, citizen_keys: Sequence[str]
+    ) -> Mapping[str, Sequence[CaseRecord]]:
+        statements, rows = await self._ready()
+        shape = statements.shape.complainant
+        if shape is None or "citizen_key" not in shape.columns or not citizen_keys:
+            return {}
+        found: dict[str, list[CaseRecord]] = {}
+        for row in await self._fetch(statements.cases_by_complainant(list(citizen_keys))):
+            found.setdefault(str(row.citizen_key), []).append(rows.case(row))
         return found
 
     async def find_referrals_to(

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Row
 from sources._errors import SourceBadResponse
 from sources._model import (
     CaseRecord,
+    ComplainantRecord,
     Location,
     ReferralRecord,
     TimelineEntry,
@@ -60,6 +61,20 @@ class RowMapper:
                 longitude=_optional_float(values.get("longitude")),
             ),
             responsible=_optional_text(values.get("responsible")),
+        )
+
+    def complainant(self, row: Row[Any]) -> ComplainantRecord:
+        values = row._mapping
+        return ComplainantRecord(
+            source=self.source,
+            case_id=str(values["case_id"]),
+            name=_optional_text(values.get("name")) or None,
+            citizen_id=_optional_text(values.get("citizen_id")) or None,
+            phone=_optional_text(values.get("phone")) or None,
+            address=_optional_text(values.get("address")) or None,
+            is_anonymous=bool(values.get("is_anonymous") or False),
+            is_confidential=bool(values.get("is_confidential") or False),
+            citizen_key=_optional_text(values.get("citizen_key")) or None,
         )
 
     def timeline_entry(self, row: Row[Any]) -> TimelineEntry:

@@ -87,6 +87,30 @@ class ReferralColumns(Strict):
     tie_breaker: str | None = None
 
 
+class ComplainantColumns(Strict):
+    """Who filed each case: columns on the case table, or in a table keyed by the case id.
+
+    ``citizen_key`` is a column the agency fills with HMAC-SHA256(matching key, citizen ID) in
+    hex: the gateway finds a person's cases by it, so the citizen ID itself is never sent.
+    """
+
+    table: str | None = None
+    case_id: str | None = None
+    name: str | None = None
+    citizen_id: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    is_anonymous: str | None = Field(default=None, description="A boolean (or 0/1) column.")
+    is_confidential: str | None = Field(default=None, description="A boolean (or 0/1) column.")
+    citizen_key: str | None = None
+
+    @model_validator(mode="after")
+    def _table_needs_its_key(self) -> ComplainantColumns:
+        if (self.table is None) != (self.case_id is None):
+            raise ValueError("'table' and 'case_id' go together: give both or neither")
+        return self
+
+
 class SqlSettings(SourceSettings):
     url: str = Field(
         description="SQLAlchemy async URL: postgresql+asyncpg://… or sqlite+aiosqlite:///…"
@@ -100,6 +124,9 @@ class SqlSettings(SourceSettings):
     category_lookup: CategoryLookup | None = None
     timeline: TimelineColumns | None = None
     referrals: ReferralColumns | None = None
+    complainant: ComplainantColumns | None = Field(
+        default=None, description="Personal data of the complainant; absent: the source has none."
+    )
     notify_channel: str | None = Field(
         default=None,
         description=(

@@ -50,6 +50,27 @@ class ReferralShape:
     at_is_naive: bool
 
 
+COMPLAINANT_FIELDS = (
+    "name",
+    "citizen_id",
+    "phone",
+    "address",
+    "is_anonymous",
+    "is_confidential",
+    "citizen_key",
+)
+
+
+@dataclass
+class ComplainantShape:
+    """The complainant's columns, labelled by unified name, and how to reach them from a case."""
+
+    case_id: Column[Any]
+    columns: dict[str, Column[Any]]
+    join: FromClause | None
+    """The case table joined to the complainant table, when the data lives in one."""
+
+
 @dataclass
 class CaseShape:
     """Everything a statement needs: the FROM clause, labelled columns, and filter targets."""
@@ -70,6 +91,7 @@ class CaseShape:
     district_code: Column[Any] | None
     timeline: TimelineShape | None = None
     referrals: ReferralShape | None = None
+    complainant: ComplainantShape | None = None
 
 
 class _Resolver:
@@ -120,6 +142,8 @@ def table_names(settings: SqlSettings) -> list[str]:
         names.append(settings.timeline.table)
     if settings.referrals:
         names.append(settings.referrals.table)
+    if settings.complainant and settings.complainant.table:
+        names.append(settings.complainant.table)
     return names
 
 
@@ -166,12 +190,42 @@ def resolve_shape(
 
     timeline = _resolve_timeline(r, settings)
     referrals = _resolve_referrals(r, settings)
+    complainant = _resolve_complainant(r, settings, cases, case_id, from_clause)
     if r.problems or cases is None or case_id is None or from_clause is None:
         return None, r.problems
     assert category_code is not None
     shape = _assemble(case_id, found, category_code, from_clause, timeline)
     shape.referrals = referrals
+    shape.complainant = complainant
     return shape, []
+
+
+def _resolve_complainant(
+    r: _Resolver,
+    settings: SqlSettings,
+    cases: Table | None,
+    case_id: Column[Any] | None,
+    from_clause: FromClause | None,
+) -> ComplainantShape | None:
+    cfg = settings.complainant
+    if cfg is None or cases is None or case_id is None or from_clause is None:
+        return None
+    table: Table | None = cases
+    key: Column[Any] | None = case_id
+    join: FromClause | None = None
+    if cfg.table is not None:
+        table = r.table("complainant.table", cfg.table)
+        key = r.column(table, "complainant.case_id", cfg.case_id)
+        if table is not None and key is not None:
+            join = from_clause.join(table, key == case_id)
+    columns: dict[str, Column[Any]] = {}
+    for name in COMPLAINANT_FIELDS:
+        column = r.column(table, f"complainant.{name}", getattr(cfg, name))
+        if column is not None:
+            columns[name] = column
+    if key is None:
+        return None
+    return ComplainantShape(key, columns, join)
 
 
 def _resolve_referrals(r: _Resolver, settings: SqlSettings) -> ReferralShape | None:

@@ -101,6 +101,33 @@ class Statements:
             order.append(timeline.tie_breaker)
         return select(*columns).where(timeline.case_id.in_(native_ids)).order_by(*order)
 
+    def complainants(self, native_ids: Sequence[Any]) -> Select[Any]:
+        shape = self.shape.complainant
+        assert shape is not None
+        selected = [column.label(name) for name, column in shape.columns.items()]
+        return select(shape.case_id.label("case_id"), *selected).where(
+            shape.case_id.in_(native_ids)
+        )
+
+    def cases_by_complainant(self, citizen_keys: Sequence[str]) -> Select[Any]:
+        """Cases whose complainant's key is one of ``citizen_keys``: never anonymous or
+        confidential ones, whose complainant must not be linked to anything."""
+        shape = self.shape.complainant
+        assert shape is not None and "citizen_key" in shape.columns
+        columns = shape.columns
+        key = columns["citizen_key"]
+        conditions: list[ColumnElement[bool]] = [key.in_(citizen_keys)]
+        for flag in ("is_anonymous", "is_confidential"):
+            if flag in columns:
+                conditions.append(or_(columns[flag].is_(None), columns[flag] == False))  # noqa: E712
+        base = shape.join if shape.join is not None else self.shape.from_clause
+        return (
+            select(*self.shape.selected, key.label("citizen_key"))
+            .select_from(base)
+            .where(*conditions)
+            .order_by(self.shape.received_at, self.shape.id)
+        )
+
     def referrals(self, native_ids: Sequence[Any]) -> Select[Any]:
         shape = self.shape.referrals
         assert shape is not None
