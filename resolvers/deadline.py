@@ -60,24 +60,41 @@ def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
 
 async def run_with_deadline(seconds: float, operation: Callable[[], Awaitable[T]]) -> T:
     """``operation()``, or :class:`OperationTimeout` once ``seconds`` have passed, after every
-    task it started has been cancelled and has finished."""
-    _install_task_factory(asyncio.get_running_loop())
+    task it had started by then has been cancelled and has finished.
+
+    Tasks started while the cancellation unwinds are left to run: they are the clean-up (asyncpg
+    sends its cancel request to the server from one; cancelling it would leave the statement
+    running in the database).
+    """
+    loop = asyncio.get_running_loop()
+    _install_task_factory(loop)
+    current = asyncio.current_task()
+    assert current is not None
     tasks: set[asyncio.Task[Any]] = set()
-    token = _OPERATION_TASKS.set(tasks)
-    deadline = asyncio.timeout(seconds)
-    try:
-        async with deadline:
-            return await operation()
-    except TimeoutError:
-        if not deadline.expired():
-            raise
-        started = [task for task in tasks if not task.done()]
-        for task in started:
+    expired: list[asyncio.Task[Any]] = []
+    fired = False
+    cancelling = current.cancelling()
+
+    def expire() -> None:
+        nonlocal fired
+        fired = True
+        expired.extend(task for task in tasks if not task.done())
+        for task in expired:
             task.cancel()
-        if started:
-            _, stuck = await asyncio.wait(started, timeout=5)
+        current.cancel()
+
+    token = _OPERATION_TASKS.set(tasks)
+    deadline = loop.call_later(seconds, expire)
+    try:
+        return await operation()
+    except asyncio.CancelledError:
+        if not fired or current.uncancel() > cancelling:
+            raise  # cancelled from outside (shutdown, a client gone): not ours to swallow
+        if expired:
+            _, stuck = await asyncio.wait(expired, timeout=5)
             if stuck:
                 log.warning("%d tasks of a timed-out operation ignored cancellation", len(stuck))
         raise OperationTimeout(seconds) from None
     finally:
+        deadline.cancel()
         _OPERATION_TASKS.reset(token)
