@@ -17,9 +17,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gateway.auth import AuthSettings, KeyStore
+from gateway.auth import AuthSettings, KeyStore, PersonalDataSettings
 from gateway.config import GatewayConfig, parse_config
 from resolvers.access import Role
+from samples.generator import DEMO_MATCH_KEY
 
 log = logging.getLogger("complaint_graph.demo")
 
@@ -60,7 +61,8 @@ def demo_agency_key(agency: str) -> str:
 def with_demo_key_store(config: GatewayConfig, data_dir: Path) -> GatewayConfig:
     """The demo's own key store beside its data; anonymous callers get introspection only."""
     store = f"sqlite+aiosqlite:///{(data_dir / 'demo-keys.sqlite').resolve()}"
-    return replace(config, auth=AuthSettings(key_store=store))
+    personal_data = PersonalDataSettings(match_key=DEMO_MATCH_KEY)  # audit log: the same file
+    return replace(config, auth=AuthSettings(key_store=store, personal_data=personal_data))
 
 
 async def seed_demo_keys(config: GatewayConfig) -> None:

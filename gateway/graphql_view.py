@@ -315,7 +315,12 @@ class GraphQLView(GraphQL[Context, None]):
     ) -> Context:
         context = Context.for_request(self.federation, self.directory, self.limits, self.events)
         authorization = request.headers.get("authorization")
-        await authenticate_context(context, self.authenticator, authorization)
+        purpose = (
+            request.headers.get(self.authenticator.settings.personal_data.purpose_header)
+            if self.authenticator is not None
+            else None
+        )
+        await authenticate_context(context, self.authenticator, authorization, purpose)
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

@@ -98,14 +98,31 @@ class Forbidden(AccessError):
 
 
 class AccessAudit(Protocol):
-    """Told of every case withheld from a caller (the personal-data audit log plugs in here)."""
+    """Told of every case withheld from a caller and every reveal of personal data: the
+    gateway's append-only audit log (gateway/audit.py) plugs in here. Both are awaited before
+    the answer is given, so nothing is revealed that was not recorded."""
 
-    def denied(self, principal: Principal, source: str, local_id: str, reason: str) -> None: ...
+    async def denied(
+        self, principal: Principal, source: str, local_id: str, reason: str
+    ) -> None: ...
+
+    async def revealed(
+        self, principal: Principal, source: str, local_id: str, fields: Sequence[str]
+    ) -> None: ...
 
 
 class _NoAudit:
-    def denied(self, principal: Principal, source: str, local_id: str, reason: str) -> None:
+    async def denied(self, principal: Principal, source: str, local_id: str, reason: str) -> None:
         return None
+
+    async def revealed(
+        self, principal: Principal, source: str, local_id: str, fields: Sequence[str]
+    ) -> None:
+        return None
+
+
+PII_READ = "pii:read"
+"""The scope that reveals complainants' personal data on the cases a caller may see."""
 
 
 @dataclass
@@ -115,6 +132,8 @@ class CaseAccess:
     principal: Principal
     federation: Federation
     audit: AccessAudit = field(default_factory=_NoAudit)
+    match_key: str | None = None
+    """The HMAC key complainants are matched by across agencies (``auth.personal_data``)."""
     _referred_by: frozenset[tuple[str, str]] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _known: set[tuple[str, str]] = field(default_factory=set)
@@ -204,7 +223,7 @@ class CaseAccess:
         if agency in referred_to or incoming:
             self._known.add(key)
             return True
-        self.audit.denied(self.principal, record.source, record.local_id, "not this agency's")
+        await self.audit.denied(self.principal, record.source, record.local_id, "not this agency's")
         return False
 
     async def _referred_from_agency(self, record: CaseRecord, owner: str, loaders: Loaders) -> bool:

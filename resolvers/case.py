@@ -11,6 +11,7 @@ import strawberry
 from strawberry import relay
 
 from resolvers.agency import Agency, Category, SourceSystem
+from resolvers.complainant import Complainant, complainant_of
 from resolvers.context import GraphInfo
 from resolvers.enums import CaseChannel, CaseStatus
 from resolvers.errors import UnmappedValueError
@@ -162,6 +163,15 @@ class Case(relay.Node):
     @strawberry.field(description="The agency that owns the source system holding this case.")
     def owning_agency(self, info: GraphInfo) -> Agency:
         return Agency.of(info.context.federation.sources[self.record.source].agency)
+
+    @strawberry.field(
+        description=(
+            "Who filed the case: masked unless the caller has pii:read and may see the case "
+            "(reveals are audited); null where the agency's system keeps no personal data."
+        )
+    )
+    async def complainant(self, info: GraphInfo) -> Complainant | None:
+        return await complainant_of(info, self.record)
 
     @strawberry.field(description="Status changes and notes, oldest first.")
     async def timeline(self, info: GraphInfo) -> list[TimelineItem]:

@@ -62,12 +62,14 @@ class Context:
         context.authenticate(principal)
         return context
 
-    def authenticate(self, principal: Principal, audit: AccessAudit | None = None) -> None:
+    def authenticate(
+        self, principal: Principal, audit: AccessAudit | None = None, match_key: str | None = None
+    ) -> None:
         """Who the request runs as; every case read from now on is checked against it."""
         self.access = (
-            CaseAccess(principal, self.federation)
+            CaseAccess(principal, self.federation, match_key=match_key)
             if audit is None
-            else CaseAccess(principal, self.federation, audit)
+            else CaseAccess(principal, self.federation, audit, match_key=match_key)
         )
 
     @property

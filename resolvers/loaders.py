@@ -14,7 +14,14 @@ from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
 
-from sources import CaseRecord, Federation, ReferralRecord, Source, TimelineEntry
+from sources import (
+    CaseRecord,
+    ComplainantRecord,
+    Federation,
+    ReferralRecord,
+    Source,
+    TimelineEntry,
+)
 
 V = TypeVar("V")
 
@@ -41,6 +48,8 @@ class Loaders:
         self._timelines: dict[str, DataLoader[str, Sequence[TimelineEntry]]] = {}
         self._referrals: dict[str, DataLoader[str, Sequence[ReferralRecord]]] = {}
         self._incoming: dict[str, DataLoader[tuple[str, str], Sequence[ReferralRecord]]] = {}
+        self._complainants: dict[str, DataLoader[str, ComplainantRecord | None]] = {}
+        self._by_complainant: dict[str, DataLoader[str, Sequence[CaseRecord]]] = {}
 
     def _source(self, source_id: str) -> Source:
         source = self.federation.get(source_id)
@@ -73,6 +82,28 @@ class Loaders:
             source = self._source(source_id)
             loader = DataLoader(batch_load_fn=_batch(source.load_referrals, ()), batch=BATCHING)
             self._referrals[source_id] = loader
+        return loader
+
+    def complainants(self, source_id: str) -> DataLoader[str, ComplainantRecord | None]:
+        """Loads a case's complainant (None when the source keeps no personal data) by local id."""
+        loader = self._complainants.get(source_id)
+        if loader is None:
+            source = self._source(source_id)
+            loader = DataLoader(
+                batch_load_fn=_batch(source.load_complainants, None), batch=BATCHING
+            )
+            self._complainants[source_id] = loader
+        return loader
+
+    def cases_by_complainant(self, source_id: str) -> DataLoader[str, Sequence[CaseRecord]]:
+        """Loads one source's cases by the HMAC key of their complainant's citizen ID."""
+        loader = self._by_complainant.get(source_id)
+        if loader is None:
+            source = self._source(source_id)
+            loader = DataLoader(
+                batch_load_fn=_batch(source.cases_by_complainant, ()), batch=BATCHING
+            )
+            self._by_complainant[source_id] = loader
         return loader
 
     def incoming(self, source_id: str) -> DataLoader[tuple[str, str], Sequence[ReferralRecord]]:

@@ -8,7 +8,13 @@ from gateway.auth._authenticator import AuthenticationFailed, Authenticator
 from gateway.auth._keys import ApiKey, KeyStore, KeyStoreError
 from gateway.auth._oidc import OidcVerifier, TokenRejected
 from gateway.auth._requests import authenticate_connection, authenticate_context
-from gateway.auth._settings import AnonymousSettings, AuthSettings, ClaimNames, OidcSettings
+from gateway.auth._settings import (
+    AnonymousSettings,
+    AuthSettings,
+    ClaimNames,
+    OidcSettings,
+    PersonalDataSettings,
+)
 
 __all__ = [
     "AnonymousSettings",
@@ -21,6 +27,7 @@ __all__ = [
     "KeyStoreError",
     "OidcSettings",
     "OidcVerifier",
+    "PersonalDataSettings",
     "TokenRejected",
     "authenticate_connection",
     "authenticate_context",

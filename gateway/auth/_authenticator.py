@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from gateway.audit import AuditLog
 from gateway.auth._keys import KeyStore
 from gateway.auth._oidc import OidcVerifier, TokenRejected
 from gateway.auth._settings import AuthSettings
@@ -26,6 +27,7 @@ class Authenticator:
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
         self.keys = KeyStore(settings.key_store)
+        self.audit = AuditLog(settings.personal_data.audit_store or settings.key_store)
         self.oidc = OidcVerifier(settings.oidc) if settings.oidc is not None else None
         anonymous = settings.anonymous
         self.anonymous = (
@@ -41,6 +43,7 @@ class Authenticator:
 
     async def close(self) -> None:
         await self.keys.close()
+        await self.audit.close()
 
     async def principal(self, authorization: str | None) -> Principal:
         """Who sent ``authorization`` (an HTTP header value or a connection_init entry)."""

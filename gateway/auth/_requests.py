@@ -10,21 +10,27 @@ from resolvers.access import ANONYMOUS
 
 
 async def authenticate_context(
-    context: Context, authenticator: Authenticator | None, authorization: str | None
+    context: Context,
+    authenticator: Authenticator | None,
+    authorization: str | None,
+    purpose: str | None = None,
 ) -> None:
     """Set who ``context`` runs as. Credentials that do not verify leave it with no role and
-    the reason in ``auth_error``, so every operation fails with ``UNAUTHENTICATED`` saying why."""
+    the reason in ``auth_error``, so every operation fails with ``UNAUTHENTICATED`` saying why.
+    ``purpose`` is what the client says it reads for (``X-Purpose``): kept in the audit log."""
     if authenticator is None:
         context.authenticate(ANONYMOUS)
         return
+    audit = authenticator.audit.for_request(purpose)
+    match_key = authenticator.settings.personal_data.match_key
     try:
         principal = await authenticator.principal(authorization)
     except AuthenticationFailed as exc:
         context.auth_error = str(exc)
-        context.authenticate(ANONYMOUS)
+        context.authenticate(ANONYMOUS, audit, match_key)
         context.case_access.refusal = str(exc)
         return
-    context.authenticate(principal)
+    context.authenticate(principal, audit, match_key)
 
 
 async def authenticate_connection(context: Context, authenticator: Authenticator | None) -> None:
@@ -36,6 +42,10 @@ async def authenticate_connection(context: Context, authenticator: Authenticator
         return  # keep what the upgrade request's header (or its absence) said
     if not isinstance(value, str):
         raise ConnectionRejectionError({"message": "Authorization must be a string"})
-    await authenticate_context(context, authenticator, value)
+    purpose_header = authenticator.settings.personal_data.purpose_header if authenticator else ""
+    purpose = params.get(purpose_header)
+    await authenticate_context(
+        context, authenticator, value, purpose if isinstance(purpose, str) else None
+    )
     if context.auth_error is not None:
         raise ConnectionRejectionError({"message": context.auth_error})

@@ -50,6 +50,28 @@ class AnonymousSettings(Strict):
         return self
 
 
+class PersonalDataSettings(Strict):
+    """Complainants' personal data: how people are matched across agencies, and the audit log."""
+
+    match_key: str | None = Field(
+        default=None,
+        description=(
+            "HMAC-SHA256 key the agencies' citizen_key columns are computed with; a secret "
+            "(write ${VARIABLE}). Without it Complainant.cases is off."
+        ),
+    )
+    audit_store: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy async URL of the append-only audit log (SQLite or PostgreSQL); "
+            "by default a table in the key store's database."
+        ),
+    )
+    purpose_header: str = Field(
+        default="X-Purpose", description="The header in which clients state why they read."
+    )
+
+
 class AuthSettings(Strict):
     key_store: str = Field(
         default="sqlite+aiosqlite:///complaint-graph-keys.sqlite",
@@ -57,3 +79,4 @@ class AuthSettings(Strict):
     )
     oidc: OidcSettings | None = None
     anonymous: AnonymousSettings = Field(default_factory=AnonymousSettings)
+    personal_data: PersonalDataSettings = Field(default_factory=PersonalDataSettings)

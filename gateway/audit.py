@@ -1,0 +1,214 @@
+"""The personal-data audit log: every reveal and every denied access, append-only.
+
+Kept in the gateway's own store beside the API keys (a SQLite file by default, PostgreSQL when
+the URL says so). The table refuses UPDATE and DELETE by trigger (and, on PostgreSQL, TRUNCATE),
+so not even the gateway's own code can rewrite history; this module offers no API to try.
+Each entry is written, and committed, before the data it records is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+    text,
+)
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from resolvers.access import Principal
+
+_metadata = MetaData()
+_entries = Table(
+    "complaint_graph_audit",
+    _metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", String(40), nullable=False),
+    Column("action", String(20), nullable=False),  # "reveal" or "deny"
+    Column("subject", String(200), nullable=False),
+    Column("method", String(20), nullable=False),
+    Column("agency", String(100)),
+    Column("roles", String(200), nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("case_id", String(200), nullable=False),
+    Column("fields", Text, nullable=False),  # JSON list of GraphQL field names
+    Column("reason", Text),
+    Column("purpose", Text),
+)
+
+_REFUSAL = "complaint_graph_audit is append-only"
+_APPEND_ONLY = {
+    "sqlite": [
+        f"CREATE TRIGGER IF NOT EXISTS complaint_graph_audit_no_update BEFORE UPDATE ON "
+        f"complaint_graph_audit BEGIN SELECT RAISE(ABORT, '{_REFUSAL}'); END",
+        f"CREATE TRIGGER IF NOT EXISTS complaint_graph_audit_no_delete BEFORE DELETE ON "
+        f"complaint_graph_audit BEGIN SELECT RAISE(ABORT, '{_REFUSAL}'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION complaint_graph_audit_refuse() RETURNS trigger "
+        f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{_REFUSAL}'; END $$",
+        "DROP TRIGGER IF EXISTS complaint_graph_audit_no_change ON complaint_graph_audit",
+        "CREATE TRIGGER complaint_graph_audit_no_change BEFORE UPDATE OR DELETE ON "
+        "complaint_graph_audit FOR EACH ROW EXECUTE FUNCTION complaint_graph_audit_refuse()",
+        "DROP TRIGGER IF EXISTS complaint_graph_audit_no_truncate ON complaint_graph_audit",
+        "CREATE TRIGGER complaint_graph_audit_no_truncate BEFORE TRUNCATE ON "
+        "complaint_graph_audit FOR EACH STATEMENT EXECUTE FUNCTION complaint_graph_audit_refuse()",
+    ],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    action: str
+    subject: str
+    method: str
+    agency: str | None
+    roles: tuple[str, ...]
+    source: str
+    case_id: str
+    fields: tuple[str, ...]
+    reason: str | None
+    purpose: str | None
+
+
+class AuditLog:
+    """The store; :meth:`for_request` gives the per-request recorder the resolvers call."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: AsyncEngine | None = None
+        self._opening = asyncio.Lock()
+
+    async def _ready(self) -> AsyncEngine:
+        async with self._opening:
+            if self._engine is None:
+                engine = create_async_engine(self.url)
+                async with engine.begin() as connection:
+                    await connection.run_sync(_metadata.create_all)
+                    await _append_only(connection)
+                self._engine = engine
+            return self._engine
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    def for_request(self, purpose: str | None) -> RequestAudit:
+        return RequestAudit(self, purpose)
+
+    async def append(
+        self,
+        action: str,
+        principal: Principal,
+        source: str,
+        case_id: str,
+        fields: Sequence[str] = (),
+        reason: str | None = None,
+        purpose: str | None = None,
+    ) -> None:
+        engine = await self._ready()
+        async with engine.begin() as connection:
+            await connection.execute(
+                _entries.insert().values(
+                    at=datetime.now(UTC).isoformat(),
+                    action=action,
+                    subject=principal.subject,
+                    method=principal.method,
+                    agency=principal.agency,
+                    roles=",".join(sorted(principal.roles)),
+                    source=source,
+                    case_id=case_id,
+                    fields=json.dumps(list(fields)),
+                    reason=reason,
+                    purpose=purpose,
+                )
+            )
+
+    async def entries(
+        self,
+        first: int,
+        after: int | None = None,
+        *,
+        action: str | None = None,
+        subject: str | None = None,
+        source: str | None = None,
+        case_id: str | None = None,
+        since: datetime | None = None,
+    ) -> list[AuditEntry]:
+        """Up to ``first`` entries, oldest first, with ids greater than ``after``."""
+        query = select(_entries).order_by(_entries.c.id).limit(first)
+        if after is not None:
+            query = query.where(_entries.c.id > after)
+        for column, value in (
+            (_entries.c.action, action),
+            (_entries.c.subject, subject),
+            (_entries.c.source, source),
+            (_entries.c.case_id, case_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if since is not None:
+            query = query.where(_entries.c.at >= since.astimezone(UTC).isoformat())
+        engine = await self._ready()
+        async with engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [_entry(row._mapping) for row in rows]
+
+
+async def _append_only(connection: AsyncConnection) -> None:
+    for statement in _APPEND_ONLY.get(connection.dialect.name, []):
+        await connection.execute(text(statement))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAudit:
+    """One request's recorder, carrying the purpose its client stated (``X-Purpose``)."""
+
+    log: AuditLog
+    purpose: str | None
+
+    async def denied(self, principal: Principal, source: str, local_id: str, reason: str) -> None:
+        await self.log.append(
+            "deny", principal, source, local_id, reason=reason, purpose=self.purpose
+        )
+
+    async def revealed(
+        self, principal: Principal, source: str, local_id: str, fields: Sequence[str]
+    ) -> None:
+        await self.log.append(
+            "reveal", principal, source, local_id, fields=fields, purpose=self.purpose
+        )
+
+
+def _entry(values: RowMapping) -> AuditEntry:
+    return AuditEntry(
+        id=int(values["id"]),
+        at=datetime.fromisoformat(values["at"]),
+        action=values["action"],
+        subject=values["subject"],
+        method=values["method"],
+        agency=values["agency"],
+        roles=tuple(r for r in values["roles"].split(",") if r),
+        source=values["source"],
+        case_id=values["case_id"],
+        fields=tuple(json.loads(values["fields"])),
+        reason=values["reason"],
+        purpose=values["purpose"],
+    )
