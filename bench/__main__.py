@@ -1,4 +1,4 @@
-"""``python -m bench http`` (side by side under load), ``profile`` (one workload), ``pages``."""
+"""``python -m bench http`` (side by side), ``profile``, ``ab`` (two versions), ``pages``."""
 
 from __future__ import annotations
 
@@ -15,13 +15,17 @@ def main() -> None:
         from bench import profile
 
         profile.main(rest)
+    elif command == "ab":
+        from bench import ab
+
+        ab.main(rest)
     elif command == "pages":
         from bench import pages
 
         sys.argv = ["python -m bench pages", *rest]
         pages.main()
     else:
-        raise SystemExit(f"usage: python -m bench [http|profile|pages] ...; unknown {command!r}")
+        raise SystemExit(f"usage: python -m bench [http|profile|ab|pages] ...; unknown {command!r}")
 
 
 if __name__ == "__main__":

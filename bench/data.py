@@ -18,21 +18,14 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 
-from samples import DATA_VERSION, links, provincial
-from samples.damrongdhama import (
-    CHANNEL_CODES,
-    DEFAULT_SEED,
-    SCHEMA_SQL,
-    STATUS_CODES,
-    TYPE_CODES,
-    reference_number,
-)
-from samples.generator import SyntheticCase, generate_cases
+from samples import DATA_VERSION, damrongdhama, provincial
+from samples.damrongdhama import DEFAULT_SEED, SCHEMA_SQL
+from samples.generator import generate_cases
 
 log = logging.getLogger("bench.data")
 
@@ -44,10 +37,6 @@ DAMRONGDHAMA_CASES = 1_000_000
 OTHER_AGENCY_CASES = 10_000
 DATA_DIR = Path(__file__).with_name(".data")
 CHUNK = 50_000
-
-_NATIVE_STATUS = {canonical: native for native, canonical in STATUS_CODES.items()}
-_NATIVE_TYPE = {unified: native for native, unified in TYPE_CODES.items()}
-_NATIVE_CHANNEL = {unified: native for native, unified in CHANNEL_CODES.items()}
 
 
 @dataclass(frozen=True)
@@ -65,41 +54,6 @@ def _with_database(dsn: str, database: str) -> str:
     return f"{base.rsplit('/', 1)[0]}/{database}" + (f"?{query}" if query else "")
 
 
-def _case_row(case: SyntheticCase) -> tuple[object, ...]:
-    return (
-        case.number,
-        reference_number(case),
-        case.title,
-        case.description,
-        _NATIVE_CHANNEL[case.channel],
-        _NATIVE_TYPE[case.category],
-        _NATIVE_STATUS[case.status],
-        case.received_at,
-        case.updated_at,
-        case.due_at,
-        case.closed_at,
-        case.province_code,
-        case.district_code,
-        case.subdistrict_code,
-        case.address,
-        case.latitude,
-        case.longitude,
-    )
-
-
-def _referral_row(case: SyntheticCase, row_id: int) -> tuple[object, ...]:
-    """Like the demo's: chain cases go to the 1111 service a day after they arrive."""
-    return (
-        row_id,
-        case.number,
-        "OPM1111",
-        case.received_at + timedelta(days=1),
-        "ESC" if links.escalated(case.number) else "FWD",
-        "ส่งเรื่องแล้ว",
-        links.pmoc_id(case.number),
-    )
-
-
 def _split_schema() -> tuple[str, str]:
     """The demo schema's tables, and its indexes (built after the load: several times faster)."""
     statements = [s.strip() for s in SCHEMA_SQL.split(";") if s.strip()]
@@ -109,7 +63,11 @@ def _split_schema() -> tuple[str, str]:
 
 
 async def load_damrongdhama(dsn: str, count: int, seed: int = DEFAULT_SEED) -> None:
-    """Replace the demo tables at ``dsn`` with ``count`` generated cases, loaded by COPY."""
+    """Replace the demo tables at ``dsn`` with ``count`` generated cases, loaded by COPY.
+
+    Rows come from the sample's own row builders, chunk by chunk, so they always match the
+    sample's schema; only the status log ids, numbered per chunk there, are renumbered.
+    """
     tables, indexes = _split_schema()
     connection = await asyncpg.connect(dsn)
     try:
@@ -119,32 +77,22 @@ async def load_damrongdhama(dsn: str, count: int, seed: int = DEFAULT_SEED) -> N
         )
         await connection.execute(tables)
         cases = generate_cases(seed=seed, count=count)
-        log_id = 0
-        referral_id = 0
+        logged = 0
         started = time.monotonic()
         while chunk := list(itertools.islice(cases, CHUNK)):
-            history: list[tuple[object, ...]] = []
-            for case in chunk:
-                for event in case.history:
-                    log_id += 1
-                    status = _NATIVE_STATUS[event.status]
-                    history.append((log_id, case.number, status, event.at, event.note or None))
-            referrals = []
-            for case in chunk:
-                if links.in_chain(case.number):
-                    referral_id += 1
-                    referrals.append(_referral_row(case, referral_id))
-            await connection.copy_records_to_table(
-                "complaints", records=[_case_row(case) for case in chunk]
-            )
+            complaints, history = damrongdhama._rows(chunk, seed)
+            history = [(logged + cast(int, row[0]), *row[1:]) for row in history]
+            logged += len(history)
+            await connection.copy_records_to_table("complaints", records=complaints)
             await connection.copy_records_to_table("complaint_status_log", records=history)
-            await connection.copy_records_to_table("complaint_referrals", records=referrals)
+            await connection.copy_records_to_table(
+                "complaint_referrals", records=damrongdhama._referrals(chunk)
+            )
             elapsed = time.monotonic() - started
             log.info("%d of %d cases loaded (%.0f s)", chunk[-1].number, count, elapsed)
         await connection.execute(indexes)
-        await connection.execute("VACUUM ANALYZE complaints")
-        await connection.execute("VACUUM ANALYZE complaint_status_log")
-        await connection.execute("VACUUM ANALYZE complaint_referrals")
+        for table in ("complaints", "complaint_status_log", "complaint_referrals"):
+            await connection.execute(f"VACUUM ANALYZE {table}")
     finally:
         await connection.close()
 
