@@ -165,9 +165,12 @@ class Complainant:
             return []
         key = citizen_key(access.match_key, pin.compact(record.citizen_id))
         loaders = context.loaders
-        found = await asyncio.gather(
-            *(loaders.cases_by_complainant(s).load(key) for s in context.federation.sources)
-        )
+        askable = [
+            source.id
+            for source in context.federation.sources.values()
+            if source.capabilities.finds_complainants
+        ]
+        found = await asyncio.gather(*(loaders.cases_by_complainant(s).load(key) for s in askable))
         records = [r for per_source in found for r in per_source]
         loaders.prime_cases(records)
         shown = await asyncio.gather(*(access.visible(r, loaders) for r in records))
@@ -183,8 +186,8 @@ class Complainant:
 async def complainant_of(info: GraphInfo, case: CaseRecord) -> Complainant | None:
     """The case's complainant as this caller may see it; null when the source keeps none."""
     context = info.context
-    record: ComplainantRecord | None = await context.loaders.complainants(case.source).load(
-        case.local_id
+    record: ComplainantRecord | None = await context.loaders.complainants().load(
+        (case.source, case.local_id)
     )
     if record is None:
         return None

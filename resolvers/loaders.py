@@ -48,7 +48,7 @@ class Loaders:
         self._timelines: dict[str, DataLoader[str, Sequence[TimelineEntry]]] = {}
         self._referrals: dict[str, DataLoader[str, Sequence[ReferralRecord]]] = {}
         self._incoming: dict[str, DataLoader[tuple[str, str], Sequence[ReferralRecord]]] = {}
-        self._complainants: dict[str, DataLoader[str, ComplainantRecord | None]] = {}
+        self._complainants: DataLoader[tuple[str, str], ComplainantRecord | None] | None = None
         self._by_complainant: dict[str, DataLoader[str, Sequence[CaseRecord]]] = {}
 
     def _source(self, source_id: str) -> Source:
@@ -84,16 +84,25 @@ class Loaders:
             self._referrals[source_id] = loader
         return loader
 
-    def complainants(self, source_id: str) -> DataLoader[str, ComplainantRecord | None]:
-        """Loads a case's complainant (None when the source keeps no personal data) by local id."""
-        loader = self._complainants.get(source_id)
-        if loader is None:
-            source = self._source(source_id)
-            loader = DataLoader(
-                batch_load_fn=_batch(source.load_complainants, None), batch=BATCHING
-            )
-            self._complainants[source_id] = loader
-        return loader
+    def complainants(self) -> DataLoader[tuple[str, str], ComplainantRecord | None]:
+        """Loads a case's complainant by (source, local id); None when the source keeps no
+        personal data. One loader across sources, so every complainant of a level arrives at
+        once and the next level (``Complainant.cases``) is again one batch per source."""
+        if self._complainants is None:
+
+            async def load(keys: list[tuple[str, str]]) -> list[ComplainantRecord | None]:
+                by_source: dict[str, list[str]] = {}
+                for source_id, local_id in keys:
+                    by_source.setdefault(source_id, []).append(local_id)
+                sources = list(by_source)
+                answers = await asyncio.gather(
+                    *(self._source(s).load_complainants(by_source[s]) for s in sources)
+                )
+                found = dict(zip(sources, answers, strict=True))
+                return [found[source_id].get(local_id) for source_id, local_id in keys]
+
+            self._complainants = DataLoader(batch_load_fn=load, batch=BATCHING)
+        return self._complainants
 
     def cases_by_complainant(self, source_id: str) -> DataLoader[str, Sequence[CaseRecord]]:
         """Loads one source's cases by the HMAC key of their complainant's citizen ID."""

@@ -33,6 +33,8 @@ class Capabilities:
     pushed_down_filters: frozenset[str]
     finds_referrals_to: bool = False
     watches_changes: bool = True
+    finds_complainants: bool = False
+    """Whether :meth:`Source.cases_by_complainant` can find anything (a citizen key mapped)."""
 
 
 @dataclass(frozen=True, slots=True)

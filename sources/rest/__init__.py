@@ -86,6 +86,8 @@ class RestSource(Source):
             watches_changes=self.settings.list.filters.updated_from is not None,
             finds_referrals_to=self.settings.referrals is not None
             and self.settings.referrals.find is not None,
+            finds_complainants=self.settings.complainant is not None
+            and self.settings.complainant.find_param is not None,
         )
 
     def _http(self) -> httpx.AsyncClient:

@@ -76,6 +76,8 @@ class SqlSource(Source):
         return Capabilities(
             pushed_down_filters=_PUSHED_DOWN,
             finds_referrals_to=referrals is not None and referrals.their_reference is not None,
+            finds_complainants=self.settings.complainant is not None
+            and self.settings.complainant.citizen_key is not None,
         )
 
     async def open(self) -> None:

@@ -247,3 +247,108 @@ async def test_reveals_are_audited_with_fields_and_purpose(
     assert entry.purpose == "case review 42"
     assert entry.roles == ("inspector",)
     assert entry.subject.startswith("key:")
+
+
+def cases_of(citizen_id: str) -> set[tuple[str, str]]:
+    """Every case this person filed under their name, in every agency's own data."""
+    return {
+        (f.source, f.local_id)
+        for f in every_filed()
+        if f.who.person is not None
+        and f.who.person.citizen_id == citizen_id
+        and not f.who.is_confidential
+    }
+
+
+def someone_in_every_agency() -> Filed:
+    """A Damrongdhama case whose complainant also complained in Khon Kaen and to 1111."""
+    for filed in every_filed():
+        if filed.source != POSTGRES_SOURCE or filed.who.person is None or filed.who.is_confidential:
+            continue
+        sources = {s for s, _ in cases_of(filed.who.person.citizen_id)}
+        if {SQLITE_SOURCE, REST_SOURCE} <= sources:
+            return filed
+    raise AssertionError("the generator has no complainant in every agency")
+
+
+def key_of(global_id_text: str) -> tuple[str, str]:
+    _, source, local_id = base64.b64decode(global_id_text).decode().split(":", 2)
+    return source, local_id
+
+
+async def test_complainant_cases_finds_the_same_person_in_postgres_sqlite_and_rest(
+    pii_gateway: tuple[RunningGateway, str],
+) -> None:
+    gateway, audit = pii_gateway
+    filed = someone_in_every_agency()
+    assert filed.who.person is not None
+    before = {s: gateway.round_trips(s, "cases_by_complainant") for s in ALL_SOURCES}
+    body = await ask(gateway, INSPECTOR, complainant_query(filed, "cases { id }"), "linkage")
+    assert "errors" not in body, body
+    found = {key_of(c["id"]) for c in body["data"]["case"]["complainant"]["cases"]}
+    assert found == cases_of(filed.who.person.citizen_id)
+    assert {s for s, _ in found} == {POSTGRES_SOURCE, SQLITE_SOURCE, REST_SOURCE}
+    spent = {s: gateway.round_trips(s, "cases_by_complainant") - before[s] for s in ALL_SOURCES}
+    assert spent == {POSTGRES_SOURCE: 1, SQLITE_SOURCE: 1, REST_SOURCE: 1, OPEN311_SOURCE: 0}
+    linked = [e for e in await audit_entries(audit) if e.fields == ("cases",)]
+    assert [(e.case_id, e.purpose) for e in linked] == [(filed.local_id, "linkage")]
+
+
+async def test_complainant_cases_of_a_whole_page_cost_one_round_trip_per_source(
+    pii_gateway: tuple[RunningGateway, str],
+) -> None:
+    gateway, _ = pii_gateway
+    before = {s: gateway.round_trips(s, "cases_by_complainant") for s in ALL_SOURCES}
+    body = await ask(
+        gateway,
+        INSPECTOR,
+        "{ cases(first: 60) { edges { node { id complainant { revealed cases { id } } } } } }",
+    )
+    assert "errors" not in body, body
+    nodes = [edge["node"] for edge in body["data"]["cases"]["edges"]]
+    linked = [n for n in nodes if n["complainant"] and n["complainant"]["cases"]]
+    assert len(linked) > 10  # many people, one batch per source
+    for node in linked:
+        assert key_of(node["id"]) in {key_of(c["id"]) for c in node["complainant"]["cases"]}
+    spent = {s: gateway.round_trips(s, "cases_by_complainant") - before[s] for s in ALL_SOURCES}
+    assert spent == {POSTGRES_SOURCE: 1, SQLITE_SOURCE: 1, REST_SOURCE: 1, OPEN311_SOURCE: 0}
+
+
+async def test_an_agency_finds_only_the_persons_cases_it_may_see(
+    pii_gateway: tuple[RunningGateway, str],
+) -> None:
+    gateway, _ = pii_gateway
+    own = next(
+        f
+        for f in every_filed()
+        if f.source == SQLITE_SOURCE
+        and f.who.person is not None
+        and not f.who.is_confidential
+        and {s for s, _ in cases_of(f.who.person.citizen_id)} > {SQLITE_SOURCE}
+    )
+    assert own.who.person is not None
+    body = await ask(gateway, demo_agency_key("KKN-PO"), complainant_query(own, "cases { id }"))
+    assert "errors" not in body, body
+    found = {key_of(c["id"]) for c in body["data"]["case"]["complainant"]["cases"]}
+    everywhere = cases_of(own.who.person.citizen_id)
+    referred_to_kkn = {(POSTGRES_SOURCE, "7"), (POSTGRES_SOURCE, "10")}
+    assert found == {k for k in everywhere if k[0] == SQLITE_SOURCE or k in referred_to_kkn}
+    assert found < everywhere
+
+
+async def test_without_pii_read_complainant_cases_is_forbidden_and_audited(
+    pii_gateway: tuple[RunningGateway, str],
+) -> None:
+    gateway, audit = pii_gateway
+    filed = first_named(POSTGRES_SOURCE)
+    body = await ask(gateway, ANALYST, complainant_query(filed, "name cases { id }"), "stats")
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "FORBIDDEN"
+    assert "pii:read" in error["message"]
+    (entry,) = await audit_entries(audit)
+    assert (entry.action, entry.case_id, entry.roles, entry.purpose) == (
+        "deny",
+        filed.local_id,
+        ("analyst",),
+        "stats",
+    )
