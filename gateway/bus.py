@@ -25,6 +25,10 @@ from sources._changes import CaseEvent, event_from_json, event_to_json
 log = logging.getLogger("complaint_graph.bus")
 
 
+class BusUnavailable(Exception):
+    """Redis did not take an event or give a watermark; the caller tries again later."""
+
+
 class RedisBus:
     def __init__(self, url: str, prefix: str = "complaint-graph", lease_seconds: float = 10.0):
         self.client = redis.from_url(url, decode_responses=True)
@@ -69,16 +73,22 @@ class RedisBus:
 
     async def publish(self, event: CaseEvent, position: Position) -> None:
         source = event.record.source
-        await self.client.publish(self.channel, event_to_json(event))
-        await self.client.hset(
-            f"{self.prefix}:positions",
-            source,
-            f"{position.value.isoformat()}|{position.local_id}",
-        )
+        try:
+            await self.client.publish(self.channel, event_to_json(event))
+            await self.client.hset(
+                f"{self.prefix}:positions",
+                source,
+                f"{position.value.isoformat()}|{position.local_id}",
+            )
+        except RedisError as exc:
+            raise BusUnavailable(f"Redis did not take the event: {exc}") from exc
 
     async def position(self, source_id: str) -> Position | None:
         """The last watermark any leader stored for ``source_id``."""
-        stored = await self.client.hget(f"{self.prefix}:positions", source_id)
+        try:
+            stored = await self.client.hget(f"{self.prefix}:positions", source_id)
+        except RedisError as exc:
+            raise BusUnavailable(f"Redis did not give the watermark: {exc}") from exc
         if not stored:
             return None
         value, _, local_id = str(stored).partition("|")

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from gateway.bus import RedisBus
+from gateway.bus import BusUnavailable, RedisBus
 from sources import CaseFilter, Federation, Position, SourceError
 from sources._changes import (
     CaseEvent,
@@ -157,7 +157,11 @@ class EventBroker:
             if self.bus is not None:
                 was_leading, leading = leading, await self.bus.lead(source_id)
                 if leading and not was_leading:  # take over where the last leader stopped
-                    self.positions[source_id] = await self.bus.position(source_id) or start
+                    try:
+                        self.positions[source_id] = await self.bus.position(source_id) or start
+                    except BusUnavailable as exc:
+                        log.warning("events: not taking over %s yet: %s", source_id, exc)
+                        leading = False  # so the next round tries the takeover again
             records: list[CaseRecord] = []
             if leading:
                 try:
@@ -167,13 +171,37 @@ class EventBroker:
                     log.warning("events: polling %s failed: %s", source_id, exc.detail)
             details = await self._details(source_id, records)
             for record in records:
-                self.positions[source_id] = position_of(record)
-                await self._emit(self._change_event(record, start, details))
+                previous, self.positions[source_id] = self.positions[source_id], position_of(record)
+                try:
+                    await self._publish_change(record, start, details)
+                except BusUnavailable as exc:
+                    # Not published: read again from here at the next poll, nothing skipped.
+                    self.positions[source_id] = previous
+                    log.warning("events: %s changes wait for the bus: %s", source_id, exc)
+                    break
             if len(records) < self.batch:
                 # Until the next poll, or sooner when the source signals a change.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), interval)
                 wake.clear()
+
+    async def _publish_change(
+        self, record: CaseRecord, start: Position | None, details: _Details
+    ) -> bool:
+        """Publish this version of ``record`` unless it was already; True when an event was
+        made. If the bus cannot take it, it stays unpublished (raises BusUnavailable)."""
+        key = (record.source, record.local_id)
+        seen = self._seen.get(key)
+        event = self._change_event(record, start, details)
+        try:
+            await self._emit(event)
+        except BusUnavailable:
+            if seen is None:
+                self._seen.pop(key, None)
+            else:
+                self._seen[key] = seen
+            raise
+        return event is not None
 
     async def _emit(self, event: CaseEvent | None) -> None:
         """Deliver here, or through the bus so that every replica delivers it."""
@@ -239,15 +267,14 @@ class EventBroker:
 
     async def publish_changed(self, source_id: str, local_ids: list[str]) -> int:
         """Cases an agency says it changed (a webhook): read them now and publish each new
-        version; returns how many events that made."""
+        version; returns how many events that made. Raises BusUnavailable when Redis cannot
+        take them (what was not published is published when reported or polled again)."""
         found = await self.federation.sources[source_id].load_cases(local_ids)
         records = sorted(found.values(), key=lambda r: r.updated_at)
         details = await self._details(source_id, records)
         made = 0
         for record in records:
-            event = self._change_event(record, self._started.get(source_id), details)
-            made += event is not None
-            await self._emit(event)
+            made += await self._publish_change(record, self._started.get(source_id), details)
         return made
 
     def _matches(self, subscriber: _Subscriber, event: CaseEvent) -> bool:

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.bus import BusUnavailable
 from gateway.events import EventBroker
 from sources import SourceError, SourceSettings
 
@@ -70,6 +71,8 @@ class WebhookReceiver:
             published = await self.broker.publish_changed(source_id, local_ids)
         except SourceError as exc:
             return _refuse(503, exc.detail)
+        except BusUnavailable as exc:
+            return _refuse(503, str(exc))
         return JSONResponse({"accepted": len(local_ids), "events": published}, status_code=202)
 
     def _first_time(self, signature: str, now: float, tolerance: int) -> bool:
