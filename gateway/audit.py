@@ -29,6 +29,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from resolvers.access import Principal
+from resolvers.audit import AuditQuery, AuditRecord
 
 _metadata = MetaData()
 _entries = Table(
@@ -69,22 +70,6 @@ _APPEND_ONLY = {
         "complaint_graph_audit FOR EACH STATEMENT EXECUTE FUNCTION complaint_graph_audit_refuse()",
     ],
 }
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    id: int
-    at: datetime
-    action: str
-    subject: str
-    method: str
-    agency: str | None
-    roles: tuple[str, ...]
-    source: str
-    case_id: str
-    fields: tuple[str, ...]
-    reason: str | None
-    purpose: str | None
 
 
 class AuditLog:
@@ -141,34 +126,25 @@ class AuditLog:
                 )
             )
 
-    async def entries(
-        self,
-        first: int,
-        after: int | None = None,
-        *,
-        action: str | None = None,
-        subject: str | None = None,
-        source: str | None = None,
-        case_id: str | None = None,
-        since: datetime | None = None,
-    ) -> list[AuditEntry]:
-        """Up to ``first`` entries, oldest first, with ids greater than ``after``."""
-        query = select(_entries).order_by(_entries.c.id).limit(first)
-        if after is not None:
-            query = query.where(_entries.c.id > after)
+    async def entries(self, query: AuditQuery) -> list[AuditRecord]:
+        """Up to ``query.first`` entries, oldest first, with ids greater than ``query.after``."""
+        statement = select(_entries).order_by(_entries.c.id).limit(query.first)
+        if query.after is not None:
+            statement = statement.where(_entries.c.id > query.after)
         for column, value in (
-            (_entries.c.action, action),
-            (_entries.c.subject, subject),
-            (_entries.c.source, source),
-            (_entries.c.case_id, case_id),
+            (_entries.c.action, query.action),
+            (_entries.c.subject, query.subject),
+            (_entries.c.source, query.source),
+            (_entries.c.case_id, query.case_id),
         ):
             if value is not None:
-                query = query.where(column == value)
-        if since is not None:
-            query = query.where(_entries.c.at >= since.astimezone(UTC).isoformat())
+                statement = statement.where(column == value)
+        if query.since is not None:
+            since = query.since if query.since.tzinfo else query.since.replace(tzinfo=UTC)
+            statement = statement.where(_entries.c.at >= since.astimezone(UTC).isoformat())
         engine = await self._ready()
         async with engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
+            rows = (await connection.execute(statement)).all()
         return [_entry(row._mapping) for row in rows]
 
 
@@ -196,9 +172,12 @@ class RequestAudit:
             "reveal", principal, source, local_id, fields=fields, purpose=self.purpose
         )
 
+    async def entries(self, query: AuditQuery) -> list[AuditRecord]:
+        return await self.log.entries(query)
 
-def _entry(values: RowMapping) -> AuditEntry:
-    return AuditEntry(
+
+def _entry(values: RowMapping) -> AuditRecord:
+    return AuditRecord(
         id=int(values["id"]),
         at=datetime.fromisoformat(values["at"]),
         action=values["action"],

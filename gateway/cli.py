@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from gateway.audit_cli import add_audit_parser, run_audit
 from gateway.auth._cli import add_keys_parser, run_keys
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.logs import configure_logging
@@ -34,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
     add_keys_parser(commands)
+    add_audit_parser(commands)
 
     sources = commands.add_parser("sources", help="work on one source's backend")
     source_commands = sources.add_subparsers(dest="source_command", required=True)
@@ -63,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "keys":
             return run_keys(args, load_config(args.config).auth.key_store)
+        if args.command == "audit":
+            auth = load_config(args.config).auth
+            return run_audit(args, auth.personal_data.audit_store or auth.key_store)
         if args.command == "check":
             return asyncio.run(_check(load_config(args.config)))
         if args.command == "sources":

@@ -6,6 +6,7 @@ import strawberry
 from strawberry import relay
 
 from resolvers.agency import Agency, Category, SourceSystem
+from resolvers.audit import AuditFilter, AuditLogPage, audit_log
 from resolvers.case import Case, load_case
 from resolvers.connection import CaseConnection
 from resolvers.context import GraphInfo
@@ -87,6 +88,21 @@ class Query:
     @strawberry.field(description="The agency systems this gateway reads.")
     def sources(self, info: GraphInfo) -> list[SourceSystem]:
         return [SourceSystem.of(source) for source in info.context.federation.sources.values()]
+
+    @strawberry.field(
+        description=(
+            "The personal-data audit trail (every reveal and every denied access), oldest "
+            "first: for callers with the audit:read scope."
+        )
+    )
+    async def audit_log(
+        self,
+        info: GraphInfo,
+        first: int = 50,
+        after: str | None = None,
+        filter: AuditFilter | None = None,
+    ) -> AuditLogPage:
+        return await audit_log(info, first, after, filter)
 
 
 __all__ = ["CaseOrder", "Query"]
