@@ -40,21 +40,49 @@ class RedisBus:
         self._listener: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
 
-    async def start(self, deliver: Callable[[CaseEvent], None]) -> None:
+    async def start(
+        self, deliver: Callable[[CaseEvent], None], interrupted: Callable[[], None]
+    ) -> None:
+        """Hand every event on the channel to ``deliver``. Should the channel's connection
+        drop, ``interrupted`` is called (events published meanwhile never reach this replica)
+        and the channel is subscribed again."""
         pubsub = self.client.pubsub()
         await pubsub.subscribe(self.channel)
         self.subscribed.set()
-        self._listener = asyncio.create_task(self._listen(pubsub, deliver), name="redis-events")
+        self._listener = asyncio.create_task(
+            self._listen(pubsub, deliver, interrupted), name="redis-events"
+        )
 
     async def _listen(
-        self, pubsub: redis.client.PubSub, deliver: Callable[[CaseEvent], None]
+        self,
+        pubsub: redis.client.PubSub,
+        deliver: Callable[[CaseEvent], None],
+        interrupted: Callable[[], None],
     ) -> None:
-        try:
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    deliver(event_from_json(message["data"]))
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        while True:
+            try:
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        deliver(event_from_json(message["data"]))
+            except RedisError as exc:
+                log.warning("events: Redis channel lost, subscribing again: %s", exc)
+                interrupted()
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            pubsub = await self._subscribe_again()
+
+    async def _subscribe_again(self) -> redis.client.PubSub:
+        delay = 0.05
+        while True:
+            pubsub = self.client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                return pubsub
+            except RedisError as exc:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                log.warning("events: Redis channel unavailable, retrying: %s", exc)
+                await asyncio.sleep(delay)  # back off: Redis is down, not a race
+                delay = min(delay * 2, 2.0)
 
     async def lead(self, source_id: str) -> bool:
         """Take or keep the lease on watching ``source_id``; False while another replica has it."""

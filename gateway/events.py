@@ -23,6 +23,7 @@ from sources import CaseFilter, Federation, Position, SourceError
 from sources._changes import (
     CaseEvent,
     ChangeKind,
+    EventsInterrupted,
     SubscriberTooSlow,
     changes_after,
     decode_token,
@@ -64,6 +65,7 @@ class _Subscriber:
     referred_to: frozenset[str] | None
     queue: asyncio.Queue[CaseEvent | None]
     overflowed: bool = False
+    interrupted: bool = False
     delivered: set[tuple[str, str, str]] = field(default_factory=set)
 
 
@@ -107,7 +109,7 @@ class EventBroker:
 
     async def start(self) -> None:
         if self.bus is not None:
-            await self.bus.start(self._publish)
+            await self.bus.start(self._publish, self._interrupt_all)
         self._tasks = [
             asyncio.create_task(self._poll(source_id), name=f"poll:{source_id}")
             for source_id in self.watched
@@ -129,6 +131,13 @@ class EventBroker:
         if self.bus is not None:
             await self.bus.close()
         self.complete_all()
+
+    def _interrupt_all(self) -> None:
+        """Events may have been missed: every subscriber gets what it has queued, then an
+        error telling it to resume with ``after`` (the replay fills the gap)."""
+        for subscriber in list(self._subscribers):
+            subscriber.interrupted = True
+            _end(subscriber)
 
     def complete_all(self) -> None:
         """End every subscription, and any made from now on, after what is already queued;
@@ -332,6 +341,11 @@ class EventBroker:
                         raise SubscriberTooSlow(
                             f"subscriber fell more than {self.queue_size} events behind and was "
                             "cut off; reconnect with after: the id of the last event received"
+                        )
+                    if subscriber.interrupted:
+                        raise EventsInterrupted(
+                            "this gateway lost its event bus connection and may have missed "
+                            "events; subscribe again with after: the id of the last event received"
                         )
                     return
                 key = (event.record.source, event.record.local_id, event.at.isoformat())

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 from datetime import datetime
 
 import strawberry
+from graphql import GraphQLError
 
 from resolvers.access import AccessError
 from resolvers.agency import SourceSystem
@@ -14,7 +15,7 @@ from resolvers.context import GraphInfo
 from resolvers.errors import UserInputError, with_code
 from resolvers.filters import CaseFilterInput
 from sources import CanonicalStatus, CaseFilter, SourceError, Unmapped
-from sources._changes import CaseEvent, ChangeKind, SubscriberTooSlow
+from sources._changes import CaseEvent, ChangeKind, EventsInterrupted, SubscriberTooSlow
 
 strawberry.enum(ChangeKind, name="CaseEventType", description="What happened to the case.")
 
@@ -94,3 +95,5 @@ class Subscription:
                 yield CaseEventItem.of(event)
         except (SubscriberTooSlow, SourceError) as exc:
             raise with_code(exc) from exc
+        except EventsInterrupted as exc:
+            raise GraphQLError(str(exc), extensions={"code": "EVENTS_INTERRUPTED"}) from exc

@@ -27,6 +27,11 @@ class SubscriberTooSlow(Exception):
     """A subscriber fell too far behind and was cut off; it must reconnect and resume."""
 
 
+class EventsInterrupted(Exception):
+    """The gateway may have missed events meant for a subscriber (its connection to the event
+    bus dropped); the subscriber was ended and must resume with ``after``."""
+
+
 class ChangeKind(StrEnum):
     CREATED = "CREATED"
     STATUS_CHANGED = "STATUS_CHANGED"
