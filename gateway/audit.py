@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aiodataloader import DataLoader
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -108,23 +108,15 @@ class AuditLog:
         reason: str | None = None,
         purpose: str | None = None,
     ) -> None:
+        await self.append_rows(
+            [entry_row(action, principal, source, case_id, fields, reason, purpose)]
+        )
+
+    async def append_rows(self, rows: Sequence[Row]) -> None:
+        """Several entries in one transaction (one statement), in the order given."""
         engine = await self._ready()
         async with engine.begin() as connection:
-            await connection.execute(
-                _entries.insert().values(
-                    at=datetime.now(UTC).isoformat(),
-                    action=action,
-                    subject=principal.subject,
-                    method=principal.method,
-                    agency=principal.agency,
-                    roles=",".join(sorted(principal.roles)),
-                    source=source,
-                    case_id=case_id,
-                    fields=json.dumps(list(fields)),
-                    reason=reason,
-                    purpose=purpose,
-                )
-            )
+            await connection.execute(_entries.insert(), [dict(row) for row in rows])
 
     async def entries(self, query: AuditQuery) -> list[AuditRecord]:
         """Up to ``query.first`` entries, oldest first, with ids greater than ``query.after``."""
@@ -153,23 +145,60 @@ async def _append_only(connection: AsyncConnection) -> None:
         await connection.execute(text(statement))
 
 
-@dataclass(frozen=True, slots=True)
-class RequestAudit:
-    """One request's recorder, carrying the purpose its client stated (``X-Purpose``)."""
+Row = tuple[tuple[str, object], ...]
+"""One entry's column values, hashable: what the per-request writer batches."""
 
-    log: AuditLog
-    purpose: str | None
+
+def entry_row(
+    action: str,
+    principal: Principal,
+    source: str,
+    case_id: str,
+    fields: Sequence[str] = (),
+    reason: str | None = None,
+    purpose: str | None = None,
+) -> Row:
+    return (
+        ("at", datetime.now(UTC).isoformat()),
+        ("action", action),
+        ("subject", principal.subject),
+        ("method", principal.method),
+        ("agency", principal.agency),
+        ("roles", ",".join(sorted(principal.roles))),
+        ("source", source),
+        ("case_id", case_id),
+        ("fields", json.dumps(list(fields))),
+        ("reason", reason),
+        ("purpose", purpose),
+    )
+
+
+class RequestAudit:
+    """One request's recorder, carrying the purpose its client stated (``X-Purpose``).
+
+    Entries recorded in the same tick (a page of 500 reveals) are written as one batch, through
+    a data loader, and every caller waits until its entry is committed.
+    """
+
+    def __init__(self, log: AuditLog, purpose: str | None) -> None:
+        self.log = log
+        self.purpose = purpose
+        self._writer: DataLoader[Row, None] = DataLoader(batch_load_fn=self._write, cache=False)
+
+    async def _write(self, rows: list[Row]) -> list[None]:
+        await self.log.append_rows(rows)
+        return [None] * len(rows)
 
     async def denied(self, principal: Principal, source: str, local_id: str, reason: str) -> None:
-        await self.log.append(
-            "deny", principal, source, local_id, reason=reason, purpose=self.purpose
+        await self._writer.load(
+            entry_row("deny", principal, source, local_id, reason=reason, purpose=self.purpose)
         )
 
     async def revealed(
         self, principal: Principal, source: str, local_id: str, fields: Sequence[str]
     ) -> None:
-        await self.log.append(
-            "reveal", principal, source, local_id, fields=fields, purpose=self.purpose
+        await self._writer.load(
+            entry_row("reveal", principal, source, local_id, fields=fields, purpose=self.purpose)
         )
 
     async def entries(self, query: AuditQuery) -> list[AuditRecord]:

@@ -52,6 +52,7 @@ def demo_config(
 
 DEMO_ANALYST_KEY = "demo-analyst"  # public demo keys, documented in README.md: demo only
 DEMO_INSPECTOR_KEY = "demo-inspector"
+DEMO_AUDITOR_KEY = "demo-auditor"  # reads the personal-data audit log (audit:read)
 
 
 def demo_agency_key(agency: str) -> str:
@@ -80,6 +81,13 @@ async def seed_demo_keys(config: GatewayConfig) -> None:
             frozenset({"pii:read"}),
         )
         await store.ensure(DEMO_ANALYST_KEY, "demo analyst", frozenset({Role.ANALYST}))
+        await store.ensure(
+            DEMO_AUDITOR_KEY,
+            "demo auditor",
+            frozenset({Role.INSPECTOR}),
+            None,
+            frozenset({"audit:read"}),
+        )
         for agency in dict.fromkeys(s.agency.code for s in config.sources):
             await store.ensure(
                 demo_agency_key(agency),

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from gateway.audit import AuditLog
-from gateway.auth import KeyStore, PersonalDataSettings
+from gateway.auth import PersonalDataSettings
 from gateway.cli import main
 from gateway.demo import asyncpg_url, seed_demo_keys
 from resolvers.access import Principal, Role
@@ -90,20 +90,15 @@ def named_case() -> str:
 async def audited(
     access_world: AccessWorld, tmp_path: Path
 ) -> AsyncIterator[tuple[RunningGateway, str]]:
-    """A closed gateway with the demo keys and an auditor key (inspector + audit:read)."""
+    """A closed gateway with the demo keys: demo-auditor is an inspector with audit:read."""
     store = f"sqlite+aiosqlite:///{tmp_path / 'keys.sqlite'}"
     auth = access_world.config.auth.model_copy(
         update={"key_store": store, "personal_data": PersonalDataSettings(match_key=DEMO_MATCH_KEY)}
     )
     config = replace(access_world.config, auth=auth)
-    await seed_demo_keys(config)
-    keys = KeyStore(store)
-    _, auditor = await keys.create(
-        "auditor", frozenset({Role.INSPECTOR}), scopes=frozenset({"audit:read"})
-    )
-    await keys.close()
+    await seed_demo_keys(config)  # demo-auditor among them
     started = await running(config)
-    yield started, auditor
+    yield started, "demo-auditor"
     await started.client.aclose()
     await started.gateway.stop()
 

@@ -351,3 +351,22 @@ async def test_without_pii_read_complainant_cases_is_forbidden_and_audited(
         ("analyst",),
         "stats",
     )
+
+
+async def test_every_reveal_on_a_page_is_audited(pii_gateway: tuple[RunningGateway, str]) -> None:
+    gateway, audit = pii_gateway
+    body = await ask(
+        gateway,
+        INSPECTOR,
+        "{ cases(first: 80) { edges { node { id complainant { name revealed } } } } }",
+        "monthly review",
+    )
+    nodes = [edge["node"] for edge in body["data"]["cases"]["edges"]]
+    revealed = {key_of(n["id"]) for n in nodes if n["complainant"] and n["complainant"]["revealed"]}
+    assert len(revealed) > 20
+    entries = await audit_entries(audit)
+    assert {(e.source, e.case_id) for e in entries} == revealed
+    assert len(entries) == len(revealed)
+    assert {(e.action, e.fields, e.purpose) for e in entries} == {
+        ("reveal", ("name",), "monthly review")
+    }
