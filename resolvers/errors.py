@@ -19,7 +19,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.relay import GlobalIDValueError
 
 from resolvers.access import AccessError
-from sources import SourceConfigError, SourceError, Unmapped
+from sources import SourceError, Unmapped
 from sources._changes import SubscriberTooSlow
 
 log = logging.getLogger("complaint_graph.errors")
@@ -44,20 +44,8 @@ class UnmappedValueError(Exception):
 def source_error(error: SourceError, path: list[str | int] | None = None) -> GraphQLError:
     """A GraphQL error for a source that failed while the rest of the response still arrives."""
     return GraphQLError(
-        client_message(error), path=path, extensions={"code": error.code, "source": error.source}
+        str(error), path=path, extensions={"code": error.code, "source": error.source}
     )
-
-
-def client_message(error: SourceError) -> str:
-    """What a client may read of a source's failure. A misconfiguration's details name the
-    agency's own tables and columns: they go to the log (and ``complaint-graph check``)."""
-    if isinstance(error, SourceConfigError):
-        log.warning("source %s is misconfigured: %s", error.source, error.detail)
-        return (
-            f"source '{error.source}' is misconfigured; the gateway log and "
-            "`complaint-graph check` say what to fix"
-        )
-    return str(error)
 
 
 def _extensions(original: Exception | None) -> dict[str, Any] | None:
@@ -84,8 +72,7 @@ def _extensions(original: Exception | None) -> dict[str, Any] | None:
 def with_code(exc: Exception) -> GraphQLError:
     """``exc`` as a GraphQL error carrying its code, for paths where the schema extension does
     not see results (subscription events)."""
-    message = client_message(exc) if isinstance(exc, SourceError) else str(exc)
-    return GraphQLError(message, original_error=exc, extensions=_extensions(exc))
+    return GraphQLError(str(exc), original_error=exc, extensions=_extensions(exc))
 
 
 def is_expected(error: GraphQLError) -> bool:
@@ -99,8 +86,6 @@ def translate(error: GraphQLError) -> GraphQLError:
     extensions = _extensions(original)
     if extensions is not None:
         error.extensions = {**(error.extensions or {}), **extensions}
-        if isinstance(original, SourceError):
-            error.message = client_message(original)
         return error
     if original is None or isinstance(original, GraphQLError):
         return error  # syntax and validation errors: already clear and safe
