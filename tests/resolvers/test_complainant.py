@@ -15,8 +15,9 @@ from stdnum.th import pin
 from gateway.audit import AuditLog
 from gateway.auth import PersonalDataSettings
 from gateway.demo import demo_agency_key
+from resolvers.access import Principal, Role
 from resolvers.audit import AuditQuery, AuditRecord
-from resolvers.complainant import mask_citizen_id
+from resolvers.complainant import mask_citizen_id, may_reveal
 from samples import links, provincial
 from samples.generator import (
     DEMO_MATCH_KEY,
@@ -370,3 +371,11 @@ async def test_every_reveal_on_a_page_is_audited(pii_gateway: tuple[RunningGatew
     assert {(e.action, e.fields, e.purpose) for e in entries} == {
         ("reveal", ("name",), "monthly review")
     }
+
+
+def test_an_analyst_never_sees_personal_data_even_with_the_scope() -> None:
+    pii = frozenset({"pii:read"})
+    assert not may_reveal(Principal("key:a", frozenset({Role.ANALYST}), None, pii))
+    assert not may_reveal(Principal("key:i", frozenset({Role.INSPECTOR})))
+    assert may_reveal(Principal("key:i", frozenset({Role.INSPECTOR}), None, pii))
+    assert may_reveal(Principal("key:k", frozenset({Role.AGENCY}), "KKN-PO", pii))
