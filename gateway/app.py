@@ -153,7 +153,9 @@ class Gateway:
                 "subscribers": self.events.subscriber_count,
             }
         )
-        return {"status": status, "sources": sources, "events": events}
+        # With ``serve --workers N`` each process has its own sources and subscribers: the pid
+        # says which one answered.
+        return {"status": status, "process": os.getpid(), "sources": sources, "events": events}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -118,9 +118,10 @@ def _serve_workers(config_path: str, host: str, port: int, workers: int) -> None
     import uvicorn
 
     from gateway.app import CONFIG_VARIABLE
+    from gateway.shutdown import serve_workers
 
     os.environ[CONFIG_VARIABLE] = str(Path(config_path).resolve())
-    uvicorn.run(
+    config = uvicorn.Config(
         "gateway.app:app_from_environment",
         factory=True,
         host=host,
@@ -133,6 +134,7 @@ def _serve_workers(config_path: str, host: str, port: int, workers: int) -> None
         # restarts it, forever.
         timeout_worker_healthcheck=60,
     )
+    serve_workers(config)  # graceful in every worker, as in one process (gateway/shutdown.py)
 
 
 async def _check(config: GatewayConfig) -> int:

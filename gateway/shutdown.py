@@ -20,6 +20,8 @@ import socket
 import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.supervisors import multiprocess
+from uvicorn.supervisors.multiprocess import Process
 
 from gateway.events import EventBroker
 
@@ -124,7 +126,7 @@ class GatewayServer(uvicorn.Server):
     slower and cost 50 KiB of zlib state per connection (``python -m bench.subscribers``).
     """
 
-    def __init__(self, config: uvicorn.Config, shutdown: GracefulShutdown) -> None:
+    def __init__(self, config: uvicorn.Config, shutdown: GracefulShutdown | None = None) -> None:
         config.ws_per_message_deflate = False
         super().__init__(config)
         self.graceful = shutdown
@@ -132,8 +134,45 @@ class GatewayServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()  # no new connections while subscriptions close
-        await self.graceful.close_subscriptions()
+        graceful = self.graceful or _graceful_of(self.config.loaded_app)
+        if graceful is not None:
+            await graceful.close_subscriptions()
         await super().shutdown(sockets)
+
+
+def _graceful_of(app: object) -> GracefulShutdown | None:
+    """The gateway's shutdown under the middleware uvicorn wraps a loaded app in (a worker
+    builds its app from a factory, so the server only meets it once loaded)."""
+    for _ in range(8):
+        found = getattr(getattr(app, "state", None), "shutdown", None)
+        if isinstance(found, GracefulShutdown):
+            return found
+        app = getattr(app, "app", None)
+    return None
+
+
+class GatewayWorker(Process):
+    """One of ``serve --workers N``'s processes, running :class:`GatewayServer` where uvicorn
+    would run its plain server: so workers too close subscriptions with 1001 and end SSE
+    streams, instead of uvicorn's 1012 and a shutdown held up by an open stream."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = GatewayServer(self.config)
+        return self._server
+
+
+def serve_workers(config: uvicorn.Config) -> None:
+    """uvicorn's multi-process supervisor with :class:`GatewayWorker` processes.
+
+    The supervisor makes its processes by the module-level name ``Process``; it is pointed at
+    ours for this (CLI) process only. Workers start by spawn, unpickling ``GatewayWorker`` by
+    its import path, so the change needs no state in them.
+    """
+    config.ws_per_message_deflate = False
+    multiprocess.Process = GatewayWorker  # type: ignore[misc]
+    multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 def serve(app: Starlette, host: str, port: int, log_level: str = "info") -> None:

@@ -25,7 +25,6 @@ from tests.gateway.test_subscriptions import (
     change,
     config_yaml,
     next_event,
-    wait_for,
     watched_config,
 )
 
@@ -33,11 +32,13 @@ from tests.gateway.test_subscriptions import (
 class ServeProcess:
     """``complaint-graph serve`` in a process of its own, as an operator runs it."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.log = log
+        self.workers = workers
         command = [str(Path(sys.executable).with_name("complaint-graph")), "serve"]
         command += ["--config", str(config), "--port", str(self.port)]
+        command += ["--workers", str(workers)]
         with log.open("wb") as output:
             self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
         # Shaped like ThreadedServer, so the helpers of the subscription tests apply.
@@ -59,12 +60,14 @@ class ServeProcess:
         return code
 
 
-@pytest.fixture
-def serve_process(demo_data: DemoData, agency_dsn: str, tmp_path: Path) -> Iterator[ServeProcess]:
+@pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
+def serve_process(
+    demo_data: DemoData, agency_dsn: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[ServeProcess]:
     (source,) = watched_config(demo_data, agency_dsn).sources
     path = tmp_path / "config.yaml"
     path.write_text(config_yaml(demo_data, source), encoding="utf-8")
-    served = ServeProcess(path, tmp_path / "serve.log")
+    served = ServeProcess(path, tmp_path / "serve.log", workers=request.param)
     yield served
     if served.process.poll() is None:
         served.process.kill()
@@ -82,6 +85,21 @@ async def subscribed(url: str, protocol: str) -> ClientConnection:
     kind = "subscribe" if protocol == "graphql-transport-ws" else "start"
     await ws.send(json.dumps({"id": "1", "type": kind, "payload": {"query": SUBSCRIBE}}))
     return ws
+
+
+async def subscribers_in_every_process(served: ServeProcess, total: int) -> None:
+    """Poll /readyz on fresh connections (so every worker process gets asked) until the
+    processes' subscriber counts add up to ``total`` (a condition with a deadline)."""
+    counts: dict[int, int] = {}
+    no_keepalive = httpx.Limits(max_keepalive_connections=0)
+    async with (
+        httpx.AsyncClient(base_url=served.url, limits=no_keepalive) as client,
+        asyncio.timeout(30),
+    ):
+        while len(counts) < served.workers or sum(counts.values()) != total:
+            report = (await client.get("/readyz")).json()
+            counts[report["process"]] = report["events"]["subscribers"]
+            await asyncio.sleep(0.02)
 
 
 async def until_closed(ws: ClientConnection) -> list[dict[str, Any]]:
@@ -109,7 +127,7 @@ async def test_shutdown_closes_websockets_with_1001_and_completes_sse_streams(
             "POST", "/graphql", json={"query": SUBSCRIBE}, headers={"accept": "text/event-stream"}
         ) as sse,
     ):
-        await wait_for(serve_process, lambda events: events["subscribers"] == 3)  # type: ignore[arg-type]
+        await subscribers_in_every_process(serve_process, 3)
         await change(agency_dsn, SET_STATUS, 40, "WIP")
         assert (await next_event(modern))["case"]["sourceStatus"] == "WIP"  # live before it stops
         assert (await next_event(legacy))["case"]["sourceStatus"] == "WIP"
