@@ -176,7 +176,7 @@ class CaseAccess:
         own = [
             s
             for s in self.federation.sources.values()
-            if s.agency.code == agency and s.capabilities.finds_referrals_to
+            if s.agency.code == agency and s.capabilities.lists_referrals
         ]
         answers = await asyncio.gather(*(s.referred_references() for s in own))
         targets = {s.agency.code: s.id for s in self.federation.sources.values()}

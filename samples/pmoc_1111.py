@@ -143,6 +143,7 @@ def create_app(
     """The service over ``count`` synthetic cases; requests need ``api_key`` when one is set."""
     cases = [native_case(case, seed) for case in generate_cases(seed=seed, count=count)]
     by_code = {item["complaint_code"]: item for item in cases}
+    by_code_order = sorted(cases, key=lambda c: c["complaint_code"])  # stable across pages
     sorted_by = {
         name: sorted(cases, key=lambda c: (c[field], c["complaint_code"]), reverse=descending)
         for name, (field, descending) in _SORTS.items()
@@ -211,11 +212,27 @@ def create_app(
 
     async def operatings(request: Request) -> Response:
         """Handling records by target: which complaints were sent to agency ``org`` as its
-        cases ``their_case`` (a comma list), each entry naming its own complaint."""
+        cases ``their_case`` (a comma list), each entry naming its own complaint. Without
+        ``their_case``: every handling record (of ``org`` when given), paged by ``offset`` and
+        ``limit`` like the complaint list, in complaint order."""
         if (denied := refused(request)) is not None:
             return denied
-        org = request.query_params.get("org")
-        wanted = set(request.query_params.get("their_case", "").split(","))
+        q = request.query_params
+        org = q.get("org")
+        if "their_case" not in q:
+            try:
+                offset = int(q.get("offset", "0"))
+                limit = min(int(q.get("limit", "50")), 500)
+            except ValueError as exc:
+                return JSONResponse({"error": f"bad parameter: {exc}"}, status_code=400)
+            every = [
+                {"complaint_code": item["complaint_code"], **operating}
+                for item in by_code_order
+                for operating in item["operatings"]
+                if org is None or operating["org_code"] == org
+            ]
+            return JSONResponse({"result": every[offset : offset + limit]})
+        wanted = set(q["their_case"].split(","))
         entries = [
             {"complaint_code": item["complaint_code"], **operating}
             for item in cases

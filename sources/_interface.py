@@ -35,6 +35,8 @@ class Capabilities:
     watches_changes: bool = True
     finds_complainants: bool = False
     """Whether :meth:`Source.cases_by_complainant` can find anything (a citizen key mapped)."""
+    lists_referrals: bool = False
+    """Whether :meth:`Source.referred_references` can list everything this source handed on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +154,7 @@ class Source(abc.ABC):
     async def referred_references(self) -> Sequence[tuple[str, str]]:
         """Every (receiving agency code, their reference) this source's referrals name: what
         this agency handed on, so the gateway can let it see those cases (only when
-        ``finds_referrals_to``; other sources name none)."""
+        ``lists_referrals``; other sources name none)."""
         return ()
 
     async def listen_for_changes(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:

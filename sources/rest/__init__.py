@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -30,7 +30,7 @@ from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._settings import SourceSettings
 from sources._stats import BIN_COUNT, Bucket, CaseStats, Dimension, Durations
 from sources.rest._records import RecordMapper, dig, items_at
-from sources.rest._settings import RestSettings, StatsEndpoint
+from sources.rest._settings import Pagination, ReferralListing, RestSettings, StatsEndpoint
 
 __all__ = ["RestSettings", "RestSource"]
 
@@ -88,7 +88,13 @@ class RestSource(Source):
             and self.settings.referrals.find is not None,
             finds_complainants=self.settings.complainant is not None
             and self.settings.complainant.find_param is not None,
+            lists_referrals=self._referral_listing() is not None,
         )
+
+    def _referral_listing(self) -> ReferralListing | None:
+        referrals = self.settings.referrals
+        search = referrals.find if referrals is not None else None
+        return search.list_all if search is not None else None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -308,6 +314,36 @@ class RestSource(Source):
             records.sort(key=lambda record: record.at)
         return found
 
+    async def referred_references(self) -> Sequence[tuple[str, str]]:
+        """Through ``referrals.find`` asked with neither agency nor references, every page
+        (``referrals.find.list_all``): each referral to a known agency that names their case."""
+        referrals = self.settings.referrals
+        listing = self._referral_listing()
+        if referrals is None or referrals.find is None or listing is None:
+            return ()
+        search = referrals.find
+        found: set[tuple[str, str]] = set()
+        pages = self._item_pages(
+            search.path,
+            search.items,
+            "referrals.find",
+            listing.pagination,
+            listing.max_pages,
+            {},
+            advice="raise referrals.find.list_all.max_pages",
+        )
+        async for items in pages:
+            for item in items:
+                owner = dig(item, search.case_id)
+                if not isinstance(owner, str | int):
+                    raise SourceBadResponse(
+                        self.id, f"referrals.find.case_id: no case id at {search.case_id!r}"
+                    )
+                record = self.records.referral(str(owner), item, referrals.fields)
+                if isinstance(record.to_agency, str) and record.their_reference is not None:
+                    found.add((record.to_agency, record.their_reference))
+        return sorted(found)
+
     def _entries(self, document: Any, path: str) -> list[TimelineEntry]:
         history = self.settings.history
         assert history is not None
@@ -420,31 +456,60 @@ class RestSource(Source):
             if wanted is None
             else min(listing.pagination.page_size, wanted + 1)
         )
+        pages = self._item_pages(
+            listing.path,
+            listing.items,
+            "list",
+            listing.pagination,
+            listing.max_pages,
+            params,
+            size,
+            "push the filter down (list.filters) or raise list.max_pages",
+        )
+        async for items in pages:
+            yield [(self.records.case(item), item) for item in items]
+
+    async def _item_pages(
+        self,
+        path: str,
+        items_path: str,
+        key: str,
+        pagination: Pagination,
+        max_pages: int,
+        params: dict[str, str],
+        size: int | None = None,
+        advice: str = "",
+    ) -> AsyncIterator[list[Any]]:
+        """Yield the items of each page of ``path`` until the API runs out; needing more than
+        ``max_pages`` pages is an error saying ``advice``, never a silent cut. ``key`` names
+        the settings the items were read with, for errors."""
+        size = pagination.page_size if size is None else size
         cursor: str | None = None
         offset = 0
-        for page_number in range(listing.max_pages):
-            query = dict(params) | self._page_params(offset, size, cursor, page_number)
-            document = await self._get(listing.path, query)
-            items = items_at(self.id, document, listing.items, "list.items")
-            yield [(self.records.case(item), item) for item in items]
+        for page_number in range(max_pages):
+            query = dict(params) | self._page_params(offset, size, cursor, page_number, pagination)
+            document = await self._get(path, query)
+            items = items_at(self.id, document, items_path, f"{key}.items")
+            yield items
             offset += len(items)
             if len(items) < size:
                 return
-            if listing.pagination.style == "cursor":
-                next_cursor = dig(document, listing.pagination.next_cursor or "")
+            if pagination.style == "cursor":
+                next_cursor = dig(document, pagination.next_cursor or "")
                 if not isinstance(next_cursor, str) or not next_cursor:
                     return
                 cursor = next_cursor
-        raise SourceBadResponse(
-            self.id,
-            f"more than list.max_pages ({listing.max_pages}) pages needed; push the filter "
-            "down (list.filters) or raise max_pages",
-        )
+        raise SourceBadResponse(self.id, f"more than {max_pages} pages needed; {advice}")
 
     def _page_params(
-        self, offset: int, size: int, cursor: str | None, page_number: int = 0
+        self,
+        offset: int,
+        size: int,
+        cursor: str | None,
+        page_number: int = 0,
+        pagination: Pagination | None = None,
     ) -> dict[str, str]:
-        pagination = self.settings.list.pagination
+        pagination = pagination or self.settings.list.pagination
         params = {pagination.limit_param: str(size)}
         if pagination.style == "offset":
             params[pagination.offset_param] = str(offset)

@@ -161,6 +161,16 @@ class ReferralFields(Strict):
     secrecy: str | None = None
 
 
+class ReferralListing(Strict):
+    """How the search endpoint pages when asked with neither agency nor references: then it
+    lists every referral entry this API holds, which is what this agency handed on."""
+
+    pagination: Pagination = Field(default_factory=Pagination)
+    max_pages: int = Field(
+        default=20, ge=1, description="Pages one listing may read; more is an error, not a cut."
+    )
+
+
 class ReferralSearch(Strict):
     """An endpoint listing referrals by their target: ``GET path?agency_param=X&
     references_param=a,b`` answers the referral entries (the same ``fields``) whose receiving
@@ -173,6 +183,11 @@ class ReferralSearch(Strict):
     items: str = Field(default="", description="Dotted path of the entry list ('' = the body).")
     case_id: str = Field(description="Dotted path of the referring case's id in each entry.")
     max_batch: int = Field(default=100, ge=1)
+    list_all: ReferralListing | None = Field(
+        default=None,
+        description="Declared when the endpoint without parameters lists every referral, "
+        "paged: the agency's searches then include the cases it handed on.",
+    )
 
 
 class EmbeddedReferrals(Strict):

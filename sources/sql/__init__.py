@@ -76,6 +76,7 @@ class SqlSource(Source):
         return Capabilities(
             pushed_down_filters=_PUSHED_DOWN,
             finds_referrals_to=referrals is not None and referrals.their_reference is not None,
+            lists_referrals=referrals is not None and referrals.their_reference is not None,
             finds_complainants=self.settings.complainant is not None
             and self.settings.complainant.citizen_key is not None,
         )
@@ -194,7 +195,7 @@ class SqlSource(Source):
 
     async def referred_references(self) -> Sequence[tuple[str, str]]:
         statements, _ = await self._ready()
-        if not self.capabilities.finds_referrals_to:
+        if not self.capabilities.lists_referrals:
             return ()
         agencies = self.settings.vocabulary.agencies
         found = await self._fetch(statements.referred_references())

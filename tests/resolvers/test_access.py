@@ -98,7 +98,9 @@ def _api_referrals() -> set[tuple[str, str, str, str]]:
 
 OWNER = {POSTGRES_SOURCE: DDC, SQLITE_SOURCE: KKN, REST_SOURCE: OPM, OPEN311_SOURCE: TRAFFY}
 SOURCE_OF = {agency: source for source, agency in OWNER.items()}
-LISTS_ITS_REFERRALS = {DDC}  # SQL sources with their_reference; REST/Open311 cannot list
+# SQL sources with their_reference, REST sources with referrals.find.list_all (the 1111 API);
+# Open311 cannot list what it referred.
+LISTS_ITS_REFERRALS = {DDC, OPM}
 
 
 def visible(world: AccessWorld, who: str) -> set[Key]:
@@ -184,6 +186,9 @@ async def test_an_agency_sees_a_subset_and_the_inspector_everything(
     assert (REST_SOURCE, links.pmoc_id(15)) in ddc and (REST_SOURCE, links.pmoc_id(16)) not in ddc
     assert (OPEN311_SOURCE, links.traffy_id(15)) in ddc  # the city returned it to DDC
     assert len(kkn) < len(everything) and len(ddc) < len(everything)
+    opm = visible(access_world, demo_agency_key(OPM))
+    assert (OPEN311_SOURCE, links.traffy_id(15)) in opm  # 1111 forwarded it to the city
+    assert (OPEN311_SOURCE, links.traffy_id(16)) not in opm
 
 
 NODE = "query($id: ID!) { node(id: $id) { id } case(id: $id) { referenceNumber } }"
@@ -249,11 +254,12 @@ async def test_following_counterpart_never_opens_a_case_referred_elsewhere(
     assert {r["counterpart"]["id"] for r in inspector["case"]["referrals"]} == {pmoc_10, petition}
 
 
-async def test_an_agency_follows_its_own_referral_even_where_it_cannot_search_for_it(
-    closed_gateway: RunningGateway,
+async def test_an_agency_whose_own_system_is_an_api_finds_what_it_referred(
+    closed_gateway: RunningGateway, access_world: AccessWorld
 ) -> None:
     """Following its own referral reaches the city's case 15 (the referral proves it was handed
-    there), and so does its id; the 1111 API cannot list what it referred, so searches do not."""
+    there), and so do its id and the searches: the 1111 API lists what it referred
+    (``referrals.find.list_all``)."""
     caller = Caller(closed_gateway, demo_agency_key(OPM))
     data = await caller.query(
         """query($id: ID!) { case(id: $id) { referrals { counterpart { id
@@ -268,11 +274,20 @@ async def test_an_agency_follows_its_own_referral_even_where_it_cannot_search_fo
     assert returned["counterpart"]["id"] == global_id(POSTGRES_SOURCE, "15")
     # By id too: the 1111 API can be asked which of its referrals name a case (referrals.find).
     assert (await caller.query(NODE, {"id": city["id"]}))["node"] is not None
-    # Documented limit: it cannot list everything it referred, so searches do not include it.
+    # Searches and counts include the city's cases the 1111 data says it forwarded there.
+    handed_on = {
+        reference
+        for origin, _, target, reference in referrals(access_world)
+        if origin == OPM and target == TRAFFY
+    } & every_case(access_world)[OPEN311_SOURCE]
+    expected = {i for s, i in visible(access_world, demo_agency_key(OPM)) if s == OPEN311_SOURCE}
+    assert links.traffy_id(15) in handed_on and handed_on <= expected
     search = await caller.query(
-        '{ cases(first: 0, filter: {source: ["traffy-city"]}) { totalCount } }'
+        '{ cases(first: 500, filter: {source: ["traffy-city"]}) '
+        "{ totalCount edges { node { id } } } }"
     )
-    assert search["cases"]["totalCount"] == 0
+    assert search["cases"]["totalCount"] == len(expected)
+    assert {key_of(e["node"]["id"])[1] for e in search["cases"]["edges"]} == expected
     assert (await caller.query(NODE, {"id": global_id(POSTGRES_SOURCE, "16")}))["node"] is None
 
 
