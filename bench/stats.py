@@ -255,7 +255,7 @@ def describe(trips: dict[str, float]) -> str:
 def report(timings: list[Timing], data: BenchData, notes: list[str]) -> str:
     total = data.damrongdhama_cases + 3 * data.other_cases
     lines = [
-        f"`python -m bench stats`, {datetime.now(UTC):%Y-%m-%d}, {machine()}. "
+        f"`python -m bench.stats`, {datetime.now(UTC):%Y-%m-%d}, {machine()}. "
         f"{total:,} cases: damrongdhama (PostgreSQL) {data.damrongdhama_cases:,}, "
         f"khonkaen-office (SQLite), pmoc-1111 (JSON API) and traffy-city (Open311) "
         f"{data.other_cases:,} each.",
