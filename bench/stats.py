@@ -1,6 +1,6 @@
 """caseStats against counting in the client: province × month over a million cases, and more.
 
-``python -m bench stats`` builds (or reuses) the benchmark data (bench/data.py: 1,000,000 cases
+``python -m bench.stats`` builds (or reuses) the benchmark data (bench/data.py: 1,000,000 cases
 in the Damrongdhama PostgreSQL database; the Khon Kaen office, the 1111 service and the city
 platform at demo size, 10,000 each), serves the two API agencies from this process, starts
 ``complaint-graph serve`` in its own process and then, one request at a time:
@@ -287,7 +287,7 @@ def write_readme(section: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench stats", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.stats", description=__doc__)
     parser.add_argument("--repeat", type=int, default=5, help="runs of each caseStats query")
     parser.add_argument("--page-size", type=int, default=500, help="the naive way's page size")
     parser.add_argument("--port", type=int, default=8831)
