@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
@@ -9,12 +11,15 @@ from typing import TypeVar
 import strawberry
 
 from resolvers.context import GraphInfo
+from resolvers.directory import Directory
 from resolvers.enums import CaseOrderField, CaseStatus, OrderDirection
 from resolvers.errors import UserInputError
+from resolvers.geography import area
 from sources import CaseFilter, CaseOrder, SortField
 
 MAX_TEXT_LENGTH = 200
 MAX_VALUES = 200
+CODE_SHAPE = re.compile(r"[\w.-]{1,40}")
 
 
 @strawberry.input(description="All conditions must hold; a list means any of its values.")
@@ -72,6 +77,49 @@ class CaseFilterInput:
         )
 
 
+def check_known_codes(filter: CaseFilterInput, directory: Directory) -> None:
+    """A code no configured agency, source or category has, or that is no DOPA area, is a
+    mistake (a typo, an old code): said so, instead of a silent empty answer."""
+    sources = {s for ids in directory.sources_by_agency.values() for s in ids}
+    known: dict[str, Callable[[str], bool]] = {
+        "agency": lambda code: code in directory.agencies,
+        "source": lambda code: code in sources,
+        "category": lambda code: code in directory.categories,
+        "province_code": lambda code: len(code) == 2 and _is_area(code),
+        "district_code": lambda code: len(code) == 4 and _is_area(code),
+    }
+    for name, is_known in known.items():
+        unknown = sorted({_quoted(v) for v in getattr(filter, name) or () if not is_known(v)})
+        if unknown:
+            listing = (
+                ""
+                if name.endswith("_code")
+                else f"; known: {', '.join(_known(name, directory, sources))}"
+            )
+            raise UserInputError(f"filter.{name}: unknown {', '.join(unknown[:5])}{listing}")
+
+
+def _quoted(value: str) -> str:
+    """A value as the error names it: something shaped like a code verbatim, anything else
+    (long text, quotes, SQL) only described, so an error never reflects a payload back."""
+    if CODE_SHAPE.fullmatch(value):
+        return repr(value)
+    return f"<a value of {len(value)} characters that is no code>"
+
+
+def _is_area(code: str) -> bool:
+    found = area(code)
+    return found is not None and found.name_th is not None
+
+
+def _known(name: str, directory: Directory, sources: set[str]) -> list[str]:
+    if name == "agency":
+        return sorted(directory.agencies)
+    if name == "source":
+        return sorted(sources)
+    return sorted(directory.categories)
+
+
 def _check_text(name: str, value: object) -> None:
     """Hostile values end here: over-long text, and NUL, which no source can hold or match."""
     if not isinstance(value, str):
@@ -87,6 +135,8 @@ async def case_filter(info: GraphInfo, filter: CaseFilterInput | None) -> CaseFi
     caller may see: ``cases``, ``caseStats`` and the CSV export all go through here, so they
     always select the same cases under the same access rules."""
     where = filter.to_filter() if filter is not None else CaseFilter()
+    if filter is not None:
+        check_known_codes(filter, info.context.directory)
     where = replace(where, as_of=info.context.now)  # overdue means overdue at `asOf`
     return await info.context.case_access.restrict(where)
 

@@ -13,7 +13,7 @@ from resolvers.agency import SourceSystem
 from resolvers.case import Case
 from resolvers.context import GraphInfo
 from resolvers.errors import UserInputError, with_code
-from resolvers.filters import CaseFilterInput
+from resolvers.filters import CaseFilterInput, check_known_codes
 from sources import CanonicalStatus, CaseFilter, SourceError, Unmapped
 from sources._changes import CaseEvent, ChangeKind, EventsInterrupted, SubscriberTooSlow
 
@@ -80,6 +80,8 @@ class Subscription:
             raise with_code(UserInputError("this gateway does not publish events"))
         try:
             where = filter.to_filter() if filter is not None else CaseFilter()
+            if filter is not None:
+                check_known_codes(filter, info.context.directory)
             where = await info.context.case_access.restrict(where)
             targets = frozenset(referred_to) if referred_to is not None else None
             stream = events.subscribe(where, after, targets)
