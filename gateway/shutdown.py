@@ -30,6 +30,7 @@ log = logging.getLogger("complaint_graph.shutdown")
 GOING_AWAY = 1001
 GOING_AWAY_REASON = "gateway shutting down; reconnect and resume with after"
 CLOSE_GRACE_SECONDS = 5.0
+SHUTDOWN_TIMEOUT_SECONDS = 10
 
 
 class _Connection:
@@ -92,17 +93,21 @@ class OpenWebSockets:
             ended.set()
 
     async def close_all(self, code: int = GOING_AWAY, reason: str = GOING_AWAY_REASON) -> None:
-        """Close every open WebSocket and wait (bounded) until its handler has finished."""
+        """Close every open WebSocket and wait, at most ``CLOSE_GRACE_SECONDS`` in all, until
+        its handler has finished. A client that stopped reading holds its connection's send
+        (and so the close behind it) until its buffers drain, which may be never: past the
+        grace the gateway moves on, and the server's own bounded shutdown drops it."""
         open_now = dict(self._open)
-        await asyncio.gather(*(c.close(code, reason) for c in open_now))
         if not open_now:
             return
+        closing = [asyncio.ensure_future(c.close(code, reason)) for c in open_now]
         waiting = [asyncio.ensure_future(ended.wait()) for ended in open_now.values()]
-        _, pending = await asyncio.wait(waiting, timeout=CLOSE_GRACE_SECONDS)
+        _, pending = await asyncio.wait([*closing, *waiting], timeout=CLOSE_GRACE_SECONDS)
         for task in pending:
             task.cancel()
-        if pending:
-            log.warning("%d WebSocket clients did not answer the close in time", len(pending))
+        late = sum(1 for task in waiting if task in pending)
+        if late:
+            log.warning("%d WebSocket clients did not answer the close in time", late)
 
 
 class GracefulShutdown:
@@ -128,6 +133,10 @@ class GatewayServer(uvicorn.Server):
 
     def __init__(self, config: uvicorn.Config, shutdown: GracefulShutdown | None = None) -> None:
         config.ws_per_message_deflate = False
+        if config.timeout_graceful_shutdown is None:
+            # uvicorn would otherwise wait for every connection's task without end; one stuck
+            # behind a client that stopped reading must not keep the gateway from stopping.
+            config.timeout_graceful_shutdown = SHUTDOWN_TIMEOUT_SECONDS
         super().__init__(config)
         self.graceful = shutdown
 

@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.app import Gateway, create_app
 from gateway.events import EventBroker
-from gateway.shutdown import GatewayServer
+from gateway.shutdown import CLOSE_GRACE_SECONDS, SHUTDOWN_TIMEOUT_SECONDS, GatewayServer
 from samples.serving import free_port
 from tests.conftest import DemoData
 from tests.gateway.test_subscription_leaks import until
@@ -223,3 +223,50 @@ async def test_a_subscriber_that_stops_reading_is_cut_off_and_the_others_get_eve
         await resumed.close()
         await healthy.close()
         await subscribers_ready(base, 0)
+
+
+async def test_a_client_that_stopped_reading_does_not_hold_up_shutdown(
+    demo_data: DemoData, agency_dsn: str
+) -> None:
+    """Its connection's send is stuck behind full buffers, and the 1001 close waits behind that
+    send: shutdown moves on after the close grace and uvicorn's bounded task wait, instead of
+    lasting until the WebSocket keep-alive gives up (20 s ping + 20 s timeout) or forever."""
+    app = create_app(watched_config(demo_data, agency_dsn, queue_size=QUEUE_SIZE))
+    broker: EventBroker = app.state.gateway.events
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=free_port(), log_level="critical", lifespan="on"
+    )
+    server = GatewayServer(config, app.state.shutdown)
+    serving = asyncio.create_task(server.serve(), name="uvicorn")
+    clients: list[ClientConnection] = []
+    try:
+        await until(lambda: server.started, lambda: "uvicorn did not start")
+        await asyncio.wait_for(broker.ready.wait(), 15)
+        base = f"http://127.0.0.1:{config.port}"
+        url = base.replace("http", "ws") + "/graphql"
+        clients.append(await subscribed(url, await small_receive_buffer_socket(config.port)))
+        await subscribers_ready(base, 1)
+        (stuck,) = broker._subscribers
+        pacer = await subscribed(url)  # reads every round, so each round is done before the next
+        clients.append(pacer)
+        await subscribers_ready(base, 2)
+        for round_ in range(MAX_ROUNDS):
+            ids = [1 + (round_ * PER_ROUND + k) % AGENCY_CASES for k in range(PER_ROUND)]
+            await change(agency_dsn, TOUCH, ids, DETAIL + f"round {round_}")
+            for _ in ids:
+                await next_event(pacer)
+            if stuck.overflowed:
+                break
+        assert stuck.overflowed, "the client that stopped reading never filled its buffers"
+        await pacer.close()
+
+        started = asyncio.get_running_loop().time()
+        server.should_exit = True
+        await asyncio.wait_for(asyncio.shield(serving), 30)
+        took = asyncio.get_running_loop().time() - started
+        assert took < CLOSE_GRACE_SECONDS + SHUTDOWN_TIMEOUT_SECONDS + 5, took
+    finally:
+        for ws in clients:
+            ws.transport.abort()
+        server.should_exit = True
+        await serving
