@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
@@ -80,23 +80,24 @@ class CaseFilterInput:
 def check_known_codes(filter: CaseFilterInput, directory: Directory) -> None:
     """A code no configured agency, source or category has, or that is no DOPA area, is a
     mistake (a typo, an old code): said so, instead of a silent empty answer."""
-    sources = {s for ids in directory.sources_by_agency.values() for s in ids}
-    known: dict[str, Callable[[str], bool]] = {
-        "agency": lambda code: code in directory.agencies,
-        "source": lambda code: code in sources,
-        "category": lambda code: code in directory.categories,
-        "province_code": lambda code: len(code) == 2 and _is_area(code),
-        "district_code": lambda code: len(code) == 4 and _is_area(code),
+    listed: dict[str, Collection[str]] = {
+        "agency": directory.agencies,
+        "source": {s for ids in directory.sources_by_agency.values() for s in ids},
+        "category": directory.categories,
     }
-    for name, is_known in known.items():
-        unknown = sorted({_quoted(v) for v in getattr(filter, name) or () if not is_known(v)})
-        if unknown:
-            listing = (
-                ""
-                if name.endswith("_code")
-                else f"; known: {', '.join(_known(name, directory, sources))}"
-            )
-            raise UserInputError(f"filter.{name}: unknown {', '.join(unknown[:5])}{listing}")
+    for name, known in listed.items():
+        _refuse_unknown(name, getattr(filter, name), known.__contains__, sorted(known))
+    _refuse_unknown("province_code", filter.province_code, lambda c: _is_area(c, 2))
+    _refuse_unknown("district_code", filter.district_code, lambda c: _is_area(c, 4))
+
+
+def _refuse_unknown(
+    name: str, values: list[str] | None, is_known: Callable[[str], bool], known: Sequence[str] = ()
+) -> None:
+    unknown = sorted({_quoted(v) for v in values or () if not is_known(v)})
+    if unknown:
+        listing = f"; known: {', '.join(known)}" if known else ""
+        raise UserInputError(f"filter.{name}: unknown {', '.join(unknown[:5])}{listing}")
 
 
 def _quoted(value: str) -> str:
@@ -107,17 +108,9 @@ def _quoted(value: str) -> str:
     return f"<a value of {len(value)} characters that is no code>"
 
 
-def _is_area(code: str) -> bool:
-    found = area(code)
+def _is_area(code: str, digits: int) -> bool:
+    found = area(code) if len(code) == digits else None
     return found is not None and found.name_th is not None
-
-
-def _known(name: str, directory: Directory, sources: set[str]) -> list[str]:
-    if name == "agency":
-        return sorted(directory.agencies)
-    if name == "source":
-        return sorted(sources)
-    return sorted(directory.categories)
 
 
 def _check_text(name: str, value: object) -> None:
