@@ -179,7 +179,6 @@ def serve_workers(config: uvicorn.Config) -> None:
     ours for this (CLI) process only. Workers start by spawn, unpickling ``GatewayWorker`` by
     its import path, so the change needs no state in them.
     """
-    config.ws_per_message_deflate = False
     multiprocess.Process = GatewayWorker  # type: ignore[misc]
     multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()
 
