@@ -42,17 +42,24 @@ def round_trips(client: httpx.Client) -> dict[str, float]:
     return totals
 
 
-def wait_until_up(client: httpx.Client, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 300
+def wait_until_up(
+    client: httpx.Client,
+    process: subprocess.Popen[bytes],
+    seconds: float = 300,
+    output: str = "its output above",
+) -> None:
+    """Until the gateway answers /healthz (a condition polled against a deadline)."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit("the demo gateway exited; see its output above")
+            raise SystemExit(f"the gateway exited at start; see {output}")
         try:
             if client.get("/healthz").status_code == 200:
                 return
         except httpx.TransportError:
-            time.sleep(0.2)
-    raise SystemExit("the demo gateway did not come up within 300 s")
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the gateway did not come up within {seconds:.0f} s")
 
 
 def measure(client: httpx.Client, first: int, repeat: int) -> tuple[float, float, dict[str, float]]:

@@ -36,6 +36,7 @@ import httpx
 import yaml
 
 from bench.data import OTHER_AGENCY_CASES, BenchData, ensure_bench_data
+from bench.pages import wait_until_up
 from gateway.config import GatewayConfig
 from gateway.demo import DEMO_PMOC_KEY, asyncpg_url
 from samples import pmoc_1111, traffy
@@ -217,20 +218,6 @@ def start_gateway(data: BenchData, agencies: tuple[str, str], port: int) -> subp
     return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
-def wait_until_up(client: httpx.Client, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit("the gateway exited at start; see bench/.data/stats-gateway.log")
-        try:
-            if client.get("/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)  # polling a condition (the port answers) against a deadline
-    raise SystemExit("the gateway did not answer within 180 s")
-
-
 def machine() -> str:
     model = next(
         (
@@ -306,7 +293,7 @@ def main(argv: list[str]) -> None:
     process = start_gateway(data, (pmoc.url, city.url), args.port)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=600) as client:
-            wait_until_up(client, process)
+            wait_until_up(client, process, 180, "bench/.data/stats-gateway.log")
             timings, notes = run(client, args)
     finally:
         process.terminate()
