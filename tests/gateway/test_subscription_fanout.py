@@ -3,23 +3,19 @@ asked what changed once, and each subscriber is then handed the event."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from dataclasses import replace
 from pathlib import Path
 
 from gateway.app import Gateway, create_app
-from gateway.cli import main
 from samples.serving import ThreadedServer
 from tests.conftest import DemoData
 from tests.gateway.test_subscriptions import (
     SET_STATUS,
     change,
-    config_yaml,
     next_event,
+    notifying_config,
     transport_ws,
     wait_for,
-    watched_config,
 )
 from tests.resolvers.expected import POSTGRES_SOURCE
 
@@ -30,14 +26,8 @@ async def test_one_change_is_read_from_the_source_once_for_every_subscriber(
     demo_data: DemoData, agency_dsn: str, tmp_path: Path
 ) -> None:
     """Polls an hour apart and NOTIFY on commit: each change wakes exactly one poll."""
-    config = watched_config(demo_data, agency_dsn)
-    (pg,) = config.sources
-    pg = pg.model_copy(update={"poll_seconds": 3600.0, "notify_channel": "cg_fanout"})
-    path = tmp_path / "config.yaml"
-    path.write_text(config_yaml(demo_data, pg), encoding="utf-8")
-    command = ["sources", "install-triggers", POSTGRES_SOURCE, "--config", str(path)]
-    assert await asyncio.to_thread(main, command) == 0
-    app = create_app(replace(config, sources=(pg,)))
+    config = await notifying_config(demo_data, agency_dsn, tmp_path, "cg_fanout")
+    app = create_app(config)
     gateway: Gateway = app.state.gateway
     served = ThreadedServer(app, lifespan=True)
     served.start()

@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from gateway.cli import main
 from gateway.config import GatewayConfig
 from gateway.demo import DEMO_PMOC_KEY
 from samples import pmoc_1111
@@ -26,8 +25,8 @@ from tests.conftest import DemoData
 from tests.gateway.test_subscriptions import (
     SET_STATUS,
     change,
-    config_yaml,
     next_event,
+    notifying_config,
     transport_ws,
     wait_for,
     watched_config,
@@ -160,14 +159,8 @@ async def test_with_notify_each_change_arrives_within_a_second_of_its_commit(
     demo_data: DemoData, agency_dsn: str, tmp_path: Path
 ) -> None:
     """Polling is an hour apart here: only the NOTIFY sent at commit can bring the event."""
-    config = watched_config(demo_data, agency_dsn)
-    (pg,) = config.sources
-    pg = pg.model_copy(update={"poll_seconds": 3600.0, "notify_channel": "cg_within_a_second"})
-    path = tmp_path / "config.yaml"
-    path.write_text(config_yaml(demo_data, pg), encoding="utf-8")
-    command = ["sources", "install-triggers", POSTGRES_SOURCE, "--config", str(path)]
-    assert await asyncio.to_thread(main, command) == 0
-    served = serve(replace(config, sources=(pg,)))
+    config = await notifying_config(demo_data, agency_dsn, tmp_path, "cg_within_a_second")
+    served = serve(config)
     try:
         await wait_for(served, lambda events: events["watching"])
         async with transport_ws(served) as ws:

@@ -51,6 +51,21 @@ def watched_config(demo_data: DemoData, dsn: str, queue_size: int = 1000) -> Gat
     )
 
 
+async def notifying_config(
+    demo_data: DemoData, dsn: str, tmp_path: Path, channel: str
+) -> GatewayConfig:
+    """:func:`watched_config` with polls an hour apart and NOTIFY on ``channel``, its triggers
+    installed by ``complaint-graph sources install-triggers``: only a commit's NOTIFY wakes it."""
+    config = watched_config(demo_data, dsn)
+    (pg,) = config.sources
+    pg = pg.model_copy(update={"poll_seconds": 3600.0, "notify_channel": channel})
+    path = tmp_path / "config.yaml"
+    path.write_text(config_yaml(demo_data, pg), encoding="utf-8")
+    command = ["sources", "install-triggers", POSTGRES_SOURCE, "--config", str(path)]
+    assert await asyncio.to_thread(main, command) == 0
+    return replace(config, sources=(pg,))
+
+
 @pytest.fixture
 def served(demo_data: DemoData, agency_dsn: str) -> Iterator[ThreadedServer]:
     server = ThreadedServer(create_app(watched_config(demo_data, agency_dsn)), lifespan=True)
