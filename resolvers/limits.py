@@ -25,9 +25,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -44,16 +46,17 @@ from graphql import (
     NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationContext,
-    ValidationRule,
     VariableNode,
     get_named_type,
     is_interface_type,
     is_object_type,
+    validate,
 )
 from graphql.language import ast
 from graphql.type import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
 from strawberry.extensions import SchemaExtension
+
+from resolvers.documents import STANDARD_RULES, CheckedDocument, DocumentCache
 
 Introspection = bool | Literal["key-only"]
 
@@ -230,37 +233,36 @@ def _variable_defaults(operation: OperationDefinitionNode) -> dict[str, Any]:
     return defaults
 
 
-def measure_rule(
-    limits: QueryLimits, variables: Mapping[str, Any], page_sizes: tuple[int, int]
-) -> type[ValidationRule]:
-    """A validation rule reporting each operation over the depth, alias or cost limit."""
+def measure_errors(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    limits: QueryLimits,
+    variables: Mapping[str, Any],
+    page_sizes: tuple[int, int],
+) -> list[GraphQLError]:
+    """An error for each operation of ``document`` over the depth, alias or cost limit.
 
-    class QueryMeasure(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            document = context.document
-            fragments = {
-                d.name.value: d
-                for d in document.definitions
-                if isinstance(d, FragmentDefinitionNode)
-            }
-            for operation in document.definitions:
-                if not isinstance(operation, OperationDefinitionNode):
-                    continue
-                if context.schema.get_root_type(operation.operation) is None:
-                    continue  # the standard rules say the schema has no such operation type
-                walker = _Walker(
-                    context.schema,
-                    fragments,
-                    variables,
-                    _variable_defaults(operation),
-                    page_sizes,
-                    limits.list_size,
-                )
-                for error in _over_limits(walker.operation(operation), limits):
-                    context.report_error(error)
-
-    return QueryMeasure
+    A walk of its own rather than a validation rule: run on every request (it reads the
+    variables), after the cached standard validation, it costs one pass over the selections."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    errors: list[GraphQLError] = []
+    for operation in document.definitions:
+        if not isinstance(operation, OperationDefinitionNode):
+            continue
+        if schema.get_root_type(operation.operation) is None:
+            continue  # the standard rules say the schema has no such operation type
+        walker = _Walker(
+            schema,
+            fragments,
+            variables,
+            _variable_defaults(operation),
+            page_sizes,
+            limits.list_size,
+        )
+        errors.extend(_over_limits(walker.operation(operation), limits))
+    return errors
 
 
 _SAFE_INTEGER = 2**53 - 1
@@ -297,56 +299,21 @@ def _over_limits(measured: DocumentMeasure, limits: QueryLimits) -> Iterator[Gra
         )
 
 
-class _IntrospectionDisabled(NoSchemaIntrospectionCustomRule):
-    """graphql-core's rule (strawberry's ``DisableIntrospection``), with a code on its error."""
-
-    def report_error(self, error: GraphQLError) -> None:
-        error.extensions = {"code": "INTROSPECTION_DISABLED"}
-        super().report_error(error)
-
-
 class QueryLimitsExtension(SchemaExtension):
     """Applies the request's :class:`QueryLimits` (``context.limits``) to each operation.
 
     The limits are read per request, so one schema serves gateways configured differently.
+    Documents are parsed and validated by the standard rules once per text
+    (:class:`resolvers.documents.DocumentCache`); the checks that depend on the request (trusted
+    documents, introspection for this caller, depth, aliases and cost with these variables)
+    run every time.
     """
 
-    def on_operation(self) -> Iterator[None]:
-        context = self.execution_context.context
-        limits = _limits_of(context)
-        if limits is not None:
-            self._apply(limits, context)
-        yield
-
-    def _apply(self, limits: QueryLimits, context: object) -> None:
-        execution = self.execution_context
-        # graphql-core's own parser limits (strawberry's MaxTokensLimiter sets the older
-        # max_tokens); its ParseOptions type does not list them yet.
-        options: dict[str, Any] = execution.parse_options  # type: ignore[assignment]
-        options["max_lexical_tokens"] = limits.max_tokens
-        options["max_comments"] = limits.max_tokens
-        page_sizes = (
-            int(getattr(context, "limits").default_page_size),  # noqa: B009
-            int(getattr(context, "limits").max_page_size),  # noqa: B009
-        )
-        authenticated = caller_is_authenticated(context)
-        untrusted = _untrusted_document(limits, execution.query, authenticated)
-        if untrusted is not None:
-            # Only this rule: an untrusted document learns nothing about the schema.
-            execution.validation_rules = (untrusted,)
-            return
-        rules: list[type[ValidationRule]] = [
-            measure_rule(limits, execution.variables or {}, page_sizes)
-        ]
-        if limits.introspection is False or (
-            limits.introspection == "key-only" and not authenticated
-        ):
-            rules.append(_IntrospectionDisabled)
-        execution.validation_rules = (*execution.validation_rules, *rules)
-
     def on_parse(self) -> Iterator[None]:
-        yield
         limits = _limits_of(self.execution_context.context)
+        if limits is not None:
+            self._parse_from_cache(limits)
+        yield
         if limits is None:
             return
         for error in self.execution_context.pre_execution_errors or ():
@@ -358,11 +325,83 @@ class QueryLimitsExtension(SchemaExtension):
                 )
                 error.extensions = {"code": "TOO_MANY_TOKENS", "limit": limits.max_tokens}
 
+    def _parse_from_cache(self, limits: QueryLimits) -> None:
+        execution = self.execution_context
+        # graphql-core's own parser limits (strawberry's MaxTokensLimiter sets the older
+        # max_tokens); its ParseOptions type does not list them yet.
+        options: dict[str, Any] = execution.parse_options  # type: ignore[assignment]
+        options["max_lexical_tokens"] = limits.max_tokens
+        options["max_comments"] = limits.max_tokens
+        if execution.query is None or execution.graphql_document is not None:
+            return
+        authenticated = caller_is_authenticated(execution.context)
+        if _untrusted_document(limits, execution.query, authenticated) is not None:
+            return  # refused at validation; not worth a place in the cache
+        try:
+            checked = document_cache(execution.schema._schema).checked(
+                execution.query, limits.max_tokens
+            )
+        except GraphQLError:
+            return  # strawberry parses it again and reports the error as usual
+        execution.graphql_document = checked.document
+        self._checked = checked
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context.context
+        limits = _limits_of(context)
+        if limits is not None:
+            self._validate(limits, context)
+        yield
+
+    def _validate(self, limits: QueryLimits, context: object) -> None:
+        execution = self.execution_context
+        document = execution.graphql_document
+        if document is None:
+            return
+        schema = execution.schema._schema
+        authenticated = caller_is_authenticated(context)
+        untrusted = _untrusted_document(limits, execution.query, authenticated)
+        if untrusted is not None:
+            # Only this error: an untrusted document learns nothing about the schema.
+            execution.pre_execution_errors = [untrusted]
+            return
+        checked: CheckedDocument | None = getattr(self, "_checked", None)
+        if checked is None or checked.document is not document:  # not parsed via the cache
+            checked = CheckedDocument(document, validate(schema, document, STANDARD_RULES))
+        errors = list(checked.errors)
+        if limits.introspection is False or (
+            limits.introspection == "key-only" and not authenticated
+        ):
+            errors.extend(_introspection_errors(schema, document))
+        page_sizes = (
+            int(getattr(context, "limits").default_page_size),  # noqa: B009
+            int(getattr(context, "limits").max_page_size),  # noqa: B009
+        )
+        errors.extend(
+            measure_errors(schema, document, limits, execution.variables or {}, page_sizes)
+        )
+        execution.pre_execution_errors = errors
+
+
+def _introspection_errors(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
+    """graphql-core's rule refusing introspection fields (strawberry's
+    ``DisableIntrospection``), each error with a code."""
+    errors = validate(schema, document, [NoSchemaIntrospectionCustomRule])
+    for error in errors:
+        error.extensions = {"code": "INTROSPECTION_DISABLED"}
+    return errors
+
+
+@cache
+def document_cache(schema: GraphQLSchema) -> DocumentCache:
+    """The one cache of parsed and validated documents for ``schema`` in this process."""
+    return DocumentCache(schema)
+
 
 def _untrusted_document(
     limits: QueryLimits, query: str | None, authenticated: bool
-) -> type[ValidationRule] | None:
-    """A rule refusing the document when only trusted documents may run and it is not one."""
+) -> GraphQLError | None:
+    """The refusal when only trusted documents may run and this one is not one."""
     trusted = limits.trusted_documents
     if trusted is None or query is None:
         return None
@@ -371,19 +410,11 @@ def _untrusted_document(
     digest = document_hash(query)
     if digest in trusted:
         return None
-
-    class UntrustedDocument(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            context.report_error(
-                GraphQLError(
-                    "This gateway runs only trusted documents, and this one is not registered "
-                    f"(sha256:{digest}); send the documentId of a registered document.",
-                    extensions={"code": "DOCUMENT_NOT_TRUSTED", "hash": f"sha256:{digest}"},
-                )
-            )
-
-    return UntrustedDocument
+    return GraphQLError(
+        "This gateway runs only trusted documents, and this one is not registered "
+        f"(sha256:{digest}); send the documentId of a registered document.",
+        extensions={"code": "DOCUMENT_NOT_TRUSTED", "hash": f"sha256:{digest}"},
+    )
 
 
 def _limits_of(context: object) -> QueryLimits | None:
@@ -399,5 +430,5 @@ __all__ = [
     "caller_is_authenticated",
     "document_hash",
     "limit_error",
-    "measure_rule",
+    "measure_errors",
 ]

@@ -1,0 +1,112 @@
+"""Parsed and validated documents are remembered by text; what depends on the request is not."""
+
+from __future__ import annotations
+
+from graphql import build_schema as build_sdl
+
+from resolvers.documents import DocumentCache
+from resolvers.limits import document_cache
+from resolvers.schema import build_schema
+from tests.conftest import DemoData
+from tests.gateway.test_limits import extensions, only_error, serving, with_limits
+
+PAGE = """
+query Page($first: Int!) {
+  cases(first: $first) { edges { node { referenceNumber timeline { at } } } }
+}
+"""
+
+
+def cache() -> DocumentCache:
+    return document_cache(build_schema()._schema)
+
+
+async def test_a_document_is_parsed_and_validated_once(demo_data: DemoData) -> None:
+    document = PAGE + "# once\n"
+    async with serving(demo_data.config) as gateway:
+        misses = cache().misses
+        first = await gateway.query(document, {"first": 3})
+        hits = cache().hits
+        second = await gateway.query(document, {"first": 3})
+    assert "errors" not in first
+    assert second == first
+    assert cache().misses == misses + 1
+    assert cache().hits == hits + 1
+
+
+async def test_cost_is_measured_per_request_with_its_own_variables(demo_data: DemoData) -> None:
+    document = PAGE + "# cost\n"
+    config = with_limits(demo_data.config, max_cost=150, list_size=5)
+    async with serving(config) as gateway:
+        cheap = await gateway.query(document, {"first": 2})
+        costly = await gateway.query(document, {"first": 100})  # the text is cached by now
+    assert "errors" not in cheap
+    assert extensions(only_error(costly)) == {
+        "code": "QUERY_TOO_COSTLY",
+        "limit": 150,
+        "value": 1 + 1 + 100 * (1 + 1),  # cases, edges, 100 x (node, timeline)
+    }
+
+
+async def test_a_document_cached_under_a_larger_token_limit_is_refused_under_a_smaller(
+    demo_data: DemoData,
+) -> None:
+    document = "{ " + " ".join(["__typename"] * 40) + " } # tokens"
+    async with serving(demo_data.config) as roomy:
+        fine = await roomy.query(document)
+    async with serving(with_limits(demo_data.config, max_tokens=20)) as strict:
+        refused = await strict.query(document)
+    assert fine["data"] == {"__typename": "Query"}
+    assert extensions(only_error(refused)) == {"code": "TOO_MANY_TOKENS", "limit": 20}
+
+
+async def test_invalid_documents_are_refused_from_the_cache_too(demo_data: DemoData) -> None:
+    document = "{ cases { edges { node { noSuchField } } } }"
+    async with serving(demo_data.config) as gateway:
+        first = only_error(await gateway.query(document))
+        second = only_error(await gateway.query(document))
+    assert "noSuchField" in first["message"]
+    assert second["message"] == first["message"]
+    assert extensions(second)["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+async def test_introspection_stays_refused_for_a_document_cached_while_it_was_open(
+    demo_data: DemoData,
+) -> None:
+    document = "{ __schema { queryType { name } } }"
+    async with serving(demo_data.config) as open_gateway:
+        allowed = await open_gateway.query(document)
+    async with serving(with_limits(demo_data.config, introspection=False)) as closed:
+        refused = await closed.query(document)
+    assert allowed["data"] == {"__schema": {"queryType": {"name": "Query"}}}
+    assert refused.get("data") is None
+    assert {extensions(e)["code"] for e in refused["errors"]} == {"INTROSPECTION_DISABLED"}
+
+
+def test_the_cache_is_bounded_by_the_length_of_the_texts_it_holds() -> None:
+    schema = build_sdl("type Query { a: Int b: Int }")
+    held = DocumentCache(schema, max_bytes=800)
+    texts = [f"{{ a{i}: a b }}" for i in range(200)]
+    for text in texts:
+        held.checked(text, 100)
+    assert 0 < sum(len(t) for t in texts[-len(held) :]) <= 800
+    assert len(held) < len(texts)
+    # the most recent are kept, the oldest gone
+    hits = held.hits
+    held.checked(texts[-1], 100)
+    assert held.hits == hits + 1
+    misses = held.misses
+    held.checked(texts[0], 100)
+    assert held.misses == misses + 1
+
+
+def test_a_text_too_long_to_keep_is_checked_every_time() -> None:
+    schema = build_sdl("type Query { a: Int }")
+    held = DocumentCache(schema, max_bytes=800)
+    long_text = "{ " + " ".join(f"x{i}: a" for i in range(40)) + " }"
+    assert len(long_text) > 100
+    first = held.checked(long_text, 1000)
+    second = held.checked(long_text, 1000)
+    assert first.errors == second.errors == []
+    assert first.document is not second.document
+    assert len(held) == 0
