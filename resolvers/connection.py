@@ -13,10 +13,16 @@ from sources import CaseFilter, CaseOrder, CaseRecord, Page, Position
 from sources._federation import sort_value
 
 
+def _edge_cursor(root: CaseEdge) -> str:
+    """Made when asked: a dashboard page asks for none of its hundred."""
+    return _cursor(root.node.record, root.order)
+
+
 @strawberry.type
 class CaseEdge:
-    cursor: str
+    cursor: str = strawberry.field(resolver=_edge_cursor)
     node: Case
+    order: strawberry.Private[CaseOrder]
 
 
 @strawberry.type(description="A page of cases merged from every source that can match.")
@@ -42,16 +48,14 @@ class CaseConnection:
     def of(
         cls, page: Page, where: CaseFilter, order: CaseOrder, after: Position | None
     ) -> CaseConnection:
-        edges = [
-            CaseEdge(cursor=_cursor(record, order), node=Case.of(record)) for record in page.records
-        ]
+        records = page.records
         return cls(
-            edges=edges,
+            edges=[CaseEdge(node=Case.of(record), order=order) for record in records],
             page_info=relay.PageInfo(
                 has_next_page=page.has_next,
                 has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
+                start_cursor=_cursor(records[0], order) if records else None,
+                end_cursor=_cursor(records[-1], order) if records else None,
             ),
             _filter=where,
         )

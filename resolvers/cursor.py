@@ -7,6 +7,8 @@ import binascii
 import json
 from datetime import datetime
 
+import orjson
+
 from resolvers.errors import UserInputError
 from sources import CaseOrder, Position, SortField
 
@@ -22,7 +24,7 @@ def encode_cursor(position: Position, order: CaseOrder) -> str:
         position.source,
         position.local_id,
     ]
-    raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    raw = orjson.dumps(payload)  # as json.dumps(separators=(",", ":"), ensure_ascii=False)
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
