@@ -173,23 +173,7 @@ class CaseAccess:
 
     async def _gather_referred_by(self) -> frozenset[tuple[str, str]]:
         agency = self.principal.agency_scope
-        own = [
-            s
-            for s in self.federation.sources.values()
-            if s.agency.code == agency and s.capabilities.lists_referrals
-        ]
-        answers = await asyncio.gather(*(s.referred_references() for s in own))
-        targets = {s.agency.code: s.id for s in self.federation.sources.values()}
-        single = {code for code in targets if self._sources_of(code) == 1}
-        return frozenset(
-            (targets[code], reference)
-            for pairs in answers
-            for code, reference in pairs
-            if code in single
-        )
-
-    def _sources_of(self, agency: str) -> int:
-        return sum(1 for s in self.federation.sources.values() if s.agency.code == agency)
+        return frozenset() if agency is None else await self.federation.referred_by(agency)
 
     def forget_seen(self) -> None:
         """Drop what earlier checks found visible (a long-lived WebSocket context, per event)."""

@@ -40,6 +40,31 @@ class Federation:
     def get(self, source_id: str) -> Source | None:
         return self.sources.get(source_id)
 
+    def only_source_of(self, agency: str) -> Source | None:
+        """The agency's one source; None when it has none or several (a reference another
+        agency's system records for it then names no case the gateway can find)."""
+        found = [source for source in self.sources.values() if source.agency.code == agency]
+        return found[0] if len(found) == 1 else None
+
+    async def referred_by(self, agency: str) -> frozenset[tuple[str, str]]:
+        """(source id, local id) of every case ``agency``'s own systems record handing on to an
+        agency with one source: one call to each of its sources that ``lists_referrals``, all
+        at once. A failure of any of them raises its SourceError, never a partial set."""
+        listing = [
+            source
+            for source in self.sources.values()
+            if source.agency.code == agency and source.capabilities.lists_referrals
+        ]
+        answers = await asyncio.gather(*(source.referred_references() for source in listing))
+        owners = {source.agency.code for source in self.sources.values()}
+        receiving = {code: only.id for code in owners if (only := self.only_source_of(code))}
+        return frozenset(
+            (receiving[target], reference)
+            for pairs in answers
+            for target, reference in pairs
+            if target in receiving
+        )
+
     def matching(self, where: CaseFilter) -> list[Source]:
         """Sources that can hold a matching case; the others cost no round trip at all."""
         return [
