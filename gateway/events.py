@@ -5,7 +5,9 @@ change once, whatever the number of subscribers. Each subscriber has a bounded q
 falls further behind than ``queue_size`` events is cut off with an error naming its last event,
 instead of growing memory. A subscriber that resumes with an event id first receives what the
 sources changed since (their current state of each changed case), then live events, with no
-duplicates.
+duplicates. An agency subscriber also gets the events of cases its systems referred on after it
+subscribed: such an event waits, in order, for its agency's referrals to be read again
+(gateway/referrals.py).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from gateway.bus import BusUnavailable, RedisBus
+from gateway.referrals import AgencyReferrals
 from sources import CaseFilter, Federation, Position, SourceError
 from sources._changes import (
     CaseEvent,
@@ -66,7 +69,11 @@ class _Subscriber:
     queue: asyncio.Queue[CaseEvent | None]
     overflowed: bool = False
     interrupted: bool = False
+    ended: bool = False
     delivered: set[tuple[str, str, str]] = field(default_factory=set)
+    held: deque[tuple[CaseEvent, int]] = field(default_factory=deque)
+    """Events not yet queued, in order, each with the number of its agency's referrals refresh
+    it waits for (0: none, it only waits for those before it)."""
 
 
 class EventBroker:
@@ -88,6 +95,7 @@ class EventBroker:
         self._seen: OrderedDict[tuple[str, str], _Seen] = OrderedDict()
         self._started: dict[str, Position] = {}
         self._subscribers: set[_Subscriber] = set()
+        self._referrals: dict[str, AgencyReferrals] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._wakes: dict[str, asyncio.Event] = {}
         self._stop_listening: list[Callable[[], Awaitable[None]]] = []
@@ -130,6 +138,8 @@ class EventBroker:
         self._stop_listening = []
         if self.bus is not None:
             await self.bus.close()
+        for referrals in self._referrals.values():
+            await referrals.close()
         self.complete_all()
 
     def _interrupt_all(self) -> None:
@@ -137,14 +147,14 @@ class EventBroker:
         error telling it to resume with ``after`` (the replay fills the gap)."""
         for subscriber in list(self._subscribers):
             subscriber.interrupted = True
-            _end(subscriber)
+            self._end(subscriber)
 
     def complete_all(self) -> None:
         """End every subscription, and any made from now on, after what is already queued;
         at shutdown, so that a stream (Server-Sent Events) ends with ``complete``."""
         self._closing = True
         for subscriber in list(self._subscribers):
-            _end(subscriber)
+            self._end(subscriber)
 
     async def _poll(self, source_id: str) -> None:
         source = self.federation.sources[source_id]
@@ -287,6 +297,9 @@ class EventBroker:
         return made
 
     def _matches(self, subscriber: _Subscriber, event: CaseEvent) -> bool:
+        return self._passes_filters(subscriber, event) and self._may_see(subscriber, event)
+
+    def _passes_filters(self, subscriber: _Subscriber, event: CaseEvent) -> bool:
         record = event.record
         if subscriber.referred_to is not None and not subscriber.referred_to & set(
             event.referred_to
@@ -295,21 +308,82 @@ class EventBroker:
         owner = self.federation.sources[record.source].agency.code
         if subscriber.agencies is not None and owner not in subscriber.agencies:
             return False
-        access = subscriber.where.access  # the subscriber's row-level access, as for `cases`
-        if access is not None and not access.allows(owner, record, event.referred_to):
-            return False
         return subscriber.where.matches(record)
+
+    def _may_see(self, subscriber: _Subscriber, event: CaseEvent) -> bool:
+        """The subscriber's row-level access, as for `cases`, with what its agency's systems
+        referred on as last read (at subscription or by a refresh since)."""
+        access = subscriber.where.access
+        if access is None:
+            return True
+        record = event.record
+        owner = self.federation.sources[record.source].agency.code
+        if access.allows(owner, record, event.referred_to):
+            return True
+        referrals = self._referrals.get(access.agency)
+        return referrals is not None and referrals.allows(record.source, record.local_id)
 
     def _publish(self, event: CaseEvent) -> None:
         for subscriber in list(self._subscribers):
-            if subscriber.overflowed or not self._matches(subscriber, event):
+            if not (subscriber.overflowed or subscriber.ended):
+                self._offer(subscriber, event)
+
+    def _offer(self, subscriber: _Subscriber, event: CaseEvent) -> None:
+        """Queue ``event`` if the subscriber may see it. If not, but its agency's systems may
+        have referred the case on since their referrals were read, hold it (and every later
+        event, to keep the order) until they are read again."""
+        if not self._passes_filters(subscriber, event):
+            return
+        waits_for = 0
+        if not self._may_see(subscriber, event):
+            referrals = self._refresher(subscriber, event.record.source)
+            if referrals is None:
+                return
+            waits_for = referrals.request()
+        if not waits_for and not subscriber.held:
+            _put(subscriber, event)
+        elif len(subscriber.held) + subscriber.queue.qsize() >= self.queue_size:
+            _cut_off(subscriber)
+        else:
+            subscriber.held.append((event, waits_for))
+
+    def _refresher(self, subscriber: _Subscriber, source: str) -> AgencyReferrals | None:
+        """The subscriber's agency's referrals, when reading them again could show a case of
+        ``source``; None when it could not."""
+        access = subscriber.where.access
+        if access is None:
+            return None
+        referrals = self._referrals.get(access.agency)
+        if referrals is None:
+            referrals = AgencyReferrals(self.federation, access.agency, self._release)
+            self._referrals[access.agency] = referrals
+        return referrals if referrals.could_reveal(source) else None
+
+    def _release(self, referrals: AgencyReferrals) -> None:
+        """After a refresh of ``referrals``: queue, in order, what its agency's subscribers held
+        for it, judged by the list as it now is (the previous one if the refresh failed)."""
+        for subscriber in list(self._subscribers):
+            access = subscriber.where.access
+            if access is None or access.agency != referrals.agency:
                 continue
-            try:
-                subscriber.queue.put_nowait(event)
-            except asyncio.QueueFull:
-                subscriber.overflowed = True
-                subscriber.queue = asyncio.Queue(maxsize=1)
-                subscriber.queue.put_nowait(None)
+            while subscriber.held and not subscriber.overflowed:
+                event, waits_for = subscriber.held[0]
+                if waits_for > referrals.finished:
+                    break
+                subscriber.held.popleft()
+                if not waits_for or self._may_see(subscriber, event):
+                    _put(subscriber, event)
+
+    def _end(self, subscriber: _Subscriber) -> None:
+        """End ``subscriber``'s stream after what it has queued. Events it holds for a refresh
+        of its agency's referrals are judged by the list as it is: a resumed subscription reads
+        them again."""
+        subscriber.ended = True
+        held, subscriber.held = subscriber.held, deque()
+        for event, waits_for in held:
+            if not waits_for or self._may_see(subscriber, event):
+                _put(subscriber, event)
+        _end(subscriber)
 
     def subscribe(
         self, where: CaseFilter, after: str | None, referred_to: frozenset[str] | None = None
@@ -324,7 +398,7 @@ class EventBroker:
         subscriber = _Subscriber(where, where.agencies, referred_to, queue)
         self._subscribers.add(subscriber)
         if self._closing:
-            _end(subscriber)
+            self._end(subscriber)
         return self._stream(subscriber, resume)
 
     async def _stream(
@@ -381,6 +455,22 @@ class EventBroker:
                 )
                 if self._matches(subscriber, event):
                     yield event
+
+
+def _put(subscriber: _Subscriber, event: CaseEvent) -> None:
+    try:
+        subscriber.queue.put_nowait(event)
+    except asyncio.QueueFull:
+        _cut_off(subscriber)
+
+
+def _cut_off(subscriber: _Subscriber) -> None:
+    """The subscriber fell too far behind: what it has not read is dropped, its stream ends
+    with SubscriberTooSlow (it resumes with ``after`` and is sent that again)."""
+    subscriber.overflowed = True
+    subscriber.held.clear()
+    subscriber.queue = asyncio.Queue(maxsize=1)
+    subscriber.queue.put_nowait(None)
 
 
 def _end(subscriber: _Subscriber) -> None:
