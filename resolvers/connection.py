@@ -13,9 +13,9 @@ from sources import CaseFilter, CaseOrder, CaseRecord, Page, Position
 from sources._federation import sort_value
 
 
-def _edge_cursor(root: CaseEdge) -> str:
+def _edge_cursor(self: CaseEdge) -> str:
     """Made when asked: a dashboard page asks for none of its hundred."""
-    return _cursor(root.node.record, root.order)
+    return _cursor(self.node.record, self.order)
 
 
 @strawberry.type

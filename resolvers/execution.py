@@ -2,29 +2,37 @@
 
 Most fields of a page are plain: a case's ``title``, a timeline entry's ``at``, a category's
 ``code``. For each, graphql-core builds a resolve-info tuple and a path, calls strawberry's
-wrapper, which calls ``getattr``, checks whether the answer is awaitable, and completes it through
-``complete_value``'s chain of type checks (bench/README.md, "Where the time goes": per-field
-execution was the largest share of the dashboard page's time). For a field strawberry itself
-marks as basic (no resolver, no field extensions, no arguments) returning a scalar or an enum,
-:class:`PlainFieldExecutor` reads the attribute and coerces it directly.
+wrapper (which converts arguments and builds strawberry's own ``Info``), checks whether the answer
+is awaitable, and completes it through ``complete_value``'s chain of type checks (bench/README.md,
+"Where the time goes": per-field execution was the largest share of the dashboard page's time).
 
-Anything unusual takes graphql-core's own path, so errors are reported exactly as before: a
-missing or null value, an exception held as the value, a value the scalar refuses, a field with
-arguments or several nodes, middleware.
+:class:`PlainFieldExecutor` answers a field directly when it returns a scalar or an enum, takes
+no arguments, has no field extensions, and is either a plain attribute (no resolver) or a
+synchronous resolver that needs nothing but its object (``def status(self) -> CaseStatus``):
+it reads or calls it and coerces the value, without resolve info, path or awaitable checks.
+
+Anything unusual is completed and reported exactly as graphql-core does it (tested against
+strawberry's own executor): a null, an exception raised or held as the value, a value the type
+refuses. Fields with arguments, ``info``, asynchronous resolvers, several nodes for one response
+key, and every field when middleware is installed take graphql-core's own path.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from graphql import (
+    GraphQLField,
     GraphQLLeafType,
     GraphQLObjectType,
     Undefined,
     is_leaf_type,
     is_non_null_type,
 )
-from graphql.execution.collect_fields import GroupedFieldSet
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.execution.executor import to_nodes
 from graphql.pyutils import AwaitableOrValue, Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
@@ -33,10 +41,11 @@ _DEFINITION = "strawberry-definition"
 
 
 class _Plain(NamedTuple):
-    """How to read one plain leaf field: the Python attribute and the GraphQL leaf type."""
+    """How to answer one plain leaf field: read it from the source, coerce it to ``leaf``."""
 
-    attribute: str
+    read: Callable[[Any], Any]
     leaf: GraphQLLeafType
+    field: GraphQLField
 
 
 _NOT_PLAIN = None
@@ -44,20 +53,48 @@ _plans: dict[GraphQLObjectType, dict[str, _Plain | None]] = {}
 """Per object type, per field name: its plan, or None for graphql-core's path (schema-wide)."""
 
 
+def _reader(definition: StrawberryField) -> Callable[[Any], Any] | None:
+    """How to read the field from its source object, or None when it needs more than that.
+
+    A field without resolver is ``getattr`` (strawberry's default resolver); a synchronous
+    resolver that takes only ``self`` (or nothing) is called with the source. Resolvers that
+    take arguments, ``info``, ``root`` or ``parent``, or are asynchronous, go graphql-core's way."""
+    if definition.extensions:
+        return None
+    resolver = definition.base_resolver
+    if resolver is None:
+        if definition.default_resolver is not getattr:
+            return None  # a configured default resolver: let it run
+        return attrgetter(definition.python_name)
+    if (
+        resolver.is_async
+        or resolver.arguments
+        or resolver.info_parameter is not None
+        or resolver.root_parameter is not None
+        or resolver.parent_parameter is not None
+    ):
+        return None
+    function = resolver.wrapped_func
+    if not callable(function):
+        return None
+    if resolver.self_parameter is not None:
+        return function
+    return lambda _source: function()
+
+
 def _plan(parent_type: GraphQLObjectType, name: str) -> _Plain | None:
     field = parent_type.fields.get(name)
-    if field is None or field.args or not getattr(field.resolve, "_is_default", False):
+    if field is None or field.args:
         return _NOT_PLAIN
     definition = (field.extensions or {}).get(_DEFINITION)
-    if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
+    if not isinstance(definition, StrawberryField):
         return _NOT_PLAIN
-    if definition.default_resolver is not getattr:
-        return _NOT_PLAIN  # a configured default resolver: let it run
     field_type = field.type
     named = field_type.of_type if is_non_null_type(field_type) else field_type
     if not is_leaf_type(named):
         return _NOT_PLAIN
-    return _Plain(definition.python_name, named)
+    read = _reader(definition)
+    return _Plain(read, named, field) if read is not None else _NOT_PLAIN
 
 
 def _plans_for(parent_type: GraphQLObjectType) -> dict[str, _Plain | None]:
@@ -95,10 +132,10 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
                 node = details[0].node
                 plan = plans.get(node.name.value)
                 if plan is not None and len(details) == 1 and not node.arguments:
-                    value = _read(source_value, plan)
-                    if value is not Undefined:
-                        results[response_name] = value
-                        continue
+                    results[response_name] = self._plain_field(
+                        plan, parent_type, source_value, details, path, response_name
+                    )
+                    continue
                 result = self.execute_field(
                     parent_type,
                     source_value,
@@ -118,17 +155,33 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
             return results
         return _awaited(results, awaitable_fields)
 
-
-def _read(source: Any, plan: _Plain) -> Any:
-    """The field's coerced value, or Undefined when graphql-core must handle it (and report)."""
-    value = getattr(source, plan.attribute, None)
-    if value is None or isinstance(value, Exception):
-        return Undefined
-    try:
-        coerced = plan.leaf.coerce_output_value(value)
-    except Exception:
-        return Undefined
-    return Undefined if coerced is None else coerced
+    def _plain_field(
+        self,
+        plan: _Plain,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        details: FieldDetailsList,
+        path: Path | None,
+        response_name: str,
+    ) -> Any:
+        """The field's value, read and coerced; anything unusual (null, an exception raised or
+        held as the value, a value the type refuses) is completed and reported exactly as
+        graphql-core's ``execute_field`` does it."""
+        field_path: Path | None = None
+        try:
+            value = plan.read(source)
+            if value is not None and not isinstance(value, Exception):
+                coerced = plan.leaf.coerce_output_value(value)
+                if coerced is not None and coerced is not Undefined:
+                    return coerced
+            field_path = Path(path, response_name, parent_type.name)
+            info = self.build_resolve_info(plan.field, to_nodes(details), parent_type, field_path)
+            return self.complete_value(plan.field.type, details, info, field_path, value, None)
+        except Exception as raw_error:
+            if field_path is None:
+                field_path = Path(path, response_name, parent_type.name)
+            self.handle_field_error(raw_error, plan.field.type, details, field_path)
+            return None
 
 
 async def _awaited(results: dict[str, Any], awaitable_fields: list[str]) -> dict[str, Any]:

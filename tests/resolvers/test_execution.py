@@ -40,6 +40,24 @@ class Item:
     def greet(self, whom: str = "you") -> str:
         return f"{self.name} greets {whom}"
 
+    @strawberry.field
+    def risky(self) -> int:
+        if self.note is not None:
+            raise ValueError(f"no risk for {self.name}")
+        return len(self.name or "")
+
+    @strawberry.field
+    def maybe(self) -> str:
+        return None if self.note is not None else "sure"  # type: ignore[return-value]
+
+    @strawberry.field
+    def where(self, info: strawberry.Info) -> str:
+        return f"{info.path.key} of {self.name}"
+
+    @strawberry.field
+    def wrong(self) -> Colour:
+        return "green"  # type: ignore[return-value]
+
 
 def item(label: str, **changes: Any) -> Item:
     values: dict[str, Any] = {
@@ -85,6 +103,9 @@ DOCUMENTS = [
     '{ items { name greet greetMe: greet(whom: "me") } }',
     "{ first { count name later } items { name } }",
     "{ items { __typename name } }",
+    "{ items { name risky maybe where } }",
+    "{ items { risky } first { maybe wrong } }",
+    "{ items { wrong } }",
     "query @experimental_disableErrorPropagation { items { name } }",
 ]
 
@@ -116,7 +137,7 @@ async def test_plain_fields_skip_resolve_info(monkeypatch: pytest.MonkeyPatch) -
         return original(self, field_def, field_nodes, parent_type, path)
 
     monkeypatch.setattr(PlainFieldExecutor, "build_resolve_info", counting)
-    result = await plain.execute("{ first { name at colour count shout } }")
+    result = await plain.execute("{ first { name at colour count shout where } }")
     assert result.errors is None
     assert result.data == {
         "first": {
@@ -125,6 +146,8 @@ async def test_plain_fields_skip_resolve_info(monkeypatch: pytest.MonkeyPatch) -
             "colour": "RED",
             "count": 3,
             "shout": "A",
+            "where": "where of a",
         }
     }
-    assert built == ["Query.first", "Item.shout"]
+    # plain attributes and a resolver needing only `self` build none; `info` needs one
+    assert built == ["Query.first", "Item.where"]
