@@ -13,6 +13,7 @@ from strawberry import relay
 from resolvers.agency import Agency, Category, SourceSystem
 from resolvers.complainant import Complainant, complainant_of
 from resolvers.context import GraphInfo
+from resolvers.directory import Directory
 from resolvers.enums import CaseChannel, CaseStatus
 from resolvers.errors import UnmappedValueError
 from resolvers.geography import Area, area
@@ -80,9 +81,12 @@ class Case(relay.Node):
     due_at: datetime | None
     closed_at: datetime | None
     record: strawberry.Private[CaseRecord]
+    directory: strawberry.Private[Directory]
+    """The gateway's reference data, so that category and agency need no resolve info: plain
+    fields are answered on a short path (:mod:`resolvers.execution`)."""
 
     @classmethod
-    def of(cls, record: CaseRecord) -> Case:
+    def of(cls, record: CaseRecord, directory: Directory) -> Case:
         return cls(
             key=global_key(record.source, record.local_id),
             reference_number=record.reference_number,
@@ -94,6 +98,7 @@ class Case(relay.Node):
             due_at=record.due_at,
             closed_at=record.closed_at,
             record=record,
+            directory=directory,
         )
 
     @strawberry.field(
@@ -107,11 +112,11 @@ class Case(relay.Node):
         return _mapped(self.record.channel)
 
     @strawberry.field(description="Unified category; null only when the agency's code is unmapped.")
-    def category(self, info: GraphInfo) -> Category | None:
+    def category(self) -> Category | None:
         code = self.record.category
         if isinstance(code, Unmapped):
             raise UnmappedValueError(code)
-        return Category.of(info.context.directory.categories[code])
+        return Category.of(self.directory.categories[code])
 
     @strawberry.field(description="The agency's own category code, verbatim.")
     def source_category(self) -> str:
@@ -161,8 +166,8 @@ class Case(relay.Node):
         return SourceSystem.of(info.context.federation.sources[self.record.source])
 
     @strawberry.field(description="The agency that owns the source system holding this case.")
-    def owning_agency(self, info: GraphInfo) -> Agency:
-        return Agency.of(info.context.federation.sources[self.record.source].agency)
+    def owning_agency(self) -> Agency:
+        return Agency.of(self.directory.agency_of_source[self.record.source])
 
     @strawberry.field(
         description=(
@@ -261,7 +266,7 @@ async def load_case_in(
     visible = await context.case_access.visible(
         record, context.loaders, referred_by_caller=referred_by_caller
     )
-    return Case.of(record) if visible else None
+    return Case.of(record, context.directory) if visible else None
 
 
 async def incoming_referrals(info: GraphInfo, record: CaseRecord) -> list[ReferralRecord]:

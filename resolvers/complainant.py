@@ -180,7 +180,7 @@ class Complainant:
         )
         if visible:
             await access.audit.revealed(access.principal, case.source, case.local_id, ["cases"])
-        return [Case.of(r) for r in visible]
+        return [Case.of(r, context.directory) for r in visible]
 
 
 async def complainant_of(info: GraphInfo, case: CaseRecord) -> Complainant | None:

@@ -8,6 +8,7 @@ from strawberry import relay
 from resolvers.case import Case
 from resolvers.context import GraphInfo
 from resolvers.cursor import encode_cursor
+from resolvers.directory import Directory
 from resolvers.errors import source_error
 from sources import CaseFilter, CaseOrder, CaseRecord, Page, Position
 from sources._federation import sort_value
@@ -46,11 +47,16 @@ class CaseConnection:
 
     @classmethod
     def of(
-        cls, page: Page, where: CaseFilter, order: CaseOrder, after: Position | None
+        cls,
+        page: Page,
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        directory: Directory,
     ) -> CaseConnection:
         records = page.records
         return cls(
-            edges=[CaseEdge(node=Case.of(record), order=order) for record in records],
+            edges=[CaseEdge(node=Case.of(r, directory), order=order) for r in records],
             page_info=relay.PageInfo(
                 has_next_page=page.has_next,
                 has_previous_page=after is not None,

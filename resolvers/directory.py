@@ -21,6 +21,7 @@ class Directory:
         self.categories = {category.code: category for category in categories}
         self.agencies: dict[str, AgencyInfo] = {}
         self.sources_by_agency: dict[str, list[str]] = {}
+        self.agency_of_source = {s.id: s.agency for s in federation.sources.values()}
         for source in federation.sources.values():
             self.agencies.setdefault(source.agency.code, source.agency)
             self.sources_by_agency.setdefault(source.agency.code, []).append(source.id)

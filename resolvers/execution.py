@@ -19,7 +19,7 @@ key, and every field when middleware is installed take graphql-core's own path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -30,6 +30,7 @@ from graphql import (
     Undefined,
     is_leaf_type,
     is_non_null_type,
+    is_object_type,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.execution.executor import to_nodes
@@ -41,10 +42,12 @@ _DEFINITION = "strawberry-definition"
 
 
 class _Plain(NamedTuple):
-    """How to answer one plain leaf field: read it from the source, coerce it to ``leaf``."""
+    """How to answer one plain field: read it from the source, then coerce it to ``leaf`` or
+    execute the sub-selection on it as ``object_type``."""
 
     read: Callable[[Any], Any]
-    leaf: GraphQLLeafType
+    leaf: GraphQLLeafType | None
+    object_type: GraphQLObjectType | None
     field: GraphQLField
 
 
@@ -91,10 +94,24 @@ def _plan(parent_type: GraphQLObjectType, name: str) -> _Plain | None:
         return _NOT_PLAIN
     field_type = field.type
     named = field_type.of_type if is_non_null_type(field_type) else field_type
-    if not is_leaf_type(named):
-        return _NOT_PLAIN
     read = _reader(definition)
-    return _Plain(read, named, field) if read is not None else _NOT_PLAIN
+    if read is None:
+        return _NOT_PLAIN
+    if is_leaf_type(named):
+        return _Plain(read, named, None, field)
+    if is_object_type(named) and _type_check_needs_no_info(named):
+        return _Plain(read, None, named, field)
+    return _NOT_PLAIN
+
+
+def _type_check_needs_no_info(object_type: GraphQLObjectType) -> bool:
+    """Whether ``is_type_of`` can be asked without resolve info: there is none, or it is the
+    one strawberry generates for a type with interfaces, an ``isinstance`` check."""
+    check = object_type.is_type_of
+    return check is None or getattr(check, "__module__", None) == _STRAWBERRY_CHECKS
+
+
+_STRAWBERRY_CHECKS = "strawberry.schema.schema_converter"
 
 
 def _plans_for(parent_type: GraphQLObjectType) -> dict[str, _Plain | None]:
@@ -132,9 +149,18 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
                 node = details[0].node
                 plan = plans.get(node.name.value)
                 if plan is not None and len(details) == 1 and not node.arguments:
-                    results[response_name] = self._plain_field(
-                        plan, parent_type, source_value, details, path, response_name
+                    result = self._plain_field(
+                        plan,
+                        parent_type,
+                        source_value,
+                        details,
+                        path,
+                        response_name,
+                        position_context,
                     )
+                    results[response_name] = result
+                    if plan.object_type is not None and is_awaitable(result):
+                        awaitable_fields.append(response_name)
                     continue
                 result = self.execute_field(
                     parent_type,
@@ -163,24 +189,55 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         details: FieldDetailsList,
         path: Path | None,
         response_name: str,
+        position_context: Any,
     ) -> Any:
-        """The field's value, read and coerced; anything unusual (null, an exception raised or
-        held as the value, a value the type refuses) is completed and reported exactly as
-        graphql-core's ``execute_field`` does it."""
+        """The field's value, read and coerced or its sub-selection executed; anything unusual
+        (null, an exception raised or held as the value, a value the type refuses) is completed
+        and reported exactly as graphql-core's ``execute_field`` does it."""
         field_path: Path | None = None
         try:
             value = plan.read(source)
             if value is not None and not isinstance(value, Exception):
-                coerced = plan.leaf.coerce_output_value(value)
-                if coerced is not None and coerced is not Undefined:
-                    return coerced
+                leaf = plan.leaf
+                if leaf is not None:
+                    coerced = leaf.coerce_output_value(value)
+                    if coerced is not None and coerced is not Undefined:
+                        return coerced
+                else:
+                    object_type = plan.object_type
+                    assert object_type is not None
+                    check = object_type.is_type_of
+                    if check is None or check(value, None) is True:  # type: ignore[arg-type]
+                        field_path = Path(path, response_name, parent_type.name)
+                        completed = self.collect_and_execute_subfields(
+                            object_type, details, field_path, value, position_context
+                        )
+                        if self.is_awaitable(completed):
+                            return self._reported(completed, plan.field, details, field_path)
+                        return completed
             field_path = Path(path, response_name, parent_type.name)
             info = self.build_resolve_info(plan.field, to_nodes(details), parent_type, field_path)
-            return self.complete_value(plan.field.type, details, info, field_path, value, None)
+            completed = self.complete_value(
+                plan.field.type, details, info, field_path, value, position_context
+            )
+            if self.is_awaitable(completed):
+                return self._reported(completed, plan.field, details, field_path)
+            return completed
         except Exception as raw_error:
             if field_path is None:
                 field_path = Path(path, response_name, parent_type.name)
             self.handle_field_error(raw_error, plan.field.type, details, field_path)
+            return None
+
+    async def _reported(
+        self, completed: Awaitable[Any], field: GraphQLField, details: FieldDetailsList, path: Path
+    ) -> Any:
+        """``completed`` awaited; its error reported at the field (graphql-core's
+        ``await_completed`` in ``execute_field``)."""
+        try:
+            return await completed
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, field.type, details, path)
             return None
 
 

@@ -54,7 +54,7 @@ class Query:
         info.context.partial_errors.extend(source_error(error, path) for error in page.failures)
         info.context.case_access.mark_visible(page.records)
         info.context.loaders.prime_cases(page.records)
-        return CaseConnection.of(page, where, order, position)
+        return CaseConnection.of(page, where, order, position, info.context.directory)
 
     @strawberry.field(
         description=(

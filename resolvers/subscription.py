@@ -55,8 +55,8 @@ class CaseEventItem:
         return SourceSystem.of(info.context.federation.sources[self.event.record.source])
 
     @strawberry.field(description="The case as it is after the change; relations read live.")
-    def case(self) -> Case:
-        return Case.of(self.event.record)
+    def case(self, info: GraphInfo) -> Case:
+        return Case.of(self.event.record, info.context.directory)
 
 
 @strawberry.type

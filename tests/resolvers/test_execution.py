@@ -20,8 +20,19 @@ class Colour(enum.Enum):
     BLUE = "blue"
 
 
+@strawberry.interface
+class Named:
+    name: str
+
+
 @strawberry.type
-class Item:
+class Tag:
+    label: str
+    weight: int
+
+
+@strawberry.type
+class Item(Named):
     name: str
     note: str | None
     at: datetime
@@ -57,6 +68,20 @@ class Item:
     @strawberry.field
     def wrong(self) -> Colour:
         return "green"  # type: ignore[return-value]
+
+    @strawberry.field
+    def tag(self) -> Tag:
+        if self.note is not None:
+            return None  # type: ignore[return-value]
+        return Tag(label=self.name or "?", weight=self.count if isinstance(self.count, int) else 0)
+
+    @strawberry.field
+    def twin(self) -> Item | None:
+        return Tag(label="not an item", weight=0) if self.note else self  # type: ignore[return-value]
+
+    @strawberry.field
+    async def slow_twin(self) -> Item:
+        return self
 
 
 def item(label: str, **changes: Any) -> Item:
@@ -106,6 +131,10 @@ DOCUMENTS = [
     "{ items { name risky maybe where } }",
     "{ items { risky } first { maybe wrong } }",
     "{ items { wrong } }",
+    "{ items { name tag { label weight } } }",
+    "{ items { name twin { name count twin { name } } } }",
+    "{ items { twin { slowTwin { name tag { label } } } } }",
+    "{ first { tag { weight } twin { count } } }",
     "query @experimental_disableErrorPropagation { items { name } }",
 ]
 
@@ -149,5 +178,5 @@ async def test_plain_fields_skip_resolve_info(monkeypatch: pytest.MonkeyPatch) -
             "where": "where of a",
         }
     }
-    # plain attributes and a resolver needing only `self` build none; `info` needs one
-    assert built == ["Query.first", "Item.where"]
+    # plain attributes and resolvers needing only `self` build none; `info` needs one
+    assert built == ["Item.where"]
