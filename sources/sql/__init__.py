@@ -234,7 +234,7 @@ class SqlSource(Source):
         shape, problems = resolve_shape(self.settings, tables)
         if shape is None:
             return problems
-        statements = Statements(self.settings, shape)
+        statements = Statements(self.settings, shape, self._engine_or_create().dialect.name)
         return await self._unmapped_values(statements)
 
     async def _unmapped_values(self, statements: Statements) -> list[Problem]:
@@ -279,7 +279,8 @@ class SqlSource(Source):
                     raise SourceConfigError(
                         self.id, f"mapping does not fit the database ({detail})"
                     )
-                self._statements = Statements(self.settings, shape)
+                dialect = self._engine_or_create().dialect.name
+                self._statements = Statements(self.settings, shape, dialect)
                 self._rows = RowMapper(self.settings, self._statements)
             return self._statements, self._rows
 

@@ -264,3 +264,42 @@ async def test_text_search_is_a_substring_match_inside_thai_words(gateway: Runni
     nodes = [edge["node"] for edge in body["data"]["cases"]["edges"]]
     assert len(nodes) == len(expected)
     assert all(word in n["title"] or word in n["description"] for n in nodes)
+
+
+async def test_batches_of_keys_bind_one_array_on_postgresql_and_a_list_on_sqlite(
+    gateway: RunningGateway,
+) -> None:
+    """A data loader's batch is ``= ANY($1)`` on PostgreSQL: one statement text whatever the
+    batch size (prepared once), not an IN list rendered anew per batch; SQLite gets IN."""
+    document = """query ($filter: CaseFilterInput, $first: Int) {
+      cases(filter: $filter, first: $first) { edges { node { referenceNumber timeline { at } } } }
+    }"""
+    seen: list[tuple[str, Any]] = []
+
+    def capture(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        if "ORDER BY" in statement and "LIMIT" not in statement:  # the timeline batches
+            seen.append((statement, parameters))
+
+    answers = {}
+    event.listen(Engine, "before_cursor_execute", capture)
+    try:
+        for source in (POSTGRES_SOURCE, SQLITE_SOURCE):
+            for size in (3, 7):
+                seen.clear()
+                body = await gateway.query(
+                    document, {"filter": {"source": [source]}, "first": size}
+                )
+                assert "errors" not in body, body
+                (answers[(source, size)],) = seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", capture)
+    small, large = answers[(POSTGRES_SOURCE, 3)], answers[(POSTGRES_SOURCE, 7)]
+    assert small[0] == large[0]
+    assert "= ANY (" in small[0] and " IN (" not in small[0]
+    assert [len(p) for p in small[1] if isinstance(p, list)] == [3]
+    assert [len(p) for p in large[1] if isinstance(p, list)] == [7]
+    sqlite_small, sqlite_large = answers[(SQLITE_SOURCE, 3)], answers[(SQLITE_SOURCE, 7)]
+    assert " IN (" in sqlite_small[0] and "ANY" not in sqlite_small[0]
+    assert len(tuple(sqlite_large[1])) - len(tuple(sqlite_small[1])) == 4
