@@ -357,21 +357,38 @@ async def _active_queries(dsn: str) -> int:
         await connection.close()
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a server with worker processes is all of them)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            found.extend(_tree(int(child)))
+    return found
+
+
 def _proc_status(pid: int, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return float(line.split()[1]) / 1024  # kB to MiB
-    return float("nan")
+    """``key`` of /proc/<pid>/status in MiB, summed over the process and its descendants."""
+    total = 0.0
+    for member in _tree(pid):
+        for line in Path(f"/proc/{member}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                total += float(line.split()[1]) / 1024  # kB to MiB
+    return total
 
 
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of the process and its (live) descendants."""
+    total = 0
+    for member in _tree(pid):
+        fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _reset_peak_rss(pid: int) -> None:
     """Writing 5 to clear_refs resets VmHWM to the current RSS (Linux 4.0+)."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    for member in _tree(pid):
+        Path(f"/proc/{member}/clear_refs").write_text("5")
 
 
 def run_wrk(url: str, body: dict[str, Any], seconds: int, connections: int) -> dict[str, Any]:
@@ -477,6 +494,10 @@ def bench_config(data: BenchData, code: Path) -> Path:
     return path.resolve()
 
 
+WORKERS = 2
+"""Worker processes of the multi-process complaint-graph (``serve --workers``): the cores."""
+
+
 def servers(data: BenchData, agencies_port: int, port: int, code: Path) -> list[Server]:
     gateway = str(Path(sys.executable).with_name("complaint-graph"))
     env = {
@@ -512,6 +533,15 @@ def servers(data: BenchData, agencies_port: int, port: int, code: Path) -> list[
             cwd=code,
         ),
         Server("PostGraphile 4", postgraphile, {"NODE_ENV": "production"}, port + 2, metrics=False),
+        # Each worker keeps its own /metrics, so round trips are read from the one-worker run.
+        Server(
+            f"complaint-graph, {WORKERS} workers",
+            [*serve[:-1], str(port + 3), "--workers", str(WORKERS)],
+            env,
+            port + 3,
+            metrics=False,
+            cwd=code,
+        ),
     ]
 
 
@@ -598,8 +628,10 @@ def machine() -> dict[str, Any]:
 
 
 def _trips(result: Result) -> str:
-    if not result.round_trips:
+    if not result.round_trips and result.server.startswith("PostGraphile"):
         return "n/a (one SQL query per request by design)"
+    if not result.round_trips:
+        return "as with one worker (each worker counts its own)"
     return ", ".join(f"{s}: {n:g}" for s, n in sorted(result.round_trips.items()))
 
 
@@ -656,13 +688,17 @@ def report(
         )
     lines += ["", "Ratios, same run:", ""]
     by = {(r.server, r.workload): r for r in results}
+    several = f"complaint-graph, {WORKERS} workers"
+    pairs = [
+        ("complaint-graph", "PostGraphile 4"),
+        (several, "PostGraphile 4"),
+        ("complaint-graph", "complaint-graph, data loaders off (N+1)"),
+        (several, "complaint-graph"),
+    ]
     for key in sorted(titles):
-        ours = by.get(("complaint-graph", key))
-        if ours is None:
-            continue
-        for other in ("PostGraphile 4", "complaint-graph, data loaders off (N+1)"):
-            theirs = by.get((other, key))
-            if theirs is None:
+        for name, other in pairs:
+            ours, theirs = by.get((name, key)), by.get((other, key))
+            if ours is None or theirs is None:
                 continue
             rate = (
                 f"**{ours.requests_per_s / theirs.requests_per_s:.2f}x** the requests/s"
@@ -670,7 +706,7 @@ def report(
                 else "requests/s: the other finished none"
             )
             lines.append(
-                f"- ({key}) complaint-graph against {other}: {rate}, "
+                f"- ({key}) {name} against {other}: {rate}, "
                 f"{ours.alone_ms / theirs.alone_ms:.2f}x the latency alone, "
                 f"{ours.cpu_ms_per_request / theirs.cpu_ms_per_request:.2f}x the server CPU "
                 "per request"
@@ -692,7 +728,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds, servers interleaved")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=10)
-    parser.add_argument("--port", type=int, default=8821, help="first of three server ports")
+    parser.add_argument("--port", type=int, default=8821, help="first of four server ports")
     parser.add_argument("--agencies-port", type=int, default=8811)
     parser.add_argument("--cases", type=int, default=1_000_000, help="Damrongdhama cases")
     parser.add_argument("--only", default="", help="comma-separated server names to run")
@@ -750,7 +786,7 @@ def main(argv: list[str]) -> None:
             print(f"{server.name}: starting", flush=True)
             log_name = re.sub(r"[^a-z0-9]+", "-", server.name.lower()).strip("-")
             server.start(RESULTS / f"{log_name}.log")
-            is_pg = not server.metrics
+            is_pg = server.name.startswith("PostGraphile")
             for workload in (postgraphile_workloads if is_pg else complaint_graph_workloads)(
                 server.url
             ):
