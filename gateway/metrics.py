@@ -14,7 +14,14 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -38,6 +45,9 @@ class Subscribers(Protocol):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # The process's CPU, memory and garbage collections (python_gc_*), next to ours.
+        GCCollector(registry=self.registry)
+        ProcessCollector(registry=self.registry)
         self.source_requests = Counter(
             "complaint_graph_source_requests",
             "Round trips to a source, by operation.",

@@ -24,6 +24,7 @@ from uvicorn.supervisors import multiprocess
 from uvicorn.supervisors.multiprocess import Process
 
 from gateway.events import EventBroker
+from gateway.heap import settle_heap
 
 log = logging.getLogger("complaint_graph.shutdown")
 
@@ -139,6 +140,10 @@ class GatewayServer(uvicorn.Server):
             config.timeout_graceful_shutdown = SHUTDOWN_TIMEOUT_SECONDS
         super().__init__(config)
         self.graceful = shutdown
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        settle_heap()  # the app is loaded and its sources open: freeze what lives on
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
