@@ -95,8 +95,8 @@ class SqlSource(Source):
         natives = [n for n in (statements.native_id(i) for i in local_ids) if n is not None]
         if not natives:
             return {}
-        result = await self._fetch(statements.cases_by_ids(natives))
-        records = (rows.case(row) for row in result)
+        result = await self._fetch_values(statements.cases_by_ids(natives))
+        records = (rows.case(values) for values in result)
         return {record.local_id: record for record in records}
 
     async def search_cases(
@@ -106,7 +106,7 @@ class SqlSource(Source):
         statement = statements.search(where, order, after, limit)
         if statement is None:
             return []
-        return [rows.case(row) for row in await self._fetch(statement)]
+        return [rows.case(values) for values in await self._fetch_values(statement)]
 
     async def count_cases(self, where: CaseFilter) -> int:
         statements, _ = await self._ready()
@@ -138,8 +138,8 @@ class SqlSource(Source):
         if not natives:
             return {}
         timelines: dict[str, list[TimelineEntry]] = {}
-        for row in await self._fetch(statements.timelines(natives)):
-            timelines.setdefault(str(row.case_id), []).append(rows.timeline_entry(row))
+        for values in await self._fetch_values(statements.timelines(natives)):
+            timelines.setdefault(str(values["case_id"]), []).append(rows.timeline_entry(values))
         return timelines
 
     async def load_referrals(
@@ -152,8 +152,8 @@ class SqlSource(Source):
         if not natives:
             return {}
         found: dict[str, list[ReferralRecord]] = {}
-        for row in await self._fetch(statements.referrals(natives)):
-            found.setdefault(str(row.case_id), []).append(rows.referral(row))
+        for values in await self._fetch_values(statements.referrals(natives)):
+            found.setdefault(str(values["case_id"]), []).append(rows.referral(values))
         return found
 
     async def load_complainants(self, local_ids: Sequence[str]) -> Mapping[str, ComplainantRecord]:
@@ -163,9 +163,8 @@ class SqlSource(Source):
         natives = [n for n in (statements.native_id(i) for i in local_ids) if n is not None]
         if not natives:
             return {}
-        found = (
-            rows.complainant(row) for row in await self._fetch(statements.complainants(natives))
-        )
+        fetched = await self._fetch_values(statements.complainants(natives))
+        found = (rows.complainant(values) for values in fetched)
         return {record.case_id: record for record in found}
 
     async def cases_by_complainant(
@@ -176,8 +175,8 @@ class SqlSource(Source):
         if shape is None or "citizen_key" not in shape.columns or not citizen_keys:
             return {}
         found: dict[str, list[CaseRecord]] = {}
-        for row in await self._fetch(statements.cases_by_complainant(list(citizen_keys))):
-            found.setdefault(str(row.citizen_key), []).append(rows.case(row))
+        for values in await self._fetch_values(statements.cases_by_complainant(list(citizen_keys))):
+            found.setdefault(str(values["citizen_key"]), []).append(rows.case(values))
         return found
 
     async def find_referrals_to(
@@ -188,8 +187,8 @@ class SqlSource(Source):
         if not self.capabilities.finds_referrals_to or not natives or not references:
             return {}
         found: dict[str, list[ReferralRecord]] = {}
-        for row in await self._fetch(statements.referrals_to(natives, list(references))):
-            record = rows.referral(row)
+        for values in await self._fetch_values(statements.referrals_to(natives, list(references))):
+            record = rows.referral(values)
             found.setdefault(record.their_reference or "", []).append(record)
         return found
 
@@ -311,6 +310,17 @@ class SqlSource(Source):
                 return await connection.run_sync(reflect)
         except NoSuchTableError as exc:
             raise SourceConfigError(self.id, f"table {exc} does not exist") from exc
+        except (SQLAlchemyError, OSError) as exc:
+            raise _translate(self.id, exc) from exc
+
+    async def _fetch_values(self, statement: Executable) -> list[dict[str, Any]]:
+        """The rows as dicts by column label: what the row mapper reads, without a SQLAlchemy
+        ``RowMapping`` per row (building those showed in the dashboard page's profile)."""
+        try:
+            async with self._engine_or_create().connect() as connection:
+                result = await connection.execute(statement)
+                keys = list(result.keys())
+                return [dict(zip(keys, row, strict=True)) for row in result.all()]
         except (SQLAlchemyError, OSError) as exc:
             raise _translate(self.id, exc) from exc
 

@@ -1,11 +1,11 @@
-"""Native rows into unified records: vocabulary lookups and time zones, once per row."""
+"""Native rows (dicts by column label) into unified records: vocabulary lookups and time zones,
+once per row."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy.engine import Row
 
 from sources._errors import SourceBadResponse
 from sources._model import (
@@ -29,8 +29,7 @@ class RowMapper:
         timeline = statements.shape.timeline
         self.timeline_naive = timeline.at_is_naive if timeline is not None else False
 
-    def case(self, row: Row[Any]) -> CaseRecord:
-        values = row._mapping
+    def case(self, values: Mapping[str, Any]) -> CaseRecord:
         status = _text(values["status"])
         channel = _text(values["channel"])
         category = _text(values["category"])
@@ -63,8 +62,7 @@ class RowMapper:
             responsible=_optional_text(values.get("responsible")),
         )
 
-    def complainant(self, row: Row[Any]) -> ComplainantRecord:
-        values = row._mapping
+    def complainant(self, values: Mapping[str, Any]) -> ComplainantRecord:
         return ComplainantRecord(
             source=self.source,
             case_id=str(values["case_id"]),
@@ -77,8 +75,7 @@ class RowMapper:
             citizen_key=_optional_text(values.get("citizen_key")) or None,
         )
 
-    def timeline_entry(self, row: Row[Any]) -> TimelineEntry:
-        values = row._mapping
+    def timeline_entry(self, values: Mapping[str, Any]) -> TimelineEntry:
         at = values["at"]
         if not isinstance(at, datetime):
             raise SourceBadResponse(self.source, f"timeline.at is {type(at).__name__}, not a time")
@@ -90,8 +87,7 @@ class RowMapper:
             note=_optional_text(values.get("note")) or None,
         )
 
-    def referral(self, row: Row[Any]) -> ReferralRecord:
-        values = row._mapping
+    def referral(self, values: Mapping[str, Any]) -> ReferralRecord:
         at = values["at"]
         if not isinstance(at, datetime):
             raise SourceBadResponse(self.source, f"referrals.at is {type(at).__name__}, not a time")
