@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import strawberry
 from strawberry import relay
@@ -38,22 +38,26 @@ class Location:
     longitude: float | None
 
 
-@strawberry.type(name="TimelineEntry", description="A status change or a note, oldest first.")
+def _entry_status(self: TimelineEntry) -> CaseStatus | None:
+    return _mapped(self.status)
+
+
+@strawberry.type(
+    name="TimelineEntry",
+    description="A status change or a note, oldest first.",
+)
 class TimelineItem:
+    """The GraphQL face of the source layer's :class:`~sources.TimelineEntry`: answered from
+    those objects as they come from the sources (the fields read their attributes), so a page's
+    hundreds of entries are not copied into objects of their own."""
+
     at: datetime
     source_status: str | None = strawberry.field(description="The agency's own label, verbatim.")
     note: str | None
-    _status: strawberry.Private[CanonicalStatus | Unmapped | None]
-
-    @strawberry.field(description="Null for a note that changed no status, or an unmapped value.")
-    def status(self) -> CaseStatus | None:
-        return _mapped(self._status)
-
-    @classmethod
-    def of(cls, entry: TimelineEntry) -> TimelineItem:
-        return cls(
-            at=entry.at, source_status=entry.source_status, note=entry.note, _status=entry.status
-        )
+    status: CaseStatus | None = strawberry.field(
+        resolver=_entry_status,
+        description="Null for a note that changed no status, or an unmapped value.",
+    )
 
 
 T = TypeVar("T", CanonicalStatus, Channel)
@@ -179,10 +183,11 @@ class Case(relay.Node):
         return await complainant_of(info, self.record)
 
     @strawberry.field(description="Status changes and notes, oldest first.")
-    async def timeline(self, info: GraphInfo) -> list[TimelineItem]:
+    def timeline(self, info: GraphInfo) -> list[TimelineItem]:
+        # The loader's future itself, for graphql-core to await: no coroutine per case, and
+        # the entries are answered as they are (see TimelineItem).
         loader = info.context.loaders.timelines(self.record.source)
-        entries: Sequence[TimelineEntry] = await loader.load(self.record.local_id)
-        return [TimelineItem.of(entry) for entry in entries]
+        return cast("list[TimelineItem]", loader.load(self.record.local_id))
 
     @strawberry.field(description="Where this agency sent the case, oldest first.")
     async def referrals(self, info: GraphInfo) -> list[Referral]:
