@@ -689,7 +689,7 @@ def report(
         "server, "
         "the two API agencies (their own process) and wrk share the two cores with the server "
         f"measured. Load average before the run: {info['load_before']}, after: "
-        f"{info['load_after']} (other engineers' tests and tools were running too). "
+        f"{info['load_after']} (this run's own servers, agencies and wrk count in it). "
         "*alone*: median latency of 5-20 requests sent one after another to the idle server "
         "(at least 5, more until 2 s passed); *server CPU*: the server process's CPU time over "
         "those, per request; *round trips*: from its /metrics over those.",
