@@ -19,7 +19,7 @@ import orjson
 from cross_web import HTTPException
 from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, parse
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
@@ -279,13 +279,19 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def _run(self, request: Request, media_type: str) -> Response:
         request.state.media_type = media_type
+        response: Response | None = None
         try:
-            return await self.run(request)
+            response = await self.run(request)
+            return response
         except _RequestRefused as exc:
             return self._refusal(request, exc.status_code, exc.reason, media_type, exc.headers)
         except HTTPException as exc:
             allow = {"allow": "GET, POST"} if exc.status_code == 405 else None  # e.g. HEAD
             return self._refusal(request, exc.status_code, exc.reason, media_type, allow)
+        finally:
+            context: Context | None = getattr(request.state, "graph_context", None)
+            if context is not None and not isinstance(response, StreamingResponse):
+                context.release()  # a stream (subscription over SSE) goes on using it
 
     def _refusal(
         self,
@@ -321,6 +327,8 @@ class GraphQLView(GraphQL[Context, None]):
             else None
         )
         await authenticate_context(context, self.authenticator, authorization, purpose)
+        if isinstance(request, Request):
+            request.state.graph_context = context  # released once answered (_run)
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

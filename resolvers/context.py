@@ -85,8 +85,13 @@ class Context:
             self.access = CaseAccess(ANONYMOUS, self.federation)
         return self.access
 
+    def release(self) -> None:
+        """The request is answered: drop what its loaders hold (see :meth:`Loaders.clear`)."""
+        self.loaders.clear()
+
     def fresh_loaders(self) -> None:
         """New loaders and clock: each subscription event must see the sources as they are now."""
+        self.loaders.clear()
         self.loaders = Loaders(self.federation)
         self.now = datetime.now(UTC)
         if self.access is not None:

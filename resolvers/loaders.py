@@ -51,6 +51,25 @@ class Loaders:
         self._complainants: DataLoader[tuple[str, str], ComplainantRecord | None] | None = None
         self._by_complainant: dict[str, DataLoader[str, Sequence[CaseRecord]]] = {}
 
+    def clear(self) -> None:
+        """Forget everything loaded: the records go now, not when the cyclic garbage collector
+        reaches the request's objects (strawberry's per-request objects refer to each other, so
+        a finished request's context, and with it these caches, waits for a collection)."""
+        families: list[dict[Any, DataLoader[Any, Any]]] = [
+            self._cases,
+            self._timelines,
+            self._referrals,
+            self._incoming,
+            self._by_complainant,
+        ]
+        for family in families:
+            for loader in family.values():
+                loader.clear_all()
+            family.clear()
+        if self._complainants is not None:
+            self._complainants.clear_all()
+            self._complainants = None
+
     def _source(self, source_id: str) -> Source:
         source = self.federation.get(source_id)
         if source is None:
