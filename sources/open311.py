@@ -50,6 +50,11 @@ class Open311Extensions(Strict):
         default=None,
         description="Where a request lists its hand-overs; each with to, at, type, state, ref.",
     )
+    referrals_listed_by_scan: bool = Field(
+        default=False,
+        description="GeoReport v2 cannot list referrals: read every page of requests.json (at "
+        "most max_pages) for them, so this agency's searches include the cases it handed on.",
+    )
 
 
 class Open311Settings(SourceSettings):
@@ -124,6 +129,7 @@ class Open311Settings(SourceSettings):
                 fields=ReferralFields(
                     to_agency="to", at="at", kind="type", status="state", their_reference="ref"
                 ),
+                listed_by_scan=ext.referrals_listed_by_scan,
             )
             if ext.referrals
             else None,

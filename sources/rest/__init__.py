@@ -88,8 +88,12 @@ class RestSource(Source):
             and self.settings.referrals.find is not None,
             finds_complainants=self.settings.complainant is not None
             and self.settings.complainant.find_param is not None,
-            lists_referrals=self._referral_listing() is not None,
+            lists_referrals=self._referral_listing() is not None or self._scans_referrals(),
         )
+
+    def _scans_referrals(self) -> bool:
+        referrals = self.settings.referrals
+        return referrals is not None and referrals.listed_by_scan
 
     def _referral_listing(self) -> ReferralListing | None:
         referrals = self.settings.referrals
@@ -319,6 +323,8 @@ class RestSource(Source):
         (``referrals.find.list_all``): each referral to a known agency that names their case."""
         referrals = self.settings.referrals
         listing = self._referral_listing()
+        if referrals is not None and listing is None and referrals.listed_by_scan:
+            return await self._scanned_referral_references()
         if referrals is None or referrals.find is None or listing is None:
             return ()
         search = referrals.find
@@ -432,6 +438,23 @@ class RestSource(Source):
         """Whether row-level access limits this source: an API has no parameter for it, so
         the gateway reads every page (up to ``list.max_pages``) and keeps the visible cases."""
         return where.access is not None and where.access.agency != self.agency.code
+
+    async def _scanned_referral_references(self) -> list[tuple[str, str]]:
+        """``referrals.listed_by_scan``: every page of the case list, each case's embedded
+        referrals; more pages than ``list.max_pages`` is an error, never a partial list."""
+        referrals = self.settings.referrals
+        assert referrals is not None
+        found: set[tuple[str, str]] = set()
+        async for page in self._pages({}, None):
+            for record, item in page:
+                entries = dig(item, referrals.embedded)
+                if not isinstance(entries, list):
+                    continue
+                for entry in entries:
+                    referral = self.records.referral(record.local_id, entry, referrals.fields)
+                    if isinstance(referral.to_agency, str) and referral.their_reference:
+                        found.add((referral.to_agency, referral.their_reference))
+        return sorted(found)
 
     def _visible(self, where: CaseFilter, record: CaseRecord, item: Any) -> bool:
         if where.access is None:

@@ -198,6 +198,13 @@ class EmbeddedReferrals(Strict):
     find: ReferralSearch | None = Field(
         default=None, description="Search by target, for Case.referredFrom and relatedCases."
     )
+    listed_by_scan: bool = Field(
+        default=False,
+        description="When the API cannot list referrals (no find.list_all): read every page of "
+        "the case list (at most list.max_pages) for the referrals embedded in its cases, so "
+        "that this agency's searches include the cases it handed on. One full read of the list "
+        "for each request of this agency's principals that searches cases.",
+    )
 
 
 class CaseFields(Strict):

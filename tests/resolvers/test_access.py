@@ -98,9 +98,9 @@ def _api_referrals() -> set[tuple[str, str, str, str]]:
 
 OWNER = {POSTGRES_SOURCE: DDC, SQLITE_SOURCE: KKN, REST_SOURCE: OPM, OPEN311_SOURCE: TRAFFY}
 SOURCE_OF = {agency: source for source, agency in OWNER.items()}
-# SQL sources with their_reference, REST sources with referrals.find.list_all (the 1111 API);
-# Open311 cannot list what it referred.
-LISTS_ITS_REFERRALS = {DDC, OPM}
+# SQL sources with their_reference, REST sources with referrals.find.list_all (the 1111 API),
+# and the city's Open311 server by reading its request pages (referrals_listed_by_scan).
+LISTS_ITS_REFERRALS = {DDC, OPM, TRAFFY}
 
 
 def visible(world: AccessWorld, who: str) -> set[Key]:
