@@ -1,20 +1,22 @@
-"""graphql-core's executor, with a short path for plain leaf fields.
+"""graphql-core's executor, with a short path for plain fields.
 
 Most fields of a page are plain: a case's ``title``, a timeline entry's ``at``, a category's
 ``code``. For each, graphql-core builds a resolve-info tuple and a path, calls strawberry's
 wrapper (which converts arguments and builds strawberry's own ``Info``), checks whether the answer
 is awaitable, and completes it through ``complete_value``'s chain of type checks (bench/README.md,
-"Where the time goes": per-field execution was the largest share of the dashboard page's time).
+"Making it fast": per-field execution was the largest share of the dashboard page's time).
 
-:class:`PlainFieldExecutor` answers a field directly when it returns a scalar or an enum, takes
-no arguments, has no field extensions, and is either a plain attribute (no resolver) or a
-synchronous resolver that needs nothing but its object (``def status(self) -> CaseStatus``):
-it reads or calls it and coerces the value, without resolve info, path or awaitable checks.
+:class:`PlainFieldExecutor` answers a field directly when it takes no arguments, has no field
+extensions, and is either a plain attribute (no resolver) or a synchronous resolver that needs
+nothing but its object (``def status(self) -> CaseStatus``): it reads or calls it, then coerces
+a scalar or enum, or executes the sub-selection of an object (of a type without ``is_type_of``,
+or with strawberry's own ``isinstance`` check), without resolve info or awaitable checks.
 
 Anything unusual is completed and reported exactly as graphql-core does it (tested against
 strawberry's own executor): a null, an exception raised or held as the value, a value the type
-refuses. Fields with arguments, ``info``, asynchronous resolvers, several nodes for one response
-key, and every field when middleware is installed take graphql-core's own path.
+refuses, an object of the wrong type. Fields with arguments, ``info``, asynchronous resolvers,
+lists, interfaces and unions, several nodes for one response key, and every field when
+middleware is installed take graphql-core's own path.
 """
 
 from __future__ import annotations
