@@ -62,6 +62,10 @@ def wait_until_up(
     raise SystemExit(f"the gateway did not come up within {seconds:.0f} s")
 
 
+DEMO_KEY = "demo-inspector"
+"""The demo's documented inspector key (README, Access control): every case."""
+
+
 def measure(client: httpx.Client, first: int, repeat: int) -> tuple[float, float, dict[str, float]]:
     client.post("/graphql", json={"query": NESTED, "variables": {"first": first}})  # warm up
     before = round_trips(client)
@@ -86,11 +90,15 @@ def main() -> None:
     args = parser.parse_args()
     executable = Path(sys.executable).with_name("complaint-graph")
     process = subprocess.Popen(
-        [str(executable), "demo", "--port", str(args.port)],
+        [str(executable), "demo", "--port", str(args.port), "--no-trickle"],
         env=os.environ | {"PYTHONWARNINGS": "ignore"},
     )
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=60) as client:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{args.port}",
+            timeout=60,
+            headers={"authorization": f"Bearer {DEMO_KEY}"},  # anonymous may only introspect
+        ) as client:
             wait_until_up(client, process)
             print("| cases per page | p50 ms | p99 ms | round trips per source |")
             print("| ---: | ---: | ---: | --- |")
