@@ -285,12 +285,19 @@ class SqlSource(Source):
 
     def _engine_or_create(self) -> AsyncEngine:
         if self._engine is None:
+            # Every statement here only reads, one at a time: in autocommit no BEGIN before it
+            # and no ROLLBACK when the connection goes back to the pool (two round trips to the
+            # database per source call otherwise).
+            read_only = {"isolation_level": "AUTOCOMMIT"}
             try:
                 self._engine = create_async_engine(
-                    self.settings.url, pool_size=self.settings.pool_size, max_overflow=0
+                    self.settings.url,
+                    pool_size=self.settings.pool_size,
+                    max_overflow=0,
+                    **read_only,
                 )
             except TypeError:  # pools without a size (SQLite's NullPool on some versions)
-                self._engine = create_async_engine(self.settings.url)
+                self._engine = create_async_engine(self.settings.url, **read_only)
             except (SQLAlchemyError, ImportError, ValueError) as exc:
                 raise SourceConfigError(self.id, f"bad url: {exc}") from exc
         return self._engine

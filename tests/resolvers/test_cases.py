@@ -303,3 +303,24 @@ async def test_batches_of_keys_bind_one_array_on_postgresql_and_a_list_on_sqlite
     sqlite_small, sqlite_large = answers[(SQLITE_SOURCE, 3)], answers[(SQLITE_SOURCE, 7)]
     assert " IN (" in sqlite_small[0] and "ANY" not in sqlite_small[0]
     assert len(tuple(sqlite_large[1])) - len(tuple(sqlite_small[1])) == 4
+
+
+async def test_postgresql_statements_run_outside_any_transaction(gateway: RunningGateway) -> None:
+    """Reads are sent in autocommit: no BEGIN before each statement and no ROLLBACK when the
+    connection goes back to the pool (two round trips per source call otherwise)."""
+    states: list[bool] = []
+
+    def capture(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        raw = conn.connection.dbapi_connection
+        if conn.dialect.name == "postgresql":  # asyncpg's view, from the server's replies
+            states.append(raw._connection.is_in_transaction())
+
+    event.listen(Engine, "after_cursor_execute", capture)
+    try:
+        body = await gateway.query(PAGE, {"filter": {"source": [POSTGRES_SOURCE]}, "first": 5})
+    finally:
+        event.remove(Engine, "after_cursor_execute", capture)
+    assert "errors" not in body, body
+    assert states and not any(states), states
