@@ -242,18 +242,25 @@ class RestSource(Source):
     async def load_referrals(
         self, local_ids: Sequence[str]
     ) -> Mapping[str, Sequence[ReferralRecord]]:
-        referrals = self.settings.referrals
-        if referrals is None:
+        if self.settings.referrals is None:
             return {}
         cases = await self._case_documents(local_ids)
         found: dict[str, Sequence[ReferralRecord]] = {}
         for local_id, document in cases.items():
-            entries = dig(document, referrals.embedded)
-            if entries is None or not isinstance(entries, list):
+            records = self._embedded_referrals(local_id, document)
+            if records is None:
                 continue  # a case nobody referred anywhere may omit the list
-            records = [self.records.referral(local_id, e, referrals.fields) for e in entries]
             found[local_id] = sorted(records, key=lambda record: record.at)
         return found
+
+    def _embedded_referrals(self, local_id: str, item: Any) -> list[ReferralRecord] | None:
+        """The referrals listed inside a case's JSON object; None when it has no such list
+        (or the source maps none)."""
+        referrals = self.settings.referrals
+        entries = dig(item, referrals.embedded) if referrals is not None else None
+        if referrals is None or not isinstance(entries, list):
+            return None
+        return [self.records.referral(local_id, entry, referrals.fields) for entry in entries]
 
     async def load_complainants(self, local_ids: Sequence[str]) -> Mapping[str, ComplainantRecord]:
         fields = self.settings.complainant
@@ -442,16 +449,10 @@ class RestSource(Source):
     async def _scanned_referral_references(self) -> list[tuple[str, str]]:
         """``referrals.listed_by_scan``: every page of the case list, each case's embedded
         referrals; more pages than ``list.max_pages`` is an error, never a partial list."""
-        referrals = self.settings.referrals
-        assert referrals is not None
         found: set[tuple[str, str]] = set()
         async for page in self._pages({}, None):
             for record, item in page:
-                entries = dig(item, referrals.embedded)
-                if not isinstance(entries, list):
-                    continue
-                for entry in entries:
-                    referral = self.records.referral(record.local_id, entry, referrals.fields)
+                for referral in self._embedded_referrals(record.local_id, item) or ():
                     if isinstance(referral.to_agency, str) and referral.their_reference:
                         found.add((referral.to_agency, referral.their_reference))
         return sorted(found)
@@ -463,11 +464,7 @@ class RestSource(Source):
 
     def _referred_to(self, record: CaseRecord, item: Any) -> set[str]:
         """Agency codes the case's embedded referrals name (none when the source maps none)."""
-        referrals = self.settings.referrals
-        entries = dig(item, referrals.embedded) if referrals is not None else None
-        if referrals is None or not isinstance(entries, list):
-            return set()
-        found = (self.records.referral(record.local_id, e, referrals.fields) for e in entries)
+        found = self._embedded_referrals(record.local_id, item) or ()
         return {r.to_agency for r in found if isinstance(r.to_agency, str)}
 
     async def _pages(self, params: dict[str, str], wanted: int | None) -> Any:

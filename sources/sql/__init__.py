@@ -323,13 +323,9 @@ class SqlSource(Source):
     async def _fetch_values(self, statement: Executable) -> list[dict[str, Any]]:
         """The rows as dicts by column label: what the row mapper reads, without a SQLAlchemy
         ``RowMapping`` per row (building those showed in the dashboard page's profile)."""
-        try:
-            async with self._engine_or_create().connect() as connection:
-                result = await connection.execute(statement)
-                keys = list(result.keys())
-                return [dict(zip(keys, row, strict=True)) for row in result.all()]
-        except (SQLAlchemyError, OSError) as exc:
-            raise _translate(self.id, exc) from exc
+        rows = await self._fetch(statement)
+        keys = rows[0]._fields if rows else ()
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     async def _fetch(self, statement: Executable) -> Sequence[Row[Any]]:
         try:
