@@ -309,9 +309,17 @@ class QueryLimitsExtension(SchemaExtension):
     run every time.
     """
 
+    _checked: CheckedDocument | None = None
+    """The document as the cache gave it, when it did."""
+    _untrusted: GraphQLError | None = None
+    """The trusted-documents refusal, decided (the text hashed) once per request in on_parse."""
+
     def on_parse(self) -> Iterator[None]:
-        limits = _limits_of(self.execution_context.context)
+        execution = self.execution_context
+        limits = _limits_of(execution.context)
         if limits is not None:
+            authenticated = caller_is_authenticated(execution.context)
+            self._untrusted = _untrusted_document(limits, execution.query, authenticated)
             self._parse_from_cache(limits)
         yield
         if limits is None:
@@ -334,8 +342,7 @@ class QueryLimitsExtension(SchemaExtension):
         options["max_comments"] = limits.max_tokens
         if execution.query is None or execution.graphql_document is not None:
             return
-        authenticated = caller_is_authenticated(execution.context)
-        if _untrusted_document(limits, execution.query, authenticated) is not None:
+        if self._untrusted is not None:
             return  # refused at validation; not worth a place in the cache
         try:
             checked = document_cache(execution.schema._schema).checked(
@@ -359,13 +366,12 @@ class QueryLimitsExtension(SchemaExtension):
         if document is None:
             return
         schema = execution.schema._schema
-        authenticated = caller_is_authenticated(context)
-        untrusted = _untrusted_document(limits, execution.query, authenticated)
-        if untrusted is not None:
+        if self._untrusted is not None:
             # Only this error: an untrusted document learns nothing about the schema.
-            execution.pre_execution_errors = [untrusted]
+            execution.pre_execution_errors = [self._untrusted]
             return
-        checked: CheckedDocument | None = getattr(self, "_checked", None)
+        authenticated = caller_is_authenticated(context)
+        checked = self._checked
         if checked is None or checked.document is not document:  # not parsed via the cache
             checked = CheckedDocument(document, validate(schema, document, STANDARD_RULES))
         errors = list(checked.errors)
