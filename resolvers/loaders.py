@@ -23,6 +23,7 @@ from sources import (
     TimelineEntry,
 )
 
+K = TypeVar("K")
 V = TypeVar("V")
 
 BATCHING = os.environ.get("COMPLAINT_GRAPH_DATALOADERS", "on").lower() not in ("off", "0", "false")
@@ -31,12 +32,34 @@ single-key round trip (the N+1 pattern batching exists to avoid), so bench/ can 
 batching saves. Read once at import; never turn it off in production."""
 
 
+BatchFunction = Callable[[list[K]], Coroutine[Any, Any, list[Any]]]
+"""What aiodataloader calls with a batch of keys: their values, in key order."""
+
+
 def _batch(
     fetch: Callable[[Sequence[str]], Awaitable[Mapping[str, V]]], missing: Any
-) -> Callable[[list[str]], Coroutine[Any, Any, list[Any]]]:
+) -> BatchFunction[str]:
     async def load(keys: list[str]) -> list[Any]:
         found = await fetch(keys)
         return [found.get(key, missing) for key in keys]
+
+    return load
+
+
+def _grouped(
+    ask: Callable[[str, list[str]], Awaitable[Mapping[str, Any]]], missing: Any
+) -> BatchFunction[tuple[str, str]]:
+    """A batch function over (group, item) keys: one ``ask(group, items)`` per group, all at
+    once; the values in key order, ``missing`` for an item the answer lacks."""
+
+    async def load(keys: list[tuple[str, str]]) -> list[Any]:
+        by_group: dict[str, list[str]] = {}
+        for group, item in keys:
+            by_group.setdefault(group, []).append(item)
+        groups = list(by_group)
+        answers = await asyncio.gather(*(ask(group, by_group[group]) for group in groups))
+        found = dict(zip(groups, answers, strict=True))
+        return [found[group].get(item, missing) for group, item in keys]
 
     return load
 
@@ -70,6 +93,19 @@ class Loaders:
             self._complainants.clear_all()
             self._complainants = None
 
+    def _per_source(
+        self,
+        family: dict[str, DataLoader[K, V]],
+        source_id: str,
+        batch: Callable[[Source], BatchFunction[K]],
+    ) -> DataLoader[K, V]:
+        """``family``'s loader for ``source_id``, made on first use from ``batch(source)``."""
+        loader = family.get(source_id)
+        if loader is None:
+            loader = DataLoader(batch_load_fn=batch(self._source(source_id)), batch=BATCHING)
+            family[source_id] = loader
+        return loader
+
     def _source(self, source_id: str) -> Source:
         source = self.federation.get(source_id)
         if source is None:
@@ -78,30 +114,15 @@ class Loaders:
 
     def cases(self, source_id: str) -> DataLoader[str, CaseRecord | None]:
         """Loads ``CaseRecord | None`` by local id."""
-        loader = self._cases.get(source_id)
-        if loader is None:
-            source = self._source(source_id)
-            loader = DataLoader(batch_load_fn=_batch(source.load_cases, None), batch=BATCHING)
-            self._cases[source_id] = loader
-        return loader
+        return self._per_source(self._cases, source_id, lambda s: _batch(s.load_cases, None))
 
     def timelines(self, source_id: str) -> DataLoader[str, Sequence[TimelineEntry]]:
         """Loads ``Sequence[TimelineEntry]`` (empty when none) by local id."""
-        loader = self._timelines.get(source_id)
-        if loader is None:
-            source = self._source(source_id)
-            loader = DataLoader(batch_load_fn=_batch(source.load_timelines, ()), batch=BATCHING)
-            self._timelines[source_id] = loader
-        return loader
+        return self._per_source(self._timelines, source_id, lambda s: _batch(s.load_timelines, ()))
 
     def referrals(self, source_id: str) -> DataLoader[str, Sequence[ReferralRecord]]:
         """Loads a case's outgoing referrals (empty when none) by local id."""
-        loader = self._referrals.get(source_id)
-        if loader is None:
-            source = self._source(source_id)
-            loader = DataLoader(batch_load_fn=_batch(source.load_referrals, ()), batch=BATCHING)
-            self._referrals[source_id] = loader
-        return loader
+        return self._per_source(self._referrals, source_id, lambda s: _batch(s.load_referrals, ()))
 
     def complainants(self) -> DataLoader[tuple[str, str], ComplainantRecord | None]:
         """Loads a case's complainant by (source, local id); None when the source keeps no
@@ -109,51 +130,23 @@ class Loaders:
         once and the next level (``Complainant.cases``) is again one batch per source."""
         if self._complainants is None:
 
-            async def load(keys: list[tuple[str, str]]) -> list[ComplainantRecord | None]:
-                by_source: dict[str, list[str]] = {}
-                for source_id, local_id in keys:
-                    by_source.setdefault(source_id, []).append(local_id)
-                sources = list(by_source)
-                answers = await asyncio.gather(
-                    *(self._source(s).load_complainants(by_source[s]) for s in sources)
-                )
-                found = dict(zip(sources, answers, strict=True))
-                return [found[source_id].get(local_id) for source_id, local_id in keys]
+            def ask(source_id: str, local_ids: list[str]) -> Awaitable[Mapping[str, Any]]:
+                return self._source(source_id).load_complainants(local_ids)
 
-            self._complainants = DataLoader(batch_load_fn=load, batch=BATCHING)
+            self._complainants = DataLoader(batch_load_fn=_grouped(ask, None), batch=BATCHING)
         return self._complainants
 
     def cases_by_complainant(self, source_id: str) -> DataLoader[str, Sequence[CaseRecord]]:
         """Loads one source's cases by the HMAC key of their complainant's citizen ID."""
-        loader = self._by_complainant.get(source_id)
-        if loader is None:
-            source = self._source(source_id)
-            loader = DataLoader(
-                batch_load_fn=_batch(source.cases_by_complainant, ()), batch=BATCHING
-            )
-            self._by_complainant[source_id] = loader
-        return loader
+        return self._per_source(
+            self._by_complainant, source_id, lambda s: _batch(s.cases_by_complainant, ())
+        )
 
     def incoming(self, source_id: str) -> DataLoader[tuple[str, str], Sequence[ReferralRecord]]:
         """Loads, from one source, its referrals to (agency code, that agency's case id)."""
-        loader = self._incoming.get(source_id)
-        if loader is None:
-            source = self._source(source_id)
-
-            async def load(keys: list[tuple[str, str]]) -> list[Sequence[ReferralRecord]]:
-                by_agency: dict[str, list[str]] = {}
-                for agency, reference in keys:
-                    by_agency.setdefault(agency, []).append(reference)
-                agencies = list(by_agency)
-                answers = await asyncio.gather(
-                    *(source.find_referrals_to(a, by_agency[a]) for a in agencies)
-                )
-                found = dict(zip(agencies, answers, strict=True))
-                return [found[agency].get(reference, ()) for agency, reference in keys]
-
-            loader = DataLoader(batch_load_fn=load, batch=BATCHING)
-            self._incoming[source_id] = loader
-        return loader
+        return self._per_source(
+            self._incoming, source_id, lambda s: _grouped(s.find_referrals_to, ())
+        )
 
     def prime_cases(self, records: Sequence[CaseRecord]) -> None:
         """Cases fetched by a page are known: later ``node``/``case`` lookups cost nothing."""
