@@ -98,20 +98,6 @@ class AuditLog:
     def for_request(self, purpose: str | None) -> RequestAudit:
         return RequestAudit(self, purpose)
 
-    async def append(
-        self,
-        action: str,
-        principal: Principal,
-        source: str,
-        case_id: str,
-        fields: Sequence[str] = (),
-        reason: str | None = None,
-        purpose: str | None = None,
-    ) -> None:
-        await self.append_rows(
-            [entry_row(action, principal, source, case_id, fields, reason, purpose)]
-        )
-
     async def append_rows(self, rows: Sequence[Row]) -> None:
         """Several entries in one transaction (one statement), in the order given."""
         engine = await self._ready()

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from gateway.audit import AuditLog
+from gateway.audit import AuditLog, entry_row
 from gateway.auth import PersonalDataSettings
 from gateway.cli import main
 from gateway.demo import asyncpg_url, seed_demo_keys
@@ -28,7 +28,9 @@ INSPECTOR = Principal("key:abc", frozenset({Role.INSPECTOR}), None, frozenset({"
 
 
 async def one_entry(log: AuditLog) -> None:
-    await log.append("reveal", INSPECTOR, "damrongdhama", "7", ["name"], purpose="review")
+    await log.append_rows(
+        [entry_row("reveal", INSPECTOR, "damrongdhama", "7", ["name"], purpose="review")]
+    )
 
 
 async def test_sqlite_audit_log_refuses_update_and_delete(tmp_path: Path) -> None:
@@ -160,7 +162,9 @@ def test_audit_command_prints_every_entry(
     async def write() -> None:
         await one_entry(log)
         agency = Principal("key:kkn", frozenset({Role.AGENCY}), "KKN-PO", method="api_key")
-        await log.append("deny", agency, "damrongdhama", "8", reason="not this agency's")
+        await log.append_rows(
+            [entry_row("deny", agency, "damrongdhama", "8", reason="not this agency's")]
+        )
         assert len(await log.entries(AuditQuery(first=10))) == 2
         await log.close()
 
