@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -48,15 +45,7 @@ def main(argv: list[str]) -> None:
     data = asyncio.run(ensure_bench_data())
     codes = [path.resolve() for path in args.code]
     http.RESULTS.mkdir(exist_ok=True)
-    for port in (args.agencies_port, args.agencies_port + 1):
-        http.ensure_free(port)
-    agencies = subprocess.Popen(
-        [sys.executable, "-m", "bench.agencies", "--port", str(args.agencies_port)],
-        stdout=(http.RESULTS / "ab-agencies.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=codes[0],
-        env=os.environ | {"PYTHONPATH": str(codes[0])},
-    )
+    agencies = http.start_agencies(args.agencies_port, codes[0], "ab-agencies.log")
     servers = [
         http.servers(data, args.agencies_port, args.port + index, code)[0]
         for index, code in enumerate(codes)

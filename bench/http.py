@@ -127,6 +127,20 @@ class Server:
         return self.process.pid
 
 
+def start_agencies(port: int, code: Path, log_name: str) -> subprocess.Popen[bytes]:
+    """The two API agencies (``bench.agencies``, on ``port`` and ``port + 1``) in a process of
+    their own, from the code in ``code``, logging to ``RESULTS / log_name``."""
+    for taken in (port, port + 1):
+        ensure_free(taken)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.agencies", "--port", str(port)],
+        stdout=(RESULTS / log_name).open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=code,
+        env=os.environ | {"PYTHONPATH": str(code)},
+    )
+
+
 def ensure_free(port: int) -> None:
     """Refuse a port something already listens on: the run would measure someone else's server."""
     with socket.socket() as probe:
@@ -283,7 +297,9 @@ def postgraphile_workloads(url: str) -> list[Workload]:
 # --- measuring ----------------------------------------------------------------------------------
 
 
-def round_trip_totals(client: httpx.Client, base: str) -> dict[str, float]:
+def round_trip_totals(client: httpx.Client, base: str = "") -> dict[str, float]:
+    """Round trips so far per source, from the gateway's /metrics (``base``: its origin, when
+    the client has none)."""
     totals: dict[str, float] = {}
     for line in client.get(f"{base}/metrics").text.splitlines():
         if line.startswith("complaint_graph_source_requests_total{"):
@@ -797,15 +813,7 @@ def main(argv: list[str]) -> None:
         "damrongdhama_cases": data.damrongdhama_cases,
         "code": code_described,
     }
-    for port in (args.agencies_port, args.agencies_port + 1):
-        ensure_free(port)
-    agencies = subprocess.Popen(
-        [sys.executable, "-m", "bench.agencies", "--port", str(args.agencies_port)],
-        stdout=(RESULTS / "agencies.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=code,
-        env=os.environ | {"PYTHONPATH": str(code)},
-    )
+    agencies = start_agencies(args.agencies_port, code, "agencies.log")
     results: list[Result] = []
     titles: dict[str, str] = {}
     singles: dict[str, float] = {}

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.http import round_trip_totals
+
 NESTED = """
 query Dashboard($first: Int) {
   cases(first: $first) {
@@ -30,16 +32,6 @@ query Dashboard($first: Int) {
   }
 }
 """
-
-
-def round_trips(client: httpx.Client) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith("complaint_graph_source_requests_total{"):
-            labels, value = line.rsplit(" ", 1)
-            source = labels.split('source="', 1)[1].split('"', 1)[0]
-            totals[source] = totals.get(source, 0.0) + float(value)
-    return totals
 
 
 def wait_until_up(
@@ -68,7 +60,7 @@ DEMO_KEY = "demo-inspector"
 
 def measure(client: httpx.Client, first: int, repeat: int) -> tuple[float, float, dict[str, float]]:
     client.post("/graphql", json={"query": NESTED, "variables": {"first": first}})  # warm up
-    before = round_trips(client)
+    before = round_trip_totals(client)
     latencies = []
     for _ in range(repeat):
         started = time.perf_counter()
@@ -76,7 +68,7 @@ def measure(client: httpx.Client, first: int, repeat: int) -> tuple[float, float
         latencies.append(time.perf_counter() - started)
         body = response.json()
         assert "errors" not in body and len(body["data"]["cases"]["edges"]) == first, body
-    after = round_trips(client)
+    after = round_trip_totals(client)
     per_request = {source: (after[source] - before.get(source, 0)) / repeat for source in after}
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]

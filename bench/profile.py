@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import statistics
 import subprocess
@@ -82,15 +81,7 @@ def main(argv: list[str]) -> None:
     else:
         code, described = http.working_tree()
     http.RESULTS.mkdir(exist_ok=True)
-    for port in (args.agencies_port, args.agencies_port + 1):
-        http.ensure_free(port)
-    agencies = subprocess.Popen(
-        [sys.executable, "-m", "bench.agencies", "--port", str(args.agencies_port)],
-        stdout=(http.RESULTS / "profile-agencies.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=code,
-        env=os.environ | {"PYTHONPATH": str(code)},
-    )
+    agencies = http.start_agencies(args.agencies_port, code, "profile-agencies.log")
     server = http.servers(data, args.agencies_port, args.port, code)[0]
     try:
         http.wait_listening(agencies, [args.agencies_port, args.agencies_port + 1])

@@ -36,6 +36,7 @@ import httpx
 import yaml
 
 from bench.data import OTHER_AGENCY_CASES, BenchData, ensure_bench_data
+from bench.http import round_trip_totals
 from bench.pages import wait_until_up
 from gateway.config import GatewayConfig
 from gateway.demo import DEMO_PMOC_KEY, asyncpg_url
@@ -91,16 +92,6 @@ class Timing:
     @property
     def median_ms(self) -> float:
         return statistics.median(self.seconds) * 1000
-
-
-def round_trip_totals(client: httpx.Client) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith("complaint_graph_source_requests_total{"):
-            labels, value = line.rsplit(" ", 1)
-            source = labels.split('source="', 1)[1].split('"', 1)[0]
-            totals[source] = totals.get(source, 0.0) + float(value)
-    return totals
 
 
 def since(before: dict[str, float], after: dict[str, float], per: int = 1) -> dict[str, float]:
