@@ -3,8 +3,7 @@ so its request pages are read for the referrals embedded in them (the city platf
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 
@@ -14,6 +13,7 @@ from sources import SourceBadResponse
 from sources.open311 import Open311Settings, Open311Source
 from tests.conftest import OPEN311_CASES, OPEN311_SEED, DemoData
 from tests.resolvers.expected import OPEN311_SOURCE
+from tests.sources.test_rest_referral_listing import observed
 
 AGENCY = {"DDC": "MOI-DDC", "1111": "OPM-1111"}
 """The city's own codes for the agencies it hands cases to, as the demo vocabulary maps them."""
@@ -30,23 +30,16 @@ def handed_on() -> set[tuple[str, str]]:
     }
 
 
-@asynccontextmanager
-async def city(
+def city(
     demo_data: DemoData, *, scan: bool, page_size: int = 50, max_pages: int = 100
-) -> AsyncIterator[tuple[Open311Source, list[str]]]:
+) -> AbstractAsyncContextManager[tuple[Open311Source, list[str]]]:
     (settings,) = [s for s in demo_data.config.sources if s.id == OPEN311_SOURCE]
     assert isinstance(settings, Open311Settings)
     extensions = settings.extensions.model_copy(update={"referrals_listed_by_scan": scan})
     changed = settings.model_copy(
         update={"extensions": extensions, "page_size": page_size, "max_pages": max_pages}
     )
-    source = Open311Source(changed)
-    requests: list[str] = []
-    source.observe_http(requests.append)
-    try:
-        yield source, requests
-    finally:
-        await source.close()
+    return observed(Open311Source(changed))
 
 
 async def test_every_referral_is_found_across_every_page(demo_data: DemoData) -> None:

@@ -4,7 +4,8 @@ agency whose own system is an API can be shown the cases it handed on (the 1111 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypeVar
 
 import pytest
 
@@ -34,17 +35,24 @@ def settings_with(demo_data: DemoData, listing: ReferralListing | None) -> RestS
     return settings.model_copy(update={"referrals": referrals})
 
 
+S = TypeVar("S", bound=RestSource)
+
+
 @asynccontextmanager
-async def pmoc(
-    demo_data: DemoData, listing: ReferralListing | None
-) -> AsyncIterator[tuple[RestSource, list[str]]]:
-    source = RestSource(settings_with(demo_data, listing))
+async def observed(source: S) -> AsyncIterator[tuple[S, list[str]]]:
+    """``source`` with the URL of every HTTP request it sends, closed afterwards."""
     requests: list[str] = []
     source.observe_http(requests.append)
     try:
         yield source, requests
     finally:
         await source.close()
+
+
+def pmoc(
+    demo_data: DemoData, listing: ReferralListing | None
+) -> AbstractAsyncContextManager[tuple[RestSource, list[str]]]:
+    return observed(RestSource(settings_with(demo_data, listing)))
 
 
 def offset_pages(size: int, max_pages: int) -> ReferralListing:
