@@ -12,28 +12,24 @@ from websockets.asyncio.client import connect
 
 from gateway.app import create_app
 from gateway.audit import AuditLog
-from gateway.auth import AuthSettings, KeyStore
-from gateway.config import EventSettings, GatewayConfig
+from gateway.auth import KeyStore
 from gateway.demo import asyncpg_url
 from resolvers.access import Role
 from resolvers.audit import AuditQuery
 from samples.generator import complainant_of
 from samples.serving import ThreadedServer
 from tests.conftest import DemoData
+from tests.gateway.test_auth_subscriptions import keyed_config
 from tests.gateway.test_subscriptions import SET_STATUS, change, next_event, wait_for
 from tests.postgres import run
 
 SUBSCRIBE = "subscription { caseEvents { case { id complainant { name revealed } } } }"
 
 
-async def _keys(url: str) -> None:
-    store = KeyStore(url)
-    try:
-        await store.ensure(
-            "pii-inspector", "i", frozenset({Role.INSPECTOR}), None, frozenset({"pii:read"})
-        )
-    finally:
-        await store.close()
+async def _keys(store: KeyStore) -> None:
+    await store.ensure(
+        "pii-inspector", "i", frozenset({Role.INSPECTOR}), None, frozenset({"pii:read"})
+    )
 
 
 @pytest.fixture
@@ -42,18 +38,10 @@ def served(
 ) -> Iterator[tuple[ThreadedServer, str]]:
     (pg,) = [s for s in demo_data.config.sources if s.id == "damrongdhama"]
     source = pg.model_copy(update={"url": asyncpg_url(agency_dsn), "poll_seconds": 0.05})
-    store = f"sqlite+aiosqlite:///{tmp_path / 'keys.sqlite'}"
-    run(_keys(store))
-    config = GatewayConfig(
-        demo_data.config.categories,
-        (source,),
-        demo_data.config.limits,
-        EventSettings(),
-        auth=AuthSettings(key_store=store),
-    )
+    config = run(keyed_config(demo_data, (source,), tmp_path, _keys))
     server = ThreadedServer(create_app(config), lifespan=True)
     server.start()
-    yield server, store
+    yield server, config.auth.key_store
     server.stop()
 
 

@@ -7,9 +7,10 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -24,7 +25,7 @@ from gateway.demo import DEMO_PMOC_KEY, asyncpg_url, demo_agency_key
 from resolvers.access import Role
 from samples import links, pmoc_1111
 from samples.serving import ThreadedServer
-from sources import AgencyAccess, CaseFilter, Resilience
+from sources import AgencyAccess, CaseFilter, Resilience, SourceSettings
 from tests.conftest import DemoData, running
 from tests.gateway.test_replicas import REDIS_URL
 from tests.gateway.test_subscription_sources import set_rest_status
@@ -46,37 +47,53 @@ async def _refer_to_khon_kaen(dsn: str, numbers: list[int]) -> None:
         await connection.close()
 
 
-async def _keys(url: str) -> None:
+async def _keys(store: KeyStore) -> None:
+    await store.ensure("demo-inspector", "inspector", frozenset({Role.INSPECTOR}))
+    for agency in ("KKN-PO", "OPM-1111", "MOI-DDC"):
+        await store.ensure(demo_agency_key(agency), agency, frozenset({Role.AGENCY}), agency)
+
+
+async def keyed_config(
+    demo_data: DemoData,
+    sources: tuple[SourceSettings, ...],
+    tmp_path: Path,
+    keys: Callable[[KeyStore], Awaitable[None]],
+    events: EventSettings | None = None,
+) -> GatewayConfig:
+    """A gateway of ``sources`` whose callers authenticate against a key store of their own in
+    ``tmp_path``, holding what ``keys`` puts there."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'keys.sqlite'}"
     store = KeyStore(url)
     try:
-        await store.ensure("demo-inspector", "inspector", frozenset({Role.INSPECTOR}))
-        for agency in ("KKN-PO", "OPM-1111", "MOI-DDC"):
-            await store.ensure(demo_agency_key(agency), agency, frozenset({Role.AGENCY}), agency)
+        await keys(store)
     finally:
         await store.close()
+    return GatewayConfig(
+        demo_data.config.categories,
+        sources,
+        demo_data.config.limits,
+        events or EventSettings(),
+        auth=AuthSettings(key_store=url),
+    )
 
 
-@pytest.fixture
-def served(demo_data: DemoData, agency_dsn: str, tmp_path: Any) -> Iterator[ThreadedServer]:
-    """The Damrongdhama database watched; its cases 7 and 10 were also sent to Khon Kaen, and
-    case 10 (a chain case) to the 1111 service."""
-    run(_refer_to_khon_kaen(agency_dsn, [7, 10]))
-    (pg,) = [s for s in demo_data.config.sources if s.id == "damrongdhama"]
+def watched_center(demo_data: DemoData, agency_dsn: str) -> SourceSettings:
+    """The Damrongdhama database, watched every 50 ms, its code for Khon Kaen mapped."""
+    (pg,) = [s for s in demo_data.config.sources if s.id == POSTGRES_SOURCE]
     vocabulary = pg.vocabulary.model_copy(
         update={"agencies": {**pg.vocabulary.agencies, "KKN": "KKN-PO"}}
     )
-    source = pg.model_copy(
+    return pg.model_copy(
         update={"url": asyncpg_url(agency_dsn), "poll_seconds": 0.05, "vocabulary": vocabulary}
     )
-    store = f"sqlite+aiosqlite:///{tmp_path / 'keys.sqlite'}"
-    run(_keys(store))
-    config = GatewayConfig(
-        demo_data.config.categories,
-        (source,),
-        demo_data.config.limits,
-        EventSettings(),
-        auth=AuthSettings(key_store=store),
-    )
+
+
+@pytest.fixture
+def served(demo_data: DemoData, agency_dsn: str, tmp_path: Path) -> Iterator[ThreadedServer]:
+    """The Damrongdhama database watched; its cases 7 and 10 were also sent to Khon Kaen, and
+    case 10 (a chain case) to the 1111 service."""
+    run(_refer_to_khon_kaen(agency_dsn, [7, 10]))
+    config = run(keyed_config(demo_data, (watched_center(demo_data, agency_dsn),), tmp_path, _keys))
     server = ThreadedServer(create_app(config), lifespan=True)
     server.start()
     yield server
@@ -153,24 +170,10 @@ async def two_agencies(
     """The Damrongdhama database (which also refers to Khon Kaen) and the 1111 service, both
     watched; the demo keys of the Damrongdhama Center and Khon Kaen, and an inspector's."""
     await _refer_to_khon_kaen(agency_dsn, [7, 10])
-    (pg,) = [s for s in demo_data.config.sources if s.id == POSTGRES_SOURCE]
-    vocabulary = pg.vocabulary.model_copy(
-        update={"agencies": {**pg.vocabulary.agencies, "KKN": "KKN-PO"}}
-    )
-    pg = pg.model_copy(
-        update={"url": asyncpg_url(agency_dsn), "poll_seconds": 0.05, "vocabulary": vocabulary}
-    )
     (rest,) = [s for s in demo_data.config.sources if s.id == REST_SOURCE]
     rest = rest.model_copy(update={"base_url": pmoc.url, "poll_seconds": 0.05})
-    store = f"sqlite+aiosqlite:///{tmp_path / 'keys.sqlite'}"
-    await _keys(store)
-    return GatewayConfig(
-        demo_data.config.categories,
-        (pg, rest),
-        demo_data.config.limits,
-        events or EventSettings(),
-        auth=AuthSettings(key_store=store),
-    )
+    pg = watched_center(demo_data, agency_dsn)
+    return await keyed_config(demo_data, (pg, rest), tmp_path, _keys, events)
 
 
 async def _follow_a_case_handed_on(
