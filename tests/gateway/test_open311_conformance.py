@@ -3,34 +3,17 @@ with their formats checked (date-time, uri), and every standard filter exact, it
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft7Validator
-from referencing import Registry
-from referencing.jsonschema import DRAFT7
 
 from tests.conftest import RunningGateway
+from tests.gateway.test_open311 import validator
 from tests.resolvers.expected import all_cases
 
-SCHEMAS = Path(__file__).parent / "georeport_v2"
 FINISHED = ("RESOLVED", "CLOSED", "REJECTED", "DUPLICATE", "CANCELLED")
-
-
-def validator(name: str) -> Draft7Validator:
-    resources = [
-        (path.name, DRAFT7.create_resource(json.loads(path.read_text())))
-        for path in SCHEMAS.glob("*.json")
-    ]
-    registry: Registry[Any] = Registry().with_resources(resources)
-    return Draft7Validator(
-        json.loads((SCHEMAS / name).read_text()),
-        registry=registry,
-        format_checker=Draft7Validator.FORMAT_CHECKER,
-    )
 
 
 def assert_valid(name: str, document: Any) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -18,6 +17,7 @@ from gateway.app import Gateway, create_app
 from gateway.config import EventSettings
 from samples.serving import ThreadedServer
 from tests.conftest import DemoData
+from tests.gateway.test_replicas import REDIS_URL
 from tests.gateway.test_subscriptions import (
     SET_STATUS,
     change,
@@ -27,8 +27,6 @@ from tests.gateway.test_subscriptions import (
     watched_config,
 )
 from tests.resolvers.expected import POSTGRES_SOURCE
-
-REDIS_URL = os.environ.get("COMPLAINT_GRAPH_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
