@@ -12,7 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -50,12 +50,19 @@ async def until(
         raise AssertionError(what()) from None
 
 
+ServerT = TypeVar("ServerT", bound=uvicorn.Server)
+
+
 @contextlib.asynccontextmanager
-async def server_in_this_loop(app: Any) -> AsyncIterator[uvicorn.Server]:
+async def server_in_this_loop(
+    app: Any,
+    make: Callable[[uvicorn.Config], ServerT],
+) -> AsyncIterator[ServerT]:
+    """``app`` served on a free loopback port by ``make(config)``, in this event loop."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="on"
     )
-    server = uvicorn.Server(config)
+    server = make(config)
     serving = asyncio.create_task(server.serve(), name="uvicorn")
     await until(lambda: server.started, lambda: "uvicorn did not start")
     try:
@@ -115,7 +122,7 @@ async def test_disconnects_and_shutdown_leave_no_subscriber_task_or_connection(
     broker = gateway.events
     bus = redis.from_url(REDIS_URL)
     try:
-        async with server_in_this_loop(app) as server:
+        async with server_in_this_loop(app, uvicorn.Server) as server:
             await asyncio.wait_for(broker.ready.wait(), 15)
             await until(lambda: bool(broker.bus and broker.bus.leading), lambda: "never led")
             assert any(q.startswith("LISTEN") for q in await backend_connections(agency_dsn))

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -26,7 +26,7 @@ from gateway.events import EventBroker
 from gateway.shutdown import CLOSE_GRACE_SECONDS, SHUTDOWN_TIMEOUT_SECONDS, GatewayServer
 from samples.serving import free_port
 from tests.conftest import DemoData
-from tests.gateway.test_subscription_leaks import until
+from tests.gateway.test_subscription_leaks import server_in_this_loop, until
 from tests.gateway.test_subscriptions import change, next_event, watched_config
 
 QUEUE_SIZE = 8
@@ -46,20 +46,9 @@ subscription Heavy($after: String) {
 TOUCH = "UPDATE complaints SET detail = $2, updated_at = now() WHERE id = ANY($1::bigint[])"
 
 
-@contextlib.asynccontextmanager
-async def gateway_in_this_loop(app: Any) -> AsyncIterator[GatewayServer]:
+def gateway_in_this_loop(app: Any) -> AbstractAsyncContextManager[GatewayServer]:
     """The gateway's own server class (no permessage-deflate), in this event loop."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="on"
-    )
-    server = GatewayServer(config, app.state.shutdown)
-    serving = asyncio.create_task(server.serve(), name="uvicorn")
-    await until(lambda: server.started, lambda: "uvicorn did not start")
-    try:
-        yield server
-    finally:
-        server.should_exit = True
-        await serving
+    return server_in_this_loop(app, lambda config: GatewayServer(config, app.state.shutdown))
 
 
 async def subscribed(
