@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -126,12 +127,21 @@ async def running(config: GatewayConfig, *, events: bool = False) -> RunningGate
     return RunningGateway(app, gateway, client)
 
 
+@contextlib.asynccontextmanager
+async def serving(config: GatewayConfig, *, events: bool = False) -> AsyncIterator[RunningGateway]:
+    """:func:`running`, its client closed and the gateway stopped afterwards."""
+    started = await running(config, events=events)
+    try:
+        yield started
+    finally:
+        await started.client.aclose()
+        await started.gateway.stop()
+
+
 @pytest.fixture
 async def gateway(demo_data: DemoData) -> AsyncIterator[RunningGateway]:
-    started = await running(demo_data.config)
-    yield started
-    await started.client.aclose()
-    await started.gateway.stop()
+    async with serving(demo_data.config) as started:
+        yield started
 
 
 # -- row-level access (tests/resolvers/test_access*.py, tests/gateway/test_auth*.py) ------------
@@ -207,6 +217,13 @@ def access_world(
         frozenset((row[0], row[1], row[2]) for row in referred),
     )
     run(drop_database(postgres_admin_dsn, dsn))
+
+
+@pytest.fixture
+async def closed_gateway(access_world: AccessWorld) -> AsyncIterator[RunningGateway]:
+    """The access world's gateway: the demo keys, and anonymous callers introspection only."""
+    async with serving(access_world.config) as started:
+        yield started
 
 
 async def _insert_referrals(dsn: str, rows: list[tuple[Any, ...]]) -> None:

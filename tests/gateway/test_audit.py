@@ -20,7 +20,7 @@ from gateway.demo import asyncpg_url, seed_demo_keys
 from resolvers.access import Principal, Role
 from resolvers.audit import AuditQuery
 from samples.generator import DEMO_MATCH_KEY, complainant_of
-from tests.conftest import AccessWorld, DemoData, RunningGateway, running
+from tests.conftest import AccessWorld, DemoData, RunningGateway, serving
 from tests.gateway.test_cli import write_demo_config
 from tests.postgres import create_database, drop_database
 
@@ -99,10 +99,8 @@ async def audited(
     )
     config = replace(access_world.config, auth=auth)
     await seed_demo_keys(config)  # demo-auditor among them
-    started = await running(config)
-    yield started, "demo-auditor"
-    await started.client.aclose()
-    await started.gateway.stop()
+    async with serving(config) as started:
+        yield started, "demo-auditor"
 
 
 async def ask(gateway: RunningGateway, key: str, document: str, **headers: str) -> Any:

@@ -30,7 +30,7 @@ from gateway.cli import main
 from gateway.demo import demo_agency_key
 from resolvers.access import Role
 from samples.serving import ThreadedServer
-from tests.conftest import AccessWorld, RunningGateway, running
+from tests.conftest import AccessWorld, RunningGateway, running, serving
 from tests.gateway.test_cli import write_demo_config
 from tests.postgres import create_database, drop_database, sqlalchemy_url
 
@@ -51,21 +51,13 @@ def code_of(body: dict[str, Any]) -> str | None:
     return errors[0]["extensions"]["code"] if errors else None
 
 
-@pytest.fixture
-async def closed(access_world: AccessWorld) -> AsyncIterator[RunningGateway]:
-    started = await running(access_world.config)
-    yield started
-    await started.client.aclose()
-    await started.gateway.stop()
-
-
 # -- anonymous ---------------------------------------------------------------------------------
 
 
 async def test_anonymous_callers_get_introspection_and_typename_only(
-    closed: RunningGateway,
+    closed_gateway: RunningGateway,
 ) -> None:
-    schema = await ask(closed, "{ __schema { queryType { name } } __typename }")
+    schema = await ask(closed_gateway, "{ __schema { queryType { name } } __typename }")
     assert schema["data"] == {"__schema": {"queryType": {"name": "Query"}}, "__typename": "Query"}
     for document in (
         COUNT,
@@ -74,19 +66,19 @@ async def test_anonymous_callers_get_introspection_and_typename_only(
         "query { ...Sneaky } fragment Sneaky on Query { cases { totalCount } }",
         "query { ... on Query { categories { code } } }",
     ):
-        body = await ask(closed, document)
+        body = await ask(closed_gateway, document)
         assert body.get("data") is None, document
         assert code_of(body) == "UNAUTHENTICATED", document
         assert "Authorization: Bearer" in body["errors"][0]["message"]
 
 
-async def test_graphiql_and_its_schema_load_without_a_key(closed: RunningGateway) -> None:
+async def test_graphiql_and_its_schema_load_without_a_key(closed_gateway: RunningGateway) -> None:
     """GraphiQL stays usable in the demo: the page, and the introspection it runs first."""
     from graphql import get_introspection_query
 
-    page = await closed.client.get("/graphql", headers={"accept": "text/html"})
+    page = await closed_gateway.client.get("/graphql", headers={"accept": "text/html"})
     assert page.status_code == 200 and "graphiql" in page.text.lower()
-    body = await ask(closed, get_introspection_query())
+    body = await ask(closed_gateway, get_introspection_query())
     assert "errors" not in body and body["data"]["__schema"]["queryType"]["name"] == "Query"
 
 
@@ -199,8 +191,8 @@ async def test_the_key_store_works_on_postgresql(postgres_admin_dsn: str) -> Non
         await drop_database(postgres_admin_dsn, dsn)
 
 
-async def test_every_demo_key_authenticates_with_its_role(closed: RunningGateway) -> None:
-    store = closed.gateway.authenticator.keys
+async def test_every_demo_key_authenticates_with_its_role(closed_gateway: RunningGateway) -> None:
+    store = closed_gateway.gateway.authenticator.keys
     for key, role in (("demo-inspector", Role.INSPECTOR), ("demo-analyst", Role.ANALYST)):
         found = await store.authenticate(key)
         assert found is not None and found.roles == {role}
@@ -247,10 +239,8 @@ async def with_oidc(
         claims={"agency": "complaint_graph.agency", "roles": "complaint_graph.roles"},
     )
     auth = AuthSettings(key_store=access_world.config.auth.key_store, oidc=oidc)
-    started = await running(replace(access_world.config, auth=auth))
-    yield started
-    await started.client.aclose()
-    await started.gateway.stop()
+    async with serving(replace(access_world.config, auth=auth)) as started:
+        yield started
 
 
 def token(key: rsa.RSAPrivateKey, kid: str = "k1", **changes: Any) -> str:

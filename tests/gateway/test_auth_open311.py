@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
-
-import pytest
 
 from gateway.demo import demo_agency_key
-from tests.conftest import KKN_REFERRED, AccessWorld, RunningGateway, running
+from tests.conftest import KKN_REFERRED, AccessWorld, RunningGateway
 from tests.resolvers.test_access import global_id, petitions, visible
 
 KKN = demo_agency_key("KKN-PO")
-
-
-@pytest.fixture
-async def closed(access_world: AccessWorld) -> AsyncIterator[RunningGateway]:
-    started = await running(access_world.config)
-    yield started
-    await started.client.aclose()
-    await started.gateway.stop()
 
 
 def key_of(request_id: str) -> tuple[str, str]:
@@ -27,21 +16,21 @@ def key_of(request_id: str) -> tuple[str, str]:
     return source, local_id
 
 
-async def test_without_a_key_the_endpoint_answers_401(closed: RunningGateway) -> None:
+async def test_without_a_key_the_endpoint_answers_401(closed_gateway: RunningGateway) -> None:
     for path in ("/open311/v2/requests.json", f"/open311/v2/requests/{global_id('a', 'b')}.json"):
-        response = await closed.client.get(path)
+        response = await closed_gateway.client.get(path)
         assert response.status_code == 401
         assert response.json()[0]["code"] == 401
-    bad = await closed.client.get(
+    bad = await closed_gateway.client.get(
         "/open311/v2/requests.json", headers={"authorization": "Bearer nope"}
     )
     assert bad.status_code == 401
 
 
 async def test_an_agency_lists_exactly_the_requests_it_may_see(
-    closed: RunningGateway, access_world: AccessWorld
+    closed_gateway: RunningGateway, access_world: AccessWorld
 ) -> None:
-    response = await closed.client.get(
+    response = await closed_gateway.client.get(
         "/open311/v2/requests.json",
         params={"page_size": 1000},
         headers={"authorization": f"Bearer {KKN}"},
@@ -52,24 +41,24 @@ async def test_an_agency_lists_exactly_the_requests_it_may_see(
     assert len(listed) == len(set(listed))
 
 
-async def test_one_request_of_another_agency_is_not_found(closed: RunningGateway) -> None:
+async def test_one_request_of_another_agency_is_not_found(closed_gateway: RunningGateway) -> None:
     headers = {"authorization": f"Bearer {KKN}"}
     hidden = global_id("damrongdhama", "9")
     shown = global_id("damrongdhama", "7")
     own = global_id("khonkaen-office", petitions()[KKN_REFERRED[7]])
     assert (
-        await closed.client.get(f"/open311/v2/requests/{hidden}.json", headers=headers)
+        await closed_gateway.client.get(f"/open311/v2/requests/{hidden}.json", headers=headers)
     ).status_code == 404
     assert (
-        await closed.client.get(f"/open311/v2/requests/{shown}.json", headers=headers)
+        await closed_gateway.client.get(f"/open311/v2/requests/{shown}.json", headers=headers)
     ).status_code == 200
-    batch = await closed.client.get(
+    batch = await closed_gateway.client.get(
         "/open311/v2/requests.json",
         params={"service_request_id": ",".join([hidden, shown, own])},
         headers=headers,
     )
     assert [item["service_request_id"] for item in batch.json()] == [shown, own]
-    inspector = await closed.client.get(
+    inspector = await closed_gateway.client.get(
         f"/open311/v2/requests/{hidden}.json", headers={"authorization": "Bearer demo-inspector"}
     )
     assert inspector.status_code == 200

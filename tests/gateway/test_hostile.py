@@ -14,7 +14,7 @@ import pytest_asyncio
 from gateway.app import create_app
 from gateway.config import EventSettings
 from samples.serving import ThreadedServer
-from tests.conftest import DemoData, RunningGateway, running
+from tests.conftest import DemoData, RunningGateway, serving
 from tests.gateway.hostile import assert_clean, assert_responsive
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -24,11 +24,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 async def gateway(demo_data: DemoData) -> AsyncIterator[RunningGateway]:
     """One gateway for the whole module: every hostile input below hits the same process,
     which must still answer its sources at the end (tests with many cases check only there)."""
-    started = await running(demo_data.config)
-    yield started
-    await assert_responsive(started)
-    await started.client.aclose()
-    await started.gateway.stop()
+    async with serving(demo_data.config) as started:
+        yield started
+        await assert_responsive(started)
 
 
 CASES_TOTAL = (

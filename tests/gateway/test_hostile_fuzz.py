@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, queries
 
-from tests.conftest import DemoData, RunningGateway, running
+from tests.conftest import DemoData, RunningGateway, serving
 from tests.gateway.hostile import assert_clean, assert_responsive
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -37,11 +37,9 @@ FUZZ = settings(
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gateway(demo_data: DemoData) -> AsyncIterator[RunningGateway]:
-    started = await running(demo_data.config)
-    yield started
-    await assert_responsive(started)
-    await started.client.aclose()
-    await started.gateway.stop()
+    async with serving(demo_data.config) as started:
+        yield started
+        await assert_responsive(started)
 
 
 def _string(value: str) -> graphql.StringValueNode:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -14,9 +12,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.config import GatewayConfig
 from samples.serving import ThreadedServer
-from tests.conftest import DemoData, RunningGateway, running
+from tests.conftest import DemoData, RunningGateway, serving
 from tests.gateway.hostile import assert_clean, leaks
 from tests.gateway.test_limits import HangingAgency
 from tests.resolvers.expected import POSTGRES_SOURCE, REST_SOURCE
@@ -30,16 +27,6 @@ psycopg2.OperationalError: could not connect to server db01.intranet.pmoc.go.th:
 </pre><a href="http://admin.intranet.pmoc.go.th:8443/console">console</a></body></html>"""
 
 CASES = "{ cases(first: 3) { totalCount edges { node { title timeline { at note } } } } }"
-
-
-@contextlib.asynccontextmanager
-async def serving(config: GatewayConfig) -> AsyncIterator[RunningGateway]:
-    gateway = await running(config)
-    try:
-        yield gateway
-    finally:
-        await gateway.client.aclose()
-        await gateway.gateway.stop()
 
 
 async def ask(gateway: RunningGateway, demo_data: DemoData, document: str, **variables: Any) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -16,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.config import GatewayConfig
 from samples.serving import ThreadedServer
-from tests.conftest import DemoData, RunningGateway, running
+from tests.conftest import DemoData, RunningGateway, serving
 from tests.resolvers.expected import POSTGRES_SOURCE, REST_SOURCE
 
 RESPONSE_JSON = "application/graphql-response+json"
@@ -24,16 +23,6 @@ RESPONSE_JSON = "application/graphql-response+json"
 
 def with_limits(config: GatewayConfig, **limits: Any) -> GatewayConfig:
     return replace(config, limits=config.limits.model_copy(update=limits))
-
-
-@contextlib.asynccontextmanager
-async def serving(config: GatewayConfig) -> AsyncIterator[RunningGateway]:
-    gateway = await running(config)
-    try:
-        yield gateway
-    finally:
-        await gateway.client.aclose()
-        await gateway.gateway.stop()
 
 
 def only_error(body: dict[str, Any]) -> dict[str, Any]:

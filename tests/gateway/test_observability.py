@@ -39,7 +39,7 @@ from gateway.metrics import MAX_OPERATION_NAMES, Metrics
 from gateway.observability import ObservabilitySettings, TracingSettings
 from samples.serving import ThreadedServer, free_port
 from sources import Resilience
-from tests.conftest import DemoData, RunningGateway, running
+from tests.conftest import DemoData, RunningGateway, running, serving
 from tests.gateway.test_subscriptions import transport_ws, wait_for, watched_config
 from tests.resolvers.expected import POSTGRES_SOURCE, REST_SOURCE, SQLITE_SOURCE
 
@@ -112,10 +112,8 @@ def down_rest_config(demo_data: DemoData) -> GatewayConfig:
 
 @pytest.fixture
 async def down_rest(demo_data: DemoData) -> AsyncIterator[RunningGateway]:
-    started = await running(down_rest_config(demo_data))
-    yield started
-    await started.client.aclose()
-    await started.gateway.stop()
+    async with serving(down_rest_config(demo_data)) as started:
+        yield started
 
 
 async def test_circuit_state_per_source_is_a_gauge(down_rest: RunningGateway) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from functools import cache
 from typing import Any
 
@@ -22,7 +21,6 @@ from tests.conftest import (
     SQLITE_SEED,
     AccessWorld,
     RunningGateway,
-    running,
 )
 from tests.resolvers.expected import (
     ALL_SOURCES,
@@ -132,14 +130,6 @@ class Caller:
         body = response.json()
         assert "errors" not in body, body["errors"]
         return body["data"]
-
-
-@pytest.fixture
-async def closed_gateway(access_world: AccessWorld) -> AsyncIterator[RunningGateway]:
-    started = await running(access_world.config)
-    yield started
-    await started.client.aclose()
-    await started.gateway.stop()
 
 
 PAGE = """query($filter: CaseFilterInput, $after: String) {
