@@ -16,6 +16,7 @@ from tests.resolvers.expected import (
     REST_SOURCE,
     all_cases,
 )
+from tests.resolvers.test_stats import rest_source_down
 
 CASES = """
 query Export($filter: CaseFilterInput, $first: Int) {
@@ -212,11 +213,7 @@ async def test_what_cannot_be_exported_is_refused_with_a_reason(gateway: Running
 async def test_a_failing_source_refuses_the_export_rather_than_shortening_it(
     demo_data: DemoData,
 ) -> None:
-    sources = [
-        s.model_copy(update={"base_url": "http://127.0.0.1:9/api"}) if s.id == REST_SOURCE else s
-        for s in demo_data.config.sources
-    ]
-    broken = await running(replace(demo_data.config, sources=tuple(sources)))
+    broken = await running(rest_source_down(demo_data))
     try:
         response = await broken.client.post(
             "/export.csv", json={"query": "{ cases { edges { node { id } } } }"}

@@ -349,14 +349,19 @@ async def test_a_case_referred_to_two_agencies_counts_in_both_buckets(
         await connection.close()
 
 
-async def test_a_failing_source_is_named_and_the_rest_still_arrives(
-    demo_data: DemoData,
-) -> None:
+def rest_source_down(demo_data: DemoData) -> GatewayConfig:
+    """The demo configuration with the 1111 API pointed at a port nothing listens on."""
     sources = [
         s.model_copy(update={"base_url": "http://127.0.0.1:9/api"}) if s.id == REST_SOURCE else s
         for s in demo_data.config.sources
     ]
-    broken = await running(replace(demo_data.config, sources=tuple(sources)))
+    return replace(demo_data.config, sources=tuple(sources))
+
+
+async def test_a_failing_source_is_named_and_the_rest_still_arrives(
+    demo_data: DemoData,
+) -> None:
+    broken = await running(rest_source_down(demo_data))
     try:
         body = await broken.query(STATS, {"groupBy": ["SOURCE"]})
         (error,) = body["errors"]
