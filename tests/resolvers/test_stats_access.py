@@ -10,9 +10,7 @@ import pytest
 
 from tests.conftest import AccessWorld, RunningGateway
 from tests.resolvers.expected import ALL_SOURCES
-from tests.resolvers.test_access import ROLES, Caller, closed_gateway, visible
-
-__all__ = ["closed_gateway"]  # the fixture, shared with the access tests
+from tests.resolvers.test_access import ROLES, Caller, visible
 
 BY_SOURCE = """{ caseStats(groupBy: [SOURCE]) {
   total { count } buckets { key { code } count } } }"""
