@@ -9,10 +9,12 @@ from typing import TypeVar, cast
 
 import strawberry
 from strawberry import relay
+from strawberry.relay import GlobalID
 
 from resolvers.agency import Agency, Category, SourceSystem
+from resolvers.batched import batched
 from resolvers.complainant import Complainant, complainant_of
-from resolvers.context import GraphInfo
+from resolvers.context import Context, GraphInfo
 from resolvers.directory import Directory
 from resolvers.enums import CaseChannel, CaseStatus
 from resolvers.errors import UnmappedValueError
@@ -69,8 +71,30 @@ def _mapped(value: T | Unmapped | None) -> T | None:
     return value
 
 
+_UNANSWERED = (
+    " Null, with an error naming the source, when an agency system could not answer: the"
+    " rest of the response still arrives."
+)
+"""Why the relations that ask a source again are nullable: a non-null list would pass one
+source's failure up to the whole page (its edges are non-null)."""
+
+
 def global_key(source: str, local_id: str) -> str:
     return f"{source}:{local_id}"
+
+
+@batched("Case", "id")
+def _ids(cases: Sequence[Case], _context: object) -> list[GlobalID]:
+    """Case.id for a list of cases at once (resolvers/batched.py): relay's own resolver asks
+    the type for its name and id through resolve info, per case."""
+    return [GlobalID("Case", case.key) for case in cases]
+
+
+@batched("Case", "timeline")
+def _timelines(cases: Sequence[Case], context: Context) -> list[object]:
+    """Case.timeline for a list of cases at once: the loaders' futures, awaited together."""
+    loaders = context.loaders
+    return [loaders.timelines(case.record.source).load(case.record.local_id) for case in cases]
 
 
 @strawberry.type(description="A complaint case, read live from the agency system that holds it.")
@@ -182,15 +206,15 @@ class Case(relay.Node):
     async def complainant(self, info: GraphInfo) -> Complainant | None:
         return await complainant_of(info, self.record)
 
-    @strawberry.field(description="Status changes and notes, oldest first.")
-    def timeline(self, info: GraphInfo) -> list[TimelineItem]:
+    @strawberry.field(description="Status changes and notes, oldest first." + _UNANSWERED)
+    def timeline(self, info: GraphInfo) -> list[TimelineItem] | None:
         # The loader's future itself, for graphql-core to await: no coroutine per case, and
         # the entries are answered as they are (see TimelineItem).
         loader = info.context.loaders.timelines(self.record.source)
-        return cast("list[TimelineItem]", loader.load(self.record.local_id))
+        return cast("list[TimelineItem] | None", loader.load(self.record.local_id))
 
-    @strawberry.field(description="Where this agency sent the case, oldest first.")
-    async def referrals(self, info: GraphInfo) -> list[Referral]:
+    @strawberry.field(description="Where this agency sent the case, oldest first." + _UNANSWERED)
+    async def referrals(self, info: GraphInfo) -> list[Referral] | None:
         loader = info.context.loaders.referrals(self.record.source)
         records: Sequence[ReferralRecord] = await loader.load(self.record.local_id)
         return [Referral.of(record) for record in records]
@@ -199,19 +223,20 @@ class Case(relay.Node):
         description=(
             "Referrals other agencies' systems recorded to this case, oldest first. Asked of "
             "every source that can look referrals up by their target (SQL sources can)."
+            + _UNANSWERED
         )
     )
-    async def referred_from(self, info: GraphInfo) -> list[Referral]:
+    async def referred_from(self, info: GraphInfo) -> list[Referral] | None:
         records = await incoming_referrals(info, self.record)
         return [Referral.of(record) for record in records]
 
     @strawberry.field(
         description=(
             "The same complaint as held in other systems: this case's referral partners and "
-            "where those partners referred it on (one hop further, batched)."
+            "where those partners referred it on (one hop further, batched)." + _UNANSWERED
         )
     )
-    async def related_cases(self, info: GraphInfo) -> list[Case]:
+    async def related_cases(self, info: GraphInfo) -> list[Case] | None:
         loaders = info.context.loaders
         outgoing: Sequence[ReferralRecord] = await loaders.referrals(self.record.source).load(
             self.record.local_id

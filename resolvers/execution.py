@@ -16,7 +16,9 @@ Anything unusual is completed and reported exactly as graphql-core does it (test
 strawberry's own executor): a null, an exception raised or held as the value, a value the type
 refuses, an object of the wrong type. Fields with arguments, ``info``, asynchronous resolvers,
 lists, interfaces and unions, several nodes for one response key, and every field when
-middleware is installed take graphql-core's own path.
+middleware is installed take graphql-core's own path. Lists of objects are completed a field
+at a time for the whole list by :class:`~resolvers.list_execution.ListExecutor`, which builds
+on this one.
 """
 
 from __future__ import annotations

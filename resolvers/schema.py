@@ -15,8 +15,8 @@ from strawberry.types.graphql import OperationType
 from resolvers.access import AnonymousGate
 from resolvers.deadline import OperationTimeout, run_with_deadline
 from resolvers.errors import ErrorTranslation, is_expected, translate
-from resolvers.execution import PlainFieldExecutor
 from resolvers.limits import QueryLimitsExtension, limit_error
+from resolvers.list_execution import ListExecutor
 from resolvers.query import Query
 from resolvers.subscription import Subscription
 
@@ -85,7 +85,7 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         subscription=Subscription,
         extensions=[ErrorTranslation, QueryLimitsExtension, AnonymousGate],
-        execution_context_class=PlainFieldExecutor,
+        execution_context_class=ListExecutor,
     )
 
 

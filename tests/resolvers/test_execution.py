@@ -1,17 +1,24 @@
-"""The plain-field executor answers exactly as strawberry's own, errors included, but faster."""
+"""The plain-field and list executors answer exactly as strawberry's own, errors included."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import strawberry
-from graphql import GraphQLField, GraphQLObjectType, GraphQLResolveInfo
+from graphql import GraphQLError, GraphQLField, GraphQLObjectType, GraphQLResolveInfo
 from graphql.pyutils import Path
 
+from resolvers.batched import batched
 from resolvers.execution import PlainFieldExecutor
+from resolvers.list_execution import ListExecutor
+
+MARKED: list[str] = []
+"""Objects whose ``mark`` resolver ran: the executors must run the same resolvers."""
 
 
 @strawberry.enum
@@ -83,6 +90,102 @@ class Item(Named):
     async def slow_twin(self) -> Item:
         return self
 
+    @strawberry.field
+    def mark(self, info: strawberry.Info) -> str:
+        MARKED.append(str(self.name))
+        return "marked"
+
+    @strawberry.field
+    def sides(self) -> list[Tag | None]:
+        return [Tag(label="left", weight=1), None, Tag(label="right", weight=2)]
+
+    @strawberry.field
+    def strict_sides(self) -> list[Tag]:
+        return [Tag(label="left", weight=1), None]  # type: ignore[list-item]
+
+    # Batched fields (resolvers/batched.py): the per-object resolver and the list-at-once
+    # function below must agree; the list executor uses the latter inside lists.
+    @strawberry.field
+    async def pairs(self) -> list[Tag]:  # awaited, as the batched futures are
+        return _pairs(self)
+
+    @strawberry.field
+    async def size(self) -> int | None:
+        return _size(self)
+
+    @strawberry.field
+    def strict_size(self) -> int:
+        return _size(self)  # type: ignore[return-value]
+
+    @strawberry.field
+    async def partner(self) -> Item | None:
+        return _partner(self)
+
+
+def _pairs(item: Item) -> list[Tag]:
+    if item.note is not None:
+        raise ValueError(f"no pairs for {item.name}")
+    if item.name == "d":
+        return [Tag(label="d-0", weight=0), None]  # type: ignore[list-item]
+    return [Tag(label=f"{item.name}-{n}", weight=n) for n in range(2)]
+
+
+def _size(item: Item) -> int | None:
+    if item.colour == "purple":
+        raise ValueError(f"no size for {item.name}")
+    return None if item.note is not None else len(str(item.name))
+
+
+def _partner(item: Item) -> Item | None:
+    return ITEMS[0] if item.name != "a" else None
+
+
+BATCH_CALLS: list[tuple[str, int]] = []
+
+
+def _later(value: Any) -> asyncio.Future[Any]:
+    """A future resolved on the next turn of the loop, as a data loader's are."""
+    future = asyncio.get_running_loop().create_future()
+    if isinstance(value, Exception):
+        asyncio.get_running_loop().call_soon(future.set_exception, value)
+    else:
+        asyncio.get_running_loop().call_soon(future.set_result, value)
+    return future
+
+
+def _each(function: Any, items: Sequence[Item]) -> list[Any]:
+    answers = []
+    for one in items:
+        try:
+            answers.append(function(one))
+        except Exception as error:
+            answers.append(error)
+    return answers
+
+
+@batched("Item", "pairs")
+def _batched_pairs(items: Sequence[Item], _context: object) -> list[Any]:
+    BATCH_CALLS.append(("pairs", len(items)))
+    return [_later(answer) for answer in _each(_pairs, items)]
+
+
+@batched("Item", "size")
+def _batched_size(items: Sequence[Item], _context: object) -> list[Any]:
+    BATCH_CALLS.append(("size", len(items)))
+    return _each(_size, items)  # values (and exceptions) at once, no awaitable
+
+
+@batched("Item", "strictSize")
+def _batched_strict_size(items: Sequence[Item], _context: object) -> list[Any]:
+    BATCH_CALLS.append(("strictSize", len(items)))
+    return [_later(answer) for answer in _each(_size, items)]
+
+
+@batched("Item", "partner")
+def _batched_partner(items: Sequence[Item], _context: object) -> list[Any]:
+    BATCH_CALLS.append(("partner", len(items)))
+    return [_later(answer) for answer in _each(_partner, items)]
+
 
 def item(label: str, **changes: Any) -> Item:
     values: dict[str, Any] = {
@@ -113,12 +216,17 @@ class Query:
         return list(ITEMS)
 
     @strawberry.field
+    def strict_items(self, start: int = 0) -> list[Item]:
+        return list(ITEMS[start:])
+
+    @strawberry.field
     def first(self) -> Item:
         return ITEMS[0]
 
 
 reference = strawberry.Schema(query=Query)
 plain = strawberry.Schema(query=Query, execution_context_class=PlainFieldExecutor)
+listing = strawberry.Schema(query=Query, execution_context_class=ListExecutor)
 
 DOCUMENTS = [
     "{ items { name note at colour count } }",
@@ -136,19 +244,78 @@ DOCUMENTS = [
     "{ items { twin { slowTwin { name tag { label } } } } }",
     "{ first { tag { weight } twin { count } } }",
     "query @experimental_disableErrorPropagation { items { name } }",
+    "query @experimental_disableErrorPropagation { items { name pairs { label } strictSize } }",
+    # lists of objects: nullable and non-null items, nested lists, batched fields
+    "{ strictItems { shout count } }",
+    "{ strictItems(start: 4) { shout } }",
+    "{ strictItems(start: 3) { shout } }",
+    "{ items { name mark count } }",
+    "{ strictItems { name mark } }",
+    "{ items { sides { label weight } } }",
+    "{ items { name strictSides { label } } }",
+    "{ items { name pairs { label weight } size } }",
+    "{ strictItems(start: 2) { pairs { label } } }",
+    "{ items { strictSize name } }",
+    "{ items { name partner { name pairs { label } partner { name } } } }",
+    "{ items { twin { name pairs { weight } size } } }",
+    "{ first { pairs { label } size strictSize partner { name size } } }",
+    "{ items { tag { label } pairs { label } mark } }",
 ]
 
 
+def _error(error: GraphQLError) -> str:
+    return repr(error.formatted)
+
+
+def _shape(value: Any) -> Any:
+    """The keys of every object, in order, at every depth."""
+    if isinstance(value, dict):
+        return [(key, _shape(item)) for key, item in value.items()]
+    if isinstance(value, list):
+        return [_shape(item) for item in value]
+    return None
+
+
+@pytest.mark.parametrize("executor", ["plain", "listing"])
 @pytest.mark.parametrize("document", DOCUMENTS)
-async def test_answers_and_errors_equal_strawberrys(document: str) -> None:
+async def test_answers_and_errors_equal_strawberrys(document: str, executor: str) -> None:
+    MARKED.clear()
     expected = await reference.execute(document)
-    got = await plain.execute(document)
+    marked = list(MARKED)
+    MARKED.clear()
+    got = await {"plain": plain, "listing": listing}[executor].execute(document)
     assert got.data == expected.data
-    assert [e.formatted for e in got.errors or []] == [e.formatted for e in expected.errors or []]
-    if got.data is not None and got.data.get("items"):
-        # field order as the document asks, also for mixed plain and resolved fields
-        for ours, theirs in zip(got.data["items"], expected.data["items"], strict=True):
-            assert list(ours or {}) == list(theirs or {})
+    # the same errors; the list executor finds them a field at a time, so their order may
+    # differ (the spec gives the errors list no order)
+    assert sorted(map(_error, got.errors or [])) == sorted(map(_error, expected.errors or []))
+    if executor == "plain":
+        assert [e.formatted for e in got.errors or []] == [
+            e.formatted for e in expected.errors or []
+        ]
+    # field order as the document asks, at every depth, also for mixed plain and resolved fields
+    assert _shape(got.data) == _shape(expected.data)
+    # no resolver strawberry's would not run (none for an object an error has nulled); the
+    # list executor may run fewer: { strictItems { name mark } } fails on the third name
+    # before it runs any `mark`, strawberry's after two
+    assert set(MARKED) <= set(marked)
+    if not expected.errors:
+        assert marked == MARKED
+
+
+async def test_lists_use_batched_fields_once_per_list() -> None:
+    BATCH_CALLS.clear()
+    result = await listing.execute("{ items { size partner { size } } first { size } }")
+    assert result.data is not None
+    # one call per field for the whole list (six items; the partners of five) and none for
+    # `first`, answered by its own resolver outside a list
+    assert BATCH_CALLS == [("size", 6), ("partner", 6), ("size", 5)]
+    BATCH_CALLS.clear()
+    result = await listing.execute("{ strictItems(start: 4) { pairs { weight } } }")
+    assert result.errors is None
+    assert BATCH_CALLS == [("pairs", 2)]
+    BATCH_CALLS.clear()
+    await plain.execute("{ items { pairs { label } size } }")
+    assert BATCH_CALLS == []
 
 
 async def test_plain_fields_skip_resolve_info(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,605 @@
+"""Lists of objects completed a field at a time, for every object of the list at once.
+
+graphql-core completes a list item by item: for each of a page's 100 cases it collects the
+sub-selection, executes each field, builds paths, and when any field is asynchronous wraps the
+case in a coroutine, which the list gathers in a task per case; a loader future per case is
+awaited in a coroutine of its own. :class:`ListExecutor` turns that around for a list of
+objects: it takes each field of the sub-selection in turn and answers it for every object of
+the list (a *column*):
+
+- a plain field (:mod:`resolvers.execution`) is read and coerced in one loop; a plain object
+  field's objects become one column for its own sub-selection, at any depth;
+- a :mod:`batched <resolvers.batched>` field is answered by one call for the whole column; its
+  awaitables (a data loader's futures) are awaited together, and when it returns lists of
+  objects (a case's timeline) all their items form one column;
+- any other field runs graphql-core's own ``execute_field`` for each object, as before.
+
+A page's answer is then one list of dicts, filled column by column, with one coroutine per
+batched column instead of per object.
+
+Errors, nulls and values a type refuses are completed by graphql-core's own code for that
+one field of that one object (``_plain_field``, ``complete_value``,
+``complete_list_item_value``), so the message and location are the same. What the column
+executor adds is where the error goes next: each object and list it builds has a *slot* (where
+its value was put, with that field's type and path, and the slot it sits in), and a non-null
+error climbs the slots to the nearest nullable one, which becomes null and records the error,
+as graphql-core's nested calls do; past the list's own items it is raised to graphql-core. The
+tests run every document both ways and compare data and errors.
+
+Lists of interfaces or unions, lists of scalars, async iterables and executors with middleware
+take graphql-core's path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from typing import Any, NamedTuple
+
+from graphql import (
+    GraphQLError,
+    GraphQLField,
+    GraphQLList,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    Undefined,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+    is_object_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.execution.executor import to_nodes
+from graphql.pyutils import AwaitableOrValue, Path, gather_with_cancel
+
+from resolvers.batched import BatchResolver, batch_resolver
+from resolvers.execution import PlainFieldExecutor, _Plain, _plans_for, _type_check_needs_no_info
+
+
+class _Slot(NamedTuple):
+    """Where one value of the response was put: ``container[key]``, for a field (or list item)
+    of ``type`` at ``path``; ``parent`` is the slot of the object or list holding it."""
+
+    container: Any  # dict (an object's fields) or list (a list's items)
+    key: str | int
+    type: GraphQLOutputType
+    details: FieldDetailsList
+    path: Path
+    parent: _Slot | None
+
+
+class _Column(NamedTuple):
+    """Objects of one type whose sub-selection is completed together: ``rows[i]`` is the dict
+    answering ``sources[i]``, already in place at ``slots[i]``."""
+
+    sources: list[Any]
+    rows: list[dict[str, Any]]
+    slots: list[_Slot]
+
+
+def _object_item_type(item_type: GraphQLOutputType) -> GraphQLObjectType | None:
+    named = item_type.of_type if is_non_null_type(item_type) else item_type
+    if is_object_type(named) and _type_check_needs_no_info(named):
+        return named
+    return None
+
+
+def _answered(slot: _Slot | None, value: Any) -> bool:
+    """Whether ``value`` (an object's dict) is still in the response: no error has nulled it
+    or an object or list holding it. Fields of a nulled object are not executed, as in
+    graphql-core, so their resolvers have no effects (audited reveals, say)."""
+    while slot is not None:
+        if slot.container[slot.key] is not value:
+            return False
+        value = slot.container
+        slot = slot.parent
+    return True
+
+
+class ListExecutor(PlainFieldExecutor):
+    """:class:`~resolvers.execution.PlainFieldExecutor` with lists of objects completed a
+    column at a time."""
+
+    def complete_iterable_value(
+        self,
+        item_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: Any,
+        path: Path,
+        items: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[list[Any]]:
+        object_type = _object_item_type(item_type)
+        if (
+            object_type is None
+            or (self.middleware_manager is not None and self.middleware_manager.middlewares)
+            or self.get_stream_usage(field_details_list, path) is not None
+        ):
+            return super().complete_iterable_value(
+                item_type, field_details_list, info, path, items, position_context
+            )
+        items = items if isinstance(items, list | tuple) else list(items)
+        completed: list[Any] = [None] * len(items)
+        pending: list[Awaitable[None]] = []
+        column = _Column([], [], [])
+        try:
+            for index, item in enumerate(items):
+                item_path = path.add_key(index, None)
+                slot = _Slot(completed, index, item_type, field_details_list, item_path, None)
+                if self._usual_object(object_type, item):
+                    row: dict[str, Any] = {}
+                    completed[index] = row
+                    column.sources.append(item)
+                    column.rows.append(row)
+                    column.slots.append(slot)
+                else:
+                    self._item(item, item_type, field_details_list, info, slot, pending)
+            if column.sources:
+                self._object_column(object_type, field_details_list, column, pending)
+        except Exception:
+            if pending:
+                self.settle_in_background(pending)
+            raise
+        if not pending:
+            return completed
+        return self._finish(completed, pending)
+
+    async def _finish(self, completed: list[Any], pending: list[Awaitable[None]]) -> list[Any]:
+        """Await the list's pending work, wave after wave (completing a batched column can
+        start columns of its own)."""
+        try:
+            while pending:
+                wave = list(pending)
+                pending.clear()
+                if len(wave) == 1:
+                    await wave[0]
+                else:
+                    await gather_with_cancel(*wave)
+        except Exception:
+            if pending:
+                self.settle_in_background(pending)
+            raise
+        return completed
+
+    # --- one column: every field of a sub-selection, for all objects
+
+    @staticmethod
+    def _usual_object(object_type: GraphQLObjectType, value: Any) -> bool:
+        if value is None or isinstance(value, Exception):
+            return False
+        check = object_type.is_type_of
+        return check is None or check(value, None) is True  # type: ignore[arg-type]
+
+    def _object_column(
+        self,
+        object_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        column: _Column,
+        pending: list[Awaitable[None]],
+    ) -> None:
+        grouped, defer_usages, _ = self.collect_subfields(object_type, field_details_list)
+        if defer_usages:  # incremental delivery: graphql-core's path, object by object
+            for source, slot in zip(column.sources, column.slots, strict=True):
+                try:
+                    result = self.collect_and_execute_subfields(
+                        object_type, field_details_list, slot.path, source, None
+                    )
+                except Exception as error:
+                    slot.container[slot.key] = None
+                    self._propagate(slot, error)
+                    continue
+                self._put(result, slot.container, slot.key, slot, pending)
+            return
+        self._fields(object_type, grouped, column, pending)
+
+    def _fields(
+        self,
+        parent_type: GraphQLObjectType,
+        grouped: GroupedFieldSet,
+        column: _Column,
+        pending: list[Awaitable[None]],
+    ) -> None:
+        plans = _plans_for(parent_type)
+        for name, details in grouped.items():
+            node = details[0].node
+            if len(details) == 1 and not node.arguments:
+                field_name = node.name.value
+                plan = plans.get(field_name)
+                if plan is not None:
+                    if plan.leaf is not None:
+                        self._leaf_column(plan, parent_type, name, details, column, pending)
+                    else:
+                        self._plain_object_column(plan, parent_type, name, details, column, pending)
+                    continue
+                field = parent_type.fields.get(field_name)
+                batch = batch_resolver(parent_type.name, field_name)
+                if batch is not None and field is not None and not field.args:
+                    self._batched_column(batch, field, parent_type, name, details, column, pending)
+                    continue
+            self._general_column(parent_type, name, details, column, pending)
+
+    def _leaf_column(
+        self,
+        plan: _Plain,
+        parent_type: GraphQLObjectType,
+        name: str,
+        details: FieldDetailsList,
+        column: _Column,
+        pending: list[Awaitable[None]],
+    ) -> None:
+        read = plan.read
+        assert plan.leaf is not None
+        coerce = plan.leaf.coerce_output_value
+        for source, row, slot in zip(column.sources, column.rows, column.slots, strict=True):
+            try:
+                value = read(source)
+                if value is not None and not isinstance(value, Exception):
+                    coerced = coerce(value)
+                    if coerced is not None and coerced is not Undefined:
+                        row[name] = coerced
+                        continue
+            except Exception:  # completed again below, the way that reports it
+                pass
+            self._plain_one(plan, parent_type, source, name, details, row, slot, pending)
+
+    def _plain_object_column(
+        self,
+        plan: _Plain,
+        parent_type: GraphQLObjectType,
+        name: str,
+        details: FieldDetailsList,
+        column: _Column,
+        pending: list[Awaitable[None]],
+    ) -> None:
+        object_type = plan.object_type
+        assert object_type is not None
+        read = plan.read
+        nested = _Column([], [], [])
+        for source, row, slot in zip(column.sources, column.rows, column.slots, strict=True):
+            try:
+                value = read(source)
+            except Exception:
+                value = None  # completed again below, the way that reports it
+            if self._usual_object(object_type, value):
+                self._nest(value, row, name, plan.field.type, details, parent_type, slot, nested)
+            else:
+                self._plain_one(plan, parent_type, source, name, details, row, slot, pending)
+        if nested.sources:
+            self._object_column(object_type, details, nested, pending)
+
+    def _batched_column(
+        self,
+        batch: BatchResolver,
+        field: GraphQLField,
+        parent_type: GraphQLObjectType,
+        name: str,
+        details: FieldDetailsList,
+        column: _Column,
+        pending: list[Awaitable[None]],
+    ) -> None:
+        if not all(map(_answered, column.slots, column.rows)):
+            kept = [i for i, row in enumerate(column.rows) if _answered(column.slots[i], row)]
+            if not kept:
+                return
+            column = _Column(*([part[i] for i in kept] for part in column))
+        try:
+            values = list(batch(column.sources, self.context_value))
+            if len(values) != len(column.sources):
+                raise GraphQLError(
+                    f"{parent_type.name}.{name}: {len(values)} answers for "
+                    f"{len(column.sources)} objects."
+                )
+        except Exception as error:
+            values = [error] * len(column.sources)
+        is_awaitable = self.is_awaitable
+        if not any(is_awaitable(value) for value in values):
+            self._complete_column(field, parent_type, name, details, column, values, pending)
+            return
+        for row in column.rows:
+            row[name] = None  # the response keeps the selection's order
+        pending.append(self._await_column(field, parent_type, name, details, column, values))
+
+    async def _await_column(
+        self,
+        field: GraphQLField,
+        parent_type: GraphQLObjectType,
+        name: str,
+        details: FieldDetailsList,
+        column: _Column,
+        values: list[Any],
+    ) -> None:
+        """The column's awaitables awaited one after another: a loader's futures resolve
+        together, so after the first the rest are done; no task or coroutine per object."""
+        is_awaitable = self.is_awaitable
+        resolved: list[Any] = []
+        for value in values:
+            if is_awaitable(value):
+                try:
+                    value = await value
+                except Exception as error:
+                    value = error
+            resolved.append(value)
+        pending: list[Awaitable[None]] = []
+        self._complete_column(field, parent_type, name, details, column, resolved, pending)
+        if pending:
+            await self._finish([], pending)
+
+    def _complete_column(
+        self,
+        field: GraphQLField,
+        parent_type: GraphQLObjectType,
+        name: str,
+        details: FieldDetailsList,
+        column: _Column,
+        values: Sequence[Any],
+        pending: list[Awaitable[None]],
+    ) -> None:
+        """A batched field's values completed: leaves coerced, objects and lists of objects
+        made columns; anything else by graphql-core, one object at a time."""
+        field_type = field.type
+        named = field_type.of_type if is_non_null_type(field_type) else field_type
+        rows = zip(column.sources, column.rows, column.slots, values, strict=True)
+        if is_leaf_type(named):
+            coerce = named.coerce_output_value
+            for _source, row, slot, value in rows:
+                if value is not None and not isinstance(value, Exception):
+                    try:
+                        coerced = coerce(value)
+                    except Exception:
+                        coerced = None  # completed again below, the way that reports it
+                    if coerced is not None and coerced is not Undefined:
+                        row[name] = coerced
+                        continue
+                self._complete_one(field, parent_type, name, details, row, slot, value, pending)
+            return
+        object_type = _object_item_type(named.of_type) if is_list_type(named) else None
+        if object_type is None and is_object_type(named):
+            object_type = _object_item_type(named)
+            nested = _Column([], [], [])
+            for _source, row, slot, value in rows:
+                if object_type is not None and self._usual_object(object_type, value):
+                    self._nest(value, row, name, field_type, details, parent_type, slot, nested)
+                else:
+                    self._complete_one(field, parent_type, name, details, row, slot, value, pending)
+            if object_type is not None and nested.sources:
+                self._object_column(object_type, details, nested, pending)
+            return
+        if object_type is None:
+            for _source, row, slot, value in rows:
+                self._complete_one(field, parent_type, name, details, row, slot, value, pending)
+            return
+        assert isinstance(named, GraphQLList)
+        self._list_column(
+            field, named.of_type, object_type, parent_type, name, details, rows, pending
+        )
+
+    def _list_column(
+        self,
+        field: GraphQLField,
+        item_type: GraphQLOutputType,
+        object_type: GraphQLObjectType,
+        parent_type: GraphQLObjectType,
+        name: str,
+        details: FieldDetailsList,
+        rows: Any,
+        pending: list[Awaitable[None]],
+    ) -> None:
+        """Lists of objects, one per object of the column: all their items become one column."""
+        items = _Column([], [], [])
+        for _source, row, slot, value in rows:
+            if value is None or isinstance(value, Exception) or not isinstance(value, list | tuple):
+                self._complete_one(field, parent_type, name, details, row, slot, value, pending)
+                continue
+            path = Path(slot.path, name, parent_type.name)
+            completed: list[Any] = [None] * len(value)
+            row[name] = completed
+            list_slot = _Slot(row, name, field.type, details, path, slot)
+            for index, item in enumerate(value):
+                item_slot = _Slot(
+                    completed, index, item_type, details, path.add_key(index, None), list_slot
+                )
+                if self._usual_object(object_type, item):
+                    item_row: dict[str, Any] = {}
+                    completed[index] = item_row
+                    items.sources.append(item)
+                    items.rows.append(item_row)
+                    items.slots.append(item_slot)
+                else:
+                    info = self.build_resolve_info(field, to_nodes(details), parent_type, path)
+                    self._item(item, item_type, details, info, item_slot, pending)
+        if items.sources:
+            self._object_column(object_type, details, items, pending)
+
+    def _general_column(
+        self,
+        parent_type: GraphQLObjectType,
+        name: str,
+        details: FieldDetailsList,
+        column: _Column,
+        pending: list[Awaitable[None]],
+    ) -> None:
+        """graphql-core's ``execute_field`` for each object (arguments, ``info``, async
+        resolvers, interfaces...)."""
+        for source, row, slot in zip(column.sources, column.rows, column.slots, strict=True):
+            if not _answered(slot, row):
+                continue  # nulled by an error (graphql-core stops executing its fields too)
+            try:
+                result = self.execute_field(
+                    parent_type, source, details, Path(slot.path, name, parent_type.name), None
+                )
+            except Exception as error:
+                row[name] = None
+                self._propagate(slot, error)
+                continue
+            if result is not Undefined:
+                self._put(result, row, name, slot, pending)
+
+    # --- one value, the unusual way: graphql-core completes and reports it
+
+    def _nest(
+        self,
+        value: Any,
+        row: dict[str, Any],
+        name: str,
+        field_type: GraphQLOutputType,
+        details: FieldDetailsList,
+        parent_type: GraphQLObjectType,
+        slot: _Slot,
+        nested: _Column,
+    ) -> None:
+        """``value``, an object, joins ``nested`` with a new dict at ``row[name]``."""
+        sub: dict[str, Any] = {}
+        row[name] = sub
+        nested.sources.append(value)
+        nested.rows.append(sub)
+        nested.slots.append(
+            _Slot(row, name, field_type, details, Path(slot.path, name, parent_type.name), slot)
+        )
+
+    def _plain_one(
+        self,
+        plan: _Plain,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        name: str,
+        details: FieldDetailsList,
+        row: dict[str, Any],
+        slot: _Slot,
+        pending: list[Awaitable[None]],
+    ) -> None:
+        try:
+            result = self._plain_field(plan, parent_type, source, details, slot.path, name, None)
+        except Exception as error:
+            row[name] = None
+            self._propagate(slot, error)
+            return
+        self._put(result, row, name, slot, pending)
+
+    def _complete_one(
+        self,
+        field: GraphQLField,
+        parent_type: GraphQLObjectType,
+        name: str,
+        details: FieldDetailsList,
+        row: dict[str, Any],
+        slot: _Slot,
+        value: Any,
+        pending: list[Awaitable[None]],
+    ) -> None:
+        """A batched field's value for one object, as ``execute_field`` completes a
+        resolver's answer (``value`` may be the exception the resolver raised)."""
+        path = Path(slot.path, name, parent_type.name)
+        try:
+            if isinstance(value, Exception):
+                raise value
+            info = self.build_resolve_info(field, to_nodes(details), parent_type, path)
+            completed = self.complete_value(field.type, details, info, path, value, None)
+        except Exception as raw_error:
+            row[name] = None
+            self._field_failed(raw_error, field.type, details, path, slot)
+            return
+        row[name] = completed
+        if self.is_awaitable(completed):
+            row[name] = None
+            pending.append(
+                self._settled_field(completed, field.type, details, path, row, name, slot)
+            )
+
+    async def _settled_field(
+        self,
+        completed: Awaitable[Any],
+        field_type: GraphQLOutputType,
+        details: FieldDetailsList,
+        path: Path,
+        row: dict[str, Any],
+        name: str,
+        slot: _Slot,
+    ) -> None:
+        try:
+            row[name] = await completed
+        except Exception as raw_error:
+            self._field_failed(raw_error, field_type, details, path, slot)
+
+    def _item(
+        self,
+        item: Any,
+        item_type: GraphQLOutputType,
+        details: FieldDetailsList,
+        info: Any,
+        slot: _Slot,
+        pending: list[Awaitable[None]],
+    ) -> None:
+        """One list item graphql-core's way (null, an error, an awaitable, a wrong type)."""
+        if self.is_awaitable(item):
+            awaited = self.complete_awaitable_list_item_value(
+                item, item_type, details, info, slot.path, None
+            )
+            self._put(awaited, slot.container, slot.key, slot.parent, pending)
+            return
+        result: list[Any] = []
+        try:
+            is_awaitable = self.complete_list_item_value(
+                item, result, item_type, details, info, slot.path, None
+            )
+        except Exception as error:
+            slot.container[slot.key] = None
+            self._propagate(slot.parent, error)
+            return
+        slot.container[slot.key] = result[0]
+        if is_awaitable:
+            slot.container[slot.key] = None
+            pending.append(self._settled(result[0], slot.container, slot.key, slot.parent))
+
+    # --- where values and errors go
+
+    def _put(
+        self,
+        result: Any,
+        container: Any,
+        key: str | int,
+        slot: _Slot | None,
+        pending: list[Awaitable[None]],
+    ) -> None:
+        """``result`` at ``container[key]``, now or once awaited; an error it raises goes to
+        ``slot``, the object or list holding it."""
+        if self.is_awaitable(result):
+            container[key] = None
+            pending.append(self._settled(result, container, key, slot))
+        else:
+            container[key] = result
+
+    async def _settled(
+        self, awaitable: Awaitable[Any], container: Any, key: str | int, slot: _Slot | None
+    ) -> None:
+        try:
+            container[key] = await awaitable
+        except Exception as error:
+            self._propagate(slot, error)
+
+    def _field_failed(
+        self,
+        raw_error: Exception,
+        field_type: GraphQLOutputType,
+        details: FieldDetailsList,
+        path: Path,
+        slot: _Slot,
+    ) -> None:
+        """A field's error, reported at the field when it is nullable, else passed up."""
+        try:
+            self.handle_field_error(raw_error, field_type, details, path)
+        except Exception as error:
+            self._propagate(slot, error)
+
+    def _propagate(self, slot: _Slot | None, error: Exception) -> None:
+        """A non-null field below ``slot`` failed: the nearest nullable slot up the chain
+        becomes null and records the error (graphql-core's ``handle_field_error`` at each
+        level); past the list's own items the error is raised to graphql-core."""
+        while slot is not None:
+            try:
+                self.handle_field_error(error, slot.type, slot.details, slot.path)
+            except Exception as located:
+                error = located
+                slot = slot.parent
+                continue
+            slot.container[slot.key] = None
+            return
+        raise error
