@@ -209,9 +209,9 @@ class Case(relay.Node):
     @strawberry.field(description="Status changes and notes, oldest first." + _UNANSWERED)
     def timeline(self, info: GraphInfo) -> list[TimelineItem] | None:
         # The loader's future itself, for graphql-core to await: no coroutine per case, and
-        # the entries are answered as they are (see TimelineItem).
-        loader = info.context.loaders.timelines(self.record.source)
-        return cast("list[TimelineItem] | None", loader.load(self.record.local_id))
+        # the entries are answered as they are (see TimelineItem). Outside a list; in one,
+        # _timelines answers for every case at once.
+        return cast("list[TimelineItem] | None", _timelines([self], info.context)[0])
 
     @strawberry.field(description="Where this agency sent the case, oldest first." + _UNANSWERED)
     async def referrals(self, info: GraphInfo) -> list[Referral] | None:

@@ -32,7 +32,8 @@ take graphql-core's path.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 from graphql import (
@@ -43,7 +44,6 @@ from graphql import (
     GraphQLOutputType,
     Undefined,
     is_leaf_type,
-    is_list_type,
     is_non_null_type,
     is_object_type,
 )
@@ -74,6 +74,14 @@ class _Column(NamedTuple):
     sources: list[Any]
     rows: list[dict[str, Any]]
     slots: list[_Slot]
+
+    def add(self, source: Any, slot: _Slot) -> None:
+        """``source`` joins the column, answered by a new dict put in place at ``slot``."""
+        row: dict[str, Any] = {}
+        slot.container[slot.key] = row
+        self.sources.append(source)
+        self.rows.append(row)
+        self.slots.append(slot)
 
 
 def _object_item_type(item_type: GraphQLOutputType) -> GraphQLObjectType | None:
@@ -118,21 +126,20 @@ class ListExecutor(PlainFieldExecutor):
                 item_type, field_details_list, info, path, items, position_context
             )
         items = items if isinstance(items, list | tuple) else list(items)
-        completed: list[Any] = [None] * len(items)
         pending: list[Awaitable[None]] = []
         column = _Column([], [], [])
         try:
-            for index, item in enumerate(items):
-                item_path = path.add_key(index, None)
-                slot = _Slot(completed, index, item_type, field_details_list, item_path, None)
-                if self._usual_object(object_type, item):
-                    row: dict[str, Any] = {}
-                    completed[index] = row
-                    column.sources.append(item)
-                    column.rows.append(row)
-                    column.slots.append(slot)
-                else:
-                    self._item(item, item_type, field_details_list, info, slot, pending)
+            completed = self._list_items(
+                items,
+                item_type,
+                object_type,
+                field_details_list,
+                path,
+                None,
+                lambda: info,
+                column,
+                pending,
+            )
             if column.sources:
                 self._object_column(object_type, field_details_list, column, pending)
         except Exception:
@@ -142,6 +149,31 @@ class ListExecutor(PlainFieldExecutor):
         if not pending:
             return completed
         return self._finish(completed, pending)
+
+    def _list_items(
+        self,
+        items: Sequence[Any],
+        item_type: GraphQLOutputType,
+        object_type: GraphQLObjectType,
+        details: FieldDetailsList,
+        path: Path,
+        parent: _Slot | None,
+        info: Callable[[], Any],
+        column: _Column,
+        pending: list[Awaitable[None]],
+    ) -> list[Any]:
+        """A list's completed items: each object joins ``column``; anything else (null, an
+        error, an awaitable, a wrong type) is completed graphql-core's way, with the list
+        field's resolve info made only then. ``parent`` is the list's own slot (None for the
+        list graphql-core asked for: past it, errors are raised)."""
+        completed: list[Any] = [None] * len(items)
+        for index, item in enumerate(items):
+            slot = _Slot(completed, index, item_type, details, path.add_key(index, None), parent)
+            if self._usual_object(object_type, item):
+                column.add(item, slot)
+            else:
+                self._item(item, item_type, details, info(), slot, pending)
+        return completed
 
     async def _finish(self, completed: list[Any], pending: list[Awaitable[None]]) -> list[Any]:
         """Await the list's pending work, wave after wave (completing a batched column can
@@ -276,10 +308,10 @@ class ListExecutor(PlainFieldExecutor):
         column: _Column,
         pending: list[Awaitable[None]],
     ) -> None:
-        if not all(map(_answered, column.slots, column.rows)):
-            kept = [i for i, row in enumerate(column.rows) if _answered(column.slots[i], row)]
-            if not kept:
-                return
+        kept = [i for i, row in enumerate(column.rows) if _answered(column.slots[i], row)]
+        if not kept:
+            return
+        if len(kept) < len(column.rows):  # some nulled by an error: not asked about
             column = _Column(*([part[i] for i in kept] for part in column))
         try:
             values = list(batch(column.sources, self.context_value))
@@ -351,26 +383,25 @@ class ListExecutor(PlainFieldExecutor):
                         continue
                 self._complete_one(field, parent_type, name, details, row, slot, value, pending)
             return
-        object_type = _object_item_type(named.of_type) if is_list_type(named) else None
-        if object_type is None and is_object_type(named):
-            object_type = _object_item_type(named)
+        if is_object_type(named) and (object_type := _object_item_type(named)) is not None:
             nested = _Column([], [], [])
             for _source, row, slot, value in rows:
-                if object_type is not None and self._usual_object(object_type, value):
+                if self._usual_object(object_type, value):
                     self._nest(value, row, name, field_type, details, parent_type, slot, nested)
                 else:
                     self._complete_one(field, parent_type, name, details, row, slot, value, pending)
-            if object_type is not None and nested.sources:
+            if nested.sources:
                 self._object_column(object_type, details, nested, pending)
-            return
-        if object_type is None:
+        elif (
+            isinstance(named, GraphQLList)
+            and (object_type := _object_item_type(named.of_type)) is not None
+        ):
+            self._list_column(
+                field, named.of_type, object_type, parent_type, name, details, rows, pending
+            )
+        else:  # lists of scalars, interfaces, unions: graphql-core's way
             for _source, row, slot, value in rows:
                 self._complete_one(field, parent_type, name, details, row, slot, value, pending)
-            return
-        assert isinstance(named, GraphQLList)
-        self._list_column(
-            field, named.of_type, object_type, parent_type, name, details, rows, pending
-        )
 
     def _list_column(
         self,
@@ -390,22 +421,17 @@ class ListExecutor(PlainFieldExecutor):
                 self._complete_one(field, parent_type, name, details, row, slot, value, pending)
                 continue
             path = Path(slot.path, name, parent_type.name)
-            completed: list[Any] = [None] * len(value)
-            row[name] = completed
-            list_slot = _Slot(row, name, field.type, details, path, slot)
-            for index, item in enumerate(value):
-                item_slot = _Slot(
-                    completed, index, item_type, details, path.add_key(index, None), list_slot
-                )
-                if self._usual_object(object_type, item):
-                    item_row: dict[str, Any] = {}
-                    completed[index] = item_row
-                    items.sources.append(item)
-                    items.rows.append(item_row)
-                    items.slots.append(item_slot)
-                else:
-                    info = self.build_resolve_info(field, to_nodes(details), parent_type, path)
-                    self._item(item, item_type, details, info, item_slot, pending)
+            row[name] = self._list_items(
+                value,
+                item_type,
+                object_type,
+                details,
+                path,
+                _Slot(row, name, field.type, details, path, slot),
+                partial(self.build_resolve_info, field, to_nodes(details), parent_type, path),
+                items,
+                pending,
+            )
         if items.sources:
             self._object_column(object_type, details, items, pending)
 
@@ -447,13 +473,8 @@ class ListExecutor(PlainFieldExecutor):
         nested: _Column,
     ) -> None:
         """``value``, an object, joins ``nested`` with a new dict at ``row[name]``."""
-        sub: dict[str, Any] = {}
-        row[name] = sub
-        nested.sources.append(value)
-        nested.rows.append(sub)
-        nested.slots.append(
-            _Slot(row, name, field_type, details, Path(slot.path, name, parent_type.name), slot)
-        )
+        path = Path(slot.path, name, parent_type.name)
+        nested.add(value, _Slot(row, name, field_type, details, path, slot))
 
     def _plain_one(
         self,
@@ -537,17 +558,12 @@ class ListExecutor(PlainFieldExecutor):
             return
         result: list[Any] = []
         try:
-            is_awaitable = self.complete_list_item_value(
-                item, result, item_type, details, info, slot.path, None
-            )
+            self.complete_list_item_value(item, result, item_type, details, info, slot.path, None)
         except Exception as error:
             slot.container[slot.key] = None
             self._propagate(slot.parent, error)
             return
-        slot.container[slot.key] = result[0]
-        if is_awaitable:
-            slot.container[slot.key] = None
-            pending.append(self._settled(result[0], slot.container, slot.key, slot.parent))
+        self._put(result[0], slot.container, slot.key, slot.parent, pending)
 
     # --- where values and errors go
 
