@@ -145,11 +145,10 @@ BATCH_CALLS: list[tuple[str, int]] = []
 
 def _later(value: Any) -> asyncio.Future[Any]:
     """A future resolved on the next turn of the loop, as a data loader's are."""
-    future = asyncio.get_running_loop().create_future()
-    if isinstance(value, Exception):
-        asyncio.get_running_loop().call_soon(future.set_exception, value)
-    else:
-        asyncio.get_running_loop().call_soon(future.set_result, value)
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    settle = future.set_exception if isinstance(value, Exception) else future.set_result
+    loop.call_soon(settle, value)
     return future
 
 
@@ -163,28 +162,22 @@ def _each(function: Any, items: Sequence[Item]) -> list[Any]:
     return answers
 
 
-@batched("Item", "pairs")
-def _batched_pairs(items: Sequence[Item], _context: object) -> list[Any]:
-    BATCH_CALLS.append(("pairs", len(items)))
-    return [_later(answer) for answer in _each(_pairs, items)]
+def _batch(field: str, function: Any, *, awaited: bool = True) -> None:
+    """Register ``Item.field`` as batched: ``function`` per item, counted in BATCH_CALLS, as
+    futures (a loader's way) or, with ``awaited=False``, values and exceptions at once."""
+
+    def answer(items: Sequence[Item], _context: object) -> list[Any]:
+        BATCH_CALLS.append((field, len(items)))
+        answers = _each(function, items)
+        return [_later(one) for one in answers] if awaited else answers
+
+    batched("Item", field)(answer)
 
 
-@batched("Item", "size")
-def _batched_size(items: Sequence[Item], _context: object) -> list[Any]:
-    BATCH_CALLS.append(("size", len(items)))
-    return _each(_size, items)  # values (and exceptions) at once, no awaitable
-
-
-@batched("Item", "strictSize")
-def _batched_strict_size(items: Sequence[Item], _context: object) -> list[Any]:
-    BATCH_CALLS.append(("strictSize", len(items)))
-    return [_later(answer) for answer in _each(_size, items)]
-
-
-@batched("Item", "partner")
-def _batched_partner(items: Sequence[Item], _context: object) -> list[Any]:
-    BATCH_CALLS.append(("partner", len(items)))
-    return [_later(answer) for answer in _each(_partner, items)]
+_batch("pairs", _pairs)
+_batch("size", _size, awaited=False)
+_batch("strictSize", _size)
+_batch("partner", _partner)
 
 
 def item(label: str, **changes: Any) -> Item:

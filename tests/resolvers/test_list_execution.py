@@ -4,7 +4,6 @@ item-by-item completion does (tests/resolvers/test_execution.py has the error ca
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,9 +13,9 @@ from resolvers.batched import batched_fields
 from resolvers.execution import PlainFieldExecutor
 from resolvers.list_execution import ListExecutor
 from samples.serving import ThreadedServer
-from tests.conftest import DemoData, RunningGateway, running
+from tests.conftest import DemoData, RunningGateway, serving
 from tests.resolvers.expected import REST_SOURCE
-from tests.resolvers.test_partial_results import UnknownStatus
+from tests.resolvers.test_partial_results import UnknownStatus, with_source
 
 UNKNOWN_TITLE = "หัวเรื่อง"
 """The title of the one case UnknownStatus answers with."""
@@ -97,16 +96,11 @@ async def odd_agency(demo_data: DemoData) -> AsyncIterator[RunningGateway]:
     statuses (tests/resolvers/test_partial_results.py)."""
     server = ThreadedServer(UnknownStatus())
     server.start()
-    sources = tuple(
-        s.model_copy(update={"base_url": server.url}) if s.id == REST_SOURCE else s
-        for s in demo_data.config.sources
-    )
-    started = await running(replace(demo_data.config, sources=sources))
     try:
-        yield started
+        config = with_source(demo_data.config, REST_SOURCE, base_url=server.url)
+        async with serving(config) as started:
+            yield started
     finally:
-        await started.client.aclose()
-        await started.gateway.stop()
         server.stop()
 
 

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from starlette.types import Receive, Scope, Send
 
+from gateway.config import GatewayConfig
 from samples.serving import ThreadedServer
 from sources.rest import RestSettings
-from tests.conftest import DemoData, running
+from tests.conftest import DemoData, serving
 from tests.resolvers.expected import ALL_SOURCES, POSTGRES_SOURCE, REST_SOURCE, SQLITE_SOURCE
 
 QUERY = """
@@ -31,17 +32,18 @@ def sources_in(body: dict[str, Any]) -> set[str]:
     return {edge["node"]["source"]["id"] for edge in body["data"]["cases"]["edges"]}
 
 
+def with_source(config: GatewayConfig, source_id: str, **changes: Any) -> GatewayConfig:
+    """``config`` with one source's settings changed."""
+    sources = tuple(
+        s.model_copy(update=changes) if s.id == source_id else s for s in config.sources
+    )
+    return replace(config, sources=sources)
+
+
 async def answer(demo_data: DemoData, source_id: str, **changes: Any) -> dict[str, Any]:
     """QUERY against the demo agencies with one source's settings changed."""
-    sources = tuple(
-        s.model_copy(update=changes) if s.id == source_id else s for s in demo_data.config.sources
-    )
-    gateway = await running(replace(demo_data.config, sources=sources))
-    try:
+    async with serving(with_source(demo_data.config, source_id, **changes)) as gateway:
         return await gateway.query(QUERY)
-    finally:
-        await gateway.client.aclose()
-        await gateway.gateway.stop()
 
 
 async def test_an_unreachable_source_gives_exactly_one_error(demo_data: DemoData) -> None:
