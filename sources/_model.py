@@ -9,6 +9,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TypeVar, dataclass_transform
+
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def record(cls: type[_T]) -> type[_T]:
+    """A frozen dataclass to the type checker, a slotted and hashable one at run time.
+
+    Sources make these by the hundred per request. A frozen dataclass's ``__init__`` sets each
+    field through ``object.__setattr__`` (to get past its own ``__setattr__``): eleven times
+    the cost of a plain one for ``CaseRecord``'s 18 fields (4.0 against 0.37 microseconds),
+    about 5% of the dashboard page's CPU. So immutability is checked where it costs nothing,
+    by mypy (assigning to a field is an error, as for ``frozen=True``), and records keep a
+    field-wise ``__hash__`` and ``==``.
+    """
+    return dataclass(slots=True, unsafe_hash=True)(cls)
 
 
 class CanonicalStatus(StrEnum):
@@ -76,7 +93,7 @@ class ReferralKind(StrEnum):
     RETURN = "RETURN"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Unmapped:
     """A native value that the source's configured vocabulary does not map.
 
@@ -96,7 +113,7 @@ class Unmapped:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Location:
     """Where the complaint is about; codes are DOPA codes ('40', '4001', '400101')."""
 
@@ -108,7 +125,7 @@ class Location:
     longitude: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CaseRecord:
     """One complaint case as held by one source. ``local_id`` is the source's own key, as text."""
 
@@ -140,7 +157,7 @@ class CaseRecord:
         return is_open and self.due_at is not None and self.due_at < now
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TimelineEntry:
     """A status change or a note on a case; ``status`` is None for a note without a change."""
 
@@ -150,7 +167,7 @@ class TimelineEntry:
     note: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReferralRecord:
     """One hand-over of a case to another agency, as the referring source records it.
 
@@ -168,7 +185,7 @@ class ReferralRecord:
     secrecy: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ComplainantRecord:
     """Who filed a case, as the holding agency records them: personal data under the PDPA.
 
