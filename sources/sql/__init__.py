@@ -32,7 +32,8 @@ from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import SourceSettings
 from sources._stats import CaseStats, Dimension
 from sources.sql import _notify
-from sources.sql._rows import RowMapper
+from sources.sql._driver import DriverReads, driver_error, is_connection_lost
+from sources.sql._rows import LabelledRow, RowMapper
 from sources.sql._settings import SqlSettings
 from sources.sql._shape import resolve_shape, table_names
 from sources.sql._statements import Statements
@@ -68,6 +69,7 @@ class SqlSource(Source):
         self._engine: AsyncEngine | None = None
         self._statements: Statements | None = None
         self._rows: RowMapper | None = None
+        self._driver: DriverReads | None = None
         self._opening = asyncio.Lock()
 
     @property
@@ -89,6 +91,7 @@ class SqlSource(Source):
             await self._engine.dispose()
             self._engine = None
             self._statements = None
+            self._driver = None
 
     async def load_cases(self, local_ids: Sequence[str]) -> Mapping[str, CaseRecord]:
         statements, rows = await self._ready()
@@ -278,9 +281,11 @@ class SqlSource(Source):
                     raise SourceConfigError(
                         self.id, f"mapping does not fit the database ({detail})"
                     )
-                dialect = self._engine_or_create().dialect.name
-                self._statements = Statements(self.settings, shape, dialect)
+                dialect = self._engine_or_create().dialect
+                self._statements = Statements(self.settings, shape, dialect.name)
                 self._rows = RowMapper(self.settings, self._statements)
+                if dialect.driver == "asyncpg":
+                    self._driver = DriverReads(dialect)
             return self._statements, self._rows
 
     def _engine_or_create(self) -> AsyncEngine:
@@ -320,12 +325,31 @@ class SqlSource(Source):
         except (SQLAlchemyError, OSError) as exc:
             raise _translate(self.id, exc) from exc
 
-    async def _fetch_values(self, statement: Executable) -> list[dict[str, Any]]:
-        """The rows as dicts by column label: what the row mapper reads, without a SQLAlchemy
-        ``RowMapping`` per row (building those showed in the dashboard page's profile)."""
-        rows = await self._fetch(statement)
-        keys = rows[0]._fields if rows else ()
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+    async def _fetch_values(self, statement: Executable) -> Sequence[LabelledRow]:
+        """The rows by column label, as the row mapper reads them: on PostgreSQL asyncpg's own
+        records (sources/sql/_driver.py), elsewhere a dict per row (not a SQLAlchemy
+        ``RowMapping`` each: building those showed in the dashboard page's profile)."""
+        rendered = self._driver.render(statement) if self._driver is not None else None
+        if rendered is None:
+            rows = await self._fetch(statement)
+            keys = rows[0]._fields if rows else ()
+            return [dict(zip(keys, row, strict=True)) for row in rows]
+        sql, arguments = rendered
+        try:
+            async with self._engine_or_create().connect() as connection:
+                driver = (await connection.get_raw_connection()).driver_connection
+                assert isinstance(driver, asyncpg.Connection)
+                try:
+                    records: list[LabelledRow] = await driver.fetch(sql, *arguments)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    if is_connection_lost(exc):
+                        await connection.invalidate()  # not back into the pool
+                    raise
+                return records
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise driver_error(self.id, exc) from exc
+        except (SQLAlchemyError, OSError) as exc:
+            raise _translate(self.id, exc) from exc
 
     async def _fetch(self, statement: Executable) -> Sequence[Row[Any]]:
         try:

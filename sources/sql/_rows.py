@@ -3,9 +3,8 @@ once per row."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sources._errors import SourceBadResponse
 from sources._model import (
@@ -19,6 +18,14 @@ from sources.sql._settings import SqlSettings
 from sources.sql._statements import Statements
 
 
+class LabelledRow(Protocol):
+    """A row read by column label: a dict, or asyncpg's ``Record`` (sources/sql/_driver.py)."""
+
+    def __getitem__(self, label: str, /) -> Any: ...
+
+    def get(self, label: str, default: Any = None, /) -> Any: ...
+
+
 class RowMapper:
     def __init__(self, settings: SqlSettings, statements: Statements) -> None:
         self.source = settings.id
@@ -29,7 +36,7 @@ class RowMapper:
         timeline = statements.shape.timeline
         self.timeline_naive = timeline.at_is_naive if timeline is not None else False
 
-    def case(self, values: Mapping[str, Any]) -> CaseRecord:
+    def case(self, values: LabelledRow) -> CaseRecord:
         status = _text(values["status"])
         channel = _text(values["channel"])
         category = _text(values["category"])
@@ -62,7 +69,7 @@ class RowMapper:
             responsible=_optional_text(values.get("responsible")),
         )
 
-    def complainant(self, values: Mapping[str, Any]) -> ComplainantRecord:
+    def complainant(self, values: LabelledRow) -> ComplainantRecord:
         return ComplainantRecord(
             source=self.source,
             case_id=str(values["case_id"]),
@@ -75,7 +82,7 @@ class RowMapper:
             citizen_key=_optional_text(values.get("citizen_key")) or None,
         )
 
-    def timeline_entry(self, values: Mapping[str, Any]) -> TimelineEntry:
+    def timeline_entry(self, values: LabelledRow) -> TimelineEntry:
         at = values["at"]
         if not isinstance(at, datetime):
             raise SourceBadResponse(self.source, f"timeline.at is {type(at).__name__}, not a time")
@@ -87,7 +94,7 @@ class RowMapper:
             note=_optional_text(values.get("note")) or None,
         )
 
-    def referral(self, values: Mapping[str, Any]) -> ReferralRecord:
+    def referral(self, values: LabelledRow) -> ReferralRecord:
         at = values["at"]
         if not isinstance(at, datetime):
             raise SourceBadResponse(self.source, f"referrals.at is {type(at).__name__}, not a time")
@@ -105,7 +112,7 @@ class RowMapper:
             secrecy=_optional_text(values.get("secrecy")),
         )
 
-    def _time(self, values: Any, field: str, *, required: bool = False) -> datetime | None:
+    def _time(self, values: LabelledRow, field: str, *, required: bool = False) -> datetime | None:
         value = values.get(field)
         if value is None:
             if required:

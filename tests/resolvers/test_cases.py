@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+import asyncpg
 import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -83,30 +85,59 @@ async def test_paging_visits_every_case_once_in_order(
     assert {node["source"]["id"] for node in nodes} == set(ALL_SOURCES)
 
 
+class Sent(NamedTuple):
+    """One statement as it left for a database."""
+
+    sql: str
+    parameters: tuple[Any, ...]
+    in_transaction: bool | None  # once it ran, by asyncpg (from the server's replies); SQLite: None
+
+
+@contextlib.contextmanager
+def sent_statements() -> Iterator[list[Sent]]:
+    """Every statement sent meanwhile, both ways one leaves: through SQLAlchemy's cursor
+    (SQLite; PostgreSQL statements SQLAlchemy runs itself) and straight to asyncpg (the rows
+    of pages and batches, sources/sql/_driver.py). The real calls go on underneath."""
+    seen: list[Sent] = []
+
+    def cursor_execute(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        state = None
+        if conn.dialect.name == "postgresql":
+            state = conn.connection.dbapi_connection._connection.is_in_transaction()
+        seen.append(Sent(statement, tuple(parameters), state))
+
+    fetch = asyncpg.Connection.fetch
+
+    async def driver_fetch(self: asyncpg.Connection, query: str, *args: Any, **kw: Any) -> Any:
+        rows = await fetch(self, query, *args, **kw)
+        seen.append(Sent(query, args, self.is_in_transaction()))
+        return rows
+
+    # after: SQLAlchemy's adapter sends a BEGIN, when it does, within the cursor's execute
+    event.listen(Engine, "after_cursor_execute", cursor_execute)
+    asyncpg.Connection.fetch = driver_fetch  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        asyncpg.Connection.fetch = fetch  # type: ignore[method-assign]
+        event.remove(Engine, "after_cursor_execute", cursor_execute)
+
+
 async def test_deep_page_is_keyset_not_offset(gateway: RunningGateway) -> None:
     """Page 2 starts where page 1 ended: a keyset WHERE and LIMIT first + 1, never OFFSET."""
     first = await gateway.query(PAGE, {"first": 400})
     cursor = first["data"]["cases"]["edges"][-1]["cursor"]
     before = gateway.round_trips(POSTGRES_SOURCE, "search_cases")
-    statements: list[tuple[str, Any]] = []
-
-    def capture(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-    ) -> None:
-        if "complaints" in statement and "LIMIT" in statement:
-            statements.append((statement, parameters))
-
-    event.listen(Engine, "before_cursor_execute", capture)
-    try:
+    with sent_statements() as statements:
         deep = await gateway.query(PAGE, {"first": 5, "after": cursor})
-    finally:
-        event.remove(Engine, "before_cursor_execute", capture)
     assert gateway.round_trips(POSTGRES_SOURCE, "search_cases") == before + 1
     assert deep["data"]["cases"]["pageInfo"]["hasPreviousPage"] is True
     earlier = {edge["node"]["id"] for edge in first["data"]["cases"]["edges"]}
     assert not earlier & {edge["node"]["id"] for edge in deep["data"]["cases"]["edges"]}
-    (search,) = [(sql, p) for sql, p in statements if "FROM complaints" in sql]
-    sql, parameters = search
+    (search,) = [s for s in statements if "FROM complaints" in s.sql and "LIMIT" in s.sql]
+    sql, parameters, _ = search
     assert "OFFSET" not in sql.upper()
     assert "LIMIT" in sql and 6 in tuple(parameters)  # first + 1
     position = decode_position(cursor)
@@ -274,27 +305,18 @@ async def test_batches_of_keys_bind_one_array_on_postgresql_and_a_list_on_sqlite
     document = """query ($filter: CaseFilterInput, $first: Int) {
       cases(filter: $filter, first: $first) { edges { node { referenceNumber timeline { at } } } }
     }"""
-    seen: list[tuple[str, Any]] = []
-
-    def capture(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-    ) -> None:
-        if "ORDER BY" in statement and "LIMIT" not in statement:  # the timeline batches
-            seen.append((statement, parameters))
-
     answers = {}
-    event.listen(Engine, "before_cursor_execute", capture)
-    try:
-        for source in (POSTGRES_SOURCE, SQLITE_SOURCE):
-            for size in (3, 7):
-                seen.clear()
+    for source in (POSTGRES_SOURCE, SQLITE_SOURCE):
+        for size in (3, 7):
+            with sent_statements() as seen:
                 body = await gateway.query(
                     document, {"filter": {"source": [source]}, "first": size}
                 )
-                assert "errors" not in body, body
-                (answers[(source, size)],) = seen
-    finally:
-        event.remove(Engine, "before_cursor_execute", capture)
+            assert "errors" not in body, body
+            # the timeline batch: ordered, not limited
+            (answers[(source, size)],) = [
+                s[:2] for s in seen if "ORDER BY" in s.sql and "LIMIT" not in s.sql
+            ]
     small, large = answers[(POSTGRES_SOURCE, 3)], answers[(POSTGRES_SOURCE, 7)]
     assert small[0] == large[0]
     assert "= ANY (" in small[0] and " IN (" not in small[0]
@@ -308,19 +330,8 @@ async def test_batches_of_keys_bind_one_array_on_postgresql_and_a_list_on_sqlite
 async def test_postgresql_statements_run_outside_any_transaction(gateway: RunningGateway) -> None:
     """Reads are sent in autocommit: no BEGIN before each statement and no ROLLBACK when the
     connection goes back to the pool (two round trips per source call otherwise)."""
-    states: list[bool] = []
-
-    def capture(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-    ) -> None:
-        raw = conn.connection.dbapi_connection
-        if conn.dialect.name == "postgresql":  # asyncpg's view, from the server's replies
-            states.append(raw._connection.is_in_transaction())
-
-    event.listen(Engine, "after_cursor_execute", capture)
-    try:
+    with sent_statements() as sent:
         body = await gateway.query(PAGE, {"filter": {"source": [POSTGRES_SOURCE]}, "first": 5})
-    finally:
-        event.remove(Engine, "after_cursor_execute", capture)
     assert "errors" not in body, body
-    assert states and not any(states), states
+    states = [s.in_transaction for s in sent if s.in_transaction is not None]
+    assert len(states) >= 2 and not any(states), sent  # the page and its count at least

@@ -9,13 +9,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from starlette.types import Receive, Scope, Send
 
 from gateway.config import GatewayConfig
+from gateway.demo import asyncpg_url
+from samples import damrongdhama
 from samples.serving import ThreadedServer
 from sources.rest import RestSettings
-from tests.conftest import DemoData, serving
+from tests.conftest import PG_SEED, DemoData, serving
+from tests.postgres import create_database, drop_database
 from tests.resolvers.expected import ALL_SOURCES, POSTGRES_SOURCE, REST_SOURCE, SQLITE_SOURCE
 
 QUERY = """
@@ -72,6 +76,42 @@ async def test_a_column_missing_at_run_time_is_source_misconfigured(
     assert extensions(error) == {"code": "SOURCE_MISCONFIGURED", "source": SQLITE_SOURCE}
     assert "cases.title" in error["message"]
     assert "heading" in error["message"]
+
+
+async def test_postgresql_refusing_a_statement_is_a_bad_response_naming_the_reason(
+    demo_data: DemoData, postgres_admin_dsn: str
+) -> None:
+    """The agency renames a mapped column while the gateway runs: its page's statement, sent
+    straight to asyncpg (sources/sql/_driver.py), is refused there. One error names the source
+    and the database's reason, not the SQL; the other agencies' cases arrive; the connection
+    is still good once the column is back."""
+    dsn = await create_database(postgres_admin_dsn)
+    try:
+        await damrongdhama.create_and_load(dsn, seed=PG_SEED, count=40)
+        config = with_source(demo_data.config, POSTGRES_SOURCE, url=asyncpg_url(dsn))
+        async with serving(config) as gateway:
+            assert "errors" not in await gateway.query(QUERY)
+            await _execute(dsn, "ALTER TABLE complaints RENAME COLUMN subject TO heading")
+            body = await gateway.query(QUERY)
+            assert sources_in(body) == set(ALL_SOURCES) - {POSTGRES_SOURCE}
+            (error,) = body["errors"]
+            assert extensions(error) == {"code": "SOURCE_BAD_RESPONSE", "source": POSTGRES_SOURCE}
+            assert "database refused the query (UndefinedColumnError)" in error["message"]
+            assert "subject" not in error["message"] and "SELECT" not in error["message"]
+            await _execute(dsn, "ALTER TABLE complaints RENAME COLUMN heading TO subject")
+            again = await gateway.query(QUERY)
+            assert "errors" not in again, again
+            assert POSTGRES_SOURCE in sources_in(again)
+    finally:
+        await drop_database(postgres_admin_dsn, dsn)
+
+
+async def _execute(dsn: str, statement: str) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
 
 
 class UnknownStatus:

@@ -1,0 +1,87 @@
+"""Rows read from PostgreSQL through asyncpg itself, with SQLAlchemy's compiled SQL.
+
+SQLAlchemy builds and compiles every statement; for the reads that turn rows into records
+(pages, batches of cases, timelines, referrals) the compiled text and its parameters then go
+straight to the pooled connection's asyncpg driver, and the driver's own ``Record``s (read by
+column label, as the row mapper does) come back. Executing them through SQLAlchemy's asyncpg
+adapter instead cost a greenlet switch, an execution context, a cursor emulation, a ``Row`` per
+row and a dict per row again: about 5% of the dashboard page's instructions (``bench/README.md``).
+
+The compiled form is cached by the statement's SQLAlchemy cache key, as SQLAlchemy's own
+execution caches it, so a page of a known shape renders no SQL. Statements this cannot send as
+they are (``IN`` lists expanded at execution time, literal-rendered values) return None from
+:meth:`DriverReads.render`, and the caller lets SQLAlchemy run them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
+
+MAX_SHAPES = 256
+"""Compiled statements kept per source: one per shape of filter and order; more shapes than
+this (a client trying every combination) empty the cache rather than grow it."""
+
+# SQLSTATE classes of a server that is there but not serving: connection exceptions, out of
+# resources (too many connections), operator intervention (shut down, session terminated).
+UNAVAILABLE_STATES = ("08", "53", "57P")
+
+
+class DriverReads:
+    """SQLAlchemy statements rendered once per shape for asyncpg's ``fetch``."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._compiled: dict[Any, SQLCompiler] = {}
+
+    def render(self, statement: Executable) -> tuple[str, list[Any]] | None:
+        """The SQL text and positional arguments, or None for SQLAlchemy to execute it."""
+        if not isinstance(statement, ClauseElement):
+            return None
+        key = statement._generate_cache_key()  # what SQLAlchemy's execution caches by
+        if key is None:
+            return None
+        compiled = self._compiled.get(key.key)
+        if compiled is None:
+            made = statement.compile(dialect=self.dialect, cache_key=key)
+            if not isinstance(made, SQLCompiler) or not made.positional:
+                return None
+            if len(self._compiled) >= MAX_SHAPES:
+                self._compiled.clear()
+            compiled = self._compiled[key.key] = made
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            return None
+        values = compiled.construct_params(extracted_parameters=key.bindparams)
+        processors: Mapping[str, Any] = compiled._bind_processors
+        arguments = [
+            processors[name](values[name]) if name in processors else values[name]
+            for name in compiled.positiontup or ()
+        ]
+        return compiled.string, arguments
+
+
+def driver_error(source: str, exc: BaseException) -> SourceError:
+    """asyncpg's errors as source errors, named by class, without SQL text or addresses."""
+    name = type(exc).__name__
+    if isinstance(exc, asyncpg.PostgresError):
+        state = str(getattr(exc, "sqlstate", "") or "")
+        if state.startswith(UNAVAILABLE_STATES):
+            return SourceUnavailable(source, f"database unreachable ({name})")
+        return SourceBadResponse(source, f"database refused the query ({name})")
+    # The connection broke (asyncpg.InterfaceError, ConnectionDoesNotExistError) or the
+    # socket did (OSError): the database is not there to answer.
+    return SourceUnavailable(source, f"database unreachable ({name})")
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """Whether the pooled connection is unusable after ``exc`` and must be discarded."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "sqlstate", "") or "").startswith(UNAVAILABLE_STATES)
+    return isinstance(exc, OSError | asyncpg.InterfaceError)
