@@ -290,7 +290,7 @@ async def load_case_in(
     context.case_access.require_role()
     if context.federation.get(source_id) is None:
         return None
-    record: CaseRecord | None = await context.loaders.cases(source_id).load(local_id)
+    record = await context.loaders.case(source_id, local_id)
     if record is None:
         return None
     visible = await context.case_access.visible(

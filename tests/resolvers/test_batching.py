@@ -10,6 +10,8 @@ import asyncpg
 import pytest
 
 from gateway.config import GatewayConfig
+from resolvers.loaders import Loaders
+from sources import CaseFilter, CaseOrder
 from tests.conftest import DemoData, RunningGateway, running
 from tests.postgres import create_database, drop_database
 from tests.resolvers.expected import ALL_SOURCES, POSTGRES_SOURCE
@@ -139,3 +141,22 @@ async def test_sources_are_queried_concurrently_not_in_turn(
             await locker.close()
         await gateway.client.aclose()
         await gateway.gateway.stop()
+
+
+async def test_cases_a_page_brought_are_looked_up_without_a_round_trip(
+    gateway: RunningGateway,
+) -> None:
+    """``prime_cases`` keeps a page's records; a lookup of one of them asks no source, a
+    lookup of any other goes through the source's loader."""
+    federation = gateway.gateway.federation
+    source = federation.get(POSTGRES_SOURCE)
+    assert source is not None
+    records = await source.search_cases(CaseFilter(), CaseOrder(), None, 6)
+    page, elsewhere = records[:5], records[5]
+    loaders = Loaders(federation)
+    loaders.prime_cases(page)
+    before = gateway.round_trips(POSTGRES_SOURCE, "load_cases")
+    assert [await loaders.case(POSTGRES_SOURCE, r.local_id) for r in page] == page
+    assert gateway.round_trips(POSTGRES_SOURCE, "load_cases") == before
+    assert await loaders.case(POSTGRES_SOURCE, elsewhere.local_id) == elsewhere
+    assert gateway.round_trips(POSTGRES_SOURCE, "load_cases") == before + 1
