@@ -42,6 +42,8 @@ from graphql.pyutils import AwaitableOrValue, Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 
+from resolvers.coercion import OutputCoercion, output_coercion
+
 _DEFINITION = "strawberry-definition"
 
 
@@ -53,6 +55,8 @@ class _Plain(NamedTuple):
     leaf: GraphQLLeafType | None
     object_type: GraphQLObjectType | None
     field: GraphQLField
+    coerce: OutputCoercion | None = None
+    """``leaf``'s output coercion (resolvers/coercion.py)."""
 
 
 _NOT_PLAIN = None
@@ -102,7 +106,7 @@ def _plan(parent_type: GraphQLObjectType, name: str) -> _Plain | None:
     if read is None:
         return _NOT_PLAIN
     if is_leaf_type(named):
-        return _Plain(read, named, None, field)
+        return _Plain(read, named, None, field, output_coercion(named))
     if is_object_type(named) and _type_check_needs_no_info(named):
         return _Plain(read, None, named, field)
     return _NOT_PLAIN
@@ -202,9 +206,9 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         try:
             value = plan.read(source)
             if value is not None and not isinstance(value, Exception):
-                leaf = plan.leaf
-                if leaf is not None:
-                    coerced = leaf.coerce_output_value(value)
+                coerce = plan.coerce
+                if coerce is not None:
+                    coerced = coerce(value)
                     if coerced is not None and coerced is not Undefined:
                         return coerced
                 else:

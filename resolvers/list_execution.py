@@ -52,6 +52,7 @@ from graphql.execution.executor import to_nodes
 from graphql.pyutils import AwaitableOrValue, Path, gather_with_cancel
 
 from resolvers.batched import BatchResolver, batch_resolver
+from resolvers.coercion import output_coercion
 from resolvers.execution import PlainFieldExecutor, _Plain, _plans_for, _type_check_needs_no_info
 
 
@@ -259,8 +260,8 @@ class ListExecutor(PlainFieldExecutor):
         pending: list[Awaitable[None]],
     ) -> None:
         read = plan.read
-        assert plan.leaf is not None
-        coerce = plan.leaf.coerce_output_value
+        coerce = plan.coerce
+        assert coerce is not None
         for source, row, slot in zip(column.sources, column.rows, column.slots, strict=True):
             try:
                 value = read(source)
@@ -371,7 +372,7 @@ class ListExecutor(PlainFieldExecutor):
         named = field_type.of_type if is_non_null_type(field_type) else field_type
         rows = zip(column.sources, column.rows, column.slots, values, strict=True)
         if is_leaf_type(named):
-            coerce = named.coerce_output_value
+            coerce = output_coercion(named)
             for _source, row, slot, value in rows:
                 if value is not None and not isinstance(value, Exception):
                     try:

@@ -1,0 +1,62 @@
+"""Leaf values coerced for the response, with short paths for the values fields return most.
+
+graphql-core coerces every leaf value through its type's ``coerce_output_value``: a Python call
+with type checks for a ``String`` that is already a ``str``, and for strawberry's enums a scan
+of the enum's values comparing each (a case's ``status`` among eleven, for each case and each
+timeline entry of a page). :func:`output_coercion` gives the same answer for the same value,
+quicker where the value is of the type's own kind (a ``str`` for ``String`` and ``ID``, a
+``bool`` for ``Boolean``, a member of the enum's class for an enum: one dictionary lookup), and
+hands anything else (numbers for ``String``, strings naming an enum value, values the type
+refuses) to the type's own coercion, so that results and errors stay graphql-core's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from graphql import GraphQLBoolean, GraphQLEnumType, GraphQLID, GraphQLLeafType, GraphQLString
+
+OutputCoercion = Callable[[Any], Any]
+
+_coercions: dict[GraphQLLeafType, OutputCoercion] = {}
+"""Per leaf type of the schema, its coercion (made on first use; the schema does not change)."""
+
+
+def output_coercion(leaf: GraphQLLeafType) -> OutputCoercion:
+    """A function that answers as ``leaf.coerce_output_value`` does, for any value."""
+    coercion = _coercions.get(leaf)
+    if coercion is None:
+        coercion = _coercions[leaf] = _made_for(leaf)
+    return coercion
+
+
+def _made_for(leaf: GraphQLLeafType) -> OutputCoercion:
+    general: OutputCoercion = leaf.coerce_output_value
+    if leaf is GraphQLString or leaf is GraphQLID:
+        return lambda value: value if type(value) is str else general(value)
+    if leaf is GraphQLBoolean:
+        return lambda value: value if type(value) is bool else general(value)
+    wrapped = getattr(leaf, "wrapped_cls", None)  # strawberry's enums hold their Python class
+    if isinstance(leaf, GraphQLEnumType) and isinstance(wrapped, type):
+        return _enum_coercion(leaf, wrapped, general)
+    return general
+
+
+def _enum_coercion(leaf: GraphQLEnumType, wrapped: type, general: OutputCoercion) -> OutputCoercion:
+    """A member of the enum's class by its value, as strawberry's coercion matches it: the
+    first of the type's values equal to it (built once, in the type's order)."""
+    names: dict[Hashable, str] = {}
+    for name, value in leaf.values.items():
+        if not isinstance(value.value, Hashable):
+            return general
+        names.setdefault(value.value, name)
+
+    def coerce(output: Any) -> Any:
+        if output.__class__ is wrapped:
+            name = names.get(getattr(output, "value", None))
+            if name is not None:
+                return name
+        return general(output)
+
+    return coerce

@@ -1,0 +1,85 @@
+"""Leaf coercion's short paths answer exactly as the types' own coercion, for any value."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import pytest
+from graphql import GraphQLEnumType, GraphQLLeafType, is_leaf_type
+
+from resolvers import build_schema
+from resolvers.coercion import output_coercion
+
+LEAVES: list[GraphQLLeafType] = [
+    t for t in build_schema()._schema.type_map.values() if is_leaf_type(t)
+]
+OTHER_VALUES: list[Any] = [
+    "RECEIVED",
+    "no such value",
+    "",
+    "ข้อความ",
+    0,
+    7,
+    2**40,
+    1.5,
+    float("nan"),
+    True,
+    False,
+    datetime(2026, 11, 25, 9, 30, tzinfo=UTC),
+    [],
+    object(),
+]
+
+
+def answer(coerce: Any, value: Any) -> tuple[str, Any]:
+    try:
+        return ("value", coerce(value))
+    except Exception as error:
+        return (type(error).__name__, str(error))
+
+
+def values_for(leaf: GraphQLLeafType) -> list[Any]:
+    """Every member of an enum's Python class, then values of every other kind."""
+    wrapped = getattr(leaf, "wrapped_cls", None)
+    members = list(wrapped) if isinstance(wrapped, type) and issubclass(wrapped, Enum) else []
+    return [*members, *OTHER_VALUES]
+
+
+@pytest.mark.parametrize("leaf", LEAVES, ids=lambda leaf: leaf.name)
+def test_short_paths_answer_as_the_type_does(leaf: GraphQLLeafType) -> None:
+    quick = output_coercion(leaf)
+    for value in values_for(leaf):
+        expected = answer(leaf.coerce_output_value, value)
+        if expected[0] == "value" and expected[1] != expected[1]:  # NaN
+            continue
+        assert answer(quick, value) == expected, (leaf.name, value)
+
+
+def test_every_enum_member_is_named_without_the_scan() -> None:
+    """The short path is taken: once made, the coercion names an enum's members from its own
+    table; strawberry's, which scans the type's values at every call, would fail here."""
+    enums = [
+        leaf
+        for leaf in LEAVES
+        if isinstance(leaf, GraphQLEnumType) and hasattr(leaf, "wrapped_cls")  # strawberry's
+    ]
+    assert len(enums) > 3
+    for leaf in enums:
+        quick = output_coercion(leaf)
+        members = values_for(leaf)[: len(leaf.values)]
+        expected = [leaf.coerce_output_value(m) for m in members]
+        values = leaf.values
+        leaf.values = Unreadable()  # type: ignore[assignment]
+        try:
+            with pytest.raises(AssertionError):
+                leaf.coerce_output_value(members[0])
+            assert [quick(m) for m in members] == expected
+        finally:
+            leaf.values = values
+
+
+class Unreadable(dict[str, Any]):
+    def items(self) -> Any:
+        raise AssertionError("the enum's values were scanned")
