@@ -32,7 +32,7 @@ from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import SourceSettings
 from sources._stats import CaseStats, Dimension
 from sources.sql import _notify
-from sources.sql._driver import DriverReads, driver_error, is_connection_lost
+from sources.sql._driver import DRIVER_ERRORS, DriverReads, connection_survives, driver_error
 from sources.sql._rows import LabelledRow, RowMapper
 from sources.sql._settings import SqlSettings
 from sources.sql._shape import resolve_shape, table_names
@@ -341,12 +341,12 @@ class SqlSource(Source):
                 assert isinstance(driver, asyncpg.Connection)
                 try:
                     records: list[LabelledRow] = await driver.fetch(sql, *arguments)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    if is_connection_lost(exc):
+                except BaseException as exc:
+                    if not connection_survives(exc):
                         await connection.invalidate()  # not back into the pool
                     raise
                 return records
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DRIVER_ERRORS as exc:
             raise driver_error(self.id, exc) from exc
         except (SQLAlchemyError, OSError) as exc:
             raise _translate(self.id, exc) from exc

@@ -67,21 +67,27 @@ class DriverReads:
         return compiled.string, arguments
 
 
+DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+"""What asyncpg raises: the server's refusals and lost connections (``PostgresError``), misuse
+of a connection (``InterfaceError``), a connection left in a state it cannot go on from
+(``InternalClientError``)."""
+
+
 def driver_error(source: str, exc: BaseException) -> SourceError:
     """asyncpg's errors as source errors, named by class, without SQL text or addresses."""
     name = type(exc).__name__
-    if isinstance(exc, asyncpg.PostgresError):
-        state = str(getattr(exc, "sqlstate", "") or "")
-        if state.startswith(UNAVAILABLE_STATES):
-            return SourceUnavailable(source, f"database unreachable ({name})")
+    if isinstance(exc, asyncpg.PostgresError) and not _connection_state(exc):
         return SourceBadResponse(source, f"database refused the query ({name})")
-    # The connection broke (asyncpg.InterfaceError, ConnectionDoesNotExistError) or the
-    # socket did (OSError): the database is not there to answer.
+    # The connection broke, or the socket did: the database is not there to answer.
     return SourceUnavailable(source, f"database unreachable ({name})")
 
 
-def is_connection_lost(exc: BaseException) -> bool:
-    """Whether the pooled connection is unusable after ``exc`` and must be discarded."""
-    if isinstance(exc, asyncpg.PostgresError):
-        return str(getattr(exc, "sqlstate", "") or "").startswith(UNAVAILABLE_STATES)
-    return isinstance(exc, OSError | asyncpg.InterfaceError)
+def connection_survives(exc: BaseException) -> bool:
+    """Whether the pooled connection can serve again after ``exc``: only when the server
+    refused the statement and said so. After anything else (a lost connection, a fetch
+    cancelled by the source's timeout halfway through its reply) it is discarded."""
+    return isinstance(exc, asyncpg.PostgresError) and not _connection_state(exc)
+
+
+def _connection_state(exc: asyncpg.PostgresError) -> bool:
+    return str(getattr(exc, "sqlstate", "") or "").startswith(UNAVAILABLE_STATES)
