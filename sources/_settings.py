@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta
 
@@ -136,7 +137,13 @@ class SlaSettings(Strict):
         """The due date the graph reports (``dueAt``) and counts overdue cases by."""
         if source_due is not None and self.uses_source_due:
             return source_due
-        return received_at + timedelta(days=self.days_for(category))
+        return received_at + _period(self.days_for(category))
+
+
+@functools.lru_cache(maxsize=256)
+def _period(days: float) -> timedelta:
+    """``timedelta(days=days)``, made once per number of days (a mapped row asks for one)."""
+    return timedelta(days=days)
 
 
 class SourceSettings(Strict):

@@ -3,7 +3,7 @@ once per row."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sources._errors import SourceBadResponse
@@ -114,6 +114,8 @@ class RowMapper:
 
     def _time(self, values: LabelledRow, field: str, *, required: bool = False) -> datetime | None:
         value = values.get(field)
+        if value.__class__ is datetime and value.tzinfo is UTC and field not in self.naive:
+            return value  # as PostgreSQL's timestamptz arrives through asyncpg: nothing to do
         if value is None:
             if required:
                 raise SourceBadResponse(self.source, f"cases.{field} is NULL in a case row")
