@@ -1,4 +1,5 @@
-"""``python -m bench http`` (side by side), ``profile``, ``ab`` (two versions), ``pages``."""
+"""``python -m bench http`` (side by side), ``profile``, ``ab`` (two versions),
+``instructions`` (counted by valgrind), ``pages``."""
 
 from __future__ import annotations
 
@@ -19,13 +20,19 @@ def main() -> None:
         from bench import ab
 
         ab.main(rest)
+    elif command == "instructions":
+        from bench import instructions
+
+        instructions.main(rest)
     elif command == "pages":
         from bench import pages
 
         sys.argv = ["python -m bench pages", *rest]
         pages.main()
     else:
-        raise SystemExit(f"usage: python -m bench [http|profile|ab|pages] ...; unknown {command!r}")
+        raise SystemExit(
+            f"usage: python -m bench [http|profile|ab|instructions|pages] ...; unknown {command!r}"
+        )
 
 
 if __name__ == "__main__":
