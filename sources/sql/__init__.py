@@ -32,7 +32,13 @@ from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import SourceSettings
 from sources._stats import CaseStats, Dimension
 from sources.sql import _notify
-from sources.sql._driver import DRIVER_ERRORS, DriverReads, connection_survives, driver_error
+from sources.sql._driver import (
+    DRIVER_ERRORS,
+    UNAVAILABLE_STATES,
+    DriverReads,
+    connection_survives,
+    driver_error,
+)
 from sources.sql._rows import LabelledRow, RowMapper
 from sources.sql._settings import SqlSettings
 from sources.sql._shape import resolve_shape, table_names
@@ -360,11 +366,6 @@ class SqlSource(Source):
             raise _translate(self.id, exc) from exc
 
 
-# SQLSTATE classes of a server that is there but not serving: connection exceptions, out of
-# resources (too many connections), operator intervention (shut down, session terminated).
-_UNAVAILABLE_STATES = ("08", "53", "57P")
-
-
 def _translate(source: str, exc: BaseException) -> SourceError:
     """Map driver errors to source errors without SQL text or connection strings in the message."""
     log.warning("source %s: %s", source, type(exc).__name__)
@@ -377,7 +378,7 @@ def _translate(source: str, exc: BaseException) -> SourceError:
         if (
             exc.connection_invalidated
             or exc.statement is None  # failed while connecting: no query was sent
-            or state.startswith(_UNAVAILABLE_STATES)
+            or state.startswith(UNAVAILABLE_STATES)
             or _looks_like_connection_error(original)
         ):
             return SourceUnavailable(source, f"database unreachable ({original})")
