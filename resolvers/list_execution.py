@@ -58,14 +58,27 @@ from resolvers.execution import PlainFieldExecutor, _Plain, _plans_for, _type_ch
 
 class _Slot(NamedTuple):
     """Where one value of the response was put: ``container[key]``, for a field (or list item)
-    of ``type`` at ``path``; ``parent`` is the slot of the object or list holding it."""
+    of ``type``; ``parent`` is the slot of the object or list holding it."""
 
     container: Any  # dict (an object's fields) or list (a list's items)
     key: str | int
     type: GraphQLOutputType
     details: FieldDetailsList
-    path: Path
     parent: _Slot | None
+    within: Path | str | None
+    """What the path continues: the name of the type whose field this is (after the parent's
+    path), the path of the list graphql-core asked for (an item of it), or None (an item of
+    the parent, a list)."""
+
+    @property
+    def path(self) -> Path:
+        """The response path, made when asked: for an error or a value completed graphql-core's
+        way. Most slots never are, and a page has hundreds."""
+        within = self.within
+        if isinstance(within, Path):
+            return Path(within, self.key, None)
+        assert self.parent is not None
+        return Path(self.parent.path, self.key, within)
 
 
 class _Column(NamedTuple):
@@ -157,7 +170,7 @@ class ListExecutor(PlainFieldExecutor):
         item_type: GraphQLOutputType,
         object_type: GraphQLObjectType,
         details: FieldDetailsList,
-        path: Path,
+        path: Path | None,
         parent: _Slot | None,
         info: Callable[[], Any],
         column: _Column,
@@ -165,11 +178,11 @@ class ListExecutor(PlainFieldExecutor):
     ) -> list[Any]:
         """A list's completed items: each object joins ``column``; anything else (null, an
         error, an awaitable, a wrong type) is completed graphql-core's way, with the list
-        field's resolve info made only then. ``parent`` is the list's own slot (None for the
-        list graphql-core asked for: past it, errors are raised)."""
+        field's resolve info made only then. ``parent`` is the list's own slot, or None for
+        the list graphql-core asked for, at ``path`` (past it, errors are raised)."""
         completed: list[Any] = [None] * len(items)
         for index, item in enumerate(items):
-            slot = _Slot(completed, index, item_type, details, path.add_key(index, None), parent)
+            slot = _Slot(completed, index, item_type, details, parent, path)
             if self._usual_object(object_type, item):
                 column.add(item, slot)
             else:
@@ -421,15 +434,15 @@ class ListExecutor(PlainFieldExecutor):
             if value is None or isinstance(value, Exception) or not isinstance(value, list | tuple):
                 self._complete_one(field, parent_type, name, details, row, slot, value, pending)
                 continue
-            path = Path(slot.path, name, parent_type.name)
+            list_slot = _Slot(row, name, field.type, details, slot, parent_type.name)
             row[name] = self._list_items(
                 value,
                 item_type,
                 object_type,
                 details,
-                path,
-                _Slot(row, name, field.type, details, path, slot),
-                partial(self.build_resolve_info, field, to_nodes(details), parent_type, path),
+                None,
+                list_slot,
+                partial(self._slot_info, field, details, parent_type, list_slot),
                 items,
                 pending,
             )
@@ -474,8 +487,27 @@ class ListExecutor(PlainFieldExecutor):
         nested: _Column,
     ) -> None:
         """``value``, an object, joins ``nested`` with a new dict at ``row[name]``."""
-        path = Path(slot.path, name, parent_type.name)
-        nested.add(value, _Slot(row, name, field_type, details, path, slot))
+        nested.add(value, _Slot(row, name, field_type, details, slot, parent_type.name))
+
+    def _resolve_info(
+        self,
+        field: GraphQLField,
+        details: FieldDetailsList,
+        parent_type: GraphQLObjectType,
+        path: Path,
+    ) -> Any:
+        """The field's resolve info, made only for the values that need graphql-core's way."""
+        return self.build_resolve_info(field, to_nodes(details), parent_type, path)
+
+    def _slot_info(
+        self,
+        field: GraphQLField,
+        details: FieldDetailsList,
+        parent_type: GraphQLObjectType,
+        slot: _Slot,
+    ) -> Any:
+        """The resolve info of the field whose value is at ``slot``."""
+        return self._resolve_info(field, details, parent_type, slot.path)
 
     def _plain_one(
         self,
@@ -513,7 +545,7 @@ class ListExecutor(PlainFieldExecutor):
         try:
             if isinstance(value, Exception):
                 raise value
-            info = self.build_resolve_info(field, to_nodes(details), parent_type, path)
+            info = self._resolve_info(field, details, parent_type, path)
             completed = self.complete_value(field.type, details, info, path, value, None)
         except Exception as raw_error:
             row[name] = None
