@@ -81,6 +81,11 @@ class _Slot(NamedTuple):
         return Path(self.parent.path, self.key, within)
 
 
+_new_slot: Callable[[tuple[Any, ...]], _Slot] = partial(tuple.__new__, _Slot)
+"""``_Slot`` from a tuple of its fields, without the Python-level ``__new__`` a NamedTuple
+generates (a page makes a slot per object: hundreds)."""
+
+
 class _Column(NamedTuple):
     """Objects of one type whose sub-selection is completed together: ``rows[i]`` is the dict
     answering ``sources[i]``, already in place at ``slots[i]``."""
@@ -182,7 +187,7 @@ class ListExecutor(PlainFieldExecutor):
         the list graphql-core asked for, at ``path`` (past it, errors are raised)."""
         completed: list[Any] = [None] * len(items)
         for index, item in enumerate(items):
-            slot = _Slot(completed, index, item_type, details, parent, path)
+            slot = _new_slot((completed, index, item_type, details, parent, path))
             if self._usual_object(object_type, item):
                 column.add(item, slot)
             else:
@@ -487,7 +492,7 @@ class ListExecutor(PlainFieldExecutor):
         nested: _Column,
     ) -> None:
         """``value``, an object, joins ``nested`` with a new dict at ``row[name]``."""
-        nested.add(value, _Slot(row, name, field_type, details, slot, parent_type.name))
+        nested.add(value, _new_slot((row, name, field_type, details, slot, parent_type.name)))
 
     def _resolve_info(
         self,
