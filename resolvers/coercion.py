@@ -31,6 +31,17 @@ def output_coercion(leaf: GraphQLLeafType) -> OutputCoercion:
     return coercion
 
 
+def passes_as_is(leaf: GraphQLLeafType | None) -> type | None:
+    """The class whose instances ``leaf`` coerces to themselves (``str`` for ``String`` and
+    ``ID``, ``bool`` for ``Boolean``), so a loop over many values can skip the call; None for
+    other types."""
+    if leaf is GraphQLString or leaf is GraphQLID:
+        return str
+    if leaf is GraphQLBoolean:
+        return bool
+    return None
+
+
 def _made_for(leaf: GraphQLLeafType) -> OutputCoercion:
     general: OutputCoercion = leaf.coerce_output_value
     if leaf is GraphQLString or leaf is GraphQLID:

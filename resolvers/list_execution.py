@@ -52,7 +52,7 @@ from graphql.execution.executor import to_nodes
 from graphql.pyutils import AwaitableOrValue, Path, gather_with_cancel
 
 from resolvers.batched import BatchResolver, batch_resolver
-from resolvers.coercion import output_coercion
+from resolvers.coercion import output_coercion, passes_as_is
 from resolvers.execution import PlainFieldExecutor, _Plain, _plans_for, _type_check_needs_no_info
 
 
@@ -280,9 +280,13 @@ class ListExecutor(PlainFieldExecutor):
         read = plan.read
         coerce = plan.coerce
         assert coerce is not None
+        kind = passes_as_is(plan.leaf)  # a str for String, say: coerced to itself
         for source, row, slot in zip(column.sources, column.rows, column.slots, strict=True):
             try:
                 value = read(source)
+                if value.__class__ is kind:
+                    row[name] = value
+                    continue
                 if value is not None and not isinstance(value, Exception):
                     coerced = coerce(value)
                     if coerced is not None and coerced is not Undefined:

@@ -10,7 +10,7 @@ import pytest
 from graphql import GraphQLEnumType, GraphQLLeafType, is_leaf_type
 
 from resolvers import build_schema
-from resolvers.coercion import output_coercion
+from resolvers.coercion import output_coercion, passes_as_is
 
 LEAVES: list[GraphQLLeafType] = [
     t for t in build_schema()._schema.type_map.values() if is_leaf_type(t)
@@ -83,3 +83,16 @@ def test_every_enum_member_is_named_without_the_scan() -> None:
 class Unreadable(dict[str, Any]):
     def items(self) -> Any:
         raise AssertionError("the enum's values were scanned")
+
+
+def test_values_said_to_pass_as_they_are_do() -> None:
+    """``passes_as_is`` names the class the list executor writes out without coercing: for
+    those types, the type's own coercion gives back the very value."""
+    named = {leaf.name: passes_as_is(leaf) for leaf in LEAVES}
+    assert named["String"] is str and named["ID"] is str and named["Boolean"] is bool
+    assert named["Int"] is None and named["DateTime"] is None
+    for leaf in LEAVES:
+        kind = passes_as_is(leaf)
+        for value in OTHER_VALUES:
+            if kind is not None and value.__class__ is kind:
+                assert leaf.coerce_output_value(value) is value, (leaf.name, value)
