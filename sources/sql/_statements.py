@@ -31,13 +31,14 @@ class Statements:
         """Whether a batch of keys is bound as one array parameter (see :meth:`among`)."""
 
     def among(self, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
-        """``column IN values`` for a data loader's batch of keys.
+        """``column IN values``, for a data loader's batch of keys or a filter's list of codes.
 
-        On PostgreSQL it is ``column = ANY($1)`` with the batch as one array: the statement's
-        text is the same for every batch size, so SQLAlchemy renders nothing per call and
-        asyncpg prepares it once per connection (an expanding ``IN`` list, rendered anew for
-        each batch, was about a tenth of the dashboard page's time, bench/README.md). Other
-        dialects get ``IN``."""
+        On PostgreSQL it is ``column = ANY($1)`` with the values as one array: the statement's
+        text is the same for every number of values, so SQLAlchemy renders nothing per call,
+        asyncpg prepares it once per connection, and the statement can go straight to asyncpg
+        (sources/sql/_driver.py; an expanding ``IN`` list is rendered anew for each call, which
+        was about a tenth of the dashboard page's time, bench/README.md). Other dialects get
+        ``IN``."""
         if self.arrays:
             return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
         return column.in_(values)
@@ -215,12 +216,12 @@ class Statements:
             natives = native_keys(vocabulary.statuses, where.statuses)
             if not natives:
                 return None
-            conditions.append(shape.status.in_(natives))
+            conditions.append(self.among(shape.status, natives))
         if where.categories is not None:
             natives = native_keys(vocabulary.categories, where.categories)
             if not natives:
                 return None
-            conditions.append(shape.category_code.in_(natives))
+            conditions.append(self.among(shape.category_code, natives))
         for codes, column in (
             (where.province_codes, shape.province_code),
             (where.district_codes, shape.district_code),
@@ -229,7 +230,7 @@ class Statements:
                 continue
             if column is None:
                 return None
-            conditions.append(column.in_(sorted(codes)))
+            conditions.append(self.among(column, sorted(codes)))
         naive = "received_at" in shape.naive_times
         if where.received_from is not None:
             conditions.append(shape.received_at >= self.to_column_time(where.received_from, naive))
@@ -266,12 +267,12 @@ class Statements:
             columns = referrals.columns
             allowed.append(
                 exists()
-                .where(columns["case_id"] == shape.id, columns["to_agency"].in_(natives))
+                .where(columns["case_id"] == shape.id, self.among(columns["to_agency"], natives))
                 .correlate(shape.id.table)
             )
         ids = [
             n for n in (self.native_id(i) for i in access.ids_in(self.settings.id)) if n is not None
         ]
         if ids:
-            allowed.append(shape.id.in_(ids))
+            allowed.append(self.among(shape.id, ids))
         return or_(*allowed) if allowed else None

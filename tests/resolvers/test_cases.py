@@ -91,6 +91,7 @@ class Sent(NamedTuple):
     sql: str
     parameters: tuple[Any, ...]
     in_transaction: bool | None  # once it ran, by asyncpg (from the server's replies); SQLite: None
+    via: str  # "sqlalchemy" (its cursor) or "asyncpg" (straight to the driver)
 
 
 @contextlib.contextmanager
@@ -106,13 +107,13 @@ def sent_statements() -> Iterator[list[Sent]]:
         state = None
         if conn.dialect.name == "postgresql":
             state = conn.connection.dbapi_connection._connection.is_in_transaction()
-        seen.append(Sent(statement, tuple(parameters), state))
+        seen.append(Sent(statement, tuple(parameters), state, "sqlalchemy"))
 
     fetch = asyncpg.Connection.fetch
 
     async def driver_fetch(self: asyncpg.Connection, query: str, *args: Any, **kw: Any) -> Any:
         rows = await fetch(self, query, *args, **kw)
-        seen.append(Sent(query, args, self.is_in_transaction()))
+        seen.append(Sent(query, args, self.is_in_transaction(), "asyncpg"))
         return rows
 
     # after: SQLAlchemy's adapter sends a BEGIN, when it does, within the cursor's execute
@@ -137,7 +138,7 @@ async def test_deep_page_is_keyset_not_offset(gateway: RunningGateway) -> None:
     earlier = {edge["node"]["id"] for edge in first["data"]["cases"]["edges"]}
     assert not earlier & {edge["node"]["id"] for edge in deep["data"]["cases"]["edges"]}
     (search,) = [s for s in statements if "FROM complaints" in s.sql and "LIMIT" in s.sql]
-    sql, parameters, _ = search
+    sql, parameters, _, _ = search
     assert "OFFSET" not in sql.upper()
     assert "LIMIT" in sql and 6 in tuple(parameters)  # first + 1
     position = decode_position(cursor)
@@ -335,3 +336,28 @@ async def test_postgresql_statements_run_outside_any_transaction(gateway: Runnin
     assert "errors" not in body, body
     states = [s.in_transaction for s in sent if s.in_transaction is not None]
     assert len(states) >= 2 and not any(states), sent  # the page and its count at least
+
+
+async def test_a_filtered_page_on_postgresql_is_one_statement_sent_to_asyncpg(
+    gateway: RunningGateway,
+) -> None:
+    """A filter's lists of codes are bound as arrays (``= ANY``) on PostgreSQL, like a batch's
+    keys: one statement text whatever their length, which goes straight to asyncpg (an
+    expanding ``IN`` list would be rendered by SQLAlchemy anew for every call)."""
+    document = """query ($filter: CaseFilterInput) {
+      cases(filter: $filter, first: 5) { edges { node { status } } }
+    }"""
+    searches = []
+    for statuses in (["RECEIVED"], ["RECEIVED", "IN_PROGRESS", "CLOSED"]):
+        where = {"source": [POSTGRES_SOURCE], "status": statuses, "provinceCode": ["10", "40"]}
+        with sent_statements() as sent:
+            body = await gateway.query(document, {"filter": where})
+        assert "errors" not in body, body
+        assert {edge["node"]["status"] for edge in body["data"]["cases"]["edges"]} <= set(statuses)
+        (search,) = [s for s in sent if "FROM complaints" in s.sql and "LIMIT" in s.sql]
+        searches.append(search)
+    one, three = searches
+    assert one.sql == three.sql and one.via == three.via == "asyncpg"
+    assert "= ANY (" in one.sql and " IN (" not in one.sql
+    assert [len(p) for p in one.parameters if isinstance(p, list)] == [1, 2]
+    assert [len(p) for p in three.parameters if isinstance(p, list)] == [3, 2]
