@@ -353,6 +353,8 @@ class SqlSource(Source):
                     raise
                 return records
         except DRIVER_ERRORS as exc:
+            log.warning("source %s: %s", self.id, type(exc).__name__)  # as _translate logs
+            log.debug("source %s failed", self.id, exc_info=exc)
             raise driver_error(self.id, exc) from exc
         except (SQLAlchemyError, OSError) as exc:
             raise _translate(self.id, exc) from exc

@@ -79,7 +79,7 @@ async def test_a_column_missing_at_run_time_is_source_misconfigured(
 
 
 async def test_postgresql_refusing_a_statement_is_a_bad_response_naming_the_reason(
-    demo_data: DemoData, postgres_admin_dsn: str
+    demo_data: DemoData, postgres_admin_dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The agency renames a mapped column while the gateway runs: its page's statement, sent
     straight to asyncpg (sources/sql/_driver.py), is refused there. One error names the source
@@ -98,6 +98,8 @@ async def test_postgresql_refusing_a_statement_is_a_bad_response_naming_the_reas
             assert extensions(error) == {"code": "SOURCE_BAD_RESPONSE", "source": POSTGRES_SOURCE}
             assert "database refused the query (UndefinedColumnError)" in error["message"]
             assert "subject" not in error["message"] and "SELECT" not in error["message"]
+            logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+            assert f"source {POSTGRES_SOURCE}: UndefinedColumnError" in logged  # for operators
             await _execute(dsn, "ALTER TABLE complaints RENAME COLUMN heading TO subject")
             again = await gateway.query(QUERY)
             assert "errors" not in again, again
