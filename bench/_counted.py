@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 READY, DONE = "complaint-graph-ready", "complaint-graph-done"
+"""What it prints when warmed up and when done (bench/instructions.py waits for each)."""
 
 
 def child(config: str, body: bytes, requests: int, go: Path) -> None:

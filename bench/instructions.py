@@ -30,10 +30,8 @@ from typing import Any
 
 from bench import documents as docs
 from bench import http
+from bench._counted import DONE, READY
 from bench.data import ensure_bench_data
-
-READY, DONE = "complaint-graph-ready", "complaint-graph-done"
-"""What bench/_counted.py prints when warmed up and when done."""
 
 
 def body_of(workload: str) -> dict[str, Any]:

@@ -44,10 +44,9 @@ def passes_as_is(leaf: GraphQLLeafType | None) -> type | None:
 
 def _made_for(leaf: GraphQLLeafType) -> OutputCoercion:
     general: OutputCoercion = leaf.coerce_output_value
-    if leaf is GraphQLString or leaf is GraphQLID:
-        return lambda value: value if type(value) is str else general(value)
-    if leaf is GraphQLBoolean:
-        return lambda value: value if type(value) is bool else general(value)
+    kind = passes_as_is(leaf)
+    if kind is not None:
+        return lambda value: value if value.__class__ is kind else general(value)
     wrapped = getattr(leaf, "wrapped_cls", None)  # strawberry's enums hold their Python class
     if isinstance(leaf, GraphQLEnumType) and isinstance(wrapped, type):
         return _enum_coercion(leaf, wrapped, general)

@@ -31,12 +31,10 @@ def dig(document: Any, path: str) -> Any:
         return document
     value = document
     for part in _parts(path):
-        if value.__class__ is dict:
+        if isinstance(value, dict):
             value = value.get(part, _MISSING)
             if value is _MISSING:
                 return _MISSING
-        elif isinstance(value, dict) and part in value:
-            value = value[part]
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         else:

@@ -34,10 +34,10 @@ from sources._stats import CaseStats, Dimension
 from sources.sql import _notify
 from sources.sql._driver import (
     DRIVER_ERRORS,
-    UNAVAILABLE_STATES,
     DriverReads,
     connection_survives,
     driver_error,
+    means_unavailable,
 )
 from sources.sql._rows import LabelledRow, RowMapper
 from sources.sql._settings import SqlSettings
@@ -352,11 +352,7 @@ class SqlSource(Source):
                         await connection.invalidate()  # not back into the pool
                     raise
                 return records
-        except DRIVER_ERRORS as exc:
-            log.warning("source %s: %s", self.id, type(exc).__name__)  # as _translate logs
-            log.debug("source %s failed", self.id, exc_info=exc)
-            raise driver_error(self.id, exc) from exc
-        except (SQLAlchemyError, OSError) as exc:
+        except (*DRIVER_ERRORS, SQLAlchemyError, OSError) as exc:
             raise _translate(self.id, exc) from exc
 
     async def _fetch(self, statement: Executable) -> Sequence[Row[Any]]:
@@ -374,13 +370,14 @@ def _translate(source: str, exc: BaseException) -> SourceError:
     log.debug("source %s failed", source, exc_info=exc)
     if isinstance(exc, OSError):
         return SourceUnavailable(source, f"database unreachable ({type(exc).__name__})")
+    if isinstance(exc, DRIVER_ERRORS):  # from reads sent straight to asyncpg
+        return driver_error(source, exc)
     if isinstance(exc, DBAPIError):
         original = type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
-        state = str(getattr(exc.orig, "sqlstate", None) or "")
         if (
             exc.connection_invalidated
             or exc.statement is None  # failed while connecting: no query was sent
-            or state.startswith(UNAVAILABLE_STATES)
+            or means_unavailable(exc.orig)
             or _looks_like_connection_error(original)
         ):
             return SourceUnavailable(source, f"database unreachable ({original})")

@@ -76,7 +76,7 @@ of a connection (``InterfaceError``), a connection left in a state it cannot go 
 def driver_error(source: str, exc: BaseException) -> SourceError:
     """asyncpg's errors as source errors, named by class, without SQL text or addresses."""
     name = type(exc).__name__
-    if isinstance(exc, asyncpg.PostgresError) and not _connection_state(exc):
+    if connection_survives(exc):
         return SourceBadResponse(source, f"database refused the query ({name})")
     # The connection broke, or the socket did: the database is not there to answer.
     return SourceUnavailable(source, f"database unreachable ({name})")
@@ -86,8 +86,9 @@ def connection_survives(exc: BaseException) -> bool:
     """Whether the pooled connection can serve again after ``exc``: only when the server
     refused the statement and said so. After anything else (a lost connection, a fetch
     cancelled by the source's timeout halfway through its reply) it is discarded."""
-    return isinstance(exc, asyncpg.PostgresError) and not _connection_state(exc)
+    return isinstance(exc, asyncpg.PostgresError) and not means_unavailable(exc)
 
 
-def _connection_state(exc: asyncpg.PostgresError) -> bool:
-    return str(getattr(exc, "sqlstate", "") or "").startswith(UNAVAILABLE_STATES)
+def means_unavailable(error: BaseException | None) -> bool:
+    """Whether the SQLSTATE a database error carries says the server is not serving."""
+    return str(getattr(error, "sqlstate", None) or "").startswith(UNAVAILABLE_STATES)
