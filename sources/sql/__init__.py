@@ -42,7 +42,7 @@ from sources.sql._driver import (
 from sources.sql._rows import LabelledRow, RowMapper
 from sources.sql._settings import SqlSettings
 from sources.sql._shape import resolve_shape, table_names
-from sources.sql._statements import Statements
+from sources.sql._statements import KEYS, Statements
 from sources.sql._stats import StatsQuery
 
 __all__ = ["SqlSettings", "SqlSource"]
@@ -104,7 +104,7 @@ class SqlSource(Source):
         natives = [n for n in (statements.native_id(i) for i in local_ids) if n is not None]
         if not natives:
             return {}
-        result = await self._fetch_values(statements.cases_by_ids(natives))
+        result = await self._fetch_values(statements.cases_by_ids, {KEYS: natives})
         records = (rows.case(values) for values in result)
         return {record.local_id: record for record in records}
 
@@ -147,7 +147,7 @@ class SqlSource(Source):
         if not natives:
             return {}
         timelines: dict[str, list[TimelineEntry]] = {}
-        for values in await self._fetch_values(statements.timelines(natives)):
+        for values in await self._fetch_values(statements.timelines, {KEYS: natives}):
             timelines.setdefault(str(values["case_id"]), []).append(rows.timeline_entry(values))
         return timelines
 
@@ -161,7 +161,7 @@ class SqlSource(Source):
         if not natives:
             return {}
         found: dict[str, list[ReferralRecord]] = {}
-        for values in await self._fetch_values(statements.referrals(natives)):
+        for values in await self._fetch_values(statements.referrals, {KEYS: natives}):
             found.setdefault(str(values["case_id"]), []).append(rows.referral(values))
         return found
 
@@ -172,7 +172,7 @@ class SqlSource(Source):
         natives = [n for n in (statements.native_id(i) for i in local_ids) if n is not None]
         if not natives:
             return {}
-        fetched = await self._fetch_values(statements.complainants(natives))
+        fetched = await self._fetch_values(statements.complainants, {KEYS: natives})
         found = (rows.complainant(values) for values in fetched)
         return {record.case_id: record for record in found}
 
@@ -184,7 +184,9 @@ class SqlSource(Source):
         if shape is None or "citizen_key" not in shape.columns or not citizen_keys:
             return {}
         found: dict[str, list[CaseRecord]] = {}
-        for values in await self._fetch_values(statements.cases_by_complainant(list(citizen_keys))):
+        for values in await self._fetch_values(
+            statements.cases_by_complainant, {KEYS: list(citizen_keys)}
+        ):
             found.setdefault(str(values["citizen_key"]), []).append(rows.case(values))
         return found
 
@@ -331,13 +333,16 @@ class SqlSource(Source):
         except (SQLAlchemyError, OSError) as exc:
             raise _translate(self.id, exc) from exc
 
-    async def _fetch_values(self, statement: Executable) -> Sequence[LabelledRow]:
+    async def _fetch_values(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Sequence[LabelledRow]:
         """The rows by column label, as the row mapper reads them: on PostgreSQL asyncpg's own
         records (sources/sql/_driver.py), elsewhere a dict per row (not a SQLAlchemy
-        ``RowMapping`` each: building those showed in the dashboard page's profile)."""
-        rendered = self._driver.render(statement) if self._driver is not None else None
+        ``RowMapping`` each: building those showed in the dashboard page's profile).
+        ``parameters`` are values for the statement's named bind parameters (``KEYS``)."""
+        rendered = self._driver.render(statement, parameters) if self._driver is not None else None
         if rendered is None:
-            rows = await self._fetch(statement)
+            rows = await self._fetch(statement, parameters)
             keys = rows[0]._fields if rows else ()
             return [dict(zip(keys, row, strict=True)) for row in rows]
         sql, arguments = rendered
@@ -355,10 +360,12 @@ class SqlSource(Source):
         except (*DRIVER_ERRORS, SQLAlchemyError, OSError) as exc:
             raise _translate(self.id, exc) from exc
 
-    async def _fetch(self, statement: Executable) -> Sequence[Row[Any]]:
+    async def _fetch(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
         try:
             async with self._engine_or_create().connect() as connection:
-                result = await connection.execute(statement)
+                result = await connection.execute(statement, parameters)
                 return result.all()
         except (SQLAlchemyError, OSError) as exc:
             raise _translate(self.id, exc) from exc

@@ -41,8 +41,11 @@ class DriverReads:
         self.dialect = dialect
         self._compiled: dict[Any, SQLCompiler] = {}
 
-    def render(self, statement: Executable) -> tuple[str, list[Any]] | None:
-        """The SQL text and positional arguments, or None for SQLAlchemy to execute it."""
+    def render(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> tuple[str, list[Any]] | None:
+        """The SQL text and positional arguments, or None for SQLAlchemy to execute it.
+        ``parameters`` give values to named bind parameters (a keyed statement's batch)."""
         if not isinstance(statement, ClauseElement):
             return None
         key = statement._generate_cache_key()  # what SQLAlchemy's execution caches by
@@ -58,7 +61,7 @@ class DriverReads:
             compiled = self._compiled[key.key] = made
         if compiled.post_compile_params or compiled.literal_execute_params:
             return None
-        values = compiled.construct_params(extracted_parameters=key.bindparams)
+        values = compiled.construct_params(parameters, extracted_parameters=key.bindparams)
         processors: Mapping[str, Any] = compiled._bind_processors
         arguments = [
             processors[name](values[name]) if name in processors else values[name]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,10 @@ from sources._query import AgencyAccess, CaseFilter, CaseOrder, Position, SortFi
 from sources.sql._due import is_overdue
 from sources.sql._settings import SqlSettings
 from sources.sql._shape import CaseShape, native_keys
+
+KEYS = "keys"
+"""The name the keyed statements (``cases_by_ids``, ``timelines``...) bind their batch to: send
+them with ``{KEYS: [...]}``."""
 
 
 class Statements:
@@ -43,6 +48,16 @@ class Statements:
             return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
         return column.in_(values)
 
+    def among_keys(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
+        """``column IN :keys``, the batch's keys bound when the statement is sent (``KEYS``):
+        a statement of a batch of keys is then built, compiled and given its cache key once
+        per source, not once per batch (building a SELECT and its cache key cost more than
+        rendering it, bench/README.md). On PostgreSQL ``= ANY(:keys)`` as in :meth:`among`;
+        elsewhere an expanding ``IN``."""
+        if self.arrays:
+            return column == any_(bindparam(KEYS, type_=ARRAY(column.type)))
+        return column.in_(bindparam(KEYS, expanding=True))
+
     def native_id(self, local_id: str) -> Any | None:
         """The key as the id column stores it, or None when no row can have it."""
         if self.shape.id_type is int:
@@ -64,12 +79,12 @@ class Statements:
             return value.replace(tzinfo=self.zone).astimezone(UTC)
         return value.astimezone(UTC)
 
-    def cases_by_ids(self, native_ids: Sequence[Any]) -> Select[Any]:
+    @cached_property
+    def cases_by_ids(self) -> Select[Any]:
+        """Cases by native id (``KEYS``)."""
         shape = self.shape
         return (
-            select(*shape.selected)
-            .select_from(shape.from_clause)
-            .where(self.among(shape.id, native_ids))
+            select(*shape.selected).select_from(shape.from_clause).where(self.among_keys(shape.id))
         )
 
     def search(
@@ -102,7 +117,9 @@ class Statements:
             return None
         return select(func.count()).select_from(self.shape.from_clause).where(*conditions)
 
-    def timelines(self, native_ids: Sequence[Any]) -> Select[Any]:
+    @cached_property
+    def timelines(self) -> Select[Any]:
+        """Timeline entries of the cases whose native ids are ``KEYS``, case by case in order."""
         timeline = self.shape.timeline
         assert timeline is not None
         columns: list[ColumnElement[Any]] = [
@@ -116,24 +133,27 @@ class Statements:
         order = [timeline.case_id, timeline.at]
         if timeline.tie_breaker is not None:
             order.append(timeline.tie_breaker)
-        return select(*columns).where(self.among(timeline.case_id, native_ids)).order_by(*order)
+        return select(*columns).where(self.among_keys(timeline.case_id)).order_by(*order)
 
-    def complainants(self, native_ids: Sequence[Any]) -> Select[Any]:
+    @cached_property
+    def complainants(self) -> Select[Any]:
+        """The complainants of the cases whose native ids are ``KEYS``."""
         shape = self.shape.complainant
         assert shape is not None
         selected = [column.label(name) for name, column in shape.columns.items()]
         return select(shape.case_id.label("case_id"), *selected).where(
-            self.among(shape.case_id, native_ids)
+            self.among_keys(shape.case_id)
         )
 
-    def cases_by_complainant(self, citizen_keys: Sequence[str]) -> Select[Any]:
-        """Cases whose complainant's key is one of ``citizen_keys``: never anonymous or
+    @cached_property
+    def cases_by_complainant(self) -> Select[Any]:
+        """Cases whose complainant's key is one of ``KEYS`` (citizen keys): never anonymous or
         confidential ones, whose complainant must not be linked to anything."""
         shape = self.shape.complainant
         assert shape is not None and "citizen_key" in shape.columns
         columns = shape.columns
         key = columns["citizen_key"]
-        conditions: list[ColumnElement[bool]] = [self.among(key, citizen_keys)]
+        conditions: list[ColumnElement[bool]] = [self.among_keys(key)]
         for flag in ("is_anonymous", "is_confidential"):
             if flag in columns:
                 conditions.append(or_(columns[flag].is_(None), columns[flag] == False))  # noqa: E712
@@ -145,10 +165,12 @@ class Statements:
             .order_by(self.shape.received_at, self.shape.id)
         )
 
-    def referrals(self, native_ids: Sequence[Any]) -> Select[Any]:
+    @cached_property
+    def referrals(self) -> Select[Any]:
+        """Referrals out of the cases whose native ids are ``KEYS``."""
         shape = self.shape.referrals
         assert shape is not None
-        return self._referral_select().where(self.among(shape.columns["case_id"], native_ids))
+        return self._referral_select().where(self.among_keys(shape.columns["case_id"]))
 
     def referrals_to(
         self, native_agencies: Sequence[str], references: Sequence[str]
