@@ -64,7 +64,9 @@ def _enum_coercion(leaf: GraphQLEnumType, wrapped: type, general: OutputCoercion
 
     def coerce(output: Any) -> Any:
         if output.__class__ is wrapped:
-            name = names.get(getattr(output, "value", None))
+            # ``_value_``, what the ``value`` property returns: read through the property, a
+            # Python-level descriptor call each time, it cost more than the lookup.
+            name = names.get(getattr(output, "_value_", None))
             if name is not None:
                 return name
         return general(output)
