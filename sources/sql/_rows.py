@@ -84,11 +84,15 @@ class RowMapper:
 
     def timeline_entry(self, values: LabelledRow) -> TimelineEntry:
         at = values["at"]
-        if not isinstance(at, datetime):
-            raise SourceBadResponse(self.source, f"timeline.at is {type(at).__name__}, not a time")
+        if at.__class__ is not datetime or at.tzinfo is not UTC or self.timeline_naive:
+            # not as PostgreSQL's timestamptz arrives through asyncpg: check and convert
+            if not isinstance(at, datetime):
+                detail = f"timeline.at is {type(at).__name__}, not a time"
+                raise SourceBadResponse(self.source, detail)
+            at = self.statements.from_column_time(at, self.timeline_naive)
         status = _optional_text(values.get("status"))
         return TimelineEntry(
-            at=self.statements.from_column_time(at, self.timeline_naive),
+            at=at,
             status=self.vocabulary.status(self.source, status) if status is not None else None,
             source_status=status,
             note=_optional_text(values.get("note")) or None,
