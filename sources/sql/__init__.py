@@ -112,10 +112,10 @@ class SqlSource(Source):
         self, where: CaseFilter, order: CaseOrder, after: Position | None, limit: int
     ) -> list[CaseRecord]:
         statements, rows = await self._ready()
-        statement = statements.search(where, order, after, limit)
-        if statement is None:
+        page = statements.search(where, order, after, limit)
+        if page is None:
             return []
-        return [rows.case(values) for values in await self._fetch_values(statement)]
+        return [rows.case(values) for values in await self._fetch_values(*page)]
 
     async def count_cases(self, where: CaseFilter) -> int:
         statements, _ = await self._ready()

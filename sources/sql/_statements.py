@@ -14,13 +14,28 @@ from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, Select, any_, bindparam, exists, func, not_, or_, select, tuple_
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    Select,
+    any_,
+    bindparam,
+    exists,
+    func,
+    not_,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from sources._query import AgencyAccess, CaseFilter, CaseOrder, Position, SortField
 from sources.sql._due import is_overdue
 from sources.sql._settings import SqlSettings
 from sources.sql._shape import CaseShape, native_keys
+
+LIMIT = "limit"
+"""The name a page's statement binds its row limit to (:meth:`Statements.search`)."""
 
 KEYS = "keys"
 """The name the keyed statements (``cases_by_ids``, ``timelines``...) bind their batch to: send
@@ -34,6 +49,7 @@ class Statements:
         self.zone = ZoneInfo(settings.timezone)
         self.arrays = dialect == "postgresql"
         """Whether a batch of keys is bound as one array parameter (see :meth:`among`)."""
+        self._first_pages: dict[tuple[SortField, bool], Select[Any]] = {}
 
     def among(self, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
         """``column IN values``, for a data loader's batch of keys or a filter's list of codes.
@@ -89,26 +105,42 @@ class Statements:
 
     def search(
         self, where: CaseFilter, order: CaseOrder, after: Position | None, limit: int
-    ) -> Select[Any] | None:
+    ) -> tuple[Select[Any], dict[str, Any]] | None:
+        """A page's statement and the values of its named parameters (``LIMIT``).
+
+        A page with no filter condition and no position (a dashboard's first page, the most
+        asked) is one statement per order, built and given its cache key once per source
+        (:meth:`_first_page`); any other is built for its filter."""
         conditions = self._conditions(where)
         if conditions is None:
             return None
-        shape = self.shape
+        parameters = {LIMIT: limit}
+        if not conditions and after is None:
+            return self._first_page(order.field, order.descending), parameters
         sort, naive = self._sort_column(order)
         if after is not None:
             keyset = self._after(sort, naive, order.descending, after)
             if keyset is None:
                 return None
             conditions.append(keyset)
-        ordering = (
-            [sort.desc(), shape.id.desc()] if order.descending else [sort.asc(), shape.id.asc()]
-        )
+        return self._page(sort, order.descending).where(*conditions), parameters
+
+    def _first_page(self, field: SortField, descending: bool) -> Select[Any]:
+        page = self._first_pages.get((field, descending))
+        if page is None:
+            sort, _ = self._sort_column(CaseOrder(field=field, descending=descending))
+            page = self._first_pages[(field, descending)] = self._page(sort, descending)
+        return page
+
+    def _page(self, sort: ColumnElement[Any], descending: bool) -> Select[Any]:
+        """Cases in ``sort`` order (ties by id), ``LIMIT`` of them."""
+        shape = self.shape
+        ordering = [sort.desc(), shape.id.desc()] if descending else [sort.asc(), shape.id.asc()]
         return (
             select(*shape.selected)
             .select_from(shape.from_clause)
-            .where(*conditions)
             .order_by(*ordering)
-            .limit(limit)
+            .limit(bindparam(LIMIT, type_=Integer))
         )
 
     def count(self, where: CaseFilter) -> Select[Any] | None:
