@@ -448,6 +448,11 @@ async def test_postgres_agency_cut_off_and_back_mid_run(
         await drop_database(postgres_admin_dsn, dsn)
 
 
+def _sqlite_workers() -> set[threading.Thread]:
+    """aiosqlite's worker threads alive now, one per connection."""
+    return {t for t in threading.enumerate() if t.name.endswith("(_connection_worker_thread)")}
+
+
 async def test_readyz_is_503_when_every_source_is_down(demo_data: DemoData) -> None:
     dead = {
         POSTGRES_SOURCE: {"url": "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"},
@@ -461,6 +466,7 @@ async def test_readyz_is_503_when_every_source_is_down(demo_data: DemoData) -> N
         s.model_copy(update=dead[s.id] | {"resilience": Resilience(retries=0)})
         for s in demo_data.config.sources
     )
+    workers_before = _sqlite_workers()
     gateway = await running(replace(demo_data.config, sources=sources))
     try:
         body = await gateway.query(QUERY)
@@ -469,6 +475,12 @@ async def test_readyz_is_503_when_every_source_is_down(demo_data: DemoData) -> N
     finally:
         await gateway.client.aclose()
         await gateway.gateway.stop()
+        # aiosqlite stops the worker thread of a connection that failed to open without
+        # waiting for it; the thread then hands its last result to this test's event loop,
+        # which must still be open ("Event loop is closed" in that thread otherwise, reported
+        # by pytest against whichever test runs next).
+        for worker in _sqlite_workers() - workers_before:
+            await asyncio.to_thread(worker.join, 30)
     assert body["data"]["cases"]["edges"] == []
     assert {source for _, source in error_codes(body)} == set(ALL_SOURCES)
     assert ready.status_code == 503
