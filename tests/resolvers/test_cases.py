@@ -16,6 +16,9 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from sources import CanonicalStatus, CaseFilter, CaseOrder
+from sources.sql import SqlSource
+from sources.sql._statements import LIMIT
 from tests.conftest import PG_SEED, DemoData, RunningGateway, running
 from tests.postgres import create_database, drop_database
 from tests.resolvers.expected import (
@@ -361,3 +364,43 @@ async def test_a_filtered_page_on_postgresql_is_one_statement_sent_to_asyncpg(
     assert "= ANY (" in one.sql and " IN (" not in one.sql
     assert [len(p) for p in one.parameters if isinstance(p, list)] == [1, 2]
     assert [len(p) for p in three.parameters if isinstance(p, list)] == [3, 2]
+
+
+async def test_unfiltered_first_pages_and_batches_reuse_statements_built_once(
+    gateway: RunningGateway,
+) -> None:
+    """The statement of a page without filter conditions or position, and those of batches of
+    keys, are built (and given their SQLAlchemy cache key) once per source: pages of any size
+    send one SQL text with the limit as a parameter. A filtered page is built for its filter."""
+    guarded = gateway.gateway.federation.get(POSTGRES_SOURCE)
+    source = getattr(guarded, "inner", None)
+    assert isinstance(source, SqlSource)
+    statements, _ = await source._ready()
+    order = CaseOrder()
+    small = statements.search(CaseFilter(), order, None, 4)
+    large = statements.search(CaseFilter(), order, None, 8)
+    assert small is not None and large is not None
+    assert small[0] is large[0]
+    assert (small[1], large[1]) == ({LIMIT: 4}, {LIMIT: 8})
+    assert statements.timelines is statements.timelines
+    assert statements.cases_by_ids is statements.cases_by_ids
+    filtered = statements.search(
+        CaseFilter(statuses=frozenset({CanonicalStatus.RECEIVED})), order, None, 4
+    )
+    assert filtered is not None and filtered[0] is not small[0]
+
+    document = """query ($filter: CaseFilterInput, $first: Int) {
+      cases(filter: $filter, first: $first) { edges { node { referenceNumber timeline { at } } } }
+    }"""
+    pages = []
+    for size in (3, 7):
+        with sent_statements() as sent:
+            body = await gateway.query(
+                document, {"filter": {"source": [POSTGRES_SOURCE]}, "first": size}
+            )
+        assert len(body["data"]["cases"]["edges"]) == size, body
+        (page,) = [s for s in sent if "FROM complaints" in s.sql and "LIMIT" in s.sql]
+        pages.append(page)
+    three, seven = pages
+    assert three.sql == seven.sql and three.via == seven.via == "asyncpg"
+    assert (three.parameters, seven.parameters) == ((4,), (8,))  # first + 1
