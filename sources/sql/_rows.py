@@ -37,6 +37,11 @@ class RowMapper:
         self.timeline_naive = timeline.at_is_naive if timeline is not None else False
 
     def case(self, values: LabelledRow) -> CaseRecord:
+        # Records are built with positional arguments, in the order their fields are declared
+        # (sources/_model.py; each named alongside): a page maps a hundred rows, and matching
+        # sixteen keyword arguments to parameters cost CaseRecord's __init__ three times as much
+        # as the assignments themselves (0.96 against 0.33 microseconds). The mapping tests
+        # compare every field of mapped records.
         status = _text(values["status"])
         channel = _text(values["channel"])
         category = _text(values["category"])
@@ -44,29 +49,29 @@ class RowMapper:
         received = self._time(values, "received_at", required=True)
         assert received is not None
         return CaseRecord(
-            source=self.source,
-            local_id=str(values["id"]),
-            reference_number=_text(values["reference_number"]),
-            title=_text(values["title"]),
-            description=_text(values["description"]),
-            channel=self.vocabulary.channel(self.source, channel),
-            category=unified,
-            source_category=category,
-            status=self.vocabulary.status(self.source, status),
-            source_status=status,
-            received_at=received,
-            updated_at=self._time(values, "updated_at", required=True),  # type: ignore[arg-type]
-            due_at=self.sla.due_at(received, unified, self._time(values, "due_at")),
-            closed_at=self._time(values, "closed_at"),
-            location=Location(
-                province_code=_optional_text(values.get("province_code")),
-                district_code=_optional_text(values.get("district_code")),
-                subdistrict_code=_optional_text(values.get("subdistrict_code")),
-                address=_optional_text(values.get("address")),
-                latitude=_optional_float(values.get("latitude")),
-                longitude=_optional_float(values.get("longitude")),
+            self.source,  # source
+            str(values["id"]),  # local_id
+            _text(values["reference_number"]),  # reference_number
+            _text(values["title"]),  # title
+            _text(values["description"]),  # description
+            self.vocabulary.channel(self.source, channel),  # channel
+            unified,  # category
+            category,  # source_category
+            self.vocabulary.status(self.source, status),  # status
+            status,  # source_status
+            received,  # received_at
+            self._time(values, "updated_at", required=True),  # type: ignore[arg-type]  # updated_at
+            self.sla.due_at(received, unified, self._time(values, "due_at")),  # due_at
+            self._time(values, "closed_at"),  # closed_at
+            Location(
+                _optional_text(values.get("province_code")),  # province_code
+                _optional_text(values.get("district_code")),  # district_code
+                _optional_text(values.get("subdistrict_code")),  # subdistrict_code
+                _optional_text(values.get("address")),  # address
+                _optional_float(values.get("latitude")),  # latitude
+                _optional_float(values.get("longitude")),  # longitude
             ),
-            responsible=_optional_text(values.get("responsible")),
+            _optional_text(values.get("responsible")),  # responsible
         )
 
     def complainant(self, values: LabelledRow) -> ComplainantRecord:
@@ -91,11 +96,11 @@ class RowMapper:
                 raise SourceBadResponse(self.source, detail)
             at = self.statements.from_column_time(at, self.timeline_naive)
         status = _optional_text(values.get("status"))
-        return TimelineEntry(
-            at=at,
-            status=self.vocabulary.status(self.source, status) if status is not None else None,
-            source_status=status,
-            note=_optional_text(values.get("note")) or None,
+        return TimelineEntry(  # positionally, as in case()
+            at,  # at
+            self.vocabulary.status(self.source, status) if status is not None else None,  # status
+            status,  # source_status
+            _optional_text(values.get("note")) or None,  # note
         )
 
     def referral(self, values: LabelledRow) -> ReferralRecord:

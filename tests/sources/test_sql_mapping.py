@@ -14,8 +14,11 @@ from sources import (
     CanonicalStatus,
     CaseFilter,
     CaseOrder,
+    CaseRecord,
     Channel,
+    Location,
     SourceConfigError,
+    TimelineEntry,
     Unmapped,
     source_class,
 )
@@ -214,3 +217,89 @@ async def test_check_names_missing_tables_and_columns(tmp_path: Path) -> None:
             await source.load_cases(["1"])
     finally:
         await source.close()
+
+
+FULL_CONFIG = """
+categories:
+  - {code: ROADS, name_th: ถนน, name_en: Roads}
+sources:
+  - id: full
+    kind: sql
+    agency: {code: FULL, name_th: ครบทุกช่อง, name_en: Every Column}
+    url: sqlite+aiosqlite:///${DB}
+    timezone: UTC
+    cases:
+      {table: c, id: id, reference_number: ref, title: title, description: body, channel: via,
+       category: kind, status: state, received_at: received, updated_at: changed, due_at: due,
+       closed_at: closed, responsible: owner}
+    location:
+      {province_code: p, district_code: d, subdistrict_code: s, address: place, latitude: lat,
+       longitude: lng}
+    timeline: {table: log, case_id: case_id, at: at, status: state, note: note}
+    vocabulary:
+      statuses: {open: RECEIVED, shut: CLOSED}
+      categories: {road: ROADS}
+      channels: {phone: PHONE}
+"""
+
+
+async def test_every_field_of_a_record_comes_from_its_own_column(tmp_path: Path) -> None:
+    """Each column's value lands in its own field (the row mapper builds records with
+    positional arguments for speed: a swap of two text fields would show here)."""
+    path = tmp_path / "full.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            CREATE TABLE c (id INTEGER PRIMARY KEY, ref TEXT, title TEXT, body TEXT, via TEXT,
+              kind TEXT, state TEXT, received DATETIME, changed DATETIME, due DATETIME,
+              closed DATETIME, owner TEXT, p TEXT, d TEXT, s TEXT, place TEXT, lat REAL,
+              lng REAL);
+            CREATE TABLE log (case_id INTEGER, at DATETIME, state TEXT, note TEXT);
+            INSERT INTO c VALUES (7, 'REF-7', 'the title', 'the body', 'phone', 'road', 'shut',
+              '2026-01-01 01:00:00.000000', '2026-01-02 02:00:00.000000',
+              '2026-01-03 03:00:00.000000', '2026-01-04 04:00:00.000000', 'the owner',
+              '40', '4001', '400101', 'the place', 16.4, 102.8);
+            INSERT INTO log VALUES (7, '2026-01-02 02:00:00.000000', 'shut', 'the note');
+            """
+        )
+    (settings,) = parse_config(FULL_CONFIG, {"DB": str(path)}).sources
+    source = source_class("sql")(settings)
+    try:
+        record = (await source.load_cases(["7"]))["7"]
+        timeline = (await source.load_timelines(["7"]))["7"]
+    finally:
+        await source.close()
+
+    def at(day: int) -> datetime:
+        return datetime(2026, 1, day, day, 0, tzinfo=UTC)
+
+    assert record == CaseRecord(
+        source="full",
+        local_id="7",
+        reference_number="REF-7",
+        title="the title",
+        description="the body",
+        channel=Channel.PHONE,
+        category="ROADS",
+        source_category="road",
+        status=CanonicalStatus.CLOSED,
+        source_status="shut",
+        received_at=at(1),
+        updated_at=at(2),
+        due_at=at(3),
+        closed_at=at(4),
+        location=Location(
+            province_code="40",
+            district_code="4001",
+            subdistrict_code="400101",
+            address="the place",
+            latitude=16.4,
+            longitude=102.8,
+        ),
+        responsible="the owner",
+    )
+    assert list(timeline) == [
+        TimelineEntry(
+            at=at(2), status=CanonicalStatus.CLOSED, source_status="shut", note="the note"
+        )
+    ]
