@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from base64 import b64encode
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TypeVar, cast
 
@@ -97,7 +97,15 @@ def _ids(cases: Sequence[Case], _context: object) -> list[str]:
 def _timelines(cases: Sequence[Case], context: Context) -> list[object]:
     """Case.timeline for a list of cases at once: the loaders' futures, awaited together."""
     loaders = context.loaders
-    return [loaders.timelines(case.record.source).load(case.record.local_id) for case in cases]
+    load_from: dict[str, Callable[[str], object]] = {}  # a loader's load per source, looked up once
+    answers = []
+    for case in cases:
+        source, local_id = case.record.source, case.record.local_id
+        load = load_from.get(source)
+        if load is None:
+            load = load_from[source] = loaders.timelines(source).load
+        answers.append(load(local_id))
+    return answers
 
 
 @strawberry.type(description="A complaint case, read live from the agency system that holds it.")
