@@ -89,36 +89,38 @@ class RecordMapper:
         received = self._time(item, "received_at", f.received_at)
         assert received is not None
         unified = self.vocabulary.category(self.source, category)
+        # Positional arguments in field order, each named alongside, as the SQL row mapper
+        # builds records (sources/sql/_rows.py: keyword matching cost more than the fields).
         return CaseRecord(
-            source=self.source,
-            local_id=self._text(item, "id", f.id),
-            reference_number=self._text(item, "reference_number", f.reference_number),
-            title=self._text(item, "title", f.title),
-            description=self._text(item, "description", f.description),
-            channel=Channel.OTHER
+            self.source,  # source
+            self._text(item, "id", f.id),  # local_id
+            self._text(item, "reference_number", f.reference_number),  # reference_number
+            self._text(item, "title", f.title),  # title
+            self._text(item, "description", f.description),  # description
+            Channel.OTHER
             if f.channel is None
-            else self.vocabulary.channel(self.source, channel),
-            category=unified,
-            source_category=category,
-            status=self.vocabulary.status(self.source, status),
-            source_status=status,
-            received_at=received,
-            updated_at=self._time(item, "updated_at", f.updated_at, optional=True) or received,
-            due_at=self.sla.due_at(
+            else self.vocabulary.channel(self.source, channel),  # channel
+            unified,  # category
+            category,  # source_category
+            self.vocabulary.status(self.source, status),  # status
+            status,  # source_status
+            received,  # received_at
+            self._time(item, "updated_at", f.updated_at, optional=True) or received,  # updated_at
+            self.sla.due_at(
                 received, unified, self._time(item, "due_at", f.due_at, optional=True)
+            ),  # due_at
+            self._time(item, "closed_at", f.closed_at, optional=True),  # closed_at
+            Location(
+                self._optional_text(item, f.province_code),  # province_code
+                self._optional_text(item, f.district_code),  # district_code
+                self._optional_text(item, f.subdistrict_code),  # subdistrict_code
+                self._optional_text(item, f.address),  # address
+                self._number(item, "latitude", f.latitude),  # latitude
+                self._number(item, "longitude", f.longitude),  # longitude
             ),
-            closed_at=self._time(item, "closed_at", f.closed_at, optional=True),
-            location=Location(
-                province_code=self._optional_text(item, f.province_code),
-                district_code=self._optional_text(item, f.district_code),
-                subdistrict_code=self._optional_text(item, f.subdistrict_code),
-                address=self._optional_text(item, f.address),
-                latitude=self._number(item, "latitude", f.latitude),
-                longitude=self._number(item, "longitude", f.longitude),
-            ),
-            responsible=self._optional_text(item, f.responsible),
-            media_urls=self._urls(item, f.media_urls),
-            status_notes=self._optional_text(item, f.status_notes) or None,
+            self._optional_text(item, f.responsible),  # responsible
+            self._urls(item, f.media_urls),  # media_urls
+            self._optional_text(item, f.status_notes) or None,  # status_notes
         )
 
     def _urls(self, item: Any, path: str | None) -> tuple[str, ...]:
@@ -148,11 +150,11 @@ class RecordMapper:
         assert at is not None
         status = self._optional_text(item, fields.status)
         mapped = self.vocabulary.status(self.source, status) if status is not None else None
-        return TimelineEntry(
-            at=at,
-            status=mapped,
-            source_status=status,
-            note=self._optional_text(item, fields.note) or None,
+        return TimelineEntry(  # positionally, as in case()
+            at,  # at
+            mapped,  # status
+            status,  # source_status
+            self._optional_text(item, fields.note) or None,  # note
         )
 
     def referral(self, case_id: str, item: Any, fields: ReferralFields) -> ReferralRecord:
