@@ -48,9 +48,15 @@ class ThreadedServer:
                 raise RuntimeError(f"sample agency server did not start on port {self.port}")
             time.sleep(0.01)
 
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=30)
+    def stop(self, timeout: float = 30) -> None:
+        """Ask uvicorn to exit and wait for it. A server still running after ``timeout``
+        (a connection or task its shutdown waits for) is an error: left behind, it would go on
+        serving, and polling its sources, after whoever stopped it has moved on."""
+        server, thread = self._server, self._thread
         self._server = None
         self._thread = None
+        if server is not None and thread is not None:
+            server.should_exit = True
+            thread.join(timeout=timeout)
+            if thread.is_alive():
+                raise RuntimeError(f"server on port {self.port} still running {timeout:g} s on")
