@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -282,3 +283,23 @@ async def test_a_batch_goes_in_chunks_of_max_batch(
         await source.close()
     assert sorted(found) == wanted
     assert sorted(tiny[0].batches) == [wanted[0:3], wanted[3:6], wanted[6:8]]
+
+
+async def test_json_that_orjson_refuses_is_still_read() -> None:
+    """Bodies are decoded with orjson; what it refuses and JSON allows (UTF-16, integers past
+    64 bits) is decoded by httpx instead, not reported as "not JSON"."""
+    page = {"page": [{**CASES[0], "serial": 2**70}], "next": None}
+
+    async def items(request: Request) -> Response:
+        body = json.dumps(page, ensure_ascii=False).encode("utf-16")
+        return Response(body, media_type="application/json; charset=utf-16")
+
+    server = ThreadedServer(Starlette(routes=[Route("/items", items)]))
+    server.start()
+    source = await source_with(server.url, "")
+    try:
+        (found,) = await source.search_cases(CaseFilter(), CaseOrder(), None, 10)
+    finally:
+        await source.close()
+        server.stop()
+    assert (found.local_id, found.title) == (CASES[0]["ref"], CASES[0]["head"])
