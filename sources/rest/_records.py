@@ -29,6 +29,8 @@ def dig(document: Any, path: str) -> Any:
     a key of an object is one dictionary lookup."""
     if not path:
         return document
+    if "." not in path and document.__class__ is dict:  # a key of the object: most paths
+        return document.get(path, _MISSING)
     value = document
     for part in _parts(path):
         if isinstance(value, dict):
