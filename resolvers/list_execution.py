@@ -88,19 +88,15 @@ generates (a page makes a slot per object: hundreds)."""
 
 class _Column(NamedTuple):
     """Objects of one type whose sub-selection is completed together: ``rows[i]`` is the dict
-    answering ``sources[i]``, already in place at ``slots[i]``."""
+    answering ``sources[i]``, already in place at ``slots[i]``.
+
+    An object joins by a new dict put in place (``slot.container[slot.key]``) and one append
+    to each list, written out in the loops that build columns rather than in a method: a page
+    adds about 500 objects, and the call was 1.5% of its instructions."""
 
     sources: list[Any]
     rows: list[dict[str, Any]]
     slots: list[_Slot]
-
-    def add(self, source: Any, slot: _Slot) -> None:
-        """``source`` joins the column, answered by a new dict put in place at ``slot``."""
-        row: dict[str, Any] = {}
-        slot.container[slot.key] = row
-        self.sources.append(source)
-        self.rows.append(row)
-        self.slots.append(slot)
 
 
 def _object_item_type(item_type: GraphQLOutputType) -> GraphQLObjectType | None:
@@ -217,7 +213,11 @@ class ListExecutor(PlainFieldExecutor):
             if (
                 item.__class__ is exact and getattr(item, _CAST, None) is None
             ) or self._usual_object(object_type, item):
-                column.add(item, slot)
+                row: dict[str, Any] = {}  # joins the column (see _Column)
+                completed[index] = row
+                column.sources.append(item)
+                column.rows.append(row)
+                column.slots.append(slot)
             else:
                 self._item(item, item_type, details, info(), slot, pending)
         return completed
@@ -347,7 +347,11 @@ class ListExecutor(PlainFieldExecutor):
             if (
                 value.__class__ is exact and getattr(value, _CAST, None) is None
             ) or self._usual_object(object_type, value):
-                nested.add(value, _new_slot((row, name, field_type, details, slot, parent_name)))
+                child: dict[str, Any] = {}  # joins the nested column (see _Column)
+                row[name] = child
+                nested.sources.append(value)
+                nested.rows.append(child)
+                nested.slots.append(_new_slot((row, name, field_type, details, slot, parent_name)))
             else:
                 self._plain_one(plan, parent_type, source, name, details, row, slot, pending)
         if nested.sources:
@@ -445,8 +449,13 @@ class ListExecutor(PlainFieldExecutor):
                 if (
                     value.__class__ is exact and getattr(value, _CAST, None) is None
                 ) or self._usual_object(object_type, value):
-                    child = _new_slot((row, name, field_type, details, slot, parent_name))
-                    nested.add(value, child)
+                    child: dict[str, Any] = {}  # joins the nested column (see _Column)
+                    row[name] = child
+                    nested.sources.append(value)
+                    nested.rows.append(child)
+                    nested.slots.append(
+                        _new_slot((row, name, field_type, details, slot, parent_name))
+                    )
                 else:
                     self._complete_one(field, parent_type, name, details, row, slot, value, pending)
             if nested.sources:
