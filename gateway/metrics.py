@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -101,6 +101,7 @@ class Metrics:
         )
         self._operation_names: set[str] = set()
         self._names_lock = threading.Lock()
+        self._round_trip_series: dict[tuple[str, str], _RoundTripSeries] = {}
 
     def watch(self, sources: Iterable[Source], subscribers: Subscribers | None) -> None:
         """Report each source's circuit state and the open subscriptions at every scrape."""
@@ -136,12 +137,20 @@ class Metrics:
     def observe_round_trip(
         self, source: str, operation: str, seconds: float, batch_size: int, ok: bool
     ) -> None:
-        self.source_requests.labels(source, operation).inc()
-        self.source_latency.labels(source, operation).observe(seconds)
+        series = self._round_trip_series.get((source, operation))
+        if series is None:  # sources and operations are few: each pair's series looked up once
+            series = self._round_trip_series[(source, operation)] = _RoundTripSeries(
+                self.source_requests.labels(source, operation),
+                self.source_latency.labels(source, operation),
+                self.source_batch_size.labels(source, operation),
+                self.source_errors.labels(source, operation),
+            )
+        series.requests.inc()
+        series.latency.observe(seconds)
         if operation.startswith("load_"):
-            self.source_batch_size.labels(source, operation).observe(batch_size)
+            series.batch_size.observe(batch_size)
         if not ok:
-            self.source_errors.labels(source, operation).inc()
+            series.errors.inc()
 
     def observe_http_request(self, source: str) -> None:
         self.source_http_requests.labels(source).inc()
@@ -170,6 +179,16 @@ class Metrics:
 
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class _RoundTripSeries(NamedTuple):
+    """One (source, operation) pair's series: prometheus_client's ``labels()`` checks the
+    values and takes a lock on every call, and a page makes a round trip per source."""
+
+    requests: Counter
+    latency: Histogram
+    batch_size: Histogram
+    errors: Counter
 
 
 class _LiveState(Collector):
