@@ -17,6 +17,7 @@ import strawberry
 from resolvers.access import Forbidden
 from resolvers.context import GraphInfo
 from resolvers.errors import UserInputError
+from resolvers.inputs import plain_input
 
 AUDIT_READ = "audit:read"
 MAX_PAGE = 500
@@ -99,6 +100,7 @@ class AuditEntry:
         )
 
 
+@plain_input
 @strawberry.input(description="Which audit entries to read; every condition must hold.")
 class AuditFilter:
     action: AuditAction | None = None

@@ -15,6 +15,7 @@ from resolvers.directory import Directory
 from resolvers.enums import CaseOrderField, CaseStatus, OrderDirection
 from resolvers.errors import UserInputError
 from resolvers.geography import area
+from resolvers.inputs import plain_input
 from sources import CaseFilter, CaseOrder, SortField
 
 MAX_TEXT_LENGTH = 200
@@ -22,6 +23,7 @@ MAX_VALUES = 200
 CODE_SHAPE = re.compile(r"[\w.-]{1,40}")
 
 
+@plain_input
 @strawberry.input(description="All conditions must hold; a list means any of its values.")
 class CaseFilterInput:
     status: list[CaseStatus] | None = None
@@ -141,6 +143,7 @@ def _set(values: list[T] | None) -> frozenset[T] | None:
     return None if values is None else frozenset(values)
 
 
+@plain_input
 @strawberry.input(description="Cases order by this field, then by source and id, same direction.")
 class CaseOrderInput:
     field: CaseOrderField = SortField.RECEIVED_AT
