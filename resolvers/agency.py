@@ -19,7 +19,19 @@ class Category:
 
     @classmethod
     def of(cls, info: CategoryInfo) -> Category:
-        return cls(code=info.code, name_th=info.name_th, name_en=info.name_en)
+        """The one ``Category`` of ``info``. Reference data from the config: the object
+        holds nothing of a request and nothing changes it, so every case of every request is
+        answered with the same one (a page asks for a hundred); a config reload makes new
+        infos, hence new objects."""
+        made = _categories.get(info)
+        if made is None:
+            made = _categories[info] = cls(
+                code=info.code, name_th=info.name_th, name_en=info.name_en
+            )
+        return made
+
+
+_categories: dict[CategoryInfo, Category] = {}
 
 
 @strawberry.type(description="What the gateway last saw of a source system.")
@@ -88,4 +100,14 @@ class Agency:
 
     @classmethod
     def of(cls, agency: AgencyInfo) -> Agency:
-        return cls(code=agency.code, name_th=agency.name_th, name_en=agency.name_en)
+        """The one ``Agency`` of ``agency``, as :meth:`Category.of` (``sources`` asks the
+        request's own context)."""
+        made = _agencies.get(agency)
+        if made is None:
+            made = _agencies[agency] = cls(
+                code=agency.code, name_th=agency.name_th, name_en=agency.name_en
+            )
+        return made
+
+
+_agencies: dict[AgencyInfo, Agency] = {}
