@@ -110,25 +110,24 @@ _CAST = "__as_strawberry_type__"
 """Where ``strawberry.cast`` marks an object as standing for another type
 (``strawberry.types.cast.TYPE_CAST_ATTRIBUTE``)."""
 
-_NO_CLASS = type("_NoClass", (), {})
-_exact_classes: dict[GraphQLObjectType, type] = {}
+_taken_as_they_are: dict[GraphQLObjectType, set[type]] = {}
 
 
-def _exact_class(object_type: GraphQLObjectType) -> type:
-    """The class whose instances ``object_type`` takes without asking its ``is_type_of``,
-    unless ``strawberry.cast`` marked them: strawberry's own class for the type (its generated
-    check is an ``isinstance`` against it, or there is none). The loops below compare an
-    object's class with it (and look for the cast mark) instead of calling
-    :meth:`ListExecutor._usual_object`, three Python calls an object (2.5% of the dashboard
-    page's instructions); other objects still take that call. A class no value has when the
-    type has no class of its own."""
-    exact = _exact_classes.get(object_type)
-    if exact is None:
+def _plain_classes(object_type: GraphQLObjectType) -> set[type]:
+    """Classes whose instances ``object_type`` takes without asking, unless ``strawberry.cast``
+    marked them: strawberry's own class for the type (its generated ``is_type_of`` is an
+    ``isinstance`` against it), and for a type with no ``is_type_of`` (anything but a null or
+    an error will do) each class :meth:`ListExecutor._usual_object` has seen it take, such as
+    the source layer's ``TimelineEntry`` for ``TimelineItem``. The loops below test an
+    object's class against it (and look for the cast mark) instead of calling
+    ``_usual_object``, three Python calls an object (2.5% of the dashboard page's
+    instructions, and another 1% for its timeline entries)."""
+    plain = _taken_as_they_are.get(object_type)
+    if plain is None:
         definition = (object_type.extensions or {}).get("strawberry-definition")
         origin = getattr(definition, "origin", None)
-        exact = origin if isinstance(origin, type) else _NO_CLASS
-        _exact_classes[object_type] = exact
-    return exact
+        plain = _taken_as_they_are[object_type] = {origin} if isinstance(origin, type) else set()
+    return plain
 
 
 def _answered(slot: _Slot | None, value: Any) -> bool:
@@ -176,7 +175,7 @@ class ListExecutor(PlainFieldExecutor):
                 field_details_list,
                 path,
                 None,
-                lambda: info,
+                lambda _list_slot: info,
                 column,
                 pending,
             )
@@ -198,20 +197,21 @@ class ListExecutor(PlainFieldExecutor):
         details: FieldDetailsList,
         path: Path | None,
         parent: _Slot | None,
-        info: Callable[[], Any],
+        info: Callable[[_Slot | None], Any],
         column: _Column,
         pending: list[Awaitable[None]],
     ) -> list[Any]:
         """A list's completed items: each object joins ``column``; anything else (null, an
         error, an awaitable, a wrong type) is completed graphql-core's way, with the list
-        field's resolve info made only then. ``parent`` is the list's own slot, or None for
-        the list graphql-core asked for, at ``path`` (past it, errors are raised)."""
+        field's resolve info made only then (``info(parent)``: one function for all the lists
+        of a column). ``parent`` is the list's own slot, or None for the list graphql-core
+        asked for, at ``path`` (past it, errors are raised)."""
         completed: list[Any] = [None] * len(items)
-        exact = _exact_class(object_type)
+        plain = _plain_classes(object_type)
         for index, item in enumerate(items):
             slot = _new_slot((completed, index, item_type, details, parent, path))
             if (
-                item.__class__ is exact and getattr(item, _CAST, None) is None
+                item.__class__ in plain and getattr(item, _CAST, None) is None
             ) or self._usual_object(object_type, item):
                 row: dict[str, Any] = {}  # joins the column (see _Column)
                 completed[index] = row
@@ -219,7 +219,7 @@ class ListExecutor(PlainFieldExecutor):
                 column.rows.append(row)
                 column.slots.append(slot)
             else:
-                self._item(item, item_type, details, info(), slot, pending)
+                self._item(item, item_type, details, info(parent), slot, pending)
         return completed
 
     async def _finish(self, completed: list[Any], pending: list[Awaitable[None]]) -> list[Any]:
@@ -246,7 +246,10 @@ class ListExecutor(PlainFieldExecutor):
         if value is None or isinstance(value, Exception):
             return False
         check = object_type.is_type_of
-        return check is None or check(value, None) is True  # type: ignore[arg-type]
+        if check is None:  # any such value: its class is taken as it is from now on
+            _plain_classes(object_type).add(value.__class__)
+            return True
+        return check(value, None) is True  # type: ignore[arg-type]
 
     def _object_column(
         self,
@@ -337,7 +340,7 @@ class ListExecutor(PlainFieldExecutor):
         assert object_type is not None
         read = plan.read
         nested = _Column([], [], [])
-        exact = _exact_class(object_type)
+        plain = _plain_classes(object_type)
         field_type, parent_name = plan.field.type, parent_type.name
         for source, row, slot in zip(column.sources, column.rows, column.slots, strict=True):
             try:
@@ -345,7 +348,7 @@ class ListExecutor(PlainFieldExecutor):
             except Exception:
                 value = None  # completed again below, the way that reports it
             if (
-                value.__class__ is exact and getattr(value, _CAST, None) is None
+                value.__class__ in plain and getattr(value, _CAST, None) is None
             ) or self._usual_object(object_type, value):
                 child: dict[str, Any] = {}  # joins the nested column (see _Column)
                 row[name] = child
@@ -444,10 +447,10 @@ class ListExecutor(PlainFieldExecutor):
             return
         if is_object_type(named) and (object_type := _object_item_type(named)) is not None:
             nested = _Column([], [], [])
-            exact, parent_name = _exact_class(object_type), parent_type.name
+            plain, parent_name = _plain_classes(object_type), parent_type.name
             for _source, row, slot, value in rows:
                 if (
-                    value.__class__ is exact and getattr(value, _CAST, None) is None
+                    value.__class__ in plain and getattr(value, _CAST, None) is None
                 ) or self._usual_object(object_type, value):
                     child: dict[str, Any] = {}  # joins the nested column (see _Column)
                     row[name] = child
@@ -484,21 +487,15 @@ class ListExecutor(PlainFieldExecutor):
     ) -> None:
         """Lists of objects, one per object of the column: all their items become one column."""
         items = _Column([], [], [])
+        info = partial(self._slot_info, field, details, parent_type)
+        field_type, parent_name = field.type, parent_type.name
         for _source, row, slot, value in rows:
             if value is None or isinstance(value, Exception) or not isinstance(value, list | tuple):
                 self._complete_one(field, parent_type, name, details, row, slot, value, pending)
                 continue
-            list_slot = _Slot(row, name, field.type, details, slot, parent_type.name)
+            list_slot = _new_slot((row, name, field_type, details, slot, parent_name))
             row[name] = self._list_items(
-                value,
-                item_type,
-                object_type,
-                details,
-                None,
-                list_slot,
-                partial(self._slot_info, field, details, parent_type, list_slot),
-                items,
-                pending,
+                value, item_type, object_type, details, None, list_slot, info, items, pending
             )
         if items.sources:
             self._object_column(object_type, details, items, pending)
@@ -544,9 +541,10 @@ class ListExecutor(PlainFieldExecutor):
         field: GraphQLField,
         details: FieldDetailsList,
         parent_type: GraphQLObjectType,
-        slot: _Slot,
+        slot: _Slot | None,
     ) -> Any:
-        """The resolve info of the field whose value is at ``slot``."""
+        """The resolve info of the field whose value is at ``slot`` (a list's own slot)."""
+        assert slot is not None
         return self._resolve_info(field, details, parent_type, slot.path)
 
     def _plain_one(
