@@ -32,6 +32,7 @@ take graphql-core's path.
 
 from __future__ import annotations
 
+from asyncio import Future
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -385,7 +386,7 @@ class ListExecutor(PlainFieldExecutor):
         except Exception as error:
             values = [error] * len(column.sources)
         is_awaitable = self.is_awaitable
-        if not any(is_awaitable(value) for value in values):
+        if not any(value.__class__ is Future or is_awaitable(value) for value in values):
             self._complete_column(field, parent_type, name, details, column, values, pending)
             return
         for row in column.rows:
@@ -406,7 +407,7 @@ class ListExecutor(PlainFieldExecutor):
         is_awaitable = self.is_awaitable
         resolved: list[Any] = []
         for value in values:
-            if is_awaitable(value):
+            if value.__class__ is Future or is_awaitable(value):  # a loader's, without a call
                 try:
                     value = await value
                 except Exception as error:
