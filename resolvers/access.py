@@ -180,8 +180,10 @@ class CaseAccess:
         self._known.clear()
 
     def mark_visible(self, records: Sequence[CaseRecord]) -> None:
-        """Cases a restricted search returned: known visible, no further check needed."""
-        self._known.update((r.source, r.local_id) for r in records)
+        """Cases a restricted search returned: known visible, no further check needed. (A
+        caller without an agency scope sees every case: nothing to remember.)"""
+        if self.principal.agency_scope is not None:
+            self._known.update((r.source, r.local_id) for r in records)
 
     async def visible(
         self, record: CaseRecord, loaders: Loaders, *, referred_by_caller: bool = False

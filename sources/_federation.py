@@ -85,12 +85,15 @@ class Federation:
         streams, failures = await _settle(
             source.search_cases(where, order, after, first + 1) for source in self.matching(where)
         )
-        merged = heapq.merge(
-            *streams,
-            key=lambda record: (sort_value(record, order), record.source),
-            reverse=order.descending,
-        )
-        records = [record for _, record in zip(range(first + 1), merged, strict=False)]
+        if len(streams) == 1:  # one source asked (a filter on it): already in order
+            records = streams[0][: first + 1]
+        else:
+            merged = heapq.merge(
+                *streams,
+                key=lambda record: (sort_value(record, order), record.source),
+                reverse=order.descending,
+            )
+            records = [record for _, record in zip(range(first + 1), merged, strict=False)]
         return Page(records[:first], len(records) > first, failures)
 
     async def count(self, where: CaseFilter) -> tuple[int, list[SourceError]]:
