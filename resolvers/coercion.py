@@ -13,9 +13,12 @@ refuses) to the type's own coercion, so that results and errors stay graphql-cor
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from graphql import GraphQLBoolean, GraphQLEnumType, GraphQLID, GraphQLLeafType, GraphQLString
+from strawberry.schema.types import base_scalars
 
 OutputCoercion = Callable[[Any], Any]
 
@@ -47,6 +50,8 @@ def _made_for(leaf: GraphQLLeafType) -> OutputCoercion:
     kind = passes_as_is(leaf)
     if kind is not None:
         return lambda value: value if value.__class__ is kind else general(value)
+    if general is _ISOFORMAT:
+        return _iso_coercion(general)
     wrapped = getattr(leaf, "wrapped_cls", None)  # strawberry's enums hold their Python class
     if isinstance(leaf, GraphQLEnumType) and isinstance(wrapped, type):
         return _enum_coercion(leaf, wrapped, general)
@@ -70,5 +75,22 @@ def _enum_coercion(leaf: GraphQLEnumType, wrapped: type, general: OutputCoercion
             if name is not None:
                 return name
         return general(output)
+
+    return coerce
+
+
+_ISOFORMAT = getattr(base_scalars, "isoformat", None)
+"""strawberry's ``DateTime`` (and ``Date``, ``Time``) output coercion: ``value.isoformat()``."""
+
+
+def _iso_coercion(general: OutputCoercion) -> OutputCoercion:
+    """``isoformat()`` of a UTC ``datetime`` as orjson writes it (the same text, checked by the
+    tests, in a third of the time: a page writes two hundred of them, a case's ``receivedAt``
+    and its timeline's ``at``); any other value as strawberry's coercion does it."""
+
+    def coerce(value: Any) -> Any:
+        if value.__class__ is datetime and value.tzinfo is UTC:
+            return orjson.dumps(value)[1:-1].decode()
+        return general(value)
 
     return coerce

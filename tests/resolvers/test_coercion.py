@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
 import pytest
-from graphql import GraphQLEnumType, GraphQLLeafType, is_leaf_type
+from graphql import GraphQLEnumType, GraphQLLeafType, GraphQLScalarType, is_leaf_type
 
 from resolvers import build_schema
 from resolvers.coercion import output_coercion, passes_as_is
@@ -28,6 +28,15 @@ OTHER_VALUES: list[Any] = [
     True,
     False,
     datetime(2026, 11, 25, 9, 30, tzinfo=UTC),
+    datetime(2026, 11, 25, 9, 30, 0, 1, tzinfo=UTC),
+    datetime(2026, 11, 25, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(999, 12, 31, 0, 0, 0, 120000, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+    datetime(2026, 11, 25, 9, 30, tzinfo=timezone(timedelta(hours=7))),
+    datetime(2026, 11, 25, 9, 30, tzinfo=timezone(timedelta(hours=5, minutes=30, seconds=15))),
+    datetime(2026, 11, 25, 9, 30),
+    date(2026, 11, 25),
     [],
     object(),
 ]
@@ -96,3 +105,15 @@ def test_values_said_to_pass_as_they_are_do() -> None:
         for value in OTHER_VALUES:
             if kind is not None and value.__class__ is kind:
                 assert leaf.coerce_output_value(value) is value, (leaf.name, value)
+
+
+def test_datetime_has_a_short_path_for_utc_times() -> None:
+    """``DateTime`` leaves (a page's ``receivedAt`` and timeline ``at``) have their own
+    coercion, which the comparison above holds to strawberry's ``isoformat()`` text."""
+    leaf = build_schema()._schema.type_map["DateTime"]
+    assert isinstance(leaf, GraphQLScalarType)
+    quick = output_coercion(leaf)
+    assert quick is not leaf.coerce_output_value
+    assert (
+        quick(datetime(2026, 11, 25, 9, 30, 0, 5, tzinfo=UTC)) == "2026-11-25T09:30:00.000005+00:00"
+    )
