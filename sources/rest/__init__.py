@@ -58,6 +58,14 @@ _PUBLIC = {
 }
 
 
+_DIGITS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+"""``bytes.translate`` table: each ASCII digit to ``0``, every other byte to a space."""
+
+_LONG_DIGIT_RUN = b"0" * 19
+"""19 digits in a row: maybe an integer past orjson's 64 bits (below -2**63 or above 2**64 - 1),
+which it would read as a float."""
+
+
 class RestSource(Source):
     settings_model: type[SourceSettings] = RestSettings
     kind = "rest"
@@ -165,13 +173,16 @@ class RestSource(Source):
             raise SourceBadResponse(
                 self.id, f"HTTP {response.status_code} from the API; check its auth and paths"
             )
-        try:
-            # orjson first: several times quicker than the standard library on a page of a
-            # hundred cases (bench/README.md). What it refuses and JSON allows (another UTF
-            # than UTF-8, integers past 64 bits) goes to httpx's decoding.
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            pass
+        content = response.content
+        # orjson first: several times quicker than the standard library on a page of a
+        # hundred cases (bench/README.md). What it refuses or reads otherwise goes to httpx's
+        # decoding: another UTF than UTF-8, and integers past 64 bits, which orjson reads as
+        # floats (a run of 19 digits is looked for first: 15 microseconds for 28 KB).
+        if _LONG_DIGIT_RUN not in content.translate(_DIGITS):
+            try:
+                return orjson.loads(content)
+            except orjson.JSONDecodeError:
+                pass
         try:
             return response.json()
         except ValueError:

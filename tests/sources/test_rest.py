@@ -285,14 +285,20 @@ async def test_a_batch_goes_in_chunks_of_max_batch(
     assert sorted(tiny[0].batches) == [wanted[0:3], wanted[3:6], wanted[6:8]]
 
 
-async def test_json_that_orjson_refuses_is_still_read() -> None:
-    """Bodies are decoded with orjson; what it refuses and JSON allows (UTF-16, integers past
-    64 bits) is decoded by httpx instead, not reported as "not JSON"."""
-    page = {"page": [{**CASES[0], "serial": 2**70}], "next": None}
+@pytest.mark.parametrize(
+    ("reference", "encoding"),
+    [("A-1", "utf-16"), (2**70, "utf-8"), (-(2**63) - 1, "utf-8"), (2**64 - 1, "utf-8")],
+)
+async def test_json_that_orjson_refuses_or_misreads_is_read_exactly(
+    reference: str | int, encoding: str
+) -> None:
+    """Bodies are decoded with orjson; what it refuses (UTF-16) or would read as a float
+    (integers past 64 bits) is decoded by httpx instead: read exactly, not "not JSON"."""
+    page = {"page": [{**CASES[0], "ref": reference}], "next": None}
 
     async def items(request: Request) -> Response:
-        body = json.dumps(page, ensure_ascii=False).encode("utf-16")
-        return Response(body, media_type="application/json; charset=utf-16")
+        body = json.dumps(page, ensure_ascii=False).encode(encoding)
+        return Response(body, media_type=f"application/json; charset={encoding}")
 
     server = ThreadedServer(Starlette(routes=[Route("/items", items)]))
     server.start()
@@ -302,4 +308,4 @@ async def test_json_that_orjson_refuses_is_still_read() -> None:
     finally:
         await source.close()
         server.stop()
-    assert (found.local_id, found.title) == (CASES[0]["ref"], CASES[0]["head"])
+    assert (found.local_id, found.title) == (str(reference), CASES[0]["head"])
