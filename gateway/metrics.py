@@ -139,18 +139,18 @@ class Metrics:
     ) -> None:
         series = self._round_trip_series.get((source, operation))
         if series is None:  # sources and operations are few: each pair's series looked up once
+            is_load = operation.startswith("load_")
             series = self._round_trip_series[(source, operation)] = _RoundTripSeries(
                 self.source_requests.labels(source, operation),
                 self.source_latency.labels(source, operation),
-                self.source_batch_size.labels(source, operation),
-                self.source_errors.labels(source, operation),
+                self.source_batch_size.labels(source, operation) if is_load else None,
             )
         series.requests.inc()
         series.latency.observe(seconds)
-        if operation.startswith("load_"):
+        if series.batch_size is not None:
             series.batch_size.observe(batch_size)
-        if not ok:
-            series.errors.inc()
+        if not ok:  # rare: looked up when it happens, so no series exists before an error
+            self.source_errors.labels(source, operation).inc()
 
     def observe_http_request(self, source: str) -> None:
         self.source_http_requests.labels(source).inc()
@@ -187,8 +187,8 @@ class _RoundTripSeries(NamedTuple):
 
     requests: Counter
     latency: Histogram
-    batch_size: Histogram
-    errors: Counter
+    batch_size: Histogram | None
+    """Only for loads by id (``load_*``), as before the series were kept."""
 
 
 class _LiveState(Collector):

@@ -25,6 +25,8 @@ class Category:
         infos, hence new objects."""
         made = _categories.get(info)
         if made is None:
+            if len(_categories) >= _MAX_SHARED:  # config reloads each add their entries
+                _categories.clear()
             made = _categories[info] = cls(
                 code=info.code, name_th=info.name_th, name_en=info.name_en
             )
@@ -32,6 +34,8 @@ class Category:
 
 
 _categories: dict[CategoryInfo, Category] = {}
+_MAX_SHARED = 4096
+"""Entries kept before the shared objects are made afresh (a config reload adds its own)."""
 
 
 @strawberry.type(description="What the gateway last saw of a source system.")
@@ -104,6 +108,8 @@ class Agency:
         request's own context)."""
         made = _agencies.get(agency)
         if made is None:
+            if len(_agencies) >= _MAX_SHARED:
+                _agencies.clear()
             made = _agencies[agency] = cls(
                 code=agency.code, name_th=agency.name_th, name_en=agency.name_en
             )

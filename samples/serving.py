@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
 
 import uvicorn
 from starlette.types import ASGIApp
+
+log = logging.getLogger(__name__)
 
 
 def free_port() -> int:
@@ -49,14 +52,15 @@ class ThreadedServer:
             time.sleep(0.01)
 
     def stop(self, timeout: float = 30) -> None:
-        """Ask uvicorn to exit and wait for it. A server still running after ``timeout``
-        (a connection or task its shutdown waits for) is an error: left behind, it would go on
-        serving, and polling its sources, after whoever stopped it has moved on."""
-        server, thread = self._server, self._thread
+        """Ask uvicorn to exit and wait for it. A server still running after ``timeout`` (a
+        connection or task its shutdown waits for) is logged as a warning: left behind, it goes
+        on serving, and polling its sources, after whoever stopped it has moved on. (Not an
+        exception: the demo's clean-up after it, and a test's own failure, must still run.)"""
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=timeout)
+            if self._thread.is_alive():
+                log.warning("server on port %s still running %g s after stop", self.port, timeout)
+                return  # still known here, so that it can be stopped again
         self._server = None
         self._thread = None
-        if server is not None and thread is not None:
-            server.should_exit = True
-            thread.join(timeout=timeout)
-            if thread.is_alive():
-                raise RuntimeError(f"server on port {self.port} still running {timeout:g} s on")

@@ -465,3 +465,29 @@ async def test_configured_tracing_exports_spans_over_otlp(demo_data: DemoData) -
     assert ("source search_cases", SQLITE_SOURCE) in [
         (name, attributes.get("source.id")) for name, attributes in spans
     ]
+
+
+def test_round_trip_series_appear_as_they_are_used() -> None:
+    """A source's error series appears with its first error, and batch sizes only for loads
+    by id: ``absent()`` alerts and averages see what happened, not zeroes made in advance."""
+    metrics = Metrics()
+    metrics.observe_round_trip("agency", "search_cases", 0.01, 1, True)
+    metrics.observe_round_trip("agency", "search_cases", 0.01, 1, True)
+    text = generate_latest(metrics.registry).decode()
+    assert (
+        'complaint_graph_source_requests_total{operation="search_cases",source="agency"} 2.0'
+        in text
+    )
+    assert "complaint_graph_source_errors_total{" not in text
+    assert "complaint_graph_source_batch_size_count{" not in text
+    metrics.observe_round_trip("agency", "load_timelines", 0.01, 40, False)
+    text = generate_latest(metrics.registry).decode()
+    assert (
+        'complaint_graph_source_errors_total{operation="load_timelines",source="agency"} 1.0'
+        in text
+    )
+    assert (
+        'complaint_graph_source_batch_size_sum{operation="load_timelines",source="agency"} 40.0'
+        in text
+    )
+    assert 'complaint_graph_source_batch_size_count{operation="search_cases"' not in text
