@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 import strawberry
@@ -23,19 +24,16 @@ class Category:
         holds nothing of a request and nothing changes it, so every case of every request is
         answered with the same one (a page asks for a hundred); a config reload makes new
         infos, hence new objects."""
-        made = _categories.get(info)
-        if made is None:
-            if len(_categories) >= _MAX_SHARED:  # config reloads each add their entries
-                _categories.clear()
-            made = _categories[info] = cls(
-                code=info.code, name_th=info.name_th, name_en=info.name_en
-            )
-        return made
+        return _category(info)
 
 
-_categories: dict[CategoryInfo, Category] = {}
 _MAX_SHARED = 4096
-"""Entries kept before the shared objects are made afresh (a config reload adds its own)."""
+"""Category and agency objects kept (a config reload adds its own entries)."""
+
+
+@functools.lru_cache(maxsize=_MAX_SHARED)
+def _category(info: CategoryInfo) -> Category:
+    return Category(code=info.code, name_th=info.name_th, name_en=info.name_en)
 
 
 @strawberry.type(description="What the gateway last saw of a source system.")
@@ -106,14 +104,9 @@ class Agency:
     def of(cls, agency: AgencyInfo) -> Agency:
         """The one ``Agency`` of ``agency``, as :meth:`Category.of` (``sources`` asks the
         request's own context)."""
-        made = _agencies.get(agency)
-        if made is None:
-            if len(_agencies) >= _MAX_SHARED:
-                _agencies.clear()
-            made = _agencies[agency] = cls(
-                code=agency.code, name_th=agency.name_th, name_en=agency.name_en
-            )
-        return made
+        return _agency(agency)
 
 
-_agencies: dict[AgencyInfo, Agency] = {}
+@functools.lru_cache(maxsize=_MAX_SHARED)
+def _agency(info: AgencyInfo) -> Agency:
+    return Agency(code=info.code, name_th=info.name_th, name_en=info.name_en)
