@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from sources import CanonicalStatus, CaseRecord, Channel, Location, TimelineEntry
+from sources import CanonicalStatus, Channel
 from sources._settings import Vocabulary
 from sources.rest._records import RecordMapper
 from sources.rest._settings import CaseFields, HistoryFields
+from tests.sources.every_field import EVERY_FIELD_ENTRY, every_field_record
 
 
 def test_every_field_of_a_record_comes_from_its_own_json_field() -> None:
@@ -68,38 +67,9 @@ def test_every_field_of_a_record_comes_from_its_own_json_field() -> None:
         "why": "the reason",
     }
 
-    def at(day: int) -> datetime:
-        return datetime(2026, 1, day, day, 0, tzinfo=UTC)
-
-    assert mapper.case(item) == CaseRecord(
-        source="api",
-        local_id="7",
-        reference_number="REF-7",
-        title="the title",
-        description="the body",
-        channel=Channel.PHONE,
-        category="ROADS",
-        source_category="road",
-        status=CanonicalStatus.CLOSED,
-        source_status="shut",
-        received_at=at(1),
-        updated_at=at(2),
-        due_at=at(3),
-        closed_at=at(4),
-        location=Location(
-            province_code="40",
-            district_code="4001",
-            subdistrict_code="400101",
-            address="the place",
-            latitude=16.4,
-            longitude=102.8,
-        ),
-        responsible="the owner",
-        media_urls=("https://example.org/a.jpg",),
-        status_notes="the reason",
+    assert mapper.case(item) == every_field_record(
+        "api", media_urls=("https://example.org/a.jpg",), status_notes="the reason"
     )
     history = HistoryFields(at="when", status="to", note="text")
     entry = {"when": "2026-01-02T02:00:00Z", "to": "shut", "text": "the note"}
-    assert mapper.timeline_entry(entry, history) == TimelineEntry(
-        at=at(2), status=CanonicalStatus.CLOSED, source_status="shut", note="the note"
-    )
+    assert mapper.timeline_entry(entry, history) == EVERY_FIELD_ENTRY

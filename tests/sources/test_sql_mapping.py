@@ -14,15 +14,13 @@ from sources import (
     CanonicalStatus,
     CaseFilter,
     CaseOrder,
-    CaseRecord,
     Channel,
-    Location,
     SourceConfigError,
-    TimelineEntry,
     Unmapped,
     source_class,
 )
 from sources.sql import SqlSource
+from tests.sources.every_field import EVERY_FIELD_ENTRY, every_field_record
 
 CONFIG = """
 categories:
@@ -270,36 +268,5 @@ async def test_every_field_of_a_record_comes_from_its_own_column(tmp_path: Path)
     finally:
         await source.close()
 
-    def at(day: int) -> datetime:
-        return datetime(2026, 1, day, day, 0, tzinfo=UTC)
-
-    assert record == CaseRecord(
-        source="full",
-        local_id="7",
-        reference_number="REF-7",
-        title="the title",
-        description="the body",
-        channel=Channel.PHONE,
-        category="ROADS",
-        source_category="road",
-        status=CanonicalStatus.CLOSED,
-        source_status="shut",
-        received_at=at(1),
-        updated_at=at(2),
-        due_at=at(3),
-        closed_at=at(4),
-        location=Location(
-            province_code="40",
-            district_code="4001",
-            subdistrict_code="400101",
-            address="the place",
-            latitude=16.4,
-            longitude=102.8,
-        ),
-        responsible="the owner",
-    )
-    assert list(timeline) == [
-        TimelineEntry(
-            at=at(2), status=CanonicalStatus.CLOSED, source_status="shut", note="the note"
-        )
-    ]
+    assert record == every_field_record("full")
+    assert list(timeline) == [EVERY_FIELD_ENTRY]
