@@ -68,7 +68,7 @@ class RedisBus:
                 log.warning("events: Redis channel lost, subscribing again: %s", exc)
                 interrupted()
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8
             pubsub = await self._subscribe_again()
 
     async def _subscribe_again(self) -> redis.client.PubSub:
@@ -79,7 +79,7 @@ class RedisBus:
                 await pubsub.subscribe(self.channel)
                 return pubsub
             except RedisError as exc:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8
                 log.warning("events: Redis channel unavailable, retrying: %s", exc)
                 await asyncio.sleep(delay)  # back off: Redis is down, not a race
                 delay = min(delay * 2, 2.0)
