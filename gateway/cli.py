@@ -76,9 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = load_config(args.config)
             configure_logging(config.observability)
             if args.workers > 1:
-                _serve_workers(args.config, args.host, args.port, args.workers)
-            else:
-                _serve(config, args.host, args.port)
+                return _serve_workers(args.config, args.host, args.port, args.workers)
+            _serve(config, args.host, args.port)
             return 0
         from gateway.demo import run_demo
 
@@ -109,16 +108,17 @@ def _serve(config: GatewayConfig, host: str, port: int) -> None:
     GatewayServer(server, app.state.shutdown).run()
 
 
-def _serve_workers(config_path: str, host: str, port: int, workers: int) -> None:
+def _serve_workers(config_path: str, host: str, port: int, workers: int) -> int:
     """uvicorn's supervisor: ``workers`` processes, each building its gateway from the file
-    named in COMPLAINT_GRAPH_CONFIG (sources, pools and event watchers are per process)."""
+    named in COMPLAINT_GRAPH_CONFIG (sources, pools and event watchers are per process), each
+    listening on a socket of its own (gateway/workers.py)."""
     import os
     from pathlib import Path
 
     import uvicorn
 
     from gateway.app import CONFIG_VARIABLE
-    from gateway.shutdown import serve_workers
+    from gateway.workers import serve_workers
 
     os.environ[CONFIG_VARIABLE] = str(Path(config_path).resolve())
     config = uvicorn.Config(
@@ -134,7 +134,12 @@ def _serve_workers(config_path: str, host: str, port: int, workers: int) -> None
         # restarts it, forever.
         timeout_worker_healthcheck=60,
     )
-    serve_workers(config)  # graceful in every worker, as in one process (gateway/shutdown.py)
+    try:
+        serve_workers(config)  # graceful in every worker, as in one process (gateway/shutdown.py)
+    except OSError as exc:
+        print(f"cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 async def _check(config: GatewayConfig) -> int:

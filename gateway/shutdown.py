@@ -20,8 +20,6 @@ import socket
 import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.supervisors import multiprocess
-from uvicorn.supervisors.multiprocess import Process
 
 from gateway.events import EventBroker
 from gateway.heap import settle_heap
@@ -163,29 +161,6 @@ def _graceful_of(app: object) -> GracefulShutdown | None:
             return found
         app = getattr(app, "app", None)
     return None
-
-
-class GatewayWorker(Process):
-    """One of ``serve --workers N``'s processes, running :class:`GatewayServer` where uvicorn
-    would run its plain server: so workers too close subscriptions with 1001 and end SSE
-    streams, instead of uvicorn's 1012 and a shutdown held up by an open stream."""
-
-    @property
-    def server(self) -> uvicorn.Server:
-        if self._server is None:
-            self._server = GatewayServer(self.config)
-        return self._server
-
-
-def serve_workers(config: uvicorn.Config) -> None:
-    """uvicorn's multi-process supervisor with :class:`GatewayWorker` processes.
-
-    The supervisor makes its processes by the module-level name ``Process``; it is pointed at
-    ours for this (CLI) process only. Workers start by spawn, unpickling ``GatewayWorker`` by
-    its import path, so the change needs no state in them.
-    """
-    multiprocess.Process = GatewayWorker  # type: ignore[misc]
-    multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 def serve(app: Starlette, host: str, port: int, log_level: str = "info") -> None:

@@ -5,16 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,7 +26,6 @@ from websockets.asyncio.client import connect
 
 from gateway.app import create_app
 from gateway.config import EventSettings, GatewayConfig
-from gateway.demo import DEMO_PMOC_KEY, asyncpg_url
 from gateway.logs import log_handler
 from gateway.metrics import MAX_OPERATION_NAMES, Metrics
 from gateway.observability import ObservabilitySettings, TracingSettings
@@ -294,89 +286,6 @@ async def test_tracing_gives_a_span_per_request_and_one_per_source_round_trip(
         SQLITE_SOURCE,
     }
     assert len(trips) == len([s for s in spans if s.name.startswith("source ")])
-
-
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is ``pid``, read from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-def test_serve_with_workers_runs_that_many_gateway_processes_logging_json(
-    demo_data: DemoData, tmp_path: Path, workers: int
-) -> None:
-    port = free_port()
-    environ = {
-        **os.environ,
-        "DEMO_DAMRONGDHAMA_URL": asyncpg_url(demo_data.postgres_dsn),
-        "DEMO_PROVINCIAL_URL": f"sqlite+aiosqlite:///{demo_data.sqlite_path.resolve()}",
-        "DEMO_PMOC_URL": demo_data.pmoc_url,
-        "DEMO_PMOC_KEY": DEMO_PMOC_KEY,
-        "DEMO_TRAFFY_URL": f"{demo_data.traffy_url}/open311/v2",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),  # this checkout's gateway
-    }
-    # The demo configuration without change watchers: workers that only answer requests.
-    config = tmp_path / "gateway.yaml"
-    demo = files("samples").joinpath("config.yaml").read_text(encoding="utf-8")
-    config.write_text(demo + "\nevents:\n  enabled: false\n", encoding="utf-8")
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config)]
-    log = tmp_path / "gateway.log"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [*command, "--port", str(port), "--workers", str(workers)],
-            env=environ,
-            cwd=tmp_path,
-            stdout=stderr,
-            stderr=stderr,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while True:  # a condition with a deadline: every worker up and answering
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    spawned = [c for c in _children(process.pid) if _is_worker(c)]
-                    if len(spawned) == (workers if workers > 1 else 0):
-                        break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        answer = httpx.post(
-            f"{url}/graphql",
-            json={"query": "query Ping { __typename }"},
-            headers={"x-request-id": "workers-ping"},
-        )
-        assert answer.json() == {"data": {"__typename": "Query"}}
-        assert answer.headers["x-request-id"] == "workers-ping"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        # uvicorn stops gracefully, then re-raises SIGTERM in a single process (the supervisor
-        # of several workers exits 0): either is a clean stop, a crash is neither.
-        assert process.wait(timeout=60) in (0, -signal.SIGTERM), log.read_text()
-    assert "Application shutdown complete." in log.read_text()
-    lines = [json.loads(line) for line in log.read_text().splitlines()]  # every line is JSON
-    assert any(
-        line["request_id"] == "workers-ping" and line.get("operation") == "Ping" for line in lines
-    ), log.read_text()
-
-
-def _is_worker(pid: int) -> bool:
-    try:
-        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
 
 
 async def test_websocket_errors_carry_the_connections_request_id(
