@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -29,6 +30,7 @@ from tests.conftest import (
     DemoData,
     RunningGateway,
     running,
+    serving,
 )
 from tests.postgres import create_database, drop_database
 from tests.resolvers.expected import (
@@ -255,6 +257,39 @@ async def test_a_failed_read_is_retried(
     assert "errors" not in body
     assert len(body["data"]["cases"]["edges"]) == 5
     assert guarded.round_trips(REST_SOURCE, "search_cases") == before + 2
+
+
+async def test_retries_make_every_attempt_with_the_backoff_between_them(
+    demo_data: DemoData, agency: tuple[ThreadedServer, Misbehaving]
+) -> None:
+    """The first attempt is made outside tenacity, which takes over after a failure: the
+    attempts are still retries + 1, the first retry also waits its backoff, and the last
+    failure is what the client is told."""
+    resilience = Resilience(
+        retries=2,
+        retry_initial_seconds=0.2,
+        retry_max_seconds=5.0,
+        circuit_failure_threshold=10,
+    )
+    async with serving(config_with(demo_data, agency[0].url, resilience=resilience)) as gateway:
+        await gateway.query("{ sources { id } }")
+        query = '{ cases(first: 5, filter: {source: ["pmoc-1111"]}) { edges { cursor } } }'
+        agency[1].failures_left = 2  # the third attempt answers
+        before = gateway.round_trips(REST_SOURCE, "search_cases")
+        started = time.monotonic()
+        body = await gateway.query(query)
+        waited = time.monotonic() - started
+        assert "errors" not in body, body
+        assert gateway.round_trips(REST_SOURCE, "search_cases") == before + 3
+        assert waited >= 0.2 + 0.4  # backoff before the second attempt, then doubled
+
+        agency[1].failures_left = 10  # more than the attempts: the client is told
+        before = gateway.round_trips(REST_SOURCE, "search_cases")
+        body = await gateway.query(query)
+        assert gateway.round_trips(REST_SOURCE, "search_cases") == before + 3
+        assert body["errors"][0]["extensions"]["code"] == "SOURCE_UNAVAILABLE"
+        assert REST_SOURCE in body["errors"][0]["message"]
+        agency[1].failures_left = 0
 
 
 async def test_a_hanging_agency_times_out_and_the_rest_arrives(
