@@ -148,7 +148,8 @@ class SqlSource(Source):
             return {}
         timelines: dict[str, list[TimelineEntry]] = {}
         for values in await self._fetch_values(statements.timelines, {KEYS: natives}):
-            timelines.setdefault(str(values["case_id"]), []).append(rows.timeline_entry(values))
+            case_id, entry = rows.timeline(values)
+            timelines.setdefault(case_id, []).append(entry)
         return timelines
 
     async def load_referrals(

@@ -9,11 +9,13 @@ from typing import Any, Protocol
 
 from sources._errors import SourceBadResponse
 from sources._model import (
+    CanonicalStatus,
     CaseRecord,
     ComplainantRecord,
     Location,
     ReferralRecord,
     TimelineEntry,
+    Unmapped,
 )
 from sources.sql._settings import SqlSettings
 from sources.sql._statements import Statements
@@ -41,6 +43,8 @@ class RowMapper:
         labels = [getattr(column, "name", "") for column in statements.shape.selected]
         self.case: Callable[[LabelledRow], CaseRecord] = self._case_reader(labels)
         """A case row (the shape's ``selected`` columns, in order) as a record."""
+        self.timeline: Callable[[LabelledRow], tuple[str, TimelineEntry]] = self._timeline_reader()
+        """A timeline row as its case's id and the entry."""
 
     def _case_reader(self, labels: Sequence[str]) -> Callable[[LabelledRow], CaseRecord]:
         """The mapping of a case row, with each field's position in the statement's columns
@@ -69,6 +73,11 @@ class RowMapper:
         i_subdistrict, i_address = at("subdistrict_code"), at("address")
         i_latitude, i_longitude = at("latitude"), at("longitude")
         source, vocabulary, due_at = self.source, self.vocabulary, self.sla.due_rule()
+        # The vocabulary's dicts read directly; a value they lack (or map to nothing) is left
+        # to the vocabulary's own method, which says so (Unmapped). Three method calls on a
+        # pydantic model a row cost more than the rest of a row's lookups.
+        statuses, channels = vocabulary.statuses.get, vocabulary.channels.get
+        categories = vocabulary.categories.get
         received_at = self._time("received_at", at("received_at"), required=True)
         updated_at = self._time("updated_at", at("updated_at"), required=True)
         source_due_at = self._time("due_at", at("due_at"))
@@ -79,7 +88,7 @@ class RowMapper:
             row = (*ordered, None)
             status, channel = _text(row[i_status]), _text(row[i_channel])
             category = _text(row[i_category])
-            unified = vocabulary.category(source, category)
+            unified = categories(category) or vocabulary.category(source, category)
             received = received_at(row)
             assert received is not None
             return CaseRecord(
@@ -88,10 +97,10 @@ class RowMapper:
                 _text(row[i_reference]),  # reference_number
                 _text(row[i_title]),  # title
                 _text(row[i_description]),  # description
-                vocabulary.channel(source, channel),  # channel
+                channels(channel) or vocabulary.channel(source, channel),  # channel
                 unified,  # category
                 category,  # source_category
-                vocabulary.status(source, status),  # status
+                statuses(status) or vocabulary.status(source, status),  # status
                 status,  # source_status
                 received,  # received_at
                 updated_at(row),  # type: ignore[arg-type]  # updated_at (required)
@@ -146,21 +155,44 @@ class RowMapper:
             citizen_key=_optional_text(values.get("citizen_key")) or None,
         )
 
-    def timeline_entry(self, values: LabelledRow) -> TimelineEntry:
-        at = values["at"]
-        if at.__class__ is not datetime or at.tzinfo is not UTC or self.timeline_naive:
-            # not as PostgreSQL's timestamptz arrives through asyncpg: check and convert
-            if not isinstance(at, datetime):
-                detail = f"timeline.at is {type(at).__name__}, not a time"
-                raise SourceBadResponse(self.source, detail)
-            at = self.statements.from_column_time(at, self.timeline_naive)
-        status = _optional_text(values.get("status"))
-        return TimelineEntry(  # positionally, as in case()
-            at,  # at
-            self.vocabulary.status(self.source, status) if status is not None else None,  # status
-            status,  # source_status
-            _optional_text(values.get("note")) or None,  # note
+    def _timeline_reader(self) -> Callable[[LabelledRow], tuple[str, TimelineEntry]]:
+        """The mapping of a timeline row (``Statements.timelines``: case id, time, then status
+        and note where the source has them) to its case's id and the entry, by position as in
+        :meth:`_case_reader`."""
+        labels = (
+            [column.name for column in self.statements.timelines.selected_columns]
+            if self.statements.shape.timeline is not None
+            else []
         )
+        position = {label: index for index, label in enumerate(labels)}
+        i_id, i_at = position.get("case_id", -1), position.get("at", -1)
+        i_status, i_note = position.get("status", -1), position.get("note", -1)
+        source, naive, convert = self.source, self.timeline_naive, self.statements.from_column_time
+        vocabulary = self.vocabulary
+        statuses = vocabulary.statuses.get  # as in _case_reader
+
+        def entry(values: LabelledRow) -> tuple[str, TimelineEntry]:
+            ordered = values.values() if values.__class__ is dict else values  # column order
+            row = (*ordered, None)
+            at = row[i_at]
+            if at.__class__ is not datetime or at.tzinfo is not UTC or naive:
+                # not as PostgreSQL's timestamptz arrives through asyncpg: check and convert
+                if not isinstance(at, datetime):
+                    detail = f"timeline.at is {type(at).__name__}, not a time"
+                    raise SourceBadResponse(source, detail)
+                at = convert(at, naive)
+            status = _optional_text(row[i_status])
+            mapped: CanonicalStatus | Unmapped | None = None
+            if status is not None:
+                mapped = statuses(status) or vocabulary.status(source, status)
+            return str(row[i_id]), TimelineEntry(  # positionally, as in _case_reader
+                at,  # at
+                mapped,  # status
+                status,  # source_status
+                _optional_text(row[i_note]) or None,  # note
+            )
+
+        return entry
 
     def referral(self, values: LabelledRow) -> ReferralRecord:
         at = values["at"]

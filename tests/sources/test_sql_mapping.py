@@ -270,3 +270,36 @@ async def test_every_field_of_a_record_comes_from_its_own_column(tmp_path: Path)
 
     assert record == every_field_record("full")
     assert list(timeline) == [EVERY_FIELD_ENTRY]
+
+
+async def test_a_timeline_of_notes_without_a_status_column(tmp_path: Path) -> None:
+    """Timeline rows are read by position: without a status column the note is the third
+    column, and no entry has a status."""
+    path = tmp_path / "full.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            CREATE TABLE c (id INTEGER PRIMARY KEY, ref TEXT, title TEXT, body TEXT, via TEXT,
+              kind TEXT, state TEXT, received DATETIME, changed DATETIME, due DATETIME,
+              closed DATETIME, owner TEXT, p TEXT, d TEXT, s TEXT, place TEXT, lat REAL,
+              lng REAL);
+            CREATE TABLE log (case_id INTEGER, at DATETIME, note TEXT);
+            INSERT INTO log VALUES (7, '2026-01-02 02:00:00.000000', 'first');
+            INSERT INTO log VALUES (7, '2026-01-03 02:00:00.000000', 'second');
+            """
+        )
+    config = FULL_CONFIG.replace(
+        "timeline: {table: log, case_id: case_id, at: at, status: state, note: note}",
+        "timeline: {table: log, case_id: case_id, at: at, note: note}",
+    )
+    (settings,) = parse_config(config, {"DB": str(path)}).sources
+    source = source_class("sql")(settings)
+    try:
+        timeline = (await source.load_timelines(["7"]))["7"]
+    finally:
+        await source.close()
+    assert [(entry.note, entry.status, entry.source_status) for entry in timeline] == [
+        ("first", None, None),
+        ("second", None, None),
+    ]
+    assert [entry.at.day for entry in timeline] == [2, 3]
