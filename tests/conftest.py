@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from gateway.app import Gateway, create_app
 from gateway.auth import AnonymousSettings, AuthSettings
 from gateway.config import EventSettings, GatewayConfig
-from gateway.demo import DEMO_PMOC_KEY, demo_config
+from gateway.demo import DEMO_PMOC_KEY, asyncpg_url, demo_config
 from resolvers.access import Role
 from samples import pmoc_1111, traffy
 from samples.serving import ThreadedServer
@@ -47,6 +47,16 @@ class DemoData:
     pmoc_url: str
     traffy_url: str
     config: GatewayConfig
+
+    def environ(self) -> dict[str, str]:
+        """The variables samples/config.yaml reads these agencies' addresses from."""
+        return {
+            "DEMO_DAMRONGDHAMA_URL": asyncpg_url(self.postgres_dsn),
+            "DEMO_PROVINCIAL_URL": f"sqlite+aiosqlite:///{self.sqlite_path.resolve()}",
+            "DEMO_PMOC_URL": self.pmoc_url,
+            "DEMO_PMOC_KEY": DEMO_PMOC_KEY,
+            "DEMO_TRAFFY_URL": f"{self.traffy_url}/open311/v2",
+        }
 
 
 @pytest.fixture(scope="session")

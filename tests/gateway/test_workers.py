@@ -19,7 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.demo import DEMO_PMOC_KEY, asyncpg_url
 from samples.serving import free_port
 from tests.conftest import DemoData
 
@@ -44,15 +43,10 @@ class Served:
 
 
 def _environ(demo_data: DemoData) -> dict[str, str]:
-    """The environment the demo configuration reads its agencies from, and this checkout's
-    gateway on the import path."""
+    """The demo agencies' addresses, and this checkout's gateway on the import path."""
     return {
         **os.environ,
-        "DEMO_DAMRONGDHAMA_URL": asyncpg_url(demo_data.postgres_dsn),
-        "DEMO_PROVINCIAL_URL": f"sqlite+aiosqlite:///{demo_data.sqlite_path.resolve()}",
-        "DEMO_PMOC_URL": demo_data.pmoc_url,
-        "DEMO_PMOC_KEY": DEMO_PMOC_KEY,
-        "DEMO_TRAFFY_URL": f"{demo_data.traffy_url}/open311/v2",
+        **demo_data.environ(),
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }
 

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from gateway.config import ConfigError, GatewayConfig, parse_config
-from gateway.demo import DEMO_PMOC_KEY, asyncpg_url
 from samples.generator import SyntheticCase
 from tests.conftest import DemoData, RunningGateway, running
 from tests.resolvers.expected import (
@@ -33,16 +32,6 @@ from tests.resolvers.expected import (
 FINISHED = {"REJECTED", "RESOLVED", "CLOSED", "DUPLICATE", "CANCELLED"}
 
 
-def environ(demo_data: DemoData) -> dict[str, str]:
-    return {
-        "DEMO_DAMRONGDHAMA_URL": asyncpg_url(demo_data.postgres_dsn),
-        "DEMO_PROVINCIAL_URL": f"sqlite+aiosqlite:///{demo_data.sqlite_path.resolve()}",
-        "DEMO_PMOC_URL": demo_data.pmoc_url,
-        "DEMO_PMOC_KEY": DEMO_PMOC_KEY,
-        "DEMO_TRAFFY_URL": f"{demo_data.traffy_url}/open311/v2",
-    }
-
-
 def sample_config_with(
     demo_data: DemoData, top: str, edits: Sequence[tuple[str, str]] = ()
 ) -> GatewayConfig:
@@ -52,7 +41,7 @@ def sample_config_with(
     for old, new in edits:
         assert text.count(old) == 1, old
         text = text.replace(old, new)
-    parsed = parse_config(text, environ(demo_data))
+    parsed = parse_config(text, demo_data.environ())
     return replace(demo_data.config, sources=parsed.sources)
 
 

@@ -241,17 +241,22 @@ sources:
 """
 
 
+FULL_CASES_TABLE = """
+CREATE TABLE c (id INTEGER PRIMARY KEY, ref TEXT, title TEXT, body TEXT, via TEXT, kind TEXT,
+  state TEXT, received DATETIME, changed DATETIME, due DATETIME, closed DATETIME, owner TEXT,
+  p TEXT, d TEXT, s TEXT, place TEXT, lat REAL, lng REAL);
+"""
+"""The cases table of FULL_CONFIG, every field a column of its own."""
+
+
 async def test_every_field_of_a_record_comes_from_its_own_column(tmp_path: Path) -> None:
     """Each column's value lands in its own field (the row mapper builds records with
     positional arguments for speed: a swap of two text fields would show here)."""
     path = tmp_path / "full.db"
     with sqlite3.connect(path) as db:
         db.executescript(
-            """
-            CREATE TABLE c (id INTEGER PRIMARY KEY, ref TEXT, title TEXT, body TEXT, via TEXT,
-              kind TEXT, state TEXT, received DATETIME, changed DATETIME, due DATETIME,
-              closed DATETIME, owner TEXT, p TEXT, d TEXT, s TEXT, place TEXT, lat REAL,
-              lng REAL);
+            FULL_CASES_TABLE
+            + """
             CREATE TABLE log (case_id INTEGER, at DATETIME, state TEXT, note TEXT);
             INSERT INTO c VALUES (7, 'REF-7', 'the title', 'the body', 'phone', 'road', 'shut',
               '2026-01-01 01:00:00.000000', '2026-01-02 02:00:00.000000',
@@ -278,11 +283,8 @@ async def test_a_timeline_of_notes_without_a_status_column(tmp_path: Path) -> No
     path = tmp_path / "full.db"
     with sqlite3.connect(path) as db:
         db.executescript(
-            """
-            CREATE TABLE c (id INTEGER PRIMARY KEY, ref TEXT, title TEXT, body TEXT, via TEXT,
-              kind TEXT, state TEXT, received DATETIME, changed DATETIME, due DATETIME,
-              closed DATETIME, owner TEXT, p TEXT, d TEXT, s TEXT, place TEXT, lat REAL,
-              lng REAL);
+            FULL_CASES_TABLE
+            + """
             CREATE TABLE log (case_id INTEGER, at DATETIME, note TEXT);
             INSERT INTO log VALUES (7, '2026-01-02 02:00:00.000000', 'first');
             INSERT INTO log VALUES (7, '2026-01-03 02:00:00.000000', 'second');
