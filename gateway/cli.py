@@ -118,7 +118,7 @@ def _serve_workers(config_path: str, host: str, port: int, workers: int) -> int:
     import uvicorn
 
     from gateway.app import CONFIG_VARIABLE
-    from gateway.workers import serve_workers
+    from gateway.workers import hold_port, serve_workers
 
     os.environ[CONFIG_VARIABLE] = str(Path(config_path).resolve())
     config = uvicorn.Config(
@@ -135,11 +135,12 @@ def _serve_workers(config_path: str, host: str, port: int, workers: int) -> int:
         timeout_worker_healthcheck=60,
     )
     try:
-        serve_workers(config)  # graceful in every worker, as in one process (gateway/shutdown.py)
+        held = hold_port(config)
     except OSError as exc:
         print(f"cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    return 0
+    # graceful in every worker, as in one process (gateway/shutdown.py)
+    return 0 if serve_workers(config, held) else 1
 
 
 async def _check(config: GatewayConfig) -> int:

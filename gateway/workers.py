@@ -4,15 +4,19 @@ uvicorn's workers share one listening socket, and whichever worker's event loop 
 accepts: asyncio accepts up to its backlog of connections per wake-up, so an idle worker can
 take every connection a client opens at once. A load balancer or a load generator with ten
 keep-alive connections then leaves the other workers idle for as long as those connections
-last (seen in bench/: two of fifteen ``wrk`` runs had all ten on one of two workers, at one
-worker's throughput). On Linux each worker here listens on a socket of its own, bound to the
-same port with ``SO_REUSEPORT``, and the kernel spreads new connections over them by a hash of
-their addresses, whoever is awake. The supervisor holds the port with a bound socket that
-never listens (so a port in use fails at once, and port 0 is chosen once for every worker).
-Elsewhere the workers share the supervisor's socket, as in uvicorn.
+last (the likely cause of a bench round served at one worker's rate, bench/README.md). On
+Linux each worker here listens on a socket of its own, bound to the same port with
+``SO_REUSEPORT``, and the kernel spreads new connections over them by a hash of their
+addresses, whoever is awake. The supervisor holds the port with a bound socket that never
+listens (:func:`hold_port`). Elsewhere the workers share the supervisor's socket, as in
+uvicorn.
 
-A worker that dies loses the connections waiting in its own queue (the kernel does not move
-them to the others); its replacement binds a new socket.
+What the kernel's spreading costs: each worker gets its share of new connections whatever
+its state. A worker whose event loop is stuck keeps receiving its share until the supervisor's
+health check (60 s, gateway/cli.py) replaces it; a worker that stops or dies loses the
+connections still waiting in its own queue (they are reset, not moved to the others; Linux
+5.14 and later can move them with ``net.ipv4.tcp_migrate_req=1``). A replacement binds a new
+socket. With one shared socket the other workers would have taken those connections.
 """
 
 from __future__ import annotations
@@ -75,16 +79,27 @@ class GatewayWorker(Process):
         super().target(sockets)
 
 
-def serve_workers(config: uvicorn.Config) -> None:
-    """uvicorn's multi-process supervisor with :class:`GatewayWorker` processes.
+def hold_port(config: uvicorn.Config) -> socket.socket:
+    """The supervisor's socket on ``config``'s port, bound and never listening, so that a port
+    in use fails here, at once, and port 0 is chosen once for every worker (``config.port`` is
+    set to it). It is bound without ``SO_REUSEPORT``: a gateway already listening on the port
+    with that option (an old one still running, say) makes this fail, instead of the two
+    quietly sharing its connections. Raises ``OSError``."""
+    held = port_socket(config.host, config.port, shared=False)
+    config.port = held.getsockname()[1]
+    return held
+
+
+def serve_workers(config: uvicorn.Config, held: socket.socket) -> bool:
+    """uvicorn's multi-process supervisor with :class:`GatewayWorker` processes, on the port
+    of ``held`` (:func:`hold_port`). Returns False when a worker failed to start (the app, its
+    configuration or the port), which stops them all.
 
     The supervisor makes its processes by the module-level name ``Process``; it is pointed at
     ours for this (CLI) process only. Workers start by spawn, unpickling ``GatewayWorker`` by
     its import path and ``config`` with the port the supervisor holds, so the change needs no
-    state in them. Raises ``OSError`` when the port cannot be bound (in use, say).
+    state in them.
     """
-    held = port_socket(config.host, config.port, shared=SPREADS_CONNECTIONS)
-    config.port = held.getsockname()[1]  # port 0 chosen once, for every worker
     log.info(
         "serving http://%s:%d with %d workers (%s)",
         config.host,
@@ -93,4 +108,6 @@ def serve_workers(config: uvicorn.Config) -> None:
         "a listening socket each" if SPREADS_CONNECTIONS else "one shared listening socket",
     )
     multiprocess.Process = GatewayWorker  # type: ignore[misc]
-    multiprocess.Multiprocess(config, sockets=[held]).run()
+    supervisor = multiprocess.Multiprocess(config, sockets=[held])
+    supervisor.run()
+    return not any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)

@@ -159,6 +159,26 @@ def test_serve_with_workers_on_a_port_in_use_fails_at_once_naming_it(
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
 
 
+def test_a_second_gateway_on_the_port_of_a_running_one_fails_instead_of_sharing_it(
+    demo_data: DemoData, tmp_path: Path
+) -> None:
+    """The workers' sockets share the port with SO_REUSEPORT; the supervisor's is bound
+    without it, so another `serve --workers` of the same user cannot join them and quietly
+    take part of their connections (an old gateway still running, say)."""
+    with serving(demo_data, tmp_path, 2) as served:
+        config = tmp_path / "gateway.yaml"  # the running one's
+        done = subprocess.run(
+            [*_SERVE, "--config", str(config), "--port", str(served.port), "--workers", "2"],
+            env=_environ(demo_data),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1, done.stderr
+        assert f"cannot listen on 127.0.0.1:{served.port}" in done.stderr
+        assert len(_listening(served.port)) == 2  # the running gateway's two workers, still
+
+
 def _sockets(port: int, state: str) -> list[int]:
     """Inodes of the TCP sockets in ``state`` whose local port is ``port`` (IPv4 and IPv6)."""
     found = []

@@ -263,8 +263,8 @@ async def test_retries_make_every_attempt_with_the_backoff_between_them(
     demo_data: DemoData, agency: tuple[ThreadedServer, Misbehaving]
 ) -> None:
     """The first attempt is made outside tenacity, which takes over after a failure: the
-    attempts are still retries + 1, the first retry also waits its backoff, and the last
-    failure is what the client is told."""
+    attempts are still retries + 1, the first retry also waits its backoff, and when every
+    attempt fails the client is told the source is unavailable."""
     resilience = Resilience(
         retries=2,
         retry_initial_seconds=0.2,
