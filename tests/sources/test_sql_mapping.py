@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from gateway.config import parse_config
+from gateway.demo import asyncpg_url
 from sources import (
     CanonicalStatus,
     CaseFilter,
@@ -20,6 +22,7 @@ from sources import (
     source_class,
 )
 from sources.sql import SqlSource
+from tests.postgres import create_database, drop_database
 from tests.sources.every_field import EVERY_FIELD_ENTRY, every_field_record
 
 CONFIG = """
@@ -305,3 +308,44 @@ async def test_a_timeline_of_notes_without_a_status_column(tmp_path: Path) -> No
         ("second", None, None),
     ]
     assert [entry.at.day for entry in timeline] == [2, 3]
+
+
+async def test_every_field_of_a_record_comes_from_its_own_column_on_postgresql(
+    postgres_admin_dsn: str,
+) -> None:
+    """As above, through asyncpg's records (the driver path PostgreSQL sources read with,
+    sources/sql/_driver.py), for a case loaded by id, on a search page and in its timeline."""
+    dsn = await create_database(postgres_admin_dsn)
+    try:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(
+                """
+                CREATE TABLE c (id BIGINT PRIMARY KEY, ref TEXT, title TEXT, body TEXT,
+                  via TEXT, kind TEXT, state TEXT, received TIMESTAMPTZ, changed TIMESTAMPTZ,
+                  due TIMESTAMPTZ, closed TIMESTAMPTZ, owner TEXT, p TEXT, d TEXT, s TEXT,
+                  place TEXT, lat DOUBLE PRECISION, lng DOUBLE PRECISION);
+                CREATE TABLE log (case_id BIGINT, at TIMESTAMPTZ, state TEXT, note TEXT);
+                INSERT INTO c VALUES (7, 'REF-7', 'the title', 'the body', 'phone', 'road',
+                  'shut', '2026-01-01 01:00:00+00', '2026-01-02 02:00:00+00',
+                  '2026-01-03 03:00:00+00', '2026-01-04 04:00:00+00', 'the owner',
+                  '40', '4001', '400101', 'the place', 16.4, 102.8);
+                INSERT INTO log VALUES (7, '2026-01-02 02:00:00+00', 'shut', 'the note');
+                """
+            )
+        finally:
+            await connection.close()
+        config = FULL_CONFIG.replace("sqlite+aiosqlite:///${DB}", asyncpg_url(dsn))
+        (settings,) = parse_config(config, {}).sources
+        source = source_class("sql")(settings)
+        try:
+            record = (await source.load_cases(["7"]))["7"]
+            (found,) = await source.search_cases(CaseFilter(), CaseOrder(), None, 10)
+            timeline = (await source.load_timelines(["7"]))["7"]
+        finally:
+            await source.close()
+    finally:
+        await drop_database(postgres_admin_dsn, dsn)
+
+    assert record == found == every_field_record("full")
+    assert list(timeline) == [EVERY_FIELD_ENTRY]
