@@ -38,7 +38,7 @@ import httpx
 from bench import documents as docs
 from bench.data import BenchData, ensure_bench_data
 from gateway.config import GatewayConfig
-from gateway.demo import DEMO_PMOC_KEY, asyncpg_url
+from gateway.demo import demo_environ
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -537,12 +537,8 @@ WORKERS = 2
 
 def servers(data: BenchData, agencies_port: int, port: int, code: Path) -> list[Server]:
     gateway = str(Path(sys.executable).with_name("complaint-graph"))
-    env = {
-        "DEMO_DAMRONGDHAMA_URL": asyncpg_url(data.damrongdhama_dsn),
-        "DEMO_PROVINCIAL_URL": f"sqlite+aiosqlite:///{data.provincial_path.resolve()}",
-        "DEMO_PMOC_URL": f"http://127.0.0.1:{agencies_port}",
-        "DEMO_PMOC_KEY": DEMO_PMOC_KEY,
-        "DEMO_TRAFFY_URL": f"http://127.0.0.1:{agencies_port + 1}/open311/v2",
+    agencies = (f"http://127.0.0.1:{agencies_port}", f"http://127.0.0.1:{agencies_port + 1}")
+    env = demo_environ(data.damrongdhama_dsn, data.provincial_path, *agencies) | {
         "PYTHONWARNINGS": "ignore",
         "PYTHONPATH": str(code),
     }

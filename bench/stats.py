@@ -39,7 +39,7 @@ from bench.data import OTHER_AGENCY_CASES, BenchData, ensure_bench_data
 from bench.http import round_trip_totals
 from bench.pages import wait_until_up
 from gateway.config import GatewayConfig
-from gateway.demo import DEMO_PMOC_KEY, asyncpg_url
+from gateway.demo import DEMO_PMOC_KEY, demo_environ
 from samples import pmoc_1111, traffy
 from samples.serving import ThreadedServer
 
@@ -195,14 +195,11 @@ def config_file(data: BenchData) -> Path:
 
 
 def start_gateway(data: BenchData, agencies: tuple[str, str], port: int) -> subprocess.Popen[bytes]:
-    env = os.environ | {
-        "DEMO_DAMRONGDHAMA_URL": asyncpg_url(data.damrongdhama_dsn),
-        "DEMO_PROVINCIAL_URL": f"sqlite+aiosqlite:///{data.provincial_path.resolve()}",
-        "DEMO_PMOC_URL": agencies[0],
-        "DEMO_PMOC_KEY": DEMO_PMOC_KEY,
-        "DEMO_TRAFFY_URL": f"{agencies[1]}/open311/v2",
-        "PYTHONWARNINGS": "ignore",
-    }
+    env = (
+        os.environ
+        | demo_environ(data.damrongdhama_dsn, data.provincial_path, *agencies)
+        | {"PYTHONWARNINGS": "ignore"}
+    )
     executable = str(Path(sys.executable).with_name("complaint-graph"))
     argv = [executable, "serve", "--config", str(config_file(data)), "--port", str(port)]
     log = (data.provincial_path.parent / "stats-gateway.log").open("wb")

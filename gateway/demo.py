@@ -36,17 +36,24 @@ def asyncpg_url(dsn: str) -> str:
 DEMO_PMOC_KEY = "demo-pmoc-key"  # a demo credential for a synthetic loopback service
 
 
-def demo_config(
+def demo_environ(
     damrongdhama_dsn: str, provincial_path: Path, pmoc_url: str, traffy_url: str
-) -> GatewayConfig:
-    text = files("samples").joinpath("config.yaml").read_text(encoding="utf-8")
-    environ = {
+) -> dict[str, str]:
+    """The variables samples/config.yaml reads the demo agencies' addresses from."""
+    return {
         "DEMO_DAMRONGDHAMA_URL": asyncpg_url(damrongdhama_dsn),
         "DEMO_PROVINCIAL_URL": f"sqlite+aiosqlite:///{provincial_path.resolve()}",
         "DEMO_PMOC_URL": pmoc_url,
         "DEMO_PMOC_KEY": DEMO_PMOC_KEY,
         "DEMO_TRAFFY_URL": f"{traffy_url}/open311/v2",
     }
+
+
+def demo_config(
+    damrongdhama_dsn: str, provincial_path: Path, pmoc_url: str, traffy_url: str
+) -> GatewayConfig:
+    text = files("samples").joinpath("config.yaml").read_text(encoding="utf-8")
+    environ = demo_environ(damrongdhama_dsn, provincial_path, pmoc_url, traffy_url)
     return parse_config(text, environ, "samples/config.yaml")
 
 

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from gateway.app import Gateway, create_app
 from gateway.auth import AnonymousSettings, AuthSettings
 from gateway.config import EventSettings, GatewayConfig
-from gateway.demo import DEMO_PMOC_KEY, asyncpg_url, demo_config
+from gateway.demo import DEMO_PMOC_KEY, demo_config, demo_environ
 from resolvers.access import Role
 from samples import pmoc_1111, traffy
 from samples.serving import ThreadedServer
@@ -50,13 +50,7 @@ class DemoData:
 
     def environ(self) -> dict[str, str]:
         """The variables samples/config.yaml reads these agencies' addresses from."""
-        return {
-            "DEMO_DAMRONGDHAMA_URL": asyncpg_url(self.postgres_dsn),
-            "DEMO_PROVINCIAL_URL": f"sqlite+aiosqlite:///{self.sqlite_path.resolve()}",
-            "DEMO_PMOC_URL": self.pmoc_url,
-            "DEMO_PMOC_KEY": DEMO_PMOC_KEY,
-            "DEMO_TRAFFY_URL": f"{self.traffy_url}/open311/v2",
-        }
+        return demo_environ(self.postgres_dsn, self.sqlite_path, self.pmoc_url, self.traffy_url)
 
 
 @pytest.fixture(scope="session")
