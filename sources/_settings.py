@@ -154,7 +154,7 @@ class SlaSettings(Strict):
         uses_source_due = self.uses_source_due
         default = _period(self.fallback_days)
         periods: dict[str | Unmapped, timedelta] = {
-            code: _period(self.days_for(code)) for code in self.categories
+            code: _period(days) for code, days in self.categories.items()
         }
 
         def due_at(

@@ -61,11 +61,7 @@ class RowMapper:
         CaseRecord's ``__init__`` three times as much as the assignments themselves. The mapping
         tests compare every field of mapped records.
         """
-        position = {label: index for index, label in enumerate(labels)}
-
-        def at(label: str) -> int:
-            return position.get(label, -1)  # -1: the None appended to the row
-
+        at = _positions(labels)
         i_id, i_category = at("id"), at("category")
         i_reference, i_title, i_description = at("reference_number"), at("title"), at("description")
         i_channel, i_status, i_responsible = at("channel"), at("status"), at("responsible")
@@ -84,8 +80,7 @@ class RowMapper:
         closed_at = self._time("closed_at", at("closed_at"))
 
         def case(values: LabelledRow) -> CaseRecord:
-            ordered = values.values() if values.__class__ is dict else values  # column order
-            row = (*ordered, None)
+            row = _in_column_order(values)
             status, channel = _text(row[i_status]), _text(row[i_channel])
             category = _text(row[i_category])
             unified = categories(category) or vocabulary.category(source, category)
@@ -164,29 +159,27 @@ class RowMapper:
             if self.statements.shape.timeline is not None
             else []
         )
-        position = {label: index for index, label in enumerate(labels)}
-        i_id, i_at = position.get("case_id", -1), position.get("at", -1)
-        i_status, i_note = position.get("status", -1), position.get("note", -1)
+        at = _positions(labels)
+        i_id, i_at, i_status, i_note = at("case_id"), at("at"), at("status"), at("note")
         source, naive, convert = self.source, self.timeline_naive, self.statements.from_column_time
         vocabulary = self.vocabulary
         statuses = vocabulary.statuses.get  # as in _case_reader
 
         def entry(values: LabelledRow) -> tuple[str, TimelineEntry]:
-            ordered = values.values() if values.__class__ is dict else values  # column order
-            row = (*ordered, None)
-            at = row[i_at]
-            if at.__class__ is not datetime or at.tzinfo is not UTC or naive:
+            row = _in_column_order(values)
+            when = row[i_at]
+            if when.__class__ is not datetime or when.tzinfo is not UTC or naive:
                 # not as PostgreSQL's timestamptz arrives through asyncpg: check and convert
-                if not isinstance(at, datetime):
-                    detail = f"timeline.at is {type(at).__name__}, not a time"
+                if not isinstance(when, datetime):
+                    detail = f"timeline.at is {type(when).__name__}, not a time"
                     raise SourceBadResponse(source, detail)
-                at = convert(at, naive)
+                when = convert(when, naive)
             status = _optional_text(row[i_status])
             mapped: CanonicalStatus | Unmapped | None = None
             if status is not None:
                 mapped = statuses(status) or vocabulary.status(source, status)
             return str(row[i_id]), TimelineEntry(  # positionally, as in _case_reader
-                at,  # at
+                when,  # at
                 mapped,  # status
                 status,  # source_status
                 _optional_text(row[i_note]) or None,  # note
@@ -211,6 +204,20 @@ class RowMapper:
             their_reference=_optional_text(values.get("their_reference")),
             secrecy=_optional_text(values.get("secrecy")),
         )
+
+
+def _positions(labels: Sequence[str]) -> Callable[[str], int]:
+    """Where each label stands in a statement's columns, for a row from
+    :func:`_in_column_order`: a label the statement lacks reads the ``None`` appended last."""
+    position = {label: index for index, label in enumerate(labels)}
+    return lambda label: position.get(label, -1)
+
+
+def _in_column_order(values: LabelledRow) -> tuple[Any, ...]:
+    """A row's values in its statement's column order, and a ``None`` after them: a Record's
+    own order, a dict's insertion order (``SqlSource._fetch_values`` builds it from the
+    columns)."""
+    return (*(values.values() if values.__class__ is dict else values), None)
 
 
 def _text(value: object) -> str:
