@@ -109,6 +109,45 @@ def _timelines(cases: Sequence[Case], context: Context) -> list[object]:
     return answers
 
 
+def _reads(*fields: str) -> frozenset[str]:
+    return frozenset(fields)
+
+
+RECORD_FIELDS_READ: dict[str, frozenset[str]] = {
+    "__typename": _reads(),
+    "id": _reads(),  # source and local_id: every record holds them
+    "referenceNumber": _reads("reference_number"),
+    "title": _reads("title"),
+    "description": _reads("description"),
+    "sourceStatus": _reads("source_status"),
+    "receivedAt": _reads("received_at"),
+    "updatedAt": _reads("updated_at"),
+    "dueAt": _reads("due_at"),
+    "closedAt": _reads("closed_at"),
+    "status": _reads("status"),
+    "channel": _reads("channel"),
+    "category": _reads("category"),
+    "sourceCategory": _reads("source_category"),
+    "isOverdue": _reads("status", "due_at"),
+    "location": _reads("location"),
+    "responsibleAgencies": _reads("responsible"),
+    "statusNotes": _reads("status_notes"),
+    "photoUrls": _reads("media_urls"),
+    "source": _reads(),
+    "owningAgency": _reads(),
+    "complainant": _reads(),
+    "timeline": _reads(),
+    "referrals": _reads(),
+    "referredFrom": _reads(),
+    "relatedCases": _reads(),
+}
+"""The ``CaseRecord`` fields each field of ``Case`` reads (by GraphQL name), beyond ``source``
+and ``local_id``, which every record holds: a page of cases is read for these only
+(:mod:`resolvers.projection`). A field missing here makes its pages read whole records; a
+field that reads more than its entry says would get None, and the projection tests ask each
+field of every agency's cases both ways and compare."""
+
+
 @strawberry.type(description="A complaint case, read live from the agency system that holds it.")
 class Case(relay.Node):
     key: relay.NodeID[str]

@@ -157,7 +157,8 @@ class Loaders:
 
         The list is kept as it is and indexed by the first such lookup: most pages have none,
         and priming the loader with each case (a future apiece) was 2% of the dashboard
-        page's instructions."""
+        page's instructions. A record read for some fields only (``CaseRecord.projection``)
+        is not known here: a lookup must give the whole case."""
         self._primed.append(records)
 
     async def case(self, source_id: str, local_id: str) -> CaseRecord | None:
@@ -166,7 +167,8 @@ class Loaders:
         if self._primed:
             for records in self._primed:
                 for record in records:
-                    self._known.setdefault((record.source, record.local_id), record)
+                    if record.projection is None:
+                        self._known.setdefault((record.source, record.local_id), record)
             self._primed.clear()
         known = self._known.get((source_id, local_id))
         if known is not None:

@@ -13,6 +13,7 @@ from resolvers.context import GraphInfo
 from resolvers.cursor import decode_cursor
 from resolvers.errors import UserInputError, source_error
 from resolvers.filters import CaseFilterInput, CaseOrderInput, case_filter
+from resolvers.projection import fields_read
 from resolvers.stats import CaseStats, StatsDimension, case_stats
 from sources import CaseOrder
 
@@ -49,11 +50,11 @@ class Query:
         order = (order_by or CaseOrderInput()).to_order()
         position = decode_cursor(after, order) if after is not None else None
         where = await case_filter(info, filter)
-        page = await info.context.federation.page(where, order, position, size)
+        page = await info.context.federation.page(where, order, position, size, fields_read(info))
         path = info.path.as_list()
         info.context.partial_errors.extend(source_error(error, path) for error in page.failures)
         info.context.case_access.mark_visible(page.records)
-        info.context.loaders.prime_cases(page.records)
+        info.context.loaders.prime_cases(page.records)  # those read whole
         return CaseConnection.of(page, where, order, position, info.context.directory)
 
     @strawberry.field(

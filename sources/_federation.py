@@ -75,15 +75,23 @@ class Federation:
         ]
 
     async def page(
-        self, where: CaseFilter, order: CaseOrder, after: Position | None, first: int
+        self,
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        first: int,
+        fields: frozenset[str] | None = None,
     ) -> Page:
         """The next ``first`` cases after ``after``, one statement per source, all at once.
 
         Each source returns at most ``first + 1`` rows past the position, so the merge knows
-        whether a next page exists without a second round trip.
+        whether a next page exists without a second round trip. ``fields``: the record fields
+        the caller will read, None for all (``Source.search_cases``); the merge reads only the
+        order's field, which every record holds.
         """
         streams, failures = await _settle(
-            source.search_cases(where, order, after, first + 1) for source in self.matching(where)
+            source.search_cases(where, order, after, first + 1, fields)
+            for source in self.matching(where)
         )
         if len(streams) == 1:  # one source asked (a filter on it): already in order
             records = streams[0][: first + 1]

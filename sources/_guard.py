@@ -190,10 +190,15 @@ class Guarded(Source):
         )
 
     async def search_cases(
-        self, where: CaseFilter, order: CaseOrder, after: Position | None, limit: int
+        self,
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        limit: int,
+        fields: frozenset[str] | None = None,
     ) -> list[CaseRecord]:
         return await self._call(
-            "search_cases", 1, lambda: self.inner.search_cases(where, order, after, limit)
+            "search_cases", 1, lambda: self.inner.search_cases(where, order, after, limit, fields)
         )
 
     async def count_cases(self, where: CaseFilter) -> int:

@@ -88,9 +88,19 @@ class Source(abc.ABC):
 
     @abc.abstractmethod
     async def search_cases(
-        self, where: CaseFilter, order: CaseOrder, after: Position | None, limit: int
+        self,
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        limit: int,
+        fields: frozenset[str] | None = None,
     ) -> list[CaseRecord]:
-        """Up to ``limit`` cases matching ``where``, in ``order``, strictly after ``after``."""
+        """Up to ``limit`` cases matching ``where``, in ``order``, strictly after ``after``.
+
+        ``fields`` names the :class:`CaseRecord` fields the caller will read (None: all). A
+        source may then read only those: its records say which fields they hold
+        (``CaseRecord.projection``), always with ``source``, ``local_id`` and the order's
+        field. A source that cannot save anything that way returns whole records."""
 
     @abc.abstractmethod
     async def count_cases(self, where: CaseFilter) -> int: ...

@@ -148,6 +148,11 @@ class CaseRecord:
     media_urls: tuple[str, ...] = ()
     status_notes: str | None = None
     """The agency's explanation of the current status (Open311 ``status_notes``)."""
+    projection: frozenset[str] | None = None
+    """None when every field holds what the source holds. Otherwise the fields that do: the
+    record was read for a caller that named the fields it would read
+    (``Source.search_cases(fields=...)``), and every other field is None, whatever its type.
+    Such a record answers that caller only; it is never cached for others."""
 
     def is_overdue(self, now: datetime) -> bool:
         """Open (a known, unfinished status) and due before ``now``: the one rule behind

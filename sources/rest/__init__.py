@@ -413,8 +413,15 @@ class RestSource(Source):
     # -- search ----------------------------------------------------------------------------
 
     async def search_cases(
-        self, where: CaseFilter, order: CaseOrder, after: Position | None, limit: int
+        self,
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        limit: int,
+        fields: frozenset[str] | None = None,
     ) -> list[CaseRecord]:
+        # ``fields`` is not used: an API sends whole documents, and they are mapped whole
+        # (projecting their mapping as SQL rows are has not been measured).
         if self._matches_nothing(where):
             return []
         sorted_by_api, sort = self._sort(order)

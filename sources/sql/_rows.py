@@ -18,6 +18,7 @@ from sources._model import (
     Unmapped,
 )
 from sources.sql._settings import SqlSettings
+from sources.sql._shape import LOCATION_FIELDS, RECORD_FIELD_COLUMNS
 from sources.sql._statements import Statements
 
 
@@ -40,11 +41,20 @@ class RowMapper:
         self.naive = statements.shape.naive_times
         timeline = statements.shape.timeline
         self.timeline_naive = timeline.at_is_naive if timeline is not None else False
-        labels = [getattr(column, "name", "") for column in statements.shape.selected]
-        self.case: Callable[[LabelledRow], CaseRecord] = self._case_reader(labels)
+        self.labels = statements.labels
+        self._readers: dict[tuple[str, ...], Callable[[LabelledRow], CaseRecord]] = {}
+        self.case: Callable[[LabelledRow], CaseRecord] = self.case_reader(self.labels)
         """A case row (the shape's ``selected`` columns, in order) as a record."""
         self.timeline: Callable[[LabelledRow], tuple[str, TimelineEntry]] = self._timeline_reader()
         """A timeline row as its case's id and the entry."""
+
+    def case_reader(self, labels: tuple[str, ...]) -> Callable[[LabelledRow], CaseRecord]:
+        """The mapping of a row of the columns ``labels`` (the shape's, or some of them in
+        the same order: ``Statements.labels_for``), made once per set of columns."""
+        reader = self._readers.get(labels)
+        if reader is None:
+            reader = self._readers[labels] = self._case_reader(labels)
+        return reader
 
     def _case_reader(self, labels: Sequence[str]) -> Callable[[LabelledRow], CaseRecord]:
         """The mapping of a case row, with each field's position in the statement's columns
@@ -60,8 +70,32 @@ class RowMapper:
         (sources/_model.py, each named alongside): matching sixteen keyword arguments cost
         CaseRecord's ``__init__`` three times as much as the assignments themselves. The mapping
         tests compare every field of mapped records.
+
+        When ``labels`` are some of the shape's columns (a page read for some fields), a
+        field whose columns were not selected is None, not mapped from the missing values
+        (``""`` for a missing title would pass for a real one), and the record names the
+        fields it holds (``CaseRecord.projection``). The checks are one test of a closure's
+        flag per field and row, so whole rows take the same reader.
         """
         at = _positions(labels)
+        selected, mapped = frozenset(labels), frozenset(self.labels)
+
+        def holds(*columns: str) -> bool:
+            """Whether the row has these columns (or the source maps none of them: None)."""
+            return all(column in selected or column not in mapped for column in columns)
+
+        projection = (
+            None
+            if selected >= mapped
+            else frozenset(
+                field for field, columns in RECORD_FIELD_COLUMNS.items() if holds(*columns)
+            )
+        )
+        has_reference, has_title = holds("reference_number"), holds("title")
+        has_description, has_channel = holds("description"), holds("channel")
+        has_status, has_category = holds("status"), holds("category")
+        has_location, has_responsible = holds(*LOCATION_FIELDS), holds("responsible")
+        has_due = holds(*RECORD_FIELD_COLUMNS["due_at"])
         i_id, i_category = at("id"), at("category")
         i_reference, i_title, i_description = at("reference_number"), at("title"), at("description")
         i_channel, i_status, i_responsible = at("channel"), at("status"), at("responsible")
@@ -81,25 +115,33 @@ class RowMapper:
 
         def case(values: LabelledRow) -> CaseRecord:
             row = _in_column_order(values)
-            status, channel = _text(row[i_status]), _text(row[i_channel])
-            category = _text(row[i_category])
-            unified = categories(category) or vocabulary.category(source, category)
-            received = received_at(row)
-            assert received is not None
+            status = _text(row[i_status]) if has_status else _ABSENT
+            channel = _text(row[i_channel]) if has_channel else _ABSENT
+            category = _text(row[i_category]) if has_category else _ABSENT
+            unified = (
+                (categories(category) or vocabulary.category(source, category))
+                if has_category
+                else _ABSENT
+            )
+            received: Any = received_at(row)  # required: None only when not selected
             return CaseRecord(
                 source,  # source
                 str(row[i_id]),  # local_id
-                _text(row[i_reference]),  # reference_number
-                _text(row[i_title]),  # title
-                _text(row[i_description]),  # description
-                channels(channel) or vocabulary.channel(source, channel),  # channel
+                _text(row[i_reference]) if has_reference else _ABSENT,  # reference_number
+                _text(row[i_title]) if has_title else _ABSENT,  # title
+                _text(row[i_description]) if has_description else _ABSENT,  # description
+                (channels(channel) or vocabulary.channel(source, channel))
+                if has_channel
+                else _ABSENT,  # channel
                 unified,  # category
                 category,  # source_category
-                statuses(status) or vocabulary.status(source, status),  # status
+                (statuses(status) or vocabulary.status(source, status))
+                if has_status
+                else _ABSENT,  # status
                 status,  # source_status
                 received,  # received_at
-                updated_at(row),  # type: ignore[arg-type]  # updated_at (required)
-                due_at(received, unified, source_due_at(row)),  # due_at
+                updated_at(row),  # type: ignore[arg-type]  # updated_at (as received_at)
+                due_at(received, unified, source_due_at(row)) if has_due else _ABSENT,  # due_at
                 closed_at(row),  # closed_at
                 Location(
                     _optional_text(row[i_province]),  # province_code
@@ -108,8 +150,13 @@ class RowMapper:
                     _optional_text(row[i_address]),  # address
                     _optional_float(row[i_latitude]),  # latitude
                     _optional_float(row[i_longitude]),  # longitude
-                ),
-                _optional_text(row[i_responsible]),  # responsible
+                )
+                if has_location
+                else _ABSENT,  # location
+                _optional_text(row[i_responsible]) if has_responsible else _ABSENT,  # responsible
+                (),  # media_urls
+                None,  # status_notes
+                projection,  # projection
             )
 
         return case
@@ -121,6 +168,8 @@ class RowMapper:
         as asyncpg gives it (aware, UTC) is taken as it is; anything else is checked and
         converted (naive local times to UTC)."""
         source, convert, naive = self.source, self.statements.from_column_time, field in self.naive
+        if index < 0 and field in self.labels:  # not selected: a page read for other fields
+            return _absent
 
         def read(row: Sequence[Any]) -> datetime | None:
             value = row[index]
@@ -218,6 +267,14 @@ def _in_column_order(values: LabelledRow) -> tuple[Any, ...]:
     own order, a dict's insertion order (``SqlSource._fetch_values`` builds it from the
     columns)."""
     return (*(values.values() if values.__class__ is dict else values), None)
+
+
+_ABSENT: Any = None
+"""A field a page was not read for (``CaseRecord.projection``)."""
+
+
+def _absent(_row: Sequence[Any]) -> None:
+    return None
 
 
 def _text(value: object) -> str:

@@ -32,7 +32,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sources._query import AgencyAccess, CaseFilter, CaseOrder, Position, SortField
 from sources.sql._due import is_overdue
 from sources.sql._settings import SqlSettings
-from sources.sql._shape import CaseShape, native_keys
+from sources.sql._shape import RECORD_FIELD_COLUMNS, CaseShape, native_keys
 
 LIMIT = "limit"
 """The name a page's statement binds its row limit to (:meth:`Statements.search`)."""
@@ -49,7 +49,31 @@ class Statements:
         self.zone = ZoneInfo(settings.timezone)
         self.arrays = dialect == "postgresql"
         """Whether a batch of keys is bound as one array parameter (see :meth:`among`)."""
-        self._first_pages: dict[tuple[SortField, bool], Select[Any]] = {}
+        self._first_pages: dict[tuple[SortField, bool, tuple[str, ...] | None], Select[Any]] = {}
+        self.labels = tuple(getattr(column, "name", "") for column in shape.selected)
+        """The labels of a case row's columns, in order (``CaseShape.selected``)."""
+        self._projections: dict[tuple[frozenset[str], SortField], tuple[str, ...] | None] = {}
+
+    def labels_for(self, fields: frozenset[str] | None, order: CaseOrder) -> tuple[str, ...] | None:
+        """The labels of the columns a page read for ``fields`` (record fields) selects, in
+        the statement's order: the id, the order's column and the columns of ``fields``
+        (``RECORD_FIELD_COLUMNS``). None when that is every column, or when ``fields`` names
+        a field this source does not know (it is then read whole)."""
+        if fields is None:
+            return None
+        key = (fields, order.field)
+        if key in self._projections:
+            return self._projections[key]
+        wanted = {"id", "updated_at" if order.field is SortField.UPDATED_AT else "received_at"}
+        for field in fields:
+            columns = RECORD_FIELD_COLUMNS.get(field)
+            if columns is None:
+                wanted.update(self.labels)
+                break
+            wanted.update(columns)
+        labels = tuple(label for label in self.labels if label in wanted)
+        found = self._projections[key] = None if len(labels) == len(self.labels) else labels
+        return found
 
     def among(self, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
         """``column IN values``, for a data loader's batch of keys or a filter's list of codes.
@@ -104,40 +128,54 @@ class Statements:
         )
 
     def search(
-        self, where: CaseFilter, order: CaseOrder, after: Position | None, limit: int
+        self,
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        limit: int,
+        labels: tuple[str, ...] | None = None,
     ) -> tuple[Select[Any], dict[str, Any]] | None:
-        """A page's statement and the values of its named parameters (``LIMIT``).
+        """A page's statement and the values of its named parameters (``LIMIT``), selecting
+        the columns ``labels`` (:meth:`labels_for`; None: every column).
 
         A page with no filter condition and no position (a dashboard's first page, the most
-        asked) is one statement per order, built and given its cache key once per source
-        (:meth:`_first_page`); any other is built for its filter."""
+        asked) is one statement per order and columns, built and given its cache key once per
+        source (:meth:`_first_page`); any other is built for its filter."""
         conditions = self._conditions(where)
         if conditions is None:
             return None
         parameters = {LIMIT: limit}
         if not conditions and after is None:
-            return self._first_page(order.field, order.descending), parameters
+            return self._first_page(order.field, order.descending, labels), parameters
         sort, naive = self._sort_column(order)
         if after is not None:
             keyset = self._after(sort, naive, order.descending, after)
             if keyset is None:
                 return None
             conditions.append(keyset)
-        return self._page(sort, order.descending).where(*conditions), parameters
+        return self._page(sort, order.descending, labels).where(*conditions), parameters
 
-    def _first_page(self, field: SortField, descending: bool) -> Select[Any]:
-        page = self._first_pages.get((field, descending))
+    def _first_page(
+        self, field: SortField, descending: bool, labels: tuple[str, ...] | None
+    ) -> Select[Any]:
+        key = (field, descending, labels)
+        page = self._first_pages.get(key)
         if page is None:
             sort, _ = self._sort_column(CaseOrder(field=field, descending=descending))
-            page = self._first_pages[(field, descending)] = self._page(sort, descending)
+            page = self._first_pages[key] = self._page(sort, descending, labels)
         return page
 
-    def _page(self, sort: ColumnElement[Any], descending: bool) -> Select[Any]:
+    def _page(
+        self, sort: ColumnElement[Any], descending: bool, labels: tuple[str, ...] | None
+    ) -> Select[Any]:
         """Cases in ``sort`` order (ties by id), ``LIMIT`` of them."""
         shape = self.shape
         ordering = [sort.desc(), shape.id.desc()] if descending else [sort.asc(), shape.id.asc()]
+        selected = shape.selected
+        if labels is not None:
+            selected = [column for column in selected if getattr(column, "name", "") in labels]
         return (
-            select(*shape.selected)
+            select(*selected)
             .select_from(shape.from_clause)
             .order_by(*ordering)
             .limit(bindparam(LIMIT, type_=Integer))
