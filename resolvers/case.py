@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from binascii import b2a_base64
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TypeVar, cast
 
@@ -96,16 +96,17 @@ def _ids(cases: Sequence[Case], _context: object) -> list[str]:
 
 @batched("Case", "timeline")
 def _timelines(cases: Sequence[Case], context: Context) -> list[object]:
-    """Case.timeline for a list of cases at once: the loaders' futures, awaited together."""
-    loaders = context.loaders
-    load_from: dict[str, Callable[[str], object]] = {}  # a loader's load per source, looked up once
-    answers = []
-    for case in cases:
-        source, local_id = case.record.source, case.record.local_id
-        load = load_from.get(source)
-        if load is None:
-            load = load_from[source] = loaders.timelines(source).load
-        answers.append(load(local_id))
+    """Case.timeline for a list of cases at once: each source's loader asked for its cases'
+    futures in one call (``ListLoader.load_list``), awaited together."""
+    positions: dict[str, list[int]] = {}  # by source: where its cases stand in the list
+    for index, case in enumerate(cases):
+        positions.setdefault(case.record.source, []).append(index)
+    answers: list[object] = [None] * len(cases)
+    for source, indexes in positions.items():
+        loader = context.loaders.timelines(source)
+        futures = loader.load_list([cases[i].record.local_id for i in indexes])
+        for index, future in zip(indexes, futures, strict=True):
+            answers[index] = future
     return answers
 
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
-from aiodataloader import DataLoader
+from aiodataloader import DataLoader, Loader, enqueue_post_future_job
 
 from sources import (
     CaseRecord,
@@ -64,15 +64,64 @@ def _grouped(
     return load
 
 
+class ListLoader(DataLoader[K, V]):
+    """aiodataloader's ``DataLoader``, with the futures of a list of keys in one call.
+
+    A page of cases asks each case's timeline of the same loader: a hundred ``load`` calls,
+    each four Python calls (``load``, the identity cache-key function, the queueing method,
+    the queued item's namedtuple constructor), 1.5% of the dashboard page's instructions.
+    :meth:`load_list` does what those calls do, in one loop: the same cache, the same queue,
+    the dispatch scheduled the same way, so batching stays aiodataloader's. It uses the
+    loader's own attributes (``_cache``, ``_queue``, ``loop``) and module functions of
+    aiodataloader 0.4; the tests compare it with ``load`` key for key.
+    """
+
+    @staticmethod
+    def get_cache_key(key: Any) -> Any:  # what DataLoader's default lambda does
+        return key
+
+    def load_list(self, keys: Sequence[K]) -> list[asyncio.Future[V]]:
+        """``[self.load(key) for key in keys]``: a key loaded or queued before (in this list
+        too) gives its future; the others join the queue, whose dispatch is scheduled when it
+        stops being empty."""
+        if not self.batch or "get_cache_key" in self.__dict__:  # N+1 baseline, custom keys
+            return [self.load(key) for key in keys]
+        cache = self._cache if self.cache else None
+        queue = self._queue
+        was_empty = not queue
+        create = self.loop.create_future
+        futures: list[asyncio.Future[V]] = []
+        for key in keys:
+            if key is None:
+                return [self.load(key) for key in keys]  # load's own TypeError
+            if cache is not None:
+                cached = cache.get(key)
+                if cached:
+                    futures.append(cached)
+                    continue
+            future: asyncio.Future[V] = create()
+            if cache is not None:
+                cache[key] = future
+            queue.append(_queued((key, future)))
+            futures.append(future)
+        if was_empty and queue:
+            enqueue_post_future_job(self.loop, self)
+        return futures
+
+
+_queued = Loader._make
+"""aiodataloader's queued item (a namedtuple) from a (key, future) pair."""
+
+
 class Loaders:
     def __init__(self, federation: Federation) -> None:
         self.federation = federation
-        self._cases: dict[str, DataLoader[str, CaseRecord | None]] = {}
-        self._timelines: dict[str, DataLoader[str, Sequence[TimelineEntry]]] = {}
-        self._referrals: dict[str, DataLoader[str, Sequence[ReferralRecord]]] = {}
-        self._incoming: dict[str, DataLoader[tuple[str, str], Sequence[ReferralRecord]]] = {}
+        self._cases: dict[str, ListLoader[str, CaseRecord | None]] = {}
+        self._timelines: dict[str, ListLoader[str, Sequence[TimelineEntry]]] = {}
+        self._referrals: dict[str, ListLoader[str, Sequence[ReferralRecord]]] = {}
+        self._incoming: dict[str, ListLoader[tuple[str, str], Sequence[ReferralRecord]]] = {}
         self._complainants: DataLoader[tuple[str, str], ComplainantRecord | None] | None = None
-        self._by_complainant: dict[str, DataLoader[str, Sequence[CaseRecord]]] = {}
+        self._by_complainant: dict[str, ListLoader[str, Sequence[CaseRecord]]] = {}
         self._primed: list[Sequence[CaseRecord]] = []
         self._known: dict[tuple[str, str], CaseRecord] = {}
 
@@ -80,7 +129,7 @@ class Loaders:
         """Forget everything loaded: the records go now, not when the cyclic garbage collector
         reaches the request's objects (strawberry's per-request objects refer to each other, so
         a finished request's context, and with it these caches, waits for a collection)."""
-        families: list[dict[Any, DataLoader[Any, Any]]] = [
+        families: list[dict[Any, ListLoader[Any, Any]]] = [
             self._cases,
             self._timelines,
             self._referrals,
@@ -99,14 +148,14 @@ class Loaders:
 
     def _per_source(
         self,
-        family: dict[str, DataLoader[K, V]],
+        family: dict[str, ListLoader[K, V]],
         source_id: str,
         batch: Callable[[Source], BatchFunction[K]],
-    ) -> DataLoader[K, V]:
+    ) -> ListLoader[K, V]:
         """``family``'s loader for ``source_id``, made on first use from ``batch(source)``."""
         loader = family.get(source_id)
         if loader is None:
-            loader = DataLoader(batch_load_fn=batch(self._source(source_id)), batch=BATCHING)
+            loader = ListLoader(batch_load_fn=batch(self._source(source_id)), batch=BATCHING)
             family[source_id] = loader
         return loader
 
@@ -116,15 +165,15 @@ class Loaders:
             raise LookupError(source_id)
         return source
 
-    def cases(self, source_id: str) -> DataLoader[str, CaseRecord | None]:
+    def cases(self, source_id: str) -> ListLoader[str, CaseRecord | None]:
         """Loads ``CaseRecord | None`` by local id."""
         return self._per_source(self._cases, source_id, lambda s: _batch(s.load_cases, None))
 
-    def timelines(self, source_id: str) -> DataLoader[str, Sequence[TimelineEntry]]:
+    def timelines(self, source_id: str) -> ListLoader[str, Sequence[TimelineEntry]]:
         """Loads ``Sequence[TimelineEntry]`` (empty when none) by local id."""
         return self._per_source(self._timelines, source_id, lambda s: _batch(s.load_timelines, ()))
 
-    def referrals(self, source_id: str) -> DataLoader[str, Sequence[ReferralRecord]]:
+    def referrals(self, source_id: str) -> ListLoader[str, Sequence[ReferralRecord]]:
         """Loads a case's outgoing referrals (empty when none) by local id."""
         return self._per_source(self._referrals, source_id, lambda s: _batch(s.load_referrals, ()))
 
@@ -140,13 +189,13 @@ class Loaders:
             self._complainants = DataLoader(batch_load_fn=_grouped(ask, None), batch=BATCHING)
         return self._complainants
 
-    def cases_by_complainant(self, source_id: str) -> DataLoader[str, Sequence[CaseRecord]]:
+    def cases_by_complainant(self, source_id: str) -> ListLoader[str, Sequence[CaseRecord]]:
         """Loads one source's cases by the HMAC key of their complainant's citizen ID."""
         return self._per_source(
             self._by_complainant, source_id, lambda s: _batch(s.cases_by_complainant, ())
         )
 
-    def incoming(self, source_id: str) -> DataLoader[tuple[str, str], Sequence[ReferralRecord]]:
+    def incoming(self, source_id: str) -> ListLoader[tuple[str, str], Sequence[ReferralRecord]]:
         """Loads, from one source, its referrals to (agency code, that agency's case id)."""
         return self._per_source(
             self._incoming, source_id, lambda s: _grouped(s.find_referrals_to, ())
