@@ -41,7 +41,10 @@ class Location:
 
 
 def _entry_status(self: TimelineEntry) -> CaseStatus | None:
-    return _mapped(self.status)
+    status = self.status
+    if status.__class__ is Unmapped:  # _mapped, inline: a page has a hundred entries
+        raise UnmappedValueError(status)
+    return status  # type: ignore[return-value]
 
 
 @strawberry.type(
@@ -185,7 +188,10 @@ class Case(relay.Node):
         description="Canonical status; null only when the agency's value is unmapped."
     )
     def status(self) -> CaseStatus | None:
-        return _mapped(self.record.status)
+        status = self.record.status
+        if status.__class__ is Unmapped:  # _mapped, inline: a page has a hundred cases
+            raise UnmappedValueError(status)
+        return status  # type: ignore[return-value]
 
     @strawberry.field
     def channel(self) -> CaseChannel | None:

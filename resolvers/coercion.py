@@ -45,6 +45,37 @@ def passes_as_is(leaf: GraphQLLeafType | None) -> type | None:
     return None
 
 
+def enum_names(leaf: GraphQLLeafType | None) -> tuple[type, dict[Hashable, str]] | None:
+    """For a strawberry enum: its Python class and each member's name by the member's
+    ``_value_``, as :func:`output_coercion` matches them, so a loop over many values can look
+    a member up without the call; None for other types."""
+    if leaf is None:
+        return None
+    found = _enum_tables.get(leaf)
+    if found is None and leaf not in _enum_tables:
+        wrapped = getattr(leaf, "wrapped_cls", None)
+        names = _enum_table(leaf) if isinstance(leaf, GraphQLEnumType) else None
+        found = _enum_tables[leaf] = (
+            (wrapped, names) if isinstance(wrapped, type) and names is not None else None
+        )
+    return found
+
+
+_enum_tables: dict[GraphQLLeafType, tuple[type, dict[Hashable, str]] | None] = {}
+
+
+def is_iso_datetime(leaf: GraphQLLeafType | None) -> bool:
+    """Whether ``leaf`` coerces a ``datetime`` with ``isoformat()`` (strawberry's
+    ``DateTime``), which :func:`utc_iso` writes for a UTC one."""
+    return leaf is not None and leaf.coerce_output_value is _ISOFORMAT
+
+
+def utc_iso(value: datetime) -> str:
+    """``value.isoformat()`` for an aware UTC ``datetime``, as orjson writes it (the same
+    text, checked by the tests, in a third of the time)."""
+    return orjson.dumps(value)[1:-1].decode()
+
+
 def _made_for(leaf: GraphQLLeafType) -> OutputCoercion:
     general: OutputCoercion = leaf.coerce_output_value
     kind = passes_as_is(leaf)
@@ -61,11 +92,9 @@ def _made_for(leaf: GraphQLLeafType) -> OutputCoercion:
 def _enum_coercion(leaf: GraphQLEnumType, wrapped: type, general: OutputCoercion) -> OutputCoercion:
     """A member of the enum's class by its value, as strawberry's coercion matches it: the
     first of the type's values equal to it (built once, in the type's order)."""
-    names: dict[Hashable, str] = {}
-    for name, value in leaf.values.items():
-        if not isinstance(value.value, Hashable):
-            return general
-        names.setdefault(value.value, name)
+    names = _enum_table(leaf)
+    if names is None:
+        return general
 
     def coerce(output: Any) -> Any:
         if output.__class__ is wrapped:
@@ -79,6 +108,15 @@ def _enum_coercion(leaf: GraphQLEnumType, wrapped: type, general: OutputCoercion
     return coerce
 
 
+def _enum_table(leaf: GraphQLEnumType) -> dict[Hashable, str] | None:
+    names: dict[Hashable, str] = {}
+    for name, value in leaf.values.items():
+        if not isinstance(value.value, Hashable):
+            return None
+        names.setdefault(value.value, name)
+    return names
+
+
 _ISOFORMAT = getattr(base_scalars, "isoformat", None)
 """strawberry's ``DateTime`` (and ``Date``, ``Time``) output coercion: ``value.isoformat()``."""
 
@@ -90,7 +128,7 @@ def _iso_coercion(general: OutputCoercion) -> OutputCoercion:
 
     def coerce(value: Any) -> Any:
         if value.__class__ is datetime and value.tzinfo is UTC:
-            return orjson.dumps(value)[1:-1].decode()
+            return utc_iso(value)
         return general(value)
 
     return coerce

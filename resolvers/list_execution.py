@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from asyncio import Future
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -51,9 +52,10 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.execution.executor import to_nodes
 from graphql.pyutils import AwaitableOrValue, Path, gather_with_cancel
+from orjson import dumps
 
 from resolvers.batched import BatchResolver, batch_resolver
-from resolvers.coercion import output_coercion, passes_as_is
+from resolvers.coercion import enum_names, is_iso_datetime, output_coercion, passes_as_is
 from resolvers.execution import PlainFieldExecutor, _Plain, _plans_for, _type_check_needs_no_info
 
 
@@ -147,6 +149,11 @@ def _answered(slot: _Slot | None, value: Any) -> bool:
 class ListExecutor(PlainFieldExecutor):
     """:class:`~resolvers.execution.PlainFieldExecutor` with lists of objects completed a
     column at a time."""
+
+    _nulled = False
+    """Whether an error has nulled anything of this execution's columns (every row and object
+    is nulled through :meth:`_propagate`): until then every row is still answered, and no
+    column asks :func:`_answered` for each of its rows."""
 
     def complete_iterable_value(
         self,
@@ -313,12 +320,27 @@ class ListExecutor(PlainFieldExecutor):
         read = plan.read
         coerce = plan.coerce
         assert coerce is not None
-        kind = passes_as_is(plan.leaf)  # a str for String, say: coerced to itself
+        # The usual values coerced here without a call (resolvers/coercion.py gives the same
+        # answers): a str for String is itself, an enum member is its name, a UTC datetime
+        # its ISO text. A page has hundreds of each.
+        kind = passes_as_is(plan.leaf)
+        enum = enum_names(plan.leaf)
+        members, names = enum if enum is not None else (None, {})
+        times = datetime if is_iso_datetime(plan.leaf) else None
         for source, row, slot in zip(column.sources, column.rows, column.slots, strict=True):
             try:
                 value = read(source)
-                if value.__class__ is kind:
+                of = value.__class__
+                if of is kind:
                     row[name] = value
+                    continue
+                if of is members:
+                    found = names.get(value._value_)
+                    if found is not None:
+                        row[name] = found
+                        continue
+                elif of is times and value.tzinfo is UTC:
+                    row[name] = dumps(value)[1:-1].decode()  # utc_iso(value), inline
                     continue
                 if value is not None and not isinstance(value, Exception):
                     coerced = coerce(value)
@@ -400,11 +422,12 @@ class ListExecutor(PlainFieldExecutor):
         column: _Column,
         pending: list[Awaitable[None]],
     ) -> None:
-        kept = [i for i, row in enumerate(column.rows) if _answered(column.slots[i], row)]
-        if not kept:
-            return
-        if len(kept) < len(column.rows):  # some nulled by an error: not asked about
-            column = _Column(*([part[i] for i in kept] for part in column))
+        if self._nulled:  # rows an error nulled are not asked about
+            kept = [i for i, row in enumerate(column.rows) if _answered(column.slots[i], row)]
+            if not kept:
+                return
+            if len(kept) < len(column.rows):
+                column = _Column(*([part[i] for i in kept] for part in column))
         try:
             values = list(batch(column.sources, self.context_value))
             if len(values) != len(column.sources):
@@ -536,7 +559,7 @@ class ListExecutor(PlainFieldExecutor):
         """graphql-core's ``execute_field`` for each object (arguments, ``info``, async
         resolvers, interfaces...)."""
         for source, row, slot in zip(column.sources, column.rows, column.slots, strict=True):
-            if not _answered(slot, row):
+            if self._nulled and not _answered(slot, row):
                 continue  # nulled by an error (graphql-core stops executing its fields too)
             try:
                 result = self.execute_field(
@@ -705,6 +728,7 @@ class ListExecutor(PlainFieldExecutor):
         """A non-null field below ``slot`` failed: the nearest nullable slot up the chain
         becomes null and records the error (graphql-core's ``handle_field_error`` at each
         level); past the list's own items the error is raised to graphql-core."""
+        self._nulled = True
         while slot is not None:
             try:
                 self.handle_field_error(error, slot.type, slot.details, slot.path)
