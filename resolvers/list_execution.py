@@ -134,6 +134,10 @@ def _plain_classes(object_type: GraphQLObjectType) -> set[type]:
     return plain
 
 
+_NEVER_AWAITED = frozenset({str, int, float, bool, type(None), list, tuple, dict})
+"""Classes whose instances are never awaitable (none defines ``__await__``)."""
+
+
 def _answered(slot: _Slot | None, value: Any) -> bool:
     """Whether ``value`` (an object's dict) is still in the response: no error has nulled it
     or an object or list holding it. Fields of a nulled object are not executed, as in
@@ -177,13 +181,12 @@ class ListExecutor(PlainFieldExecutor):
         pending: list[Awaitable[None]] = []
         column = _Column([], [], [])
         try:
-            completed = self._list_items(
-                items,
+            (completed,) = self._list_items(
+                [(items, None)],
                 item_type,
                 object_type,
                 field_details_list,
                 path,
-                None,
                 lambda _list_slot: info,
                 column,
                 pending,
@@ -200,36 +203,43 @@ class ListExecutor(PlainFieldExecutor):
 
     def _list_items(
         self,
-        items: Sequence[Any],
+        lists: Iterable[tuple[Sequence[Any], _Slot | None]],
         item_type: GraphQLOutputType,
         object_type: GraphQLObjectType,
         details: FieldDetailsList,
         path: Path | None,
-        parent: _Slot | None,
         info: Callable[[_Slot | None], Any],
         column: _Column,
         pending: list[Awaitable[None]],
-    ) -> list[Any]:
-        """A list's completed items: each object joins ``column``; anything else (null, an
-        error, an awaitable, a wrong type) is completed graphql-core's way, with the list
-        field's resolve info made only then (``info(parent)``: one function for all the lists
-        of a column). ``parent`` is the list's own slot, or None for the list graphql-core
-        asked for, at ``path`` (past it, errors are raised)."""
-        completed: list[Any] = [None] * len(items)
+    ) -> list[list[Any]]:
+        """Lists' completed items, for each ``(items, slot)``: each object joins ``column``;
+        anything else (null, an error, an awaitable, a wrong type) is completed graphql-core's
+        way, with the list field's resolve info made only then (``info(slot)``: one function
+        for all the lists of a column). ``slot`` is the list's own, where its completed list
+        is put before its items are (an item's error may null the list there), or None for
+        the list graphql-core asked for, at ``path`` (past it, errors are raised). All the
+        lists of a column in one call: a page's hundred timelines."""
         plain = _plain_classes(object_type)
-        for index, item in enumerate(items):
-            slot = _new_slot((completed, index, item_type, details, parent, path))
-            if (
-                item.__class__ in plain and getattr(item, _CAST, None) is None
-            ) or self._usual_object(object_type, item):
-                row: dict[str, Any] = {}  # joins the column (see _Column)
-                completed[index] = row
-                column.sources.append(item)
-                column.rows.append(row)
-                column.slots.append(slot)
-            else:
-                self._item(item, item_type, details, info(parent), slot, pending)
-        return completed
+        sources, rows, slots = column
+        answers: list[list[Any]] = []
+        for items, parent in lists:
+            completed: list[Any] = [None] * len(items)
+            if parent is not None:
+                parent.container[parent.key] = completed
+            answers.append(completed)
+            for index, item in enumerate(items):
+                slot = _new_slot((completed, index, item_type, details, parent, path))
+                if (
+                    item.__class__ in plain and getattr(item, _CAST, None) is None
+                ) or self._usual_object(object_type, item):
+                    row: dict[str, Any] = {}  # joins the column (see _Column)
+                    completed[index] = row
+                    sources.append(item)
+                    rows.append(row)
+                    slots.append(slot)
+                else:
+                    self._item(item, item_type, details, info(parent), slot, pending)
+        return answers
 
     async def _finish(self, completed: list[Any], pending: list[Awaitable[None]]) -> list[Any]:
         """Await the list's pending work, wave after wave (completing a batched column can
@@ -437,13 +447,27 @@ class ListExecutor(PlainFieldExecutor):
                 )
         except Exception as error:
             values = [error] * len(column.sources)
-        is_awaitable = self.is_awaitable
-        if not any(value.__class__ is Future or is_awaitable(value) for value in values):
+        if not self._any_awaitable(values):
             self._complete_column(field, parent_type, name, details, column, values, pending)
             return
         for row in column.rows:
             row[name] = None  # the response keeps the selection's order
         pending.append(self._await_column(field, parent_type, name, details, column, values))
+
+    def _any_awaitable(self, values: list[Any]) -> bool:
+        """Whether any value is awaitable: a loader's future, or what strawberry's check
+        says of anything but the plain values batched fields answer with (a page's ids
+        are a hundred strings: no call for each)."""
+        is_awaitable = self.is_awaitable
+        for value in values:
+            kind = value.__class__
+            if kind is Future:
+                return True
+            if kind in _NEVER_AWAITED:
+                continue
+            if is_awaitable(value):
+                return True
+        return False
 
     async def _await_column(
         self,
@@ -537,14 +561,14 @@ class ListExecutor(PlainFieldExecutor):
         items = _Column([], [], [])
         info = partial(self._slot_info, field, details, parent_type)
         field_type, parent_name = field.type, parent_type.name
+        lists: list[tuple[Sequence[Any], _Slot | None]] = []
         for _source, row, slot, value in rows:
-            if value is None or isinstance(value, Exception) or not isinstance(value, list | tuple):
+            kind = value.__class__
+            if kind is not list and kind is not tuple and not isinstance(value, list | tuple):
                 self._complete_one(field, parent_type, name, details, row, slot, value, pending)
                 continue
-            list_slot = _new_slot((row, name, field_type, details, slot, parent_name))
-            row[name] = self._list_items(
-                value, item_type, object_type, details, None, list_slot, info, items, pending
-            )
+            lists.append((value, _new_slot((row, name, field_type, details, slot, parent_name))))
+        self._list_items(lists, item_type, object_type, details, None, info, items, pending)
         if items.sources:
             self._object_column(object_type, details, items, pending)
 
