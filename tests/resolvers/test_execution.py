@@ -110,6 +110,10 @@ class Item(Named):
         return _pairs(self)
 
     @strawberry.field
+    async def loose_pairs(self) -> list[Tag] | None:  # a nullable list: an item's error nulls it
+        return _pairs(self)
+
+    @strawberry.field
     async def size(self) -> int | None:
         return _size(self)
 
@@ -175,6 +179,7 @@ def _batch(field: str, function: Any, *, awaited: bool = True) -> None:
 
 
 _batch("pairs", _pairs)
+_batch("loosePairs", _pairs)
 _batch("size", _size, awaited=False)
 _batch("strictSize", _size)
 _batch("partner", _partner)
@@ -253,6 +258,8 @@ DOCUMENTS = [
     "{ items { twin { name pairs { weight } size } } }",
     "{ first { pairs { label } size strictSize partner { name size } } }",
     "{ items { tag { label } pairs { label } mark } }",
+    "{ items { name loosePairs { label } } }",
+    "{ strictItems { loosePairs { label weight } } }",
 ]
 
 
