@@ -171,7 +171,7 @@ class Case(relay.Node):
     @classmethod
     def of(cls, record: CaseRecord, directory: Directory) -> Case:
         return cls(
-            key=global_key(record.source, record.local_id),
+            key=f"{record.source}:{record.local_id}",  # global_key(), without the call
             reference_number=record.reference_number,
             title=record.title,
             description=record.description,

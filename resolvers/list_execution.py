@@ -511,7 +511,11 @@ class ListExecutor(PlainFieldExecutor):
         rows = zip(column.sources, column.rows, column.slots, values, strict=True)
         if is_leaf_type(named):
             coerce = output_coercion(named)
+            kind = passes_as_is(named)  # a page's ids: strings, coerced to themselves
             for _source, row, slot, value in rows:
+                if value.__class__ is kind:
+                    row[name] = value
+                    continue
                 if value is not None and not isinstance(value, Exception):
                     try:
                         coerced = coerce(value)

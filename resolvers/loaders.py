@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader, Loader, enqueue_post_future_job
@@ -109,8 +110,9 @@ class ListLoader(DataLoader[K, V]):
         return futures
 
 
-_queued = Loader._make
-"""aiodataloader's queued item (a namedtuple) from a (key, future) pair."""
+_queued: Callable[[tuple[Any, Any]], Any] = partial(tuple.__new__, Loader)
+"""aiodataloader's queued item (a namedtuple) from a (key, future) pair, without the
+namedtuple's Python-level ``_make``."""
 
 
 class Loaders:

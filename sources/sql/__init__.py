@@ -101,7 +101,7 @@ class SqlSource(Source):
 
     async def load_cases(self, local_ids: Sequence[str]) -> Mapping[str, CaseRecord]:
         statements, rows = await self._ready()
-        natives = [n for n in (statements.native_id(i) for i in local_ids) if n is not None]
+        natives = statements.native_ids(local_ids)
         if not natives:
             return {}
         result = await self._fetch_values(statements.cases_by_ids, {KEYS: natives})
@@ -153,7 +153,7 @@ class SqlSource(Source):
         statements, rows = await self._ready()
         if statements.shape.timeline is None:
             return {}
-        natives = [n for n in (statements.native_id(i) for i in local_ids) if n is not None]
+        natives = statements.native_ids(local_ids)
         if not natives:
             return {}
         timelines: dict[str, list[TimelineEntry]] = {}
@@ -168,7 +168,7 @@ class SqlSource(Source):
         statements, rows = await self._ready()
         if statements.shape.referrals is None:
             return {}
-        natives = [n for n in (statements.native_id(i) for i in local_ids) if n is not None]
+        natives = statements.native_ids(local_ids)
         if not natives:
             return {}
         found: dict[str, list[ReferralRecord]] = {}
@@ -180,7 +180,7 @@ class SqlSource(Source):
         statements, rows = await self._ready()
         if statements.shape.complainant is None:
             return {}
-        natives = [n for n in (statements.native_id(i) for i in local_ids) if n is not None]
+        natives = statements.native_ids(local_ids)
         if not natives:
             return {}
         fetched = await self._fetch_values(statements.complainants, {KEYS: natives})

@@ -157,6 +157,16 @@ async def test_unknown_and_malformed_ids_are_absent_not_errors(town: SqlSource) 
     assert set(await town.load_cases(["1", "99", "not-a-number"])) == {"1"}
 
 
+async def test_a_batch_of_ids_becomes_the_keys_each_id_would(town: SqlSource) -> None:
+    """``native_ids`` (a batch's keys in one loop) against ``native_id`` one at a time."""
+    statements, _ = await town._ready()
+    ids = ["7", "007", " 7", "+7", "-7", "1_000", "\u0667", "x", "", "7.0"]
+    ids += [str(2**63 - 1), str(2**63), str(-(2**63)), str(-(2**63) - 1)]
+    one_by_one = [n for n in (statements.native_id(i) for i in ids) if n is not None]
+    assert statements.native_ids(ids) == one_by_one
+    assert one_by_one == [7, 7, 7, 7, -7, 1000, 7, 2**63 - 1, -(2**63)]
+
+
 async def test_filters_are_pushed_down_with_local_time_bounds(town: SqlSource) -> None:
     where = CaseFilter(
         received_from=datetime(2026, 1, 1, 0, 0, tzinfo=UTC),
