@@ -24,7 +24,7 @@ class Category:
         holds nothing of a request and nothing changes it, so every case of every request is
         answered with the same one (a page asks for a hundred); a config reload makes new
         infos, hence new objects."""
-        return _category(info)
+        return shared_category(info)
 
 
 _MAX_SHARED = 4096
@@ -32,7 +32,8 @@ _MAX_SHARED = 4096
 
 
 @functools.lru_cache(maxsize=_MAX_SHARED)
-def _category(info: CategoryInfo) -> Category:
+def shared_category(info: CategoryInfo) -> Category:
+    """:meth:`Category.of`, for callers that answer a field per case (no method call)."""
     return Category(code=info.code, name_th=info.name_th, name_en=info.name_en)
 
 
@@ -104,9 +105,10 @@ class Agency:
     def of(cls, agency: AgencyInfo) -> Agency:
         """The one ``Agency`` of ``agency``, as :meth:`Category.of` (``sources`` asks the
         request's own context)."""
-        return _agency(agency)
+        return shared_agency(agency)
 
 
 @functools.lru_cache(maxsize=_MAX_SHARED)
-def _agency(info: AgencyInfo) -> Agency:
+def shared_agency(info: AgencyInfo) -> Agency:
+    """:meth:`Agency.of`, for callers that answer a field per case (no method call)."""
     return Agency(code=info.code, name_th=info.name_th, name_en=info.name_en)

@@ -11,7 +11,7 @@ from typing import TypeVar, cast
 import strawberry
 from strawberry import relay
 
-from resolvers.agency import Agency, Category, SourceSystem
+from resolvers.agency import Agency, Category, SourceSystem, shared_agency, shared_category
 from resolvers.batched import batched
 from resolvers.complainant import Complainant, complainant_of
 from resolvers.context import Context, GraphInfo
@@ -200,9 +200,9 @@ class Case(relay.Node):
     @strawberry.field(description="Unified category; null only when the agency's code is unmapped.")
     def category(self) -> Category | None:
         code = self.record.category
-        if isinstance(code, Unmapped):
+        if code.__class__ is Unmapped:
             raise UnmappedValueError(code)
-        return Category.of(self.directory.categories[code])
+        return shared_category(self.directory.categories[code])  # type: ignore[index]
 
     @strawberry.field(description="The agency's own category code, verbatim.")
     def source_category(self) -> str:
@@ -253,7 +253,7 @@ class Case(relay.Node):
 
     @strawberry.field(description="The agency that owns the source system holding this case.")
     def owning_agency(self) -> Agency:
-        return Agency.of(self.directory.agency_of_source[self.record.source])
+        return shared_agency(self.directory.agency_of_source[self.record.source])
 
     @strawberry.field(
         description=(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sources import AgencyInfo, Federation
 
 
-@dataclass(frozen=True, slots=True)
-class CategoryInfo:
+class CategoryInfo(NamedTuple):
+    """A unified category as configured; a tuple for the reason ``AgencyInfo`` is one."""
+
     code: str
     name_th: str
     name_en: str

@@ -6,6 +6,7 @@ import abc
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sources._model import CaseRecord, ComplainantRecord, ReferralRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
@@ -39,8 +40,11 @@ class Capabilities:
     """Whether :meth:`Source.referred_references` can list everything this source handed on."""
 
 
-@dataclass(frozen=True, slots=True)
-class AgencyInfo:
+class AgencyInfo(NamedTuple):
+    """An agency as configured. A tuple, so its hash is a C call: the graph shares one object
+    per distinct agency (resolvers/agency.py), looked up by this value for each case of a
+    page, where a dataclass's generated ``__hash__`` was a Python call each."""
+
     code: str
     name_th: str
     name_en: str
