@@ -112,27 +112,51 @@ class RowMapper:
         updated_at = self._time("updated_at", at("updated_at"), required=True)
         source_due_at = self._time("due_at", at("due_at"))
         closed_at = self._time("closed_at", at("closed_at"))
+        i_received, plain_received = at("received_at"), "received_at" not in self.naive
+        has_updated, has_closed = at("updated_at") >= 0, at("closed_at") >= 0
+        # Written out below where a call per value showed in a page's instructions
+        # (bench/README.md): a row in column order (see _positions), a text value that is
+        # already a str (_text), a timestamptz as asyncpg gives it (aware UTC, what the time
+        # readers take as it is), a time column not read (None). Anything else goes to the
+        # helpers, which check and convert.
 
         def case(values: LabelledRow) -> CaseRecord:
-            row = _in_column_order(values)
-            status = _text(row[i_status]) if has_status else _ABSENT
-            channel = _text(row[i_channel]) if has_channel else _ABSENT
-            category = _text(row[i_category]) if has_category else _ABSENT
-            unified = (
-                (categories(category) or vocabulary.category(source, category))
-                if has_category
-                else _ABSENT
-            )
-            received: Any = received_at(row)  # required: None only when not selected
+            row = (*(values.values() if values.__class__ is dict else values), None)
+            status = category = unified = channel = _ABSENT
+            if has_channel:
+                native = row[i_channel]
+                if native.__class__ is not str:
+                    native = _text(native)
+                channel = channels(native) or vocabulary.channel(source, native)
+            if has_status:
+                status = row[i_status]
+                if status.__class__ is not str:
+                    status = _text(status)
+            if has_category:
+                category = row[i_category]
+                if category.__class__ is not str:
+                    category = _text(category)
+                unified = categories(category) or vocabulary.category(source, category)
+            received: Any = row[i_received]  # required: None only when not selected
+            if (
+                received.__class__ is not datetime
+                or received.tzinfo is not UTC
+                or not plain_received
+            ):
+                received = received_at(row)
             return CaseRecord(
                 source,  # source
                 str(row[i_id]),  # local_id
-                _text(row[i_reference]) if has_reference else _ABSENT,  # reference_number
-                _text(row[i_title]) if has_title else _ABSENT,  # title
-                _text(row[i_description]) if has_description else _ABSENT,  # description
-                (channels(channel) or vocabulary.channel(source, channel))
-                if has_channel
-                else _ABSENT,  # channel
+                (v if (v := row[i_reference]).__class__ is str else _text(v))
+                if has_reference
+                else _ABSENT,  # reference_number
+                (v if (v := row[i_title]).__class__ is str else _text(v))
+                if has_title
+                else _ABSENT,  # title
+                (v if (v := row[i_description]).__class__ is str else _text(v))
+                if has_description
+                else _ABSENT,  # description
+                channel,  # channel
                 unified,  # category
                 category,  # source_category
                 (statuses(status) or vocabulary.status(source, status))
@@ -140,9 +164,9 @@ class RowMapper:
                 else _ABSENT,  # status
                 status,  # source_status
                 received,  # received_at
-                updated_at(row),  # type: ignore[arg-type]  # updated_at (as received_at)
+                updated_at(row) if has_updated else _ABSENT,  # type: ignore[arg-type]  # updated_at
                 due_at(received, unified, source_due_at(row)) if has_due else _ABSENT,  # due_at
-                closed_at(row),  # closed_at
+                closed_at(row) if has_closed else None,  # closed_at
                 Location(
                     _optional_text(row[i_province]),  # province_code
                     _optional_text(row[i_district]),  # district_code
@@ -153,7 +177,9 @@ class RowMapper:
                 )
                 if has_location
                 else _ABSENT,  # location
-                _optional_text(row[i_responsible]) if has_responsible else _ABSENT,  # responsible
+                (None if i_responsible < 0 else _optional_text(row[i_responsible]))
+                if has_responsible
+                else _ABSENT,  # responsible
                 (),  # media_urls
                 None,  # status_notes
                 projection,  # projection
@@ -215,7 +241,7 @@ class RowMapper:
         statuses = vocabulary.statuses.get  # as in _case_reader
 
         def entry(values: LabelledRow) -> tuple[str, TimelineEntry]:
-            row = _in_column_order(values)
+            row = (*(values.values() if values.__class__ is dict else values), None)
             when = row[i_at]
             if when.__class__ is not datetime or when.tzinfo is not UTC or naive:
                 # not as PostgreSQL's timestamptz arrives through asyncpg: check and convert
@@ -223,15 +249,19 @@ class RowMapper:
                     detail = f"timeline.at is {type(when).__name__}, not a time"
                     raise SourceBadResponse(source, detail)
                 when = convert(when, naive)
-            status = _optional_text(row[i_status])
+            status, note = row[i_status], row[i_note]  # texts or None, written out as above
             mapped: CanonicalStatus | Unmapped | None = None
             if status is not None:
+                if status.__class__ is not str:
+                    status = str(status)
                 mapped = statuses(status) or vocabulary.status(source, status)
+            if note is not None and note.__class__ is not str:
+                note = str(note)
             return str(row[i_id]), TimelineEntry(  # positionally, as in _case_reader
                 when,  # at
                 mapped,  # status
                 status,  # source_status
-                _optional_text(row[i_note]) or None,  # note
+                note or None,  # note
             )
 
         return entry
@@ -256,17 +286,12 @@ class RowMapper:
 
 
 def _positions(labels: Sequence[str]) -> Callable[[str], int]:
-    """Where each label stands in a statement's columns, for a row from
-    :func:`_in_column_order`: a label the statement lacks reads the ``None`` appended last."""
+    """Where each label stands in a statement's columns, for a row taken as its values in
+    column order and a ``None`` after them (``(*values, None)``: a Record's own order, a dict's
+    insertion order, as ``SqlSource._fetch_values`` builds it from the columns): a label the
+    statement lacks reads that ``None``."""
     position = {label: index for index, label in enumerate(labels)}
     return lambda label: position.get(label, -1)
-
-
-def _in_column_order(values: LabelledRow) -> tuple[Any, ...]:
-    """A row's values in its statement's column order, and a ``None`` after them: a Record's
-    own order, a dict's insertion order (``SqlSource._fetch_values`` builds it from the
-    columns)."""
-    return (*(values.values() if values.__class__ is dict else values), None)
 
 
 _ABSENT: Any = None
