@@ -127,9 +127,16 @@ class Federation:
 async def _settle(calls: Iterable[Awaitable[T]]) -> tuple[list[T], list[SourceError]]:
     """Run calls concurrently; the results of those that succeeded, and the source errors.
 
-    Anything other than a :class:`SourceError` is a bug and propagates.
+    Anything other than a :class:`SourceError` is a bug and propagates. One call (a filter
+    on one source) is awaited as it is, without the task ``gather`` makes for it.
     """
-    results = await asyncio.gather(*calls, return_exceptions=True)
+    awaitables = list(calls)
+    if len(awaitables) == 1:
+        try:
+            return [await awaitables[0]], []
+        except SourceError as error:
+            return [], [error]
+    results = await asyncio.gather(*awaitables, return_exceptions=True)
     values: list[T] = []
     failures: list[SourceError] = []
     for result in results:
