@@ -67,5 +67,14 @@ async def drop_database(admin_dsn: str, dsn: str) -> None:
         await connection.close()
 
 
+async def execute(dsn: str, sql: str) -> None:
+    """Run ``sql`` (statements separated by semicolons) in the database at ``dsn``."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
 def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from gateway.config import parse_config
@@ -22,7 +21,7 @@ from sources import (
     source_class,
 )
 from sources.sql import SqlSource
-from tests.postgres import create_database, drop_database
+from tests.postgres import create_database, drop_database, execute
 from tests.sources.every_field import EVERY_FIELD_ENTRY, every_field_record
 
 CONFIG = """
@@ -261,6 +260,13 @@ CREATE TABLE c (id INTEGER PRIMARY KEY, ref TEXT, title TEXT, body TEXT, via TEX
 """
 """The cases table of FULL_CONFIG, every field a column of its own."""
 
+FULL_CASES_TABLE_POSTGRESQL = """
+CREATE TABLE c (id BIGINT PRIMARY KEY, ref TEXT, title TEXT, body TEXT, via TEXT, kind TEXT,
+  state TEXT, received TIMESTAMPTZ, changed TIMESTAMPTZ, due TIMESTAMPTZ, closed TIMESTAMPTZ,
+  owner TEXT, p TEXT, d TEXT, s TEXT, place TEXT, lat DOUBLE PRECISION, lng DOUBLE PRECISION);
+"""
+"""The same on PostgreSQL."""
+
 
 async def test_every_field_of_a_record_comes_from_its_own_column(tmp_path: Path) -> None:
     """Each column's value lands in its own field (the row mapper builds records with
@@ -327,24 +333,18 @@ async def test_every_field_of_a_record_comes_from_its_own_column_on_postgresql(
     sources/sql/_driver.py), for a case loaded by id, on a search page and in its timeline."""
     dsn = await create_database(postgres_admin_dsn)
     try:
-        connection = await asyncpg.connect(dsn)
-        try:
-            await connection.execute(
-                """
-                CREATE TABLE c (id BIGINT PRIMARY KEY, ref TEXT, title TEXT, body TEXT,
-                  via TEXT, kind TEXT, state TEXT, received TIMESTAMPTZ, changed TIMESTAMPTZ,
-                  due TIMESTAMPTZ, closed TIMESTAMPTZ, owner TEXT, p TEXT, d TEXT, s TEXT,
-                  place TEXT, lat DOUBLE PRECISION, lng DOUBLE PRECISION);
-                CREATE TABLE log (case_id BIGINT, at TIMESTAMPTZ, state TEXT, note TEXT);
-                INSERT INTO c VALUES (7, 'REF-7', 'the title', 'the body', 'phone', 'road',
-                  'shut', '2026-01-01 01:00:00+00', '2026-01-02 02:00:00+00',
-                  '2026-01-03 03:00:00+00', '2026-01-04 04:00:00+00', 'the owner',
-                  '40', '4001', '400101', 'the place', 16.4, 102.8);
-                INSERT INTO log VALUES (7, '2026-01-02 02:00:00+00', 'shut', 'the note');
-                """
-            )
-        finally:
-            await connection.close()
+        await execute(
+            dsn,
+            FULL_CASES_TABLE_POSTGRESQL
+            + """
+            CREATE TABLE log (case_id BIGINT, at TIMESTAMPTZ, state TEXT, note TEXT);
+            INSERT INTO c VALUES (7, 'REF-7', 'the title', 'the body', 'phone', 'road',
+              'shut', '2026-01-01 01:00:00+00', '2026-01-02 02:00:00+00',
+              '2026-01-03 03:00:00+00', '2026-01-04 04:00:00+00', 'the owner',
+              '40', '4001', '400101', 'the place', 16.4, 102.8);
+            INSERT INTO log VALUES (7, '2026-01-02 02:00:00+00', 'shut', 'the note');
+            """,
+        )
         config = FULL_CONFIG.replace("sqlite+aiosqlite:///${DB}", asyncpg_url(dsn))
         (settings,) = parse_config(config, {}).sources
         source = source_class("sql")(settings)

@@ -4,13 +4,13 @@ value, and the fields not read are None, not made up."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from gateway.config import parse_config
@@ -18,9 +18,13 @@ from gateway.demo import asyncpg_url
 from sources import CanonicalStatus, CaseFilter, CaseOrder, CaseRecord, Position, source_class
 from sources._query import SortField
 from sources.sql import SqlSource
-from tests.postgres import create_database, drop_database
+from tests.postgres import create_database, drop_database, execute
 from tests.sources.every_field import every_field_record
-from tests.sources.test_sql_mapping import FULL_CASES_TABLE, FULL_CONFIG
+from tests.sources.test_sql_mapping import (
+    FULL_CASES_TABLE,
+    FULL_CASES_TABLE_POSTGRESQL,
+    FULL_CONFIG,
+)
 
 CONFIG = FULL_CONFIG.replace(
     "    timeline: {table: log, case_id: case_id, at: at, status: state, note: note}\n", ""
@@ -53,39 +57,29 @@ async def full(
         rows = f"{EVERY_FIELD_ROW}, {SECOND_CASE}".replace("+00'", ".000000'")
         with sqlite3.connect(path) as db:
             db.executescript(FULL_CASES_TABLE + f"INSERT INTO c VALUES {rows};")
-        (settings,) = parse_config(CONFIG, {"DB": str(path)}).sources
-        source = source_class("sql")(settings)
-        assert isinstance(source, SqlSource)
-        try:
+        async with opened(CONFIG, {"DB": str(path)}) as source:
             yield source
-        finally:
-            await source.close()
         return
     dsn = await create_database(postgres_admin_dsn)
     try:
-        connection = await asyncpg.connect(dsn)
-        try:
-            await connection.execute(
-                """
-                CREATE TABLE c (id BIGINT PRIMARY KEY, ref TEXT, title TEXT, body TEXT,
-                  via TEXT, kind TEXT, state TEXT, received TIMESTAMPTZ, changed TIMESTAMPTZ,
-                  due TIMESTAMPTZ, closed TIMESTAMPTZ, owner TEXT, p TEXT, d TEXT, s TEXT,
-                  place TEXT, lat DOUBLE PRECISION, lng DOUBLE PRECISION);
-                """
-                + f"INSERT INTO c VALUES {EVERY_FIELD_ROW}, {SECOND_CASE};"
-            )
-        finally:
-            await connection.close()
+        rows = f"INSERT INTO c VALUES {EVERY_FIELD_ROW}, {SECOND_CASE};"
+        await execute(dsn, FULL_CASES_TABLE_POSTGRESQL + rows)
         config = CONFIG.replace("sqlite+aiosqlite:///${DB}", asyncpg_url(dsn))
-        (settings,) = parse_config(config, {}).sources
-        source = source_class("sql")(settings)
-        assert isinstance(source, SqlSource)
-        try:
+        async with opened(config, {}) as source:
             yield source
-        finally:
-            await source.close()
     finally:
         await drop_database(postgres_admin_dsn, dsn)
+
+
+@contextlib.asynccontextmanager
+async def opened(config: str, environ: dict[str, str]) -> AsyncIterator[SqlSource]:
+    (settings,) = parse_config(config, environ).sources
+    source = source_class("sql")(settings)
+    assert isinstance(source, SqlSource)
+    try:
+        yield source
+    finally:
+        await source.close()
 
 
 async def page(
