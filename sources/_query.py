@@ -74,6 +74,25 @@ class CaseFilter:
     access: AgencyAccess | None = None
     """Who may see what: never widened by the other fields, applied by every source."""
 
+    def record_fields(self) -> frozenset[str]:
+        """The ``CaseRecord`` fields :meth:`matches` reads with these conditions (a page read
+        for some fields must also hold these where the gateway re-checks the filter)."""
+        read = {"source"} if self.sources is not None else set()
+        conditions: tuple[tuple[object, tuple[str, ...]], ...] = (
+            (self.statuses, ("status",)),
+            (self.categories, ("category",)),
+            (self.province_codes, ("location",)),
+            (self.district_codes, ("location",)),
+            (self.received_from, ("received_at",)),
+            (self.received_before, ("received_at",)),
+            (self.text, ("title", "description")),
+            (self.overdue, ("status", "due_at")),
+        )
+        for condition, fields in conditions:
+            if condition is not None:
+                read.update(fields)
+        return frozenset(read)
+
     def matches(self, record: CaseRecord) -> bool:
         """Whether ``record`` passes every condition, evaluated here rather than in a source.
 

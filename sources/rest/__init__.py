@@ -30,7 +30,7 @@ from sources._model import (
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._settings import SourceSettings
 from sources._stats import BIN_COUNT, Bucket, CaseStats, Dimension, Durations
-from sources.rest._records import RecordMapper, dig, items_at
+from sources.rest._records import RECORD_FIELDS, RecordMapper, dig, items_at
 from sources.rest._settings import Pagination, ReferralListing, RestSettings, StatsEndpoint
 
 __all__ = ["RestSettings", "RestSource"]
@@ -420,10 +420,16 @@ class RestSource(Source):
         limit: int,
         fields: frozenset[str] | None = None,
     ) -> list[CaseRecord]:
-        # ``fields`` is not used: an API sends whole documents, and they are mapped whole
-        # (projecting their mapping as SQL rows are has not been measured).
         if self._matches_nothing(where):
             return []
+        # Only the fields asked for are mapped (sources/rest/_records.py), with those the
+        # filter is re-checked on here and the order's; a field this mapper does not know
+        # means whole records.
+        if fields is not None:
+            sort_field = "updated_at" if order.field is SortField.UPDATED_AT else "received_at"
+            fields = fields | where.record_fields() | {sort_field}
+            if not fields <= RECORD_FIELDS:
+                fields = None
         sorted_by_api, sort = self._sort(order)
         params = self._filter_params(where, order, after)
         if sort is not None:
@@ -432,7 +438,7 @@ class RestSource(Source):
             sorted_by_api and self.pushed >= _active(where) and not self._restricted(where)
         )
         collected: list[CaseRecord] = []
-        async for page in self._pages(params, limit if exact_pages else None):
+        async for page in self._pages(params, limit if exact_pages else None, fields):
             for record, item in page:
                 if (
                     where.matches(record)
@@ -493,9 +499,11 @@ class RestSource(Source):
         found = self._embedded_referrals(record.local_id, item) or ()
         return {r.to_agency for r in found if isinstance(r.to_agency, str)}
 
-    async def _pages(self, params: dict[str, str], wanted: int | None) -> Any:
+    async def _pages(
+        self, params: dict[str, str], wanted: int | None, fields: frozenset[str] | None = None
+    ) -> Any:
         """Yield pages of (record, its JSON object) until the API runs out, ``wanted`` are
-        read, or max_pages."""
+        read, or max_pages; the records mapped for ``fields`` (None: whole)."""
         listing = self.settings.list
         size = (
             listing.pagination.page_size
@@ -513,7 +521,8 @@ class RestSource(Source):
             "push the filter down (list.filters) or raise list.max_pages",
         )
         async for items in pages:
-            yield [(self.records.case(item), item) for item in items]
+            case = self.records.case
+            yield [(case(item, fields), item) for item in items]
 
     async def _item_pages(
         self,

@@ -49,6 +49,37 @@ def _parts(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
 
 
+_ABSENT: Any = None
+"""A field a page was not read for (``CaseRecord.projection``)."""
+_EVERY_FIELD = frozenset(
+    {
+        "reference_number", "title", "description", "channel", "category", "source_category",
+        "status", "source_status", "received_at", "updated_at", "due_at", "closed_at",
+        "location", "responsible", "media_urls", "status_notes",
+    }
+)  # fmt: skip
+_ALWAYS = frozenset({"source", "local_id", "received_at"})
+RECORD_FIELDS = _EVERY_FIELD | _ALWAYS
+"""Every ``CaseRecord`` field this mapper maps (a page asked for another reads whole ones)."""
+
+
+_TOGETHER = (
+    frozenset({"status", "source_status"}),  # one value, mapped and verbatim
+    frozenset({"category", "source_category", "due_at"}),  # the due time needs the category
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _held(fields: frozenset[str]) -> frozenset[str] | None:
+    """What a record mapped for ``fields`` holds (fields mapped from the same value come
+    together); None when that is every field."""
+    held = set((fields | _ALWAYS) & RECORD_FIELDS)
+    for group in _TOGETHER:
+        if held & group:
+            held |= group - {"due_at"}
+    return None if held >= _EVERY_FIELD else frozenset(held)
+
+
 def items_at(source: str, document: Any, path: str, key: str) -> list[Any]:
     found = dig(document, path)
     if not isinstance(found, list):
@@ -81,37 +112,57 @@ class RecordMapper:
             raise SourceBadResponse(self.source, f"a case is {type(item).__name__}, not an object")
         return self._text(item, "id", self.fields.id)
 
-    def case(self, item: Any) -> CaseRecord:
+    def case(self, item: Any, fields: frozenset[str] | None = None) -> CaseRecord:
+        """The record of a case's object; with ``fields``, only those record fields (and
+        ``source``, ``local_id``, ``received_at``) are mapped, the others are None, and the
+        record says so (``CaseRecord.projection``), as the SQL row readers do. A field not
+        mapped is not checked either: a page read for its titles does not fail on a malformed
+        address."""
         if not isinstance(item, dict):
             raise SourceBadResponse(self.source, f"a case is {type(item).__name__}, not an object")
         f = self.fields
-        status = self._text(item, "status", f.status)
-        channel = self._text(item, "channel", f.channel) if f.channel else Channel.OTHER.value
-        category = self._text(item, "category", f.category)
+        reads = _EVERY_FIELD if fields is None else fields | _ALWAYS
+        status = category = unified = _ABSENT
+        if "status" in reads or "source_status" in reads:
+            status = self._text(item, "status", f.status)
+        if "category" in reads or "source_category" in reads or "due_at" in reads:
+            category = self._text(item, "category", f.category)
+            unified = self.vocabulary.category(self.source, category)
         received = self._time(item, "received_at", f.received_at)
         assert received is not None
-        unified = self.vocabulary.category(self.source, category)
         # Positional arguments in field order, each named alongside, as the SQL row mapper
         # builds records (sources/sql/_rows.py: keyword matching cost more than the fields).
         return CaseRecord(
             self.source,  # source
             self._text(item, "id", f.id),  # local_id
-            self._text(item, "reference_number", f.reference_number),  # reference_number
-            self._text(item, "title", f.title),  # title
-            self._text(item, "description", f.description),  # description
-            Channel.OTHER
-            if f.channel is None
-            else self.vocabulary.channel(self.source, channel),  # channel
+            self._text(item, "reference_number", f.reference_number)
+            if "reference_number" in reads
+            else _ABSENT,  # reference_number
+            self._text(item, "title", f.title) if "title" in reads else _ABSENT,  # title
+            self._text(item, "description", f.description)
+            if "description" in reads
+            else _ABSENT,  # description
+            (
+                Channel.OTHER
+                if f.channel is None
+                else self.vocabulary.channel(self.source, self._text(item, "channel", f.channel))
+            )
+            if "channel" in reads
+            else _ABSENT,  # channel
             unified,  # category
             category,  # source_category
-            self.vocabulary.status(self.source, status),  # status
+            self.vocabulary.status(self.source, status) if "status" in reads else _ABSENT,
             status,  # source_status
             received,  # received_at
-            self._time(item, "updated_at", f.updated_at, optional=True) or received,  # updated_at
-            self.sla.due_at(
-                received, unified, self._time(item, "due_at", f.due_at, optional=True)
-            ),  # due_at
-            self._time(item, "closed_at", f.closed_at, optional=True),  # closed_at
+            (self._time(item, "updated_at", f.updated_at, optional=True) or received)
+            if "updated_at" in reads
+            else _ABSENT,  # updated_at
+            self.sla.due_at(received, unified, self._time(item, "due_at", f.due_at, optional=True))
+            if "due_at" in reads
+            else _ABSENT,  # due_at
+            self._time(item, "closed_at", f.closed_at, optional=True)
+            if "closed_at" in reads
+            else _ABSENT,  # closed_at
             Location(
                 self._optional_text(item, f.province_code),  # province_code
                 self._optional_text(item, f.district_code),  # district_code
@@ -119,10 +170,15 @@ class RecordMapper:
                 self._optional_text(item, f.address),  # address
                 self._number(item, "latitude", f.latitude),  # latitude
                 self._number(item, "longitude", f.longitude),  # longitude
-            ),
-            self._optional_text(item, f.responsible),  # responsible
-            self._urls(item, f.media_urls),  # media_urls
-            self._optional_text(item, f.status_notes) or None,  # status_notes
+            )
+            if "location" in reads
+            else _ABSENT,  # location
+            self._optional_text(item, f.responsible) if "responsible" in reads else _ABSENT,
+            self._urls(item, f.media_urls) if "media_urls" in reads else _ABSENT,  # media_urls
+            (self._optional_text(item, f.status_notes) or None)
+            if "status_notes" in reads
+            else _ABSENT,  # status_notes
+            None if fields is None else _held(fields),  # projection
         )
 
     def _urls(self, item: Any, path: str | None) -> tuple[str, ...]:
