@@ -200,8 +200,11 @@ class EventBroker:
                     break
             if len(records) < self.batch:
                 # Until the next poll, or sooner when the source signals a change.
+                # Waited for in this task: asyncio.wait_for made a task of each wait, a new
+                # one every poll, which a check for leftover tasks could catch pending.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), interval)
+                    async with asyncio.timeout(interval):
+                        await wake.wait()
                 wake.clear()
 
     async def _publish_change(
