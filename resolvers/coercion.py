@@ -47,17 +47,23 @@ def passes_as_is(leaf: GraphQLLeafType | None) -> type | None:
 
 def enum_names(leaf: GraphQLLeafType | None) -> tuple[type, dict[Hashable, str]] | None:
     """For a strawberry enum: its Python class and each member's name by the member's
-    ``_value_``, as :func:`output_coercion` matches them, so a loop over many values can look
-    a member up without the call; None for other types."""
+    ``_value_``, as strawberry's coercion matches them (the first of the type's values equal
+    to it, in the type's order), so a loop over many values can look a member up without the
+    call; None for other types, and for enums with a value that cannot be a key."""
     if leaf is None:
         return None
-    found = _enum_tables.get(leaf)
-    if found is None and leaf not in _enum_tables:
-        wrapped = getattr(leaf, "wrapped_cls", None)
-        names = _enum_table(leaf) if isinstance(leaf, GraphQLEnumType) else None
-        found = _enum_tables[leaf] = (
-            (wrapped, names) if isinstance(wrapped, type) and names is not None else None
-        )
+    if leaf in _enum_tables:
+        return _enum_tables[leaf]
+    found = None
+    wrapped = getattr(leaf, "wrapped_cls", None)  # strawberry's enums hold their Python class
+    if isinstance(leaf, GraphQLEnumType) and isinstance(wrapped, type):
+        values = leaf.values.items()
+        if all(isinstance(value.value, Hashable) for _, value in values):
+            names: dict[Hashable, str] = {}
+            for name, value in values:
+                names.setdefault(value.value, name)
+            found = (wrapped, names)
+    _enum_tables[leaf] = found
     return found
 
 
@@ -81,20 +87,19 @@ def _made_for(leaf: GraphQLLeafType) -> OutputCoercion:
     kind = passes_as_is(leaf)
     if kind is not None:
         return lambda value: value if value.__class__ is kind else general(value)
-    if general is _ISOFORMAT:
+    if is_iso_datetime(leaf):
         return _iso_coercion(general)
-    wrapped = getattr(leaf, "wrapped_cls", None)  # strawberry's enums hold their Python class
-    if isinstance(leaf, GraphQLEnumType) and isinstance(wrapped, type):
-        return _enum_coercion(leaf, wrapped, general)
+    enum = enum_names(leaf)
+    if enum is not None:
+        return _enum_coercion(*enum, general)
     return general
 
 
-def _enum_coercion(leaf: GraphQLEnumType, wrapped: type, general: OutputCoercion) -> OutputCoercion:
-    """A member of the enum's class by its value, as strawberry's coercion matches it: the
-    first of the type's values equal to it (built once, in the type's order)."""
-    names = _enum_table(leaf)
-    if names is None:
-        return general
+def _enum_coercion(
+    wrapped: type, names: dict[Hashable, str], general: OutputCoercion
+) -> OutputCoercion:
+    """A member of the enum's class by its value (:func:`enum_names`), anything else as the
+    type's own coercion answers it."""
 
     def coerce(output: Any) -> Any:
         if output.__class__ is wrapped:
@@ -106,15 +111,6 @@ def _enum_coercion(leaf: GraphQLEnumType, wrapped: type, general: OutputCoercion
         return general(output)
 
     return coerce
-
-
-def _enum_table(leaf: GraphQLEnumType) -> dict[Hashable, str] | None:
-    names: dict[Hashable, str] = {}
-    for name, value in leaf.values.items():
-        if not isinstance(value.value, Hashable):
-            return None
-        names.setdefault(value.value, name)
-    return names
 
 
 _ISOFORMAT = getattr(base_scalars, "isoformat", None)

@@ -91,13 +91,8 @@ def _case_fields(
     table: Mapping[str, frozenset[str]],
     needed: set[str],
 ) -> None:
-    for selection in selections:
-        if isinstance(selection, SelectedField):
-            reads = table.get(selection.name)
-            if reads is None:
-                raise _WholeRecord
-            needed.update(reads)
-        elif isinstance(selection, FragmentSpread | InlineFragment):
-            _case_fields(selection.selections, table, needed)
-        else:  # pragma: no cover
+    for field in _fields(selections):
+        reads = table.get(field.name)
+        if reads is None:
             raise _WholeRecord
+        needed.update(reads)

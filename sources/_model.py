@@ -6,7 +6,7 @@ Adapters map an agency's native rows or JSON into these types once, at the edge;
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar, dataclass_transform
@@ -160,6 +160,10 @@ class CaseRecord:
         status = self.status
         is_open = isinstance(status, CanonicalStatus) and not status.is_finished
         return is_open and self.due_at is not None and self.due_at < now
+
+
+CASE_RECORD_FIELDS = frozenset(f.name for f in fields(CaseRecord)) - {"projection"}
+"""The names of the fields of a case a source maps (what ``projection`` can list)."""
 
 
 @record

@@ -22,6 +22,11 @@ class CaseOrder:
     field: SortField = SortField.RECEIVED_AT
     descending: bool = True
 
+    @property
+    def record_field(self) -> str:
+        """The ``CaseRecord`` field the order sorts by (a page read for some fields holds it)."""
+        return "updated_at" if self.field is SortField.UPDATED_AT else "received_at"
+
 
 @dataclass(frozen=True, slots=True)
 class AgencyAccess:

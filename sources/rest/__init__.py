@@ -21,6 +21,7 @@ import orjson
 from sources._errors import SourceBadResponse, SourceError, SourceTimeout, SourceUnavailable
 from sources._interface import AgencyInfo, Capabilities, Problem, Source
 from sources._model import (
+    CASE_RECORD_FIELDS,
     CaseRecord,
     ComplainantRecord,
     ReferralRecord,
@@ -30,7 +31,7 @@ from sources._model import (
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._settings import SourceSettings
 from sources._stats import BIN_COUNT, Bucket, CaseStats, Dimension, Durations
-from sources.rest._records import RECORD_FIELDS, RecordMapper, dig, items_at
+from sources.rest._records import RecordMapper, dig, items_at
 from sources.rest._settings import Pagination, ReferralListing, RestSettings, StatsEndpoint
 
 __all__ = ["RestSettings", "RestSource"]
@@ -426,9 +427,8 @@ class RestSource(Source):
         # filter is re-checked on here and the order's; a field this mapper does not know
         # means whole records.
         if fields is not None:
-            sort_field = "updated_at" if order.field is SortField.UPDATED_AT else "received_at"
-            fields = fields | where.record_fields() | {sort_field}
-            if not fields <= RECORD_FIELDS:
+            fields = fields | where.record_fields() | {order.record_field}
+            if not fields <= CASE_RECORD_FIELDS:
                 fields = None
         sorted_by_api, sort = self._sort(order)
         params = self._filter_params(where, order, after)

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sources._errors import SourceBadResponse
 from sources._model import (
+    CASE_RECORD_FIELDS,
     CaseRecord,
     Channel,
     ComplainantRecord,
@@ -51,18 +52,7 @@ def _parts(path: str) -> tuple[str, ...]:
 
 _ABSENT: Any = None
 """A field a page was not read for (``CaseRecord.projection``)."""
-_EVERY_FIELD = frozenset(
-    {
-        "reference_number", "title", "description", "channel", "category", "source_category",
-        "status", "source_status", "received_at", "updated_at", "due_at", "closed_at",
-        "location", "responsible", "media_urls", "status_notes",
-    }
-)  # fmt: skip
 _ALWAYS = frozenset({"source", "local_id", "received_at"})
-RECORD_FIELDS = _EVERY_FIELD | _ALWAYS
-"""Every ``CaseRecord`` field this mapper maps (a page asked for another reads whole ones)."""
-
-
 _TOGETHER = (
     frozenset({"status", "source_status"}),  # one value, mapped and verbatim
     frozenset({"category", "source_category", "due_at"}),  # the due time needs the category
@@ -73,11 +63,11 @@ _TOGETHER = (
 def _held(fields: frozenset[str]) -> frozenset[str] | None:
     """What a record mapped for ``fields`` holds (fields mapped from the same value come
     together); None when that is every field."""
-    held = set((fields | _ALWAYS) & RECORD_FIELDS)
+    held = set((fields | _ALWAYS) & CASE_RECORD_FIELDS)
     for group in _TOGETHER:
         if held & group:
             held |= group - {"due_at"}
-    return None if held >= _EVERY_FIELD else frozenset(held)
+    return None if held >= CASE_RECORD_FIELDS else frozenset(held)
 
 
 def items_at(source: str, document: Any, path: str, key: str) -> list[Any]:
@@ -121,7 +111,7 @@ class RecordMapper:
         if not isinstance(item, dict):
             raise SourceBadResponse(self.source, f"a case is {type(item).__name__}, not an object")
         f = self.fields
-        reads = _EVERY_FIELD if fields is None else fields | _ALWAYS
+        reads = CASE_RECORD_FIELDS if fields is None else fields | _ALWAYS
         status = category = unified = _ABSENT
         if "status" in reads or "source_status" in reads:
             status = self._text(item, "status", f.status)

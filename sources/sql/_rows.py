@@ -94,7 +94,7 @@ class RowMapper:
         has_reference, has_title = holds("reference_number"), holds("title")
         has_description, has_channel = holds("description"), holds("channel")
         has_status, has_category = holds("status"), holds("category")
-        has_location, has_responsible = holds(*LOCATION_FIELDS), holds("responsible")
+        has_location = holds(*LOCATION_FIELDS)
         has_due = holds(*RECORD_FIELD_COLUMNS["due_at"])
         i_id, i_category = at("id"), at("category")
         i_reference, i_title, i_description = at("reference_number"), at("title"), at("description")
@@ -166,7 +166,7 @@ class RowMapper:
                 received,  # received_at
                 updated_at(row) if has_updated else _ABSENT,  # type: ignore[arg-type]  # updated_at
                 due_at(received, unified, source_due_at(row)) if has_due else _ABSENT,  # due_at
-                closed_at(row) if has_closed else None,  # closed_at
+                closed_at(row) if has_closed else _ABSENT,  # closed_at
                 Location(
                     _optional_text(row[i_province]),  # province_code
                     _optional_text(row[i_district]),  # district_code
@@ -177,8 +177,8 @@ class RowMapper:
                 )
                 if has_location
                 else _ABSENT,  # location
-                (None if i_responsible < 0 else _optional_text(row[i_responsible]))
-                if has_responsible
+                _optional_text(row[i_responsible])
+                if i_responsible >= 0
                 else _ABSENT,  # responsible
                 (),  # media_urls
                 None,  # status_notes

@@ -64,8 +64,8 @@ class Statements:
         key = (fields, order.field)
         if key in self._projections:
             return self._projections[key]
-        wanted = {"id", "updated_at" if order.field is SortField.UPDATED_AT else "received_at"}
-        for field in fields:
+        wanted = {"id"}
+        for field in fields | {order.record_field}:
             columns = RECORD_FIELD_COLUMNS.get(field)
             if columns is None:
                 wanted.update(self.labels)
