@@ -112,9 +112,10 @@ class RecordMapper:
             raise SourceBadResponse(self.source, f"a case is {type(item).__name__}, not an object")
         f = self.fields
         reads = CASE_RECORD_FIELDS if fields is None else fields | _ALWAYS
-        status = category = unified = _ABSENT
+        status = mapped_status = category = unified = _ABSENT
         if "status" in reads or "source_status" in reads:
             status = self._text(item, "status", f.status)
+            mapped_status = self.vocabulary.status(self.source, status)
         if "category" in reads or "source_category" in reads or "due_at" in reads:
             category = self._text(item, "category", f.category)
             unified = self.vocabulary.category(self.source, category)
@@ -141,7 +142,7 @@ class RecordMapper:
             else _ABSENT,  # channel
             unified,  # category
             category,  # source_category
-            self.vocabulary.status(self.source, status) if "status" in reads else _ABSENT,
+            mapped_status,  # status
             status,  # source_status
             received,  # received_at
             (self._time(item, "updated_at", f.updated_at, optional=True) or received)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sources import CanonicalStatus, Channel
+from sources._model import CASE_RECORD_FIELDS
 from sources._settings import Vocabulary
 from sources.rest._records import RecordMapper
 from sources.rest._settings import CaseFields, HistoryFields
 from tests.sources.every_field import EVERY_FIELD_ENTRY, every_field_record
 
 
-def test_every_field_of_a_record_comes_from_its_own_json_field() -> None:
-    """Each JSON field's value lands in its own record field (records are built with
-    positional arguments for speed: a swap of two text fields would show here)."""
+def every_field_mapper() -> RecordMapper:
+    """A mapper of every field, each from a JSON field of its own (``ITEM``)."""
     fields = CaseFields(
         id="id",
         reference_number="ref",
@@ -39,37 +41,59 @@ def test_every_field_of_a_record_comes_from_its_own_json_field() -> None:
         categories={"road": "ROADS"},
         channels={"phone": Channel.PHONE},
     )
-    mapper = RecordMapper("api", fields, vocabulary, "UTC")
-    item = {
-        "id": 7,
-        "ref": "REF-7",
-        "head": "the title",
-        "body": "the body",
-        "via": "phone",
-        "kind": "road",
-        "state": "shut",
-        "times": {
-            "received": "2026-01-01T01:00:00Z",
-            "changed": "2026-01-02T02:00:00Z",
-            "due": "2026-01-03T03:00:00Z",
-            "closed": "2026-01-04T04:00:00Z",
-        },
-        "area": {
-            "p": "40",
-            "d": "4001",
-            "s": "400101",
-            "place": "the place",
-            "lat": 16.4,
-            "lng": 102.8,
-        },
-        "owner": "the owner",
-        "photos": ["https://example.org/a.jpg"],
-        "why": "the reason",
-    }
+    return RecordMapper("api", fields, vocabulary, "UTC")
 
-    assert mapper.case(item) == every_field_record(
+
+ITEM = {
+    "id": 7,
+    "ref": "REF-7",
+    "head": "the title",
+    "body": "the body",
+    "via": "phone",
+    "kind": "road",
+    "state": "shut",
+    "times": {
+        "received": "2026-01-01T01:00:00Z",
+        "changed": "2026-01-02T02:00:00Z",
+        "due": "2026-01-03T03:00:00Z",
+        "closed": "2026-01-04T04:00:00Z",
+    },
+    "area": {
+        "p": "40",
+        "d": "4001",
+        "s": "400101",
+        "place": "the place",
+        "lat": 16.4,
+        "lng": 102.8,
+    },
+    "owner": "the owner",
+    "photos": ["https://example.org/a.jpg"],
+    "why": "the reason",
+}
+
+
+def test_every_field_of_a_record_comes_from_its_own_json_field() -> None:
+    """Each JSON field's value lands in its own record field (records are built with
+    positional arguments for speed: a swap of two text fields would show here)."""
+    mapper = every_field_mapper()
+    assert mapper.case(ITEM) == every_field_record(
         "api", media_urls=("https://example.org/a.jpg",), status_notes="the reason"
     )
     history = HistoryFields(at="when", status="to", note="text")
     entry = {"when": "2026-01-02T02:00:00Z", "to": "shut", "text": "the note"}
     assert mapper.timeline_entry(entry, history) == EVERY_FIELD_ENTRY
+
+
+@pytest.mark.parametrize("field", sorted(CASE_RECORD_FIELDS))
+def test_each_field_mapped_alone_is_the_whole_records_value(field: str) -> None:
+    """A page read for one field (``search_cases(fields=...)``): that field and every other
+    the record says it holds are the whole record's; the rest are None, not made up."""
+    mapper = every_field_mapper()
+    whole = mapper.case(ITEM)
+    alone = mapper.case(ITEM, frozenset({field}))
+    assert alone.projection is not None and field in alone.projection
+    for name in CASE_RECORD_FIELDS:
+        if name in alone.projection:
+            assert getattr(alone, name) == getattr(whole, name), name
+        else:
+            assert getattr(alone, name) is None, name
