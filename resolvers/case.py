@@ -82,6 +82,9 @@ _UNANSWERED = (
 source's failure up to the whole page (its edges are non-null)."""
 
 
+_new_object = object.__new__
+
+
 def global_key(source: str, local_id: str) -> str:
     return f"{source}:{local_id}"
 
@@ -170,19 +173,24 @@ class Case(relay.Node):
 
     @classmethod
     def of(cls, record: CaseRecord, directory: Directory) -> Case:
-        return cls(
-            key=f"{record.source}:{record.local_id}",  # global_key(), without the call
-            reference_number=record.reference_number,
-            title=record.title,
-            description=record.description,
-            source_status=record.source_status,
-            received_at=record.received_at,
-            updated_at=record.updated_at,
-            due_at=record.due_at,
-            closed_at=record.closed_at,
-            record=record,
-            directory=directory,
-        )
+        """The case of ``record``: what its generated ``__init__`` would set, set at once as
+        the instance's dict (a page makes a hundred; a third of the ``__init__`` call's cost,
+        and the tests compare the two)."""
+        case = _new_object(cls)
+        case.__dict__ = {
+            "key": f"{record.source}:{record.local_id}",  # global_key(), without the call
+            "reference_number": record.reference_number,
+            "title": record.title,
+            "description": record.description,
+            "source_status": record.source_status,
+            "received_at": record.received_at,
+            "updated_at": record.updated_at,
+            "due_at": record.due_at,
+            "closed_at": record.closed_at,
+            "record": record,
+            "directory": directory,
+        }
+        return case
 
     @strawberry.field(
         description="Canonical status; null only when the agency's value is unmapped."

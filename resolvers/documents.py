@@ -19,7 +19,9 @@ longer than an eighth of the bound is parsed and validated every time, never kep
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules, validate
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
@@ -29,12 +31,21 @@ STANDARD_RULES = (*specified_rules, MaybeNullValidationRule, OneOfInputValidatio
 """graphql-core's specified rules and strawberry's two, as strawberry validates by default."""
 
 
+MAX_MEASURES = 64
+"""Measures kept per document (one per set of page sizes its variables ask for)."""
+
+
 @dataclass
 class CheckedDocument:
     """A parsed document and what the standard rules found wrong with it (empty: valid)."""
 
     document: DocumentNode
     errors: list[GraphQLError]
+    measures: dict[Hashable, Any] = field(default_factory=dict)
+    """What :func:`resolvers.limits.measure_errors` measured of it, by what the measure
+    depends on besides the document (the page sizes asked for and configured): the same
+    document sent again with the same ``first`` is not walked again. At most
+    :data:`MAX_MEASURES`, emptied when full."""
 
 
 class DocumentCache:

@@ -57,6 +57,9 @@ class _Plain(NamedTuple):
     field: GraphQLField
     coerce: OutputCoercion | None = None
     """``leaf``'s output coercion (resolvers/coercion.py)."""
+    attribute: bool = False
+    """Whether ``read`` reads a plain attribute (no resolver): it answers the same for one
+    object however often it is read."""
 
 
 _NOT_PLAIN = None
@@ -106,7 +109,8 @@ def _plan(parent_type: GraphQLObjectType, name: str) -> _Plain | None:
     if read is None:
         return _NOT_PLAIN
     if is_leaf_type(named):
-        return _Plain(read, named, None, field, output_coercion(named))
+        attribute = definition.base_resolver is None
+        return _Plain(read, named, None, field, output_coercion(named), attribute)
     if is_object_type(named) and _type_check_needs_no_info(named):
         return _Plain(read, None, named, field)
     return _NOT_PLAIN

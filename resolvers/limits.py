@@ -23,7 +23,7 @@ walk that visits each fragment once per page size, so the work is linear in the 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
@@ -56,7 +56,7 @@ from graphql.language import ast
 from graphql.type import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
 from strawberry.extensions import SchemaExtension
 
-from resolvers.documents import STANDARD_RULES, CheckedDocument, DocumentCache
+from resolvers.documents import MAX_MEASURES, STANDARD_RULES, CheckedDocument, DocumentCache
 
 Introspection = bool | Literal["key-only"]
 
@@ -142,6 +142,8 @@ class _Walker:
         self.default_page, self.max_page = page_sizes
         self.list_size = list_size
         self.known: dict[tuple[str, int | None], DocumentMeasure] = {}
+        self.read: set[str] = set()
+        """The names of the variables the walk read (as page sizes)."""
         self.in_progress: set[str] = set()
 
     def operation(self, operation: OperationDefinitionNode) -> DocumentMeasure:
@@ -198,6 +200,7 @@ class _Walker:
             value = int(argument.value.value)
         elif argument is not None and isinstance(argument.value, VariableNode):
             name = argument.value.name.value
+            self.read.add(name)
             value = self.variables.get(name, self.defaults.get(name))
         if not isinstance(value, int) or isinstance(value, bool):
             return self.default_page
@@ -239,15 +242,71 @@ def measure_errors(
     limits: QueryLimits,
     variables: Mapping[str, Any],
     page_sizes: tuple[int, int],
+    memo: dict[Hashable, Any] | None = None,
 ) -> list[GraphQLError]:
     """An error for each operation of ``document`` over the depth, alias or cost limit.
 
-    A walk of its own rather than a validation rule: run on every request (it reads the
-    variables), after the cached standard validation, it costs one pass over the selections."""
+    A walk of its own rather than a validation rule, after the cached standard validation:
+    it reads the variables. With ``memo`` (kept with the cached document), the measures are
+    remembered by everything they depend on besides the document: the configured list and
+    page sizes and the values of the variables the walk read (``first`` of a connection),
+    so the same document with the same page size is walked once."""
+    measures = None
+    key = _measure_key(memo, limits, variables, page_sizes) if memo is not None else None
+    if key is not None and memo is not None:
+        measures = memo.get(key)
+    if measures is None:
+        measures, read = _measures(schema, document, limits, variables, page_sizes)
+        if memo is not None:
+            if _READ not in memo:
+                memo[_READ] = tuple(sorted(read))
+                key = _measure_key(memo, limits, variables, page_sizes)
+            if key is not None:
+                if len(memo) > MAX_MEASURES:
+                    memo.clear()
+                    memo[_READ] = tuple(sorted(read))
+                memo[key] = measures
+    return [error for measured in measures for error in _over_limits(measured, limits)]
+
+
+def _measure_key(
+    memo: dict[Hashable, Any],
+    limits: QueryLimits,
+    variables: Mapping[str, Any],
+    page_sizes: tuple[int, int],
+) -> Hashable | None:
+    """What a document's measure depends on besides the document, or None when that is not
+    known yet (no walk of it so far) or cannot be a key (a variable's value is a list)."""
+    read = memo.get(_READ)
+    if read is None:
+        return None
+    # Each value with its class: a page size of true is not one of 1 (the walk tells them apart).
+    values = ((value.__class__, value) for value in (variables.get(name, _UNSET) for name in read))
+    key = (limits.list_size, page_sizes, *values)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+_READ = "variables read"
+_UNSET = object()
+
+
+def _measures(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    limits: QueryLimits,
+    variables: Mapping[str, Any],
+    page_sizes: tuple[int, int],
+) -> tuple[list[DocumentMeasure], set[str]]:
+    """Each operation's measure, and the names of the variables the walk read."""
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    errors: list[GraphQLError] = []
+    measures: list[DocumentMeasure] = []
+    read: set[str] = set()
     for operation in document.definitions:
         if not isinstance(operation, OperationDefinitionNode):
             continue
@@ -261,8 +320,9 @@ def measure_errors(
             page_sizes,
             limits.list_size,
         )
-        errors.extend(_over_limits(walker.operation(operation), limits))
-    return errors
+        measures.append(walker.operation(operation))
+        read |= walker.read
+    return measures, read
 
 
 _SAFE_INTEGER = 2**53 - 1
@@ -383,9 +443,9 @@ class QueryLimitsExtension(SchemaExtension):
             int(getattr(context, "limits").default_page_size),  # noqa: B009
             int(getattr(context, "limits").max_page_size),  # noqa: B009
         )
-        errors.extend(
-            measure_errors(schema, document, limits, execution.variables or {}, page_sizes)
-        )
+        memo = self._checked.measures if self._checked is checked else None
+        variables = execution.variables or {}
+        errors.extend(measure_errors(schema, document, limits, variables, page_sizes, memo))
         execution.pre_execution_errors = errors
 
 

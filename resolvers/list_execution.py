@@ -138,6 +138,56 @@ _NEVER_AWAITED = frozenset({str, int, float, bool, type(None), list, tuple, dict
 """Classes whose instances are never awaitable (none defines ``__await__``)."""
 
 
+class _SharedLeaf(NamedTuple):
+    """One leaf field of a sub-selection answered once per object (:func:`_leaf_answers`)."""
+
+    name: str
+    read: Callable[[Any], Any] | None
+    kind: type | None
+    members: type | None
+    names: dict[Any, str]
+    times: type | None
+    nullable: bool
+    typename: str | None
+    """The answer of ``__typename`` (``read`` is None)."""
+
+
+def _leaf_answers(value: Any, leaves: tuple[_SharedLeaf, ...]) -> dict[str, Any] | None:
+    """An object's answer to a sub-selection of plain attributes, or None when any of them
+    is not a value the short paths of :meth:`ListExecutor._leaf_column` take (an error, a
+    null for a non-null field, a value to coerce the long way): that object is then completed
+    field by field as any other, and its errors reported at each of its places.
+
+    Reference data (a case's category and owning agency) is the same object for many rows of
+    a page: its answer is made once and the same dict is put at each place. It holds leaves
+    only, which nothing changes after this (an error elsewhere nulls the place, not the dict).
+    """
+    answers: dict[str, Any] = {}
+    for name, read, kind, members, names, times, nullable, typename in leaves:
+        if read is None:
+            answers[name] = typename
+            continue
+        try:
+            found = read(value)
+        except Exception:
+            return None
+        of = found.__class__
+        if of is kind:
+            answers[name] = found
+        elif of is members:
+            text = names.get(found._value_)
+            if text is None:
+                return None
+            answers[name] = text
+        elif of is times and found.tzinfo is UTC:
+            answers[name] = dumps(found)[1:-1].decode()
+        elif found is None and nullable:
+            answers[name] = None
+        else:
+            return None
+    return answers
+
+
 def _answered(slot: _Slot | None, value: Any) -> bool:
     """Whether ``value`` (an object's dict) is still in the response: no error has nulled it
     or an object or list holding it. Fields of a nulled object are not executed, as in
@@ -304,6 +354,11 @@ class ListExecutor(PlainFieldExecutor):
             node = details[0].node
             if len(details) == 1 and not node.arguments:
                 field_name = node.name.value
+                if field_name == "__typename":  # the type's name, for every object
+                    type_name = parent_type.name
+                    for row in column.rows:
+                        row[name] = type_name
+                    continue
                 plan = plans.get(field_name)
                 if plan is not None:
                     if plan.leaf is not None:
@@ -408,10 +463,27 @@ class ListExecutor(PlainFieldExecutor):
         goes to ``otherwise(source, row, slot, value)``, graphql-core's way."""
         nested = _Column([], [], [])
         plain, parent_name = _plain_classes(object_type), parent_type.name
+        # An object asked only for plain attributes is answered once (_leaf_answers) and
+        # that answer put at each of its places: reference data, a case's category or
+        # owning agency, is one object for many rows. Looked up at the first object.
+        leaves: tuple[_SharedLeaf, ...] | None = None
+        looked = False
+        answered: dict[int, dict[str, Any]] = {}  # by id(object): ``rows`` holds them all
         for source, row, slot, value in rows:
             if (
                 value.__class__ in plain and getattr(value, _CAST, None) is None
             ) or self._usual_object(object_type, value):
+                if not looked:
+                    leaves, looked = self._shared_leaves(object_type, details), True
+                if leaves is not None:
+                    done = answered.get(id(value))
+                    if done is None:
+                        done = _leaf_answers(value, leaves)
+                        if done is not None:
+                            answered[id(value)] = done
+                    if done is not None:
+                        row[name] = done
+                        continue
                 child: dict[str, Any] = {}  # joins the nested column (see _Column)
                 row[name] = child
                 nested.sources.append(value)
@@ -421,6 +493,46 @@ class ListExecutor(PlainFieldExecutor):
                 otherwise(source, row, slot, value)
         if nested.sources:
             self._object_column(object_type, details, nested, pending)
+
+    def _shared_leaves(
+        self, object_type: GraphQLObjectType, details: FieldDetailsList
+    ) -> tuple[_SharedLeaf, ...] | None:
+        """The sub-selection as :func:`_leaf_answers` answers it, when it asks only plain
+        attributes of leaf type (and ``__typename``), each once, without arguments; else
+        None."""
+        grouped, defer_usages, _ = self.collect_subfields(object_type, details)
+        if defer_usages:
+            return None
+        plans = _plans_for(object_type)
+        leaves: list[_SharedLeaf] = []
+        for name, field_details in grouped.items():
+            node = field_details[0].node
+            if len(field_details) != 1 or node.arguments:
+                return None
+            field_name = node.name.value
+            if field_name == "__typename":
+                leaves.append(
+                    _SharedLeaf(name, None, None, None, {}, None, False, object_type.name)
+                )
+                continue
+            plan = plans.get(field_name)
+            if plan is None or plan.leaf is None or not plan.attribute:
+                return None
+            enum = enum_names(plan.leaf)
+            members, names = enum if enum is not None else (None, {})
+            leaves.append(
+                _SharedLeaf(
+                    name,
+                    plan.read,
+                    passes_as_is(plan.leaf),
+                    members,
+                    names,
+                    datetime if is_iso_datetime(plan.leaf) else None,
+                    not is_non_null_type(plan.field.type),
+                    None,
+                )
+            )
+        return tuple(leaves)
 
     def _batched_column(
         self,

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from graphql import build_schema as build_sdl
+from collections.abc import Hashable
+from typing import Any
 
-from resolvers.documents import DocumentCache
-from resolvers.limits import document_cache
+import pytest
+from graphql import build_schema as build_sdl
+from graphql import parse
+
+from resolvers import limits as limits_module
+from resolvers.documents import MAX_MEASURES, DocumentCache
+from resolvers.limits import QueryLimits, document_cache, measure_errors
 from resolvers.schema import build_schema
 from tests.conftest import DemoData
 from tests.gateway.test_limits import extensions, only_error, serving, with_limits
@@ -110,3 +116,45 @@ def test_a_text_too_long_to_keep_is_checked_every_time() -> None:
     assert first.errors == second.errors == []
     assert first.document is not second.document
     assert len(held) == 0
+
+
+def test_a_documents_measure_is_remembered_by_the_page_sizes_it_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """measure_errors walks a cached document once per set of page sizes, and answers as a
+    fresh walk would, for every value of ``first`` (a boolean is not a number here)."""
+    schema = build_schema()._schema
+    document = parse(PAGE)
+    limits = QueryLimits(max_cost=150, list_size=5)
+    sizes = (20, 500)
+    walks: list[dict[str, Any]] = []
+    measure = limits_module._measures
+
+    def counted(*args: Any) -> Any:
+        walks.append(args[3])
+        return measure(*args)
+
+    monkeypatch.setattr(limits_module, "_measures", counted)
+    memo: dict[Hashable, Any] = {}
+
+    def errors(variables: dict[str, Any], page_sizes: tuple[int, int] = sizes) -> list[Any]:
+        remembered = measure_errors(schema, document, limits, variables, page_sizes, memo)
+        fresh = measure_errors(schema, document, limits, variables, page_sizes)
+        assert [e.formatted for e in remembered] == [e.formatted for e in fresh]
+        return [e.extensions for e in remembered]
+
+    walks.clear()
+    assert errors({"first": 2}) == []
+    assert errors({"first": 2, "unrelated": [1, 2]}) == []  # only `first` is read
+    costly = [{"code": "QUERY_TOO_COSTLY", "limit": 150, "value": 202}]
+    assert errors({"first": 100}) == costly
+    assert errors({"first": 100}) == costly
+    assert errors({"first": True}) == []  # not a number: the default page of 20 (42)
+    assert errors({"first": 1}) == []
+    assert errors({"first": 100}, (20, 50)) == []  # capped at the maximum page: 102
+    # one walk per distinct key with the memo, besides each fresh walk
+    remembered_walks = len(walks) - 7
+    assert remembered_walks == 5  # first 2, 100, True, 1, and 100 under other page sizes
+    for first in range(200):  # bounded: emptied when full
+        errors({"first": first})
+    assert len(memo) <= MAX_MEASURES + 2

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import inspect
 from datetime import UTC, datetime
 from typing import Any
 
 import geothai
 
+from resolvers.case import Case
 from samples import links, provincial
 from samples.generator import SyntheticCase
 from sources import CanonicalStatus
@@ -19,6 +21,7 @@ from tests.resolvers.expected import (
     SQLITE_SOURCE,
     all_cases,
 )
+from tests.sources.every_field import at, every_field_record
 
 FIELDS = """
 query Fields($after: String) {
@@ -128,3 +131,28 @@ async def test_every_field_of_every_case_is_what_its_agency_holds(
     assert khon_kaen == {"Khon Kaen"}
     assert {n["isOverdue"] for n in nodes} == {True, False}
     assert any(n["closedAt"] is None for n in nodes) and any(n["closedAt"] for n in nodes)
+
+
+def test_a_case_made_from_its_record_is_the_one_its_constructor_makes() -> None:
+    """``Case.of`` sets the instance's fields at once rather than through the generated
+    ``__init__``; it must set every field, to the values the constructor would."""
+    record = every_field_record("damrongdhama")
+    directory = object()  # held, never read here
+    made = Case.of(record, directory)  # type: ignore[arg-type]
+    built = Case(
+        key="damrongdhama:7",
+        reference_number="REF-7",
+        title="the title",
+        description="the body",
+        source_status="shut",
+        received_at=at(1),
+        updated_at=at(2),
+        due_at=at(3),
+        closed_at=at(4),
+        record=record,
+        directory=directory,  # type: ignore[arg-type]
+    )
+    assert made == built
+    assert vars(made) == vars(built)
+    assert set(vars(made)) == set(inspect.signature(Case).parameters)  # what __init__ sets
+    assert isinstance(made, Case) and made.record is record and made.directory is directory

@@ -39,6 +39,24 @@ class Tag:
 
 
 @strawberry.type
+class Badge:
+    """Reference data: a few objects, each shared by several items (as a case's category)."""
+
+    label: str
+    colour: Colour
+    at: datetime
+    note: str | None
+
+
+SHARED_BADGES = [
+    Badge(label="common", colour=Colour.BLUE, at=datetime(2026, 5, 6, 7, 8, tzinfo=UTC), note=None),
+    Badge(label="odd", colour="purple", at=datetime(2026, 1, 1, tzinfo=UTC), note="x"),  # type: ignore[arg-type]
+    Badge(label=None, colour=Colour.RED, at=datetime(2026, 1, 1, tzinfo=UTC), note=None),  # type: ignore[arg-type]
+]
+"""A usual badge, one with a value its enum does not know, one null for a non-null field."""
+
+
+@strawberry.type
 class Item(Named):
     name: str
     note: str | None
@@ -81,6 +99,17 @@ class Item(Named):
         if self.note is not None:
             return None  # type: ignore[return-value]
         return Tag(label=self.name or "?", weight=self.count if isinstance(self.count, int) else 0)
+
+    @strawberry.field
+    def badge(self) -> Badge | None:
+        """The usual badge for most items, the two odd ones for two items each."""
+        return {"b": SHARED_BADGES[1], "c": SHARED_BADGES[2], "d": SHARED_BADGES[1]}.get(
+            str(self.name), None if self.count == "many" else SHARED_BADGES[0]
+        )
+
+    @strawberry.field
+    def strict_badge(self) -> Badge:
+        return SHARED_BADGES[0] if self.name != "e" else SHARED_BADGES[2]
 
     @strawberry.field
     def twin(self) -> Item | None:
@@ -260,6 +289,12 @@ DOCUMENTS = [
     "{ items { tag { label } pairs { label } mark } }",
     "{ items { name loosePairs { label } } }",
     "{ strictItems { loosePairs { label weight } } }",
+    # shared objects asked for plain attributes only: answered once each, errors at each place
+    "{ items { name badge { label colour at note __typename } } }",
+    "{ items { badge { label } strictBadge { colour } } }",
+    "{ strictItems { strictBadge { label at } } }",
+    "{ items { badge { label l2: label } } }",
+    "{ items { badge { label ... on Badge { note } } } }",
 ]
 
 
@@ -347,3 +382,25 @@ async def test_plain_fields_skip_resolve_info(monkeypatch: pytest.MonkeyPatch) -
     }
     # plain attributes and resolvers needing only `self` build none; `info` needs one
     assert built == ["Item.where"]
+
+
+async def test_shared_objects_are_answered_once_and_their_errors_reported_at_each_place() -> None:
+    result = await listing.execute("{ items { name badge { label colour at note } } }")
+    data = result.data
+    assert data is not None
+    badges = {item["name"]: item["badge"] for item in data["items"] if item is not None}
+    # the usual badge's one answer, at each of its places (items a and e; c's is null)
+    assert badges["a"] == {
+        "label": "common",
+        "colour": "BLUE",
+        "at": "2026-05-06T07:08:00+00:00",
+        "note": None,
+    }
+    assert badges["a"] is badges["e"]
+    # the badge whose colour the enum refuses: completed field by field, and nulled (the
+    # field is nullable) with an error at each of its places (items b and d)
+    assert badges["b"] is None and badges["d"] is None
+    assert "c" not in badges  # item c's null name nulls the item, before its badge
+    paths = sorted(tuple(map(str, error.path or ())) for error in result.errors or [])
+    badge_paths = [path for path in paths if "badge" in path]
+    assert badge_paths == [("items", "1", "badge", "colour"), ("items", "3", "badge", "colour")]
