@@ -102,12 +102,19 @@ def _ids(cases: Sequence[Case], _context: object) -> list[str]:
 
 @batched("Case", "timeline")
 def _timelines(cases: Sequence[Case], context: Context) -> list[object]:
-    """Case.timeline for a list of cases at once: each source's loader asked for its cases'
-    futures in one call (``ListLoader.load_list``), awaited together."""
+    """Case.timeline for a list of cases at once: the timeline a case's record carries (a
+    page read with its timelines, ``CaseRecord.timeline``) as it is; for the others, each
+    source's loader asked for its cases' futures in one call (``ListLoader.load_list``),
+    awaited together."""
+    answers: list[object] = [None] * len(cases)
     positions: dict[str, list[int]] = {}  # by source: where its cases stand in the list
     for index, case in enumerate(cases):
-        positions.setdefault(case.record.source, []).append(index)
-    answers: list[object] = [None] * len(cases)
+        record = case.record
+        carried = record.timeline
+        if carried is not None:
+            answers[index] = carried
+        else:
+            positions.setdefault(record.source, []).append(index)
     for source, indexes in positions.items():
         loader = context.loaders.timelines(source)
         futures = loader.load_list([cases[i].record.local_id for i in indexes])
@@ -143,7 +150,7 @@ RECORD_FIELDS_READ: dict[str, frozenset[str]] = {
     "source": _reads(),
     "owningAgency": _reads(),
     "complainant": _reads(),
-    "timeline": _reads(),
+    "timeline": _reads("timeline"),  # a page may carry it (CaseRecord.timeline)
     "referrals": _reads(),
     "referredFrom": _reads(),
     "relatedCases": _reads(),

@@ -104,7 +104,12 @@ class Source(abc.ABC):
         ``fields`` names the :class:`CaseRecord` fields the caller will read (None: all). A
         source may then read only those: its records say which fields they hold
         (``CaseRecord.projection``), always with ``source``, ``local_id`` and the order's
-        field. A source that cannot save anything that way returns whole records."""
+        field. A source that cannot save anything that way returns whole records.
+
+        ``"timeline"`` among ``fields`` says the caller will read each case's timeline too:
+        a source that can read it in the same round trip puts it in ``CaseRecord.timeline``
+        (an SQL source on PostgreSQL does); otherwise that stays None and the caller asks
+        :meth:`load_timelines`, in one batch for the page."""
 
     @abc.abstractmethod
     async def count_cases(self, where: CaseFilter) -> int: ...

@@ -153,6 +153,11 @@ class CaseRecord:
     record was read for a caller that named the fields it would read
     (``Source.search_cases(fields=...)``), and every other field is None, whatever its type.
     Such a record answers that caller only; it is never cached for others."""
+    timeline: tuple[TimelineEntry, ...] | None = None
+    """The case's timeline, oldest first, when the source read it in the same round trip as
+    the case: a page asked for ``timeline`` among its fields (``Source.search_cases``) and
+    the source can (an SQL source on PostgreSQL). None when it did not: ask
+    ``Source.load_timelines``, as for any case."""
 
     def is_overdue(self, now: datetime) -> bool:
         """Open (a known, unfinished status) and due before ``now``: the one rule behind
@@ -162,8 +167,13 @@ class CaseRecord:
         return is_open and self.due_at is not None and self.due_at < now
 
 
-CASE_RECORD_FIELDS = frozenset(f.name for f in fields(CaseRecord)) - {"projection"}
-"""The names of the fields of a case a source maps (what ``projection`` can list)."""
+TIMELINE = "timeline"
+"""Among the fields a page is read for (``Source.search_cases``): the caller will read each
+case's timeline, which a source may carry in the page (``CaseRecord.timeline``)."""
+
+CASE_RECORD_FIELDS = frozenset(f.name for f in fields(CaseRecord)) - {"projection", TIMELINE}
+"""The names of the fields of a case a source maps (what ``projection`` can list); the
+timeline a page may carry is not one of them (:data:`TIMELINE`)."""
 
 
 @record

@@ -22,6 +22,7 @@ from sources._errors import SourceBadResponse, SourceError, SourceTimeout, Sourc
 from sources._interface import AgencyInfo, Capabilities, Problem, Source
 from sources._model import (
     CASE_RECORD_FIELDS,
+    TIMELINE,
     CaseRecord,
     ComplainantRecord,
     ReferralRecord,
@@ -427,7 +428,8 @@ class RestSource(Source):
         # filter is re-checked on here and the order's; a field this mapper does not know
         # means whole records.
         if fields is not None:
-            fields = fields | where.record_fields() | {order.record_field}
+            # an API page carries no timelines: the loader asks for them (TIMELINE)
+            fields = (fields - {TIMELINE}) | where.record_fields() | {order.record_field}
             if not fields <= CASE_RECORD_FIELDS:
                 fields = None
         sorted_by_api, sort = self._sort(order)

@@ -27,7 +27,13 @@ from sources._errors import (
     SourceUnavailable,
 )
 from sources._interface import AgencyInfo, Capabilities, Problem, Source
-from sources._model import CaseRecord, ComplainantRecord, ReferralRecord, TimelineEntry
+from sources._model import (
+    TIMELINE,
+    CaseRecord,
+    ComplainantRecord,
+    ReferralRecord,
+    TimelineEntry,
+)
 from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import SourceSettings
 from sources._stats import CaseStats, Dimension
@@ -121,6 +127,27 @@ class SqlSource(Source):
         sent, decoded nor mapped (bench/README.md)."""
         statements, rows = await self._ready()
         labels = statements.labels_for(fields, order)
+        try:
+            return await self._page(statements, rows, where, order, after, limit, labels)
+        except SourceBadResponse:
+            if labels is None or TIMELINE not in labels:
+                raise
+        # The database refused the page with its timelines (their table gone or changed):
+        # the page without them, as any other source's, so the cases still arrive and the
+        # loader, asked for their timelines, reports the error at each case's timeline.
+        labels = statements.without_timeline(labels)
+        return await self._page(statements, rows, where, order, after, limit, labels)
+
+    async def _page(
+        self,
+        statements: Statements,
+        rows: RowMapper,
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        limit: int,
+        labels: tuple[str, ...] | None,
+    ) -> list[CaseRecord]:
         page = statements.search(where, order, after, limit, labels)
         if page is None:
             return []

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from sources._errors import SourceBadResponse
 from sources._model import (
+    TIMELINE,
     CanonicalStatus,
     CaseRecord,
     ComplainantRecord,
@@ -102,6 +103,8 @@ class RowMapper:
         i_province, i_district = at("province_code"), at("district_code")
         i_subdistrict, i_address = at("subdistrict_code"), at("address")
         i_latitude, i_longitude = at("latitude"), at("longitude")
+        i_timeline = at(TIMELINE)  # a page that carries its timelines (embeds_timelines)
+        timeline = self.embedded_timeline() if i_timeline >= 0 else None
         source, vocabulary, due_at = self.source, self.vocabulary, self.sla.due_rule()
         # The vocabulary's dicts read directly; a value they lack (or map to nothing) is left
         # to the vocabulary's own method, which says so (Unmapped). Three method calls on a
@@ -183,6 +186,7 @@ class RowMapper:
                 (),  # media_urls
                 None,  # status_notes
                 projection,  # projection
+                timeline(row[i_timeline]) if timeline is not None else None,  # timeline
             )
 
         return case
@@ -236,20 +240,29 @@ class RowMapper:
         )
         at = _positions(labels)
         i_id, i_at, i_status, i_note = at("case_id"), at("at"), at("status"), at("note")
+        entry_of = self._entry_of()
+
+        def entry(values: LabelledRow) -> tuple[str, TimelineEntry]:
+            row = (*(values.values() if values.__class__ is dict else values), None)
+            return str(row[i_id]), entry_of(row[i_at], row[i_status], row[i_note])
+
+        return entry
+
+    def _entry_of(self) -> Callable[[Any, Any, Any], TimelineEntry]:
+        """The entry of a timeline row's time, status and note (None where the source maps
+        none): the one mapping of a loader's timeline rows and of the timelines a page carries
+        (:meth:`embedded_timeline`)."""
         source, naive, convert = self.source, self.timeline_naive, self.statements.from_column_time
         vocabulary = self.vocabulary
         statuses = vocabulary.statuses.get  # as in _case_reader
 
-        def entry(values: LabelledRow) -> tuple[str, TimelineEntry]:
-            row = (*(values.values() if values.__class__ is dict else values), None)
-            when = row[i_at]
+        def entry_of(when: Any, status: Any, note: Any) -> TimelineEntry:
             if when.__class__ is not datetime or when.tzinfo is not UTC or naive:
                 # not as PostgreSQL's timestamptz arrives through asyncpg: check and convert
                 if not isinstance(when, datetime):
                     detail = f"timeline.at is {type(when).__name__}, not a time"
                     raise SourceBadResponse(source, detail)
                 when = convert(when, naive)
-            status, note = row[i_status], row[i_note]  # texts or None, written out as above
             mapped: CanonicalStatus | Unmapped | None = None
             if status is not None:
                 if status.__class__ is not str:
@@ -257,14 +270,32 @@ class RowMapper:
                 mapped = statuses(status) or vocabulary.status(source, status)
             if note is not None and note.__class__ is not str:
                 note = str(note)
-            return str(row[i_id]), TimelineEntry(  # positionally, as in _case_reader
+            return TimelineEntry(  # positionally, as in _case_reader
                 when,  # at
                 mapped,  # status
                 status,  # source_status
                 note or None,  # note
             )
 
-        return entry
+        return entry_of
+
+    def embedded_timeline(self) -> Callable[[Any], tuple[TimelineEntry, ...] | None]:
+        """The mapping of a case row's timeline column (``Statements.embedded_timeline``: a
+        list of (time, status, note) rows, or NULL for a case without entries). A timeline
+        that does not map (a row that is not a time) is None, as if the page had not carried
+        it: the case's timeline is then asked of the loader, whose batch reports the error
+        the usual way, naming the source."""
+        entry_of = self._entry_of()
+
+        def timeline(values: Any) -> tuple[TimelineEntry, ...] | None:
+            if values is None:
+                return ()
+            try:
+                return tuple([entry_of(*entry) for entry in values])
+            except Exception:
+                return None
+
+        return timeline
 
     def referral(self, values: LabelledRow) -> ReferralRecord:
         at = values["at"]

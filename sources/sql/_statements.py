@@ -18,17 +18,22 @@ from sqlalchemy import (
     ARRAY,
     Integer,
     Select,
+    Text,
     any_,
     bindparam,
+    cast,
     exists,
     func,
     not_,
+    null,
     or_,
     select,
     tuple_,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.sql.elements import ColumnElement
 
+from sources._model import TIMELINE  # also the label of the column carrying them
 from sources._query import AgencyAccess, CaseFilter, CaseOrder, Position, SortField
 from sources.sql._due import is_overdue
 from sources.sql._settings import SqlSettings
@@ -65,15 +70,54 @@ class Statements:
         if key in self._projections:
             return self._projections[key]
         wanted = {"id"}
-        for field in fields | {order.record_field}:
+        for field in (fields - {TIMELINE}) | {order.record_field}:
             columns = RECORD_FIELD_COLUMNS.get(field)
             if columns is None:
                 wanted.update(self.labels)
                 break
             wanted.update(columns)
-        labels = tuple(label for label in self.labels if label in wanted)
-        found = self._projections[key] = None if len(labels) == len(self.labels) else labels
-        return found
+        labels: tuple[str, ...] | None = tuple(label for label in self.labels if label in wanted)
+        if labels is not None and len(labels) == len(self.labels):
+            labels = None
+        if TIMELINE in fields and self.embeds_timelines:
+            labels = (*(labels or self.labels), TIMELINE)
+        self._projections[key] = labels
+        return labels
+
+    def without_timeline(self, labels: tuple[str, ...]) -> tuple[str, ...] | None:
+        """``labels`` (:meth:`labels_for`) for the same page without its timelines."""
+        kept = tuple(label for label in labels if label != TIMELINE)
+        return None if kept == self.labels else kept
+
+    @cached_property
+    def embeds_timelines(self) -> bool:
+        """Whether a page can carry its cases' timelines (``TIMELINE`` among the fields it is
+        read for): on PostgreSQL, as one array of rows per case, aggregated by the database
+        in the page's own statement (:meth:`embedded_timeline`), so the page and its
+        timelines are one round trip instead of two."""
+        return self.arrays and self.shape.timeline is not None
+
+    @cached_property
+    def embedded_timeline(self) -> ColumnElement[Any]:
+        """A case row's timeline column: ``array_agg((at, status, note) ORDER BY at, tie)``
+        over its entries, as a correlated subquery (NULL for a case without entries); a
+        column the source does not map is a typed NULL in each row. The entries' index on
+        (case id, time) serves it as it serves :meth:`timelines`."""
+        timeline = self.shape.timeline
+        assert timeline is not None
+        absent = cast(null(), Text)
+        entry = tuple_(
+            timeline.at,
+            timeline.status if timeline.status is not None else absent,
+            timeline.note if timeline.note is not None else absent,
+        )
+        order = [timeline.at]
+        if timeline.tie_breaker is not None:
+            order.append(timeline.tie_breaker)
+        aggregated = select(func.array_agg(aggregate_order_by(entry, *order))).where(
+            timeline.case_id == self.shape.id
+        )
+        return aggregated.scalar_subquery().label(TIMELINE)
 
     def among(self, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
         """``column IN values``, for a data loader's batch of keys or a filter's list of codes.
@@ -191,6 +235,8 @@ class Statements:
         selected = shape.selected
         if labels is not None:
             selected = [column for column in selected if getattr(column, "name", "") in labels]
+            if TIMELINE in labels:
+                selected = [*selected, self.embedded_timeline]
         return (
             select(*selected)
             .select_from(shape.from_clause)

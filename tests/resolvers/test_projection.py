@@ -146,7 +146,7 @@ REST = "fragment Rest on Case { isOverdue location { address } }"
         (
             "{ cases(first: 3) { edges { node { id referenceNumber title status receivedAt"
             " category { code } owningAgency { code } timeline { at } } } } }",
-            {"reference_number", "title", "status", "received_at", "category"},
+            {"reference_number", "title", "status", "received_at", "category", "timeline"},
         ),
         (
             "{ cases(first: 3) { pageInfo { endCursor hasNextPage } totalCount __typename } }",
