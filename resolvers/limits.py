@@ -276,22 +276,30 @@ def _measure_key(
     page_sizes: tuple[int, int],
 ) -> Hashable | None:
     """What a document's measure depends on besides the document, or None when that is not
-    known yet (no walk of it so far) or cannot be a key (a variable's value is a list)."""
+    known yet (no walk of it so far)."""
     read = memo.get(_READ)
     if read is None:
         return None
-    # Each value with its class: a page size of true is not one of 1 (the walk tells them apart).
-    values = ((value.__class__, value) for value in (variables.get(name, _UNSET) for name in read))
-    key = (limits.list_size, page_sizes, *values)
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
+    _, most = page_sizes
+    return (limits.list_size, page_sizes, *(_page_key(variables, name, most) for name in read))
+
+
+def _page_key(variables: Mapping[str, Any], name: str, most: int) -> Hashable:
+    """What the walk makes of variable ``name`` as a page size (``_Walker.page_size``): absent
+    (the document's default applies), a number (clamped as the walk clamps it), or anything
+    else (the configured default page). Never the value itself: a client's megabyte string
+    is not kept as a key."""
+    if name not in variables:
+        return _UNSET
+    value = variables[name]
+    if not isinstance(value, int) or isinstance(value, bool):
+        return _NOT_A_NUMBER
+    return max(0, min(value, most))
 
 
 _READ = "variables read"
-_UNSET = object()
+_UNSET = "absent"
+_NOT_A_NUMBER = "not a number"
 
 
 def _measures(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -69,6 +70,10 @@ _PUSHED_DOWN = frozenset(
 )
 
 
+CARRY_TIMELINES_AGAIN_AFTER = 60.0
+"""Seconds a source's pages carry no timelines after the database refused a page with them."""
+
+
 class SqlSource(Source):
     settings_model: type[SourceSettings] = SqlSettings
     kind = "sql"
@@ -83,6 +88,9 @@ class SqlSource(Source):
         self._rows: RowMapper | None = None
         self._driver: DriverReads | None = None
         self._opening = asyncio.Lock()
+        self._carry_after = 0.0
+        """``time.monotonic()`` before which pages carry no timelines: the database refused a
+        page with them (see :meth:`search_cases`)."""
 
     @property
     def capabilities(self) -> Capabilities:
@@ -127,16 +135,25 @@ class SqlSource(Source):
         sent, decoded nor mapped (bench/README.md)."""
         statements, rows = await self._ready()
         labels = statements.labels_for(fields, order)
+        if labels is None or TIMELINE not in labels:
+            return await self._page(statements, rows, where, order, after, limit, labels)
+        if time.monotonic() < self._carry_after:
+            labels = statements.without_timeline(labels)
+            return await self._page(statements, rows, where, order, after, limit, labels)
         try:
             return await self._page(statements, rows, where, order, after, limit, labels)
         except SourceBadResponse:
-            if labels is None or TIMELINE not in labels:
-                raise
-        # The database refused the page with its timelines (their table gone or changed):
-        # the page without them, as any other source's, so the cases still arrive and the
-        # loader, asked for their timelines, reports the error at each case's timeline.
+            pass
+        # The page with its timelines was refused (their table gone, no permission, a
+        # statement timeout) or did not map: the page without them, as any other source's,
+        # so the cases still arrive and the loader, asked for their timelines, reports its
+        # error at each case's timeline. When that page comes, the timelines were the
+        # trouble: pages carry none for a while, so the refusal is not sent again with every
+        # page meanwhile (nor a slow database asked twice for each).
         labels = statements.without_timeline(labels)
-        return await self._page(statements, rows, where, order, after, limit, labels)
+        records = await self._page(statements, rows, where, order, after, limit, labels)
+        self._carry_after = time.monotonic() + CARRY_TIMELINES_AGAIN_AFTER
+        return records
 
     async def _page(
         self,

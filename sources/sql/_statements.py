@@ -31,7 +31,9 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql.named_types import NamedType
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import NullType, TypeEngine
 
 from sources._model import TIMELINE  # also the label of the column carrying them
 from sources._query import AgencyAccess, CaseFilter, CaseOrder, Position, SortField
@@ -94,8 +96,17 @@ class Statements:
         """Whether a page can carry its cases' timelines (``TIMELINE`` among the fields it is
         read for): on PostgreSQL, as one array of rows per case, aggregated by the database
         in the page's own statement (:meth:`embedded_timeline`), so the page and its
-        timelines are one round trip instead of two."""
-        return self.arrays and self.shape.timeline is not None
+        timelines are one round trip instead of two.
+
+        Not when a column of the entries is of the database's own type (an enum, a domain) or
+        one SQLAlchemy does not know: asyncpg decodes those in a column of their own, as the
+        timeline batch reads them, but not inside an anonymous row ("no decoder for composite
+        type element"). Such a log is left to the loader."""
+        timeline = self.shape.timeline
+        if not self.arrays or timeline is None:
+            return False
+        columns = (timeline.at, timeline.status, timeline.note)
+        return all(column is None or _decodable_in_a_row(column.type) for column in columns)
 
     @cached_property
     def embedded_timeline(self) -> ColumnElement[Any]:
@@ -431,3 +442,13 @@ class Statements:
         if ids:
             allowed.append(self.among(shape.id, ids))
         return or_(*allowed) if allowed else None
+
+
+def _decodable_in_a_row(kind: TypeEngine[Any]) -> bool:
+    """Whether asyncpg decodes values of a reflected column type inside an anonymous row
+    (``(a, b, c)``): PostgreSQL's built-in types, arrays of them. A type of the database's
+    own (SQLAlchemy reflects enums and domains as ``NamedType``) or one SQLAlchemy does not
+    know (``NullType``: a composite, an extension's type) is not."""
+    if isinstance(kind, ARRAY):
+        return _decodable_in_a_row(kind.item_type)
+    return not isinstance(kind, NamedType | NullType)

@@ -158,3 +158,10 @@ def test_a_documents_measure_is_remembered_by_the_page_sizes_it_reads(
     for first in range(200):  # bounded: emptied when full
         errors({"first": first})
     assert len(memo) <= MAX_MEASURES + 2
+    # a value the walk does not take as a number is keyed as such, never kept itself
+    memo.clear()
+    walks.clear()
+    assert errors({"first": "x" * 100_000}) == errors({"first": "y"}) == []
+    assert errors({"first": None}) == errors({"first": 2.5}) == []
+    assert len(walks) - 4 == 1  # one walk for all four (besides the four fresh ones)
+    assert all(len(repr(key)) < 200 for key in memo)

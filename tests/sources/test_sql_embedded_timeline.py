@@ -9,11 +9,13 @@ import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gateway.demo import asyncpg_url
 from sources import CanonicalStatus, CaseFilter, CaseOrder, Position, SourceBadResponse
+from sources import sql as sql_module
 from sources.sql import SqlSource
 from tests.postgres import create_database, drop_database, execute
 from tests.sources.test_sql_mapping import (
@@ -145,14 +147,60 @@ async def test_other_databases_leave_timelines_to_the_loader(tmp_path: Path) -> 
 
 
 async def test_a_page_whose_timelines_the_database_refuses_still_arrives(
-    postgres: SqlSource,
+    postgres: SqlSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The timeline table gone: the page is read again without timelines (its cases arrive),
-    and the loader, asked for them, fails naming the source."""
+    and the loader, asked for them, fails naming the source. The refusal is not sent again
+    with the next pages, until CARRY_TIMELINES_AGAIN_AFTER has passed."""
     dsn = postgres.settings.url.replace("postgresql+asyncpg", "postgresql")
     assert (await page(postgres, TIMELINE_FIELDS))["7"]  # carried, before
     await execute(dsn, "DROP TABLE log;")
+    sent = count_statements(postgres, monkeypatch)
     carried = await page(postgres, TIMELINE_FIELDS)
     assert carried == {"7": None, "8": None, "9": None}
+    assert len(sent) == 2  # refused, then without timelines
+    assert (await page(postgres, TIMELINE_FIELDS)) == carried
+    assert len(sent) == 3  # one statement: no timelines asked meanwhile
     with pytest.raises(SourceBadResponse, match="database refused the query"):
         await postgres.load_timelines(["7"])
+    await execute(dsn, "CREATE TABLE log (case_id BIGINT, at TIMESTAMPTZ, state TEXT, note TEXT);")
+    monkeypatch.setattr(sql_module, "CARRY_TIMELINES_AGAIN_AFTER", 0.0)
+    postgres._carry_after = 0.0  # as when the while has passed
+    assert (await page(postgres, TIMELINE_FIELDS))["7"] == ()
+
+
+def count_statements(source: SqlSource, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The statements ``source`` sends from now on, as a list that grows."""
+    sent: list[object] = []
+    fetch = source._fetch_values
+
+    async def counted(statement: Any, parameters: Any = None) -> Any:
+        sent.append(statement)
+        return await fetch(statement, parameters)
+
+    monkeypatch.setattr(source, "_fetch_values", counted)
+    return sent
+
+
+async def test_an_entry_column_of_the_databases_own_type_is_left_to_the_loader(
+    postgres_admin_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status of an enum type (or a domain): asyncpg decodes it in a column of its own but
+    not inside the anonymous row a carried timeline is, so pages carry none and the loader
+    answers, in its own statement."""
+    log = (
+        "CREATE TYPE state AS ENUM ('open', 'shut');"
+        "CREATE DOMAIN remark AS TEXT;"
+        "CREATE TABLE log (case_id BIGINT, at TIMESTAMPTZ, state state, note remark);"
+    )
+    async with postgres_source(postgres_admin_dsn, log) as source:
+        sent = count_statements(source, monkeypatch)
+        carried = await page(source, TIMELINE_FIELDS)
+        assert carried == {"7": None, "8": None, "9": None}
+        assert len(sent) == 1  # not refused: never asked
+        loaded = await source.load_timelines(["7"])
+        assert [(e.source_status, e.note) for e in loaded["7"]] == [
+            ("open", None),
+            (None, "a note"),
+            ("shut", "the last"),
+        ]
