@@ -86,6 +86,19 @@ class Statements:
         self._projections[key] = labels
         return labels
 
+    @cached_property
+    def _entry_order(self) -> list[ColumnElement[Any]]:
+        """A case's timeline entries in order: by time, then the configured tie breaker, else
+        by status and note, so that entries of the same time come in one order whichever
+        statement reads them (the batch of :meth:`timelines` or a page's
+        :meth:`embedded_timeline`) and whenever."""
+        timeline = self.shape.timeline
+        assert timeline is not None
+        if timeline.tie_breaker is not None:
+            return [timeline.at, timeline.tie_breaker]
+        rest = [column for column in (timeline.status, timeline.note) if column is not None]
+        return [timeline.at, *rest]
+
     def without_timeline(self, labels: tuple[str, ...]) -> tuple[str, ...] | None:
         """``labels`` (:meth:`labels_for`) for the same page without its timelines."""
         kept = tuple(label for label in labels if label != TIMELINE)
@@ -122,9 +135,7 @@ class Statements:
             timeline.status if timeline.status is not None else absent,
             timeline.note if timeline.note is not None else absent,
         )
-        order = [timeline.at]
-        if timeline.tie_breaker is not None:
-            order.append(timeline.tie_breaker)
+        order = self._entry_order
         aggregated = select(func.array_agg(aggregate_order_by(entry, *order))).where(
             timeline.case_id == self.shape.id
         )
@@ -274,9 +285,7 @@ class Statements:
             columns.append(timeline.status.label("status"))
         if timeline.note is not None:
             columns.append(timeline.note.label("note"))
-        order = [timeline.case_id, timeline.at]
-        if timeline.tie_breaker is not None:
-            order.append(timeline.tie_breaker)
+        order = [timeline.case_id, *self._entry_order]
         return select(*columns).where(self.among_keys(timeline.case_id)).order_by(*order)
 
     @cached_property

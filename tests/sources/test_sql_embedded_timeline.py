@@ -204,3 +204,27 @@ async def test_an_entry_column_of_the_databases_own_type_is_left_to_the_loader(
             (None, "a note"),
             ("shut", "the last"),
         ]
+
+
+async def test_entries_of_the_same_time_come_in_one_order_either_way(
+    postgres: SqlSource,
+) -> None:
+    """Without a configured tie breaker, entries of one time are ordered by status, then note,
+    in the page's timelines and in the loader's batch alike."""
+    dsn = postgres.settings.url.replace("postgresql+asyncpg", "postgresql")
+    same = "'2025-11-02 00:00:00+00'"
+    await execute(
+        dsn,
+        f"INSERT INTO log VALUES (9, {same}, 'shut', 'b');"
+        f"INSERT INTO log VALUES (9, {same}, 'open', 'z');"
+        f"INSERT INTO log VALUES (9, {same}, 'shut', 'a');",
+    )
+    carried = (await page(postgres, TIMELINE_FIELDS))["9"]
+    loaded = tuple((await postgres.load_timelines(["9"]))["9"])
+    assert carried == loaded
+    assert [(e.source_status, e.note) for e in loaded] == [
+        ("open", "received"),
+        ("open", "z"),
+        ("shut", "a"),
+        ("shut", "b"),
+    ]
