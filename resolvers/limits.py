@@ -251,35 +251,29 @@ def measure_errors(
     remembered by everything they depend on besides the document: the configured list and
     page sizes and the values of the variables the walk read (``first`` of a connection),
     so the same document with the same page size is walked once."""
+    read: tuple[str, ...] | None = memo.get(_READ) if memo is not None else None
     measures = None
-    key = _measure_key(memo, limits, variables, page_sizes) if memo is not None else None
-    if key is not None and memo is not None:
-        measures = memo.get(key)
+    if memo is not None and read is not None:
+        measures = memo.get(_measure_key(read, limits, variables, page_sizes))
     if measures is None:
-        measures, read = _measures(schema, document, limits, variables, page_sizes)
+        measures, walked = _measures(schema, document, limits, variables, page_sizes)
         if memo is not None:
-            if _READ not in memo:
-                memo[_READ] = tuple(sorted(read))
-                key = _measure_key(memo, limits, variables, page_sizes)
-            if key is not None:
-                if len(memo) > MAX_MEASURES:
-                    memo.clear()
-                    memo[_READ] = tuple(sorted(read))
-                memo[key] = measures
+            read = read or tuple(sorted(walked))  # the same names for any values
+            if len(memo) > MAX_MEASURES:
+                memo.clear()
+            memo[_READ] = read
+            memo[_measure_key(read, limits, variables, page_sizes)] = measures
     return [error for measured in measures for error in _over_limits(measured, limits)]
 
 
 def _measure_key(
-    memo: dict[Hashable, Any],
+    read: tuple[str, ...],
     limits: QueryLimits,
     variables: Mapping[str, Any],
     page_sizes: tuple[int, int],
-) -> Hashable | None:
-    """What a document's measure depends on besides the document, or None when that is not
-    known yet (no walk of it so far)."""
-    read = memo.get(_READ)
-    if read is None:
-        return None
+) -> Hashable:
+    """What a document's measure depends on besides the document: the configured sizes and
+    what the walk makes of each variable it reads (``read``, learnt from its first walk)."""
     _, most = page_sizes
     return (limits.list_size, page_sizes, *(_page_key(variables, name, most) for name in read))
 

@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 from graphql import (
     GraphQLError,
     GraphQLField,
+    GraphQLLeafType,
     GraphQLList,
     GraphQLObjectType,
     GraphQLOutputType,
@@ -136,6 +137,18 @@ def _plain_classes(object_type: GraphQLObjectType) -> set[type]:
 
 _NEVER_AWAITED = frozenset({str, int, float, bool, type(None), list, tuple, dict})
 """Classes whose instances are never awaitable (none defines ``__await__``)."""
+
+
+def _short_paths(
+    leaf: GraphQLLeafType | None,
+) -> tuple[type | None, type | None, dict[Any, str], type | None]:
+    """What the column loops coerce without a call for ``leaf`` (resolvers/coercion.py gives
+    the same answers): the class whose values pass as they are (``str`` for String), the
+    enum's class and its members' names by value, and ``datetime`` where a UTC one is its
+    ISO text; None where the type has no such path."""
+    enum = enum_names(leaf)
+    members, names = enum if enum is not None else (None, {})
+    return passes_as_is(leaf), members, names, datetime if is_iso_datetime(leaf) else None
 
 
 class _SharedLeaf(NamedTuple):
@@ -388,10 +401,7 @@ class ListExecutor(PlainFieldExecutor):
         # The usual values coerced here without a call (resolvers/coercion.py gives the same
         # answers): a str for String is itself, an enum member is its name, a UTC datetime
         # its ISO text. A page has hundreds of each.
-        kind = passes_as_is(plan.leaf)
-        enum = enum_names(plan.leaf)
-        members, names = enum if enum is not None else (None, {})
-        times = datetime if is_iso_datetime(plan.leaf) else None
+        kind, members, names, times = _short_paths(plan.leaf)
         for source, row, slot in zip(column.sources, column.rows, column.slots, strict=True):
             try:
                 value = read(source)
@@ -518,20 +528,9 @@ class ListExecutor(PlainFieldExecutor):
             plan = plans.get(field_name)
             if plan is None or plan.leaf is None or not plan.attribute:
                 return None
-            enum = enum_names(plan.leaf)
-            members, names = enum if enum is not None else (None, {})
-            leaves.append(
-                _SharedLeaf(
-                    name,
-                    plan.read,
-                    passes_as_is(plan.leaf),
-                    members,
-                    names,
-                    datetime if is_iso_datetime(plan.leaf) else None,
-                    not is_non_null_type(plan.field.type),
-                    None,
-                )
-            )
+            kind, members, names, times = _short_paths(plan.leaf)
+            nullable = not is_non_null_type(plan.field.type)
+            leaves.append(_SharedLeaf(name, plan.read, kind, members, names, times, nullable, None))
         return tuple(leaves)
 
     def _batched_column(

@@ -135,15 +135,14 @@ class SqlSource(Source):
         sent, decoded nor mapped (bench/README.md)."""
         statements, rows = await self._ready()
         labels = statements.labels_for(fields, order)
-        if labels is None or TIMELINE not in labels:
-            return await self._page(statements, rows, where, order, after, limit, labels)
-        if time.monotonic() < self._carry_after:
-            labels = statements.without_timeline(labels)
-            return await self._page(statements, rows, where, order, after, limit, labels)
+        carrying = labels is not None and TIMELINE in labels
+        if labels is not None and carrying and time.monotonic() < self._carry_after:
+            labels, carrying = statements.without_timeline(labels), False
         try:
             return await self._page(statements, rows, where, order, after, limit, labels)
         except SourceBadResponse:
-            pass
+            if labels is None or not carrying:
+                raise
         # The page with its timelines was refused (their table gone, no permission, a
         # statement timeout) or did not map: the page without them, as any other source's,
         # so the cases still arrive and the loader, asked for their timelines, reports its

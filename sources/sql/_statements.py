@@ -79,7 +79,7 @@ class Statements:
                 break
             wanted.update(columns)
         labels: tuple[str, ...] | None = tuple(label for label in self.labels if label in wanted)
-        if labels is not None and len(labels) == len(self.labels):
+        if labels == self.labels:
             labels = None
         if TIMELINE in fields and self.embeds_timelines:
             labels = (*(labels or self.labels), TIMELINE)

@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from starlette.types import Receive, Scope, Send
 
@@ -19,7 +18,7 @@ from samples import damrongdhama
 from samples.serving import ThreadedServer
 from sources.rest import RestSettings
 from tests.conftest import PG_SEED, DemoData, serving
-from tests.postgres import create_database, drop_database
+from tests.postgres import create_database, drop_database, execute
 from tests.resolvers.expected import ALL_SOURCES, POSTGRES_SOURCE, REST_SOURCE, SQLITE_SOURCE
 
 QUERY = """
@@ -91,7 +90,7 @@ async def test_postgresql_refusing_a_statement_is_a_bad_response_naming_the_reas
         config = with_source(demo_data.config, POSTGRES_SOURCE, url=asyncpg_url(dsn))
         async with serving(config) as gateway:
             assert "errors" not in await gateway.query(QUERY)
-            await _execute(dsn, "ALTER TABLE complaints RENAME COLUMN subject TO heading")
+            await execute(dsn, "ALTER TABLE complaints RENAME COLUMN subject TO heading")
             body = await gateway.query(QUERY)
             assert sources_in(body) == set(ALL_SOURCES) - {POSTGRES_SOURCE}
             (error,) = body["errors"]
@@ -100,20 +99,12 @@ async def test_postgresql_refusing_a_statement_is_a_bad_response_naming_the_reas
             assert "subject" not in error["message"] and "SELECT" not in error["message"]
             logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
             assert f"source {POSTGRES_SOURCE}: UndefinedColumnError" in logged  # for operators
-            await _execute(dsn, "ALTER TABLE complaints RENAME COLUMN heading TO subject")
+            await execute(dsn, "ALTER TABLE complaints RENAME COLUMN heading TO subject")
             again = await gateway.query(QUERY)
             assert "errors" not in again, again
             assert POSTGRES_SOURCE in sources_in(again)
     finally:
         await drop_database(postgres_admin_dsn, dsn)
-
-
-async def _execute(dsn: str, statement: str) -> None:
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 class UnknownStatus:

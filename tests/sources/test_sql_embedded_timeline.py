@@ -62,6 +62,11 @@ async def postgres(postgres_admin_dsn: str) -> AsyncIterator[SqlSource]:
         yield source
 
 
+def dsn_of(source: SqlSource) -> str:
+    """The libpq address of the source's database, to change it behind the source's back."""
+    return source.settings.url.replace("postgresql+asyncpg", "postgresql")
+
+
 async def page(
     source: SqlSource,
     fields: frozenset[str] | None,
@@ -121,7 +126,7 @@ async def test_a_timeline_that_does_not_map_is_left_to_the_loader(
 ) -> None:
     """An entry without a time: case 7's carried timeline does not map, so its record
     carries none, and the loader, asked instead, reports the error naming the source."""
-    dsn = postgres.settings.url.replace("postgresql+asyncpg", "postgresql")
+    dsn = dsn_of(postgres)
     await execute(dsn, "INSERT INTO log VALUES (7, NULL, 'open', 'no time');")
     carried = await page(postgres, TIMELINE_FIELDS)
     assert carried["7"] is None
@@ -152,7 +157,7 @@ async def test_a_page_whose_timelines_the_database_refuses_still_arrives(
     """The timeline table gone: the page is read again without timelines (its cases arrive),
     and the loader, asked for them, fails naming the source. The refusal is not sent again
     with the next pages, until CARRY_TIMELINES_AGAIN_AFTER has passed."""
-    dsn = postgres.settings.url.replace("postgresql+asyncpg", "postgresql")
+    dsn = dsn_of(postgres)
     assert (await page(postgres, TIMELINE_FIELDS))["7"]  # carried, before
     await execute(dsn, "DROP TABLE log;")
     sent = count_statements(postgres, monkeypatch)
@@ -211,7 +216,7 @@ async def test_entries_of_the_same_time_come_in_one_order_either_way(
 ) -> None:
     """Without a configured tie breaker, entries of one time are ordered by status, then note,
     in the page's timelines and in the loader's batch alike."""
-    dsn = postgres.settings.url.replace("postgresql+asyncpg", "postgresql")
+    dsn = dsn_of(postgres)
     same = "'2025-11-02 00:00:00+00'"
     await execute(
         dsn,
