@@ -322,8 +322,27 @@ def shows(example: DocExample, answer: Any) -> bool:
     return example.shown is not None and _parses_to(example.shown.text, answer)
 
 
-def render(answer: Any) -> str:
-    return json.dumps(answer, ensure_ascii=False, indent=2)
+WIDTH = 100
+"""Lines of the docs' Markdown (STYLE: ruff's line length); the shown answers keep to it."""
+
+
+def render(answer: Any, indent: int = 0, prefix: int = 0) -> str:
+    """JSON as the docs show it: indented by two, but an object or list that fits on its line
+    (``prefix`` characters are already on it) written on one, so figures read across."""
+    flat = json.dumps(answer, ensure_ascii=False, separators=(", ", ": "))
+    if not isinstance(answer, dict | list) or not answer or prefix + len(flat) <= WIDTH:
+        return flat
+    inner = " " * (indent + 2)
+    items = []
+    if isinstance(answer, dict):
+        for name, value in answer.items():
+            key = f"{inner}{json.dumps(name, ensure_ascii=False)}: "
+            items.append(key + render(value, indent + 2, len(key) + 1))
+        opening, closing = "{", "}"
+    else:
+        items = [inner + render(value, indent + 2, len(inner) + 1) for value in answer]
+        opening, closing = "[", "]"
+    return opening + "\n" + ",\n".join(items) + "\n" + " " * indent + closing
 
 
 # -- the demo, as `complaint-graph demo` builds it ---------------------------------------------
