@@ -20,7 +20,9 @@ from tests.docs import (
     DocsDemo,
     all_examples,
     ask,
+    curl_request,
     documents,
+    examples_in,
     render,
     shows,
     start_docs_demo,
@@ -44,6 +46,47 @@ def docs_demo(
 def test_every_query_shown_is_a_checked_example() -> None:
     assert PROBLEMS == []
     assert any(example.path.name == "README.md" for example in EXAMPLES)  # the first query
+
+
+def test_markers_are_read_and_mistakes_named(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        '<!-- doc-example key=demo-analyst check=runs variables={"id": "x y"} -->\n'
+        "```graphql\n{ a }\n```\n\n"
+        "```markdown\n<!-- doc-example -->\n```\n\n"  # shown, not meant
+        "```graphql\n{ unmarked }\n```\n\n"
+        "<!-- doc-example colour=red -->\n```graphql\n{ b }\n```\n\n"
+        "<!-- doc-example -->\n```graphql\n{ c }\n```\n\nno answer shown\n",
+        encoding="utf-8",
+    )
+    (example,), problems = examples_in(page)
+    assert (example.key, example.check, example.variables) == (
+        "demo-analyst",
+        "runs",
+        {"id": "x y"},
+    )
+    assert example.block.text == "{ a }" and example.name == "page.md:2"
+    unmarked = "block without a <!-- doc-example --> marker: the tests cannot check it"
+    assert problems == [
+        "page.md:14: unknown attribute 'colour=red' (key=, check=, variables=)",
+        "page.md:19: check=answer needs a ```json block right after it",
+        f"page.md:10: a graphql {unmarked}",
+    ]
+
+
+def test_curl_commands_are_sent_as_curl_sends_them() -> None:
+    request = curl_request(
+        "curl -s http://127.0.0.1:8000/export.csv -o out.csv \\\n"
+        "  -H 'Authorization: Bearer k' --data-urlencode 'query={ a(b: \"c d\") }' | head"
+    )
+    assert (request.method, request.path) == ("POST", "/export.csv")
+    assert request.headers == {
+        "authorization": "Bearer k",
+        "content-type": "application/x-www-form-urlencoded",
+    }
+    assert request.body == b"query=%7B+a%28b%3A+%22c+d%22%29+%7D"
+    plain = curl_request("curl http://127.0.0.1:8000/readyz")
+    assert (plain.method, plain.path, plain.body) == ("GET", "/readyz", None)
 
 
 @pytest.mark.parametrize("example", ASKED, ids=lambda example: example.name)

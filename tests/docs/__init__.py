@@ -102,7 +102,12 @@ class DocExample:
     @property
     def name(self) -> str:
         """``docs/frontend.md:42``: where the example's block opens, 1-based, as editors count."""
-        return f"{self.path.relative_to(ROOT).as_posix()}:{self.block.opening + 1}"
+        return f"{shown_path(self.path)}:{self.block.opening + 1}"
+
+
+def shown_path(path: Path) -> str:
+    """The file as the docs' readers and editors name it: relative to the repository."""
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
 
 
 def documents(root: Path = ROOT) -> list[Path]:
@@ -163,7 +168,7 @@ def examples_in(path: Path) -> tuple[list[DocExample], list[str]]:
     query or curl command shown without a marker (so nothing checks it)."""
     lines = path.read_text(encoding="utf-8").split("\n")
     found = blocks(lines)
-    relative = path.relative_to(ROOT).as_posix()
+    relative = shown_path(path)
     examples: list[DocExample] = []
     problems: list[str] = []
     marked: set[int] = set()
@@ -173,9 +178,11 @@ def examples_in(path: Path) -> tuple[list[DocExample], list[str]]:
         where = f"{relative}:{end + 1}"
         if any(block.opening < end < block.closing for block in found):
             continue  # a marker shown inside a block (how to write one) marks nothing
+        block = _next_block(found, lines, end)
+        if block is not None:
+            marked.add(block.opening)  # a faulty marker is reported once, as itself
         try:
             key, check, variables = _attributes(match.group("attributes"), where)
-            block = _next_block(found, lines, end)
             if block is None or block.language not in ("graphql", "sh"):
                 raise DocProblem(f"{where}: a doc-example marker must precede a graphql/sh block")
             if block.language == "sh" and not block.text.lstrip().startswith("curl "):
@@ -188,7 +195,6 @@ def examples_in(path: Path) -> tuple[list[DocExample], list[str]]:
         except DocProblem as problem:
             problems.append(str(problem))
             continue
-        marked.add(block.opening)
         examples.append(DocExample(path, block, key, check, variables, shown))
     for block in found:
         unmarked = block.opening not in marked

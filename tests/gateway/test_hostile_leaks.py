@@ -139,7 +139,7 @@ async def test_agency_garbage_values_are_not_echoed(demo_data: DemoData) -> None
         server.stop()
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "SOURCE_BAD_RESPONSE"
-    assert "received_at" in error["message"]  # names the field, as the README promises
+    assert "received_at" in error["message"]  # names the field, as docs/frontend.md promises
     assert "intranet" not in error["message"]
 
 
