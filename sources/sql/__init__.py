@@ -86,11 +86,12 @@ class SqlSource(Source):
         self._rows: RowMapper | None = None
         self._driver: DriverReads | None = None
         self._opening = asyncio.Lock()
-        backend = strategy_for(_backend(settings.url))
+        backend = strategy_for(_backend_name(settings.url))
         self.dialect: SqlDialect = strategy_for(settings.dialect) if settings.dialect else backend
         """What this database's SQL does its own way (sources/sql/_dialects.py)."""
-        self._errors = backend
-        """Tells the driver's errors apart: the database's own, whatever SQL it speaks."""
+        self._backend = backend
+        """The database's own strategy, whatever SQL it speaks: its connection options, its
+        reflection and its driver's errors."""
         self._carry_after = 0.0
         """``time.monotonic()`` before which pages carry no timelines: the database refused a
         page with them (see :meth:`search_cases`)."""
@@ -409,7 +410,7 @@ class SqlSource(Source):
             # database per source call otherwise).
             options: dict[str, Any] = {
                 "isolation_level": "AUTOCOMMIT",
-                **self._errors.engine_options(self.settings.url),
+                **self._backend.engine_options(self.settings.url),
             }
             try:
                 self._engine = create_async_engine(
@@ -440,7 +441,7 @@ class SqlSource(Source):
                 connection,
                 only=[name for name in set(names) if name in existing],
                 views=True,
-                **self.dialect.reflect_options(),
+                **self._backend.reflect_options(),
             )
             return {name: metadata.tables.get(name) for name in existing}
 
@@ -450,7 +451,7 @@ class SqlSource(Source):
         except NoSuchTableError as exc:
             raise SourceConfigError(self.id, f"table {exc} does not exist") from exc
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(self.id, exc, self._errors) from exc
+            raise _translate(self.id, exc, self._backend) from exc
 
     async def _fetch_values(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
@@ -477,7 +478,7 @@ class SqlSource(Source):
                     raise
                 return records
         except (*DRIVER_ERRORS, SQLAlchemyError, OSError) as exc:
-            raise _translate(self.id, exc, self._errors) from exc
+            raise _translate(self.id, exc, self._backend) from exc
 
     async def _fetch(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
@@ -487,7 +488,7 @@ class SqlSource(Source):
                 result = await connection.execute(statement, parameters)
                 return result.all()
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(self.id, exc, self._errors) from exc
+            raise _translate(self.id, exc, self._backend) from exc
 
 
 def _translate(source: str, exc: BaseException, dialect: SqlDialect) -> SourceError:
@@ -521,7 +522,7 @@ def _refused(source: str, error: BaseException | None, dialect: SqlDialect) -> S
     return SourceQueryFailed(source, f"database refused the query ({name})", reason)
 
 
-def _backend(url: str) -> str:
+def _backend_name(url: str) -> str:
     """The dialect name of a SQLAlchemy URL (``mysql`` of ``mysql+asyncmy://``)."""
     try:
         return make_url(url).get_backend_name()

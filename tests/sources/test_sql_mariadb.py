@@ -21,12 +21,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.config import GatewayConfig, parse_config
+from gateway.config import ConfigError, GatewayConfig, parse_config
 from sources import (
     CanonicalStatus,
     CaseFilter,
     CaseOrder,
     Channel,
+    Position,
     SortField,
     SourceQueryFailed,
     SourceUnavailable,
@@ -326,7 +327,7 @@ async def test_keyset_pages_walk_every_case_once_in_order(
             break
         last = page[-1]
         value = last.received_at if field is SortField.RECEIVED_AT else last.updated_at
-        after = type(position_of(last))(value, last.source, last.local_id)
+        after = Position(value, last.source, last.local_id)
     assert seen == expected
 
 
@@ -530,3 +531,9 @@ async def test_a_missing_driver_names_the_install_not_the_url(
     assert "not installed" in problem.problem and "asyncmy" in problem.problem
     assert "pip install 'complaint-graph[mysql]'" in problem.fix
     assert "check the URL" not in problem.fix
+
+
+def test_a_constant_channel_must_be_a_channel() -> None:
+    text = config_text("mysql+asyncmy://root@127.0.0.1:3306/test")
+    with pytest.raises(ConfigError, match="'TELEPHONE' is not a channel; use one of: "):
+        parse_config(text.replace("description: detail", "channel: {value: TELEPHONE}"), {})
