@@ -47,13 +47,19 @@ def _connect_args(url: URL) -> dict[str, Any]:
 
 
 async def execute(
-    url: str, statements: Sequence[str], rows: dict[str, Sequence[Sequence[Any]]] | None = None
+    url: str,
+    statements: Sequence[str],
+    rows: dict[str, Sequence[Sequence[Any]]] | None = None,
+    session_zone: str = "+07:00",
 ) -> None:
-    """Run ``statements`` in the database of ``url``, then insert ``rows`` (table -> rows)."""
+    """Run ``statements`` in the database of ``url``, then insert ``rows`` (table -> rows), in
+    a session whose time zone is ``session_zone`` (Bangkok, as an agency's software there
+    writes: a TIMESTAMP column keeps what it is sent as a Bangkok time)."""
     parsed = make_url(url)
     connection = await asyncmy.connect(**_connect_args(parsed), db=parsed.database)
     try:
         async with connection.cursor() as cursor:
+            await cursor.execute(f"SET time_zone = '{session_zone}'")
             for statement in statements:
                 await cursor.execute(statement)
             for table, values in (rows or {}).items():

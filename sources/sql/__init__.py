@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from sqlalchemy import MetaData, Select, Table, inspect, select
@@ -410,7 +411,7 @@ class SqlSource(Source):
             # database per source call otherwise).
             options: dict[str, Any] = {
                 "isolation_level": "AUTOCOMMIT",
-                **self._backend.engine_options(self.settings.url),
+                **self._backend.engine_options(self.settings.url, ZoneInfo(self.settings.timezone)),
             }
             try:
                 self._engine = create_async_engine(

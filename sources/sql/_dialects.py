@@ -148,8 +148,9 @@ class SqlDialect:
 
     # -- connecting ---------------------------------------------------------------------------
 
-    def engine_options(self, url: str) -> dict[str, Any]:
-        """Extra keyword arguments for ``create_async_engine`` (connection arguments)."""
+    def engine_options(self, url: str, zone: ZoneInfo) -> dict[str, Any]:
+        """Extra keyword arguments for ``create_async_engine`` (connection arguments), for a
+        source whose local times are in ``zone``."""
         return {}
 
     def reflect_options(self) -> dict[str, Any]:
@@ -329,11 +330,22 @@ class MySQL(SqlDialect):
             return f"{type(error).__name__} {args[0]}"
         return super().error_name(error)
 
-    def engine_options(self, url: str) -> dict[str, Any]:
-        """Thai text needs utf8mb4 on the connection; a URL's own ``charset`` wins."""
-        if "charset=" in url:
-            return {}
-        return {"connect_args": {"charset": "utf8mb4"}}
+    def engine_options(self, url: str, zone: ZoneInfo) -> dict[str, Any]:
+        """Each connection's session in the source's zone, so that TIMESTAMP columns (kept in
+        UTC, read in the session's zone) come back in the same local time as DATETIME ones,
+        which the source reads as times in its zone; as an offset (as of the engine's
+        creation), which a server without time zone tables understands. Thai text needs
+        utf8mb4 on the connection; a URL's own ``charset`` wins."""
+        offset = datetime.now(zone).utcoffset() or timedelta()
+        minutes = int(offset.total_seconds() // 60)
+        sign = "-" if minutes < 0 else "+"
+        hours, rest = divmod(abs(minutes), 60)
+        arguments: dict[str, Any] = {
+            "init_command": f"SET time_zone = '{sign}{hours:02d}:{rest:02d}'"
+        }
+        if "charset=" not in url:
+            arguments["charset"] = "utf8mb4"
+        return {"connect_args": arguments}
 
 
 STRATEGIES: dict[str, type[SqlDialect]] = {

@@ -1,7 +1,8 @@
 """An agency on MariaDB, added by configuration alone, against a real server.
 
 Its own Thai-style tables: ``tb_complaint`` (no channel, no due date), a ``tb_status`` lookup
-of Thai status names, a ``tb_complaint_log``, naive Bangkok times (DATETIME). The database is
+of Thai status names, a ``tb_complaint_log``, naive Bangkok times (DATETIME; the log's are a
+TIMESTAMP, written by a Bangkok session as the agency's own software would). The database is
 made fresh for the run and dropped after; every expected answer is computed here from the rows
 inserted, not read back through the code under test. Times sit on both sides of Bangkok's and
 UTC's day and month boundaries, where a bucket taken in the wrong zone differs.
@@ -89,7 +90,7 @@ SCHEMA = [
         log_id INT PRIMARY KEY,
         complaint_id INT NOT NULL,
         status_id INT NULL,
-        log_date DATETIME NOT NULL,
+        log_date TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
         remark TEXT,
         KEY by_case (complaint_id, log_date)
     )""",
