@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from sources._stats import BANGKOK, BINS_PER_DOUBLING, HOUR_BOUNDS
+from sources.sql._driver import means_unavailable
 
 KEYS = "keys"
 """The name the keyed statements (``cases_by_ids``, ``timelines``...) bind their batch to: send
@@ -202,10 +203,6 @@ class PostgreSQL(SqlDialect):
     aggregates_rows = True
     row_comparison = True
 
-    UNAVAILABLE_STATES = ("08", "53", "57P")
-    """SQLSTATE classes of a server that is there but not serving: connection exceptions, out
-    of resources (too many connections), operator intervention (shut down, terminated)."""
-
     def among(self, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
 
@@ -226,8 +223,8 @@ class PostgreSQL(SqlDialect):
         return _log_bin(hours, lambda value: cast(value, Integer))
 
     def unavailable(self, error: BaseException | None) -> bool:
-        state = str(getattr(error, "sqlstate", None) or "")
-        return state.startswith(self.UNAVAILABLE_STATES) or super().unavailable(error)
+        """By the SQLSTATE class (sources/sql/_driver.py), else by the class name."""
+        return means_unavailable(error) or super().unavailable(error)
 
 
 class SQLite(SqlDialect):
