@@ -28,6 +28,7 @@ from sources import (
     CaseFilter,
     CaseOrder,
     Channel,
+    Dimension,
     Position,
     SortField,
     SourceQueryFailed,
@@ -372,6 +373,9 @@ async def test_a_constant_channel_and_no_description(agency_url: str) -> None:
         assert record.channel is Channel.PHONE
         assert record.description == ""
         assert await source.check() == []
+        stats = await source.case_stats(CaseFilter(), [Dimension.CHANNEL], datetime.now(UTC))
+        assert {key: b.count for key, b in stats.buckets.items()} == {("PHONE",): len(CASES)}
+        assert await source.count_cases(CaseFilter(text="รายละเอียด")) == 0  # no description
     finally:
         await source.close()
 
