@@ -467,6 +467,40 @@ async def test_case_stats_by_province_and_bangkok_month_day_and_week(agency_url:
     assert utc_months != Counter(month(c) for c in CASES)  # the boundaries do tell
 
 
+DURATIONS = """
+query Stats($groupBy: [StatsDimension!]!) {
+  caseStats(groupBy: $groupBy) {
+    buckets { key { code } count open overdue resolutionHours { count mean } }
+  }
+}
+"""
+
+
+async def test_case_stats_durations_and_open_cases_by_province(agency_url: str) -> None:
+    """Hours from received to closed (TIMESTAMPDIFF on MariaDB) for the resolved cases with a
+    closing time; every open case is past its 15 days by now (received in 2026's first
+    months)."""
+    async with serving(config(agency_url)) as gateway:
+        body = await gateway.query(DURATIONS, {"groupBy": ["PROVINCE"]})
+    assert "errors" not in body, body.get("errors")
+    found = {b["key"][0]["code"]: b for b in body["data"]["caseStats"]["buckets"]}
+    assert set(found) == set(PROVINCES)
+    for province in PROVINCES:
+        cases = [c for c in CASES if c.province == province]
+        closed = [
+            (c.updated - c.created).total_seconds() / 3600
+            for c in cases
+            if c.status_id == 3 and c.updated is not None  # finished_date is set for these
+        ]
+        still_open = sum(1 for c in cases if not CANONICAL[c.status_id].is_finished)
+        bucket = found[province]
+        assert bucket["count"] == len(cases)
+        assert (bucket["open"], bucket["overdue"]) == (still_open, still_open)
+        assert bucket["resolutionHours"]["count"] == len(closed)
+        mean = bucket["resolutionHours"]["mean"]  # the graph rounds it to 3 places
+        assert mean == pytest.approx(sum(closed) / len(closed), abs=0.0005)
+
+
 # -- statements the database refuses --------------------------------------------------------------
 
 SPEAKS_POSTGRESQL = "    dialect: postgresql\n"
