@@ -24,6 +24,7 @@ from sqlalchemy import (
     ARRAY,
     Date,
     Integer,
+    Select,
     and_,
     any_,
     bindparam,
@@ -120,6 +121,12 @@ class SqlDialect:
         of inline boundaries (7 comparisons for 66 bins), the same answer as
         :func:`sources._stats.hour_bin`, with no function a dialect might lack."""
         return _bin_tree(hours)
+
+    def fence(self, cases: Select[Any]) -> Select[Any]:
+        """The statistics' innermost statement (each case's dimensions, state and hours) as a
+        subquery the planner computes once rather than inlining its expressions into the
+        levels above: ``OFFSET 0``. (SQL Server would need an ORDER BY with it.)"""
+        return cases.offset(0)
 
     # -- errors -----------------------------------------------------------------------------
 

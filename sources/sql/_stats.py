@@ -86,7 +86,7 @@ class StatsQuery:
         from_clause, referral, first = self._from_clause()
         values = [self._dimension(d, referral).label(f"d{i}") for i, d in enumerate(self.grouped)]
         state = self._state()
-        cases = (
+        cases = self.dialect.fence(
             select(
                 *values,
                 state.label("state"),
@@ -95,9 +95,7 @@ class StatsQuery:
             )
             .select_from(from_clause)
             .where(*conditions)
-            .offset(0)  # a fence: each case's state and hours are computed once, not inlined
-            .subquery("c")
-        )
+        ).subquery("c")
         dims = [cases.c[f"d{i}"] for i in range(len(self.grouped))]
         binned = select(
             *dims,
