@@ -30,11 +30,12 @@ browser:
 demo: $(VENV)/.installed  ## start the gateway on the embedded demo agencies
 	$(BIN)/complaint-graph demo --port $(PORT)
 
+# On CI (CI set) the MariaDB agency's tests fail, rather than skip, when no server answers.
 test: $(VENV)/.installed $(HTTP_AUDIT)/node_modules/.installed browser  ## the whole suite, with lint and types
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy gateway resolvers sources samples
-	$(BIN)/pytest
+	$(if $(CI),COMPLAINT_GRAPH_REQUIRE_MYSQL=1 )$(BIN)/pytest
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
