@@ -18,7 +18,7 @@ from sources._settings import SourceSettings
 GROUP = "complaint_graph.sources"
 """The entry point group a distribution declares its kinds in (name = the ``kind:`` value)."""
 
-BUILT_IN = frozenset({"sql", "rest", "open311"})
+BUILT_IN = frozenset({"sql", "rest", "open311", "graphql"})
 """The kinds complaint-graph itself declares; when none is installed the metadata is stale."""
 
 
