@@ -374,7 +374,7 @@ class GraphQLSource(Source):
             page = variables | self._page_variables(size, cursor, offset)
             data = await self._post(listing.query, page, "list.query")
             items = items_at(self.id, data, listing.items, "list.items")
-            yield items
+            yield [self._node(item) for item in items] if listing.node else items
             offset += len(items)
             if pagination.style == "offset":
                 if len(items) < size:
@@ -394,6 +394,14 @@ class GraphQLSource(Source):
             f"more than {listing.max_pages} pages needed; push the filter down (list.filters) "
             "or raise list.max_pages",
         )
+
+    def _node(self, item: Any) -> Any:
+        """The case inside a list item (``list.node``: a Relay edge's ``node``)."""
+        node = self.settings.list.node
+        case = dig(item, node)
+        if not isinstance(case, dict):
+            raise SourceBadResponse(self.id, f"list.node: no case object at {node!r} in an item")
+        return case
 
     def _sort(self, order: CaseOrder) -> tuple[bool, dict[str, Any]]:
         """Whether the API returns ``order``, and the variable that asks for it, if any."""
@@ -451,8 +459,9 @@ class GraphQLSource(Source):
             data = await self._post(
                 self.settings.list.query, self._page_variables(20, None, 0), "list.query"
             )
-            items = items_at(self.id, data, self.settings.list.items, "list.items")
-            records = [self.records.case(item) for item in items]
+            listing = self.settings.list
+            items = items_at(self.id, data, listing.items, "list.items")
+            records = [self.records.case(self._node(item)) for item in items]
         except SourceError as exc:
             fix = "check url, auth, list.query against the API's schema, and the dotted paths"
             return [Problem(self.id, "list", exc.detail, fix)]

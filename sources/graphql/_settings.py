@@ -84,7 +84,10 @@ class Sort(Strict):
 
 class ListQuery(Strict):
     query: str = Field(description="The search document, with the variables named below.")
-    items: str = Field(description="Dotted path of the page's cases in the data.")
+    items: str = Field(description="Dotted path of the page's items in the data.")
+    node: str = Field(
+        default="", description="Dotted path of the case in each item ('node' for Relay edges)."
+    )
     total: str | None = Field(default=None, description="Dotted path of the total match count.")
     pagination: Pagination
     filters: Filters = Field(default_factory=Filters)
