@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from gateway.config import GatewayConfig, parse_config
 from samples.serving import ThreadedServer
-from sources import CaseFilter, CaseOrder, Position, source_class
+from sources import CaseFilter, CaseOrder, Position, SortField, source_class
 from sources.graphql import GraphQLSource
 from tests.conftest import DemoData, RunningGateway, serving
 from tests.postgres import create_database, drop_database, execute, run
@@ -582,3 +582,28 @@ async def test_check_asks_every_document(agency: Agency) -> None:
     finally:
         await bad.close()
     assert problem.key == "fetch" and "petitionByRef" in problem.problem
+
+
+async def test_changes_since_a_watermark_are_asked_of_the_agency(agency: Agency) -> None:
+    """The change watcher's question (UPDATED_AT ascending after a position) goes to the
+    agency as ``updated_from`` and its sort: one request, only what changed."""
+    source = source_for(agency.url)
+    assert source.capabilities.watches_changes
+    rows = await agency.sql("SELECT changed_at FROM petitions.petition ORDER BY changed_at")
+    watermark = rows[COUNT - 6]["changed_at"]
+    order = CaseOrder(SortField.UPDATED_AT, descending=False)
+    await source.open()
+    try:
+        before = await agency.requests()
+        changed = await source.search_cases(
+            CaseFilter(), order, Position(watermark, source.id, ""), 100
+        )
+        sent = await agency.requests() - before
+    finally:
+        await source.close()
+    expected = await agency.sql(
+        "SELECT ref_no FROM petitions.petition WHERE changed_at >= $1 ORDER BY changed_at",
+        watermark,
+    )
+    assert [r.reference_number for r in changed] == [row["ref_no"] for row in expected]
+    assert len(changed) == 6 and sent == 1

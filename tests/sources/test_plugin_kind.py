@@ -181,3 +181,11 @@ def test_two_distributions_declaring_one_kind_is_an_error(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(UnknownKind, match=r"kind 'csv' is declared twice: .* and .*; uninstall"):
         source_class("csv")
+
+
+def test_stale_metadata_is_named_with_its_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install whose metadata predates the entry points (pip install -e . not rerun after
+    pulling them) lists no built-in kind: the error says so rather than only 'unknown'."""
+    monkeypatch.setattr("sources._registry.entry_points", lambda group: [])
+    with pytest.raises(UnknownKind, match=r"known kinds: none; .* reinstall it \(pip install -e"):
+        source_class("sql")
