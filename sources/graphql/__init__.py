@@ -57,7 +57,7 @@ class GraphQLSource(Source):
             name for name, (key, _) in _PUSHABLE.items() if getattr(filters, key) is not None
         )
         self.records = RecordMapper(
-            settings.id, settings.fields, settings.vocabulary, "UTC", settings.sla
+            settings.id, settings.fields, settings.vocabulary, settings.timezone, settings.sla
         )
         self._client: httpx.AsyncClient | None = None
         self._http_observer: Callable[[str], None] | None = None
@@ -195,8 +195,14 @@ class GraphQLSource(Source):
             answers: dict[str, Any] = {}
             for n, local_id in enumerate(chunk):
                 value = data.get(ALIAS.format(n))
-                if value is not None:
-                    answers[local_id] = dig(value, spec.items)
+                if value is None:
+                    continue  # the agency has no such case
+                found = dig(value, spec.items)
+                if not isinstance(found, dict | list):
+                    raise SourceBadResponse(
+                        self.id, f"{key}.items: no object or list at {spec.items!r} in an answer"
+                    )
+                answers[local_id] = found
             return answers
 
         found = await asyncio.gather(*(one(chunk) for chunk in self._chunks(spec, local_ids)))

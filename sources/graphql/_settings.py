@@ -9,6 +9,7 @@ documents are parsed when the configuration is read, so a typo is a configuratio
 from __future__ import annotations
 
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from graphql import GraphQLError, OperationDefinitionNode, parse
 from pydantic import Field, field_validator, model_validator
@@ -169,7 +170,20 @@ class GraphQLSettings(SourceSettings):
     id_type: Literal["string", "int"] = Field(
         default="string", description="How ids are sent: the type of the agency's id argument."
     )
+    timezone: str = Field(
+        default="UTC",
+        description="The zone of times the API gives without an offset (e.g. Asia/Bangkok).",
+    )
     list: ListQuery
     fetch: ByIds
     history: History | None = None
     fields: CaseFields
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name: Asia/Bangkok)") from None
+        return value

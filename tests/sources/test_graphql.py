@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -53,7 +54,8 @@ CREATE TABLE petitions.petition (
   province text,
   district text,
   filed_at timestamptz NOT NULL,
-  changed_at timestamptz
+  changed_at timestamptz,
+  filed_local timestamp NOT NULL  -- the same time as Bangkok's wall clock, without a zone
 );
 CREATE TABLE petitions.petition_log (
   id serial PRIMARY KEY,
@@ -87,6 +89,7 @@ def _rows() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
                 "4001" if n % 2 else "4101",
                 filed,
                 filed + timedelta(days=1),
+                filed.astimezone(ZoneInfo("Asia/Bangkok")).replace(tzinfo=None),
             )
         )
         for step in range(n % 3 + 1):
@@ -607,3 +610,29 @@ async def test_changes_since_a_watermark_are_asked_of_the_agency(agency: Agency)
     )
     assert [r.reference_number for r in changed] == [row["ref_no"] for row in expected]
     assert len(changed) == 6 and sent == 1
+
+
+async def test_times_without_an_offset_are_read_in_the_configured_zone(agency: Agency) -> None:
+    (settings,) = graphql_config(agency.url).sources
+    query = settings.list.query.replace("filedAt changedAt", "filedAt changedAt filedLocal")
+    fields = settings.fields.model_copy(update={"received_at": "filedLocal"})
+    for zone, offset in (("Asia/Bangkok", timedelta(0)), ("UTC", timedelta(hours=7))):
+        source = source_class("graphql")(
+            settings.model_copy(
+                update={
+                    "timezone": zone,
+                    "fields": fields,
+                    "list": settings.list.model_copy(update={"query": query}),
+                }
+            )
+        )
+        assert isinstance(source, GraphQLSource)
+        await source.open()
+        try:
+            (newest,) = await source.search_cases(CaseFilter(), CaseOrder(), None, 1)
+        finally:
+            await source.close()
+        rows = await agency.sql(
+            "SELECT filed_at FROM petitions.petition ORDER BY filed_at DESC LIMIT 1"
+        )
+        assert newest.received_at == rows[0]["filed_at"] + offset  # UTC: 7 hours off
