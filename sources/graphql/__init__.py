@@ -388,7 +388,12 @@ class GraphQLSource(Source):
                 continue
             more = dig(data, pagination.has_next_page or "")
             end = dig(data, pagination.end_cursor or "")
-            if more is not True:
+            if not isinstance(more, bool):  # a wrong path must not read one page silently
+                raise SourceBadResponse(
+                    self.id,
+                    f"list.pagination.has_next_page: no boolean at {pagination.has_next_page!r}",
+                )
+            if not more:
                 return
             if not isinstance(end, str) or not end:
                 raise SourceBadResponse(

@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from gateway.config import GatewayConfig, parse_config
 from samples.serving import ThreadedServer
-from sources import CaseFilter, CaseOrder, Position, SortField, source_class
+from sources import CaseFilter, CaseOrder, Position, SortField, SourceBadResponse, source_class
 from sources.graphql import GraphQLSource
 from tests.conftest import DemoData, RunningGateway, serving
 from tests.postgres import create_database, drop_database, execute, run
@@ -636,3 +636,19 @@ async def test_times_without_an_offset_are_read_in_the_configured_zone(agency: A
             "SELECT filed_at FROM petitions.petition ORDER BY filed_at DESC LIMIT 1"
         )
         assert newest.received_at == rows[0]["filed_at"] + offset  # UTC: 7 hours off
+
+
+async def test_a_wrong_page_info_path_is_an_error_not_one_page(agency: Agency) -> None:
+    (settings,) = graphql_config(agency.url).sources
+    pagination = settings.list.pagination.model_copy(
+        update={"has_next_page": "allPetitions.pageInfo.hasMore"}
+    )
+    listing = settings.list.model_copy(update={"pagination": pagination})
+    source = source_class("graphql")(settings.model_copy(update={"list": listing}))
+    await source.open()
+    try:
+        with pytest.raises(SourceBadResponse, match="has_next_page: no boolean at") as raised:
+            await source.count_cases(CaseFilter(text="ไฟดับ"))  # text: counted here, by pages
+    finally:
+        await source.close()
+    assert raised.value.source == "petitions"
