@@ -20,6 +20,12 @@ $(HTTP_AUDIT)/node_modules/.installed: $(HTTP_AUDIT)/package.json $(HTTP_AUDIT)/
 	npm ci --prefix $(HTTP_AUDIT) --no-audit --no-fund
 	touch $@
 
+# PostGraphile 4 (pinned by the lock file): the real GraphQL agency kind: graphql is tested against.
+GRAPHQL_AGENCY := tests/graphql-agency
+$(GRAPHQL_AGENCY)/node_modules/.installed: $(GRAPHQL_AGENCY)/package.json $(GRAPHQL_AGENCY)/package-lock.json
+	npm ci --prefix $(GRAPHQL_AGENCY) --no-audit --no-fund
+	touch $@
+
 # Debian's chromium and Thai fonts for the dashboard's browser tests; installed when missing
 # (CI runs as root and reaches Debian's package registry).
 browser:
@@ -31,7 +37,7 @@ demo: $(VENV)/.installed  ## start the gateway on the embedded demo agencies
 	$(BIN)/complaint-graph demo --port $(PORT)
 
 # On CI (CI set) the MariaDB agency's tests fail, rather than skip, when no server answers.
-test: $(VENV)/.installed $(HTTP_AUDIT)/node_modules/.installed browser  ## the whole suite, with lint and types
+test: $(VENV)/.installed $(HTTP_AUDIT)/node_modules/.installed $(GRAPHQL_AGENCY)/node_modules/.installed browser  ## the whole suite, with lint and types
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy gateway resolvers sources samples
@@ -53,4 +59,4 @@ bench: $(VENV)/.installed  ## complaint-graph vs PostGraphile 4 vs its N+1 basel
 	$(BIN)/python -m bench http
 
 clean:
-	rm -rf $(VENV) .demo *.egg-info $(HTTP_AUDIT)/node_modules
+	rm -rf $(VENV) .demo *.egg-info $(HTTP_AUDIT)/node_modules $(GRAPHQL_AGENCY)/node_modules
