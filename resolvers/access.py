@@ -97,6 +97,13 @@ class Forbidden(AccessError):
     code = "FORBIDDEN"
 
 
+class AuditUnavailable(AccessError):
+    """The audit log cannot record a reveal (or a denial) now, so it is refused: nothing is
+    shown unaudited. The message names the store's problem; the rest of the response stands."""
+
+    code = "AUDIT_UNAVAILABLE"
+
+
 class AccessAudit(Protocol):
     """Told of every case withheld from a caller and every reveal of personal data: the
     gateway's append-only audit log (gateway/audit.py) plugs in here. Both are awaited before
