@@ -34,6 +34,7 @@ from sources import (
     Federation,
     SourceError,
     Unmapped,
+    moment_problem,
 )
 
 MAX_PAGE_SIZE = 1000
@@ -179,8 +180,9 @@ class Open311Endpoint:
         start = datetime.fromisoformat(query["start_date"]) if query.get("start_date") else None
         end = datetime.fromisoformat(query["end_date"]) if query.get("end_date") else None
         for name, value in (("start_date", start), ("end_date", end)):
-            if value is not None and value.tzinfo is None:
-                raise ValueError(f"{name} needs a time zone offset (W3C date-time)")
+            problem = moment_problem(name, value) if value is not None else None
+            if problem is not None:
+                raise ValueError(f"{problem} (W3C date-time)")
         return CaseFilter(
             statuses=statuses,
             categories=frozenset(codes.split(",")) if codes else None,
