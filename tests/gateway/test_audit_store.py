@@ -89,7 +89,10 @@ async def test_every_reveal_is_recorded_while_an_export_runs_and_a_writer_holds_
 ) -> None:
     gateway, case = audited, named_case()
     first = await gateway.client.post("/graphql", json={"query": REVEAL % case}, headers=INSPECTOR)
-    assert "errors" not in first.json(), first.text  # the store is open (and in WAL mode)
+    assert "errors" not in first.json(), first.text  # the store is open
+    with sqlite3.connect(tmp_path / "keys.sqlite") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    db.close()
     release = threading.Event()
 
     async def reveal(number: int) -> dict[str, Any]:
