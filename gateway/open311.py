@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from gateway.auth import Authenticator, authenticate_context
 from resolvers import Context, Directory, Limits
-from resolvers.access import AccessError, CaseAccess, Unauthenticated
+from resolvers.access import AccessError, AuditUnavailable, CaseAccess, Unauthenticated
 from resolvers.loaders import Loaders
 from sources import (
     CanonicalStatus,
@@ -60,6 +60,13 @@ def _key(request_id: str) -> tuple[str, str] | None:
 
 def _error(status: int, description: str) -> JSONResponse:
     return JSONResponse([{"code": status, "description": description}], status_code=status)
+
+
+def _undecided(exc: SourceError | AuditUnavailable) -> JSONResponse:
+    """Whether the caller may see a case could not be decided (a source the access rule reads
+    failed, or the audit log cannot record a denial): a 503 saying which, never a 500."""
+    where = f"source {exc.source}: " if isinstance(exc, SourceError) else ""
+    return _error(503, f"{where}{exc}")
 
 
 class Open311Endpoint:
@@ -135,7 +142,11 @@ class Open311Endpoint:
             return _error(404, "no such service request")
         found = await source.load_cases([key[1]])
         record = found.get(key[1])
-        if record is None or not await access.visible(record, Loaders(self.federation)):
+        try:
+            shown = record is not None and await access.visible(record, Loaders(self.federation))
+        except (SourceError, AuditUnavailable) as exc:
+            return _undecided(exc)
+        if record is None or not shown:
             return _error(404, "no such service request")  # hidden and missing look the same
         return JSONResponse([self._request(record)])
 
@@ -162,7 +173,10 @@ class Open311Endpoint:
                 found.update({(source_id, local_id): r for local_id, r in answer.items()})
         loaders = Loaders(self.federation)
         records = list(found.values())
-        shown = await asyncio.gather(*(access.visible(r, loaders) for r in records))
+        try:
+            shown = await asyncio.gather(*(access.visible(r, loaders) for r in records))
+        except (SourceError, AuditUnavailable) as exc:
+            return _undecided(exc)
         found = {(r.source, r.local_id): r for r, ok in zip(records, shown, strict=True) if ok}
         listed = [self._request(found[k]) for k in keys.values() if k is not None and k in found]
         return self._listing(listed, failed)

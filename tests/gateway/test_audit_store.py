@@ -5,6 +5,7 @@ exports are refused with AUDIT_UNAVAILABLE while the rest of the answer arrives.
 from __future__ import annotations
 
 import asyncio
+import base64
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.auth import PersonalDataSettings
-from gateway.demo import seed_demo_keys
+from gateway.demo import demo_agency_key, seed_demo_keys
 from samples.generator import DEMO_MATCH_KEY
 from tests.conftest import AccessWorld, RunningGateway, serving
 from tests.gateway.test_audit import named_case
@@ -24,6 +25,8 @@ from tests.gateway.test_audit import named_case
 INSPECTOR = {"authorization": "Bearer demo-inspector"}
 REVEAL = '{ case(id: "%s") { title complainant { citizenId } } }'
 EXPORT = "{ cases(first: 500) { edges { node { id complainant { citizenId } } } } }"
+HIDDEN_FROM_KHON_KAEN = base64.b64encode(b"Case:damrongdhama:9").decode()
+"""Another agency's case, never referred to Khon Kaen (tests/resolvers/test_access.py)."""
 HOLD_SECONDS = 6.0
 """How long the outside writer keeps its lock: longer than SQLite's default busy timeout
 (5 s), within the gateway's default wait (auth.personal_data.audit_wait_seconds, 10 s)."""
@@ -178,6 +181,13 @@ async def refused_but_answered(gateway: RunningGateway) -> None:
         "/graphql", json={"query": "{ cases(first: 3) { totalCount } }"}, headers=INSPECTOR
     )
     assert plain.json()["data"]["cases"]["totalCount"] > 0, plain.text
+    # A denial must be recorded too: an agency asking Open311 for another agency's case.
+    hidden = await gateway.client.get(
+        f"/open311/v2/requests/{HIDDEN_FROM_KHON_KAEN}.json",
+        headers={"authorization": f"Bearer {demo_agency_key('KKN-PO')}"},
+    )
+    assert hidden.status_code == 503, hidden.text
+    assert "audit log cannot record" in hidden.json()[0]["description"]
     export = await gateway.client.post("/export.csv", json={"query": EXPORT}, headers=INSPECTOR)
     assert export.status_code == 503, export.text[:500]
     errors = export.json()["errors"]
