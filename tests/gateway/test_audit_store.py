@@ -14,13 +14,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
+from gateway.audit import AuditLog
 from gateway.auth import PersonalDataSettings
-from gateway.demo import demo_agency_key, seed_demo_keys
+from gateway.demo import asyncpg_url, demo_agency_key, seed_demo_keys
+from resolvers.access import AuditUnavailable
+from resolvers.audit import AuditQuery
 from samples.generator import DEMO_MATCH_KEY
 from tests.conftest import AccessWorld, RunningGateway, serving
-from tests.gateway.test_audit import named_case
+from tests.gateway.test_audit import named_case, one_entry
+from tests.postgres import create_database, drop_database
 
 INSPECTOR = {"authorization": "Bearer demo-inspector"}
 REVEAL = '{ case(id: "%s") { title complainant { citizenId } } }'
@@ -193,3 +198,26 @@ async def refused_but_answered(gateway: RunningGateway) -> None:
     errors = export.json()["errors"]
     assert [e["extensions"]["code"] for e in errors] == ["AUDIT_UNAVAILABLE"]  # once, not per row
     assert "audit log cannot record" in errors[0]["message"]
+
+
+async def test_a_postgres_store_locked_too_long_refuses_then_records_again(
+    postgres_admin_dsn: str,
+) -> None:
+    """The same bound on PostgreSQL: lock_timeout, then AUDIT_UNAVAILABLE naming the lock."""
+    dsn = await create_database(postgres_admin_dsn)
+    log = AuditLog(asyncpg_url(dsn), wait_seconds=0.2)
+    try:
+        await one_entry(log)  # the table exists
+        holder = await asyncpg.connect(dsn)
+        try:
+            async with holder.transaction():
+                await holder.execute("LOCK TABLE complaint_graph_audit IN ACCESS EXCLUSIVE MODE")
+                with pytest.raises(AuditUnavailable, match=r"held its lock for longer than 0\.2 s"):
+                    await one_entry(log)
+        finally:
+            await holder.close()
+        await one_entry(log)
+        assert len(await log.entries(AuditQuery(first=10))) == 2
+    finally:
+        await log.close()
+        await drop_database(postgres_admin_dsn, dsn)
