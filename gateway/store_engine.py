@@ -12,11 +12,15 @@ instead of failing at once). PostgreSQL gets the same bound on waiting for a loc
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+log = logging.getLogger("complaint_graph.stores")
 
 DEFAULT_WAIT_SECONDS = 10.0
 """How long a write waits for another writer's lock before the store counts as unavailable."""
@@ -38,10 +42,19 @@ def store_engine(url: str, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> AsyncE
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL is a property of the file (set once, kept); the other two are per connection."""
+    """WAL is a property of the file (set once, kept); ``synchronous`` is per connection.
+
+    A store opened read-only (a key store on a read-only mount) cannot switch to WAL: it is
+    read as it is, since a reader of a file nobody writes waits for no one.
+    """
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc):
+                raise
+            log.info("SQLite store opened read-only, journal mode left as it is")
         cursor.execute("PRAGMA synchronous=FULL")
     finally:
         cursor.close()
