@@ -27,7 +27,7 @@ from typing import Annotated, Any, cast
 import strawberry
 from graphql import (
     ConstArgumentNode,
-    DirectiveNode,
+    ConstDirectiveNode,
     DocumentNode,
     ListValueNode,
     NameNode,
@@ -214,8 +214,8 @@ def _with_keys(definition: Any) -> Any:
     )
 
 
-def _directive(name: str, **arguments: Any) -> DirectiveNode:
-    return DirectiveNode(
+def _directive(name: str, **arguments: Any) -> ConstDirectiveNode:
+    return ConstDirectiveNode(
         name=NameNode(value=name),
         arguments=tuple(
             ConstArgumentNode(name=NameNode(value=key), value=value)

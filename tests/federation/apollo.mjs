@@ -16,7 +16,11 @@ const gateway = new ApolloGateway({
   supergraphSdl: readFileSync(process.argv[2], "utf8"),
   buildService: ({ url }) => new ForwardAuthorization({ url }),
 });
-const server = new ApolloServer({ gateway, csrfPrevention: false });
+const server = new ApolloServer({
+  gateway,
+  csrfPrevention: false,
+  includeStacktraceInErrorResponses: false,
+});
 const { url } = await startStandaloneServer(server, {
   listen: { port: 0, host: "127.0.0.1" },
   context: async ({ req }) => ({ authorization: req.headers.authorization }),
