@@ -10,6 +10,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.asgi import GraphQL
 from strawberry.federation.schema_directives import Key
+from strawberry.federation.types import FieldSet
 
 CENTRES = {"Khon Kaen walk-in centre": "KKN-PO", "Government Complex counter": "OPM-1111"}
 """Service centres and the agency (complaint-graph's ``Agency.code``) each belongs to."""
@@ -21,7 +22,7 @@ def follow_up_of(case_id: str) -> str:
     return f"call back within 3 days ({case_id[-6:]})"
 
 
-@strawberry.federation.type(keys=[Key(fields="code", resolvable=False)])
+@strawberry.federation.type(keys=[Key(fields=FieldSet("code"), resolvable=False)])
 class Agency:
     code: str
 

@@ -26,9 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.app import create_app
 from gateway.auth import PersonalDataSettings
 from gateway.config import EventSettings, FederationSettings
-from gateway.demo import DEMO_MATCH_KEY, DEMO_PMOC_KEY, demo_agency_key, seed_demo_keys
+from gateway.demo import DEMO_PMOC_KEY, demo_agency_key, seed_demo_keys
 from samples import links, pmoc_1111, provincial
-from samples.generator import generate_cases
+from samples.generator import DEMO_MATCH_KEY, generate_cases
 from samples.serving import ThreadedServer
 from tests.conftest import (
     OPEN311_CASES,
