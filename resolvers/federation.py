@@ -42,7 +42,7 @@ from strawberry.federation.schema import FederationAny
 from strawberry.relay import GlobalID, GlobalIDValueError
 
 from resolvers.agency import Agency, Category
-from resolvers.case import Case, load_case
+from resolvers.case import Case, load_case, load_case_in
 from resolvers.context import GraphInfo
 from resolvers.errors import UserInputError
 from resolvers.geography import Area, area
@@ -54,7 +54,7 @@ FEDERATION_SPEC = "https://specs.apollo.dev/federation/v2.3"
 gateway and composer (Apollo Gateway 2.x, Apollo Router, Hive Gateway)."""
 
 ENTITY_KEYS: Mapping[str, tuple[str, ...]] = {
-    "Case": ("id",),
+    "Case": ("id", "source { id } referenceNumber"),
     "Agency": ("code",),
     "Category": ("code",),
     "Area": ("code",),
@@ -77,7 +77,10 @@ Resolve = Callable[[GraphInfo, Mapping[str, Any]], Awaitable[object | None]]
 
 
 async def _case(info: GraphInfo, representation: Mapping[str, Any]) -> Case | None:
-    """A case by its global id, as ``node``/``case`` load it; null for another type's id."""
+    """A case by its global id, as ``node``/``case`` load it (null for another type's id),
+    or by its source and the agency's own case number."""
+    if "id" not in representation and "referenceNumber" in representation:
+        return await _case_by_reference(info, representation)
     try:
         found = GlobalID.from_id(_key_field(representation, "Case", "id"))
     except GlobalIDValueError as exc:
@@ -85,6 +88,26 @@ async def _case(info: GraphInfo, representation: Mapping[str, Any]) -> Case | No
     if found.type_name != "Case":
         return None
     return await load_case(info, found.node_id)
+
+
+async def _case_by_reference(info: GraphInfo, representation: Mapping[str, Any]) -> Case | None:
+    """The case a source holds under an agency case number: one batch per source for the
+    whole request, then :func:`load_case_in` as for an id (the record, now known to the
+    request's loaders, costs no second round trip), so access rules apply unchanged."""
+    source = representation.get("source")
+    source_id = source.get("id") if isinstance(source, dict) else None
+    if not isinstance(source_id, str):
+        raise UserInputError("Case representation: source must be an object with an id")
+    reference = _key_field(representation, "Case", "referenceNumber")
+    context = info.context
+    context.case_access.require_role()
+    if context.federation.get(source_id) is None:
+        return None
+    record = await context.loaders.cases_by_reference(source_id).load(reference)
+    if record is None:
+        return None
+    context.loaders.prime_cases([record])
+    return await load_case_in(info, record.source, record.local_id)
 
 
 async def _agency(info: GraphInfo, representation: Mapping[str, Any]) -> Agency | None:

@@ -218,3 +218,58 @@ async def test_the_cost_of_entities_counts_each_representation(subgraph: Running
     assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
     assert "12401" in body["errors"][0]["message"]
     assert subgraph.round_trips("damrongdhama") == before
+
+
+BY_NUMBER = """query($r: [_Any!]!) { _entities(representations: $r) {
+  ... on Case { id referenceNumber source { id } title } } }"""
+
+PAGE = """query($source: String!) { cases(first: 5, filter: {source: [$source]}) {
+  edges { node { id referenceNumber source { id } title } } } }"""
+
+
+async def test_cases_resolve_by_source_and_reference_number_in_one_batch_per_source(
+    subgraph: RunningGateway,
+) -> None:
+    """The second key: SQL sources look their number column up (it is not their id there);
+    the API sources' numbers are their ids. One round trip per source for all of them."""
+    sources = [s.id for s in subgraph.gateway.config.sources]
+    expected = []
+    for source in sources:
+        page = await ask(subgraph, INSPECTOR, PAGE, {"source": source})
+        expected += [edge["node"] for edge in page["data"]["cases"]["edges"]]
+    assert len(expected) == 5 * len(sources)
+    assert any(case["referenceNumber"] not in case_key(case["id"]) for case in expected)
+    representations = [
+        {"__typename": "Case", "source": c["source"], "referenceNumber": c["referenceNumber"]}
+        for c in expected
+    ]
+    representations.append(
+        {"__typename": "Case", "source": {"id": sources[0]}, "referenceNumber": "no-such-case"}
+    )
+    lookups = {s: subgraph.round_trips(s, "load_cases_by_reference") for s in sources}
+    before = {s: subgraph.round_trips(s) for s in sources}
+    body = await ask(subgraph, INSPECTOR, BY_NUMBER, {"r": representations})
+    assert "errors" not in body, body["errors"]
+    assert body["data"]["_entities"] == [*expected, None]
+    for source in sources:
+        assert subgraph.round_trips(source) - before[source] == 1, source  # that one only
+        assert subgraph.round_trips(source, "load_cases_by_reference") - lookups[source] == 1
+
+
+def case_key(global_id: str) -> str:
+    return base64.b64decode(global_id).decode()
+
+
+async def test_a_case_by_number_is_null_for_an_agency_that_may_not_see_it(
+    subgraph: RunningGateway,
+) -> None:
+    page = await ask(subgraph, INSPECTOR, PAGE, {"source": "traffy-city"})
+    (theirs, *_) = [edge["node"] for edge in page["data"]["cases"]["edges"]]
+    page = await ask(subgraph, INSPECTOR, PAGE, {"source": "khonkaen-office"})
+    (own, *_) = [edge["node"] for edge in page["data"]["cases"]["edges"]]
+    representations = [
+        {"__typename": "Case", "source": c["source"], "referenceNumber": c["referenceNumber"]}
+        for c in (own, theirs)
+    ]
+    body = await ask(subgraph, demo_agency_key("KKN-PO"), BY_NUMBER, {"r": representations})
+    assert body["data"]["_entities"] == [own, None]
