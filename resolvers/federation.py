@@ -41,6 +41,7 @@ from strawberry import relay
 from strawberry.federation.schema import FederationAny
 from strawberry.relay import GlobalID, GlobalIDValueError
 
+from resolvers.access import AccessError
 from resolvers.agency import Agency, Category
 from resolvers.case import Case, load_case, load_case_in
 from resolvers.context import GraphInfo
@@ -71,6 +72,12 @@ Entity = Annotated[Case | Agency | Category | Area, strawberry.union("_Entity")]
 @strawberry.type(name="_Service")
 class Service:
     sdl: str = strawberry.field(description="This subgraph's schema, with its @key directives.")
+
+
+class SchemaWithheld(AccessError):
+    """``_service`` asked where introspection is off for the caller: the SDL is the schema."""
+
+    code = "INTROSPECTION_DISABLED"
 
 
 Resolve = Callable[[GraphInfo, Mapping[str, Any]], Awaitable[object | None]]
@@ -160,7 +167,14 @@ class FederatedQuery(Query):
     node: relay.Node | None = relay.node(description="Any object by its global id.")
 
     @strawberry.field(name="_service")
-    def service(self) -> Service:
+    def service(self, info: GraphInfo) -> Service:
+        """The schema, to whoever may introspect it (``limits.introspection``)."""
+        allowed = info.context.limits.query.introspection
+        if allowed is False or (allowed == "key-only" and not info.context.authenticated):
+            raise SchemaWithheld(
+                "the subgraph SDL is served as introspection is (limits.introspection); "
+                "compose from schema.subgraph.graphql instead"
+            )
         return Service(sdl=subgraph_sdl())
 
     @strawberry.field(

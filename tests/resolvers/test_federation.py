@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from graphql import DocumentNode, ObjectTypeDefinitionNode, SchemaExtensionNode, parse, print_ast
 
+from gateway.auth import AnonymousSettings
 from gateway.config import FederationSettings
 from gateway.demo import demo_agency_key
+from resolvers.access import Role
 from resolvers.federation import ENTITY_KEYS, subgraph_sdl
 from resolvers.schema import schema_sdl
 from samples import links
@@ -100,6 +102,36 @@ async def test_federation_is_off_by_default(gateway: RunningGateway) -> None:
 async def test_service_answers_the_subgraph_sdl(subgraph: RunningGateway) -> None:
     body = await ask(subgraph, INSPECTOR, "{ _service { sdl } }")
     assert body["data"]["_service"]["sdl"] == subgraph_sdl()
+
+
+@pytest.mark.parametrize(
+    ("introspection", "key", "served"),
+    [(False, INSPECTOR, False), ("key-only", INSPECTOR, True), ("key-only", None, False)],
+)
+async def test_service_is_served_as_introspection_is(
+    access_world: AccessWorld, introspection: bool | str, key: str | None, served: bool
+) -> None:
+    limits = access_world.config.limits.model_copy(update={"introspection": introspection})
+    auth = access_world.config.auth.model_copy(
+        update={"anonymous": AnonymousSettings(role=Role.INSPECTOR)}
+    )
+    config = replace(
+        access_world.config,
+        limits=limits,
+        auth=auth,
+        federation=FederationSettings(enabled=True),
+    )
+    async with serving(config) as gateway:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        response = await gateway.client.post(
+            "/graphql", json={"query": "{ _service { sdl } }"}, headers=headers
+        )
+    body = response.json()
+    if served:
+        assert body["data"]["_service"]["sdl"] == subgraph_sdl()
+    else:
+        assert body["data"] is None
+        assert body["errors"][0]["extensions"]["code"] == "INTROSPECTION_DISABLED"
 
 
 CASE_FIELDS = "id title status complainant { name citizenId revealed } owningAgency { code }"
