@@ -8,9 +8,10 @@ const gateway = createGatewayRuntime({
   supergraph: process.argv[2],
   logging: "error",
   propagateHeaders: {
-    fromClientToSubgraphs: ({ request }) => ({
-      authorization: request.headers.get("authorization") ?? "",
-    }),
+    fromClientToSubgraphs: ({ request }) => {
+      const authorization = request.headers.get("authorization");
+      return authorization ? { authorization } : {};
+    },
   },
 });
 const server = createServer(gateway);
