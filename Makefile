@@ -26,6 +26,13 @@ $(GRAPHQL_AGENCY)/node_modules/.installed: $(GRAPHQL_AGENCY)/package.json $(GRAP
 	npm ci --prefix $(GRAPHQL_AGENCY) --no-audit --no-fund
 	touch $@
 
+# Hive Gateway and Apollo Gateway (npm, pinned by the lock file) serving a supergraph that
+# composes complaint-graph as a federation subgraph (tests/federation/test_supergraph.py).
+FEDERATION := tests/federation
+$(FEDERATION)/node_modules/.installed: $(FEDERATION)/package.json $(FEDERATION)/package-lock.json
+	npm ci --prefix $(FEDERATION) --no-audit --no-fund
+	touch $@
+
 # Debian's chromium and Thai fonts for the dashboard's browser tests; installed when missing
 # (CI runs as root and reaches Debian's package registry).
 browser:
@@ -37,7 +44,9 @@ demo: $(VENV)/.installed  ## start the gateway on the embedded demo agencies
 	$(BIN)/complaint-graph demo --port $(PORT)
 
 # On CI (CI set) the MariaDB agency's tests fail, rather than skip, when no server answers.
-test: $(VENV)/.installed $(HTTP_AUDIT)/node_modules/.installed $(GRAPHQL_AGENCY)/node_modules/.installed browser  ## the whole suite, with lint and types
+test: $(VENV)/.installed $(HTTP_AUDIT)/node_modules/.installed \
+  $(GRAPHQL_AGENCY)/node_modules/.installed $(FEDERATION)/node_modules/.installed \
+  browser  ## the whole suite, with lint and types
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy gateway resolvers sources samples
@@ -52,11 +61,13 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-schema: $(VENV)/.installed  ## regenerate schema.graphql from the code
+schema: $(VENV)/.installed  ## regenerate schema.graphql (and the subgraph's) from the code
 	$(BIN)/complaint-graph schema > schema.graphql
+	$(BIN)/complaint-graph schema --subgraph > schema.subgraph.graphql
 
 bench: $(VENV)/.installed  ## complaint-graph vs PostGraphile 4 vs its N+1 baseline (bench/README.md)
 	$(BIN)/python -m bench http
 
 clean:
-	rm -rf $(VENV) .demo *.egg-info $(HTTP_AUDIT)/node_modules $(GRAPHQL_AGENCY)/node_modules
+	rm -rf $(VENV) .demo *.egg-info $(HTTP_AUDIT)/node_modules $(GRAPHQL_AGENCY)/node_modules \
+	  $(FEDERATION)/node_modules

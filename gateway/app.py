@@ -39,6 +39,7 @@ from gateway.shutdown import GracefulShutdown, OpenWebSockets
 from gateway.tracing import Tracing
 from gateway.webhooks import WebhookReceiver
 from resolvers import CategoryInfo, Directory, Limits, build_schema
+from resolvers.federation import federated_schema
 from sources import Federation, SourceError, source_class
 from sources._guard import Guarded
 
@@ -178,7 +179,7 @@ def create_app(
     """``tracer_provider`` overrides the configured tracing (tests pass an in-memory one)."""
     gateway = Gateway(config, tracer_provider)
     view = GraphQLView(
-        build_schema(),
+        federated_schema() if config.federation.enabled else build_schema(),
         federation=gateway.federation,
         directory=gateway.directory,
         limits=gateway.limits,

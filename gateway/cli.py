@@ -34,7 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = commands.add_parser("check", help="connect to every source and check its mapping")
     check.add_argument("--config", required=True)
 
-    commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    schema = commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    schema.add_argument(
+        "--subgraph",
+        action="store_true",
+        help="the Apollo Federation v2 subgraph SDL (@link, @key), as _service { sdl } gives it",
+    )
     add_keys_parser(commands)
     add_audit_parser(commands)
 
@@ -61,8 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "schema":
             from resolvers import schema_sdl
+            from resolvers.federation import subgraph_sdl
 
-            sys.stdout.write(schema_sdl())
+            sys.stdout.write(subgraph_sdl() if args.subgraph else schema_sdl())
             return 0
         if args.command == "keys":
             return run_keys(args, load_config(args.config).auth.key_store)

@@ -65,6 +65,14 @@ class ClockSettings(Strict):
         return self.fixed if self.fixed is not None else system_clock()
 
 
+class FederationSettings(Strict):
+    """``federation:``: serve the graph as an Apollo Federation v2 subgraph as well
+    (``_service``, ``_entities``, ``@key`` on the entities; resolvers/federation.py). Off by
+    default: a gateway that is nobody's subgraph answers neither field."""
+
+    enabled: bool = Field(default=False, description="Answer _service and _entities.")
+
+
 class _Document(Strict):
     categories: list[CategorySettings] = Field(min_length=1)
     sources: list[dict[str, Any]] = Field(min_length=1)
@@ -74,6 +82,7 @@ class _Document(Strict):
     sla: SlaSettings = Field(default_factory=SlaSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     clock: ClockSettings = Field(default_factory=ClockSettings)
+    federation: FederationSettings = Field(default_factory=FederationSettings)
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,7 @@ class GatewayConfig:
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     clock: ClockSettings = field(default_factory=ClockSettings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
 
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> GatewayConfig:
@@ -128,6 +138,7 @@ def parse_config(text: str, environ: dict[str, str], origin: str = "config") -> 
         observability=document.observability,
         auth=document.auth,
         clock=document.clock,
+        federation=document.federation,
     )
 
 

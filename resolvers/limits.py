@@ -43,6 +43,7 @@ from graphql import (
     GraphQLSyntaxError,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
     NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -194,7 +195,22 @@ class _Walker:
         named = get_named_type(field_type) if field_type is not None else None
         inner = self.selections(node.selection_set, named, inner_page)
         elements = (page or self.list_size) if _is_list(field_type) else 1
+        if definition is not None and REPRESENTATIONS in definition.args:
+            elements = self.representations(node)
         return DocumentMeasure(1 + inner.depth, aliases + inner.aliases, 1 + elements * inner.cost)
+
+    def representations(self, node: FieldNode) -> int:
+        """How many entities a federation ``_entities`` field is asked for: the length of
+        its ``representations`` list (clamped as the field refuses more than a page)."""
+        argument = next((a for a in node.arguments or () if a.name.value == REPRESENTATIONS), None)
+        value: Any = None
+        if argument is not None and isinstance(argument.value, ListValueNode):
+            value = argument.value.values
+        elif argument is not None and isinstance(argument.value, VariableNode):
+            name = argument.value.name.value
+            self.read.add(name)
+            value = self.variables.get(name)
+        return min(len(value), self.max_page) if isinstance(value, list | tuple) else 1
 
     def page_size(self, node: FieldNode) -> int:
         argument = next((a for a in node.arguments or () if a.name.value == "first"), None)
@@ -289,6 +305,8 @@ def _page_key(variables: Mapping[str, Any], name: str, most: int) -> Hashable:
     if name not in variables:
         return _UNSET
     value = variables[name]
+    if isinstance(value, list):  # federation representations: their number counts
+        return (_A_LIST, min(len(value), most))
     if not isinstance(value, int) or isinstance(value, bool):
         return _NOT_A_NUMBER
     return max(0, min(value, most))
@@ -297,6 +315,11 @@ def _page_key(variables: Mapping[str, Any], name: str, most: int) -> Hashable:
 _READ = "variables read"
 _UNSET = "absent"
 _NOT_A_NUMBER = "not a number"
+_A_LIST = "a list"
+
+REPRESENTATIONS = "representations"
+"""The argument of a federation subgraph's ``_entities``: each element is one entity resolved
+(resolvers/federation.py), so the walk counts them as a connection's ``first``."""
 
 
 def _measures(

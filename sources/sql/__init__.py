@@ -127,6 +127,15 @@ class SqlSource(Source):
         records = (rows.case(values) for values in result)
         return {record.local_id: record for record in records}
 
+    async def load_cases_by_reference(self, references: Sequence[str]) -> Mapping[str, CaseRecord]:
+        statements, rows = await self._ready()
+        natives = statements.native_references(references)
+        if not natives:
+            return {}
+        result = await self._fetch_values(statements.cases_by_references, {KEYS: natives})
+        records = (rows.case(values) for values in result)
+        return {record.reference_number: record for record in records}
+
     async def search_cases(
         self,
         where: CaseFilter,

@@ -115,6 +115,8 @@ class CaseShape:
     naive_times: frozenset[str]
     received_at: ColumnElement[Any]
     updated_at: ColumnElement[Any]
+    reference_number: Column[Any]
+    reference_type: type
     title: Column[Any]
     description: ColumnElement[Any] | None
     """None: the agency keeps no description (a constant is a literal)."""
@@ -388,6 +390,8 @@ def _assemble(
         naive_times=naive,
         received_at=received,
         updated_at=updated,
+        reference_number=required("reference_number"),
+        reference_type=_python_type(required("reference_number")),
         title=required("title"),
         description=found["description"],
         status=required("status"),

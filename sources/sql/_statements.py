@@ -191,6 +191,22 @@ class Statements:
             return value.replace(tzinfo=self.zone).astimezone(UTC)
         return value.astimezone(UTC)
 
+    def native_references(self, references: Sequence[str]) -> list[Any]:
+        """Reference numbers as their column stores them, leaving out those no row can have."""
+        if self.shape.reference_type is not int:
+            return list(references)
+        return [int(r) for r in references if r.isascii() and r.isdigit() and int(r) < 2**63]
+
+    @cached_property
+    def cases_by_references(self) -> Select[Any]:
+        """Cases by the agency's own case number (``KEYS``): the federation key of a case."""
+        shape = self.shape
+        return (
+            select(*shape.selected)
+            .select_from(shape.from_clause)
+            .where(self.among_keys(shape.reference_number))
+        )
+
     @cached_property
     def cases_by_ids(self) -> Select[Any]:
         """Cases by native id (``KEYS``)."""
