@@ -777,13 +777,12 @@ class RestSource(Source):
         return Durations(int(found["count"]), float(found["sum"]), histogram)
 
     async def check(self) -> list[Problem]:
-        """Read one page; report an unreachable API, a wrong shape, and unmapped values."""
+        """Read one page; report an unreachable API, a wrong shape, unmapped values, and
+        listed cases without the history ``history.in_list`` says they hold."""
         try:
             document = await self._get(self.settings.list.path, self._page_params(0, 50, None))
-            records = [
-                self.records.case(item)
-                for item in items_at(self.id, document, self.settings.list.items, "list.items")
-            ]
+            items = items_at(self.id, document, self.settings.list.items, "list.items")
+            records = [self.records.case(item) for item in items]
         except SourceError as exc:
             return [Problem(self.id, "base_url", exc.detail, "check the URL, auth and paths")]
         unmapped = {
@@ -792,7 +791,7 @@ class RestSource(Source):
             for value in (record.status, record.category, record.channel)
             if isinstance(value, Unmapped)
         }
-        return [
+        problems = [
             Problem(
                 self.id,
                 f"vocabulary.{value.key}",
@@ -800,6 +799,30 @@ class RestSource(Source):
                 f"add {value.value!r} under vocabulary.{value.key}",
             )
             for value in sorted(unmapped, key=lambda u: (u.key, u.value))
+        ]
+        return problems + self._unlisted_history(items, records)
+
+    def _unlisted_history(self, items: list[Any], records: list[CaseRecord]) -> list[Problem]:
+        """``history.in_list`` with listed cases whose history is missing or malformed: each
+        costs a request through the loader, which reports the error at its timeline."""
+        history = self.settings.history
+        if history is None or not history.in_list:
+            return []
+        lacking = [
+            r.local_id
+            for r, item in zip(records, items, strict=True)
+            if self._carried_timeline(item) is None
+        ]
+        if not lacking:
+            return []
+        return [
+            Problem(
+                self.id,
+                "history.in_list",
+                f"{len(lacking)} of {len(items)} listed cases (first {lacking[0]!r}) have no "
+                f"readable history at {history.embedded!r}",
+                "fix history.embedded, or drop in_list if the list does not embed the history",
+            )
         ]
 
 

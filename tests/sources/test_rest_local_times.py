@@ -360,3 +360,22 @@ async def _costs(
     app: LocalTimesAgency, url: str, tmp_path: Path, first: int, **options: Any
 ) -> tuple[int, float, list[dict[str, Any]]]:
     return await page_costs(url, tmp_path / "keys.sqlite", app, first, **options)
+
+
+async def test_check_reports_listed_cases_without_their_history(
+    agency: tuple[LocalTimesAgency, str],
+) -> None:
+    right = rest_source(agency[1])
+    text = source_text(agency[1]).replace(
+        "history: {embedded: history,", "history: {embedded: log,"
+    )
+    (settings,) = parse_config(HEADER + text, {}).sources
+    wrong = source_class("rest")(settings)
+    try:
+        assert await right.check() == []
+        (problem,) = await wrong.check()
+    finally:
+        await right.close()
+        await wrong.close()
+    assert problem.key == "history.in_list"
+    assert "50 of 50 listed cases" in problem.problem and "'log'" in problem.problem
