@@ -450,6 +450,9 @@ class RestSource(Source):
         params = self._filter_params(where, order, after)
         if sort is not None:
             params.update(sort)
+        if carries:
+            assert self.settings.history is not None
+            params.update(self.settings.history.list_params)
         exact_pages = (
             sorted_by_api and self.pushed >= _active(where) and not self._restricted(where)
         )
@@ -780,7 +783,11 @@ class RestSource(Source):
         """Read one page; report an unreachable API, a wrong shape, unmapped values, and
         listed cases without the history ``history.in_list`` says they hold."""
         try:
-            document = await self._get(self.settings.list.path, self._page_params(0, 50, None))
+            params = self._page_params(0, 50, None)
+            if self._lists_history():
+                assert self.settings.history is not None
+                params.update(self.settings.history.list_params)
+            document = await self._get(self.settings.list.path, params)
             items = items_at(self.id, document, self.settings.list.items, "list.items")
             records = [self.records.case(item) for item in items]
         except SourceError as exc:

@@ -139,6 +139,11 @@ class HistoryEndpoint(Strict):
         description="The list endpoint's items carry the entries too (at `embedded`): a page "
         "asked with its timelines carries them, with no request per case.",
     )
+    list_params: dict[str, str] = Field(
+        default_factory=dict,
+        description="Query parameters that make the list embed the entries ({include: "
+        "history}), sent only with pages asked with their timelines (in_list).",
+    )
     path: str | None = Field(
         default=None, description="'/timeline' with ids_param, or '/cases/{id}/history'."
     )
@@ -160,6 +165,8 @@ class HistoryEndpoint(Strict):
             raise ValueError("give either embedded (entries inside each case) or path")
         if self.in_list and self.embedded is None:
             raise ValueError("in_list needs embedded: where in each listed case the entries are")
+        if self.list_params and not self.in_list:
+            raise ValueError("list_params are sent for in_list: set in_list: true")
         if self.path is not None and (self.ids_param is None) == ("{id}" not in self.path):
             raise ValueError(
                 "give either ids_param (batch) or a path with {id} (one call per case)"

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from gateway.config import ConfigError, GatewayConfig, parse_config
 from samples.serving import ThreadedServer
 from sources import CaseFilter, CaseOrder, source_class
+from sources._model import TIMELINE
 from sources.rest import RestSource
 from tests.conftest import serving
 
@@ -64,7 +65,8 @@ def _local(text: str) -> datetime:
 
 
 class LocalTimesAgency:
-    """Lists cases newest first with their history inside, by offset; filters by received
+    """Lists cases newest first by offset, with their history inside when asked
+    (``expand=history``); filters by received
     time in local times only (an offset in a parameter is refused, as such APIs do); one case
     per id, or several by ``?ids=a;b``. Counts every HTTP request it receives."""
 
@@ -101,7 +103,10 @@ class LocalTimesAgency:
             and (before is None or _local(case["received"]) < before)
         ]
         start, size = int(q.get("offset", "0")), int(q.get("limit", "20"))
-        return JSONResponse({"data": found[start : start + size]})
+        page = found[start : start + size]
+        if q.get("expand") != "history":  # the history only when asked for
+            page = [{k: v for k, v in case.items() if k != "history"} for case in page]
+        return JSONResponse({"data": page})
 
     async def one(self, request: Request) -> Response:
         found = [c for c in CASES if c["code"] == request.path_params["code"]]
@@ -149,7 +154,7 @@ def source_text(
     return (
         SOURCE.replace("${URL}", url)
         .replace("TIMEZONE", f"timezone: {timezone}" if timezone else "")
-        .replace("IN_LIST", "in_list: true," if in_list else "")
+        .replace("IN_LIST", "in_list: true, list_params: {expand: history}," if in_list else "")
         .replace("FETCH", fetch)
     )
 
@@ -379,3 +384,19 @@ async def test_check_reports_listed_cases_without_their_history(
         await wrong.close()
     assert problem.key == "history.in_list"
     assert "50 of 50 listed cases" in problem.problem and "'log'" in problem.problem
+
+
+async def test_only_a_page_asked_with_its_timelines_asks_the_list_to_embed_them(
+    bkk: RestSource, agency: tuple[LocalTimesAgency, str]
+) -> None:
+    titles = frozenset({"title"})
+    plain = await bkk.search_cases(CaseFilter(), CaseOrder(), None, 5, titles)
+    assert "expand" not in agency[0].sent[-1]
+    assert all(record.timeline is None for record in plain)
+    carried = await bkk.search_cases(CaseFilter(), CaseOrder(), None, 5, titles | {TIMELINE})
+    assert agency[0].sent[-1]["expand"] == "history"
+    loaded = await bkk.load_timelines([record.local_id for record in carried])
+    assert {r.local_id: r.timeline for r in carried} == {
+        local_id: tuple(entries) for local_id, entries in loaded.items()
+    }
+    assert len(carried) == 5
