@@ -129,8 +129,9 @@ async def test_up_to_a_page_and_a_batch_one_round_trip_is_one_request(agencies: 
     small, _ = await costs(agencies, 10)
     large, _ = await costs(agencies, 90)
     assert small == large
-    # the page, then one timeline batch (Open311 notes come with a batch fetch of the cases)
-    assert large == dict.fromkeys(API_SOURCES, (2, 2, 2))
+    # 1111: the page, which carries its timelines (history.in_list); Open311: the page, then
+    # one timeline batch (its notes come with a batch fetch of the cases)
+    assert large == {REST_SOURCE: (1, 1, 1), OPEN311_SOURCE: (2, 2, 2)}
 
 
 async def test_past_a_page_or_a_batch_requests_grow_by_pages_and_chunks(
@@ -145,12 +146,15 @@ async def test_past_a_page_or_a_batch_requests_grow_by_pages_and_chunks(
     pmoc, city = settings[REST_SOURCE], settings[OPEN311_SOURCE]
     assert isinstance(pmoc, RestSettings) and isinstance(city, Open311Settings)
     city_rest = city.as_rest()
+    assert pmoc.history is not None and pmoc.history.in_list  # timelines come with the pages
     expected = {
         # each source is asked for first + 1 cases and reads until it has one more than that
-        REST_SOURCE: math.ceil((first + 2) / pmoc.list.pagination.page_size)
-        + math.ceil(held[REST_SOURCE] / (pmoc.history.max_batch if pmoc.history else 1)),
-        OPEN311_SOURCE: math.ceil((first + 2) / city_rest.list.pagination.page_size)
-        + math.ceil(held[OPEN311_SOURCE] / city_rest.fetch.max_batch),
+        REST_SOURCE: (1, math.ceil((first + 2) / pmoc.list.pagination.page_size)),
+        OPEN311_SOURCE: (
+            2,
+            math.ceil((first + 2) / city_rest.list.pagination.page_size)
+            + math.ceil(held[OPEN311_SOURCE] / city_rest.fetch.max_batch),
+        ),
     }
-    assert {s: (d[0], d[1]) for s, d in delta.items()} == {s: (2, expected[s]) for s in API_SOURCES}
-    assert all(count > 2 for count in expected.values())  # this page does need more
+    assert {s: (d[0], d[1]) for s, d in delta.items()} == expected
+    assert all(requests > trips for trips, requests in expected.values())  # more than one each
