@@ -683,10 +683,10 @@ class RestSource(Source):
         return params
 
     def _sent_time(self, value: datetime) -> str:
-        """A time as the API reads it: an API that writes local times without an offset
-        (``timezone``) compares what it is sent as the same, so a bound at midnight in
-        Bangkok goes as ``2026-10-01T00:00:00``; with ``list.filters.time_offset``, with its
-        offset in ``timezone``. Without ``timezone``, as the caller gave it, with its offset."""
+        """A time in a parameter as the API writes its own: with ``timezone``, local to that
+        zone without an offset (midnight in Bangkok as ``2026-10-01T00:00:00``), which such an
+        API compares correctly, or with the zone's offset under ``list.filters.time_offset``;
+        without ``timezone``, as the caller gave it, with its offset."""
         settings = self.settings
         if settings.timezone is None and settings.sends_offsets:
             return value.isoformat()

@@ -281,6 +281,12 @@ def test_in_list_needs_embedded_history() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config(HEADER + text, {})
     assert any("in_list needs embedded" in p for p in raised.value.problems)
+    text = source_text("http://x", in_list=False).replace(
+        "history: {embedded: history,", "history: {embedded: history, list_params: {a: b},"
+    )
+    with pytest.raises(ConfigError) as raised:
+        parse_config(HEADER + text, {})
+    assert any("set in_list: true" in p for p in raised.value.problems)
 
 
 # -- requests per page --------------------------------------------------------------------
