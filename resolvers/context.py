@@ -23,6 +23,7 @@ class Limits:
     max_page_size: int = 500
     default_page_size: int = 20
     query: QueryLimits = field(default_factory=QueryLimits)  # depth, cost, timeout: limits.py
+    dataloader_batching: bool = True  # False: the benchmark's N+1 baseline (Loaders)
 
 
 class EventStream(Protocol):
@@ -58,7 +59,8 @@ class Context:
         events: EventStream | None = None,
         principal: Principal = ANONYMOUS,
     ) -> Context:
-        context = cls(federation, directory, limits, Loaders(federation), events)
+        loaders = Loaders(federation, batching=limits.dataloader_batching)
+        context = cls(federation, directory, limits, loaders, events)
         context.authenticate(principal)
         return context
 
@@ -92,7 +94,7 @@ class Context:
     def fresh_loaders(self) -> None:
         """New loaders and clock: each subscription event must see the sources as they are now."""
         self.loaders.clear()
-        self.loaders = Loaders(self.federation)
+        self.loaders = Loaders(self.federation, batching=self.limits.dataloader_batching)
         self.now = datetime.now(UTC)
         if self.access is not None:
             self.access.forget_seen()  # visibility by id is decided afresh, like the data

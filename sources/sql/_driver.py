@@ -7,27 +7,26 @@ column label, as the row mapper does) come back. Executing them through SQLAlche
 adapter instead cost a greenlet switch, an execution context, a cursor emulation, a ``Row`` per
 row and a dict per row again: about 5% of the dashboard page's instructions (``bench/README.md``).
 
-The compiled form is cached by the statement's SQLAlchemy cache key, as SQLAlchemy's own
-execution caches it, so a page of a known shape renders no SQL. Statements this cannot send as
-they are (``IN`` lists expanded at execution time, literal-rendered values) return None from
-:meth:`DriverReads.render`, and the caller lets SQLAlchemy run them.
+Each statement is compiled where it is sent: SQLAlchemy's cache key, which its own execution
+caches compiled forms by, is reachable only through a private method, so no cache here.
+Statements this cannot send as they are (``IN`` lists expanded at execution time,
+literal-rendered values) return None from :meth:`DriverReads.render`, and the caller lets
+SQLAlchemy run them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import asyncpg
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TupleType, TypeEngine
 
 from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
-
-MAX_SHAPES = 256
-"""Compiled statements kept per source: one per shape of filter and order; more shapes than
-this (a client trying every combination) empty the cache rather than grow it."""
 
 # SQLSTATE classes of a server that is there but not serving: connection exceptions, out of
 # resources (too many connections), operator intervention (shut down, session terminated).
@@ -35,11 +34,13 @@ UNAVAILABLE_STATES = ("08", "53", "57P")
 
 
 class DriverReads:
-    """SQLAlchemy statements rendered once per shape for asyncpg's ``fetch``."""
+    """SQLAlchemy statements rendered for asyncpg's ``fetch`` through SQLAlchemy's public API:
+    the compiled string, its parameters in position order, each through its type's bind
+    processor for the dialect (what SQLAlchemy's execution applies)."""
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._compiled: dict[Any, SQLCompiler] = {}
+        self._processors: WeakKeyDictionary[TypeEngine[Any], Any] = WeakKeyDictionary()
 
     def render(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
@@ -48,26 +49,31 @@ class DriverReads:
         ``parameters`` give values to named bind parameters (a keyed statement's batch)."""
         if not isinstance(statement, ClauseElement):
             return None
-        key = statement._generate_cache_key()  # what SQLAlchemy's execution caches by
-        if key is None:
+        compiled = statement.compile(dialect=self.dialect)
+        if not isinstance(compiled, SQLCompiler) or not compiled.positional:
             return None
-        compiled = self._compiled.get(key.key)
-        if compiled is None:
-            made = statement.compile(dialect=self.dialect, cache_key=key)
-            if not isinstance(made, SQLCompiler) or not made.positional:
-                return None
-            if len(self._compiled) >= MAX_SHAPES:
-                self._compiled.clear()
-            compiled = self._compiled[key.key] = made
         if compiled.post_compile_params or compiled.literal_execute_params:
             return None
-        values = compiled.construct_params(parameters, extracted_parameters=key.bindparams)
-        processors: Mapping[str, Any] = compiled._bind_processors
-        arguments = [
-            processors[name](values[name]) if name in processors else values[name]
-            for name in compiled.positiontup or ()
-        ]
+        values = compiled.construct_params(parameters)
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
+        arguments = []
+        for name in compiled.positiontup or ():
+            kind = binds[name].type
+            if isinstance(kind, TupleType):
+                return None  # a processor per element: SQLAlchemy's own execution does that
+            process = self._processor(kind)
+            arguments.append(values[name] if process is None else process(values[name]))
         return compiled.string, arguments
+
+    def _processor(self, kind: TypeEngine[Any]) -> Any:
+        """The dialect's bind processor for ``kind`` (None when values go as they are), made
+        once per type object: building one is a closure per call."""
+        try:
+            return self._processors[kind]
+        except KeyError:
+            process = kind.dialect_impl(self.dialect).bind_processor(self.dialect)
+            self._processors[kind] = process
+            return process
 
 
 DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
