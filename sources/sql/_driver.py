@@ -7,17 +7,15 @@ column label, as the row mapper does) come back. Executing them through SQLAlche
 adapter instead cost a greenlet switch, an execution context, a cursor emulation, a ``Row`` per
 row and a dict per row again: about 5% of the dashboard page's instructions (``bench/README.md``).
 
-Each statement is compiled where it is sent: SQLAlchemy's cache key, which its own execution
-caches compiled forms by, is reachable only through a private method, so no cache here.
-Statements this cannot send as they are (``IN`` lists expanded at execution time,
-literal-rendered values) return None from :meth:`DriverReads.render`, and the caller lets
-SQLAlchemy run them.
+The compiled form is kept per statement object (:class:`DriverReads`). Statements this cannot
+send as they are (``IN`` lists expanded at execution time, literal-rendered values) return None
+from :meth:`DriverReads.render`, and the caller lets SQLAlchemy run them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
 import asyncpg
@@ -33,13 +31,34 @@ from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
 UNAVAILABLE_STATES = ("08", "53", "57P")
 
 
+MAX_STATEMENTS = 256
+"""Statements whose compiled form is kept per source; a filtered page's statement is built per
+request, so more than this empties the memo rather than growing it."""
+
+
+class _Rendering(NamedTuple):
+    """A statement object's compiled form: its SQL, and per position the bind parameter's name
+    and processor; no SQL (None) when asyncpg cannot be sent it as it is."""
+
+    statement: Executable  # held, so that no other statement takes its id while it is here
+    compiled: SQLCompiler
+    sql: str | None
+    positions: tuple[tuple[str, Any], ...]
+
+
 class DriverReads:
     """SQLAlchemy statements rendered for asyncpg's ``fetch`` through SQLAlchemy's public API:
     the compiled string, its parameters in position order, each through its type's bind
-    processor for the dialect (what SQLAlchemy's execution applies)."""
+    processor for the dialect (what SQLAlchemy's execution applies).
+
+    The compiled form is kept per statement object: the statements sources/sql/_statements.py
+    builds once and reuses (the first page per order and columns, each batch by ``KEYS``) are
+    compiled once per source. SQLAlchemy's own cache key, which would let equal statements
+    built apart share one compiled form too, is reachable only through a private method."""
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
+        self._rendered: dict[int, _Rendering] = {}
         self._processors: WeakKeyDictionary[TypeEngine[Any], Any] = WeakKeyDictionary()
 
     def render(
@@ -47,23 +66,40 @@ class DriverReads:
     ) -> tuple[str, list[Any]] | None:
         """The SQL text and positional arguments, or None for SQLAlchemy to execute it.
         ``parameters`` give values to named bind parameters (a keyed statement's batch)."""
-        if not isinstance(statement, ClauseElement):
+        rendering = self._rendered.get(id(statement))
+        if rendering is None or rendering.statement is not statement:
+            if not isinstance(statement, ClauseElement):
+                return None
+            made = statement.compile(dialect=self.dialect)
+            if not isinstance(made, SQLCompiler):
+                return None
+            rendering = self._rendering(statement, made)
+            if len(self._rendered) >= MAX_STATEMENTS:
+                self._rendered.clear()
+            self._rendered[id(statement)] = rendering
+        if rendering.sql is None:
             return None
-        compiled = statement.compile(dialect=self.dialect)
-        if not isinstance(compiled, SQLCompiler) or not compiled.positional:
-            return None
-        if compiled.post_compile_params or compiled.literal_execute_params:
-            return None
-        values = compiled.construct_params(parameters)
+        values = rendering.compiled.construct_params(parameters)
+        arguments = [
+            values[name] if process is None else process(values[name])
+            for name, process in rendering.positions
+        ]
+        return rendering.sql, arguments
+
+    def _rendering(self, statement: Executable, compiled: SQLCompiler) -> _Rendering:
+        unsendable = _Rendering(statement, compiled, None, ())
+        if not compiled.positional or compiled.post_compile_params:
+            return unsendable
+        if compiled.literal_execute_params:
+            return unsendable
         binds = {name: bind for bind, name in compiled.bind_names.items()}
-        arguments = []
+        positions = []
         for name in compiled.positiontup or ():
             kind = binds[name].type
             if isinstance(kind, TupleType):
-                return None  # a processor per element: SQLAlchemy's own execution does that
-            process = self._processor(kind)
-            arguments.append(values[name] if process is None else process(values[name]))
-        return compiled.string, arguments
+                return unsendable  # a processor per element: SQLAlchemy's execution does that
+            positions.append((name, self._processor(kind)))
+        return _Rendering(statement, compiled, compiled.string, tuple(positions))
 
     def _processor(self, kind: TypeEngine[Any]) -> Any:
         """The dialect's bind processor for ``kind`` (None when values go as they are), made
