@@ -35,6 +35,12 @@ lock-upgrade: | $(UV)  ## re-pin the locks to the newest releases inside pyproje
 	$(UV_COMPILE) --all-extras --upgrade -o $(LOCK)
 	$(UV_COMPILE) --constraint $(LOCK) -o $(RUNTIME_LOCK)
 
+# The GraphQL-over-HTTP audit suite (npm graphql-http, pinned by the lock file) for the tests.
+HTTP_AUDIT := tests/http-audit
+$(HTTP_AUDIT)/node_modules/.installed: $(HTTP_AUDIT)/package.json $(HTTP_AUDIT)/package-lock.json
+	npm ci --prefix $(HTTP_AUDIT) --no-audit --no-fund
+	touch $@
+
 # The suite on the newest release of every dependency, upper bounds ignored, in its own venv:
 # an upgrade that breaks shows here before anyone moves a range (ruff is not run: a newer
 # ruff's new rules are style, not breakage).
@@ -49,12 +55,6 @@ test-latest: $(HTTP_AUDIT)/node_modules/.installed browser  ## the suite on the 
 	$(LATEST)/bin/python -m pip freeze --exclude-editable > $(LATEST)/tested.txt
 	$(LATEST)/bin/mypy gateway resolvers sources samples
 	$(LATEST)/bin/pytest
-
-# The GraphQL-over-HTTP audit suite (npm graphql-http, pinned by the lock file) for the tests.
-HTTP_AUDIT := tests/http-audit
-$(HTTP_AUDIT)/node_modules/.installed: $(HTTP_AUDIT)/package.json $(HTTP_AUDIT)/package-lock.json
-	npm ci --prefix $(HTTP_AUDIT) --no-audit --no-fund
-	touch $@
 
 # Debian's chromium and Thai fonts for the dashboard's browser tests; installed when missing
 # (CI runs as root and reaches Debian's package registry).

@@ -316,12 +316,13 @@ def keys(access_world: AccessWorld) -> list[str | None]:
 
 
 async def test_each_role_sees_the_corpus_alike(closed: Pair, keys: list[str | None]) -> None:
-    seen = set()
+    views: dict[str, set[str]] = {}
     for key in keys:
-        for _, document, variables in CORPUS:
+        for name, document, variables in CORPUS:
             body = await closed.compare(document, variables, _headers(key))
-            seen.add(json.dumps(body.get("data"), sort_keys=True))
-    assert len(seen) > len(keys)  # the roles do see different things
+            views.setdefault(name, set()).add(json.dumps(body.get("data"), sort_keys=True))
+    differing = [name for name, seen in views.items() if len(seen) > 1]
+    assert len(differing) >= len(CORPUS) // 2, views  # the roles do see different things
 
 
 @settings(DIFFERENTIAL, max_examples=100)
