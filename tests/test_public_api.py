@@ -101,16 +101,15 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 
 NO_PUBLIC_ROUTE: dict[tuple[str, str], str] = {
-    ("gateway/export.py", "_schema"): "strawberry.Schema's graphql-core schema",
-    ("resolvers/limits.py", "_schema"): "strawberry.Schema's graphql-core schema",
+    ("resolvers/documents.py", "_schema"): "strawberry.Schema's graphql-core schema",
 }
-"""Private uses outside the executors that have no public replacement in the locked releases:
-strawberry 0.341 keeps the graphql-core ``GraphQLSchema`` it builds only in ``Schema._schema``
-(no public attribute or method returns it; its maintainers point users there, strawberry issue
-#2590), and the CSV export's plan and the query limits' document cache validate and walk
-documents against that very schema (a schema rebuilt from SDL would lose the custom scalars'
-literal parsing). Listed so the use stays visible; remove an entry when strawberry offers a
-public accessor."""
+"""Private uses outside the executors that have no public replacement in the locked releases,
+each in one accessor: strawberry 0.341 keeps the graphql-core ``GraphQLSchema`` it builds only
+in ``Schema._schema`` (no public attribute or method returns it; its maintainers point users
+there, strawberry issue #2590), and the query limits' document cache and the CSV export's plan
+validate and walk documents against that very schema (``graphql_core_schema``; a schema rebuilt
+from the SDL would lose the custom scalars' literal parsing). Remove the entry when strawberry
+offers a public accessor."""
 
 
 @dataclass(frozen=True, order=True)
