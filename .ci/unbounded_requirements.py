@@ -18,6 +18,7 @@ _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?)")
 def unbounded(pyproject: Path) -> list[str]:
     """Each requirement's name and extras, e.g. ``uvicorn[standard]``, in declaration order."""
     project = tomllib.loads(pyproject.read_text())["project"]
+    own = project["name"]  # an extra naming another of the project's own extras
     requirements = list(project.get("dependencies", []))
     for extra in project.get("optional-dependencies", {}).values():
         requirements.extend(extra)
@@ -26,6 +27,8 @@ def unbounded(pyproject: Path) -> list[str]:
         match = _NAME.match(requirement)
         if match is None:
             raise SystemExit(f"cannot read requirement {requirement!r}")
+        if match.group(1).split("[")[0] == own:
+            continue  # that extra's requirements are listed with it
         if match.group(1) not in names:
             names.append(match.group(1))
     return names

@@ -194,6 +194,7 @@ def create_app(
         graphql_ide="graphiql" if config.limits.graphiql else None,
     )
     view.authenticator = gateway.authenticator
+    view.clock = config.clock.now
     websockets = OpenWebSockets(view)  # closed with 1001 Going Away on graceful shutdown
 
     @contextlib.asynccontextmanager

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from gateway.audit_cli import add_audit_parser, run_audit
 from gateway.auth._cli import add_keys_parser, run_keys
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.demo import DEMO_SIZE
 from gateway.logs import configure_logging
 from sources import Problem, Source, SourceError, source_class
 
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--agency-port", type=int, default=8101, help="port of the 1111 sample API")
-    demo.add_argument("--size", type=int, default=10_000, help="cases per demo agency")
+    demo.add_argument("--size", type=int, default=DEMO_SIZE, help="cases per demo agency")
     demo.add_argument("--data-dir", default=".demo", help="where demo databases are kept")
     demo.add_argument(
         "--no-trickle", action="store_true", help="no steady updates to the demo agencies"

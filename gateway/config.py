@@ -10,15 +10,17 @@ import difflib
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from gateway.auth import AuthSettings
 from gateway.limits import LimitSettings
 from gateway.observability import ObservabilitySettings
+from resolvers.context import system_clock
 from sources import Named, SlaSettings, SourceSettings, Strict, UnknownKind, source_class
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -48,6 +50,21 @@ class EventSettings(Strict):
     redis_prefix: str = Field(default="complaint-graph", description="Redis key prefix.")
 
 
+class ClockSettings(Strict):
+    """``clock:``: when a request happens, as far as the graph is concerned.
+
+    ``fixed`` pins every request's "now" (overdue cases, ages of open cases, ``asOf``) to one
+    moment, so that answers over unchanging data are reproducible: the documentation's examples
+    are checked against the demo that way. A production gateway leaves it unset."""
+
+    fixed: AwareDatetime | None = Field(
+        default=None, description="Every request's 'now', with its UTC offset; unset: the time."
+    )
+
+    def now(self) -> datetime:
+        return self.fixed if self.fixed is not None else system_clock()
+
+
 class _Document(Strict):
     categories: list[CategorySettings] = Field(min_length=1)
     sources: list[dict[str, Any]] = Field(min_length=1)
@@ -56,6 +73,7 @@ class _Document(Strict):
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     sla: SlaSettings = Field(default_factory=SlaSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    clock: ClockSettings = Field(default_factory=ClockSettings)
 
 
 @dataclass(frozen=True)
@@ -66,6 +84,7 @@ class GatewayConfig:
     events: EventSettings = field(default_factory=EventSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    clock: ClockSettings = field(default_factory=ClockSettings)
 
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> GatewayConfig:
@@ -108,6 +127,7 @@ def parse_config(text: str, environ: dict[str, str], origin: str = "config") -> 
         document.events,
         observability=document.observability,
         auth=document.auth,
+        clock=document.clock,
     )
 
 

@@ -25,6 +25,8 @@ from samples.generator import DEMO_MATCH_KEY
 log = logging.getLogger("complaint_graph.demo")
 
 DEMO_DSN_VARIABLE = "COMPLAINT_GRAPH_DEMO_DSN"
+DEMO_SIZE = 10_000
+"""Cases per demo agency unless ``--size`` says otherwise; the docs' examples are answered at it."""
 
 
 def asyncpg_url(dsn: str) -> str:
@@ -57,7 +59,7 @@ def demo_config(
     return parse_config(text, environ, "samples/config.yaml")
 
 
-DEMO_ANALYST_KEY = "demo-analyst"  # public demo keys, documented in README.md: demo only
+DEMO_ANALYST_KEY = "demo-analyst"  # public demo keys, listed in README.md: demo only
 DEMO_INSPECTOR_KEY = "demo-inspector"
 DEMO_AUDITOR_KEY = "demo-auditor"  # reads the personal-data audit log (audit:read)
 

@@ -42,7 +42,7 @@ from gateway.request_context import (
 )
 from gateway.tracing import Tracing
 from resolvers import Context, Directory, Limits
-from resolvers.context import EventStream
+from resolvers.context import Clock, EventStream, system_clock
 from sources import Federation
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -241,6 +241,7 @@ class GraphQLView(GraphQL[Context, None]):
         self.events = events
         self.metrics = metrics
         self.tracing = tracing or Tracing(None)
+        self.clock: Clock = system_clock  # set by the app: the configuration may fix it
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -340,7 +341,9 @@ class GraphQLView(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        context = Context.for_request(self.federation, self.directory, self.limits, self.events)
+        context = Context.for_request(
+            self.federation, self.directory, self.limits, self.events, clock=self.clock
+        )
         authorization = request.headers.get("authorization")
         purpose = (
             request.headers.get(self.authenticator.settings.personal_data.purpose_header)

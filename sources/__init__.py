@@ -7,6 +7,7 @@ from sources._errors import (
     SourceBadResponse,
     SourceConfigError,
     SourceError,
+    SourceQueryFailed,
     SourceTimeout,
     SourceUnavailable,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "SourceConfigError",
     "SourceError",
     "SourceHealth",
+    "SourceQueryFailed",
     "SourceSettings",
     "SourceTimeout",
     "SourceUnavailable",

@@ -28,12 +28,15 @@ def pins(lock: str) -> dict[str, str]:
 
 
 def declared() -> tuple[list[Requirement], list[Requirement]]:
+    """The runtime requirements and the extras' (an extra naming another of the project's own
+    extras, as ``test`` names ``mysql``, stands for that extra's, listed with it)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
     runtime = [Requirement(text) for text in project["dependencies"]]
     extras = [
         Requirement(text) for group in project["optional-dependencies"].values() for text in group
     ]
-    return runtime, extras
+    own = canonicalize_name(project["name"])
+    return runtime, [r for r in extras if canonicalize_name(r.name) != own]
 
 
 def test_every_declared_dependency_is_pinned_inside_its_range() -> None:

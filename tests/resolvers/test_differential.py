@@ -230,7 +230,7 @@ async def test_each_example_is_answered_alike(
     demo: Pair, name: str, document: str, variables: dict[str, Any]
 ) -> None:
     body = await demo.compare(document, variables)
-    if not document.lstrip().startswith("subscription") and "auditLog" not in document:
+    if name.startswith("examples:"):  # (the docs also show refusals: a cost limit, a typo)
         assert body.get("data"), (name, body)  # an example that answers, not only errors
 
 
