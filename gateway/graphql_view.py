@@ -41,6 +41,7 @@ from gateway.request_context import (
     request_id_from,
 )
 from gateway.tracing import Tracing
+from gateway.ws_protocols import CheckedLegacyWSHandler, CheckedTransportWSHandler
 from resolvers import Context, Directory, Limits
 from resolvers.context import Clock, EventStream, system_clock
 from sources import Federation
@@ -222,6 +223,8 @@ class GraphQLView(GraphQL[Context, None]):
     """
 
     websocket_adapter_class = _WebSocketAdapter
+    graphql_transport_ws_handler_class = CheckedTransportWSHandler  # malformed messages: 4400
+    graphql_ws_handler_class = CheckedLegacyWSHandler  # and bad credentials 4403, not 1011
 
     def __init__(
         self,

@@ -48,13 +48,16 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
     get_named_type,
+    get_operation_ast,
     is_interface_type,
     is_object_type,
     validate,
 )
+from graphql.execution import get_variable_values
 from graphql.language import ast
 from graphql.type import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from resolvers.documents import (
     MAX_MEASURES,
@@ -442,10 +445,12 @@ class QueryLimitsExtension(SchemaExtension):
         checked = self._checked
         if checked is None or checked.document is not document:  # not parsed via the cache
             checked = CheckedDocument(document, validate(schema, document, STANDARD_RULES))
-        errors = list(checked.errors)
-        if limits.introspection is False or (
+        hidden = limits.introspection is False or (
             limits.introspection == "key-only" and not authenticated
-        ):
+        )
+        errors = list(checked.errors)
+        if hidden:
+            errors = _without_suggestions(schema, document, errors, execution)
             errors.extend(_introspection_errors(schema, document))
         page_sizes = (
             int(getattr(context, "limits").default_page_size),  # noqa: B009
@@ -455,6 +460,31 @@ class QueryLimitsExtension(SchemaExtension):
         variables = execution.variables or {}
         errors.extend(measure_errors(schema, document, limits, variables, page_sizes, memo))
         execution.pre_execution_errors = errors
+
+
+def _without_suggestions(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    errors: list[GraphQLError],
+    execution: ExecutionContext,
+) -> list[GraphQLError]:
+    """The document's errors as a caller who may not introspect sees them: without "Did you
+    mean ...?", which would let it rebuild the hidden schema by guessing (field, argument,
+    enum value and type names). graphql-core's ``hide_suggestions`` does the work, both for
+    the validation rules and, when the document is valid, for coercing the variables (which
+    execution would otherwise report with suggestions)."""
+    if errors:  # the cached errors carry suggestions: validate again without them
+        return validate(schema, document, STANDARD_RULES, hide_suggestions=True)
+    operation = get_operation_ast(document, execution.operation_name)
+    if operation is None:
+        return errors
+    coerced = get_variable_values(
+        schema,
+        operation.variable_definitions or (),
+        execution.variables or {},
+        hide_suggestions=True,
+    )
+    return coerced if isinstance(coerced, list) else errors
 
 
 def _introspection_errors(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:

@@ -24,6 +24,7 @@ from sources._model import (
     TimelineEntry,
     Unmapped,
 )
+from sources._moments import moment_problem
 from sources._query import AgencyAccess, CaseFilter, CaseOrder, Position, SortField
 from sources._registry import UnknownKind, source_class
 from sources._settings import (
@@ -90,5 +91,6 @@ __all__ = [
     "Unmapped",
     "Vocabulary",
     "WebhookSettings",
+    "moment_problem",
     "source_class",
 ]
