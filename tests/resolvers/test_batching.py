@@ -15,7 +15,17 @@ from resolvers.loaders import Loaders
 from sources import CaseFilter, CaseOrder
 from tests.conftest import DemoData, RunningGateway, running
 from tests.postgres import create_database, drop_database
-from tests.resolvers.expected import ALL_SOURCES, POSTGRES_SOURCE
+from tests.resolvers.expected import (
+    ALL_SOURCES,
+    OPEN311_SOURCE,
+    POSTGRES_SOURCE,
+    REST_SOURCE,
+    SQLITE_SOURCE,
+)
+
+# Sources whose page carries its cases' timelines (CaseRecord.timeline): PostgreSQL in the page's
+# statement, the 1111 API and the Open311 platform in their list's items.
+CARRYING = (POSTGRES_SOURCE, REST_SOURCE, OPEN311_SOURCE)
 
 NESTED = """
 query Nested($first: Int) {
@@ -48,9 +58,9 @@ async def test_page_of_500_costs_the_same_round_trips_as_page_of_10(
     small = await round_trips_for(gateway, 10)
     large = await round_trips_for(gateway, 500)
     assert small == large
-    # one search and one timeline batch per source: the two levels of the query; the
-    # PostgreSQL source's page carries its cases' timelines (CaseRecord.timeline): one
-    assert large == dict.fromkeys(ALL_SOURCES, 2) | {POSTGRES_SOURCE: 1}
+    # one search and one timeline batch per source: the two levels of the query; a source
+    # whose page carries its cases' timelines needs the search alone
+    assert large == dict.fromkeys(CARRYING, 1) | {SQLITE_SOURCE: 2}
 
 
 def _timeline_batch_sizes(gateway: RunningGateway) -> dict[str, float]:
@@ -68,10 +78,11 @@ async def test_timeline_batch_carries_every_case_of_the_page(gateway: RunningGat
     before = _timeline_batch_sizes(gateway)
     body = await gateway.query(NESTED, {"first": 100})
     edges = body["data"]["cases"]["edges"]
-    carried = sum(1 for edge in edges if _source_of(edge) == POSTGRES_SOURCE)
+    carried = sum(1 for edge in edges if _source_of(edge) in CARRYING)
     after = _timeline_batch_sizes(gateway)
     batched = {s: after.get(s, 0) - before.get(s, 0) for s in after}
-    assert batched.get(POSTGRES_SOURCE, 0) == 0 and carried > 0
+    assert all(batched.get(source, 0) == 0 for source in CARRYING) and carried > 0
+    assert batched.get(SQLITE_SOURCE, 0) > 0
     assert sum(batched.values()) + carried == 100
 
 
