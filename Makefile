@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# The demo's two sample agency APIs listen on AGENCY_PORT and the next port; empty: 8101 and
+# 8102, or free ports when either is taken. VERBOSE=1: pip's, PostgreSQL's and uvicorn's output.
+AGENCY_PORT ?=
+VERBOSE ?=
+QUIET := $(if $(VERBOSE),,--quiet)
 
 .PHONY: demo test lint format schema bench clean browser
 
@@ -11,7 +16,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install $(QUIET) -e '.[test]'
 	touch $@
 
 # The GraphQL-over-HTTP audit suite (npm graphql-http, pinned by the lock file) for the tests.
@@ -28,7 +33,8 @@ browser:
 	    --no-install-recommends chromium fonts-thai-tlwg)
 
 demo: $(VENV)/.installed  ## start the gateway on the embedded demo agencies
-	$(BIN)/complaint-graph demo --port $(PORT)
+	$(BIN)/complaint-graph demo --port $(PORT) $(if $(AGENCY_PORT),--agency-port $(AGENCY_PORT)) \
+	  $(if $(VERBOSE),--verbose)
 
 test: $(VENV)/.installed $(HTTP_AUDIT)/node_modules/.installed browser  ## the whole suite, with lint and types
 	$(BIN)/ruff check .

@@ -18,7 +18,6 @@ import logging
 import socket
 
 import uvicorn
-from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.events import EventBroker
@@ -161,9 +160,3 @@ def _graceful_of(app: object) -> GracefulShutdown | None:
             return found
         app = getattr(app, "app", None)
     return None
-
-
-def serve(app: Starlette, host: str, port: int, log_level: str = "info") -> None:
-    """Run the gateway app (from ``create_app``) until SIGINT or SIGTERM, then stop gracefully."""
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level)
-    GatewayServer(config, app.state.shutdown).run()
