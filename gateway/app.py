@@ -36,6 +36,7 @@ from gateway.open311 import Open311Endpoint
 from gateway.ratelimit import RateLimits
 from gateway.request_context import RequestContextMiddleware
 from gateway.shutdown import GracefulShutdown, OpenWebSockets
+from gateway.sse_single import SingleConnectionStreams
 from gateway.tracing import Tracing
 from gateway.webhooks import WebhookReceiver
 from resolvers import CategoryInfo, Directory, Limits, build_schema
@@ -194,6 +195,7 @@ def create_app(
     )
     view.authenticator = gateway.authenticator
     websockets = OpenWebSockets(view)  # closed with 1001 Going Away on graceful shutdown
+    streams = SingleConnectionStreams(view)  # graphql-sse's single connection mode, then view
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -220,7 +222,7 @@ def create_app(
             *open311.routes(),
             *dashboard_routes(),  # /dashboard and its bundled /static files
             Route("/", root),
-            Route("/graphql", view, methods=["GET", "POST"]),
+            Route("/graphql", streams, methods=["GET", "POST", "PUT", "DELETE"]),
             Route(
                 "/export.csv",
                 CsvExport.for_view(view, config.limits.max_page_size).endpoint,
@@ -243,5 +245,5 @@ def create_app(
         ],
     )
     app.state.gateway = gateway
-    app.state.shutdown = GracefulShutdown(websockets, gateway.events)
+    app.state.shutdown = GracefulShutdown(websockets, gateway.events, streams)
     return app

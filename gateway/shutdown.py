@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.events import EventBroker
 from gateway.heap import settle_heap
+from gateway.sse_single import SingleConnectionStreams
 
 log = logging.getLogger("complaint_graph.shutdown")
 
@@ -111,14 +112,22 @@ class OpenWebSockets:
 class GracefulShutdown:
     """What the gateway does before the server closes connections."""
 
-    def __init__(self, websockets: OpenWebSockets, events: EventBroker | None) -> None:
+    def __init__(
+        self,
+        websockets: OpenWebSockets,
+        events: EventBroker | None,
+        streams: SingleConnectionStreams | None = None,
+    ) -> None:
         self.websockets = websockets
         self.events = events
+        self.streams = streams
 
     async def close_subscriptions(self) -> None:
         await self.websockets.close_all()
         if self.events is not None:
             self.events.complete_all()  # what is left: Server-Sent Events streams
+        if self.streams is not None:
+            await self.streams.close_all()  # single connection mode: each stream ends too
 
 
 class GatewayServer(uvicorn.Server):
