@@ -9,7 +9,7 @@ AGENCY_PORT ?=
 VERBOSE ?=
 QUIET := $(if $(VERBOSE),,--quiet)
 
-.PHONY: demo test lint format schema bench clean browser
+.PHONY: demo test lint format schema bench clean browser graphiql-assets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ format: $(VENV)/.installed
 
 schema: $(VENV)/.installed  ## regenerate schema.graphql from the code
 	$(BIN)/complaint-graph schema > schema.graphql
+
+# GraphiQL's scripts and styles, served by the gateway (no CDN): fetched with npm at the versions
+# and hashes the installed strawberry's page pins, into gateway/static/graphiql/ with licences.
+graphiql-assets: $(VENV)/.installed
+	$(BIN)/python -m gateway.graphiql_assets
 
 bench: $(VENV)/.installed  ## complaint-graph vs PostGraphile 4 vs its N+1 baseline (bench/README.md)
 	$(BIN)/python -m bench http

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -174,9 +174,13 @@ def app_from_environment() -> Starlette:
 
 
 def create_app(
-    config: GatewayConfig, *, tracer_provider: TracerProvider | None = None
+    config: GatewayConfig,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    graphiql_headers: Mapping[str, str] | None = None,
 ) -> Starlette:
-    """``tracer_provider`` overrides the configured tracing (tests pass an in-memory one)."""
+    """``tracer_provider`` overrides the configured tracing (tests pass an in-memory one);
+    ``graphiql_headers`` fill GraphiQL's headers editor (the demo's published key)."""
     gateway = Gateway(config, tracer_provider)
     view = GraphQLView(
         build_schema(),
@@ -194,6 +198,7 @@ def create_app(
         graphql_ide="graphiql" if config.limits.graphiql else None,
     )
     view.authenticator = gateway.authenticator
+    view.graphiql_headers = graphiql_headers
     websockets = OpenWebSockets(view)  # closed with 1001 Going Away on graceful shutdown
     streams = SingleConnectionStreams(view)  # graphql-sse's single connection mode, then view
 

@@ -249,7 +249,9 @@ def run_demo(
         asyncio.run(seed_demo_keys(config))
         if updates is not None:
             updates.start()  # a case moves on every few seconds: subscriptions have news
-        app = create_app(config)
+        # GraphiQL opens with the demo inspector's key in its headers: queries just work.
+        inspector = {"Authorization": f"Bearer {DEMO_INSPECTOR_KEY}"}
+        app = create_app(config, graphiql_headers=inspector)
         settings = uvicorn_config(app, host, held.getsockname()[1], verbose)
         _DemoServer(settings, app.state.shutdown).run(sockets=[held])
     finally:

@@ -126,6 +126,9 @@ def test_demo_starts_on_free_agency_ports_and_stays_quiet_when_idle(
             assert response.status_code == 200, response.text
             assert "errors" not in response.json()
             assert response.json()["data"]["cases"]["totalCount"] == SIZE * 4
+            graphiql = httpx.get(f"{url}/graphql", headers={"accept": "text/html"}, timeout=30)
+            assert "Bearer demo-inspector" in graphiql.text  # its headers prefilled
+            assert "unpkg.com" not in graphiql.text  # its assets from the gateway
             started = log.read_text().splitlines()
             first = pmoc_polls(url)
             deadline = time.monotonic() + POLL_DEADLINE_SECONDS
