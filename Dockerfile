@@ -5,11 +5,12 @@
 # --host 0.0.0.0 --workers 4`. Secrets go in as environment variables (${VAR} in the file).
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY gateway gateway
 COPY resolvers resolvers
 COPY sources sources
 COPY samples samples
+# No extras: the demo's embedded PostgreSQL (complaint-graph[demo]) stays out of the image.
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim

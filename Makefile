@@ -16,7 +16,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install $(QUIET) -e '.[test]'
+	$(BIN)/python -m pip install $(QUIET) -e '.[demo,test]'
 	touch $@
 
 # The GraphQL-over-HTTP audit suite (npm graphql-http, pinned by the lock file) for the tests.

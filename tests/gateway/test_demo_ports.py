@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.demo import DEFAULT_AGENCY_PORT, DEMO_DSN_VARIABLE
+from gateway.demo import DEFAULT_AGENCY_PORT, DEMO_DSN_VARIABLE, DemoError, start_postgres
 from tests.gateway.test_demo_command import INSPECTOR, SIZE, free_port_pair, wait_until_ready
 
 POLLS = 4  # the demo polls each API agency every 2 s: the quiet check spans four polls
@@ -150,3 +150,16 @@ def test_demo_starts_on_free_agency_ports_and_stays_quiet_when_idle(
     text = "\n".join(started)
     assert "initdb" not in text and "Traceback" not in text
     assert f"open http://127.0.0.1:{port}/graphql" in text
+
+
+def test_without_pgserver_the_demo_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pgserver is in the ``demo`` extra only: a production install that runs the demo is told
+    which extra to install (or which variable names a server), not shown an ImportError."""
+    monkeypatch.delenv(DEMO_DSN_VARIABLE, raising=False)
+    monkeypatch.setitem(sys.modules, "pgserver.postgres_server", None)  # as if not installed
+    with pytest.raises(DemoError) as raised:
+        start_postgres(tmp_path)
+    assert "complaint-graph[demo]" in str(raised.value)
+    assert DEMO_DSN_VARIABLE in str(raised.value)
