@@ -154,14 +154,19 @@ class SingleConnectionStreams:
         if not any(kind in accept for kind in ("*/*", "text/plain", "text/*")):
             return Response(status_code=406)
         now = time.monotonic()
-        for token, stream in list(self.streams.items()):
-            if not stream.opened and now - stream.reserved_at > RESERVATION_SECONDS:
-                del self.streams[token]
+        self._drop_unopened(now)
         if len(self.streams) >= MAX_RESERVATIONS:
             return _error_response(503, "too many event streams reserved; try again later")
         token = secrets.token_urlsafe(24)
         self.streams[token] = _Stream(token, request.headers.get("authorization", ""), now)
         return Response(token, 201, media_type="text/plain; charset=utf-8")
+
+    def _drop_unopened(self, now: float) -> None:
+        """Reservations whose stream was never opened in time, with what they started."""
+        for token, stream in list(self.streams.items()):
+            if not stream.opened and now - stream.reserved_at > RESERVATION_SECONDS:
+                stream.end()
+                del self.streams[token]
 
     def _stop(self, request: Request, stream: _Stream) -> Response:
         operation_id = request.query_params.get("operationId")
@@ -209,6 +214,9 @@ class SingleConnectionStreams:
 
     async def _start(self, request: Request, stream: _Stream) -> Response:
         """One operation on ``stream``: checked here, then run in a task of its own."""
+        self._drop_unopened(time.monotonic())
+        if stream.ended:
+            return _error_response(404, "no such event stream reservation")
         try:
             params = await self._params(request)
         except ValueError as exc:

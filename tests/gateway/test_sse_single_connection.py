@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway import sse_single
 from gateway.sse_single import TOKEN_HEADER
 from samples.serving import ThreadedServer
 from tests.gateway.test_subscription_clients import config_file, until_subscribed
@@ -161,3 +162,19 @@ async def test_shutdown_completes_the_operations_then_ends_the_stream(
         if gateway.process.poll() is None:
             gateway.process.kill()
             gateway.process.wait()
+
+
+async def test_a_reservation_never_opened_expires_with_what_it_started(
+    served: ThreadedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await wait_for(served, lambda events: events["watching"])
+    async with httpx.AsyncClient(base_url=served.url) as client:
+        token = (await client.put("/graphql")).text
+        follow = await client.post("/graphql", **operation(token, "follow", SUBSCRIBE))
+        assert follow.status_code == 202  # results wait for a stream that never comes
+        await wait_for(served, lambda events: events["subscribers"] == 1)
+        monkeypatch.setattr(sse_single, "RESERVATION_SECONDS", 0.0)
+        assert (await client.put("/graphql")).status_code == 201  # a reservation prunes
+        await wait_for(served, lambda events: events["subscribers"] == 0)
+        late = await client.post("/graphql", **operation(token, "late", "{ __typename }"))
+        assert late.status_code == 404
