@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import asyncpg
 import uvicorn
 
 from gateway.auth import AuthSettings, KeyStore, PersonalDataSettings
@@ -238,16 +239,24 @@ def run_demo(
     provincial_path = directory / "provincial-khon-kaen.sqlite"
     pmoc = ThreadedServer(pmoc_1111.create_app(count=size, api_key=DEMO_PMOC_KEY), pmoc_port)
     city = ThreadedServer(traffy.create_app(count=size), city_port)
-    updates = Trickle(dsn, provincial_path) if trickle else None
+    updates: Trickle | None = None
     try:
-        asyncio.run(build_demo_data(dsn, provincial_path, size))
-        pmoc.start()
-        city.start()
+        try:
+            asyncio.run(build_demo_data(dsn, provincial_path, size))
+        except (OSError, asyncpg.PostgresError) as exc:
+            where = DEMO_DSN_VARIABLE if server is None else "the embedded server"
+            raise DemoError(f"cannot load the demo data into PostgreSQL ({where}): {exc}") from None
+        try:
+            pmoc.start()
+            city.start()
+        except RuntimeError as exc:  # the port went to another program since it was checked
+            raise DemoError(f"{exc}: try again, or choose ports with AGENCY_PORT=") from None
         log.info("1111 service sample at %s, city platform (Open311) at %s", pmoc.url, city.url)
         config = demo_config(dsn, provincial_path, pmoc.url, city.url)
         config = with_demo_key_store(config, directory)
         asyncio.run(seed_demo_keys(config))
-        if updates is not None:
+        if trickle:
+            updates = Trickle(dsn, provincial_path)
             updates.start()  # a case moves on every few seconds: subscriptions have news
         # GraphiQL opens with the demo inspector's key in its headers: queries just work.
         inspector = {"Authorization": f"Bearer {DEMO_INSPECTOR_KEY}"}

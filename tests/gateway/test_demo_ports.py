@@ -163,3 +163,21 @@ def test_without_pgserver_the_demo_says_what_to_install(
         start_postgres(tmp_path)
     assert "complaint-graph[demo]" in str(raised.value)
     assert DEMO_DSN_VARIABLE in str(raised.value)
+
+
+def test_an_unreachable_postgres_is_one_line_naming_the_variable(tmp_path: Path) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        dsn = f"postgresql://postgres@127.0.0.1:{closed.getsockname()[1]}/demo"
+    done = subprocess.run(
+        demo_command("--port", "0", "--data-dir", str(tmp_path / "demo")),
+        capture_output=True,
+        text=True,
+        env={**demo_env(), DEMO_DSN_VARIABLE: dsn},
+        timeout=120,
+        check=False,
+    )
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert DEMO_DSN_VARIABLE in lines[-1] and "cannot load the demo data" in lines[-1], lines
