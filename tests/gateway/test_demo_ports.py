@@ -181,3 +181,27 @@ def test_an_unreachable_postgres_is_one_line_naming_the_variable(tmp_path: Path)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert DEMO_DSN_VARIABLE in lines[-1] and "cannot load the demo data" in lines[-1], lines
+
+
+def make_demo(*variables: str) -> str:
+    """The commands ``make demo`` would run (``-n``), all of them (``-B``), for ``variables``."""
+    root = Path(__file__).parents[2]
+    done = subprocess.run(
+        ["make", "-n", "-B", "demo", *variables],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_make_demo_passes_agency_port_and_verbose_and_installs_the_demo_extra() -> None:
+    quiet = make_demo("PORT=9000", "AGENCY_PORT=9100")
+    assert "complaint-graph demo --port 9000 --agency-port 9100" in quiet
+    assert "pip install --quiet -e '.[demo,test]'" in quiet and "--verbose" not in quiet
+    assert "--agency-port" not in make_demo()  # default: 8101/8102, or free ports
+    verbose = make_demo("VERBOSE=1")
+    assert re.search(r"pip install +-e '\.\[demo,test\]'", verbose)  # pip's output shown
+    assert "complaint-graph demo --port 8000" in verbose and "--verbose" in verbose
