@@ -145,7 +145,10 @@ class SingleConnectionStreams:
         """The reservation of ``token`` when the request carries the credentials that made it."""
         stream = self.streams.get(token or "")
         authorization = request.headers.get("authorization", "")
-        if stream is None or not hmac.compare_digest(stream.authorization, authorization):
+        if stream is None or not hmac.compare_digest(
+            stream.authorization.encode(),
+            authorization.encode(),  # str: ASCII only
+        ):
             return None
         return stream
 
