@@ -1,1 +1,1 @@
-"""Benchmarks: run with ``make bench`` (``python -m bench``); results go into README.md by hand."""
+"""Benchmarks: run with ``make bench`` (``python -m bench``); results go into bench/README.md."""

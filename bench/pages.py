@@ -55,7 +55,7 @@ def wait_until_up(
 
 
 DEMO_KEY = "demo-inspector"
-"""The demo's documented inspector key (README, Access control): every case."""
+"""The demo's documented inspector key (README, Demo keys): every case."""
 
 
 def measure(client: httpx.Client, first: int, repeat: int) -> tuple[float, float, dict[str, float]]:

@@ -40,6 +40,7 @@ from gateway.sse_single import SingleConnectionStreams
 from gateway.tracing import Tracing
 from gateway.webhooks import WebhookReceiver
 from resolvers import CategoryInfo, Directory, Limits, build_schema
+from resolvers.federation import federated_schema
 from sources import Federation, SourceError, source_class
 from sources._guard import Guarded
 
@@ -183,7 +184,7 @@ def create_app(
     ``graphiql_headers`` fill GraphiQL's headers editor (the demo's published key)."""
     gateway = Gateway(config, tracer_provider)
     view = GraphQLView(
-        build_schema(),
+        federated_schema() if config.federation.enabled else build_schema(),
         federation=gateway.federation,
         directory=gateway.directory,
         limits=gateway.limits,
@@ -199,6 +200,7 @@ def create_app(
     )
     view.authenticator = gateway.authenticator
     view.graphiql_headers = graphiql_headers
+    view.clock = config.clock.now
     websockets = OpenWebSockets(view)  # closed with 1001 Going Away on graceful shutdown
     streams = SingleConnectionStreams(view)  # graphql-sse's single connection mode, then view
 

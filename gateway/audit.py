@@ -4,12 +4,18 @@ Kept in the gateway's own store beside the API keys (a SQLite file by default, P
 the URL says so). The table refuses UPDATE and DELETE by trigger (and, on PostgreSQL, TRUNCATE),
 so not even the gateway's own code can rewrite history; this module offers no API to try.
 Each entry is written, and committed, before the data it records is answered.
+
+The store must not block (gateway/store_engine.py: WAL and a busy timeout on SQLite, a lock
+timeout on PostgreSQL). When it cannot record all the same (its file cannot be opened, another
+writer holds the lock beyond ``wait_seconds``, the server is down), the reveal is refused with
+:class:`~resolvers.access.AuditUnavailable` (``AUDIT_UNAVAILABLE``), never answered unaudited.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -26,10 +32,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from resolvers.access import Principal
+from gateway.store_engine import DEFAULT_WAIT_SECONDS, store_engine
+from resolvers.access import AuditUnavailable, Principal
 from resolvers.audit import AuditQuery, AuditRecord
+
+log = logging.getLogger("complaint_graph.audit")
 
 _metadata = MetaData()
 _entries = Table(
@@ -75,18 +85,23 @@ _APPEND_ONLY = {
 class AuditLog:
     """The store; :meth:`for_request` gives the per-request recorder the resolvers call."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> None:
         self.url = url
+        self.wait_seconds = wait_seconds
         self._engine: AsyncEngine | None = None
         self._opening = asyncio.Lock()
 
     async def _ready(self) -> AsyncEngine:
         async with self._opening:
             if self._engine is None:
-                engine = create_async_engine(self.url)
-                async with engine.begin() as connection:
-                    await connection.run_sync(_metadata.create_all)
-                    await _append_only(connection)
+                engine = store_engine(self.url, self.wait_seconds)
+                try:
+                    async with engine.begin() as connection:
+                        await connection.run_sync(_metadata.create_all)
+                        await _append_only(connection)
+                except BaseException:
+                    await engine.dispose()  # opened again by the next entry
+                    raise
                 self._engine = engine
             return self._engine
 
@@ -99,10 +114,30 @@ class AuditLog:
         return RequestAudit(self, purpose)
 
     async def append_rows(self, rows: Sequence[Row]) -> None:
-        """Several entries in one transaction (one statement), in the order given."""
-        engine = await self._ready()
-        async with engine.begin() as connection:
-            await connection.execute(_entries.insert(), [dict(row) for row in rows])
+        """Several entries in one transaction (one statement), in the order given; committed
+        when this returns, else :class:`AuditUnavailable` says why nothing was."""
+        try:
+            engine = await self._ready()
+            async with engine.begin() as connection:
+                await connection.execute(_entries.insert(), [dict(row) for row in rows])
+        except (SQLAlchemyError, OSError) as exc:
+            raise AuditUnavailable(self._unavailable(exc)) from exc
+
+    def _unavailable(self, exc: BaseException) -> str:
+        """The store's problem in words a client may read (no path, host or SQL: the full
+        error goes to the gateway log)."""
+        log.error("the audit log cannot record an access", exc_info=exc)
+        cause = str(getattr(exc, "orig", None) or exc).lower()
+        if "locked" in cause or "lock timeout" in cause or "busy" in cause:
+            problem = (
+                f"another writer has held its lock for longer than {self.wait_seconds:g} s "
+                "(auth.personal_data.audit_wait_seconds)"
+            )
+        elif "unable to open" in cause or "readonly" in cause or "read-only" in cause:
+            problem = "its database cannot be opened for writing"
+        else:
+            problem = f"its database refused the entry ({type(exc).__name__})"
+        return f"the personal-data audit log cannot record this access, so it is refused: {problem}"
 
     async def entries(self, query: AuditQuery) -> list[AuditRecord]:
         """Up to ``query.first`` entries, oldest first, with ids greater than ``query.after``."""

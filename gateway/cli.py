@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from gateway.audit_cli import add_audit_parser, run_audit
 from gateway.auth._cli import add_keys_parser, run_keys
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.demo import DEMO_SIZE
 from gateway.logs import configure_logging
 from sources import Problem, Source, SourceError, source_class
 
@@ -34,7 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = commands.add_parser("check", help="connect to every source and check its mapping")
     check.add_argument("--config", required=True)
 
-    commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    schema = commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    schema.add_argument(
+        "--subgraph",
+        action="store_true",
+        help="the Apollo Federation v2 subgraph SDL (@link, @key), as _service { sdl } gives it",
+    )
     add_keys_parser(commands)
     add_audit_parser(commands)
 
@@ -56,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="port of the 1111 sample API, the city platform on the next one (default 8101, "
         "or free ports when 8101 or 8102 is taken)",
     )
-    demo.add_argument("--size", type=int, default=10_000, help="cases per demo agency")
+    demo.add_argument("--size", type=int, default=DEMO_SIZE, help="cases per demo agency")
     demo.add_argument("--data-dir", default=".demo", help="where demo databases are kept")
     demo.add_argument(
         "--no-trickle", action="store_true", help="no steady updates to the demo agencies"
@@ -77,8 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "schema":
             from resolvers import schema_sdl
+            from resolvers.federation import subgraph_sdl
 
-            sys.stdout.write(schema_sdl())
+            sys.stdout.write(subgraph_sdl() if args.subgraph else schema_sdl())
             return 0
         if args.command == "keys":
             return run_keys(args, load_config(args.config).auth.key_store)

@@ -10,15 +10,17 @@ import difflib
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from gateway.auth import AuthSettings
 from gateway.limits import LimitSettings
 from gateway.observability import ObservabilitySettings
+from resolvers.context import system_clock
 from sources import Named, SlaSettings, SourceSettings, Strict, UnknownKind, source_class
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -48,6 +50,29 @@ class EventSettings(Strict):
     redis_prefix: str = Field(default="complaint-graph", description="Redis key prefix.")
 
 
+class ClockSettings(Strict):
+    """``clock:``: when a request happens, as far as the graph is concerned.
+
+    ``fixed`` pins every request's "now" (overdue cases, ages of open cases, ``asOf``) to one
+    moment, so that answers over unchanging data are reproducible: the documentation's examples
+    are checked against the demo that way. A production gateway leaves it unset."""
+
+    fixed: AwareDatetime | None = Field(
+        default=None, description="Every request's 'now', with its UTC offset; unset: the time."
+    )
+
+    def now(self) -> datetime:
+        return self.fixed if self.fixed is not None else system_clock()
+
+
+class FederationSettings(Strict):
+    """``federation:``: serve the graph as an Apollo Federation v2 subgraph as well
+    (``_service``, ``_entities``, ``@key`` on the entities; resolvers/federation.py). Off by
+    default: a gateway that is nobody's subgraph answers neither field."""
+
+    enabled: bool = Field(default=False, description="Answer _service and _entities.")
+
+
 class _Document(Strict):
     categories: list[CategorySettings] = Field(min_length=1)
     sources: list[dict[str, Any]] = Field(min_length=1)
@@ -56,6 +81,8 @@ class _Document(Strict):
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     sla: SlaSettings = Field(default_factory=SlaSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    clock: ClockSettings = Field(default_factory=ClockSettings)
+    federation: FederationSettings = Field(default_factory=FederationSettings)
 
 
 @dataclass(frozen=True)
@@ -66,6 +93,8 @@ class GatewayConfig:
     events: EventSettings = field(default_factory=EventSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    clock: ClockSettings = field(default_factory=ClockSettings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
 
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> GatewayConfig:
@@ -108,6 +137,8 @@ def parse_config(text: str, environ: dict[str, str], origin: str = "config") -> 
         document.events,
         observability=document.observability,
         auth=document.auth,
+        clock=document.clock,
+        federation=document.federation,
     )
 
 

@@ -31,6 +31,8 @@ from samples.generator import DEMO_MATCH_KEY
 log = logging.getLogger("complaint_graph.demo")
 
 DEMO_DSN_VARIABLE = "COMPLAINT_GRAPH_DEMO_DSN"
+DEMO_SIZE = 10_000
+"""Cases per demo agency unless ``--size`` says otherwise; the docs' examples are answered at it."""
 DEFAULT_AGENCY_PORT = 8101  # the 1111 sample API; the city platform listens on the next port
 
 
@@ -68,7 +70,7 @@ def demo_config(
     return parse_config(text, environ, "samples/config.yaml")
 
 
-DEMO_ANALYST_KEY = "demo-analyst"  # public demo keys, documented in README.md: demo only
+DEMO_ANALYST_KEY = "demo-analyst"  # public demo keys, listed in README.md: demo only
 DEMO_INSPECTOR_KEY = "demo-inspector"
 DEMO_AUDITOR_KEY = "demo-auditor"  # reads the personal-data audit log (audit:read)
 

@@ -64,6 +64,7 @@ _STATUS = {
     "GRAPHQL_VALIDATION_FAILED": 400,
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,
+    "AUDIT_UNAVAILABLE": 503,  # personal data asked for, and the audit log cannot record it
 }
 
 ContextFactory = Callable[[Request], Awaitable[Any]]
@@ -447,7 +448,9 @@ def _refusal(result: ExecutionResult) -> Response | None:
         if root is None:
             return JSONResponse({"errors": [{"message": "nothing to export"}]}, status_code=400)
         return None
-    errors = [error.formatted for error in result.errors]
+    # One error per distinct problem: a refused page of 500 reveals is one refusal, not 500.
+    distinct = {(e.message, str((e.extensions or {}).get("code"))): e for e in result.errors}
+    errors = [error.formatted for error in distinct.values()]
     codes = {(error.extensions or {}).get("code") for error in result.errors}
     if result.data is None and not codes - {None}:
         status = 400  # the document did not validate

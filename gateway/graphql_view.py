@@ -41,8 +41,9 @@ from gateway.request_context import (
     request_id_from,
 )
 from gateway.tracing import Tracing
+from gateway.ws_protocols import CheckedLegacyWSHandler, CheckedTransportWSHandler
 from resolvers import Context, Directory, Limits
-from resolvers.context import EventStream
+from resolvers.context import Clock, EventStream, system_clock
 from sources import Federation
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -202,6 +203,8 @@ class GraphQLView(GraphQL[Context, None]):
     """
 
     websocket_adapter_class = _WebSocketAdapter
+    graphql_transport_ws_handler_class = CheckedTransportWSHandler  # malformed messages: 4400
+    graphql_ws_handler_class = CheckedLegacyWSHandler  # and bad credentials 4403, not 1011
 
     def __init__(
         self,
@@ -221,6 +224,7 @@ class GraphQLView(GraphQL[Context, None]):
         self.events = events
         self.metrics = metrics
         self.tracing = tracing or Tracing(None)
+        self.clock: Clock = system_clock  # set by the app: the configuration may fix it
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -320,7 +324,9 @@ class GraphQLView(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        context = Context.for_request(self.federation, self.directory, self.limits, self.events)
+        context = Context.for_request(
+            self.federation, self.directory, self.limits, self.events, clock=self.clock
+        )
         authorization = request.headers.get("authorization")
         purpose = (
             request.headers.get(self.authenticator.settings.personal_data.purpose_header)

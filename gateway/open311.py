@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from gateway.auth import Authenticator, authenticate_context
 from resolvers import Context, Directory, Limits
-from resolvers.access import AccessError, CaseAccess, Unauthenticated
+from resolvers.access import AccessError, AuditUnavailable, CaseAccess, Unauthenticated
 from resolvers.loaders import Loaders
 from sources import (
     CanonicalStatus,
@@ -44,6 +44,7 @@ from sources import (
     Federation,
     SourceError,
     Unmapped,
+    moment_problem,
 )
 
 MAX_PAGE_SIZE = 1000
@@ -104,6 +105,13 @@ async def _form_api_key(request: Request) -> str | None:
 
 def _error(status: int, description: str) -> JSONResponse:
     return JSONResponse([{"code": status, "description": description}], status_code=status)
+
+
+def _undecided(exc: SourceError | AuditUnavailable) -> JSONResponse:
+    """Whether the caller may see a case could not be decided (a source the access rule reads
+    failed, or the audit log cannot record a denial): a 503 saying which, never a 500."""
+    where = f"source {exc.source}: " if isinstance(exc, SourceError) else ""
+    return _error(503, f"{where}{exc}")
 
 
 class Open311Endpoint:
@@ -191,7 +199,11 @@ class Open311Endpoint:
             return _error(404, "no such service request")
         found = await source.load_cases([key[1]])
         record = found.get(key[1])
-        if record is None or not await access.visible(record, Loaders(self.federation)):
+        try:
+            shown = record is not None and await access.visible(record, Loaders(self.federation))
+        except (SourceError, AuditUnavailable) as exc:
+            return _undecided(exc)
+        if record is None or not shown:
             return _error(404, "no such service request")  # hidden and missing look the same
         return JSONResponse([self._request(record)])
 
@@ -218,7 +230,10 @@ class Open311Endpoint:
                 found.update({(source_id, local_id): r for local_id, r in answer.items()})
         loaders = Loaders(self.federation)
         records = list(found.values())
-        shown = await asyncio.gather(*(access.visible(r, loaders) for r in records))
+        try:
+            shown = await asyncio.gather(*(access.visible(r, loaders) for r in records))
+        except (SourceError, AuditUnavailable) as exc:
+            return _undecided(exc)
         found = {(r.source, r.local_id): r for r, ok in zip(records, shown, strict=True) if ok}
         listed = [self._request(found[k]) for k in keys.values() if k is not None and k in found]
         return self._listing(listed, failed)
@@ -236,8 +251,9 @@ class Open311Endpoint:
         start = datetime.fromisoformat(query["start_date"]) if query.get("start_date") else None
         end = datetime.fromisoformat(query["end_date"]) if query.get("end_date") else None
         for name, value in (("start_date", start), ("end_date", end)):
-            if value is not None and value.tzinfo is None:
-                raise ValueError(f"{name} needs a time zone offset (W3C date-time)")
+            problem = moment_problem(name, value) if value is not None else None
+            if problem is not None:
+                raise ValueError(f"{problem} (W3C date-time)")
         return CaseFilter(
             statuses=statuses,
             categories=frozenset(codes.split(",")) if codes else None,

@@ -5,6 +5,8 @@ becomes a restriction on the :class:`~sources.CaseFilter` that every source comp
 query (:func:`CaseAccess.restrict`), so counts, pages and events are right for the caller. Loads
 by id (``node``, ``case``, ``counterpart``, ``origin``, ``relatedCases``, the Open311 endpoint)
 check each case with :meth:`CaseAccess.visible` instead, batched through the request's loaders.
+Both decide with one predicate, :meth:`sources.AgencyAccess.allows`, over the same facts, so a
+case appears in a search exactly when it opens by id.
 
 Roles: ``inspector`` and ``analyst`` see every case (an analyst never personal data: that is a
 matter of scopes, not rows); ``agency`` sees what its agency owns, what was referred to it, and
@@ -97,6 +99,13 @@ class Forbidden(AccessError):
     code = "FORBIDDEN"
 
 
+class AuditUnavailable(AccessError):
+    """The audit log cannot record a reveal (or a denial) now, so it is refused: nothing is
+    shown unaudited. The message names the store's problem; the rest of the response stands."""
+
+    code = "AUDIT_UNAVAILABLE"
+
+
 class AccessAudit(Protocol):
     """Told of every case withheld from a caller and every reveal of personal data: the
     gateway's append-only audit log (gateway/audit.py) plugs in here. Both are awaited before
@@ -185,13 +194,14 @@ class CaseAccess:
         if self.principal.agency_scope is not None:
             self._known.update((r.source, r.local_id) for r in records)
 
-    async def visible(
-        self, record: CaseRecord, loaders: Loaders, *, referred_by_caller: bool = False
-    ) -> bool:
-        """Whether the caller may see this one case (loaded by id).
+    async def visible(self, record: CaseRecord, loaders: Loaders) -> bool:
+        """Whether the caller may see this one case (loaded by id, by ``node``, followed as a
+        referral's ``counterpart``, asked for by Open311).
 
-        ``referred_by_caller``: the case was reached through a referral that the caller's own
-        agency's system recorded, which proves the agency handed it there.
+        THE same rule as every search: :meth:`sources.AgencyAccess.allows` with the same
+        inputs, the case's referrals as its own source records them and what the caller's
+        agency's own systems list as referred on (:meth:`referred_by_agency`, the list the
+        search is restricted with). So a case opens by id exactly when a search lists it.
         """
         self.require_role()
         agency = self.principal.agency_scope
@@ -199,31 +209,19 @@ class CaseAccess:
         if agency is None or key in self._known:
             return True
         owner = self.federation.sources[record.source].agency.code
-        if owner == agency or referred_by_caller:
-            return True
-        referrals, incoming = await asyncio.gather(
-            loaders.referrals(record.source).load(record.local_id),
-            self._referred_from_agency(record, owner, loaders),
-        )
-        referred_to = [r.to_agency for r in referrals if isinstance(r.to_agency, str)]
-        if agency in referred_to or incoming:
+        referred_to: list[str] = []
+        referred_by: frozenset[tuple[str, str]] = frozenset()
+        if owner != agency:  # an agency's own case needs neither list
+            referrals, referred_by = await asyncio.gather(
+                loaders.referrals(record.source).load(record.local_id),
+                self.referred_by_agency(),
+            )
+            referred_to = [r.to_agency for r in referrals if isinstance(r.to_agency, str)]
+        if AgencyAccess(agency, referred_by).allows(owner, record, referred_to):
             self._known.add(key)
             return True
         await self.audit.denied(self.principal, record.source, record.local_id, "not this agency's")
         return False
-
-    async def _referred_from_agency(self, record: CaseRecord, owner: str, loaders: Loaders) -> bool:
-        """Whether one of the caller's agency's own systems referred this case to ``owner``."""
-        agency = self.principal.agency_scope
-        own = [
-            s.id
-            for s in self.federation.sources.values()
-            if s.agency.code == agency and s.capabilities.finds_referrals_to
-        ]
-        found = await asyncio.gather(
-            *(loaders.incoming(s).load((owner, record.local_id)) for s in own)
-        )
-        return any(found)
 
 
 class AnonymousGate(SchemaExtension):

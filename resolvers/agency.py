@@ -62,7 +62,9 @@ class SourceHealthInfo:
 @strawberry.type(description="An agency's complaint system that the graph reads on demand.")
 class SourceSystem:
     id: str
-    kind: str = strawberry.field(description="The kind of backend: sql, rest, open311.")
+    kind: str = strawberry.field(
+        description="The kind of backend: sql, rest, open311, graphql, or an installed plugin's."
+    )
     pushed_down_filters: list[str] = strawberry.field(
         description="CaseFilter fields this source evaluates itself; others apply after fetching."
     )

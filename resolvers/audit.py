@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -18,6 +18,7 @@ from resolvers.access import Forbidden
 from resolvers.context import GraphInfo
 from resolvers.errors import UserInputError
 from resolvers.inputs import plain_input
+from sources import moment_problem
 
 AUDIT_READ = "audit:read"
 MAX_PAGE = 500
@@ -129,6 +130,12 @@ async def audit_log(
         position = int(after) if after is not None else None
     except ValueError:
         raise UserInputError("after must be an audit entry id") from None
+    since = filter.since if filter is not None else None
+    if since is not None:  # without an offset: UTC, as the store keeps its times
+        aware = since if since.tzinfo else since.replace(tzinfo=UTC)
+        problem = moment_problem("filter.since", aware)
+        if problem is not None:
+            raise UserInputError(problem)
     trail = access.audit
     if not isinstance(trail, AuditTrail):
         return AuditLogPage(entries=[], end_cursor=None, has_next_page=False)

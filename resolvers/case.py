@@ -354,9 +354,7 @@ async def load_case(info: GraphInfo, key: str) -> Case | None:
     return await load_case_in(info, source_id, local_id)
 
 
-async def load_case_in(
-    info: GraphInfo, source_id: str, local_id: str, *, referred_by_caller: bool = False
-) -> Case | None:
+async def load_case_in(info: GraphInfo, source_id: str, local_id: str) -> Case | None:
     """The case, or None when no source holds it or the caller may not see it (the same
     answer either way, so a guessed id tells nothing); see :mod:`resolvers.access`."""
     context = info.context
@@ -366,9 +364,7 @@ async def load_case_in(
     record = await context.loaders.case(source_id, local_id)
     if record is None:
         return None
-    visible = await context.case_access.visible(
-        record, context.loaders, referred_by_caller=referred_by_caller
-    )
+    visible = await context.case_access.visible(record, context.loaders)
     return Case.of(record, context.directory) if visible else None
 
 

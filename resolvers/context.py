@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -25,6 +25,15 @@ class Limits:
     query: QueryLimits = field(default_factory=QueryLimits)  # depth, cost, timeout: limits.py
 
 
+Clock = Callable[[], datetime]
+"""Where a request reads "now": the moment ``overdue``, ``isOverdue`` and ages are measured at."""
+
+
+def system_clock() -> datetime:
+    """The real time, in UTC: every gateway's clock unless its configuration fixes one."""
+    return datetime.now(UTC)
+
+
 class EventStream(Protocol):
     """Where subscriptions get case events; the gateway provides it, the graph only reads it."""
 
@@ -42,12 +51,16 @@ class Context:
     limits: Limits
     loaders: Loaders
     events: EventStream | None = None
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    clock: Clock = system_clock
+    now: datetime = field(init=False)
     partial_errors: list[GraphQLError] = field(default_factory=list)
     access: CaseAccess | None = None  # who asks and what they may see (resolvers/access.py)
     auth_error: str | None = None  # why the credentials sent were refused
     connection_params: dict[str, object] | None = None  # a WebSocket's connection_init payload
     warnings: list[dict[str, str]] = field(default_factory=list)  # -> extensions.warnings
+
+    def __post_init__(self) -> None:
+        self.now = self.clock()  # one moment for the whole request: its figures agree
 
     @classmethod
     def for_request(
@@ -57,8 +70,9 @@ class Context:
         limits: Limits,
         events: EventStream | None = None,
         principal: Principal = ANONYMOUS,
+        clock: Clock = system_clock,
     ) -> Context:
-        context = cls(federation, directory, limits, Loaders(federation), events)
+        context = cls(federation, directory, limits, Loaders(federation), events, clock)
         context.authenticate(principal)
         return context
 
@@ -93,7 +107,7 @@ class Context:
         """New loaders and clock: each subscription event must see the sources as they are now."""
         self.loaders.clear()
         self.loaders = Loaders(self.federation)
-        self.now = datetime.now(UTC)
+        self.now = self.clock()
         if self.access is not None:
             self.access.forget_seen()  # visibility by id is decided afresh, like the data
 

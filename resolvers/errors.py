@@ -113,6 +113,14 @@ class ErrorTranslation(SchemaExtension):
         errors = [translate(error) for error in (result.errors or [])] + partial
         result.errors = errors or None
 
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """A streaming transport (graphql-transport-ws, SSE) sends each result before the
+        operation ends: its errors are translated here, or they would go out without a code."""
+        errors = getattr(result, "errors", None)
+        if isinstance(errors, list) and errors:
+            result.errors = [translate(error) for error in errors]
+        yield
+
     def get_results(self) -> dict[str, Any]:
         """Warnings of incomplete answers that are not errors (a bounded statistics scan)."""
         warnings = getattr(self.execution_context.context, "warnings", None)

@@ -16,7 +16,7 @@ from resolvers.enums import CaseOrderField, CaseStatus, OrderDirection
 from resolvers.errors import UserInputError
 from resolvers.geography import area
 from resolvers.inputs import plain_input
-from sources import CaseFilter, CaseOrder, SortField
+from sources import CaseFilter, CaseOrder, SortField, moment_problem
 
 MAX_TEXT_LENGTH = 200
 MAX_VALUES = 200
@@ -61,10 +61,12 @@ class CaseFilterInput:
                 _check_text(f"filter.{name}", value)
         if self.text is not None:
             _check_text("filter.text", self.text)
-        for name in ("received_from", "received_before"):
+        bounds = (("received_from", "receivedFrom"), ("received_before", "receivedBefore"))
+        for name, field in bounds:
             value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                raise UserInputError(f"filter.{name} needs a time zone offset, e.g. +07:00")
+            problem = moment_problem(f"filter.{field}", value) if value is not None else None
+            if problem is not None:
+                raise UserInputError(problem)
         return CaseFilter(
             statuses=_set(self.status),
             agencies=_set(self.agency),

@@ -43,18 +43,22 @@ from graphql import (
     GraphQLSyntaxError,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
     NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
     get_named_type,
+    get_operation_ast,
     is_interface_type,
     is_object_type,
     validate,
 )
+from graphql.execution import get_variable_values
 from graphql.language import ast
 from graphql.type import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from resolvers.documents import MAX_MEASURES, STANDARD_RULES, CheckedDocument, DocumentCache
 
@@ -191,7 +195,22 @@ class _Walker:
         named = get_named_type(field_type) if field_type is not None else None
         inner = self.selections(node.selection_set, named, inner_page)
         elements = (page or self.list_size) if _is_list(field_type) else 1
+        if definition is not None and REPRESENTATIONS in definition.args:
+            elements = self.representations(node)
         return DocumentMeasure(1 + inner.depth, aliases + inner.aliases, 1 + elements * inner.cost)
+
+    def representations(self, node: FieldNode) -> int:
+        """How many entities a federation ``_entities`` field is asked for: the length of
+        its ``representations`` list (clamped as the field refuses more than a page)."""
+        argument = next((a for a in node.arguments or () if a.name.value == REPRESENTATIONS), None)
+        value: Any = None
+        if argument is not None and isinstance(argument.value, ListValueNode):
+            value = argument.value.values
+        elif argument is not None and isinstance(argument.value, VariableNode):
+            name = argument.value.name.value
+            self.read.add(name)
+            value = self.variables.get(name)
+        return min(len(value), self.max_page) if isinstance(value, list | tuple) else 1
 
     def page_size(self, node: FieldNode) -> int:
         argument = next((a for a in node.arguments or () if a.name.value == "first"), None)
@@ -286,6 +305,8 @@ def _page_key(variables: Mapping[str, Any], name: str, most: int) -> Hashable:
     if name not in variables:
         return _UNSET
     value = variables[name]
+    if isinstance(value, list):  # federation representations: their number counts
+        return (_A_LIST, min(len(value), most))
     if not isinstance(value, int) or isinstance(value, bool):
         return _NOT_A_NUMBER
     return max(0, min(value, most))
@@ -294,6 +315,11 @@ def _page_key(variables: Mapping[str, Any], name: str, most: int) -> Hashable:
 _READ = "variables read"
 _UNSET = "absent"
 _NOT_A_NUMBER = "not a number"
+_A_LIST = "a list"
+
+REPRESENTATIONS = "representations"
+"""The argument of a federation subgraph's ``_entities``: each element is one entity resolved
+(resolvers/federation.py), so the walk counts them as a connection's ``first``."""
 
 
 def _measures(
@@ -436,10 +462,12 @@ class QueryLimitsExtension(SchemaExtension):
         checked = self._checked
         if checked is None or checked.document is not document:  # not parsed via the cache
             checked = CheckedDocument(document, validate(schema, document, STANDARD_RULES))
-        errors = list(checked.errors)
-        if limits.introspection is False or (
+        hidden = limits.introspection is False or (
             limits.introspection == "key-only" and not authenticated
-        ):
+        )
+        errors = list(checked.errors)
+        if hidden:
+            errors = _without_suggestions(schema, document, errors, execution)
             errors.extend(_introspection_errors(schema, document))
         page_sizes = (
             int(getattr(context, "limits").default_page_size),  # noqa: B009
@@ -449,6 +477,31 @@ class QueryLimitsExtension(SchemaExtension):
         variables = execution.variables or {}
         errors.extend(measure_errors(schema, document, limits, variables, page_sizes, memo))
         execution.pre_execution_errors = errors
+
+
+def _without_suggestions(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    errors: list[GraphQLError],
+    execution: ExecutionContext,
+) -> list[GraphQLError]:
+    """The document's errors as a caller who may not introspect sees them: without "Did you
+    mean ...?", which would let it rebuild the hidden schema by guessing (field, argument,
+    enum value and type names). graphql-core's ``hide_suggestions`` does the work, both for
+    the validation rules and, when the document is valid, for coercing the variables (which
+    execution would otherwise report with suggestions)."""
+    if errors:  # the cached errors carry suggestions: validate again without them
+        return validate(schema, document, STANDARD_RULES, hide_suggestions=True)
+    operation = get_operation_ast(document, execution.operation_name)
+    if operation is None:
+        return errors
+    coerced = get_variable_values(
+        schema,
+        operation.variable_definitions or (),
+        execution.variables or {},
+        hide_suggestions=True,
+    )
+    return coerced if isinstance(coerced, list) else errors
 
 
 def _introspection_errors(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:

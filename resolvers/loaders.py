@@ -119,6 +119,7 @@ class Loaders:
     def __init__(self, federation: Federation) -> None:
         self.federation = federation
         self._cases: dict[str, ListLoader[str, CaseRecord | None]] = {}
+        self._by_reference: dict[str, ListLoader[str, CaseRecord | None]] = {}
         self._timelines: dict[str, ListLoader[str, Sequence[TimelineEntry]]] = {}
         self._referrals: dict[str, ListLoader[str, Sequence[ReferralRecord]]] = {}
         self._incoming: dict[str, ListLoader[tuple[str, str], Sequence[ReferralRecord]]] = {}
@@ -133,6 +134,7 @@ class Loaders:
         a finished request's context, and with it these caches, waits for a collection)."""
         families: list[dict[Any, ListLoader[Any, Any]]] = [
             self._cases,
+            self._by_reference,
             self._timelines,
             self._referrals,
             self._incoming,
@@ -170,6 +172,12 @@ class Loaders:
     def cases(self, source_id: str) -> ListLoader[str, CaseRecord | None]:
         """Loads ``CaseRecord | None`` by local id."""
         return self._per_source(self._cases, source_id, lambda s: _batch(s.load_cases, None))
+
+    def cases_by_reference(self, source_id: str) -> ListLoader[str, CaseRecord | None]:
+        """Loads ``CaseRecord | None`` by the agency's own case number (federation's key)."""
+        return self._per_source(
+            self._by_reference, source_id, lambda s: _batch(s.load_cases_by_reference, None)
+        )
 
     def timelines(self, source_id: str) -> ListLoader[str, Sequence[TimelineEntry]]:
         """Loads ``Sequence[TimelineEntry]`` (empty when none) by local id."""

@@ -74,11 +74,9 @@ class Referral:
         source = info.context.directory.source_for_agency(code)
         if source is None:
             return None
-        # A referral the caller's own agency recorded proves it handed the case there.
-        principal = info.context.case_access.principal
-        referrer = info.context.federation.sources[self.record.from_source].agency.code
-        mine = principal.agency_scope is not None and referrer == principal.agency_scope
-        return await load_case_in(info, source, reference, referred_by_caller=mine)
+        # Visible by the one access rule: a referral the caller's own agency recorded opens
+        # the counterpart when its system lists that referral, as the search does.
+        return await load_case_in(info, source, reference)
 
     @strawberry.field(description="The referring case, in the referring agency's system.")
     async def origin(self, info: GraphInfo) -> LazyCase | None:

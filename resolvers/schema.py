@@ -79,10 +79,14 @@ class ComplaintGraphSchema(strawberry.Schema):
 
 
 @cache
-def build_schema() -> strawberry.Schema:
-    """The schema, built once per process: strawberry's relay fields bind on first build."""
-    return ComplaintGraphSchema(
-        query=Query,
+def build_schema(
+    query: type[Query] = Query, kind: type[ComplaintGraphSchema] = ComplaintGraphSchema
+) -> strawberry.Schema:
+    """The schema, built once per process: strawberry's relay fields bind on first build.
+    A federation subgraph's is built here too, with its own query type and schema class
+    (resolvers/federation.py), so that both run the same extensions."""
+    return kind(
+        query=query,
         subscription=Subscription,
         extensions=[ErrorTranslation, QueryLimitsExtension, AnonymousGate],
         execution_context_class=ListExecutor,

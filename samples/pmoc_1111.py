@@ -1,8 +1,10 @@
 """A Prime Minister's Office 1111-style complaint service: a JSON API with its own shape.
 
 Its own case codes (``PMOC-2569-000123``), numeric status ids, Thai channel names, times with a
-+07:00 offset, an API key header, offset paging, and a batch endpoint. A small Starlette app
-serving synthetic cases from memory, so tests and the demo can run it on loopback.
++07:00 offset, an API key header, offset paging, and a batch endpoint. Each complaint's history
+is inside it in the batch, and in the list when asked (``embed=history``); a timeline endpoint
+gives the same entries by complaint codes. A small Starlette app serving synthetic cases from
+memory, so tests and the demo can run it on loopback.
 """
 
 from __future__ import annotations
@@ -137,6 +139,10 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in item.items() if not key.startswith("_")}
 
 
+def _with_history(item: dict[str, Any]) -> dict[str, Any]:
+    return {**_public(item), "history": item["_history"]}
+
+
 def create_app(
     *, seed: int = DEFAULT_SEED, count: int = 10_000, api_key: str | None = None
 ) -> Starlette:
@@ -169,7 +175,8 @@ def create_app(
         found = _matching(source, q)
         if isinstance(found, Response):
             return found
-        page = [_public(item) for item in found[offset : offset + limit]]
+        shown = _with_history if q.get("embed") == "history" else _public
+        page = [shown(item) for item in found[offset : offset + limit]]
         return JSONResponse({"result": {"items": page, "total": len(found)}})
 
     async def statistics(request: Request) -> Response:
@@ -195,7 +202,7 @@ def create_app(
         if (denied := refused(request)) is not None:
             return denied
         codes = request.query_params.get("codes", "").split(",")
-        items = [_public(by_code[code]) for code in codes if code in by_code]
+        items = [_with_history(by_code[code]) for code in codes if code in by_code]
         return JSONResponse({"result": {"items": items}})
 
     async def timelines(request: Request) -> Response:

@@ -1,9 +1,14 @@
 """A steady trickle of realistic updates to the demo agencies, so subscriptions have something
-to show: an open case moves one step along its path and its status log gains a row."""
+to show: an open case moves one step along its path and its status log gains a row.
+
+A step that fails (the SQLite file locked by a long export, PostgreSQL restarting) is logged
+and tried again at the next tick: the thread lives as long as the demo does.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import sqlite3
 import threading
@@ -13,6 +18,8 @@ from pathlib import Path
 import asyncpg
 
 from samples.provincial import local_text
+
+log = logging.getLogger("complaint_graph.demo.trickle")
 
 # One step forward for each open status, as the agencies' own codes.
 NEXT_CODE = {"NEW": "ACK", "ACK": "WIP", "FWD": "WIP", "WIP": "DONE", "HOLD": "WIP", "DONE": "CLS"}
@@ -63,9 +70,10 @@ async def step_damrongdhama(dsn: str, rng: random.Random) -> int | None:
         await connection.close()
 
 
-def step_provincial(path: Path, rng: random.Random) -> str | None:
-    """Advance one open petition of the SQLite agency (stdlib sqlite3; run it off the loop)."""
-    with sqlite3.connect(path) as db:
+def step_provincial(path: Path, rng: random.Random, lock_wait: float = 5.0) -> str | None:
+    """Advance one open petition of the SQLite agency (stdlib sqlite3; run it off the loop),
+    waiting up to ``lock_wait`` seconds for a lock another connection holds."""
+    with sqlite3.connect(path, timeout=lock_wait) as db:
         rows = db.execute(
             f"SELECT petition_no, state FROM petition WHERE state IN "
             f"({','.join('?' * len(NEXT_LABEL))}) ORDER BY petition_no LIMIT 200",
@@ -90,13 +98,27 @@ def step_provincial(path: Path, rng: random.Random) -> str | None:
 class Trickle:
     """Runs the steps every ``seconds`` in a thread of its own until stopped."""
 
-    def __init__(self, dsn: str, sqlite_path: Path, seconds: float = 3.0, seed: int = 7) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        sqlite_path: Path,
+        seconds: float = 3.0,
+        seed: int = 7,
+        lock_wait: float = 5.0,
+    ) -> None:
         self.dsn = dsn
         self.sqlite_path = sqlite_path
         self.seconds = seconds
+        self.lock_wait = lock_wait
         self.rng = random.Random(seed)
+        self.failed_steps = 0
+        """Steps that failed and were left for the next tick (logged each time)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    @property
+    def is_running(self) -> bool:
+        return self._thread.is_alive()
 
     def start(self) -> None:
         self._thread.start()
@@ -107,6 +129,16 @@ class Trickle:
 
     async def _run(self) -> None:
         while not self._stop.is_set():
-            await step_damrongdhama(self.dsn, self.rng)
-            await asyncio.to_thread(step_provincial, self.sqlite_path, self.rng)
+            try:
+                await step_damrongdhama(self.dsn, self.rng)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                self._failed("the Damrongdhama Center database", exc)
+            try:
+                await asyncio.to_thread(step_provincial, self.sqlite_path, self.rng, self.lock_wait)
+            except sqlite3.Error as exc:
+                self._failed("the provincial office database", exc)
             await asyncio.to_thread(self._stop.wait, self.seconds)
+
+    def _failed(self, database: str, exc: Exception) -> None:
+        self.failed_steps += 1
+        log.warning("demo update to %s failed, trying again next tick: %s", database, exc)

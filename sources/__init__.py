@@ -7,6 +7,7 @@ from sources._errors import (
     SourceBadResponse,
     SourceConfigError,
     SourceError,
+    SourceQueryFailed,
     SourceTimeout,
     SourceUnavailable,
 )
@@ -23,6 +24,7 @@ from sources._model import (
     TimelineEntry,
     Unmapped,
 )
+from sources._moments import moment_problem
 from sources._query import AgencyAccess, CaseFilter, CaseOrder, Position, SortField
 from sources._registry import UnknownKind, source_class
 from sources._settings import (
@@ -78,6 +80,7 @@ __all__ = [
     "SourceConfigError",
     "SourceError",
     "SourceHealth",
+    "SourceQueryFailed",
     "SourceSettings",
     "SourceTimeout",
     "SourceUnavailable",
@@ -88,5 +91,6 @@ __all__ = [
     "Unmapped",
     "Vocabulary",
     "WebhookSettings",
+    "moment_problem",
     "source_class",
 ]

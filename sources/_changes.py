@@ -18,6 +18,7 @@ from typing import Any
 
 from sources._interface import Source
 from sources._model import CanonicalStatus, CaseRecord, Channel, Location, Unmapped
+from sources._moments import moment_problem
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 
 OLDEST_FIRST = CaseOrder(SortField.UPDATED_AT, descending=False)
@@ -65,8 +66,16 @@ def encode_token(positions: dict[str, Position]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+MAX_TOKEN_LENGTH = 8192
+"""Longer than any event id this gateway issues (one watermark per source): anything longer
+is refused before it is decoded."""
+
+
 def decode_token(token: str) -> dict[str, Position]:
-    """The watermarks in an event token; raises ValueError for anything else."""
+    """The watermarks in an event token; raises ValueError for anything else (garbage, deep
+    nesting, a moment no agency's clock can hold)."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise ValueError("not an event id this gateway issued")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
@@ -74,9 +83,16 @@ def decode_token(token: str) -> dict[str, Position]:
             str(source): Position(datetime.fromisoformat(value), str(source), str(local_id))
             for source, (value, local_id) in payload.items()
         }
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, AttributeError) as exc:
+    except (
+        binascii.Error,
+        ValueError,
+        TypeError,
+        UnicodeDecodeError,
+        AttributeError,
+        RecursionError,
+    ) as exc:
         raise ValueError("not an event id this gateway issued") from exc
-    if any(p.value.tzinfo is None for p in positions.values()):
+    if any(moment_problem("after", p.value) is not None for p in positions.values()):
         raise ValueError("not an event id this gateway issued")
     return positions
 

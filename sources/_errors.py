@@ -6,6 +6,8 @@ Class tree::
     ├── SourceUnavailable       SOURCE_UNAVAILABLE   cannot connect, refused, gone
     ├── SourceTimeout           SOURCE_TIMEOUT       did not answer in its configured time
     ├── SourceBadResponse       SOURCE_BAD_RESPONSE  answered, but not in the mapped shape
+    │   └── SourceQueryFailed   SOURCE_QUERY_FAILED  refused the statement (a function, table
+    │                                                or permission it lacks): not retried
     └── SourceConfigError       SOURCE_MISCONFIGURED the mapping does not fit the backend
 
 Adapters translate driver errors into these at the boundary (``raise ... from exc``); the graph
@@ -34,6 +36,20 @@ class SourceTimeout(SourceError):
 
 class SourceBadResponse(SourceError):
     code = "SOURCE_BAD_RESPONSE"
+
+
+class SourceQueryFailed(SourceBadResponse):
+    """The database is there and refused the statement. It would refuse it again, so it is
+    neither retried nor counted against the circuit, unlike an unreachable database. The
+    message names the driver's error; ``reason`` is the database's own words (``FUNCTION
+    date_part does not exist``) for operators: logs and ``complaint-graph check``, not
+    clients, since it may name the agency's tables and columns."""
+
+    code = "SOURCE_QUERY_FAILED"
+
+    def __init__(self, source: str, message: str, reason: str = "") -> None:
+        super().__init__(source, message)
+        self.reason = reason
 
 
 class SourceConfigError(SourceError):

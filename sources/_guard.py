@@ -189,6 +189,13 @@ class Guarded(Source):
             "load_cases", len(local_ids), lambda: self.inner.load_cases(local_ids)
         )
 
+    async def load_cases_by_reference(self, references: Sequence[str]) -> Mapping[str, CaseRecord]:
+        return await self._call(
+            "load_cases_by_reference",
+            len(references),
+            lambda: self.inner.load_cases_by_reference(references),
+        )
+
     async def search_cases(
         self,
         where: CaseFilter,

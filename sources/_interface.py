@@ -90,6 +90,16 @@ class Source(abc.ABC):
     @abc.abstractmethod
     async def load_cases(self, local_ids: Sequence[str]) -> Mapping[str, CaseRecord]: ...
 
+    async def load_cases_by_reference(self, references: Sequence[str]) -> Mapping[str, CaseRecord]:
+        """Cases by the agency's own case number (``CaseRecord.reference_number``), keyed by
+        it; a number no case has is absent. The default serves sources whose case number is
+        their case id (an Open311 server's ``service_request_id``, an API that maps both
+        from one field); it never answers a case under another case's number. SQL sources
+        look the number up in its own column."""
+        wanted = set(references)
+        found = await self.load_cases(references)
+        return {r.reference_number: r for r in found.values() if r.reference_number in wanted}
+
     @abc.abstractmethod
     async def search_cases(
         self,

@@ -27,6 +27,20 @@ class CaseOrder:
         """The ``CaseRecord`` field the order sorts by (a page read for some fields holds it)."""
         return "updated_at" if self.field is SortField.UPDATED_AT else "received_at"
 
+    def key(self, record: CaseRecord) -> tuple[datetime, str, str]:
+        """``record``'s place in the global order (ascending; reverse it when ``descending``),
+        for a source that sorts what it fetched rather than have its backend sort."""
+        value = record.updated_at if self.field is SortField.UPDATED_AT else record.received_at
+        return value, record.source, record.local_id
+
+    def is_after(self, record: CaseRecord, after: Position | None) -> bool:
+        """Whether ``record`` comes strictly after ``after`` in this order: the keyset cut a
+        source applies itself when its backend cannot (an API paging by offset or cursor)."""
+        if after is None:
+            return True
+        theirs = (after.value, after.source, after.local_id)
+        return self.key(record) < theirs if self.descending else self.key(record) > theirs
+
 
 @dataclass(frozen=True, slots=True)
 class AgencyAccess:
@@ -78,6 +92,23 @@ class CaseFilter:
     """The moment ``overdue`` is judged at; None means now."""
     access: AgencyAccess | None = None
     """Who may see what: never widened by the other fields, applied by every source."""
+
+    def conditions(self) -> frozenset[str]:
+        """The names of the fields that hold a condition on a case's own data (``statuses``,
+        ``received_from``, ``text`` ...); not ``agencies`` and ``sources``, which the federation
+        decides before asking a source, nor ``access``. A source whose backend applied all of
+        these returns exact pages; any other is re-checked with :meth:`matches`."""
+        values = {
+            "statuses": self.statuses,
+            "categories": self.categories,
+            "province_codes": self.province_codes,
+            "district_codes": self.district_codes,
+            "received_from": self.received_from,
+            "received_before": self.received_before,
+            "text": self.text or None,
+            "overdue": self.overdue,
+        }
+        return frozenset(name for name, value in values.items() if value is not None)
 
     def record_fields(self) -> frozenset[str]:
         """The ``CaseRecord`` fields :meth:`matches` reads with these conditions (a page read

@@ -6,6 +6,7 @@ import functools
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -199,3 +200,14 @@ class SourceSettings(Strict):
         if not _SOURCE_ID.match(value):
             raise ValueError("must be lower-case letters, digits, '-' or '_' (it is part of ids)")
         return value
+
+
+def known_zone(value: str) -> str:
+    """A ``timezone`` key's validator: an IANA zone name this machine's zone data knows."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r}; use an IANA name such as Asia/Bangkok"
+        ) from None
+    return value

@@ -11,6 +11,7 @@ server with richer states names them in ``status_field`` (an extended attribute)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pydantic import Field
 
@@ -120,6 +121,9 @@ class Open311Settings(SourceSettings):
             fetch=FetchEndpoint(path="/requests.json", ids_param="service_request_id"),
             history=HistoryEndpoint(
                 embedded=ext.notes,
+                # requests.json both lists and fetches by ids: a page asked with its
+                # timelines carries the notes (_carried_timeline)
+                in_list=True,
                 fields=HistoryFields(at="datetime", status=ext.note_status, note="description"),
             )
             if ext.notes
@@ -181,6 +185,14 @@ class Open311Source(RestSource):
             for local_id, document in documents.items()
             if isinstance(dig(document, path), list)
         }
+
+    def _carried_timeline(self, item: Any) -> tuple[TimelineEntry, ...] | None:
+        """As :meth:`load_timelines` reads the same representation: a request without a
+        notes list has an empty timeline."""
+        path = self.open311.extensions.notes
+        if path is not None and not isinstance(dig(item, path), list):
+            return ()
+        return super()._carried_timeline(item)
 
     async def check(self) -> list[Problem]:
         """Also compare the server's service list with the category vocabulary."""

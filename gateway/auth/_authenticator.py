@@ -27,7 +27,10 @@ class Authenticator:
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
         self.keys = KeyStore(settings.key_store)
-        self.audit = AuditLog(settings.personal_data.audit_store or settings.key_store)
+        personal_data = settings.personal_data
+        self.audit = AuditLog(
+            personal_data.audit_store or settings.key_store, personal_data.audit_wait_seconds
+        )
         self.oidc = OidcVerifier(settings.oidc) if settings.oidc is not None else None
         anonymous = settings.anonymous
         self.anonymous = (

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Column, MetaData, String, Table, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.store_engine import store_engine
 from resolvers.access import Principal, Role
 
 KEY_PREFIX = "cgk_"
@@ -74,7 +75,7 @@ class KeyStore:
 
     async def _ready(self) -> AsyncEngine:
         if self._engine is None:
-            engine = create_async_engine(self.url)
+            engine = store_engine(self.url)  # WAL: key checks never wait for a writer
             async with engine.begin() as connection:
                 await connection.run_sync(_metadata.create_all)
             self._engine = engine

@@ -70,6 +70,14 @@ class PersonalDataSettings(Strict):
     purpose_header: str = Field(
         default="X-Purpose", description="The header in which clients state why they read."
     )
+    audit_wait_seconds: float = Field(
+        default=10,
+        gt=0,
+        description=(
+            "How long recording a reveal waits for another writer's lock on the audit store; "
+            "after that the reveal is refused with AUDIT_UNAVAILABLE."
+        ),
+    )
 
 
 class AuthSettings(Strict):

@@ -80,7 +80,7 @@ class RestSource(Source):
         params = settings.list.filters
         self.pushed = frozenset(name for name in _FILTER_NAMES if getattr(params, name))
         self.records = RecordMapper(
-            settings.id, settings.fields, settings.vocabulary, "UTC", settings.sla
+            settings.id, settings.fields, settings.vocabulary, settings.zone, settings.sla
         )
         self._client: httpx.AsyncClient | None = None
         self._http_observer: Callable[[str], None] | None = None
@@ -202,7 +202,12 @@ class RestSource(Source):
         fetch = self.settings.fetch
         if fetch.ids_param is not None:
             documents = await self._batches(
-                local_ids, fetch.path, fetch.ids_param, fetch.max_batch, fetch.method == "POST"
+                local_ids,
+                fetch.path,
+                fetch.ids_param,
+                fetch.max_batch,
+                fetch.ids_separator,
+                post=fetch.method == "POST",
             )
             items = [
                 item
@@ -244,7 +249,7 @@ class RestSource(Source):
                 for local_id, document in found.items()
             }
         documents = await self._batches(
-            local_ids, history.path, history.ids_param, history.max_batch
+            local_ids, history.path, history.ids_param, history.max_batch, history.ids_separator
         )
         timelines: dict[str, list[TimelineEntry]] = {}
         for document in documents:
@@ -388,14 +393,22 @@ class RestSource(Source):
         return sorted(entries, key=lambda entry: entry.at)
 
     async def _batches(
-        self, local_ids: Sequence[str], path: str, ids_param: str, size: int, post: bool = False
+        self,
+        local_ids: Sequence[str],
+        path: str,
+        ids_param: str,
+        size: int,
+        separator: str,
+        *,
+        post: bool = False,
     ) -> list[Any]:
-        """One request per ``size`` ids, all at once: a batch endpoint's answers."""
+        """One request per ``size`` ids, all at once: a batch endpoint's answers (the ids as
+        a JSON list in a POST body, else joined by ``separator`` in the query)."""
         chunks = [list(local_ids[i : i + size]) for i in range(0, len(local_ids), size)]
         if post:
             calls = [self._get(path, body={ids_param: chunk}) for chunk in chunks]
         else:
-            calls = [self._get(path, {ids_param: ",".join(chunk)}) for chunk in chunks]
+            calls = [self._get(path, {ids_param: separator.join(chunk)}) for chunk in chunks]
         return list(await asyncio.gather(*calls))
 
     async def _each(self, local_ids: Sequence[str], path: str, concurrency: int) -> dict[str, Any]:
@@ -426,9 +439,10 @@ class RestSource(Source):
             return []
         # Only the fields asked for are mapped (sources/rest/_records.py), with those the
         # filter is re-checked on here and the order's; a field this mapper does not know
-        # means whole records.
+        # means whole records. The page carries each case's timeline when asked for it
+        # (TIMELINE) and the list's items hold it (history.in_list); else the loader asks.
+        carries = fields is not None and TIMELINE in fields and self._lists_history()
         if fields is not None:
-            # an API page carries no timelines: the loader asks for them (TIMELINE)
             fields = (fields - {TIMELINE}) | where.record_fields() | {order.record_field}
             if not fields <= CASE_RECORD_FIELDS:
                 fields = None
@@ -436,11 +450,15 @@ class RestSource(Source):
         params = self._filter_params(where, order, after)
         if sort is not None:
             params.update(sort)
+        if carries:
+            assert self.settings.history is not None
+            params.update(self.settings.history.list_params)
         exact_pages = (
             sorted_by_api and self.pushed >= _active(where) and not self._restricted(where)
         )
         collected: list[CaseRecord] = []
-        async for page in self._pages(params, limit if exact_pages else None, fields):
+        pages = self._pages(params, limit if exact_pages else None, fields, timelines=carries)
+        async for page in pages:
             for record, item in page:
                 if (
                     where.matches(record)
@@ -502,10 +520,16 @@ class RestSource(Source):
         return {r.to_agency for r in found if isinstance(r.to_agency, str)}
 
     async def _pages(
-        self, params: dict[str, str], wanted: int | None, fields: frozenset[str] | None = None
+        self,
+        params: dict[str, str],
+        wanted: int | None,
+        fields: frozenset[str] | None = None,
+        *,
+        timelines: bool = False,
     ) -> Any:
         """Yield pages of (record, its JSON object) until the API runs out, ``wanted`` are
-        read, or max_pages; the records mapped for ``fields`` (None: whole)."""
+        read, or max_pages; the records mapped for ``fields`` (None: whole), carrying the
+        timelines listed in each item with ``timelines`` (``history.in_list``)."""
         listing = self.settings.list
         size = (
             listing.pagination.page_size
@@ -522,9 +546,29 @@ class RestSource(Source):
             size,
             "push the filter down (list.filters) or raise list.max_pages",
         )
+        case = self.records.case
+        if not timelines:
+            async for items in pages:
+                yield [(case(item, fields), item) for item in items]
+            return
+        carried = self._carried_timeline
         async for items in pages:
-            case = self.records.case
-            yield [(case(item, fields), item) for item in items]
+            yield [(case(item, fields, carried(item)), item) for item in items]
+
+    def _lists_history(self) -> bool:
+        history = self.settings.history
+        return history is not None and history.in_list
+
+    def _carried_timeline(self, item: Any) -> tuple[TimelineEntry, ...] | None:
+        """The timeline a listed case's object holds (``history.in_list``); None when it is
+        missing or malformed: the loader then asks for it, and reports the error at that
+        case's timeline alone, as a page's other fields are not lost for it."""
+        history = self.settings.history
+        assert history is not None and history.embedded is not None
+        try:
+            return tuple(self._entries(item, history.embedded))
+        except SourceBadResponse:
+            return None
 
     async def _item_pages(
         self,
@@ -631,12 +675,25 @@ class RestSource(Source):
         )
         if watching and names.updated_from and after is not None:
             # Changes since a watermark: only what moved at or after it; cut exactly later.
-            params[names.updated_from] = after.value.isoformat()
+            params[names.updated_from] = self._sent_time(after.value)
         if names.received_from and lower is not None:
-            params[names.received_from] = lower.isoformat()
+            params[names.received_from] = self._sent_time(lower)
         if names.received_before and upper is not None:
-            params[names.received_before] = upper.isoformat()
+            params[names.received_before] = self._sent_time(upper)
         return params
+
+    def _sent_time(self, value: datetime) -> str:
+        """A time in a parameter as the API writes its own: with ``timezone``, local to that
+        zone without an offset (midnight in Bangkok as ``2026-10-01T00:00:00``), which such an
+        API compares correctly, or with the zone's offset under ``list.filters.time_offset``;
+        without ``timezone``, as the caller gave it, with its offset."""
+        settings = self.settings
+        if settings.timezone is None and settings.sends_offsets:
+            return value.isoformat()
+        local = value.astimezone(self.records.zone)
+        if not settings.sends_offsets:
+            local = local.replace(tzinfo=None)
+        return local.isoformat()
 
     # -- statistics ------------------------------------------------------------------------
 
@@ -652,7 +709,7 @@ class RestSource(Source):
         params = self._filter_params(where, CaseOrder(), None)
         names = [endpoint.dimensions[d] for d in dimensions if d in endpoint.dimensions]
         params[endpoint.group_by_param] = ",".join(names)
-        params[endpoint.as_of_param] = now.isoformat()
+        params[endpoint.as_of_param] = self._sent_time(now)
         document = await self._get(endpoint.path, params)
         return self._stats_of(document, endpoint, dimensions)
 
@@ -723,13 +780,16 @@ class RestSource(Source):
         return Durations(int(found["count"]), float(found["sum"]), histogram)
 
     async def check(self) -> list[Problem]:
-        """Read one page; report an unreachable API, a wrong shape, and unmapped values."""
+        """Read one page; report an unreachable API, a wrong shape, unmapped values, and
+        listed cases without the history ``history.in_list`` says they hold."""
         try:
-            document = await self._get(self.settings.list.path, self._page_params(0, 50, None))
-            records = [
-                self.records.case(item)
-                for item in items_at(self.id, document, self.settings.list.items, "list.items")
-            ]
+            params = self._page_params(0, 50, None)
+            if self._lists_history():
+                assert self.settings.history is not None
+                params.update(self.settings.history.list_params)
+            document = await self._get(self.settings.list.path, params)
+            items = items_at(self.id, document, self.settings.list.items, "list.items")
+            records = [self.records.case(item) for item in items]
         except SourceError as exc:
             return [Problem(self.id, "base_url", exc.detail, "check the URL, auth and paths")]
         unmapped = {
@@ -738,7 +798,7 @@ class RestSource(Source):
             for value in (record.status, record.category, record.channel)
             if isinstance(value, Unmapped)
         }
-        return [
+        problems = [
             Problem(
                 self.id,
                 f"vocabulary.{value.key}",
@@ -746,6 +806,30 @@ class RestSource(Source):
                 f"add {value.value!r} under vocabulary.{value.key}",
             )
             for value in sorted(unmapped, key=lambda u: (u.key, u.value))
+        ]
+        return problems + self._unlisted_history(items, records)
+
+    def _unlisted_history(self, items: list[Any], records: list[CaseRecord]) -> list[Problem]:
+        """``history.in_list`` with listed cases whose history is missing or malformed: each
+        costs a request through the loader, which reports the error at its timeline."""
+        history = self.settings.history
+        if history is None or not history.in_list:
+            return []
+        lacking = [
+            r.local_id
+            for r, item in zip(records, items, strict=True)
+            if self._carried_timeline(item) is None
+        ]
+        if not lacking:
+            return []
+        return [
+            Problem(
+                self.id,
+                "history.in_list",
+                f"{len(lacking)} of {len(items)} listed cases (first {lacking[0]!r}) have no "
+                f"readable history at {history.embedded!r}",
+                "fix history.embedded, or drop in_list if the list does not embed the history",
+            )
         ]
 
 

@@ -102,12 +102,18 @@ class RecordMapper:
             raise SourceBadResponse(self.source, f"a case is {type(item).__name__}, not an object")
         return self._text(item, "id", self.fields.id)
 
-    def case(self, item: Any, fields: frozenset[str] | None = None) -> CaseRecord:
+    def case(
+        self,
+        item: Any,
+        fields: frozenset[str] | None = None,
+        timeline: tuple[TimelineEntry, ...] | None = None,
+    ) -> CaseRecord:
         """The record of a case's object; with ``fields``, only those record fields (and
         ``source``, ``local_id``, ``received_at``) are mapped, the others are None, and the
         record says so (``CaseRecord.projection``), as the SQL row readers do. A field not
         mapped is not checked either: a page read for its titles does not fail on a malformed
-        address."""
+        address. ``timeline``: the case's timeline when its page carries it
+        (``CaseRecord.timeline``)."""
         if not isinstance(item, dict):
             raise SourceBadResponse(self.source, f"a case is {type(item).__name__}, not an object")
         f = self.fields
@@ -170,6 +176,7 @@ class RecordMapper:
             if "status_notes" in reads
             else _ABSENT,  # status_notes
             None if fields is None else _held(fields),  # projection
+            timeline,  # timeline
         )
 
     def _urls(self, item: Any, path: str | None) -> tuple[str, ...]:

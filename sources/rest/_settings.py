@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from sources._settings import SourceSettings, Strict
+from sources._settings import SourceSettings, Strict, known_zone
 from sources._stats import Dimension
 
 
@@ -65,6 +65,12 @@ class FilterParams(Strict):
         description="Inclusive lower bound on the update time; lets the gateway watch for changes.",
     )
     list_separator: str = ","
+    time_offset: bool | None = Field(
+        default=None,
+        description="Write the times sent (bounds, watermarks, stats as_of) with their UTC "
+        "offset (2026-10-01T00:00:00+07:00); false: as local times of `timezone` without one "
+        "(2026-10-01T00:00:00). Absent: without one when the source sets `timezone`.",
+    )
 
 
 class SortParams(Strict):
@@ -101,6 +107,9 @@ class FetchEndpoint(Strict):
 
     path: str = Field(description="'/cases' with ids_param for a batch, or '/cases/{id}'.")
     ids_param: str | None = None
+    ids_separator: str = Field(
+        default=",", min_length=1, description="Between the ids of a GET batch's parameter."
+    )
     method: Literal["GET", "POST"] = "GET"
     items: str = ""
     max_batch: int = Field(default=100, ge=1)
@@ -125,10 +134,23 @@ class HistoryEndpoint(Strict):
     embedded: str | None = Field(
         default=None, description="Dotted path of the entries inside a case (read via fetch)."
     )
+    in_list: bool = Field(
+        default=False,
+        description="The list endpoint's items carry the entries too (at `embedded`): a page "
+        "asked with its timelines carries them, with no request per case.",
+    )
+    list_params: dict[str, str] = Field(
+        default_factory=dict,
+        description="Query parameters that make the list embed the entries ({include: "
+        "history}), sent only with pages asked with their timelines (in_list).",
+    )
     path: str | None = Field(
         default=None, description="'/timeline' with ids_param, or '/cases/{id}/history'."
     )
     ids_param: str | None = None
+    ids_separator: str = Field(
+        default=",", min_length=1, description="Between the ids of a batch's parameter."
+    )
     case_id: str | None = Field(
         default=None, description="Dotted path of the case id in each entry (batch endpoints)."
     )
@@ -141,6 +163,10 @@ class HistoryEndpoint(Strict):
     def _one_way_to_get_it(self) -> HistoryEndpoint:
         if (self.embedded is None) == (self.path is None):
             raise ValueError("give either embedded (entries inside each case) or path")
+        if self.in_list and self.embedded is None:
+            raise ValueError("in_list needs embedded: where in each listed case the entries are")
+        if self.list_params and not self.in_list:
+            raise ValueError("list_params are sent for in_list: set in_list: true")
         if self.path is not None and (self.ids_param is None) == ("{id}" not in self.path):
             raise ValueError(
                 "give either ids_param (batch) or a path with {id} (one call per case)"
@@ -284,6 +310,11 @@ class ComplainantFields(Strict):
 
 class RestSettings(SourceSettings):
     base_url: str
+    timezone: str | None = Field(
+        default=None,
+        description="IANA zone of the times the API writes without an offset (Asia/Bangkok); "
+        "times with one keep it. Absent: UTC.",
+    )
     headers: dict[str, str] = Field(default_factory=dict)
     query: dict[str, str] = Field(
         default_factory=dict, description="Query parameters sent with every request."
@@ -299,3 +330,19 @@ class RestSettings(SourceSettings):
     complainant: ComplainantFields | None = Field(
         default=None, description="Personal data of the complainant; absent: the API has none."
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else known_zone(value)
+
+    @property
+    def zone(self) -> str:
+        """The zone of the API's times written without an offset."""
+        return self.timezone or "UTC"
+
+    @property
+    def sends_offsets(self) -> bool:
+        """Whether the times the gateway sends carry their offset (``list.filters``)."""
+        offset = self.list.filters.time_offset
+        return self.timezone is None if offset is None else offset

@@ -1,8 +1,9 @@
 """``kind: sql``: an agency database reached through SQLAlchemy's async engines.
 
-PostgreSQL (asyncpg) and SQLite (aiosqlite) are tested; any dialect with an async driver should
-work. Each method is one statement; the tables are reflected once, on first use, so a database
-that is down at start-up is simply retried later.
+PostgreSQL (asyncpg), MySQL/MariaDB (asyncmy) and SQLite (aiosqlite) are tested, each through
+its dialect strategy (sources/sql/_dialects.py). Each method is one statement; the tables and
+views are reflected once, on first use, so a database that is down at start-up is simply
+retried later.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
-from sqlalchemy import MetaData, Table, inspect, select
-from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
+from sqlalchemy import MetaData, Select, Table, inspect, select
+from sqlalchemy.engine import Connection, Row, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchTableError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 
@@ -25,6 +27,7 @@ from sources._errors import (
     SourceBadResponse,
     SourceConfigError,
     SourceError,
+    SourceQueryFailed,
     SourceUnavailable,
 )
 from sources._interface import AgencyInfo, Capabilities, Problem, Source
@@ -39,17 +42,13 @@ from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import SourceSettings
 from sources._stats import CaseStats, Dimension
 from sources.sql import _notify
-from sources.sql._driver import (
-    DRIVER_ERRORS,
-    DriverReads,
-    connection_survives,
-    driver_error,
-    means_unavailable,
-)
+from sources.sql._check import NoStatistics, probes
+from sources.sql._dialects import KEYS, SqlDialect, strategy_for
+from sources.sql._driver import DRIVER_ERRORS, DriverReads, connection_survives
 from sources.sql._rows import LabelledRow, RowMapper
 from sources.sql._settings import SqlSettings
 from sources.sql._shape import resolve_shape, table_names
-from sources.sql._statements import KEYS, Statements
+from sources.sql._statements import Statements
 from sources.sql._stats import StatsQuery
 
 __all__ = ["SqlSettings", "SqlSource"]
@@ -88,6 +87,12 @@ class SqlSource(Source):
         self._rows: RowMapper | None = None
         self._driver: DriverReads | None = None
         self._opening = asyncio.Lock()
+        backend = strategy_for(_backend_name(settings.url))
+        self.dialect: SqlDialect = strategy_for(settings.dialect) if settings.dialect else backend
+        """What this database's SQL does its own way (sources/sql/_dialects.py)."""
+        self._backend = backend
+        """The database's own strategy, whatever SQL it speaks: its connection options, its
+        reflection and its driver's errors."""
         self._carry_after = 0.0
         """``time.monotonic()`` before which pages carry no timelines: the database refused a
         page with them (see :meth:`search_cases`)."""
@@ -121,6 +126,15 @@ class SqlSource(Source):
         result = await self._fetch_values(statements.cases_by_ids, {KEYS: natives})
         records = (rows.case(values) for values in result)
         return {record.local_id: record for record in records}
+
+    async def load_cases_by_reference(self, references: Sequence[str]) -> Mapping[str, CaseRecord]:
+        statements, rows = await self._ready()
+        natives = statements.native_references(references)
+        if not natives:
+            return {}
+        result = await self._fetch_values(statements.cases_by_references, {KEYS: natives})
+        records = (rows.case(values) for values in result)
+        return {record.reference_number: record for record in records}
 
     async def search_cases(
         self,
@@ -186,9 +200,18 @@ class SqlSource(Source):
         conditions = statements._conditions(where)
         if conditions is None:
             return CaseStats(tuple(dimensions))
-        dialect = self._engine_or_create().dialect.name
-        query = StatsQuery(self.settings, statements, dialect, dimensions, now)
-        return query.fold(await self._fetch(query.statement(conditions)))
+        query = StatsQuery(self.settings, statements, dimensions, now)
+        return query.fold(await self._fetch(self._stats_statement(query, conditions)))
+
+    def _stats_statement(self, query: StatsQuery, conditions: list[Any]) -> Select[Any]:
+        try:
+            return query.statement(conditions)
+        except NotImplementedError as exc:
+            raise SourceConfigError(
+                self.id,
+                f"no statistics for SQL dialect {self.dialect.name!r} ({exc}); set the "
+                "source's `dialect` to postgresql, mysql or sqlite if it speaks one of those",
+            ) from exc
 
     async def load_timelines(
         self, local_ids: Sequence[str]
@@ -293,13 +316,51 @@ class SqlSource(Source):
     async def check(self) -> list[Problem]:
         try:
             tables = await self._reflect()
+        except MissingDriver as exc:
+            return [Problem(self.id, "url", exc.detail, exc.fix)]
         except SourceError as exc:
             return [Problem(self.id, "url", exc.detail, "check the URL and that the server runs")]
         shape, problems = resolve_shape(self.settings, tables)
         if shape is None:
             return problems
-        statements = Statements(self.settings, shape, self._engine_or_create().dialect.name)
+        try:
+            statements, _ = await self._ready()  # as when serving: the same driver path
+        except SourceError as exc:
+            return [Problem(self.id, "url", exc.detail, "check the URL and that the server runs")]
+        refused = await self._probe(statements)
+        if refused:
+            return refused
         return await self._unmapped_values(statements)
+
+    async def _probe(self, statements: Statements) -> list[Problem]:
+        """Each kind of statement sent once, reading no rows (sources/sql/_check.py): what
+        the database refuses, it would refuse while serving."""
+        problems: list[Problem] = []
+        fix = (
+            f"the statements are written for SQL dialect {self.dialect.name!r}: set the "
+            "source's `dialect` if the database speaks another's SQL; otherwise map a view "
+            "that provides what is missing, or grant what the database names"
+        )
+        try:
+            for kind, statement, parameters in probes(statements, self.id):
+                try:
+                    await self._fetch_values(statement, parameters)
+                except SourceQueryFailed as exc:
+                    refused = f"the {kind} statement was refused: {exc.reason or exc.detail}"
+                    problems.append(Problem(self.id, "dialect", refused, fix))
+                except SourceUnavailable as exc:
+                    down = "check the URL and that the server runs"
+                    problems.append(Problem(self.id, "url", f"{kind}: {exc.detail}", down))
+                except SourceError as exc:
+                    failed = f"the {kind} statement failed: {exc.detail}"
+                    problems.append(Problem(self.id, "dialect", failed, fix))
+                except Exception as exc:  # a dialect's SQL the driver cannot even send
+                    failed = f"the {kind} statement cannot be sent: {type(exc).__name__}: {exc}"
+                    problems.append(Problem(self.id, "dialect", failed, fix))
+        except NoStatistics as exc:
+            problem = f"no statistics for SQL dialect {self.dialect.name!r} ({exc})"
+            problems.append(Problem(self.id, "dialect", problem, fix))
+        return problems
 
     async def _unmapped_values(self, statements: Statements) -> list[Problem]:
         """Every distinct native status/category/channel value the vocabulary does not map."""
@@ -308,8 +369,9 @@ class SqlSource(Source):
         checks: list[tuple[str, Any, Mapping[str, object]]] = [
             ("statuses", shape.status, vocabulary.statuses),
             ("categories", shape.category_code, vocabulary.categories),
-            ("channels", shape.channel, vocabulary.channels),
         ]
+        if shape.channel is not None:
+            checks.append(("channels", shape.channel, vocabulary.channels))
         if shape.timeline is not None and shape.timeline.status is not None:
             checks.append(("statuses", shape.timeline.status, vocabulary.statuses))
         if shape.referrals is not None:
@@ -325,7 +387,8 @@ class SqlSource(Source):
                         Problem(
                             self.id,
                             f"vocabulary.{key}",
-                            f"value {value!r} in column {column.name!r} is not mapped",
+                            f"value {value!r} in column {getattr(column, 'name', key)!r} "
+                            "is not mapped",
                             f"add {str(value)!r} under vocabulary.{key}",
                         )
                     )
@@ -344,7 +407,7 @@ class SqlSource(Source):
                         self.id, f"mapping does not fit the database ({detail})"
                     )
                 dialect = self._engine_or_create().dialect
-                self._statements = Statements(self.settings, shape, dialect.name)
+                self._statements = Statements(self.settings, shape, self.dialect)
                 self._rows = RowMapper(self.settings, self._statements)
                 if dialect.driver == "asyncpg":
                     self._driver = DriverReads(dialect)
@@ -355,28 +418,41 @@ class SqlSource(Source):
             # Every statement here only reads, one at a time: in autocommit no BEGIN before it
             # and no ROLLBACK when the connection goes back to the pool (two round trips to the
             # database per source call otherwise).
-            read_only = {"isolation_level": "AUTOCOMMIT"}
+            options: dict[str, Any] = {
+                "isolation_level": "AUTOCOMMIT",
+                **self._backend.engine_options(self.settings.url, ZoneInfo(self.settings.timezone)),
+            }
             try:
                 self._engine = create_async_engine(
                     self.settings.url,
                     pool_size=self.settings.pool_size,
                     max_overflow=0,
-                    **read_only,
+                    **options,
                 )
             except TypeError:  # pools without a size (SQLite's NullPool on some versions)
-                self._engine = create_async_engine(self.settings.url, **read_only)
+                self._engine = create_async_engine(self.settings.url, **options)
+            except ModuleNotFoundError as exc:
+                raise MissingDriver(self.id, self.settings.url, exc.name or str(exc)) from exc
             except (SQLAlchemyError, ImportError, ValueError) as exc:
                 raise SourceConfigError(self.id, f"bad url: {exc}") from exc
         return self._engine
 
     async def _reflect(self) -> dict[str, Table | None]:
-        """Every table name in the database; those the mapping names come reflected."""
+        """Every table and view name in the database; those the mapping names come reflected.
+        A view serves wherever a table does (an agency often offers only views, or a view
+        converts a column); so does a synonym where the dialect resolves them."""
         names = table_names(self.settings)
 
         def reflect(connection: Connection) -> dict[str, Table | None]:
-            existing = inspect(connection).get_table_names()
+            inspector = inspect(connection)
+            existing = [*inspector.get_table_names(), *inspector.get_view_names()]
             metadata = MetaData()
-            metadata.reflect(connection, only=[name for name in set(names) if name in existing])
+            metadata.reflect(
+                connection,
+                only=[name for name in set(names) if name in existing],
+                views=True,
+                **self._backend.reflect_options(),
+            )
             return {name: metadata.tables.get(name) for name in existing}
 
         try:
@@ -385,7 +461,7 @@ class SqlSource(Source):
         except NoSuchTableError as exc:
             raise SourceConfigError(self.id, f"table {exc} does not exist") from exc
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(self.id, exc) from exc
+            raise _translate(self.id, exc, self._backend) from exc
 
     async def _fetch_values(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
@@ -412,7 +488,7 @@ class SqlSource(Source):
                     raise
                 return records
         except (*DRIVER_ERRORS, SQLAlchemyError, OSError) as exc:
-            raise _translate(self.id, exc) from exc
+            raise _translate(self.id, exc, self._backend) from exc
 
     async def _fetch(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
@@ -422,30 +498,65 @@ class SqlSource(Source):
                 result = await connection.execute(statement, parameters)
                 return result.all()
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(self.id, exc) from exc
+            raise _translate(self.id, exc, self._backend) from exc
 
 
-def _translate(source: str, exc: BaseException) -> SourceError:
-    """Map driver errors to source errors without SQL text or connection strings in the message."""
+def _translate(source: str, exc: BaseException, dialect: SqlDialect) -> SourceError:
+    """Driver errors as source errors: unreachable (retried later) or refused with the
+    database's own reason (not retried: it would be refused again), as ``dialect`` tells them
+    apart; no SQL text or connection string in the message."""
     log.warning("source %s: %s", source, type(exc).__name__)
     log.debug("source %s failed", source, exc_info=exc)
     if isinstance(exc, OSError):
         return SourceUnavailable(source, f"database unreachable ({type(exc).__name__})")
     if isinstance(exc, DRIVER_ERRORS):  # from reads sent straight to asyncpg
-        return driver_error(source, exc)
+        if connection_survives(exc):
+            return _refused(source, exc, dialect)
+        return SourceUnavailable(source, f"database unreachable ({type(exc).__name__})")
     if isinstance(exc, DBAPIError):
         original = type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
         if (
             exc.connection_invalidated
             or exc.statement is None  # failed while connecting: no query was sent
-            or means_unavailable(exc.orig)
-            or _looks_like_connection_error(original)
+            or dialect.unavailable(exc.orig)
         ):
             return SourceUnavailable(source, f"database unreachable ({original})")
-        return SourceBadResponse(source, f"database refused the query ({original})")
+        return _refused(source, exc.orig, dialect)
     return SourceBadResponse(source, f"database error ({type(exc).__name__})")
 
 
-def _looks_like_connection_error(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in ("connection", "operational", "interface", "cannot"))
+def _refused(source: str, error: BaseException | None, dialect: SqlDialect) -> SourceQueryFailed:
+    reason = dialect.message(error)
+    log.warning("source %s: the database refused a statement: %s", source, reason)
+    name = dialect.error_name(error)
+    return SourceQueryFailed(source, f"database refused the query ({name})", reason)
+
+
+def _backend_name(url: str) -> str:
+    """The dialect name of a SQLAlchemy URL (``mysql`` of ``mysql+asyncmy://``)."""
+    try:
+        return make_url(url).get_backend_name()
+    except ArgumentError:
+        return ""
+
+
+DRIVER_EXTRAS = {"asyncmy": "mysql", "aiomysql": "mysql", "pymysql": "mysql"}
+"""Driver modules an extra of complaint-graph installs (pyproject.toml), by module name."""
+
+
+class MissingDriver(SourceConfigError):
+    """The URL names a driver that is not installed: the fix is an install, not the URL."""
+
+    def __init__(self, source: str, url: str, module: str) -> None:
+        scheme = url.split("://", 1)[0]
+        top = module.split(".", 1)[0]
+        extra = DRIVER_EXTRAS.get(top)
+        if extra is not None:
+            self.fix = (
+                f"pip install 'complaint-graph[{extra}]' (installs asyncmy: mysql+asyncmy://)"
+            )
+            if top != "asyncmy":
+                self.fix += f", or pip install {top}"
+        else:
+            self.fix = f"install the Python package that provides {top!r}"
+        super().__init__(source, f"the driver of {scheme}:// is not installed (no module {top!r})")

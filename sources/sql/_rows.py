@@ -93,7 +93,8 @@ class RowMapper:
             )
         )
         has_reference, has_title = holds("reference_number"), holds("title")
-        has_description, has_channel = holds("description"), holds("channel")
+        has_description = holds("description")
+        has_channel = holds("channel") and "channel" in mapped  # unmapped: no channel
         has_status, has_category = holds("status"), holds("category")
         has_location = holds(*LOCATION_FIELDS)
         has_due = holds(*RECORD_FIELD_COLUMNS["due_at"])

@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
+from sources._model import Channel
 from sources._settings import SourceSettings, Strict
 
 
+class Constant(Strict):
+    """A value the agency does not keep, the same for every case: ``channel: {value: PHONE}``
+    for an agency whose complaints all come by telephone."""
+
+    value: str
+
+
 class CaseColumns(Strict):
-    """The table holding one row per case, and which of its columns mean what."""
+    """The table holding one row per case, and which of its columns mean what.
+
+    A field the agency does not keep is left out (description: empty; channel, due date,
+    closing time, location: none) or given a constant (``channel: {value: PHONE}``)."""
 
     table: str
     id: str
     reference_number: str
     title: str
-    description: str
-    channel: str
-    category: str
+    description: str | Constant | None = Field(
+        default=None, description="Absent: every case's description is empty."
+    )
+    channel: str | Constant | None = Field(
+        default=None,
+        description="Absent: no channel. A constant is a channel name (PHONE, WEB, ...).",
+    )
+    category: str | Constant
     status: str
     received_at: str
     updated_at: str | None = Field(
@@ -56,6 +73,16 @@ class CategoryLookup(Strict):
     table: str
     key: str
     code: str
+
+
+class StatusLookup(Strict):
+    """When the case row (and the timeline row) holds a key into the agency's table of status
+    names, ``tb_status(status_id, status_name)``: the name is the agency's own status, shown as
+    ``sourceStatus``, and the one ``vocabulary.statuses`` maps."""
+
+    table: str
+    key: str
+    label: str
 
 
 class TimelineColumns(Strict):
@@ -113,7 +140,17 @@ class ComplainantColumns(Strict):
 
 class SqlSettings(SourceSettings):
     url: str = Field(
-        description="SQLAlchemy async URL: postgresql+asyncpg://… or sqlite+aiosqlite:///…"
+        description=(
+            "SQLAlchemy async URL: postgresql+asyncpg://…, mysql+asyncmy://… "
+            "(pip install 'complaint-graph[mysql]') or sqlite+aiosqlite:///…"
+        )
+    )
+    dialect: Literal["postgresql", "mysql", "sqlite"] | None = Field(
+        default=None,
+        description=(
+            "The SQL the database speaks, when SQLAlchemy's name for it has no strategy of "
+            "its own (a database compatible with one of these); absent: from the URL."
+        ),
     )
     timezone: str = Field(
         default="UTC", description="Zone of date/time columns stored without a time zone."
@@ -122,6 +159,7 @@ class SqlSettings(SourceSettings):
     cases: CaseColumns
     location: LocationColumns = Field(default_factory=LocationColumns)
     category_lookup: CategoryLookup | None = None
+    status_lookup: StatusLookup | None = None
     timeline: TimelineColumns | None = None
     referrals: ReferralColumns | None = None
     complainant: ComplainantColumns | None = Field(
@@ -146,13 +184,34 @@ class SqlSettings(SourceSettings):
             ) from None
         return value
 
+    @model_validator(mode="after")
+    def _constants_map_to_themselves(self) -> SqlSettings:
+        """A constant channel is a unified channel name, a constant category a unified
+        category code: each maps to itself, so the vocabulary need not list it."""
+        channel = self.cases.channel
+        if isinstance(channel, Constant):
+            try:
+                unified = Channel(channel.value)
+            except ValueError:
+                known = ", ".join(member.value for member in Channel)
+                raise ValueError(
+                    f"cases.channel: {channel.value!r} is not a channel; use one of: {known}"
+                ) from None
+            self.vocabulary.channels.setdefault(channel.value, unified)
+        category = self.cases.category
+        if isinstance(category, Constant):
+            if self.category_lookup is not None:
+                raise ValueError("cases.category is a constant: category_lookup has no use")
+            self.vocabulary.categories.setdefault(category.value, category.value)
+        return self
+
     @field_validator("url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
         scheme = value.split("://", 1)[0]
         if "+" not in scheme:
             raise ValueError(
-                f"URL scheme {scheme!r} names no async driver; use postgresql+asyncpg:// "
-                "or sqlite+aiosqlite:///"
+                f"URL scheme {scheme!r} names no async driver; use postgresql+asyncpg://, "
+                "mysql+asyncmy:// or sqlite+aiosqlite:///"
             )
         return value

@@ -6,21 +6,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, DateTime, FromClause, Table, func
+from sqlalchemy import Column, DateTime, FromClause, String, Table, func, literal
 from sqlalchemy.sql.elements import ColumnElement
 
 from sources._interface import Problem
-from sources.sql._settings import SqlSettings
+from sources.sql._settings import Constant, SqlSettings
 
 CASE_FIELDS = (
     "reference_number",
     "title",
-    "description",
-    "channel",
     "status",
     "received_at",
 )
-OPTIONAL_CASE_FIELDS = ("updated_at", "due_at", "closed_at", "responsible")
+OPTIONAL_CASE_FIELDS = (
+    "description",
+    "channel",
+    "updated_at",
+    "due_at",
+    "closed_at",
+    "responsible",
+)
 LOCATION_FIELDS = (
     "province_code",
     "district_code",
@@ -63,8 +68,12 @@ class TimelineShape:
     at: Column[Any]
     at_is_naive: bool
     status: Column[Any] | None
+    """The entry's status as the agency names it: the log's column, or the label its key has in
+    the status lookup table (then read through ``from_clause``)."""
     note: Column[Any] | None
     tie_breaker: Column[Any] | None
+    from_clause: FromClause
+    """The log joined to the status lookup, when there is one; else the log itself."""
 
 
 @dataclass
@@ -106,13 +115,18 @@ class CaseShape:
     naive_times: frozenset[str]
     received_at: ColumnElement[Any]
     updated_at: ColumnElement[Any]
+    reference_number: Column[Any]
+    reference_type: type
     title: Column[Any]
-    description: Column[Any]
+    description: ColumnElement[Any] | None
+    """None: the agency keeps no description (a constant is a literal)."""
     status: Column[Any]
-    channel: Column[Any]
-    category_code: Column[Any]
-    province_code: Column[Any] | None
-    district_code: Column[Any] | None
+    """The case's status as the agency names it: its own column, or the label of its key in
+    the status lookup table (``status_lookup``)."""
+    channel: ColumnElement[Any] | None
+    category_code: ColumnElement[Any]
+    province_code: ColumnElement[Any] | None
+    district_code: ColumnElement[Any] | None
     timeline: TimelineShape | None = None
     referrals: ReferralShape | None = None
     complainant: ComplainantShape | None = None
@@ -132,6 +146,14 @@ class _Resolver:
             known = ", ".join(sorted(self.tables)) or "(the database has no tables)"
             self.problem(key, f"table {name!r} does not exist", f"use one of: {known}")
         return table
+
+    def value(
+        self, table: Table | None, key: str, spec: str | Constant | None
+    ) -> ColumnElement[Any] | None:
+        """A column by name, or a constant as a literal of every row (``{value: PHONE}``)."""
+        if isinstance(spec, Constant):
+            return literal(spec.value, String)
+        return self.column(table, key, spec)
 
     def column(self, table: Table | None, key: str, name: str | None) -> Column[Any] | None:
         if table is None or name is None:
@@ -162,6 +184,8 @@ def table_names(settings: SqlSettings) -> list[str]:
         names.append(settings.location.table)
     if settings.category_lookup:
         names.append(settings.category_lookup.table)
+    if settings.status_lookup:
+        names.append(settings.status_lookup.table)
     if settings.timeline:
         names.append(settings.timeline.table)
     if settings.referrals:
@@ -171,7 +195,7 @@ def table_names(settings: SqlSettings) -> list[str]:
     return names
 
 
-def _is_naive(column: Column[Any] | None) -> bool:
+def _is_naive(column: ColumnElement[Any] | None) -> bool:
     return column is not None and isinstance(column.type, DateTime) and not column.type.timezone
 
 
@@ -186,10 +210,13 @@ def resolve_shape(
     cfg = settings.cases
     cases = r.table("cases.table", cfg.table)
     case_id = r.column(cases, "cases.id", cfg.id)
-    found: dict[str, Column[Any] | None] = {}
+    found: dict[str, ColumnElement[Any] | None] = {}
     for name in (*CASE_FIELDS, *OPTIONAL_CASE_FIELDS):
-        getter = r.time_column if name in TIME_FIELDS else r.column
-        found[name] = getter(cases, f"cases.{name}", getattr(cfg, name))
+        spec = getattr(cfg, name)
+        if name in TIME_FIELDS:
+            found[name] = r.time_column(cases, f"cases.{name}", spec)
+        else:
+            found[name] = r.value(cases, f"cases.{name}", spec)
 
     loc_cfg = settings.location
     loc_table = cases
@@ -202,7 +229,7 @@ def resolve_shape(
     for name in LOCATION_FIELDS:
         found[name] = r.column(loc_table, f"location.{name}", getattr(loc_cfg, name))
 
-    category_raw = r.column(cases, "cases.category", cfg.category)
+    category_raw = r.value(cases, "cases.category", cfg.category)
     category_code = category_raw
     if settings.category_lookup is not None and category_raw is not None:
         lookup = settings.category_lookup
@@ -211,6 +238,13 @@ def resolve_shape(
         category_code = r.column(cat_table, "category_lookup.code", lookup.code)
         if cat_table is not None and cat_key is not None and from_clause is not None:
             from_clause = from_clause.outerjoin(cat_table, cat_key == category_raw)
+
+    status_raw = found["status"]
+    if settings.status_lookup is not None and status_raw is not None:
+        lookup_table, key, label = _status_lookup(r, settings)
+        if lookup_table is not None and key is not None and from_clause is not None:
+            from_clause = from_clause.outerjoin(lookup_table, key == status_raw)
+        found["status"] = label
 
     timeline = _resolve_timeline(r, settings)
     referrals = _resolve_referrals(r, settings)
@@ -271,6 +305,22 @@ def _resolve_referrals(r: _Resolver, settings: SqlSettings) -> ReferralShape | N
     return ReferralShape(table, columns, _is_naive(columns["at"]))
 
 
+def _status_lookup(
+    r: _Resolver, settings: SqlSettings, alias: str | None = None
+) -> tuple[FromClause | None, Column[Any] | None, Column[Any] | None]:
+    """The status lookup table (under ``alias``, for a second join of it), its key and its
+    label column."""
+    lookup = settings.status_lookup
+    assert lookup is not None
+    table = r.table("status_lookup.table", lookup.table)
+    key = r.column(table, "status_lookup.key", lookup.key)
+    label = r.column(table, "status_lookup.label", lookup.label)
+    if table is None or key is None or label is None or alias is None:
+        return table, key, label
+    aliased = table.alias(alias)
+    return aliased, aliased.c[key.name], aliased.c[label.name]
+
+
 def _resolve_timeline(r: _Resolver, settings: SqlSettings) -> TimelineShape | None:
     cfg = settings.timeline
     if cfg is None:
@@ -283,7 +333,15 @@ def _resolve_timeline(r: _Resolver, settings: SqlSettings) -> TimelineShape | No
     tie = r.column(table, "timeline.tie_breaker", cfg.tie_breaker)
     if table is None or case_id is None or at is None:
         return None
-    return TimelineShape(table, case_id, at, _is_naive(at), status, note, tie)
+    from_clause: FromClause = table
+    if settings.status_lookup is not None and status is not None:
+        # its own alias: a page's statement joins the lookup to the cases already, and the
+        # page's timelines (Statements.embedded_timeline) are a subquery of that statement
+        lookup, key, label = _status_lookup(r, settings, "entry_status")
+        if lookup is not None and key is not None and label is not None:
+            from_clause = table.outerjoin(lookup, key == status)
+            status = label
+    return TimelineShape(table, case_id, at, _is_naive(at), status, note, tie, from_clause)
 
 
 def _python_type(column: Column[Any]) -> type:
@@ -296,14 +354,14 @@ def _python_type(column: Column[Any]) -> type:
 
 def _assemble(
     case_id: Column[Any],
-    found: dict[str, Column[Any] | None],
-    category_code: Column[Any],
+    found: dict[str, ColumnElement[Any] | None],
+    category_code: ColumnElement[Any],
     from_clause: FromClause,
     timeline: TimelineShape | None,
 ) -> CaseShape:
     def required(name: str) -> Column[Any]:
         column = found[name]
-        assert column is not None
+        assert isinstance(column, Column)
         return column
 
     received = required("received_at")
@@ -311,7 +369,11 @@ def _assemble(
     updated: ColumnElement[Any] = (
         received
         if updated_raw is None
-        else (updated_raw if not updated_raw.nullable else func.coalesce(updated_raw, received))
+        else (
+            func.coalesce(updated_raw, received)
+            if getattr(updated_raw, "nullable", True)
+            else updated_raw
+        )
     )
     selected: list[ColumnElement[Any]] = [case_id.label("id"), category_code.label("category")]
     for name, column in found.items():
@@ -328,10 +390,12 @@ def _assemble(
         naive_times=naive,
         received_at=received,
         updated_at=updated,
+        reference_number=required("reference_number"),
+        reference_type=_python_type(required("reference_number")),
         title=required("title"),
-        description=required("description"),
+        description=found["description"],
         status=required("status"),
-        channel=required("channel"),
+        channel=found["channel"],
         category_code=category_code,
         province_code=found["province_code"],
         district_code=found["district_code"],

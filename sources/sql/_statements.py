@@ -19,7 +19,6 @@ from sqlalchemy import (
     Integer,
     Select,
     Text,
-    any_,
     bindparam,
     cast,
     exists,
@@ -37,6 +36,7 @@ from sqlalchemy.types import NullType, TypeEngine
 
 from sources._model import TIMELINE  # also the label of the column carrying them
 from sources._query import AgencyAccess, CaseFilter, CaseOrder, Position, SortField
+from sources.sql._dialects import SqlDialect
 from sources.sql._due import is_overdue
 from sources.sql._settings import SqlSettings
 from sources.sql._shape import RECORD_FIELD_COLUMNS, CaseShape, native_keys
@@ -44,18 +44,16 @@ from sources.sql._shape import RECORD_FIELD_COLUMNS, CaseShape, native_keys
 LIMIT = "limit"
 """The name a page's statement binds its row limit to (:meth:`Statements.search`)."""
 
-KEYS = "keys"
-"""The name the keyed statements (``cases_by_ids``, ``timelines``...) bind their batch to: send
-them with ``{KEYS: [...]}``."""
-
 
 class Statements:
-    def __init__(self, settings: SqlSettings, shape: CaseShape, dialect: str = "") -> None:
+    def __init__(
+        self, settings: SqlSettings, shape: CaseShape, dialect: SqlDialect | None = None
+    ) -> None:
         self.settings = settings
         self.shape = shape
         self.zone = ZoneInfo(settings.timezone)
-        self.arrays = dialect == "postgresql"
-        """Whether a batch of keys is bound as one array parameter (see :meth:`among`)."""
+        self.dialect = dialect if dialect is not None else SqlDialect()
+        """What this database's SQL does its own way (sources/sql/_dialects.py)."""
         self._first_pages: dict[tuple[SortField, bool, tuple[str, ...] | None], Select[Any]] = {}
         self.labels = tuple(getattr(column, "name", "") for column in shape.selected)
         """The labels of a case row's columns, in order (``CaseShape.selected``)."""
@@ -116,7 +114,7 @@ class Statements:
         timeline batch reads them, but not inside an anonymous row ("no decoder for composite
         type element"). Such a log is left to the loader."""
         timeline = self.shape.timeline
-        if not self.arrays or timeline is None:
+        if not self.dialect.aggregates_rows or timeline is None:
             return False
         columns = (timeline.at, timeline.status, timeline.note)
         return all(column is None or _decodable_in_a_row(column.type) for column in columns)
@@ -136,33 +134,24 @@ class Statements:
             timeline.note if timeline.note is not None else absent,
         )
         order = self._entry_order
-        aggregated = select(func.array_agg(aggregate_order_by(entry, *order))).where(
-            timeline.case_id == self.shape.id
+        aggregated = (
+            select(func.array_agg(aggregate_order_by(entry, *order)))
+            .select_from(timeline.from_clause)
+            .where(timeline.case_id == self.shape.id)
         )
         return aggregated.scalar_subquery().label(TIMELINE)
 
     def among(self, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
-        """``column IN values``, for a data loader's batch of keys or a filter's list of codes.
-
-        On PostgreSQL it is ``column = ANY($1)`` with the values as one array: the statement's
-        text is the same for every number of values, so SQLAlchemy renders nothing per call,
-        asyncpg prepares it once per connection, and the statement can go straight to asyncpg
-        (sources/sql/_driver.py; an expanding ``IN`` list is rendered anew for each call, which
-        was about a tenth of the dashboard page's time, bench/README.md). Other dialects get
-        ``IN``."""
-        if self.arrays:
-            return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-        return column.in_(values)
+        """``column IN values``, for a filter's list of codes, as the dialect binds a list
+        (PostgreSQL: one array, ``= ANY($1)``; sources/sql/_dialects.py)."""
+        return self.dialect.among(column, values)
 
     def among_keys(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
         """``column IN :keys``, the batch's keys bound when the statement is sent (``KEYS``):
         a statement of a batch of keys is then built, compiled and given its cache key once
         per source, not once per batch (building a SELECT and its cache key cost more than
-        rendering it, bench/README.md). On PostgreSQL ``= ANY(:keys)`` as in :meth:`among`;
-        elsewhere an expanding ``IN``."""
-        if self.arrays:
-            return column == any_(bindparam(KEYS, type_=ARRAY(column.type)))
-        return column.in_(bindparam(KEYS, expanding=True))
+        rendering it, bench/README.md)."""
+        return self.dialect.among_keys(column)
 
     def native_ids(self, local_ids: Sequence[str]) -> list[Any]:
         """The keys as the id column stores them, leaving out those no row can have: a
@@ -201,6 +190,22 @@ class Statements:
         if naive or value.tzinfo is None:
             return value.replace(tzinfo=self.zone).astimezone(UTC)
         return value.astimezone(UTC)
+
+    def native_references(self, references: Sequence[str]) -> list[Any]:
+        """Reference numbers as their column stores them, leaving out those no row can have."""
+        if self.shape.reference_type is not int:
+            return list(references)
+        return [int(r) for r in references if r.isascii() and r.isdigit() and int(r) < 2**63]
+
+    @cached_property
+    def cases_by_references(self) -> Select[Any]:
+        """Cases by the agency's own case number (``KEYS``): the federation key of a case."""
+        shape = self.shape
+        return (
+            select(*shape.selected)
+            .select_from(shape.from_clause)
+            .where(self.among_keys(shape.reference_number))
+        )
 
     @cached_property
     def cases_by_ids(self) -> Select[Any]:
@@ -286,7 +291,12 @@ class Statements:
         if timeline.note is not None:
             columns.append(timeline.note.label("note"))
         order = [timeline.case_id, *self._entry_order]
-        return select(*columns).where(self.among_keys(timeline.case_id)).order_by(*order)
+        return (
+            select(*columns)
+            .select_from(timeline.from_clause)
+            .where(self.among_keys(timeline.case_id))
+            .order_by(*order)
+        )
 
     @cached_property
     def complainants(self) -> Select[Any]:
@@ -364,7 +374,8 @@ class Statements:
     def _after(
         self, sort: ColumnElement[Any], naive: bool, descending: bool, after: Position
     ) -> ColumnElement[bool] | None:
-        """Rows strictly after ``after`` in the global (value, source, local id) order."""
+        """Rows strictly after ``after`` in the global (value, source, local id) order: the
+        ``updated_at`` watermark of change detection (sources/_changes.py) is such a position."""
         value = self.to_column_time(after.value, naive)
         later: Callable[[Any, Any], ColumnElement[bool]] = (
             operator.lt if descending else operator.gt
@@ -381,7 +392,7 @@ class Statements:
         native = self.native_id(after.local_id)
         if native is None:
             return None
-        return later(tuple_(sort, self.shape.id), tuple_(value, native))
+        return self.dialect.after(sort, self.shape.id, value, native, descending)
 
     def _conditions(self, where: CaseFilter) -> list[ColumnElement[bool]] | None:
         shape = self.shape
@@ -412,11 +423,9 @@ class Statements:
         if where.received_before is not None:
             conditions.append(shape.received_at < self.to_column_time(where.received_before, naive))
         if where.text:
+            texts = [column for column in (shape.title, shape.description) if column is not None]
             conditions.append(
-                or_(
-                    shape.title.icontains(where.text, autoescape=True),
-                    shape.description.icontains(where.text, autoescape=True),
-                )
+                or_(*(column.icontains(where.text, autoescape=True) for column in texts))
             )
         if where.overdue is not None:
             now = where.as_of or datetime.now(UTC)

@@ -8,8 +8,9 @@ inline boundaries). The outer level groups by dimensions, state and bin, with co
 count of hours. Native codes come back as they are and are mapped to the unified vocabulary
 here, where rows with the same unified key are added up.
 
-Time buckets follow the Asia/Bangkok calendar on PostgreSQL (``timezone()``, ``date_trunc``)
-and SQLite (``date()`` with an offset from the source's zone). The due date of an open case is
+Time buckets follow the Asia/Bangkok calendar; how a time becomes a local day, week or month,
+how many hours lie between two times and how hours become a bin is the source's dialect
+strategy's to say (sources/sql/_dialects.py). The due date of an open case is
 decided in SQL the same way :meth:`SlaSettings.due_at` decides it in Python: the source's own
 due column unless absent (or overridden), else received time plus the category's days, written
 as ``received < now - days`` so the thresholds are plain bound times.
@@ -17,19 +18,15 @@ as ``received < now - days`` so the thresholds are plain bound times.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    Date,
     DateTime,
-    Integer,
     Select,
     case,
-    cast,
     func,
     literal,
     literal_column,
@@ -42,9 +39,6 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from sources._model import CanonicalStatus
 from sources._stats import (
-    BANGKOK,
-    BINS_PER_DOUBLING,
-    HOUR_BOUNDS,
     RESOLVED_STATUSES,
     TIME_DIMENSIONS,
     CaseStats,
@@ -52,6 +46,7 @@ from sources._stats import (
     Key,
 )
 from sources._stats import Bucket as StatsBucket
+from sources.sql._dialects import Unit
 from sources.sql._due import is_open, past_due
 from sources.sql._settings import SqlSettings
 from sources.sql._shape import native_keys
@@ -59,7 +54,7 @@ from sources.sql._statements import Statements
 
 OTHER, OPEN, OVERDUE, RESOLVED = 0, 1, 2, 3
 _CONSTANT = frozenset({Dimension.AGENCY, Dimension.SOURCE})
-_TRUNC = {
+_UNITS: dict[Dimension, Unit] = {
     Dimension.RECEIVED_DAY: "day",
     Dimension.RECEIVED_WEEK: "week",
     Dimension.RECEIVED_MONTH: "month",
@@ -73,14 +68,13 @@ class StatsQuery:
         self,
         settings: SqlSettings,
         statements: Statements,
-        dialect: str,
         dimensions: Sequence[Dimension],
         now: datetime,
     ) -> None:
         self.settings = settings
         self.statements = statements
         self.shape = statements.shape
-        self.sqlite = dialect == "sqlite"
+        self.dialect = statements.dialect
         self.dimensions = tuple(dimensions)
         self.grouped = [d for d in self.dimensions if d not in _CONSTANT]
         self.now = now
@@ -92,7 +86,7 @@ class StatsQuery:
         from_clause, referral, first = self._from_clause()
         values = [self._dimension(d, referral).label(f"d{i}") for i, d in enumerate(self.grouped)]
         state = self._state()
-        cases = (
+        cases = self.dialect.fence(
             select(
                 *values,
                 state.label("state"),
@@ -101,9 +95,7 @@ class StatsQuery:
             )
             .select_from(from_clause)
             .where(*conditions)
-            .offset(0)  # a fence: each case's state and hours are computed once, not inlined
-            .subquery("c")
-        )
+        ).subquery("c")
         dims = [cases.c[f"d{i}"] for i in range(len(self.grouped))]
         binned = select(
             *dims,
@@ -185,25 +177,10 @@ class StatsQuery:
         return column if column is not None else null()
 
     def _period(self, dimension: Dimension) -> ColumnElement[Any]:
-        received = self.shape.received_at
         naive = "received_at" in self.shape.naive_times
-        if self.sqlite:
-            local = func.datetime(received, f"{self._sqlite_shift(naive):+d} minutes")
-            if dimension is Dimension.RECEIVED_WEEK:
-                return func.date(local, "weekday 0", "-6 days")
-            if dimension is Dimension.RECEIVED_MONTH:
-                return func.date(local, "start of month")
-            return func.date(local)
-        aware = func.timezone(self.settings.timezone, received) if naive else received
-        local = func.timezone(str(BANGKOK), aware)
-        return cast(func.date_trunc(_TRUNC[dimension], local), Date)
-
-    def _sqlite_shift(self, naive: bool) -> int:
-        """Minutes from the stored times' zone to Bangkok (SQLite keeps times as text)."""
         stored = self.statements.zone if naive else ZoneInfo("UTC")
-        bangkok = self.now.astimezone(BANGKOK).utcoffset() or timedelta()
-        theirs = self.now.astimezone(stored).utcoffset() or timedelta()
-        return int((bangkok - theirs).total_seconds() // 60)
+        unit = _UNITS[dimension]
+        return self.dialect.period(self.shape.received_at, stored, unit, self.now)
 
     def _state(self) -> ColumnElement[Any]:
         shape = self.shape
@@ -243,22 +220,10 @@ class StatsQuery:
         return case(*whens, else_=null())
 
     def _between(self, start: Any, end: Any) -> ColumnElement[Any]:
-        if self.sqlite:
-            return (func.julianday(end) - func.julianday(start)) * 24.0
-        return func.date_part("epoch", end - start) / 3600.0  # float8, not numeric: fast
+        return self.dialect.hours_between(start, end)
 
     def _bin(self, hours: Any) -> Any:
-        """SQLite: a CASE tree (its math functions are optional). PostgreSQL: the logarithm,
-        a small expression: a CASE tree of 66 bins costs PostgreSQL's JIT compiler tens of
-        seconds on a million rows."""
-        if self.sqlite:
-            return _bin_tree(hours)
-        scale: Any = literal_column(repr(BINS_PER_DOUBLING / math.log(2)))
-        index = cast(func.floor(func.ln(hours) * scale), Integer) + literal_column("1")
-        return case(
-            (hours < literal_column("1.0"), literal_column("0")),
-            else_=func.least(index, literal_column(str(len(HOUR_BOUNDS)))),
-        )
+        return self.dialect.hour_bin(hours)
 
     # -- folding ---------------------------------------------------------------------------
 
@@ -295,16 +260,3 @@ def _part(state: int, index: Any, cases: int, measured: int, hours: float) -> St
         if measured:
             part.resolution.add_bin(int(index), measured, hours)
     return part
-
-
-def _bin_tree(hours: Any, low: int = 0, high: int = len(HOUR_BOUNDS)) -> Any:
-    """The bin of ``hours`` as a balanced CASE tree (7 comparisons for 66 bins), the same
-    answer as :func:`sources._stats.hour_bin`; boundaries inline so GROUP BY sees constants."""
-    if low == high:
-        return literal_column(str(low))
-    middle = (low + high + 1) // 2
-    bound: Any = literal_column(repr(HOUR_BOUNDS[middle - 1]))
-    return case(
-        (hours < bound, _bin_tree(hours, low, middle - 1)),
-        else_=_bin_tree(hours, middle, high),
-    )

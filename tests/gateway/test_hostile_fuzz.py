@@ -152,4 +152,5 @@ async def test_random_variables_for_a_search(
             "GRAPHQL_VALIDATION_FAILED",
             "QUERY_TOO_COSTLY",
             "SOURCE_BAD_RESPONSE",
+            "SOURCE_QUERY_FAILED",  # was SOURCE_BAD_RESPONSE for a refused statement
         }, error

@@ -59,7 +59,7 @@ async def test_dropped_tables_mid_request_stream_leak_no_sql_or_names(
     for body in (timeline_gone, cases_gone):
         assert body["errors"], body
         for error in body["errors"]:
-            assert error["extensions"]["code"] == "SOURCE_BAD_RESPONSE", error
+            assert error["extensions"]["code"] == "SOURCE_QUERY_FAILED", error
             assert error["extensions"]["source"] == POSTGRES_SOURCE
             for internal in ("complaint_status_log", "complaints", "relation", "does not exist"):
                 assert internal not in error["message"], error
@@ -139,7 +139,7 @@ async def test_agency_garbage_values_are_not_echoed(demo_data: DemoData) -> None
         server.stop()
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "SOURCE_BAD_RESPONSE"
-    assert "received_at" in error["message"]  # names the field, as the README promises
+    assert "received_at" in error["message"]  # names the field, as docs/frontend.md promises
     assert "intranet" not in error["message"]
 
 

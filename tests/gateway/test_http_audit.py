@@ -36,7 +36,7 @@ def served_gateway(demo_data: DemoData) -> Iterator[ThreadedServer]:
 
 def run_audits(url: str) -> list[dict[str, Any]]:
     node = shutil.which("node")
-    assert node is not None, "node is needed for the GraphQL-over-HTTP audit (see README, Tests)"
+    assert node is not None, "node is needed for the GraphQL-over-HTTP audit (docs/contributors.md)"
     assert (AUDIT_DIR / "node_modules" / "graphql-http").is_dir(), (
         "graphql-http is not installed: run `npm ci --prefix tests/http-audit` (make test does)"
     )

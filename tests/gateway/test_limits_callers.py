@@ -283,3 +283,38 @@ async def test_rate_limit_refuses_websocket_handshakes_too(demo_data: DemoData) 
     finally:
         server.stop()
     assert refused == 403
+
+
+GUESSES = {
+    "field": "{ cases(first: 1) { edges { node { titel } } } }",
+    "argument": "{ cases(frist: 1) { totalCount } }",
+    "enum value": "{ cases(first: 1, filter: {status: [RESOLVD]}) { totalCount } }",
+    "type": "query($f: CaseFilterInpt) { cases(first: 1, filter: $f) { totalCount } }",
+}
+"""Near misses of the schema's names: each one's error would suggest the real name."""
+
+GUESSED_VARIABLE = (
+    "query($s: [CaseStatus!]) { cases(first: 1, filter: {status: $s}) { totalCount } }",
+    {"s": ["RESOLVD"]},
+)
+
+
+async def test_key_only_hides_suggestions_from_callers_who_may_not_introspect(
+    demo_data: DemoData,
+) -> None:
+    """OWASP's GraphQL sheet: suggestions rebuild a hidden schema one guess at a time. The
+    suite's anonymous callers have a role, so a valid document reaches variable coercion too."""
+    config = with_limits(demo_data.config, introspection="key-only")
+    secret = await api_key(config)
+    keyed = {"authorization": f"Bearer {secret}"}
+    bodies = [{"query": document} for document in GUESSES.values()]
+    bodies.append({"query": GUESSED_VARIABLE[0], "variables": GUESSED_VARIABLE[1]})
+    async with serving(config) as gateway:
+        for body in bodies:
+            anonymous = (await gateway.client.post("/graphql", json=body)).json()
+            with_key = (await gateway.client.post("/graphql", json=body, headers=keyed)).json()
+            hidden = [error["message"] for error in anonymous["errors"]]
+            shown = [error["message"] for error in with_key["errors"]]
+            assert hidden and not any("Did you mean" in m for m in hidden), (body, hidden)
+            assert any("Did you mean" in m for m in shown), (body, shown)
+            assert all(e["extensions"]["code"] for e in anonymous["errors"])

@@ -54,7 +54,7 @@ async def test_postgres_changes_arrive_once_each_in_commit_order(
     try:
         await wait_for(served, lambda events: events["watching"])
         # Distinct cases: a source keeps each case's current state only, so two changes to one
-        # case between two polls are one event (README, Resumption).
+        # case between two polls are one event (docs/partners.md, Resumption).
         commits = [(33, "WIP"), (31, "HOLD"), (35, "FWD"), (34, "DONE"), (32, "ACK")]
         async with transport_ws(served) as ws:
             for case, status in commits:  # one transaction each, in this order

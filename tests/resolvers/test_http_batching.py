@@ -3,7 +3,9 @@
 One adapter call is one round trip (``complaint_graph_source_requests_total``), but an API
 agency may need several HTTP requests for it: one per ``list.pagination.page_size`` cases read,
 one per ``max_batch`` ids of a batch. ``complaint_graph_source_http_requests_total`` counts what
-was really sent; here it is checked against what the agencies' servers saw.
+was really sent; here it is checked against what the agencies' servers saw. Both demo agencies
+list each case's history inside it (``history.in_list``): a page carries its timelines, and its
+referrals are read by a batch fetch of the page's cases.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ API_SOURCES = (REST_SOURCE, OPEN311_SOURCE)
 
 PAGE = """
 query Page($first: Int, $filter: CaseFilterInput) {
-  cases(first: $first, filter: $filter) { edges { node { source { id } timeline { at } } } }
+  cases(first: $first, filter: $filter) {
+    edges { node { source { id } timeline { at } referrals { at } } }
+  }
 }
 """
 
@@ -129,7 +133,7 @@ async def test_up_to_a_page_and_a_batch_one_round_trip_is_one_request(agencies: 
     small, _ = await costs(agencies, 10)
     large, _ = await costs(agencies, 90)
     assert small == large
-    # the page, then one timeline batch (Open311 notes come with a batch fetch of the cases)
+    # the page with its timelines, then one batch fetch of its cases for their referrals
     assert large == dict.fromkeys(API_SOURCES, (2, 2, 2))
 
 
@@ -145,10 +149,11 @@ async def test_past_a_page_or_a_batch_requests_grow_by_pages_and_chunks(
     pmoc, city = settings[REST_SOURCE], settings[OPEN311_SOURCE]
     assert isinstance(pmoc, RestSettings) and isinstance(city, Open311Settings)
     city_rest = city.as_rest()
+    assert all(s.history is not None and s.history.in_list for s in (pmoc, city.as_rest()))
     expected = {
         # each source is asked for first + 1 cases and reads until it has one more than that
         REST_SOURCE: math.ceil((first + 2) / pmoc.list.pagination.page_size)
-        + math.ceil(held[REST_SOURCE] / (pmoc.history.max_batch if pmoc.history else 1)),
+        + math.ceil(held[REST_SOURCE] / pmoc.fetch.max_batch),
         OPEN311_SOURCE: math.ceil((first + 2) / city_rest.list.pagination.page_size)
         + math.ceil(held[OPEN311_SOURCE] / city_rest.fetch.max_batch),
     }

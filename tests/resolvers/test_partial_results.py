@@ -77,7 +77,7 @@ async def test_a_column_missing_at_run_time_is_source_misconfigured(
     assert "heading" in error["message"]
 
 
-async def test_postgresql_refusing_a_statement_is_a_bad_response_naming_the_reason(
+async def test_postgresql_refusing_a_statement_is_a_failed_query_naming_the_reason(
     demo_data: DemoData, postgres_admin_dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The agency renames a mapped column while the gateway runs: its page's statement, sent
@@ -94,7 +94,7 @@ async def test_postgresql_refusing_a_statement_is_a_bad_response_naming_the_reas
             body = await gateway.query(QUERY)
             assert sources_in(body) == set(ALL_SOURCES) - {POSTGRES_SOURCE}
             (error,) = body["errors"]
-            assert extensions(error) == {"code": "SOURCE_BAD_RESPONSE", "source": POSTGRES_SOURCE}
+            assert extensions(error) == {"code": "SOURCE_QUERY_FAILED", "source": POSTGRES_SOURCE}
             assert "database refused the query (UndefinedColumnError)" in error["message"]
             assert "subject" not in error["message"] and "SELECT" not in error["message"]
             logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

@@ -237,10 +237,13 @@ async def test_status_notes_reach_the_graph(
     config = replace(demo_data.config, sources=(settings_for(city_hall[1].url),))
     gateway = await running(config)
     try:
+        before = len(city_hall[0].queries)
         body = await gateway.query(
             "{ cases(first: 5) { edges { node { referenceNumber status sourceStatus statusNotes"
             " dueAt timeline { note } } } } }"
         )
+        # one page of requests.json, carrying the notes: none read again by id
+        assert len(city_hall[0].queries) - before == 1
     finally:
         await gateway.client.aclose()
         await gateway.gateway.stop()
