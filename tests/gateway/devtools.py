@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
+import signal
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -80,7 +82,10 @@ class Page:
 @contextlib.asynccontextmanager
 async def browser_page(*flags: str) -> AsyncIterator[Page]:
     """A fresh headless chromium (its own profile) and its one page, network events on."""
-    with tempfile.TemporaryDirectory(prefix="complaint-graph-chromium-") as profile:
+    # Chromium's helper processes may still be writing to the profile as it is removed.
+    with tempfile.TemporaryDirectory(
+        prefix="complaint-graph-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         process = await asyncio.create_subprocess_exec(
             *[
                 chromium(),
@@ -96,6 +101,7 @@ async def browser_page(*flags: str) -> AsyncIterator[Page]:
             ],
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: its helpers are ended with it
         )
         try:
             port = await _devtools_port(Path(profile), process)
@@ -108,13 +114,16 @@ async def browser_page(*flags: str) -> AsyncIterator[Page]:
                 await opened.command("Page.enable")
                 yield opened
         finally:
-            process.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
             try:
                 async with asyncio.timeout(20):
                     await process.wait()
             except TimeoutError:
                 process.kill()
                 await process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # any helper that outlived it
 
 
 async def _devtools_port(profile: Path, process: asyncio.subprocess.Process) -> int:
