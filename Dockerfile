@@ -5,13 +5,17 @@
 # --host 0.0.0.0 --workers 4`. Secrets go in as environment variables (${VAR} in the file).
 FROM python:3.11-slim AS build
 WORKDIR /src
+# The runtime releases requirements-runtime.lock pins (hash-checked; the same pins as the
+# suite's requirements.lock), then the project itself without resolving anything again.
+COPY requirements-runtime.lock ./
+RUN pip install --no-cache-dir --prefix=/install --require-hashes -r requirements-runtime.lock
 COPY pyproject.toml README.md LICENSE ./
 COPY gateway gateway
 COPY resolvers resolvers
 COPY sources sources
 COPY samples samples
 # No extras: the demo's embedded PostgreSQL (complaint-graph[demo]) stays out of the image.
-RUN pip install --no-cache-dir --prefix=/install .
+RUN pip install --no-cache-dir --prefix=/install --no-deps .
 
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1

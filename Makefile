@@ -9,15 +9,36 @@ AGENCY_PORT ?=
 VERBOSE ?=
 QUIET := $(if $(VERBOSE),,--quiet)
 
-.PHONY: demo test lint format schema bench clean browser graphiql-assets
+.PHONY: demo test lint format schema bench clean browser lock lock-upgrade test-latest graphiql-assets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install $(QUIET) -e '.[demo,test]'
+# Installs exactly what requirements.lock pins (hash-checked), then the project without
+# resolving anything again: every machine and CI run test the same releases.
+LOCK := requirements.lock
+RUNTIME_LOCK := requirements-runtime.lock
+$(VENV)/.installed: $(LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install $(QUIET) --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install $(QUIET) --no-deps -e '.[demo,test]'
 	touch $@
+
+# uv resolves the locks (pyproject.toml's ranges, every platform, Python 3.11+); it is a
+# tool of `make lock` only, installed beside the project in .venv.
+UV := $(BIN)/uv
+UV_COMPILE := $(UV) pip compile pyproject.toml --universal --python-version 3.11 \
+  --generate-hashes --quiet
+$(UV): | $(BIN)/python
+	$(BIN)/python -m pip install --quiet 'uv>=0.13,<0.14'
+
+lock: | $(UV)  ## re-pin the locks after a change to pyproject.toml (keeps pins still in range)
+	$(UV_COMPILE) --all-extras -o $(LOCK)
+	$(UV_COMPILE) --constraint $(LOCK) -o $(RUNTIME_LOCK)
+
+lock-upgrade: | $(UV)  ## re-pin the locks to the newest releases inside pyproject.toml's ranges
+	$(UV_COMPILE) --all-extras --upgrade -o $(LOCK)
+	$(UV_COMPILE) --constraint $(LOCK) -o $(RUNTIME_LOCK)
 
 # The GraphQL-over-HTTP audit suite (npm graphql-http, pinned by the lock file) for the tests.
 HTTP_AUDIT := tests/http-audit
@@ -37,6 +58,22 @@ FEDERATION := tests/federation
 $(FEDERATION)/node_modules/.installed: $(FEDERATION)/package.json $(FEDERATION)/package-lock.json
 	npm ci --prefix $(FEDERATION) --no-audit --no-fund
 	touch $@
+
+# The suite on the newest release of every dependency, upper bounds ignored, in its own venv:
+# an upgrade that breaks shows here before anyone moves a range (ruff is not run: a newer
+# ruff's new rules are style, not breakage).
+LATEST := .venv-latest
+test-latest: $(HTTP_AUDIT)/node_modules/.installed $(GRAPHQL_AGENCY)/node_modules/.installed \
+  $(FEDERATION)/node_modules/.installed browser  ## the suite on the newest releases
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python .ci/unbounded_requirements.py pyproject.toml > $(LATEST)/requirements.txt
+	$(LATEST)/bin/python -m pip install --quiet --upgrade -r $(LATEST)/requirements.txt
+	$(LATEST)/bin/python -m pip install --quiet --no-deps -e .
+	$(LATEST)/bin/python -m pip freeze --exclude-editable > $(LATEST)/tested.txt
+	$(LATEST)/bin/mypy gateway resolvers sources samples
+	$(if $(CI),COMPLAINT_GRAPH_REQUIRE_MYSQL=1 )$(LATEST)/bin/pytest
 
 # Debian's chromium and Thai fonts for the dashboard's browser tests; installed when missing
 # (CI runs as root and reaches Debian's package registry).
@@ -82,3 +119,5 @@ bench: $(VENV)/.installed  ## complaint-graph vs PostGraphile 4 vs its N+1 basel
 clean:
 	rm -rf $(VENV) .demo *.egg-info $(HTTP_AUDIT)/node_modules $(GRAPHQL_AGENCY)/node_modules \
 	  $(FEDERATION)/node_modules
+
+	rm -rf $(VENV) $(LATEST) .demo *.egg-info $(HTTP_AUDIT)/node_modules $(GRAPHQL_AGENCY)/node_modules

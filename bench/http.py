@@ -3,7 +3,7 @@
 ``python -m bench http`` builds (or reuses) the benchmark data (bench/data.py: 1,000,000 cases
 in the Damrongdhama PostgreSQL database, the other agencies at demo size), starts the API
 agencies in their own process, then one server at a time: complaint-graph, complaint-graph with
-data loaders off (``COMPLAINT_GRAPH_DATALOADERS=off``), and PostGraphile 4 on the same database.
+data loaders off (``limits.dataloader_batching: false``), and PostGraphile 4 on the same database.
 Each workload is checked first (answers without errors, the same cases from every server, round
 trips per request read from the gateway's ``/metrics``), warmed up, then loaded by ``wrk`` (a C
 load generator, its own process on the same machine) at a fixed concurrency. The server's peak
@@ -511,13 +511,17 @@ def ensure_tools() -> None:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=POSTGRAPHILE_DIR, check=True)
 
 
-def bench_config(data: BenchData, code: Path) -> Path:
+def bench_config(data: BenchData, code: Path, *, batching: bool = True) -> Path:
     """The demo's configuration without change polling; anonymous callers may read everything.
 
     PostGraphile runs without authentication (no JWT secret), so complaint-graph does too:
     both do the same work per request. Written beside the data, never committed.
+    ``batching=False`` is the N+1 baseline (``limits.dataloader_batching: false``).
     """
     text = (code / "samples" / "config.yaml").read_text(encoding="utf-8")
+    if not batching:
+        assert "\nlimits:\n" in text, "samples/config.yaml has no limits: section"
+        text = text.replace("\nlimits:\n", "\nlimits:\n  dataloader_batching: false\n", 1)
     text += "\nevents: {enabled: false}  # no change polling: round trips are the requests' own\n"
     if "auth" in {f.name for f in dataclasses.fields(GatewayConfig)}:
         store = (data.provincial_path.parent / "bench-keys.sqlite").resolve()
@@ -526,7 +530,8 @@ def bench_config(data: BenchData, code: Path) -> Path:
             f"  key_store: sqlite+aiosqlite:///{store}\n"
             "  anonymous: {role: inspector, scopes: [pii:read]}\n"
         )
-    path = data.provincial_path.parent / "bench-config.yaml"
+    name = "bench-config.yaml" if batching else "bench-config-n+1.yaml"
+    path = data.provincial_path.parent / name
     path.write_text(text, encoding="utf-8")
     return path.resolve()
 
@@ -543,6 +548,15 @@ def servers(data: BenchData, agencies_port: int, port: int, code: Path) -> list[
         "PYTHONPATH": str(code),
     }
     serve = [gateway, "serve", "--config", str(bench_config(data, code)), "--port", str(port)]
+    # The N+1 baseline: a configuration setting since it left the environment; a version of
+    # the code from before reads the environment variable instead (``--code``/``--revision``).
+    knows_setting = "dataloader_batching" in (code / "gateway" / "limits.py").read_text("utf-8")
+    baseline = (
+        [gateway, "serve", "--config", str(bench_config(data, code, batching=False))]
+        if knows_setting
+        else serve[:4]
+    )
+    baseline_env = env if knows_setting else env | {"COMPLAINT_GRAPH_DATALOADERS": "off"}
     postgraphile = [
         str(POSTGRAPHILE_DIR / "node_modules" / ".bin" / "postgraphile"),
         "--connection",
@@ -559,8 +573,8 @@ def servers(data: BenchData, agencies_port: int, port: int, code: Path) -> list[
         Server("complaint-graph", serve, env, port, metrics=True, cwd=code),
         Server(
             "complaint-graph, data loaders off (N+1)",
-            [*serve[:-1], str(port + 1)],
-            env | {"COMPLAINT_GRAPH_DATALOADERS": "off"},
+            [*baseline, "--port", str(port + 1)],
+            baseline_env,
             port + 1,
             metrics=True,
             cwd=code,

@@ -75,6 +75,7 @@ class Gateway:
             max_page_size=config.limits.max_page_size,
             default_page_size=config.limits.default_page_size,
             query=config.limits.query_limits(),  # depth, aliases, tokens, cost, timeout
+            dataloader_batching=config.limits.dataloader_batching,
         )
         rate_limit = config.limits.rate_limit
         self.rate_limits = RateLimits(rate_limit) if rate_limit is not None else None

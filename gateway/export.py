@@ -53,6 +53,7 @@ from strawberry import Schema
 from strawberry.types import ExecutionResult
 
 from gateway.graphql_view import GraphQLView
+from resolvers.documents import graphql_core_schema
 
 BOM = "\ufeff"
 AFTER = "cgExportAfter"
@@ -118,7 +119,7 @@ class CsvExport:
 
     def __init__(self, schema: Schema, context: ContextFactory, max_page_size: int) -> None:
         self.schema = schema
-        self.graphql: GraphQLSchema = schema._schema
+        self.graphql: GraphQLSchema = graphql_core_schema(schema)
         self.context = context
         self.max_page_size = max_page_size
 

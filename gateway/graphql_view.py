@@ -10,7 +10,7 @@ response. Every error carries ``extensions.code`` and ``extensions.requestId``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -26,6 +26,7 @@ from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UnsetType
@@ -93,6 +94,26 @@ def negotiate(accept: str | None) -> str | None:
             preferred = (media == GRAPHQL_RESPONSE_JSON) == is_named
             ranked.append((quality, is_named, preferred, media))
     return max(ranked)[3] if ranked else None
+
+
+def asks_for_stream(accept: str | None, protocols: Sequence[str]) -> bool:
+    """Whether ``Accept`` asks for a subscription stream over HTTP that this view serves:
+    Server-Sent Events (``text/event-stream``, with ``graphql-sse`` among ``protocols``) or
+    multipart subscriptions (``multipart/mixed; subscriptionSpec=1.0``). The same reading as
+    strawberry's transports' public ``accepts``, done here so the view needs no private helper."""
+    for part in (accept or "").split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        media = media.lower()
+        if media == "text/event-stream" and GRAPHQL_SSE_PROTOCOL in protocols:
+            return True
+        if media == "multipart/mixed" and MULTIPART_SUBSCRIPTION_PROTOCOL in protocols:
+            spec = dict(
+                (name.strip().lower(), value.strip().strip("'\""))
+                for name, _, value in (param.partition("=") for param in params)
+            ).get("subscriptionspec", "")
+            if spec.startswith("1.0"):
+                return True
+    return False
 
 
 def _quality(params: list[str]) -> float:
@@ -261,8 +282,8 @@ class GraphQLView(GraphQL[Context, None]):
     def _is_page_or_stream(self, request: Request) -> bool:
         """GraphiQL in a browser, or a subscription over Server-Sent Events."""
         adapter = self.request_adapter_class(request)
-        return self.should_render_graphql_ide(adapter) or (
-            self._get_stream_transport_from_headers(request.headers) is not None
+        return self.should_render_graphql_ide(adapter) or asks_for_stream(
+            request.headers.get("accept"), self.protocols
         )
 
     async def _answer(self, request: Request) -> Response:

@@ -40,6 +40,13 @@ class LimitSettings(Strict):
     graphiql: bool = True
     trusted_documents: TrustedDocumentSettings | None = None
     rate_limit: RateLimitSettings | None = None
+    dataloader_batching: bool = Field(
+        default=True,
+        description=(
+            "false: every relation load is its own round trip (the N+1 pattern), a baseline "
+            "for bench/ only; never in production."
+        ),
+    )
 
     def query_limits(self) -> QueryLimits:
         """The limits the graph applies to each operation."""

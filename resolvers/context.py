@@ -23,6 +23,7 @@ class Limits:
     max_page_size: int = 500
     default_page_size: int = 20
     query: QueryLimits = field(default_factory=QueryLimits)  # depth, cost, timeout: limits.py
+    dataloader_batching: bool = True  # False: the benchmark's N+1 baseline (Loaders)
 
 
 Clock = Callable[[], datetime]
@@ -72,7 +73,8 @@ class Context:
         principal: Principal = ANONYMOUS,
         clock: Clock = system_clock,
     ) -> Context:
-        context = cls(federation, directory, limits, Loaders(federation), events, clock)
+        loaders = Loaders(federation, batching=limits.dataloader_batching)
+        context = cls(federation, directory, limits, loaders, events, clock)
         context.authenticate(principal)
         return context
 
@@ -106,7 +108,7 @@ class Context:
     def fresh_loaders(self) -> None:
         """New loaders and clock: each subscription event must see the sources as they are now."""
         self.loaders.clear()
-        self.loaders = Loaders(self.federation)
+        self.loaders = Loaders(self.federation, batching=self.limits.dataloader_batching)
         self.now = self.clock()
         if self.access is not None:
             self.access.forget_seen()  # visibility by id is decided afresh, like the data

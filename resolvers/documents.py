@@ -24,10 +24,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules, validate
+from strawberry import Schema
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 STANDARD_RULES = (*specified_rules, MaybeNullValidationRule, OneOfInputValidationRule)
+
+
+def graphql_core_schema(schema: Schema) -> GraphQLSchema:
+    """The graphql-core schema strawberry built for ``schema``, which it validates and
+    executes against: documents cached here are validated against that very schema (a schema
+    rebuilt from the SDL would lose the custom scalars' literal parsing).
+
+    Strawberry keeps it only in ``Schema._schema``: no public attribute or method returns it
+    (its maintainers point users to that attribute, strawberry issue #2590). This is the one
+    place outside the executors that reaches it (tests/test_public_api.py lists it)."""
+    built: GraphQLSchema = schema._schema
+    return built
+
+
 """graphql-core's specified rules and strawberry's two, as strawberry validates by default."""
 
 

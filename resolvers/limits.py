@@ -60,7 +60,13 @@ from graphql.type import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaField
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
-from resolvers.documents import MAX_MEASURES, STANDARD_RULES, CheckedDocument, DocumentCache
+from resolvers.documents import (
+    MAX_MEASURES,
+    STANDARD_RULES,
+    CheckedDocument,
+    DocumentCache,
+    graphql_core_schema,
+)
 
 Introspection = bool | Literal["key-only"]
 
@@ -433,7 +439,7 @@ class QueryLimitsExtension(SchemaExtension):
         if self._untrusted is not None:
             return  # refused at validation; not worth a place in the cache
         try:
-            checked = document_cache(execution.schema._schema).checked(
+            checked = document_cache(graphql_core_schema(execution.schema)).checked(
                 execution.query, limits.max_tokens
             )
         except GraphQLError:
@@ -453,7 +459,7 @@ class QueryLimitsExtension(SchemaExtension):
         document = execution.graphql_document
         if document is None:
             return
-        schema = execution.schema._schema
+        schema = graphql_core_schema(execution.schema)
         if self._untrusted is not None:
             # Only this error: an untrusted document learns nothing about the schema.
             execution.pre_execution_errors = [self._untrusted]

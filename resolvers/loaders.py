@@ -8,12 +8,10 @@ on it, each with the source's own error code.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from functools import partial
 from typing import Any, TypeVar
 
-from aiodataloader import DataLoader, Loader, enqueue_post_future_job
+from aiodataloader import DataLoader
 
 from sources import (
     CaseRecord,
@@ -27,10 +25,10 @@ from sources import (
 K = TypeVar("K")
 V = TypeVar("V")
 
-BATCHING = os.environ.get("COMPLAINT_GRAPH_DATALOADERS", "on").lower() not in ("off", "0", "false")
-"""A benchmark baseline only: ``COMPLAINT_GRAPH_DATALOADERS=off`` makes every load its own
-single-key round trip (the N+1 pattern batching exists to avoid), so bench/ can measure what
-batching saves. Read once at import; never turn it off in production."""
+BATCHING = True
+"""Kept for resolvers/projection.py, which reads it until the plan executor replaces that
+module; always True. The N+1 baseline is per gateway now: ``Loaders(batching=False)``, set by
+the configuration's ``limits.dataloader_batching`` (bench/ sets it; see :class:`Loaders`)."""
 
 
 BatchFunction = Callable[[list[K]], Coroutine[Any, Any, list[Any]]]
@@ -68,56 +66,27 @@ def _grouped(
 class ListLoader(DataLoader[K, V]):
     """aiodataloader's ``DataLoader``, with the futures of a list of keys in one call.
 
-    A page of cases asks each case's timeline of the same loader: a hundred ``load`` calls,
-    each four Python calls (``load``, the identity cache-key function, the queueing method,
-    the queued item's namedtuple constructor), 1.5% of the dashboard page's instructions.
-    :meth:`load_list` does what those calls do, in one loop: the same cache, the same queue,
-    the dispatch scheduled the same way, so batching stays aiodataloader's. It uses the
-    loader's own attributes (``_cache``, ``_queue``, ``loop``) and module functions of
-    aiodataloader 0.4; the tests compare it with ``load`` key for key.
-    """
-
-    @staticmethod
-    def get_cache_key(key: Any) -> Any:  # what DataLoader's default lambda does
-        return key
+    A page of cases asks each case's timeline of the same loader; :meth:`load_list` gives
+    one future per key (``load_many`` gives one future for all, and one key's failure would
+    fail them all). Only aiodataloader's public ``load``: its cache, queue and dispatch stay
+    its own business."""
 
     def load_list(self, keys: Sequence[K]) -> list[asyncio.Future[V]]:
         """``[self.load(key) for key in keys]``: a key loaded or queued before (in this list
-        too) gives its future; the others join the queue, whose dispatch is scheduled when it
-        stops being empty."""
-        if not self.batch or "get_cache_key" in self.__dict__:  # N+1 baseline, custom keys
-            return [self.load(key) for key in keys]
-        cache = self._cache if self.cache else None
-        queue = self._queue
-        was_empty = not queue
-        create = self.loop.create_future
-        futures: list[asyncio.Future[V]] = []
-        for key in keys:
-            if key is None:
-                return [self.load(key) for key in keys]  # load's own TypeError
-            if cache is not None:
-                cached = cache.get(key)
-                if cached:
-                    futures.append(cached)
-                    continue
-            future: asyncio.Future[V] = create()
-            if cache is not None:
-                cache[key] = future
-            queue.append(_queued((key, future)))
-            futures.append(future)
-        if was_empty and queue:
-            enqueue_post_future_job(self.loop, self)
-        return futures
-
-
-_queued: Callable[[tuple[Any, Any]], Any] = partial(tuple.__new__, Loader)
-"""aiodataloader's queued item (a namedtuple) from a (key, future) pair, without the
-namedtuple's Python-level ``_make``."""
+        too) gives its future; the others join the batch."""
+        load = self.load
+        return [load(key) for key in keys]
 
 
 class Loaders:
-    def __init__(self, federation: Federation) -> None:
+    """The request's loaders. ``batching=False`` is the benchmark's N+1 baseline: every load
+    its own single-key round trip (the pattern batching exists to avoid), and no timelines
+    carried by a page (resolvers/query.py), so bench/ can measure what batching saves. Never
+    turn it off in production."""
+
+    def __init__(self, federation: Federation, *, batching: bool = True) -> None:
         self.federation = federation
+        self.batching = batching
         self._cases: dict[str, ListLoader[str, CaseRecord | None]] = {}
         self._by_reference: dict[str, ListLoader[str, CaseRecord | None]] = {}
         self._timelines: dict[str, ListLoader[str, Sequence[TimelineEntry]]] = {}
@@ -159,7 +128,7 @@ class Loaders:
         """``family``'s loader for ``source_id``, made on first use from ``batch(source)``."""
         loader = family.get(source_id)
         if loader is None:
-            loader = ListLoader(batch_load_fn=batch(self._source(source_id)), batch=BATCHING)
+            loader = ListLoader(batch_load_fn=batch(self._source(source_id)), batch=self.batching)
             family[source_id] = loader
         return loader
 
@@ -196,7 +165,7 @@ class Loaders:
             def ask(source_id: str, local_ids: list[str]) -> Awaitable[Mapping[str, Any]]:
                 return self._source(source_id).load_complainants(local_ids)
 
-            self._complainants = DataLoader(batch_load_fn=_grouped(ask, None), batch=BATCHING)
+            self._complainants = DataLoader(batch_load_fn=_grouped(ask, None), batch=self.batching)
         return self._complainants
 
     def cases_by_complainant(self, source_id: str) -> ListLoader[str, Sequence[CaseRecord]]:

@@ -16,6 +16,10 @@ from resolvers.filters import CaseFilterInput, CaseOrderInput, case_filter
 from resolvers.projection import fields_read
 from resolvers.stats import CaseStats, StatsDimension, case_stats
 from sources import CaseOrder
+from sources._model import TIMELINE
+
+CARRIED = frozenset({TIMELINE})
+"""What a page's records may carry besides their fields (``CaseRecord.timeline``)."""
 
 
 @strawberry.type
@@ -50,7 +54,10 @@ class Query:
         order = (order_by or CaseOrderInput()).to_order()
         position = decode_cursor(after, order) if after is not None else None
         where = await case_filter(info, filter)
-        page = await info.context.federation.page(where, order, position, size, fields_read(info))
+        fields = fields_read(info)
+        if fields is not None and not info.context.loaders.batching:
+            fields = fields - CARRIED  # the N+1 baseline: each timeline its own round trip
+        page = await info.context.federation.page(where, order, position, size, fields)
         path = info.path.as_list()
         info.context.partial_errors.extend(source_error(error, path) for error in page.failures)
         info.context.case_access.mark_visible(page.records)

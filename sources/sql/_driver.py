@@ -7,67 +7,109 @@ column label, as the row mapper does) come back. Executing them through SQLAlche
 adapter instead cost a greenlet switch, an execution context, a cursor emulation, a ``Row`` per
 row and a dict per row again: about 5% of the dashboard page's instructions (``bench/README.md``).
 
-The compiled form is cached by the statement's SQLAlchemy cache key, as SQLAlchemy's own
-execution caches it, so a page of a known shape renders no SQL. Statements this cannot send as
-they are (``IN`` lists expanded at execution time, literal-rendered values) return None from
-:meth:`DriverReads.render`, and the caller lets SQLAlchemy run them.
+The compiled form is kept per statement object (:class:`DriverReads`). Statements this cannot
+send as they are (``IN`` lists expanded at execution time, literal-rendered values) return None
+from :meth:`DriverReads.render`, and the caller lets SQLAlchemy run them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
+from weakref import WeakKeyDictionary
 
 import asyncpg
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TupleType, TypeEngine
 
 from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
-
-MAX_SHAPES = 256
-"""Compiled statements kept per source: one per shape of filter and order; more shapes than
-this (a client trying every combination) empty the cache rather than grow it."""
 
 # SQLSTATE classes of a server that is there but not serving: connection exceptions, out of
 # resources (too many connections), operator intervention (shut down, session terminated).
 UNAVAILABLE_STATES = ("08", "53", "57P")
 
 
+MAX_STATEMENTS = 256
+"""Statements whose compiled form is kept per source; a filtered page's statement is built per
+request, so more than this empties the memo rather than growing it."""
+
+
+class _Rendering(NamedTuple):
+    """A statement object's compiled form: its SQL, and per position the bind parameter's name
+    and processor; no SQL (None) when asyncpg cannot be sent it as it is."""
+
+    statement: Executable  # held, so that no other statement takes its id while it is here
+    compiled: SQLCompiler
+    sql: str | None
+    positions: tuple[tuple[str, Any], ...]
+
+
 class DriverReads:
-    """SQLAlchemy statements rendered once per shape for asyncpg's ``fetch``."""
+    """SQLAlchemy statements rendered for asyncpg's ``fetch`` through SQLAlchemy's public API:
+    the compiled string, its parameters in position order, each through its type's bind
+    processor for the dialect (what SQLAlchemy's execution applies).
+
+    The compiled form is kept per statement object: the statements sources/sql/_statements.py
+    builds once and reuses (the first page per order and columns, each batch by ``KEYS``) are
+    compiled once per source. SQLAlchemy's own cache key, which would let equal statements
+    built apart share one compiled form too, is reachable only through a private method."""
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._compiled: dict[Any, SQLCompiler] = {}
+        self._rendered: dict[int, _Rendering] = {}
+        self._processors: WeakKeyDictionary[TypeEngine[Any], Any] = WeakKeyDictionary()
 
     def render(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> tuple[str, list[Any]] | None:
         """The SQL text and positional arguments, or None for SQLAlchemy to execute it.
         ``parameters`` give values to named bind parameters (a keyed statement's batch)."""
-        if not isinstance(statement, ClauseElement):
-            return None
-        key = statement._generate_cache_key()  # what SQLAlchemy's execution caches by
-        if key is None:
-            return None
-        compiled = self._compiled.get(key.key)
-        if compiled is None:
-            made = statement.compile(dialect=self.dialect, cache_key=key)
-            if not isinstance(made, SQLCompiler) or not made.positional:
+        rendering = self._rendered.get(id(statement))
+        if rendering is None or rendering.statement is not statement:
+            if not isinstance(statement, ClauseElement):
                 return None
-            if len(self._compiled) >= MAX_SHAPES:
-                self._compiled.clear()
-            compiled = self._compiled[key.key] = made
-        if compiled.post_compile_params or compiled.literal_execute_params:
+            made = statement.compile(dialect=self.dialect)
+            if not isinstance(made, SQLCompiler):
+                return None
+            rendering = self._rendering(statement, made)
+            if len(self._rendered) >= MAX_STATEMENTS:
+                self._rendered.clear()
+            self._rendered[id(statement)] = rendering
+        if rendering.sql is None:
             return None
-        values = compiled.construct_params(parameters, extracted_parameters=key.bindparams)
-        processors: Mapping[str, Any] = compiled._bind_processors
+        values = rendering.compiled.construct_params(parameters)
         arguments = [
-            processors[name](values[name]) if name in processors else values[name]
-            for name in compiled.positiontup or ()
+            values[name] if process is None else process(values[name])
+            for name, process in rendering.positions
         ]
-        return compiled.string, arguments
+        return rendering.sql, arguments
+
+    def _rendering(self, statement: Executable, compiled: SQLCompiler) -> _Rendering:
+        unsendable = _Rendering(statement, compiled, None, ())
+        if not compiled.positional or compiled.post_compile_params:
+            return unsendable
+        if compiled.literal_execute_params:
+            return unsendable
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
+        positions = []
+        for name in compiled.positiontup or ():
+            kind = binds[name].type
+            if isinstance(kind, TupleType):
+                return unsendable  # a processor per element: SQLAlchemy's execution does that
+            positions.append((name, self._processor(kind)))
+        return _Rendering(statement, compiled, compiled.string, tuple(positions))
+
+    def _processor(self, kind: TypeEngine[Any]) -> Any:
+        """The dialect's bind processor for ``kind`` (None when values go as they are), made
+        once per type object: building one is a closure per call."""
+        try:
+            return self._processors[kind]
+        except KeyError:
+            process = kind.dialect_impl(self.dialect).bind_processor(self.dialect)
+            self._processors[kind] = process
+            return process
 
 
 DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
