@@ -9,11 +9,12 @@ WORKDIR /src
 # suite's requirements.lock), then the project itself without resolving anything again.
 COPY requirements-runtime.lock ./
 RUN pip install --no-cache-dir --prefix=/install --require-hashes -r requirements-runtime.lock
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY gateway gateway
 COPY resolvers resolvers
 COPY sources sources
 COPY samples samples
+# No extras: the demo's embedded PostgreSQL (complaint-graph[demo]) stays out of the image.
 RUN pip install --no-cache-dir --prefix=/install --no-deps .
 
 FROM python:3.11-slim

@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# The demo's two sample agency APIs listen on AGENCY_PORT and the next port; empty: 8101 and
+# 8102, or free ports when either is taken. VERBOSE=1: pip's, PostgreSQL's and uvicorn's output.
+AGENCY_PORT ?=
+VERBOSE ?=
+QUIET := $(if $(VERBOSE),,--quiet)
 
-.PHONY: demo test lint format schema bench clean browser lock lock-upgrade test-latest
+.PHONY: demo test lint format schema bench clean browser lock lock-upgrade test-latest graphiql-assets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +20,8 @@ $(BIN)/python:
 LOCK := requirements.lock
 RUNTIME_LOCK := requirements-runtime.lock
 $(VENV)/.installed: $(LOCK) pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install $(QUIET) --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install $(QUIET) --no-deps -e '.[demo,test]'
 	touch $@
 
 # uv resolves the locks (pyproject.toml's ranges, every platform, Python 3.11+); it is a
@@ -78,7 +83,8 @@ browser:
 	    --no-install-recommends chromium fonts-thai-tlwg)
 
 demo: $(VENV)/.installed  ## start the gateway on the embedded demo agencies
-	$(BIN)/complaint-graph demo --port $(PORT)
+	$(BIN)/complaint-graph demo --port $(PORT) $(if $(AGENCY_PORT),--agency-port $(AGENCY_PORT)) \
+	  $(if $(VERBOSE),--verbose)
 
 # On CI (CI set) the MariaDB agency's tests fail, rather than skip, when no server answers.
 test: $(VENV)/.installed $(HTTP_AUDIT)/node_modules/.installed \
@@ -101,6 +107,11 @@ format: $(VENV)/.installed
 schema: $(VENV)/.installed  ## regenerate schema.graphql (and the subgraph's) from the code
 	$(BIN)/complaint-graph schema > schema.graphql
 	$(BIN)/complaint-graph schema --subgraph > schema.subgraph.graphql
+
+# GraphiQL's scripts and styles, served by the gateway (no CDN): fetched with npm at the versions
+# and hashes the installed strawberry's page pins, into gateway/static/graphiql/ with licences.
+graphiql-assets: $(VENV)/.installed
+	$(BIN)/python -m gateway.graphiql_assets
 
 bench: $(VENV)/.installed  ## complaint-graph vs PostGraphile 4 vs its N+1 baseline (bench/README.md)
 	$(BIN)/python -m bench http

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from gateway.open311 import Open311Endpoint
 from gateway.ratelimit import RateLimits
 from gateway.request_context import RequestContextMiddleware
 from gateway.shutdown import GracefulShutdown, OpenWebSockets
+from gateway.sse_single import SingleConnectionStreams
 from gateway.tracing import Tracing
 from gateway.webhooks import WebhookReceiver
 from resolvers import CategoryInfo, Directory, Limits, build_schema
@@ -175,9 +176,13 @@ def app_from_environment() -> Starlette:
 
 
 def create_app(
-    config: GatewayConfig, *, tracer_provider: TracerProvider | None = None
+    config: GatewayConfig,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    graphiql_headers: Mapping[str, str] | None = None,
 ) -> Starlette:
-    """``tracer_provider`` overrides the configured tracing (tests pass an in-memory one)."""
+    """``tracer_provider`` overrides the configured tracing (tests pass an in-memory one);
+    ``graphiql_headers`` fill GraphiQL's headers editor (the demo's published key)."""
     gateway = Gateway(config, tracer_provider)
     view = GraphQLView(
         federated_schema() if config.federation.enabled else build_schema(),
@@ -195,8 +200,10 @@ def create_app(
         graphql_ide="graphiql" if config.limits.graphiql else None,
     )
     view.authenticator = gateway.authenticator
+    view.graphiql_headers = graphiql_headers
     view.clock = config.clock.now
     websockets = OpenWebSockets(view)  # closed with 1001 Going Away on graceful shutdown
+    streams = SingleConnectionStreams(view)  # graphql-sse's single connection mode, then view
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -223,7 +230,7 @@ def create_app(
             *open311.routes(),
             *dashboard_routes(),  # /dashboard and its bundled /static files
             Route("/", root),
-            Route("/graphql", view, methods=["GET", "POST"]),
+            Route("/graphql", streams, methods=["GET", "POST", "PUT", "DELETE"]),
             Route(
                 "/export.csv",
                 CsvExport.for_view(view, config.limits.max_page_size).endpoint,
@@ -246,5 +253,5 @@ def create_app(
         ],
     )
     app.state.gateway = gateway
-    app.state.shutdown = GracefulShutdown(websockets, gateway.events)
+    app.state.shutdown = GracefulShutdown(websockets, gateway.events, streams)
     return app

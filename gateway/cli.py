@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from gateway.audit_cli import add_audit_parser, run_audit
@@ -54,15 +55,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="build the demo agencies and serve them")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--agency-port", type=int, default=8101, help="port of the 1111 sample API")
+    demo.add_argument(
+        "--agency-port",
+        type=int,
+        default=None,
+        help="port of the 1111 sample API, the city platform on the next one (default 8101, "
+        "or free ports when 8101 or 8102 is taken)",
+    )
     demo.add_argument("--size", type=int, default=DEMO_SIZE, help="cases per demo agency")
     demo.add_argument("--data-dir", default=".demo", help="where demo databases are kept")
     demo.add_argument(
         "--no-trickle", action="store_true", help="no steady updates to the demo agencies"
     )
+    demo.add_argument(
+        "--verbose",
+        action="store_true",
+        help="log everything: PostgreSQL's initdb, uvicorn's access log, each poll of an agency",
+    )
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command == "demo" and not args.verbose:
+        _quiet_demo_logging()
+    else:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
     try:
         if args.command == "schema":
             from resolvers import schema_sdl
@@ -86,8 +103,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _serve_workers(args.config, args.host, args.port, args.workers)
             _serve(config, args.host, args.port)
             return 0
-        from gateway.demo import run_demo
+        return _demo(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
 
+
+def _demo(args: argparse.Namespace) -> int:
+    """``demo``: what a user can fix (a port in use) is one line on stderr and exit 1."""
+    from gateway.demo import DemoError, run_demo
+
+    try:
         run_demo(
             host=args.host,
             port=args.port,
@@ -95,11 +121,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             size=args.size,
             data_dir=args.data_dir,
             trickle=not args.no_trickle,
+            verbose=args.verbose,
         )
-        return 0
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    except DemoError as exc:
+        print(f"complaint-graph demo: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _quiet_demo_logging() -> None:
+    """The demo's own progress lines and every warning; not the INFO chatter of its parts
+    (pgserver's initdb output, httpx's line per request, a poll of an agency every 2 s)."""
+    # pgserver asks platformdirs for a runtime directory, which warns when XDG_RUNTIME_DIR is
+    # unset (containers, CI shells) and falls back to /tmp: nothing for a demo user to do.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"platformdirs(\.|$)")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    progress = logging.getLogger("complaint_graph.demo")
+    progress.setLevel(logging.INFO)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("  %(message)s"))
+    progress.addHandler(handler)
+    progress.propagate = False
 
 
 def _serve(config: GatewayConfig, host: str, port: int) -> None:

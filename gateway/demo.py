@@ -8,17 +8,23 @@ fresh machine needs nothing installed. The provincial office is a SQLite file be
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
+import socket
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import asyncpg
+import uvicorn
+
 from gateway.auth import AuthSettings, KeyStore, PersonalDataSettings
 from gateway.config import GatewayConfig, parse_config
+from gateway.shutdown import GatewayServer
 from resolvers.access import Role
 from samples.generator import DEMO_MATCH_KEY
 
@@ -27,6 +33,11 @@ log = logging.getLogger("complaint_graph.demo")
 DEMO_DSN_VARIABLE = "COMPLAINT_GRAPH_DEMO_DSN"
 DEMO_SIZE = 10_000
 """Cases per demo agency unless ``--size`` says otherwise; the docs' examples are answered at it."""
+DEFAULT_AGENCY_PORT = 8101  # the 1111 sample API; the city platform listens on the next port
+
+
+class DemoError(Exception):
+    """An expected failure (a port in use, say): the CLI prints its one line, no traceback."""
 
 
 def asyncpg_url(dsn: str) -> str:
@@ -114,7 +125,13 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
     configured = os.environ.get(DEMO_DSN_VARIABLE)
     if configured:
         return configured, None
-    from pgserver.postgres_server import get_server
+    try:
+        from pgserver.postgres_server import get_server
+    except ImportError as exc:
+        raise DemoError(
+            "the demo's embedded PostgreSQL is not installed: pip install 'complaint-graph[demo]'"
+            f" (or set {DEMO_DSN_VARIABLE} to a PostgreSQL server's DSN)"
+        ) from exc
 
     log.info("starting embedded PostgreSQL in %s", data_dir / "pgdata")
     server = get_server(data_dir / "pgdata", cleanup_mode="stop")
@@ -143,16 +160,78 @@ async def build_demo_data(dsn: str, provincial_path: Path, size: int) -> None:
     stamp.write_text(wanted)
 
 
+def hold_gateway_port(host: str, port: int) -> socket.socket:
+    """The gateway's socket, bound before anything slow starts: a port in use is reported at
+    once, in one line, and the banner is never printed for someone else's server."""
+    from gateway.workers import port_socket
+
+    try:
+        return port_socket(host, port, shared=False)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise DemoError(
+                f"port {port} is already in use on {host}: choose another with "
+                f"PORT={port + 1} make demo (or complaint-graph demo --port {port + 1})"
+            ) from None
+        raise DemoError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a loopback server could bind ``port`` now (as uvicorn binds: SO_REUSEADDR)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def agency_ports(requested: int | None) -> tuple[int | None, int | None]:
+    """Ports for the two sample API agencies (``None``: any free one).
+
+    Asked for explicitly (``--agency-port``, ``AGENCY_PORT=``), the pair must be free, or the
+    demo stops with one line saying so. By default 8101 and 8102, or free ports when either is
+    taken: nothing outside the demo process needs to know where its agencies listen.
+    """
+    if requested is not None:
+        for port in (requested, requested + 1):
+            if not port_is_free(port):
+                raise DemoError(
+                    f"agency port {port} is already in use: choose another pair with "
+                    "AGENCY_PORT= (make demo) or --agency-port, or leave it out for free ports"
+                )
+        return requested, requested + 1
+    if port_is_free(DEFAULT_AGENCY_PORT) and port_is_free(DEFAULT_AGENCY_PORT + 1):
+        return DEFAULT_AGENCY_PORT, DEFAULT_AGENCY_PORT + 1
+    log.info(
+        "ports %d and %d are taken: the sample agencies listen on free ports",
+        DEFAULT_AGENCY_PORT,
+        DEFAULT_AGENCY_PORT + 1,
+    )
+    return None, None
+
+
 def run_demo(
-    *, host: str, port: int, agency_port: int, size: int, data_dir: str, trickle: bool = True
+    *,
+    host: str,
+    port: int,
+    agency_port: int | None,
+    size: int,
+    data_dir: str,
+    trickle: bool = True,
+    verbose: bool = False,
 ) -> None:
-    """Build or reuse the demo data, start the two API agencies on loopback, serve the gateway."""
+    """Build or reuse the demo data, start the two API agencies on loopback, serve the gateway.
+
+    Raises :class:`DemoError` for what a user can fix (a port in use, pgserver missing)."""
     from gateway.app import create_app
-    from gateway.shutdown import serve
     from samples import pmoc_1111, traffy
     from samples.serving import ThreadedServer
     from samples.trickle import Trickle
 
+    held = hold_gateway_port(host, port)  # first: a taken port fails before the slow start
+    pmoc_port, city_port = agency_ports(agency_port)
     directory = Path(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
     # uvicorn re-raises the SIGTERM it shut down for; by default that kills the process before
@@ -160,27 +239,66 @@ def run_demo(
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     dsn, server = start_postgres(directory)
     provincial_path = directory / "provincial-khon-kaen.sqlite"
-    asyncio.run(build_demo_data(dsn, provincial_path, size))
-    pmoc = ThreadedServer(pmoc_1111.create_app(count=size, api_key=DEMO_PMOC_KEY), agency_port)
-    pmoc.start()
-    city = ThreadedServer(traffy.create_app(count=size), agency_port + 1)
-    city.start()
-    log.info("1111 service sample at %s, city platform (Open311) at %s", pmoc.url, city.url)
-    config = with_demo_key_store(demo_config(dsn, provincial_path, pmoc.url, city.url), directory)
-    asyncio.run(seed_demo_keys(config))
-    updates = Trickle(dsn, provincial_path) if trickle else None
-    if updates is not None:
-        updates.start()  # a case moves on every few seconds: subscriptions have news
-    print(f"\n  complaint-graph demo: open http://{host}:{port}/graphql\n", flush=True)
+    pmoc = ThreadedServer(pmoc_1111.create_app(count=size, api_key=DEMO_PMOC_KEY), pmoc_port)
+    city = ThreadedServer(traffy.create_app(count=size), city_port)
+    updates: Trickle | None = None
     try:
-        serve(create_app(config), host=host, port=port)
+        try:
+            asyncio.run(build_demo_data(dsn, provincial_path, size))
+        except (OSError, asyncpg.PostgresError) as exc:
+            where = DEMO_DSN_VARIABLE if server is None else "the embedded server"
+            raise DemoError(f"cannot load the demo data into PostgreSQL ({where}): {exc}") from None
+        try:
+            pmoc.start()
+            city.start()
+        except RuntimeError as exc:  # the port went to another program since it was checked
+            raise DemoError(f"{exc}: try again, or choose ports with AGENCY_PORT=") from None
+        log.info("1111 service sample at %s, city platform (Open311) at %s", pmoc.url, city.url)
+        config = demo_config(dsn, provincial_path, pmoc.url, city.url)
+        config = with_demo_key_store(config, directory)
+        asyncio.run(seed_demo_keys(config))
+        if trickle:
+            updates = Trickle(dsn, provincial_path)
+            updates.start()  # a case moves on every few seconds: subscriptions have news
+        # GraphiQL opens with the demo inspector's key in its headers: queries just work.
+        inspector = {"Authorization": f"Bearer {DEMO_INSPECTOR_KEY}"}
+        app = create_app(config, graphiql_headers=inspector)
+        settings = uvicorn_config(app, host, held.getsockname()[1], verbose)
+        _DemoServer(settings, app.state.shutdown).run(sockets=[held])
     finally:
+        held.close()
         if updates is not None:
             updates.stop()
         pmoc.stop()
         city.stop()
         if server is not None:
             server.cleanup()  # stops the embedded PostgreSQL (its data stays for next time)
+
+
+def uvicorn_config(app: Any, host: str, port: int, verbose: bool) -> uvicorn.Config:
+    """uvicorn's settings for the demo gateway: its start-up lines and access log only with
+    ``--verbose`` (the demo's agencies are polled every 2 s; each poll would be a line)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info" if verbose else "warning",
+        access_log=verbose,
+    )
+
+
+def _banner(host: str, port: int) -> str:
+    return f"\n  complaint-graph demo: open http://{host}:{port}/graphql\n"
+
+
+class _DemoServer(GatewayServer):
+    """The gateway's server, printing the demo's banner once it listens (not before: a banner
+    for a server that then fails to start points at someone else's)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print(_banner(self.config.host, self.config.port), flush=True)
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -11,6 +11,7 @@ variables from defaults in the document instead.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,6 +191,8 @@ EXAMPLES: tuple[Example, ...] = (
 
 _QUERY_START = "const EXAMPLE_QUERY = `"
 _PROPS_START = "React.createElement(GraphiQL, {"
+_HEADERS_STATE = "React.useState(parameters.headers)"
+_HEADERS_STATE_DEFAULT = "React.useState(parameters.headers || COMPLAINT_GRAPH_HEADERS)"
 
 
 def script_json(value: object) -> str:
@@ -197,25 +200,38 @@ def script_json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
 
 
-def graphiql_html(template: str, examples: tuple[Example, ...] = EXAMPLES) -> str:
-    """Strawberry's GraphiQL page with ``examples`` as its default tabs, the first one open.
+def graphiql_html(
+    template: str,
+    examples: tuple[Example, ...] = EXAMPLES,
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """Strawberry's GraphiQL page with ``examples`` as its default tabs, the first one open,
+    and ``headers`` (the demo's key) in the headers editor of each.
 
     The page's ``EXAMPLE_QUERY`` (its controlled ``query``) becomes the first example, which
     GraphiQL matches to the first tab; ``defaultTabs`` is added to GraphiQL's props. Raises
-    ValueError when the template no longer has the two places, rather than serving a page
-    without examples.
+    ValueError when the template no longer has the places it changes, rather than serving a
+    page without examples.
     """
     start = template.index(_QUERY_START)
     end = template.index("`;", start) + len("`;")
     props = template.index(_PROPS_START, end) + len(_PROPS_START)
+    header_text = json.dumps(dict(headers), indent=2) if headers else None
+    tabs = [e.tab() | ({"headers": header_text} if header_text else {}) for e in examples]
     constants = (
         f"const EXAMPLE_QUERY = {script_json(examples[0].query)};\n"
-        f"      const COMPLAINT_GRAPH_TABS = {script_json([e.tab() for e in examples])};"
+        f"      const COMPLAINT_GRAPH_TABS = {script_json(tabs)};\n"
+        f"      const COMPLAINT_GRAPH_HEADERS = {script_json(header_text)};"
     )
-    return (
+    page = (
         template[:start]
         + constants
         + template[end:props]
         + "\n          defaultTabs: COMPLAINT_GRAPH_TABS,"
         + template[props:]
     )
+    if headers:
+        if _HEADERS_STATE not in page:
+            raise ValueError("GraphiQL's page no longer has its headers state")
+        page = page.replace(_HEADERS_STATE, _HEADERS_STATE_DEFAULT)
+    return page

@@ -33,6 +33,7 @@ from strawberry.types.unset import UnsetType
 
 from gateway.auth import Authenticator, authenticate_connection, authenticate_context
 from gateway.examples import graphiql_html
+from gateway.graphiql_assets import offline
 from gateway.metrics import Metrics
 from gateway.request_context import (
     RequestRecord,
@@ -489,6 +490,10 @@ class GraphQLView(GraphQL[Context, None]):
             raise HTTPException(400, "The request body must be a JSON object.")
         return value
 
+    graphiql_headers: Mapping[str, str] | None = None  # the demo's key, prefilled (app)
+
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        """GraphiQL with the analysts' saved examples as tabs (gateway/examples.py)."""
-        return HTMLResponse(graphiql_html(self.graphql_ide_html))
+        """GraphiQL with the analysts' saved examples as tabs (gateway/examples.py), its
+        assets served by the gateway (gateway/graphiql_assets.py)."""
+        page = graphiql_html(self.graphql_ide_html, headers=self.graphiql_headers)
+        return HTMLResponse(offline(page))

@@ -6,6 +6,15 @@ the standard filters (``service_request_id``, ``service_code``, ``start_date``, 
 ``/open311/v2/requests/{id}.json`` is one case by its global id. Only JSON is served. When a
 source fails, the cases of the others are still listed and the response header
 ``X-Complaint-Graph-Failed-Sources`` names the ones missing.
+
+The caller's key comes as GeoReport v2 passes it, the ``api_key`` request parameter (in the
+query string, or in the form body of a POST), or as on /graphql in ``Authorization: Bearer``;
+HTTP Basic credentials carrying the key (as password, or as user name with no password) count
+too, so that a client that sends no ``api_key`` of its own can be given one in its base URL
+(``http://api_key:KEY@host/open311/v2``). ``services.json`` is public, as the specification has
+it: the unified categories are no secret. The endpoint is read-only: a POST of a new service
+request, once its key is checked, is refused with 403 (requests are made in the agency's own
+system).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import binascii
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 import geothai
 from starlette.requests import Request
@@ -58,6 +68,41 @@ def _key(request_id: str) -> tuple[str, str] | None:
     return (source, local_id) if kind == "Case" and separator else None
 
 
+async def _authorization(request: Request) -> str | None:
+    """The caller's credentials as an ``Authorization`` value for the gateway's authenticator:
+    the ``api_key`` parameter (query string, or form body of a POST) as a bearer key, else the
+    ``Authorization`` header, where Basic credentials give their password, or user name, as
+    the key."""
+    key = request.query_params.get("api_key")
+    if key is None and request.method == "POST":
+        key = await _form_api_key(request)
+    if key is not None:
+        return f"Bearer {key}"
+    header = request.headers.get("authorization")
+    scheme, _, credentials = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return header
+    try:
+        user, _, password = (
+            base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
+        )
+    except (binascii.Error, UnicodeDecodeError):
+        return header  # not Basic after all: the authenticator refuses it as it stands
+    return f"Bearer {password or user}"
+
+
+async def _form_api_key(request: Request) -> str | None:
+    """``api_key`` from an ``application/x-www-form-urlencoded`` body, GeoReport v2's POST
+    encoding (parsed here: starlette's form parser needs python-multipart, not installed)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != (
+        "application/x-www-form-urlencoded"
+    ):
+        return None
+    fields = parse_qs((await request.body()).decode("utf-8", "replace"))
+    values = fields.get("api_key")
+    return values[0] if values else None
+
+
 def _error(status: int, description: str) -> JSONResponse:
     return JSONResponse([{"code": status, "description": description}], status_code=status)
 
@@ -80,9 +125,7 @@ class Open311Endpoint:
     async def _access(self, request: Request) -> CaseAccess | Response:
         """The caller's access, exactly as on /graphql; a 401 when it may read no case."""
         context = Context.for_request(self.federation, self.directory, Limits())
-        await authenticate_context(
-            context, self.authenticator, request.headers.get("authorization")
-        )
+        await authenticate_context(context, self.authenticator, await _authorization(request))
         access = context.case_access
         try:
             access.require_role()
@@ -93,7 +136,8 @@ class Open311Endpoint:
     def routes(self) -> list[Route]:
         return [
             Route("/open311/v2/services.json", self.services),
-            Route("/open311/v2/requests.json", self.requests),
+            Route("/open311/v2/services/{code}.json", self.service_definition),
+            Route("/open311/v2/requests.json", self.requests, methods=["GET", "POST"]),
             Route("/open311/v2/requests/{id}.json", self.one_request),
         ]
 
@@ -113,10 +157,23 @@ class Open311Endpoint:
             ]
         )
 
+    async def service_definition(self, request: Request) -> Response:
+        """GeoReport's per-service attributes: none here (every service has ``metadata``
+        false), so a client asking anyway gets a 404 in the specification's error format."""
+        code = request.path_params["code"]
+        known = code in self.directory.categories
+        return _error(404, f"service {code} has no definition" if known else f"no service {code}")
+
     async def requests(self, request: Request) -> Response:
         access = await self._access(request)
         if isinstance(access, Response):
             return access
+        if request.method == "POST":
+            return _error(
+                403,
+                "this Open311 endpoint is read-only: service requests are created in the "
+                "agency's own system",
+            )
         query = request.query_params
         if query.get("service_request_id"):
             return await self._by_ids(query["service_request_id"].split(","), access)

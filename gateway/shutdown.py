@@ -18,11 +18,11 @@ import logging
 import socket
 
 import uvicorn
-from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.events import EventBroker
 from gateway.heap import settle_heap
+from gateway.sse_single import SingleConnectionStreams
 
 log = logging.getLogger("complaint_graph.shutdown")
 
@@ -112,14 +112,22 @@ class OpenWebSockets:
 class GracefulShutdown:
     """What the gateway does before the server closes connections."""
 
-    def __init__(self, websockets: OpenWebSockets, events: EventBroker | None) -> None:
+    def __init__(
+        self,
+        websockets: OpenWebSockets,
+        events: EventBroker | None,
+        streams: SingleConnectionStreams | None = None,
+    ) -> None:
         self.websockets = websockets
         self.events = events
+        self.streams = streams
 
     async def close_subscriptions(self) -> None:
         await self.websockets.close_all()
         if self.events is not None:
             self.events.complete_all()  # what is left: Server-Sent Events streams
+        if self.streams is not None:
+            await self.streams.close_all()  # single connection mode: each stream ends too
 
 
 class GatewayServer(uvicorn.Server):
@@ -161,9 +169,3 @@ def _graceful_of(app: object) -> GracefulShutdown | None:
             return found
         app = getattr(app, "app", None)
     return None
-
-
-def serve(app: Starlette, host: str, port: int, log_level: str = "info") -> None:
-    """Run the gateway app (from ``create_app``) until SIGINT or SIGTERM, then stop gracefully."""
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level)
-    GatewayServer(config, app.state.shutdown).run()
