@@ -79,6 +79,7 @@ class Guarded(Source):
         self._last_success_at: datetime | None = None
         self._last_latency: float | None = None
         self._last_ok: bool | None = None
+        self._trial_connections = False
 
     @property
     def capabilities(self) -> Capabilities:
@@ -103,13 +104,19 @@ class Guarded(Source):
 
     async def _call(self, operation: str, batch_size: int, call: Callable[[], Awaitable[T]]) -> T:
         # call_async records outcomes but does not refuse calls itself: the refusal is ours.
-        if self._breaker.opened:
+        state = self._breaker.state
+        if state == STATE_OPEN:
+            self._trial_connections = False
             remaining = max(self._breaker.open_remaining, 0)
             raise SourceUnavailable(
                 self.id,
                 f"circuit open after {self.resilience.circuit_failure_threshold} failures in a "
                 f"row (last: {self._last_error}); next trial in {remaining:.0f} s",
             )
+        if state == STATE_HALF_OPEN and not self._trial_connections:
+            # The trial goes out on fresh connections, never on one the failures left behind.
+            self._trial_connections = True
+            self.inner.refresh_connections()
         result: T = await self._breaker.call_async(self._with_retries, operation, batch_size, call)
         return result
 
@@ -256,6 +263,9 @@ class Guarded(Source):
 
     def observe_http(self, observer: Callable[[str], None]) -> None:
         self.inner.observe_http(observer)
+
+    def refresh_connections(self) -> None:
+        self.inner.refresh_connections()
 
     async def check(self) -> list[Problem]:
         return await self.inner.check()

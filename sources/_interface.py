@@ -192,6 +192,12 @@ class Source(abc.ABC):
         not speak HTTP send none and ignore it."""
         return None
 
+    def refresh_connections(self) -> None:
+        """Let the next round trips use new connections, not pooled ones: called before an open
+        circuit's trial call, so that a connection spoilt by the failures that opened it cannot
+        fail the trial too. Sources without a pool of their own ignore it."""
+        return None
+
     def health(self) -> SourceHealth | None:
         """Health as seen by the gateway's guard around the source; adapters have none."""
         return None
