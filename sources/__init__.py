@@ -3,8 +3,17 @@
 Nothing here knows GraphQL. ``resolvers/`` imports only what ``__all__`` lists.
 """
 
+from sources._deadline import (
+    Deadline,
+    current_caller,
+    current_deadline,
+    deadline_scope,
+    set_caller,
+    start_deadline,
+)
 from sources._errors import (
     SourceBadResponse,
+    SourceBusy,
     SourceConfigError,
     SourceError,
     SourceTimeout,
@@ -60,6 +69,7 @@ __all__ = [
     "CaseStats",
     "Channel",
     "ComplainantRecord",
+    "Deadline",
     "Dimension",
     "Durations",
     "Federation",
@@ -75,6 +85,7 @@ __all__ = [
     "SortField",
     "Source",
     "SourceBadResponse",
+    "SourceBusy",
     "SourceConfigError",
     "SourceError",
     "SourceHealth",
@@ -88,5 +99,10 @@ __all__ = [
     "Unmapped",
     "Vocabulary",
     "WebhookSettings",
+    "current_caller",
+    "current_deadline",
+    "deadline_scope",
+    "set_caller",
     "source_class",
+    "start_deadline",
 ]

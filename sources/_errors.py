@@ -5,6 +5,7 @@ Class tree::
     SourceError                 code
     ├── SourceUnavailable       SOURCE_UNAVAILABLE   cannot connect, refused, gone
     ├── SourceTimeout           SOURCE_TIMEOUT       did not answer in its configured time
+    │   └── SourceBusy          SOURCE_TIMEOUT       no free slot before the deadline (ours)
     ├── SourceBadResponse       SOURCE_BAD_RESPONSE  answered, but not in the mapped shape
     └── SourceConfigError       SOURCE_MISCONFIGURED the mapping does not fit the backend
 
@@ -30,6 +31,11 @@ class SourceUnavailable(SourceError):
 
 class SourceTimeout(SourceError):
     code = "SOURCE_TIMEOUT"
+
+
+class SourceBusy(SourceTimeout):
+    """Every slot for the source was taken until the request's deadline: the gateway's own
+    congestion, which never counts towards opening the source's circuit."""
 
 
 class SourceBadResponse(SourceError):

@@ -9,6 +9,7 @@ passed and a trial call succeeds. Every attempt is reported to the round-trip ob
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -22,12 +23,17 @@ from circuitbreaker import (
 )
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
-from sources._errors import SourceError, SourceTimeout, SourceUnavailable
+from sources._bulkhead import Bulkhead
+from sources._deadline import Deadline, current_caller, current_deadline
+from sources._errors import SourceBusy, SourceError, SourceTimeout, SourceUnavailable
 from sources._interface import Capabilities, Problem, Source, SourceHealth
 from sources._model import CaseRecord, ComplainantRecord, ReferralRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
@@ -50,6 +56,18 @@ def _ignore(source: str, operation: str, seconds: float, batch_size: int, ok: bo
     return None
 
 
+class _OutOfTime(stop_base):
+    """Stop retrying when the backoff would not leave a retry time before the deadline."""
+
+    def __init__(self, deadline: Deadline | None) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if self.deadline is None:
+            return False
+        return self.deadline.left() < retry_state.upcoming_sleep + 0.05
+
+
 class Guarded(Source):
     """Delegates to ``inner`` under the source's timeout and resilience settings."""
 
@@ -67,7 +85,11 @@ class Guarded(Source):
         self.timeout_seconds = timeout_seconds
         self.resilience = resilience or Resilience()
         self.observe = observe
-        self._gate = asyncio.Semaphore(self.resilience.max_concurrency)
+        per_caller = self.resilience.max_concurrency_per_caller
+        self._gate = Bulkhead(
+            self.resilience.max_concurrency,
+            per_caller if per_caller is not None else max(1, self.resilience.max_concurrency // 2),
+        )
         self._breaker = CircuitBreaker(
             failure_threshold=self.resilience.circuit_failure_threshold,
             recovery_timeout=self.resilience.circuit_recovery_seconds,
@@ -103,7 +125,6 @@ class Guarded(Source):
         )
 
     async def _call(self, operation: str, batch_size: int, call: Callable[[], Awaitable[T]]) -> T:
-        # call_async records outcomes but does not refuse calls itself: the refusal is ours.
         state = self._breaker.state
         if state == STATE_OPEN:
             self._trial_connections = False
@@ -117,18 +138,47 @@ class Guarded(Source):
             # The trial goes out on fresh connections, never on one the failures left behind.
             self._trial_connections = True
             self.inner.refresh_connections()
-        result: T = await self._breaker.call_async(self._with_retries, operation, batch_size, call)
+        # The breaker is told the outcome here rather than wrapping the call (call_async): it
+        # would take a cancellation (the request's deadline, a client gone) or a wait for a
+        # free slot as a success and close the circuit, so a source that hangs every request
+        # until its deadline never had its circuit opened.
+        try:
+            result = await self._with_retries(operation, batch_size, call, current_deadline())
+        except SourceBusy:
+            raise  # our own congestion: says nothing about the agency
+        except _AVAILABILITY as failure:
+            self._verdict(failure)
+            raise
+        except SourceError:
+            self._verdict(None)  # it answered, if wrongly
+            raise
+        self._verdict(None)
         return result
 
+    def _verdict(self, failure: SourceError | None) -> None:
+        """Count ``failure`` towards opening the circuit, or close it after an answer."""
+        with contextlib.suppress(SourceError), self._breaker:
+            if failure is not None:
+                raise failure
+
     async def _with_retries(
-        self, operation: str, batch_size: int, call: Callable[[], Awaitable[T]]
+        self,
+        operation: str,
+        batch_size: int,
+        call: Callable[[], Awaitable[T]],
+        deadline: Deadline | None,
     ) -> T:
         """The first attempt straight away; tenacity takes over only once it has failed for
         availability (building its retry state for every round trip cost two percent of a
         dashboard page). Tenacity is handed that failure as its own first attempt, so the
-        number of attempts and the waits between them are as if it had made every one."""
+        number of attempts and the waits between them are as if it had made every one.
+
+        Under a request's deadline every attempt, and every wait between them, fits in what is
+        left of it: no retry is started that could not end before the deadline."""
         try:
-            return await self._attempt(operation, batch_size, call)
+            return await self._attempt(operation, batch_size, call, deadline)
+        except SourceBusy:
+            raise
         except _AVAILABILITY as failure:
             if self.resilience.retries == 0:
                 raise
@@ -137,16 +187,16 @@ class Guarded(Source):
         async def again() -> T:
             if first:
                 raise first.pop()  # the attempt above, already made and observed
-            return await self._attempt(operation, batch_size, call)
+            return await self._attempt(operation, batch_size, call, deadline)
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.resilience.retries + 1),
+            stop=stop_after_attempt(self.resilience.retries + 1) | _OutOfTime(deadline),
             wait=wait_exponential_jitter(
                 multiplier=self.resilience.retry_initial_seconds,
                 max=self.resilience.retry_max_seconds,
                 jitter=self.resilience.retry_initial_seconds,
             ),
-            retry=retry_if_exception_type(_AVAILABILITY),
+            retry=retry_if_exception_type(_AVAILABILITY) & retry_if_not_exception_type(SourceBusy),
             reraise=True,
         )
         async for attempt in retrying:
@@ -155,27 +205,55 @@ class Guarded(Source):
         raise AssertionError("unreachable: tenacity re-raises the last failure")
 
     async def _attempt(
-        self, operation: str, batch_size: int, call: Callable[[], Awaitable[T]]
+        self,
+        operation: str,
+        batch_size: int,
+        call: Callable[[], Awaitable[T]],
+        deadline: Deadline | None,
     ) -> T:
-        async with self._gate:
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(self.timeout_seconds):
-                    result = await call()
-            except TimeoutError:
-                error: SourceError = SourceTimeout(
-                    self.id, f"no answer within {self.timeout_seconds:g} s ({operation})"
+        loop = asyncio.get_running_loop()
+        limit = self.timeout_seconds
+        if deadline is not None:
+            limit = min(limit, deadline.left())
+        if limit <= 0:
+            raise SourceBusy(self.id, f"no time left before the request's deadline ({operation})")
+        ends = loop.time() + limit
+        started = time.perf_counter()
+        caller = current_caller()
+        try:
+            async with asyncio.timeout_at(ends):
+                await self._gate.acquire(caller)
+        except TimeoutError:
+            raise SourceBusy(
+                self.id,
+                f"no free slot before the request's deadline ({operation}): "
+                f"{self._gate.size} round trips already in flight or waiting "
+                "(resilience.max_concurrency)",
+            ) from None
+        try:
+            async with asyncio.timeout_at(ends):
+                result = await call()
+        except TimeoutError:
+            if deadline is not None and limit < self.timeout_seconds:
+                said = (
+                    f"no answer before the request's deadline ({deadline.seconds:g} s, "
+                    f"{max(limit, 0):.1f} s of it left for this call; {operation})"
                 )
-                self._failed(operation, started, batch_size, error)
-                raise error from None
-            except SourceError as exc:
-                self._failed(operation, started, batch_size, exc)
-                raise
-            seconds = time.perf_counter() - started
-            self._last_ok, self._last_latency = True, seconds
-            self._last_success_at = datetime.now(UTC)
-            self.observe(self.id, operation, seconds, batch_size, True)
-            return result
+            else:
+                said = f"no answer within {self.timeout_seconds:g} s ({operation})"
+            error: SourceError = SourceTimeout(self.id, said)
+            self._failed(operation, started, batch_size, error)
+            raise error from None
+        except SourceError as exc:
+            self._failed(operation, started, batch_size, exc)
+            raise
+        finally:
+            self._gate.release(caller)
+        seconds = time.perf_counter() - started
+        self._last_ok, self._last_latency = True, seconds
+        self._last_success_at = datetime.now(UTC)
+        self.observe(self.id, operation, seconds, batch_size, True)
+        return result
 
     def _failed(self, operation: str, started: float, batch_size: int, error: SourceError) -> None:
         seconds = time.perf_counter() - started

@@ -1,0 +1,78 @@
+"""The deadline of the request a source call works for, in a context variable.
+
+The gateway sets it when a request (HTTP, WebSocket, SSE, an export, one subscription event)
+starts; everything running on the request's behalf, data loader batches included (tasks inherit
+their creator's context), sees it. The guard around each source gives a call what is left of it
+minus a margin for merging the sources' answers, and makes every attempt and retry fit inside.
+So a source that cannot answer in time fails its own part of the answer, as SOURCE_TIMEOUT,
+before the request's deadline, instead of the whole request failing at the deadline.
+
+Work without a deadline (the event pollers) keeps the source's own per-attempt timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+MARGIN_FRACTION = 0.1
+"""Of the whole request's time, kept back for merging and answering: ..."""
+MARGIN_MIN_SECONDS = 0.1
+MARGIN_MAX_SECONDS = 1.0
+"""... but at least 0.1 s and never more than 1 s (0.5 s of a 5 s request, 1 s of a 30 s
+one): abandoning a call, merging and encoding the answer take some milliseconds."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    at: float
+    """``loop.time()`` by which the answer must be on its way."""
+    seconds: float
+    """The request's whole time, for messages."""
+    margin: float
+
+    def left(self) -> float:
+        """Seconds a source call may still take: the time left minus the merging margin."""
+        return self.at - self.margin - asyncio.get_running_loop().time()
+
+
+_DEADLINE: ContextVar[Deadline | None] = ContextVar("complaint_graph_deadline", default=None)
+
+
+def start_deadline(seconds: float) -> Deadline:
+    """Set the current context's deadline ``seconds`` from now (no reset: for a context that
+    ends with the work, such as one subscription event of a subscription's own task)."""
+    margin = min(max(seconds * MARGIN_FRACTION, MARGIN_MIN_SECONDS), MARGIN_MAX_SECONDS)
+    deadline = Deadline(asyncio.get_running_loop().time() + seconds, seconds, margin)
+    _DEADLINE.set(deadline)
+    return deadline
+
+
+@contextlib.contextmanager
+def deadline_scope(seconds: float) -> Iterator[Deadline]:
+    """A deadline ``seconds`` from now for what runs inside, the outer one restored after."""
+    token = _DEADLINE.set(None)
+    try:
+        yield start_deadline(seconds)
+    finally:
+        _DEADLINE.reset(token)
+
+
+def current_deadline() -> Deadline | None:
+    return _DEADLINE.get()
+
+
+_CALLER: ContextVar[str | None] = ContextVar("complaint_graph_caller", default=None)
+
+
+def set_caller(caller: str | None) -> None:
+    """Who the current request works for (a key id, a token's subject, "anonymous"): the
+    sources' bulkheads share their slots out by it. Background work has none."""
+    _CALLER.set(caller)
+
+
+def current_caller() -> str | None:
+    return _CALLER.get()
