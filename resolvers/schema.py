@@ -99,9 +99,9 @@ class ComplaintGraphSchema(strawberry.Schema):
         )
         seconds = _timeout_of(context_value)
         set_caller(_caller_of(context_value))
-        if seconds is None or _is_subscription(query, operation_name):
+        if _is_subscription(query, operation_name):
             return results
-        return _first_under_deadline(results, seconds)
+        return _one_result(results, seconds, context_value)
 
 
 def _timeout_of(context_value: Any) -> float | None:
@@ -141,16 +141,30 @@ def _timed_out(timeout: OperationTimeout) -> ExecutionResult:
     return ExecutionResult(data=None, errors=[error])
 
 
-async def _first_under_deadline(results: StreamResult, seconds: float) -> StreamResult:
-    """A query's or mutation's stream (one result) with that result due within ``seconds``."""
+async def _one_result(
+    results: StreamResult, seconds: float | None, context_value: Any
+) -> StreamResult:
+    """A query's or mutation's stream (one result) with that result due within ``seconds``,
+    and carrying the errors of the sources that failed while it ran (the extension that adds
+    them over HTTP does not see a streamed result: over WebSocket and SSE a partial answer
+    came without saying which source was missing)."""
+    partial: list[GraphQLError] = getattr(context_value, "partial_errors", [])
+    already = len(partial)  # a WebSocket's context outlives each of its operations
     async with aclosing(results):
         try:
-            first = await run_with_deadline(seconds, results.__anext__)
+            if seconds is None:
+                first = await results.__anext__()
+            else:
+                first = await run_with_deadline(seconds, results.__anext__)
         except StopAsyncIteration:
             return
         except OperationTimeout as timeout:
             yield _timed_out(timeout)
             return
+        if isinstance(first, ExecutionResult):
+            errors = list(first.errors or [])
+            errors += [error for error in partial[already:] if error not in errors]
+            first.errors = errors or None
         yield first
         async for rest in results:
             yield rest

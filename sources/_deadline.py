@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MARGIN_FRACTION = 0.1
 """Of the whole request's time, kept back for merging and answering: ..."""
@@ -33,10 +33,22 @@ class Deadline:
     seconds: float
     """The request's whole time, for messages."""
     margin: float
+    timed_out: set[str] = field(default_factory=set)
+    """Sources that already ran out of this request's time: later calls to them (the count
+    after the page) fail at once instead of waiting again."""
 
     def left(self) -> float:
-        """Seconds a source call may still take: the time left minus the merging margin."""
+        """Seconds the sources still have: the time left minus the merging margin."""
         return self.at - self.margin - asyncio.get_running_loop().time()
+
+    def for_call(self) -> float:
+        """Seconds a call starting now may take: :meth:`left`, or once that is spent (a later
+        stage: the count after a page that waited for a hung source) three quarters of the
+        margin: a healthy source answers in milliseconds, and a quarter is still left to send
+        the answer. Retries never use the margin."""
+        now = asyncio.get_running_loop().time()
+        left = self.at - self.margin - now
+        return left if left > 0 else self.at - self.margin / 4 - now
 
 
 _DEADLINE: ContextVar[Deadline | None] = ContextVar("complaint_graph_deadline", default=None)

@@ -142,12 +142,19 @@ class Guarded(Source):
         # would take a cancellation (the request's deadline, a client gone) or a wait for a
         # free slot as a success and close the circuit, so a source that hangs every request
         # until its deadline never had its circuit opened.
+        deadline = current_deadline()
+        if deadline is not None and self.id in deadline.timed_out:
+            raise SourceBusy(
+                self.id, f"no answer earlier in this request; not asked again ({operation})"
+            )
         try:
-            result = await self._with_retries(operation, batch_size, call, current_deadline())
+            result = await self._with_retries(operation, batch_size, call, deadline)
         except SourceBusy:
             raise  # our own congestion: says nothing about the agency
         except _AVAILABILITY as failure:
             self._verdict(failure)
+            if deadline is not None and isinstance(failure, SourceTimeout):
+                deadline.timed_out.add(self.id)
             raise
         except SourceError:
             self._verdict(None)  # it answered, if wrongly
@@ -214,7 +221,7 @@ class Guarded(Source):
         loop = asyncio.get_running_loop()
         limit = self.timeout_seconds
         if deadline is not None:
-            limit = min(limit, deadline.left())
+            limit = min(limit, deadline.for_call())
         if limit <= 0:
             raise SourceBusy(self.id, f"no time left before the request's deadline ({operation})")
         ends = loop.time() + limit

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import base64
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
