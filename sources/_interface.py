@@ -38,6 +38,9 @@ class Capabilities:
     """Whether :meth:`Source.cases_by_complainant` can find anything (a citizen key mapped)."""
     lists_referrals: bool = False
     """Whether :meth:`Source.referred_references` can list everything this source handed on."""
+    scan_limit: int | None = None
+    """Cases one search reads at most when it must apply a filter after fetching (one not in
+    ``pushed_down_filters``): what such a search costs the agency, whatever page is asked."""
 
 
 class AgencyInfo(NamedTuple):

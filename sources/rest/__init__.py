@@ -103,6 +103,7 @@ class RestSource(Source):
             finds_complainants=self.settings.complainant is not None
             and self.settings.complainant.find_param is not None,
             lists_referrals=self._referral_listing() is not None or self._scans_referrals(),
+            scan_limit=self.settings.list.max_pages * self.settings.list.pagination.page_size,
         )
 
     def _scans_referrals(self) -> bool:
