@@ -44,7 +44,7 @@ class ThreadedServer:
             port=self.port,
             log_level="warning",
             lifespan="on" if self.lifespan else "off",
-            loop=self.loop,  # type: ignore[arg-type]
+            loop=self.loop,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -43,12 +43,16 @@ class Deadline:
 
     def for_call(self) -> float:
         """Seconds a call starting now may take: :meth:`left`, or once that is spent (a later
-        stage: the count after a page that waited for a hung source) three quarters of the
-        margin: a healthy source answers in milliseconds, and a quarter is still left to send
-        the answer. Retries never use the margin."""
+        stage: the count after a page that waited for a hung source) half the margin: a
+        healthy source answers in milliseconds, and half is still left to send the answer.
+        Retries never use the margin."""
         now = asyncio.get_running_loop().time()
         left = self.at - self.margin - now
-        return left if left > 0 else self.at - self.margin / 4 - now
+        return left if left > 0 else self.last_moment() - now
+
+    def last_moment(self) -> float:
+        """When every source call must have ended, its clean-up included."""
+        return self.at - self.margin / 2
 
 
 _DEADLINE: ContextVar[Deadline | None] = ContextVar("complaint_graph_deadline", default=None)

@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from circuitbreaker import (
     STATE_CLOSED,
@@ -54,6 +54,27 @@ class RoundTripObserver(Protocol):
 
 def _ignore(source: str, operation: str, seconds: float, batch_size: int, ok: bool) -> None:
     return None
+
+
+async def _awaited(call: Callable[[], Awaitable[T]]) -> T:
+    return await call()
+
+
+async def _settle(work: asyncio.Task[T], deadline: Deadline | None, again_after: float) -> None:
+    """Give a cancelled call the time the request can spare to clean up (close its connection);
+    past that it is left to finish alone, cancelled once more after ``again_after`` s."""
+    loop = asyncio.get_running_loop()
+    spare = 1.0 if deadline is None else max(0.0, deadline.last_moment() - loop.time())
+    done, _ = await asyncio.wait({work}, timeout=spare)
+    if not done:
+        loop.call_later(again_after, work.cancel)
+    work.add_done_callback(_retrieve)
+
+
+def _retrieve(work: asyncio.Task[Any]) -> None:
+    """An abandoned call's outcome is nobody's: read it so asyncio does not log it."""
+    if not work.cancelled():
+        work.exception()
 
 
 class _OutOfTime(stop_base):
@@ -237,9 +258,19 @@ class Guarded(Source):
                 f"{self._gate.size} round trips already in flight or waiting "
                 "(resilience.max_concurrency)",
             ) from None
+        # The call runs in a task of its own so that its answer, not its clean-up, is what
+        # the deadline bounds: a cancelled statement whose connection must be reset through a
+        # stalled network would otherwise hold the whole request past its deadline.
+        work = loop.create_task(_awaited(call))
         try:
-            async with asyncio.timeout_at(ends):
-                result = await call()
+            try:
+                async with asyncio.timeout_at(ends):
+                    result = await asyncio.shield(work)
+            except BaseException:
+                if not work.done():
+                    work.cancel()
+                    await _settle(work, deadline, self.timeout_seconds)
+                raise
         except TimeoutError:
             if deadline is not None and limit < self.timeout_seconds:
                 said = (

@@ -81,25 +81,21 @@ class FaultProxy:
         assert task is not None
         self._tasks.add(task)
         self.connections += 1
+        upstream: asyncio.StreamWriter | None = None
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(
+            upstream_reader, upstream = await asyncio.open_connection(
                 "127.0.0.1", self.upstream_port
             )
-        except OSError:
-            writer.close()
-            self.connections -= 1
-            self._tasks.discard(task)
-            return
-        try:
             await asyncio.gather(
-                self._pump(reader, upstream_writer, False),
+                self._pump(reader, upstream, False),
                 self._pump(upstream_reader, writer, True),
             )
         except (OSError, asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
-            for each in (writer, upstream_writer):
-                each.close()
+            for each in (writer, upstream):
+                if each is not None:
+                    each.close()
             self.connections -= 1
             self._tasks.discard(task)
 
@@ -351,7 +347,7 @@ async def _canceller(
             report.cancelled += 1
         with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
             await request
-        await asyncio.sleep(PACE)
+        await asyncio.sleep(3 * PACE)  # the gateway finishes what a gone client asked
 
 
 async def _count_leaks(harness: Harness, report: Report) -> None:

@@ -68,6 +68,7 @@ class HealingTransport(httpx.AsyncBaseTransport):
         self._grace = grace_seconds
         self._current = _Generation(make())
         self._closing: set[asyncio.Task[None]] = set()
+        self._retired: set[_Generation] = set()
         self.renewals = 0
         """Pools retired so far (for tests and metrics)."""
 
@@ -103,6 +104,7 @@ class HealingTransport(httpx.AsyncBaseTransport):
         self.renewals += 1
         if generation is self._current:
             self._current = _Generation(self._make())
+        self._retired.add(generation)
         task = asyncio.get_running_loop().create_task(self._close_when_idle(generation))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -113,10 +115,8 @@ class HealingTransport(httpx.AsyncBaseTransport):
                 await generation.idle.wait()
         if generation.users:
             log.warning("closing a retired HTTP pool with %d requests on it", generation.users)
-        try:
-            await generation.transport.aclose()
-        except Exception:  # a socket already broken: it is being closed anyway
-            log.debug("closing a retired HTTP pool failed", exc_info=True)
+        await _close(generation)
+        self._retired.discard(generation)
 
     async def settled(self) -> None:
         """Wait until every retired pool has been closed (tests, and shutdown)."""
@@ -124,11 +124,21 @@ class HealingTransport(httpx.AsyncBaseTransport):
             await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def aclose(self) -> None:
+        """Close every pool, the retired ones still in use included (the source is closing)."""
         for task in list(self._closing):
             task.cancel()
         await asyncio.gather(*self._closing, return_exceptions=True)
         self._current.retired = True
-        await self._current.transport.aclose()
+        for generation in (*self._retired, self._current):
+            await _close(generation)
+        self._retired.clear()
+
+
+async def _close(generation: _Generation) -> None:
+    try:
+        await generation.transport.aclose()
+    except Exception:  # a socket already broken: it is being closed anyway
+        log.debug("closing a retired HTTP pool failed", exc_info=True)
 
 
 class _Tracked(httpx.AsyncByteStream):
