@@ -33,4 +33,6 @@ def open_to(port: int) -> Counter[str]:
             remote, state = fields[2], STATES.get(fields[3], fields[3])
             if int(remote.rsplit(":", 1)[1], 16) == port and state not in _GONE:
                 found[state] += 1
+                if int(fields[4].split(":")[1], 16):  # bytes received, never read
+                    found[f"{state}_UNREAD"] += 1
     return found

@@ -123,8 +123,6 @@ async def harness(demo_data: DemoData) -> AsyncIterator[Harness]:
 
 
 async def test_agencies_misbehaving_one_at_a_time_under_load(harness: Harness) -> None:
-    print({name: proxy.port for name, proxy in harness.proxies.items()}, harness.gateway_url)
-    print({name: proxy.upstream_port for name, proxy in harness.proxies.items()})
     report = await run_chaos(harness, rounds=1, minutes=MINUTES, seed=SEED)
     print("\nchaos:", report.summary())
     assert not report.violations, "\n".join(report.violations[:20])
