@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -105,7 +106,11 @@ class HealingTransport(httpx.AsyncBaseTransport):
         if generation is self._current:
             self._current = _Generation(self._make())
         self._retired.add(generation)
-        task = asyncio.get_running_loop().create_task(self._close_when_idle(generation))
+        # In a context of its own: created inside a request, the task would count as that
+        # request's work and be cancelled with it at its deadline, leaving the pool unclosed.
+        task = asyncio.get_running_loop().create_task(
+            self._close_when_idle(generation), context=contextvars.Context()
+        )
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -163,6 +168,7 @@ class _Tracked(httpx.AsyncByteStream):
         except BaseException as exc:
             if isinstance(exc, (*_SPOILING, GeneratorExit)):
                 self._retire(self._generation)
+                await self.aclose()  # the connection now, not when the response is collected
             raise
 
     async def aclose(self) -> None:
