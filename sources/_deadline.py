@@ -18,12 +18,13 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-MARGIN_FRACTION = 0.1
-"""Of the whole request's time, kept back for merging and answering: ..."""
-MARGIN_MIN_SECONDS = 0.1
-MARGIN_MAX_SECONDS = 1.0
-"""... but at least 0.1 s and never more than 1 s (0.5 s of a 5 s request, 1 s of a 30 s
-one): abandoning a call, merging and encoding the answer take some milliseconds."""
+MARGIN_FRACTION = 0.2
+"""Of the whole request's time, kept back for later stages and answering: ..."""
+MARGIN_MIN_SECONDS = 0.2
+MARGIN_MAX_SECONDS = 2.0
+"""... but at least 0.2 s and never more than 2 s (1 s of a 5 s request, 2 s of a 30 s one).
+The first half of it is for calls started late (a count after a page that waited for a hung
+source), the second for abandoning calls, merging and encoding the answer."""
 
 
 @dataclass(frozen=True)
