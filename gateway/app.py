@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,7 @@ from gateway.tracing import Tracing
 from gateway.webhooks import WebhookReceiver
 from resolvers import CategoryInfo, Directory, Limits, build_schema
 from resolvers.federation import federated_schema
+from resolvers.limits import SourceScan
 from sources import Federation, SourceError, source_class
 from sources._guard import Guarded
 
@@ -74,7 +76,8 @@ class Gateway:
         self.limits = Limits(
             max_page_size=config.limits.max_page_size,
             default_page_size=config.limits.default_page_size,
-            query=config.limits.query_limits(),  # depth, aliases, tokens, cost, timeout
+            # depth, aliases, tokens, cost (with what sources must scan), timeout
+            query=replace(config.limits.query_limits(), source_scans=self._scans()),
             dataloader_batching=config.limits.dataloader_batching,
         )
         rate_limit = config.limits.rate_limit
@@ -96,6 +99,16 @@ class Gateway:
         self.metrics.watch(self.federation.sources.values(), self.events)
         for source in self.federation.sources.values():
             source.observe_http(self.metrics.observe_http_request)
+
+    def _scans(self) -> tuple[SourceScan, ...]:
+        """Sources that apply some filters after fetching, for the cost estimate."""
+        scans = []
+        for source in self.federation.sources.values():
+            capabilities = source.capabilities
+            if capabilities.scan_limit is not None:
+                pushed = capabilities.pushed_down_filters
+                scans.append(SourceScan(source.id, pushed, capabilities.scan_limit))
+        return tuple(scans)
 
     def _observe_round_trip(
         self, source: str, operation: str, seconds: float, batch_size: int, ok: bool

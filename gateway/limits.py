@@ -34,12 +34,21 @@ class LimitSettings(Strict):
     list_size: int = Field(
         default=5, ge=1, description="Elements assumed for a list without `first` (cost)."
     )
+    scanned_case_cost: float = Field(
+        default=0.02,
+        ge=0,
+        description="Cost of each case a source reads only to apply a filter it cannot apply "
+        "itself (a list search by text on an API without a text parameter reads every page).",
+    )
     timeout_seconds: float = Field(default=30, gt=0, description="The whole operation.")
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     introspection: bool | Literal["key-only"] = True
     graphiql: bool = True
     trusted_documents: TrustedDocumentSettings | None = None
-    rate_limit: RateLimitSettings | None = None
+    rate_limit: RateLimitSettings | None = Field(
+        default_factory=RateLimitSettings,
+        description="On by default (100 requests a minute per caller); null turns it off.",
+    )
     dataloader_batching: bool = Field(
         default=True,
         description=(
@@ -58,6 +67,7 @@ class LimitSettings(Strict):
             max_cost=self.max_cost,
             list_size=self.list_size,
             timeout_seconds=self.timeout_seconds,
+            scanned_case_cost=self.scanned_case_cost,
             introspection=self.introspection,
             trusted_documents=None if trusted is None else trusted.documents(),
             trusted_documents_for=("everyone" if trusted is None else trusted.required_for),

@@ -7,6 +7,11 @@ behalf (tasks inherit the context variables of whoever created them, which is ho
 recognised); when the deadline passes, those tasks are cancelled too and awaited, so HTTP
 requests and SQL statements to sources are abandoned and their connections released, and the
 gateway answers with an error naming the limit.
+
+The same deadline is set for the sources (:func:`sources.deadline_scope`): each source call
+gets what is left of it minus a margin, so a source that cannot answer in time fails its own
+part, as SOURCE_TIMEOUT, and the rest of the answer is sent before the deadline. The hard stop
+here is the backstop for work that is not a source call.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any, TypeVar
+
+from sources import deadline_scope
 
 log = logging.getLogger("complaint_graph.limits")
 
@@ -86,7 +93,8 @@ async def run_with_deadline(seconds: float, operation: Callable[[], Awaitable[T]
     token = _OPERATION_TASKS.set(tasks)
     deadline = loop.call_later(seconds, expire)
     try:
-        return await operation()
+        with deadline_scope(seconds):  # what each source call may take (sources/_deadline.py)
+            return await operation()
     except asyncio.CancelledError:
         if not fired or current.uncancel() > cancelling:
             raise  # cancelled from outside (shutdown, a client gone): not ours to swallow

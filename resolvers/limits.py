@@ -23,6 +23,7 @@ walk that visits each fragment once per page size, so the work is linear in the 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -45,6 +46,8 @@ from graphql import (
     IntValueNode,
     ListValueNode,
     NoSchemaIntrospectionCustomRule,
+    NullValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
@@ -84,6 +87,26 @@ class QueryLimits:
     introspection: Introspection = True
     trusted_documents: Mapping[str, str] | None = None
     trusted_documents_for: Literal["everyone", "anonymous"] = "everyone"
+    scanned_case_cost: float = 0.02
+    """What one case a source reads only to filter it out costs (decoded and compared, never
+    resolved): 50 of them cost as much as one object of the answer."""
+    source_scans: tuple[SourceScan, ...] = ()
+    """Sources that apply some filters after fetching, and what that costs (the gateway fills
+    it in from each source's capabilities)."""
+
+
+@dataclass(frozen=True)
+class SourceScan:
+    """A source that reads up to ``cases`` cases for a search using a filter not in
+    ``pushed`` (an agency API without a ``text`` parameter reads its whole list for one)."""
+
+    source: str
+    pushed: frozenset[str]
+    cases: int
+
+
+_ROUTING_FILTERS = frozenset({"source", "agency"})
+"""Filter fields that choose sources, never applied inside one."""
 
 
 def caller_is_authenticated(context: object) -> bool:
@@ -126,10 +149,15 @@ class DocumentMeasure:
     depth: int = 0
     aliases: int = 0
     cost: int = 0
+    scans: frozenset[tuple[str, str]] = frozenset()
+    """(source, filter) pairs that made a list field cost a scan, for the refusal's message."""
 
     def __add__(self, other: DocumentMeasure) -> DocumentMeasure:
         return DocumentMeasure(
-            max(self.depth, other.depth), self.aliases + other.aliases, self.cost + other.cost
+            max(self.depth, other.depth),
+            self.aliases + other.aliases,
+            self.cost + other.cost,
+            self.scans | other.scans,
         )
 
 
@@ -144,7 +172,11 @@ class _Walker:
         defaults: Mapping[str, Any],
         page_sizes: tuple[int, int],
         list_size: int,
+        source_scans: tuple[SourceScan, ...] = (),
+        scanned_case_cost: float = 0.0,
     ) -> None:
+        self.source_scans = source_scans
+        self.scanned_case_cost = scanned_case_cost
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
@@ -203,7 +235,50 @@ class _Walker:
         elements = (page or self.list_size) if _is_list(field_type) else 1
         if definition is not None and REPRESENTATIONS in definition.args:
             elements = self.representations(node)
-        return DocumentMeasure(1 + inner.depth, aliases + inner.aliases, 1 + elements * inner.cost)
+        scanned, scans = 0, frozenset[tuple[str, str]]()
+        if inner_page is not None and definition is not None and "filter" in definition.args:
+            scanned, scans = self.scan_cost(node)
+        return DocumentMeasure(
+            1 + inner.depth,
+            aliases + inner.aliases,
+            1 + scanned + elements * inner.cost,
+            inner.scans | scans,
+        )
+
+    def scan_cost(self, node: FieldNode) -> tuple[int, frozenset[tuple[str, str]]]:
+        """What a filtered connection costs the sources that must apply part of its filter
+        after fetching: every case each of them reads, not the page asked for. Thirty aliases
+        of ``cases(first: 1, filter: {text: "..."})`` looked cheap and read an agency's whole
+        list thirty times."""
+        if not self.source_scans:
+            return 0, frozenset()
+        used = self.filter_fields(node) - _ROUTING_FILTERS
+        cost, scans = 0, set[tuple[str, str]]()
+        for scan in self.source_scans:
+            unpushed = used - scan.pushed
+            if unpushed:
+                cost += math.ceil(scan.cases * self.scanned_case_cost)
+                scans.update((scan.source, name) for name in unpushed)
+        return cost, frozenset(scans)
+
+    def filter_fields(self, node: FieldNode) -> frozenset[str]:
+        """The fields a connection's ``filter`` argument sets (not null), literal or variable."""
+        argument = next((a for a in node.arguments or () if a.name.value == "filter"), None)
+        if argument is None:
+            return frozenset()
+        value = argument.value
+        if isinstance(value, VariableNode):
+            name = value.name.value
+            self.read.add(name)
+            given = self.variables.get(name)
+            return _filter_keys(given)
+        if isinstance(value, ObjectValueNode):
+            return frozenset(
+                field.name.value
+                for field in value.fields
+                if not isinstance(field.value, NullValueNode)
+            )
+        return frozenset()
 
     def representations(self, node: FieldNode) -> int:
         """How many entities a federation ``_entities`` field is asked for: the length of
@@ -230,6 +305,14 @@ class _Walker:
         if not isinstance(value, int) or isinstance(value, bool):
             return self.default_page
         return max(0, min(value, self.max_page))
+
+
+def _filter_keys(value: object) -> frozenset[str]:
+    """The set fields of a filter given as a variable (anything else sets none)."""
+    if not isinstance(value, dict):
+        return frozenset()
+    keys = (key for key, given in value.items() if isinstance(key, str) and given is not None)
+    return frozenset(list(keys)[:64])  # a filter has a dozen fields; a memo key stays small
 
 
 def _field_definition(
@@ -313,6 +396,8 @@ def _page_key(variables: Mapping[str, Any], name: str, most: int) -> Hashable:
     value = variables[name]
     if isinstance(value, list):  # federation representations: their number counts
         return (_A_LIST, min(len(value), most))
+    if isinstance(value, dict):  # a filter: which of its fields are set
+        return _filter_keys(value)
     if not isinstance(value, int) or isinstance(value, bool):
         return _NOT_A_NUMBER
     return max(0, min(value, most))
@@ -353,6 +438,8 @@ def _measures(
             _variable_defaults(operation),
             page_sizes,
             limits.list_size,
+            limits.source_scans,
+            limits.scanned_case_cost,
         )
         measures.append(walker.operation(operation))
         read |= walker.read
@@ -365,7 +452,10 @@ _SAFE_INTEGER = 2**53 - 1
 
 def _over_limits(measured: DocumentMeasure, limits: QueryLimits) -> Iterator[GraphQLError]:
     measured = DocumentMeasure(
-        measured.depth, min(measured.aliases, _SAFE_INTEGER), min(measured.cost, _SAFE_INTEGER)
+        measured.depth,
+        min(measured.aliases, _SAFE_INTEGER),
+        min(measured.cost, _SAFE_INTEGER),
+        measured.scans,
     )
     if measured.depth > limits.max_depth:
         yield limit_error(
@@ -384,12 +474,23 @@ def _over_limits(measured: DocumentMeasure, limits: QueryLimits) -> Iterator[Gra
             measured.aliases,
         )
     if measured.cost > limits.max_cost:
+        advice = "Ask for smaller pages (first) or fewer nested lists."
+        more: dict[str, Any] = {}
+        if measured.scans:
+            named = sorted({f"{name} on {source}" for source, name in measured.scans})
+            advice = (
+                "It counts every case a source must read to apply a filter it cannot apply "
+                f"itself ({', '.join(named)}), once per use: use that filter less often, or "
+                "narrow it with filters those sources apply."
+            )
+            more["scans"] = [{"source": s, "filter": f} for s, f in sorted(measured.scans)]
         yield limit_error(
             f"The query's estimated cost is {measured.cost}; the limit is {limits.max_cost} "
-            "(limits.max_cost). Ask for smaller pages (first) or fewer nested lists.",
+            f"(limits.max_cost). {advice}",
             "QUERY_TOO_COSTLY",
             limits.max_cost,
             measured.cost,
+            **more,
         )
 
 

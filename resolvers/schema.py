@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from contextlib import aclosing
 from functools import cache
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, get_operation_ast, parse
+from graphql import OperationType as AstOperationType
+from strawberry.schema.schema import StreamResult
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -19,6 +22,7 @@ from resolvers.limits import QueryLimitsExtension, limit_error
 from resolvers.list_execution import ListExecutor
 from resolvers.query import Query
 from resolvers.subscription import Subscription
+from sources import set_caller
 
 log = logging.getLogger("complaint_graph.errors")
 
@@ -46,8 +50,8 @@ class ComplaintGraphSchema(strawberry.Schema):
     ) -> ExecutionResult:
         """The whole operation under ``limits.query.timeout_seconds``; every error it returns,
         including those raised outside resolvers, passes through the one translation."""
-        limits = getattr(getattr(context_value, "limits", None), "query", None)
-        seconds: float | None = getattr(limits, "timeout_seconds", None)
+        seconds = _timeout_of(context_value)
+        set_caller(_caller_of(context_value))
 
         async def operation() -> ExecutionResult:
             return await super(ComplaintGraphSchema, self).execute(
@@ -65,17 +69,105 @@ class ComplaintGraphSchema(strawberry.Schema):
                 operation() if seconds is None else run_with_deadline(seconds, operation)
             )
         except OperationTimeout as timeout:
-            log.warning("operation stopped after %s s (limits.timeout_seconds)", timeout.seconds)
-            error = limit_error(
-                f"The operation took longer than {timeout.seconds:g} s and was stopped "
-                "(limits.timeout_seconds); ask for less, or narrow the filter.",
-                "REQUEST_TIMEOUT",
-                timeout.seconds,
-            )
-            return ExecutionResult(data=None, errors=[error])
+            return _timed_out(timeout)
         if result.errors:
             result.errors = [translate(error) for error in result.errors]
         return result
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        """What graphql-transport-ws, graphql-ws and SSE run, queries included: under the same
+        deadline as :meth:`execute` (they used to run without one). A query's one result must
+        come within ``limits.timeout_seconds``; a subscription sets a deadline for the work
+        of each event itself (:mod:`resolvers.subscription`), not for waiting for events."""
+        results = await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+        seconds = _timeout_of(context_value)
+        set_caller(_caller_of(context_value))
+        if _is_subscription(query, operation_name):
+            return results
+        return _one_result(results, seconds, context_value)
+
+
+def _timeout_of(context_value: Any) -> float | None:
+    limits = getattr(getattr(context_value, "limits", None), "query", None)
+    seconds: float | None = getattr(limits, "timeout_seconds", None)
+    return seconds
+
+
+def _caller_of(context_value: Any) -> str | None:
+    """Who the operation works for, for the sources' fair shares (sources/_bulkhead.py)."""
+    access = getattr(context_value, "access", None)
+    principal = getattr(access, "principal", None)
+    subject: str | None = getattr(principal, "subject", None)
+    return subject or "anonymous"
+
+
+def _is_subscription(query: str | None, operation_name: str | None) -> bool:
+    """Whether the document's chosen operation is a subscription (an unparsable document is
+    not: strawberry reports it, and nothing runs)."""
+    if not query:
+        return False
+    try:
+        operation = get_operation_ast(parse(query), operation_name)
+    except GraphQLError:
+        return False
+    return operation is not None and operation.operation == AstOperationType.SUBSCRIPTION
+
+
+def _timed_out(timeout: OperationTimeout) -> ExecutionResult:
+    log.warning("operation stopped after %s s (limits.timeout_seconds)", timeout.seconds)
+    error = limit_error(
+        f"The operation took longer than {timeout.seconds:g} s and was stopped "
+        "(limits.timeout_seconds); ask for less, or narrow the filter.",
+        "REQUEST_TIMEOUT",
+        timeout.seconds,
+    )
+    return ExecutionResult(data=None, errors=[error])
+
+
+async def _one_result(
+    results: StreamResult, seconds: float | None, context_value: Any
+) -> StreamResult:
+    """A query's or mutation's stream (one result) with that result due within ``seconds``,
+    and carrying the errors of the sources that failed while it ran (the extension that adds
+    them over HTTP does not see a streamed result: over WebSocket and SSE a partial answer
+    came without saying which source was missing)."""
+    partial: list[GraphQLError] = getattr(context_value, "partial_errors", [])
+    already = len(partial)  # a WebSocket's context outlives each of its operations
+    async with aclosing(results):
+        try:
+            if seconds is None:
+                first = await results.__anext__()
+            else:
+                first = await run_with_deadline(seconds, results.__anext__)
+        except StopAsyncIteration:
+            return
+        except OperationTimeout as timeout:
+            yield _timed_out(timeout)
+            return
+        if isinstance(first, ExecutionResult):
+            errors = list(first.errors or [])
+            errors += [error for error in partial[already:] if error not in errors]
+            first.errors = errors or None
+        yield first
+        async for rest in results:
+            yield rest
 
 
 @cache

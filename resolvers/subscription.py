@@ -14,7 +14,7 @@ from resolvers.case import Case
 from resolvers.context import GraphInfo
 from resolvers.errors import UserInputError, with_code
 from resolvers.filters import CaseFilterInput, check_known_codes
-from sources import CanonicalStatus, CaseFilter, SourceError, Unmapped
+from sources import CanonicalStatus, CaseFilter, SourceError, Unmapped, start_deadline
 from sources._changes import CaseEvent, ChangeKind, EventsInterrupted, SubscriberTooSlow
 
 strawberry.enum(ChangeKind, name="CaseEventType", description="What happened to the case.")
@@ -91,9 +91,14 @@ class Subscription:
             raise with_code(exc) from exc
         except ValueError as exc:
             raise with_code(UserInputError(f"after: {exc}")) from exc
+        per_event = info.context.limits.query.timeout_seconds
         try:
             async for event in stream:
                 info.context.fresh_loaders()
+                # The event's own work (its fields, read live from the sources) has the
+                # request's time limit from now: set here, it is seen by the resolvers the
+                # event runs, which run in this subscription's context.
+                start_deadline(per_event)
                 yield CaseEventItem.of(event)
         except (SubscriberTooSlow, SourceError) as exc:
             raise with_code(exc) from exc

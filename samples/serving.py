@@ -23,8 +23,11 @@ def free_port() -> int:
 class ThreadedServer:
     """A real uvicorn HTTP server in its own thread and event loop; stop and start it at will."""
 
-    def __init__(self, app: ASGIApp, port: int | None = None, *, lifespan: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, port: int | None = None, *, lifespan: bool = False, loop: str = "auto"
+    ) -> None:
         self.app = app
+        self.loop = loop
         self.port = port or free_port()
         self.lifespan = lifespan
         self._server: uvicorn.Server | None = None
@@ -41,6 +44,7 @@ class ThreadedServer:
             port=self.port,
             log_level="warning",
             lifespan="on" if self.lifespan else "off",
+            loop=self.loop,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -3,8 +3,17 @@
 Nothing here knows GraphQL. ``resolvers/`` imports only what ``__all__`` lists.
 """
 
+from sources._deadline import (
+    Deadline,
+    current_caller,
+    current_deadline,
+    deadline_scope,
+    set_caller,
+    start_deadline,
+)
 from sources._errors import (
     SourceBadResponse,
+    SourceBusy,
     SourceConfigError,
     SourceError,
     SourceQueryFailed,
@@ -62,6 +71,7 @@ __all__ = [
     "CaseStats",
     "Channel",
     "ComplainantRecord",
+    "Deadline",
     "Dimension",
     "Durations",
     "Federation",
@@ -77,6 +87,7 @@ __all__ = [
     "SortField",
     "Source",
     "SourceBadResponse",
+    "SourceBusy",
     "SourceConfigError",
     "SourceError",
     "SourceHealth",
@@ -91,6 +102,11 @@ __all__ = [
     "Unmapped",
     "Vocabulary",
     "WebhookSettings",
+    "current_caller",
+    "current_deadline",
+    "deadline_scope",
     "moment_problem",
+    "set_caller",
     "source_class",
+    "start_deadline",
 ]

@@ -5,6 +5,7 @@ Class tree::
     SourceError                 code
     ├── SourceUnavailable       SOURCE_UNAVAILABLE   cannot connect, refused, gone
     ├── SourceTimeout           SOURCE_TIMEOUT       did not answer in its configured time
+    │   └── SourceBusy          SOURCE_TIMEOUT       no free slot before the deadline (ours)
     ├── SourceBadResponse       SOURCE_BAD_RESPONSE  answered, but not in the mapped shape
     │   └── SourceQueryFailed   SOURCE_QUERY_FAILED  refused the statement (a function, table
     │                                                or permission it lacks): not retried
@@ -32,6 +33,11 @@ class SourceUnavailable(SourceError):
 
 class SourceTimeout(SourceError):
     code = "SOURCE_TIMEOUT"
+
+
+class SourceBusy(SourceTimeout):
+    """Every slot for the source was taken until the request's deadline: the gateway's own
+    congestion, which never counts towards opening the source's circuit."""
 
 
 class SourceBadResponse(SourceError):

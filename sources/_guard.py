@@ -9,10 +9,11 @@ passed and a trial call succeeds. Every attempt is reported to the round-trip ob
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from circuitbreaker import (
     STATE_CLOSED,
@@ -22,12 +23,17 @@ from circuitbreaker import (
 )
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
-from sources._errors import SourceError, SourceTimeout, SourceUnavailable
+from sources._bulkhead import Bulkhead
+from sources._deadline import Deadline, current_caller, current_deadline
+from sources._errors import SourceBusy, SourceError, SourceTimeout, SourceUnavailable
 from sources._interface import Capabilities, Problem, Source, SourceHealth
 from sources._model import CaseRecord, ComplainantRecord, ReferralRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position
@@ -50,6 +56,39 @@ def _ignore(source: str, operation: str, seconds: float, batch_size: int, ok: bo
     return None
 
 
+async def _awaited(call: Callable[[], Awaitable[T]]) -> T:
+    return await call()
+
+
+async def _settle(work: asyncio.Task[T], deadline: Deadline | None, again_after: float) -> None:
+    """Give a cancelled call the time the request can spare to clean up (close its connection);
+    past that it is left to finish alone, cancelled once more after ``again_after`` s."""
+    loop = asyncio.get_running_loop()
+    spare = 1.0 if deadline is None else max(0.0, deadline.last_moment() - loop.time())
+    done, _ = await asyncio.wait({work}, timeout=spare)
+    if not done:
+        loop.call_later(again_after, work.cancel)
+    work.add_done_callback(_retrieve)
+
+
+def _retrieve(work: asyncio.Task[Any]) -> None:
+    """An abandoned call's outcome is nobody's: read it so asyncio does not log it."""
+    if not work.cancelled():
+        work.exception()
+
+
+class _OutOfTime(stop_base):
+    """Stop retrying when the backoff would not leave a retry time before the deadline."""
+
+    def __init__(self, deadline: Deadline | None) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if self.deadline is None:
+            return False
+        return self.deadline.left() < retry_state.upcoming_sleep + 0.05
+
+
 class Guarded(Source):
     """Delegates to ``inner`` under the source's timeout and resilience settings."""
 
@@ -67,7 +106,11 @@ class Guarded(Source):
         self.timeout_seconds = timeout_seconds
         self.resilience = resilience or Resilience()
         self.observe = observe
-        self._gate = asyncio.Semaphore(self.resilience.max_concurrency)
+        per_caller = self.resilience.max_concurrency_per_caller
+        self._gate = Bulkhead(
+            self.resilience.max_concurrency,
+            per_caller if per_caller is not None else max(1, self.resilience.max_concurrency // 2),
+        )
         self._breaker = CircuitBreaker(
             failure_threshold=self.resilience.circuit_failure_threshold,
             recovery_timeout=self.resilience.circuit_recovery_seconds,
@@ -79,6 +122,7 @@ class Guarded(Source):
         self._last_success_at: datetime | None = None
         self._last_latency: float | None = None
         self._last_ok: bool | None = None
+        self._trial_connections = False
 
     @property
     def capabilities(self) -> Capabilities:
@@ -102,26 +146,67 @@ class Guarded(Source):
         )
 
     async def _call(self, operation: str, batch_size: int, call: Callable[[], Awaitable[T]]) -> T:
-        # call_async records outcomes but does not refuse calls itself: the refusal is ours.
-        if self._breaker.opened:
+        state = self._breaker.state
+        if state == STATE_OPEN:
+            self._trial_connections = False
             remaining = max(self._breaker.open_remaining, 0)
             raise SourceUnavailable(
                 self.id,
                 f"circuit open after {self.resilience.circuit_failure_threshold} failures in a "
                 f"row (last: {self._last_error}); next trial in {remaining:.0f} s",
             )
-        result: T = await self._breaker.call_async(self._with_retries, operation, batch_size, call)
+        if state == STATE_HALF_OPEN and not self._trial_connections:
+            # The trial goes out on fresh connections, never on one the failures left behind.
+            self._trial_connections = True
+            self.inner.refresh_connections()
+        # The breaker is told the outcome here rather than wrapping the call (call_async): it
+        # would take a cancellation (the request's deadline, a client gone) or a wait for a
+        # free slot as a success and close the circuit, so a source that hangs every request
+        # until its deadline never had its circuit opened.
+        deadline = current_deadline()
+        if deadline is not None and self.id in deadline.timed_out:
+            raise SourceBusy(
+                self.id, f"no answer earlier in this request; not asked again ({operation})"
+            )
+        try:
+            result = await self._with_retries(operation, batch_size, call, deadline)
+        except SourceBusy:
+            raise  # our own congestion: says nothing about the agency
+        except _AVAILABILITY as failure:
+            self._verdict(failure)
+            if deadline is not None and isinstance(failure, SourceTimeout):
+                deadline.timed_out.add(self.id)
+            raise
+        except SourceError:
+            self._verdict(None)  # it answered, if wrongly
+            raise
+        self._verdict(None)
         return result
 
+    def _verdict(self, failure: SourceError | None) -> None:
+        """Count ``failure`` towards opening the circuit, or close it after an answer."""
+        with contextlib.suppress(SourceError), self._breaker:
+            if failure is not None:
+                raise failure
+
     async def _with_retries(
-        self, operation: str, batch_size: int, call: Callable[[], Awaitable[T]]
+        self,
+        operation: str,
+        batch_size: int,
+        call: Callable[[], Awaitable[T]],
+        deadline: Deadline | None,
     ) -> T:
         """The first attempt straight away; tenacity takes over only once it has failed for
         availability (building its retry state for every round trip cost two percent of a
         dashboard page). Tenacity is handed that failure as its own first attempt, so the
-        number of attempts and the waits between them are as if it had made every one."""
+        number of attempts and the waits between them are as if it had made every one.
+
+        Under a request's deadline every attempt, and every wait between them, fits in what is
+        left of it: no retry is started that could not end before the deadline."""
         try:
-            return await self._attempt(operation, batch_size, call)
+            return await self._attempt(operation, batch_size, call, deadline)
+        except SourceBusy:
+            raise
         except _AVAILABILITY as failure:
             if self.resilience.retries == 0:
                 raise
@@ -130,16 +215,16 @@ class Guarded(Source):
         async def again() -> T:
             if first:
                 raise first.pop()  # the attempt above, already made and observed
-            return await self._attempt(operation, batch_size, call)
+            return await self._attempt(operation, batch_size, call, deadline)
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.resilience.retries + 1),
+            stop=stop_after_attempt(self.resilience.retries + 1) | _OutOfTime(deadline),
             wait=wait_exponential_jitter(
                 multiplier=self.resilience.retry_initial_seconds,
                 max=self.resilience.retry_max_seconds,
                 jitter=self.resilience.retry_initial_seconds,
             ),
-            retry=retry_if_exception_type(_AVAILABILITY),
+            retry=retry_if_exception_type(_AVAILABILITY) & retry_if_not_exception_type(SourceBusy),
             reraise=True,
         )
         async for attempt in retrying:
@@ -148,27 +233,65 @@ class Guarded(Source):
         raise AssertionError("unreachable: tenacity re-raises the last failure")
 
     async def _attempt(
-        self, operation: str, batch_size: int, call: Callable[[], Awaitable[T]]
+        self,
+        operation: str,
+        batch_size: int,
+        call: Callable[[], Awaitable[T]],
+        deadline: Deadline | None,
     ) -> T:
-        async with self._gate:
-            started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        limit = self.timeout_seconds
+        if deadline is not None:
+            limit = min(limit, deadline.for_call())
+        if limit <= 0:
+            raise SourceBusy(self.id, f"no time left before the request's deadline ({operation})")
+        ends = loop.time() + limit
+        started = time.perf_counter()
+        caller = current_caller()
+        try:
+            async with asyncio.timeout_at(ends):
+                await self._gate.acquire(caller)
+        except TimeoutError:
+            raise SourceBusy(
+                self.id,
+                f"no free slot before the request's deadline ({operation}): "
+                f"{self._gate.size} round trips already in flight or waiting "
+                "(resilience.max_concurrency)",
+            ) from None
+        # The call runs in a task of its own so that its answer, not its clean-up, is what
+        # the deadline bounds: a cancelled statement whose connection must be reset through a
+        # stalled network would otherwise hold the whole request past its deadline.
+        work = loop.create_task(_awaited(call))
+        try:
             try:
-                async with asyncio.timeout(self.timeout_seconds):
-                    result = await call()
-            except TimeoutError:
-                error: SourceError = SourceTimeout(
-                    self.id, f"no answer within {self.timeout_seconds:g} s ({operation})"
-                )
-                self._failed(operation, started, batch_size, error)
-                raise error from None
-            except SourceError as exc:
-                self._failed(operation, started, batch_size, exc)
+                async with asyncio.timeout_at(ends):
+                    result = await asyncio.shield(work)
+            except BaseException:
+                if not work.done():
+                    work.cancel()
+                    await _settle(work, deadline, self.timeout_seconds)
                 raise
-            seconds = time.perf_counter() - started
-            self._last_ok, self._last_latency = True, seconds
-            self._last_success_at = datetime.now(UTC)
-            self.observe(self.id, operation, seconds, batch_size, True)
-            return result
+        except TimeoutError:
+            if deadline is not None and limit < self.timeout_seconds:
+                said = (
+                    f"no answer before the request's deadline ({deadline.seconds:g} s, "
+                    f"{max(limit, 0):.1f} s of it left for this call; {operation})"
+                )
+            else:
+                said = f"no answer within {self.timeout_seconds:g} s ({operation})"
+            error: SourceError = SourceTimeout(self.id, said)
+            self._failed(operation, started, batch_size, error)
+            raise error from None
+        except SourceError as exc:
+            self._failed(operation, started, batch_size, exc)
+            raise
+        finally:
+            self._gate.release(caller)
+        seconds = time.perf_counter() - started
+        self._last_ok, self._last_latency = True, seconds
+        self._last_success_at = datetime.now(UTC)
+        self.observe(self.id, operation, seconds, batch_size, True)
+        return result
 
     def _failed(self, operation: str, started: float, batch_size: int, error: SourceError) -> None:
         seconds = time.perf_counter() - started
@@ -263,6 +386,9 @@ class Guarded(Source):
 
     def observe_http(self, observer: Callable[[str], None]) -> None:
         self.inner.observe_http(observer)
+
+    def refresh_connections(self) -> None:
+        self.inner.refresh_connections()
 
     async def check(self) -> list[Problem]:
         return await self.inner.check()

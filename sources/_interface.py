@@ -38,6 +38,9 @@ class Capabilities:
     """Whether :meth:`Source.cases_by_complainant` can find anything (a citizen key mapped)."""
     lists_referrals: bool = False
     """Whether :meth:`Source.referred_references` can list everything this source handed on."""
+    scan_limit: int | None = None
+    """Cases one search reads at most when it must apply a filter after fetching (one not in
+    ``pushed_down_filters``): what such a search costs the agency, whatever page is asked."""
 
 
 class AgencyInfo(NamedTuple):
@@ -200,6 +203,12 @@ class Source(abc.ABC):
         """Have ``observer(source id)`` called for every HTTP request this source sends: one
         method call (one round trip) may be several requests (chunks, pages). Sources that do
         not speak HTTP send none and ignore it."""
+        return None
+
+    def refresh_connections(self) -> None:
+        """Let the next round trips use new connections, not pooled ones: called before an open
+        circuit's trial call, so that a connection spoilt by the failures that opened it cannot
+        fail the trial too. Sources without a pool of their own ignore it."""
         return None
 
     def health(self) -> SourceHealth | None:

@@ -73,6 +73,12 @@ class Resilience(Strict):
     """How the gateway protects itself and the agency when the agency is slow or down."""
 
     max_concurrency: int = Field(default=10, ge=1, description="Round trips in flight at once.")
+    max_concurrency_per_caller: int | None = Field(
+        default=None,
+        ge=1,
+        description="Of those, what one caller may hold (default: half, at least one), so "
+        "that one caller's heavy document cannot take every slot.",
+    )
     retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed read.")
     retry_initial_seconds: float = Field(default=0.05, ge=0)
     retry_max_seconds: float = Field(default=2.0, ge=0)
@@ -179,7 +185,12 @@ class SourceSettings(Strict):
     kind: str
     agency: AgencySettings
     vocabulary: Vocabulary
-    timeout_seconds: float = Field(default=10.0, gt=0)
+    timeout_seconds: float = Field(
+        default=8.0,
+        gt=0,
+        description="One attempt at most; never past the request's deadline. Three attempts "
+        "(two retries) and their backoff fit in the default 30 s request.",
+    )
     resilience: Resilience = Field(default_factory=Resilience)
     poll_seconds: float = Field(
         default=2.0, gt=0, description="How often the gateway looks for changed cases (events)."

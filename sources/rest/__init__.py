@@ -1,9 +1,10 @@
 """``kind: rest``: an agency's own HTTP/JSON API, described in configuration.
 
-One pooled httpx client per source (HTTP/1.1 keep-alive). Filters the API declares parameters for
-are pushed down; the others are applied here after fetching, reading at most ``list.max_pages``
-pages. Sorting must be supported by the API for keyset paging to be exact; ties on the sort value
-are ordered here by the case id.
+One pooled httpx client per source (HTTP/1.1 keep-alive), over a transport that never reuses a
+connection whose request was cancelled or timed out (``_transport.py``). Filters the API declares
+parameters for are pushed down; the others are applied here after fetching, reading at most
+``list.max_pages`` pages. Sorting must be supported by the API for keyset paging to be exact;
+ties on the sort value are ordered here by the case id.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sources._settings import SourceSettings
 from sources._stats import BIN_COUNT, Bucket, CaseStats, Dimension, Durations
 from sources.rest._records import RecordMapper, dig, items_at
 from sources.rest._settings import Pagination, ReferralListing, RestSettings, StatsEndpoint
+from sources.rest._transport import HealingTransport
 
 __all__ = ["RestSettings", "RestSource"]
 
@@ -83,6 +85,7 @@ class RestSource(Source):
             settings.id, settings.fields, settings.vocabulary, settings.zone, settings.sla
         )
         self._client: httpx.AsyncClient | None = None
+        self._transport: HealingTransport | None = None
         self._http_observer: Callable[[str], None] | None = None
         # A statistics scan reads through search_cases, which reads at most max_pages pages.
         pages = settings.list
@@ -100,6 +103,7 @@ class RestSource(Source):
             finds_complainants=self.settings.complainant is not None
             and self.settings.complainant.find_param is not None,
             lists_referrals=self._referral_listing() is not None or self._scans_referrals(),
+            scan_limit=self.settings.list.max_pages * self.settings.list.pagination.page_size,
         )
 
     def _scans_referrals(self) -> bool:
@@ -126,12 +130,16 @@ class RestSource(Source):
                 max_connections=self.settings.max_connections,
                 max_keepalive_connections=self.settings.max_connections,
             )
+            self._transport = HealingTransport(
+                lambda: httpx.AsyncHTTPTransport(limits=limits),
+                grace_seconds=self.settings.timeout_seconds,
+            )
             self._client = httpx.AsyncClient(
                 base_url=self.settings.base_url.rstrip("/"),
                 headers=headers,
                 params=self.settings.query,  # merged with each request's own, encoded
                 auth=auth,
-                limits=limits,
+                transport=self._transport,
                 timeout=self.settings.timeout_seconds,
                 event_hooks={"request": [self._count_request]},
             )
@@ -152,6 +160,12 @@ class RestSource(Source):
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+            self._transport = None
+
+    def refresh_connections(self) -> None:
+        """The next requests go out on new connections (the circuit's trial call)."""
+        if self._transport is not None:
+            self._transport.renew()
 
     async def _get(
         self, path: str, params: Mapping[str, str] | None = None, body: Any = None
