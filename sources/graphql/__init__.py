@@ -28,6 +28,7 @@ from sources._settings import SourceSettings
 from sources.graphql._documents import ALIAS, aliased
 from sources.graphql._settings import ByIds, GraphQLSettings
 from sources.rest._records import RecordMapper, dig, items_at
+from sources.rest._transport import HealingTransport
 
 __all__ = ["GraphQLSettings", "GraphQLSource"]
 
@@ -60,6 +61,7 @@ class GraphQLSource(Source):
             settings.id, settings.fields, settings.vocabulary, settings.timezone, settings.sla
         )
         self._client: httpx.AsyncClient | None = None
+        self._transport: HealingTransport | None = None
         self._http_observer: Callable[[str], None] | None = None
         # A statistics scan reads through search_cases, which reads at most max_pages pages.
         listing = settings.list
@@ -92,10 +94,16 @@ class GraphQLSource(Source):
                 max_connections=self.settings.max_connections,
                 max_keepalive_connections=self.settings.max_connections,
             )
+            # A cancelled or timed-out request retires its pool (encode/httpcore#1093), as for
+            # the REST kind: no connection is left that no request owns.
+            self._transport = HealingTransport(
+                lambda: httpx.AsyncHTTPTransport(limits=limits),
+                grace_seconds=self.settings.timeout_seconds,
+            )
             self._client = httpx.AsyncClient(
+                transport=self._transport,
                 headers=headers,
                 auth=auth,
-                limits=limits,
                 timeout=self.settings.timeout_seconds,
                 event_hooks={"request": [self._count_request]},
             )
@@ -116,6 +124,12 @@ class GraphQLSource(Source):
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+            self._transport = None
+
+    def refresh_connections(self) -> None:
+        """The next requests go out on new connections (the circuit's trial call)."""
+        if self._transport is not None:
+            self._transport.renew()
 
     async def _post(self, query: str, variables: dict[str, Any], key: str) -> dict[str, Any]:
         """The ``data`` of one GraphQL request; ``key`` names the configured document in
