@@ -1,0 +1,490 @@
+"""Operations executed by their plan (:mod:`resolvers.plan`), or by graphql-core.
+
+:class:`PlanExecutor` is strawberry's executor with one public method overridden,
+``execute_operation``. For a query whose plan covers it, it runs the plan: each object type's
+sub-selection is answered for every object of a level at once (a *column*: a page's hundred
+cases, then their hundreds of timeline entries). Attributes and resolvers that need nothing but
+their object are read in a loop, batched fields are asked once per column, any other field
+through its own resolver with resolve info; everything a level asks of the loaders is asked
+before anything is awaited, so the loaders make one batch per source per level, as graphql-core
+does. Each object's answer is a dict made with all its response keys in order, filled in.
+
+A field that fails where its type is nullable becomes null with graphql-core's error (its
+message, locations, path); errors are listed level by level, each level in document order, as
+graphql-core reports errors that happen together. Anything else the plan does not do itself, it
+gives to graphql-core's own ``execute_operation``, which executes the operation from the start:
+an operation the plan does not cover (:mod:`resolvers.plan`), and at run time a null or an error
+in a non-null position, a value its type refuses, an object of another type. What the plan had
+loaded is in the request's loaders, so graphql-core's run costs no round trip for it (a root
+field's own call, ``cases``' page, is asked again); the partial errors and warnings the plan's
+resolvers reported are taken back first, so they are not reported twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Coroutine, Iterable, Sequence
+from operator import attrgetter
+from typing import Any, NamedTuple
+
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    Undefined,
+    located_error,
+)
+from graphql.execution import get_argument_values
+from graphql.pyutils import AwaitableOrValue, Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from resolvers.context import Context
+from resolvers.plan import (
+    BATCH,
+    LEAF,
+    LEAF_LIST,
+    OBJECT,
+    READ,
+    RESOLVE,
+    TYPENAME,
+    FieldStep,
+    ObjectStep,
+    plan_for,
+)
+
+OUTCOMES: Counter[str] = Counter()
+"""How operations were executed, for tests and metrics: ``planned`` (by the plan),
+``fallback`` (the plan started, then left the operation to graphql-core), ``unplanned``
+(graphql-core from the start: not a query, or nothing the plan covers)."""
+
+
+class _Fallback(Exception):
+    """Something the plan does not complete itself: graphql-core executes the operation."""
+
+
+class PlanResolveInfo(NamedTuple):
+    """The resolve info a field's resolver gets on the plan's path: graphql-core's
+    ``GraphQLResolveInfo`` fields, and strawberry's ``operation_extensions``, with the
+    coerced variables as strawberry's executor gives them."""
+
+    field_name: str
+    field_nodes: list[FieldNode]
+    return_type: GraphQLOutputType
+    parent_type: GraphQLObjectType
+    path: Path
+    schema: GraphQLSchema
+    fragments: dict[str, FragmentDefinitionNode]
+    root_value: Any
+    operation: OperationDefinitionNode
+    variable_values: dict[str, Any]
+    context: Any
+    is_awaitable: Any
+    abort_signal: Any
+    async_helpers: Any
+    operation_extensions: Any
+
+
+class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's executor; queries a plan covers are executed by their plan."""
+
+    def execute_operation(self, serially: bool | None = None) -> AwaitableOrValue[Any]:
+        middleware = self.middleware_manager
+        if (
+            serially
+            or (middleware is not None and middleware.middlewares)
+            or self.hooks is not None
+            or self.abort_signal is not None
+            or not self.error_propagation
+        ):
+            OUTCOMES["unplanned"] += 1
+            return super().execute_operation(serially)
+        plan = plan_for(
+            self.schema, self.operation, self.fragment_definitions, self.variable_values.coerced
+        )
+        if plan.root is None or not plan.root.covered:
+            OUTCOMES["unplanned"] += 1
+            return super().execute_operation(serially)
+        return self._planned(plan.root, serially)
+
+    async def _planned(self, root: ObjectStep, serially: bool | None) -> Any:
+        context = self.context_value
+        marks = (
+            (len(context.partial_errors), len(context.warnings))
+            if isinstance(context, Context)
+            else None
+        )
+        run = _Run(self, root)
+        try:
+            data = await run.execute()
+        except _Fallback:
+            OUTCOMES["fallback"] += 1
+            if isinstance(context, Context) and marks is not None:
+                del context.partial_errors[marks[0] :]
+                del context.warnings[marks[1] :]
+            result = super().execute_operation(serially)
+            if self.is_awaitable(result):
+                result = await result
+            return result
+        OUTCOMES["planned"] += 1
+        return ExecutionResult(data, run.errors_in_order() or None)
+
+
+class _Column(NamedTuple):
+    """Objects of one type answered together: ``rows[i]`` answers ``sources[i]``, at
+    ``paths[i]``; ``clocks[i]`` is when the value it came from was awaited (0: before
+    anything was), which orders its errors."""
+
+    step: ObjectStep
+    sources: list[Any]
+    rows: list[dict[str, Any]]
+    paths: list[Path | None]
+    clocks: list[int]
+
+
+class _Waiting(NamedTuple):
+    """A column's awaitable values, object by object and field by field (the order
+    graphql-core starts them in): ``(row index, field, awaitable)``."""
+
+    column: _Column
+    entries: list[tuple[int, FieldStep, Awaitable[Any]]]
+
+
+_ATTRIBUTE = attrgetter
+"""The class of plain attribute reads: their values are never awaited."""
+
+
+class _Run:
+    """One execution of a plan."""
+
+    def __init__(self, executor: PlanExecutor, root: ObjectStep) -> None:
+        self.executor = executor
+        self.root = root
+        self.context = executor.context_value
+        self.is_awaitable = executor.is_awaitable
+        self.errors: list[tuple[int, Path, GraphQLError]] = []
+        self.clock = 0
+        """Awaited values so far, counted as they settle."""
+
+    async def execute(self) -> dict[str, Any]:
+        data = dict.fromkeys(self.root.keys)
+        waiting: list[_Waiting] = []
+        self.start(_Column(self.root, [self.executor.root_value], [data], [None], [0]), waiting)
+        await self.settle_all(waiting)
+        return data
+
+    async def settle_all(self, waiting: Sequence[_Waiting | Awaitable[None]]) -> None:
+        """All of them, concurrently; a fallback once every one has settled."""
+        awaitables = [self.settle(each) if isinstance(each, _Waiting) else each for each in waiting]
+        if len(awaitables) == 1:
+            await awaitables[0]
+            return
+        outcomes = await asyncio.gather(*awaitables, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    # --- a column's fields, all objects at once
+
+    def start(self, column: _Column, waiting: list[_Waiting]) -> None:
+        """Every field of the column got; values at hand completed (their objects' columns
+        started in turn), awaitables left in ``waiting``. When the plan gives up, the
+        coroutines it made and will not await are closed."""
+        pending: list[tuple[int, int, FieldStep, Awaitable[Any]]] = []
+        try:
+            self.start_fields(column, pending, waiting)
+        except BaseException:
+            _close(value for _, _, _, value in pending)
+            _close(value for each in waiting for _, _, value in each.entries)
+            raise
+        if pending:
+            pending.sort(key=_row_then_field)
+            entries = [(index, step, value) for index, _, step, value in pending]
+            waiting.append(_Waiting(column, entries))
+
+    def start_fields(
+        self,
+        column: _Column,
+        pending: list[tuple[int, int, FieldStep, Awaitable[Any]]],
+        waiting: list[_Waiting],
+    ) -> None:
+        for position, step in enumerate(column.step.fields):
+            kind = step.kind
+            if kind == TYPENAME:
+                name = column.step.type.name
+                for row in column.rows:
+                    row[step.key] = name
+                continue
+            if kind == READ:
+                values = self.read(step, column.sources)
+            elif kind == BATCH:
+                values = self.batch(step, column.sources)
+            else:
+                assert kind == RESOLVE
+                values = self.resolve(step, column)
+            self.complete_all(step, position, column, values, pending, waiting)
+
+    def read(self, step: FieldStep, sources: list[Any]) -> list[Any]:
+        read = step.read
+        assert read is not None
+        try:
+            return [read(source) for source in sources]
+        except Exception:
+            values: list[Any] = []
+            for source in sources:
+                try:
+                    values.append(read(source))
+                except Exception as error:
+                    values.append(error)
+            return values
+
+    def batch(self, step: FieldStep, sources: list[Any]) -> list[Any]:
+        assert step.batch is not None
+        try:
+            values = list(step.batch(sources, self.context))
+        except Exception as error:
+            return [error] * len(sources)
+        if len(values) != len(sources):
+            raise _Fallback
+        return values
+
+    def resolve(self, step: FieldStep, column: _Column) -> list[Any]:
+        """The field's own resolver for each object, with resolve info and arguments."""
+        executor = self.executor
+        field = step.field
+        assert field is not None
+        resolve = field.resolve
+        if resolve is None:
+            raise _Fallback
+        try:
+            arguments = get_argument_values(field, step.nodes[0], executor.variable_values)
+        except Exception as error:
+            raise _Fallback from error
+        parent_type = column.step.type
+        parent_name = parent_type.name
+        shared = (
+            executor.schema,
+            executor.fragment_definitions,
+            executor.root_value,
+            executor.operation,
+            executor.variable_values.coerced,
+            self.context,
+            executor.is_awaitable,
+            executor.abort_signal,
+            executor.async_helpers,
+            executor.operation_extensions,
+        )
+        values: list[Any] = []
+        for source, path in zip(column.sources, column.paths, strict=True):
+            info = PlanResolveInfo(
+                step.name,
+                step.nodes,
+                field.type,
+                parent_type,
+                Path(path, step.key, parent_name),
+                *shared,
+            )
+            try:
+                values.append(resolve(source, info, **arguments))
+            except Exception as error:
+                values.append(error)
+        return values
+
+    def complete_all(
+        self,
+        step: FieldStep,
+        position: int,
+        column: _Column,
+        values: Sequence[Any],
+        pending: list[tuple[int, int, FieldStep, Awaitable[Any]]],
+        waiting: list[_Waiting],
+    ) -> None:
+        child = _child_column(step)
+        attribute = step.kind == READ and step.read.__class__ is _ATTRIBUTE
+        is_awaitable = self.is_awaitable
+        clocks = column.clocks
+        for index, value in enumerate(values):
+            if not attribute and value is not None and is_awaitable(value):
+                pending.append((index, position, step, value))
+                continue
+            self.complete(step, column, index, value, clocks[index], child)
+        if child is not None and child.sources:
+            self.start(child, waiting)
+
+    async def settle(self, waiting: _Waiting) -> None:
+        """A column's awaitables, each awaited in a task of its own, in the order
+        graphql-core starts them."""
+        column = waiting.column
+        await self.settle_all(
+            [self.settle_one(column, index, step, value) for index, step, value in waiting.entries]
+        )
+
+    async def settle_one(
+        self, column: _Column, index: int, step: FieldStep, awaitable: Awaitable[Any]
+    ) -> None:
+        """One value awaited and completed as soon as it settles, its sub-selection started
+        at once (graphql-core's ``await_completed``): loads it makes join the batches of
+        the values settling with it."""
+        try:
+            value = await awaitable
+        except Exception as error:
+            value = error
+        self.clock += 1
+        child = _child_column(step)
+        self.complete(step, column, index, value, self.clock, child)
+        if child is not None and child.sources:
+            then: list[_Waiting] = []
+            self.start(child, then)
+            if then:
+                await self.settle_all(then)
+
+    # --- one value
+
+    def complete(
+        self,
+        step: FieldStep,
+        column: _Column,
+        index: int,
+        value: Any,
+        clock: int,
+        child: _Column | None,
+    ) -> None:
+        """``value`` completed into the row; an object's dict joins ``child``."""
+        if value is None:
+            if step.non_null:
+                raise _Fallback
+            return
+        if isinstance(value, Exception):
+            self.field_error(step, column, index, value, clock)
+            return
+        row = column.rows[index]
+        shape = step.shape
+        if shape == LEAF:
+            row[step.key] = self.leaf(step, value)
+            return
+        if shape == OBJECT:
+            assert child is not None
+            _check(child.step.type, value)
+            answer = dict.fromkeys(child.step.keys)
+            row[step.key] = answer
+            child.sources.append(value)
+            child.rows.append(answer)
+            child.paths.append(Path(column.paths[index], step.key, column.step.type.name))
+            child.clocks.append(clock)
+            return
+        items = _items(value)
+        if shape == LEAF_LIST:
+            row[step.key] = [self.leaf_item(step, item) for item in items]
+            return
+        assert child is not None
+        object_type = child.step.type
+        keys = child.step.keys
+        path = Path(column.paths[index], step.key, column.step.type.name)
+        answers: list[Any] = [None] * len(items)
+        for position, item in enumerate(items):
+            if item is None:
+                if step.item_non_null:
+                    raise _Fallback
+                continue
+            _check(object_type, item)
+            answer = dict.fromkeys(keys)
+            answers[position] = answer
+            child.sources.append(item)
+            child.rows.append(answer)
+            child.paths.append(Path(path, position, None))
+            child.clocks.append(clock)
+        row[step.key] = answers
+
+    @staticmethod
+    def leaf(step: FieldStep, value: Any) -> Any:
+        assert step.coerce is not None
+        try:
+            coerced = step.coerce(value)
+        except Exception as error:
+            raise _Fallback from error
+        if coerced is None or coerced is Undefined:
+            raise _Fallback
+        return coerced
+
+    def leaf_item(self, step: FieldStep, item: Any) -> Any:
+        if item is None:
+            if step.item_non_null:
+                raise _Fallback
+            return None
+        if isinstance(item, Exception):
+            raise _Fallback
+        return self.leaf(step, item)
+
+    def field_error(
+        self, step: FieldStep, column: _Column, index: int, error: Exception, clock: int
+    ) -> None:
+        """A nullable field's error, reported as graphql-core reports it; a non-null
+        field's is left to graphql-core."""
+        if step.non_null:
+            raise _Fallback from error
+        path = Path(column.paths[index], step.key, column.step.type.name)
+        self.errors.append((clock, path, located_error(error, step.nodes, path.as_list())))
+
+    def errors_in_order(self) -> list[GraphQLError]:
+        """Errors as graphql-core lists them: in the order the values they came from
+        settled, and those of one value (its own and its sub-selection's, completed at once)
+        in document order."""
+        if len(self.errors) <= 1:
+            return [error for _, _, error in self.errors]
+        keyed = sorted(self.errors, key=lambda found: (found[0], self.order(found[1])))
+        return [error for _, _, error in keyed]
+
+    def order(self, path: Path) -> tuple[int, ...]:
+        """Where ``path`` comes in document order: each key's position among its object's."""
+        order: list[int] = []
+        step: ObjectStep | None = self.root
+        for key in path.as_list():
+            if isinstance(key, int):
+                order.append(key)
+                continue
+            assert step is not None
+            position = step.keys.index(key)
+            order.append(position)
+            step = step.fields[position].child
+        return tuple(order)
+
+
+def _close(awaitables: Iterable[Awaitable[Any]]) -> None:
+    """Coroutines that will not be awaited, closed (no warning that they never were)."""
+    for awaitable in awaitables:
+        if isinstance(awaitable, Coroutine):
+            awaitable.close()
+
+
+def _child_column(step: FieldStep) -> _Column | None:
+    if step.child is None:
+        return None
+    return _Column(step.child, [], [], [], [])
+
+
+def _row_then_field(entry: tuple[int, int, FieldStep, Any]) -> tuple[int, int]:
+    return entry[0], entry[1]
+
+
+def _check(object_type: GraphQLObjectType, value: Any) -> None:
+    """graphql-core's ``is_type_of`` check of an object, left to graphql-core when it fails.
+    (strawberry's checks, made for types with interfaces, read nothing of the info.)"""
+    check = object_type.is_type_of
+    if check is not None and check(value, None) is not True:  # type: ignore[arg-type]
+        raise _Fallback
+
+
+def _items(value: Any) -> Sequence[Any]:
+    if isinstance(value, list | tuple):
+        return value
+    if isinstance(value, str | bytes | dict):
+        raise _Fallback
+    try:
+        return list(value)
+    except TypeError as error:
+        raise _Fallback from error
