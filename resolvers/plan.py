@@ -28,8 +28,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphql import (
     BooleanValueNode,
@@ -54,7 +55,13 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 from resolvers.batched import BatchResolver, batch_resolver
-from resolvers.coercion import OutputCoercion, output_coercion
+from resolvers.coercion import (
+    OutputCoercion,
+    enum_names,
+    is_iso_datetime,
+    output_coercion,
+    passes_as_is,
+)
 
 READS = "reads"
 """The metadata key of a field's declared record reads (:func:`reads`)."""
@@ -113,6 +120,28 @@ class FieldStep:
     child: ObjectStep | None = None
     declared_reads: frozenset[str] | None = None
     """What the field declares it reads of its object's record (None: not declared)."""
+    short: Short | None = None
+    """A leaf's values that need no coercion call (:class:`Short`)."""
+    attribute: bool = False
+    """Whether ``read`` reads a plain attribute: its values are never awaited."""
+
+
+class Short(NamedTuple):
+    """What a leaf column writes without calling the type's coercion (resolvers/coercion.py
+    gives the same answers): values of class ``same`` as they are (``str`` for String and
+    ID), members of the enum class ``members`` by ``names`` of their values, a UTC
+    ``datetime`` (class ``times``) as its ISO text."""
+
+    same: type | None
+    members: type | None
+    names: Mapping[Any, str]
+    times: type | None
+
+
+def _short(leaf: Any) -> Short:
+    enum = enum_names(leaf)
+    members, names = enum if enum is not None else (None, {})
+    return Short(passes_as_is(leaf), members, names, datetime if is_iso_datetime(leaf) else None)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -345,8 +374,10 @@ class _Compiler:
         kind, read, batch = _how_got(parent_type, name, field, definition)
         child = None
         coerce = None
+        short = None
         if shape in (LEAF, LEAF_LIST) and named is not None:
             coerce = output_coercion(named)  # type: ignore[arg-type]
+            short = _short(named)
         elif shape in (OBJECT, OBJECT_LIST) and named is not None:
             child = self.object_step(named, nodes)  # type: ignore[arg-type]
         else:
@@ -365,6 +396,8 @@ class _Compiler:
             coerce,
             child,
             declared,
+            short,
+            isinstance(read, attrgetter),
         )
 
 

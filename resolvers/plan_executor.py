@@ -23,9 +23,10 @@ resolvers reported are taken back first, so they are not reported twice.
 from __future__ import annotations
 
 import asyncio
+from asyncio import Future
 from collections import Counter
-from collections.abc import Awaitable, Coroutine, Iterable, Sequence
-from operator import attrgetter
+from collections.abc import Awaitable, Coroutine, Generator, Iterable, Sequence
+from datetime import UTC
 from typing import Any, NamedTuple
 
 from graphql import (
@@ -42,6 +43,7 @@ from graphql import (
 )
 from graphql.execution import get_argument_values
 from graphql.pyutils import AwaitableOrValue, Path
+from orjson import dumps
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from resolvers.context import Context
@@ -50,6 +52,7 @@ from resolvers.plan import (
     LEAF,
     LEAF_LIST,
     OBJECT,
+    OBJECT_LIST,
     READ,
     RESOLVE,
     TYPENAME,
@@ -153,10 +156,6 @@ class _Waiting(NamedTuple):
 
     column: _Column
     entries: list[tuple[int, FieldStep, Awaitable[Any]]]
-
-
-_ATTRIBUTE = attrgetter
-"""The class of plain attribute reads: their values are never awaited."""
 
 
 class _Run:
@@ -304,17 +303,133 @@ class _Run:
         pending: list[tuple[int, int, FieldStep, Awaitable[Any]]],
         waiting: list[_Waiting],
     ) -> None:
+        """A field's values for the whole column, in one loop for its shape: the usual
+        values written in place, anything else (null, an error, an awaitable, a value to
+        coerce) through :meth:`complete`."""
+        shape = step.shape
+        if shape == LEAF:
+            self.leaf_column(step, position, column, values, pending)
+            return
         child = _child_column(step)
-        attribute = step.kind == READ and step.read.__class__ is _ATTRIBUTE
-        is_awaitable = self.is_awaitable
-        clocks = column.clocks
-        for index, value in enumerate(values):
-            if not attribute and value is not None and is_awaitable(value):
-                pending.append((index, position, step, value))
-                continue
-            self.complete(step, column, index, value, clocks[index], child)
+        assert child is not None or shape == LEAF_LIST
+        if shape == OBJECT and child is not None:
+            self.object_column(step, position, column, values, pending, child)
+        elif shape == OBJECT_LIST and child is not None:
+            self.list_column(step, position, column, values, pending, child)
+        else:
+            self.other_column(step, position, column, values, pending, child)
         if child is not None and child.sources:
             self.start(child, waiting)
+
+    def leaf_column(
+        self,
+        step: FieldStep,
+        position: int,
+        column: _Column,
+        values: Sequence[Any],
+        pending: list[tuple[int, int, FieldStep, Awaitable[Any]]],
+    ) -> None:
+        assert step.short is not None
+        same, members, names, times = step.short
+        key = step.key
+        rows = column.rows
+        for index, value in enumerate(values):
+            kind = value.__class__
+            if kind is same:
+                rows[index][key] = value
+            elif kind is members:
+                name = names.get(value._value_)
+                if name is None:
+                    self.one(step, position, column, index, value, pending, None)
+                else:
+                    rows[index][key] = name
+            elif kind is times and value.tzinfo is UTC:
+                rows[index][key] = dumps(value)[1:-1].decode()
+            elif value is not None or step.non_null:
+                self.one(step, position, column, index, value, pending, None)
+
+    def object_column(
+        self,
+        step: FieldStep,
+        position: int,
+        column: _Column,
+        values: Sequence[Any],
+        pending: list[tuple[int, int, FieldStep, Awaitable[Any]]],
+        child: _Column,
+    ) -> None:
+        object_type = child.step.type
+        check = object_type.is_type_of
+        keys = child.step.keys
+        key = step.key
+        rows, paths, clocks = column.rows, column.paths, column.clocks
+        parent_name = column.step.type.name
+        sources, answers, child_paths, child_clocks = child[1:]
+        attribute = step.attribute
+        for index, value in enumerate(values):
+            kind = value.__class__
+            if (
+                value is None
+                or (not attribute and not _never_awaited(kind, value))
+                or isinstance(value, Exception)
+                or (check is not None and check(value, None) is not True)  # type: ignore[arg-type]
+            ):
+                self.one(step, position, column, index, value, pending, child)
+                continue
+            answer = dict.fromkeys(keys)
+            rows[index][key] = answer
+            sources.append(value)
+            answers.append(answer)
+            child_paths.append(Path(paths[index], key, parent_name))
+            child_clocks.append(clocks[index])
+
+    def list_column(
+        self,
+        step: FieldStep,
+        position: int,
+        column: _Column,
+        values: Sequence[Any],
+        pending: list[tuple[int, int, FieldStep, Awaitable[Any]]],
+        child: _Column,
+    ) -> None:
+        for index, value in enumerate(values):
+            kind = value.__class__
+            if kind is list or kind is tuple:
+                self.list_items(step, column, index, value, column.clocks[index], child)
+            else:
+                self.one(step, position, column, index, value, pending, child)
+
+    def other_column(
+        self,
+        step: FieldStep,
+        position: int,
+        column: _Column,
+        values: Sequence[Any],
+        pending: list[tuple[int, int, FieldStep, Awaitable[Any]]],
+        child: _Column | None,
+    ) -> None:
+        for index, value in enumerate(values):
+            self.one(step, position, column, index, value, pending, child)
+
+    def one(
+        self,
+        step: FieldStep,
+        position: int,
+        column: _Column,
+        index: int,
+        value: Any,
+        pending: list[tuple[int, int, FieldStep, Awaitable[Any]]],
+        child: _Column | None,
+    ) -> None:
+        """One value the column loops do not write themselves: awaited later, or completed."""
+        if (
+            not step.attribute
+            and value is not None
+            and not _never_awaited(value.__class__, value)
+            and self.is_awaitable(value)
+        ):
+            pending.append((index, position, step, value))
+            return
+        self.complete(step, column, index, value, column.clocks[index], child)
 
     async def settle(self, waiting: _Waiting) -> None:
         """A column's awaitables, each awaited in a task of its own, in the order
@@ -382,23 +497,38 @@ class _Run:
             row[step.key] = [self.leaf_item(step, item) for item in items]
             return
         assert child is not None
+        self.list_items(step, column, index, items, clock, child)
+
+    def list_items(
+        self,
+        step: FieldStep,
+        column: _Column,
+        index: int,
+        items: Sequence[Any],
+        clock: int,
+        child: _Column,
+    ) -> None:
+        """A list of objects: each item's dict joins ``child``."""
         object_type = child.step.type
+        check = object_type.is_type_of
         keys = child.step.keys
         path = Path(column.paths[index], step.key, column.step.type.name)
         answers: list[Any] = [None] * len(items)
+        sources, rows, paths, clocks = child[1:]
         for position, item in enumerate(items):
             if item is None:
                 if step.item_non_null:
                     raise _Fallback
                 continue
-            _check(object_type, item)
+            if check is not None and check(item, None) is not True:  # type: ignore[arg-type]
+                raise _Fallback
             answer = dict.fromkeys(keys)
             answers[position] = answer
-            child.sources.append(item)
-            child.rows.append(answer)
-            child.paths.append(Path(path, position, None))
-            child.clocks.append(clock)
-        row[step.key] = answers
+            sources.append(item)
+            rows.append(answer)
+            paths.append(Path(path, position, None))
+            clocks.append(clock)
+        column.rows[index][step.key] = answers
 
     @staticmethod
     def leaf(step: FieldStep, value: Any) -> Any:
@@ -452,6 +582,20 @@ class _Run:
             order.append(position)
             step = step.fields[position].child
         return tuple(order)
+
+
+_NOT_AWAITABLE: dict[type, bool] = {}
+"""Per class, whether its instances are never awaitable (no ``__await__``, not a
+coroutine or generator): the column loops skip strawberry's check for them."""
+
+
+def _never_awaited(kind: type, value: Any) -> bool:
+    found = _NOT_AWAITABLE.get(kind)
+    if found is None:
+        found = _NOT_AWAITABLE[kind] = not (
+            hasattr(kind, "__await__") or isinstance(value, Coroutine | Generator | Future)
+        )
+    return found
 
 
 def _close(awaitables: Iterable[Awaitable[Any]]) -> None:
