@@ -153,6 +153,10 @@ class ObjectStep:
     fields: tuple[FieldStep, ...]
     covered: bool
     """Whether every step below is one a plan runs."""
+    shareable: bool = False
+    """Whether the sub-selection asks only plain attributes of leaf type (and
+    ``__typename``): the answer for one object is the same dict wherever the object recurs
+    in a column (a page's hundred cases share a few categories and agencies)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -291,7 +295,11 @@ class _Compiler:
         covered = all(
             step.kind != UNCOVERED and (step.child is None or step.child.covered) for step in steps
         )
-        return ObjectStep(object_type, tuple(grouped), steps, covered)
+        shareable = all(
+            step.kind == TYPENAME or (step.kind == READ and step.attribute and step.shape == LEAF)
+            for step in steps
+        )
+        return ObjectStep(object_type, tuple(grouped), steps, covered, shareable)
 
     def collect(
         self,

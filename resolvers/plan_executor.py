@@ -25,8 +25,9 @@ from __future__ import annotations
 import asyncio
 from asyncio import Future
 from collections import Counter
-from collections.abc import Awaitable, Coroutine, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from datetime import UTC
+from functools import partial
 from typing import Any, NamedTuple
 
 from graphql import (
@@ -365,6 +366,7 @@ class _Run:
         parent_name = column.step.type.name
         sources, answers, child_paths, child_clocks = child[1:]
         attribute = step.attribute
+        shared: dict[int, dict[str, Any]] | None = {} if child.step.shareable else None
         for index, value in enumerate(values):
             kind = value.__class__
             if (
@@ -375,11 +377,18 @@ class _Run:
             ):
                 self.one(step, position, column, index, value, pending, child)
                 continue
-            answer = dict.fromkeys(keys)
+            if shared is not None:
+                answer = shared.get(id(value))  # (``values`` holds the object meanwhile)
+                if answer is not None:
+                    rows[index][key] = answer
+                    continue
+                answer = shared[id(value)] = dict.fromkeys(keys)
+            else:
+                answer = dict.fromkeys(keys)
             rows[index][key] = answer
             sources.append(value)
             answers.append(answer)
-            child_paths.append(Path(paths[index], key, parent_name))
+            child_paths.append(_path((paths[index], key, parent_name)))
             child_clocks.append(clocks[index])
 
     def list_column(
@@ -526,7 +535,7 @@ class _Run:
             answers[position] = answer
             sources.append(item)
             rows.append(answer)
-            paths.append(Path(path, position, None))
+            paths.append(_path((path, position, None)))
             clocks.append(clock)
         column.rows[index][step.key] = answers
 
@@ -555,8 +564,8 @@ class _Run:
     ) -> None:
         """A nullable field's error, reported as graphql-core reports it; a non-null
         field's is left to graphql-core."""
-        if step.non_null:
-            raise _Fallback from error
+        if step.non_null or column.step.shareable:
+            raise _Fallback from error  # (a shared answer's error belongs at each place)
         path = Path(column.paths[index], step.key, column.step.type.name)
         self.errors.append((clock, path, located_error(error, step.nodes, path.as_list())))
 
@@ -583,6 +592,10 @@ class _Run:
             step = step.fields[position].child
         return tuple(order)
 
+
+_path: Callable[[tuple[Any, ...]], Path] = partial(tuple.__new__, Path)
+"""A ``Path`` from a (prev, key, typename) tuple without the Python-level ``__new__`` a
+NamedTuple generates: a page makes one per object (hundreds)."""
 
 _NOT_AWAITABLE: dict[type, bool] = {}
 """Per class, whether its instances are never awaitable (no ``__await__``, not a
