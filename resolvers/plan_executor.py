@@ -371,7 +371,7 @@ class _Run:
             kind = value.__class__
             if (
                 value is None
-                or (not attribute and not _never_awaited(kind, value))
+                or (not attribute and not (_NOT_AWAITABLE.get(kind) or _never_awaited(kind, value)))
                 or isinstance(value, Exception)
                 or (check is not None and check(value, None) is not True)  # type: ignore[arg-type]
             ):
@@ -400,12 +400,36 @@ class _Run:
         pending: list[tuple[int, int, FieldStep, Awaitable[Any]]],
         child: _Column,
     ) -> None:
+        """Lists of objects, one per row: all their items join one column (a page's
+        hundred timelines, one column of entries)."""
+        check = child.step.type.is_type_of
+        keys = child.step.keys
+        key, item_non_null = step.key, step.item_non_null
+        parent_name = column.step.type.name
+        rows, paths, clocks = column.rows, column.paths, column.clocks
+        sources, answers, child_paths, child_clocks = child[1:]
         for index, value in enumerate(values):
             kind = value.__class__
-            if kind is list or kind is tuple:
-                self.list_items(step, column, index, value, column.clocks[index], child)
-            else:
+            if kind is not list and kind is not tuple:
                 self.one(step, position, column, index, value, pending, child)
+                continue
+            path = _path((paths[index], key, parent_name))
+            clock = clocks[index]
+            items: list[Any] = [None] * len(value)
+            for place, item in enumerate(value):
+                if item is None:
+                    if item_non_null:
+                        raise _Fallback
+                    continue
+                if check is not None and check(item, None) is not True:  # type: ignore[arg-type]
+                    raise _Fallback
+                answer = dict.fromkeys(keys)
+                items[place] = answer
+                sources.append(item)
+                answers.append(answer)
+                child_paths.append(_path((path, place, None)))
+                child_clocks.append(clock)
+            rows[index][key] = items
 
     def other_column(
         self,
