@@ -141,14 +141,14 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
 
 class _Column(NamedTuple):
     """Objects of one type answered together: ``rows[i]`` answers ``sources[i]``, at
-    ``paths[i]``; ``clocks[i]`` is when the value it came from was awaited (0: before
+    ``paths[i]``; ``clock`` is when the value they came from was awaited (0: before
     anything was), which orders its errors."""
 
     step: ObjectStep
     sources: list[Any]
     rows: list[dict[str, Any]]
     paths: list[Path | None]
-    clocks: list[int]
+    clock: int
 
 
 class _Waiting(NamedTuple):
@@ -174,7 +174,7 @@ class _Run:
     async def execute(self) -> dict[str, Any]:
         data = dict.fromkeys(self.root.keys)
         waiting: list[_Waiting] = []
-        self.start(_Column(self.root, [self.executor.root_value], [data], [None], [0]), waiting)
+        self.start(_Column(self.root, [self.executor.root_value], [data], [None], 0), waiting)
         await self.settle_all(waiting)
         return data
 
@@ -311,7 +311,7 @@ class _Run:
         if shape == LEAF:
             self.leaf_column(step, position, column, values, pending)
             return
-        child = _child_column(step)
+        child = _child_column(step, column.clock)
         assert child is not None or shape == LEAF_LIST
         if shape == OBJECT and child is not None:
             self.object_column(step, position, column, values, pending, child)
@@ -362,9 +362,9 @@ class _Run:
         check = object_type.is_type_of
         keys = child.step.keys
         key = step.key
-        rows, paths, clocks = column.rows, column.paths, column.clocks
+        rows, paths = column.rows, column.paths
         parent_name = column.step.type.name
-        sources, answers, child_paths, child_clocks = child[1:]
+        sources, answers, child_paths = child[1:4]
         attribute = step.attribute
         shared: dict[int, dict[str, Any]] | None = {} if child.step.shareable else None
         for index, value in enumerate(values):
@@ -389,7 +389,6 @@ class _Run:
             sources.append(value)
             answers.append(answer)
             child_paths.append(_path((paths[index], key, parent_name)))
-            child_clocks.append(clocks[index])
 
     def list_column(
         self,
@@ -406,15 +405,14 @@ class _Run:
         keys = child.step.keys
         key, item_non_null = step.key, step.item_non_null
         parent_name = column.step.type.name
-        rows, paths, clocks = column.rows, column.paths, column.clocks
-        sources, answers, child_paths, child_clocks = child[1:]
+        rows, paths = column.rows, column.paths
+        sources, answers, child_paths = child[1:4]
         for index, value in enumerate(values):
             kind = value.__class__
             if kind is not list and kind is not tuple:
                 self.one(step, position, column, index, value, pending, child)
                 continue
             path = _path((paths[index], key, parent_name))
-            clock = clocks[index]
             items: list[Any] = [None] * len(value)
             for place, item in enumerate(value):
                 if item is None:
@@ -428,7 +426,6 @@ class _Run:
                 sources.append(item)
                 answers.append(answer)
                 child_paths.append(_path((path, place, None)))
-                child_clocks.append(clock)
             rows[index][key] = items
 
     def other_column(
@@ -462,7 +459,7 @@ class _Run:
         ):
             pending.append((index, position, step, value))
             return
-        self.complete(step, column, index, value, column.clocks[index], child)
+        self.complete(step, column, index, value, column.clock, child)
 
     async def settle(self, waiting: _Waiting) -> None:
         """A column's awaitables, each awaited in a task of its own, in the order
@@ -483,7 +480,7 @@ class _Run:
         except Exception as error:
             value = error
         self.clock += 1
-        child = _child_column(step)
+        child = _child_column(step, self.clock)
         self.complete(step, column, index, value, self.clock, child)
         if child is not None and child.sources:
             then: list[_Waiting] = []
@@ -523,14 +520,13 @@ class _Run:
             child.sources.append(value)
             child.rows.append(answer)
             child.paths.append(Path(column.paths[index], step.key, column.step.type.name))
-            child.clocks.append(clock)
             return
         items = _items(value)
         if shape == LEAF_LIST:
             row[step.key] = [self.leaf_item(step, item) for item in items]
             return
         assert child is not None
-        self.list_items(step, column, index, items, clock, child)
+        self.list_items(step, column, index, items, child)
 
     def list_items(
         self,
@@ -538,7 +534,6 @@ class _Run:
         column: _Column,
         index: int,
         items: Sequence[Any],
-        clock: int,
         child: _Column,
     ) -> None:
         """A list of objects: each item's dict joins ``child``."""
@@ -547,7 +542,7 @@ class _Run:
         keys = child.step.keys
         path = Path(column.paths[index], step.key, column.step.type.name)
         answers: list[Any] = [None] * len(items)
-        sources, rows, paths, clocks = child[1:]
+        sources, rows, paths = child[1:4]
         for position, item in enumerate(items):
             if item is None:
                 if step.item_non_null:
@@ -560,7 +555,6 @@ class _Run:
             sources.append(item)
             rows.append(answer)
             paths.append(_path((path, position, None)))
-            clocks.append(clock)
         column.rows[index][step.key] = answers
 
     @staticmethod
@@ -642,10 +636,10 @@ def _close(awaitables: Iterable[Awaitable[Any]]) -> None:
             awaitable.close()
 
 
-def _child_column(step: FieldStep) -> _Column | None:
+def _child_column(step: FieldStep, clock: int) -> _Column | None:
     if step.child is None:
         return None
-    return _Column(step.child, [], [], [], [])
+    return _Column(step.child, [], [], [], clock)
 
 
 def _row_then_field(entry: tuple[int, int, FieldStep, Any]) -> tuple[int, int]:
