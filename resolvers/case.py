@@ -43,7 +43,7 @@ class Location:
 
 def _entry_status(self: TimelineEntry) -> CaseStatus | None:
     status = self.status
-    if status.__class__ is Unmapped:  # _mapped, inline: a page has a hundred entries
+    if status.__class__ is Unmapped:  # _mapped, inline: asked of every entry of a page
         raise UnmappedValueError(status)
     return status  # type: ignore[return-value]
 
@@ -95,8 +95,8 @@ def _ids(cases: Sequence[Case], _context: object) -> list[str]:
     """Case.id for a list of cases at once (resolvers/batched.py): relay's own resolver asks
     the type for its name and id through resolve info, per case. The answer is the global id
     as the response gives it (``str(GlobalID("Case", key))``, base64 of ``Case:<key>``),
-    encoded here: a ``GlobalID`` object per case, then the ``ID`` scalar's coercion calling
-    its ``__str__``, cost five times as much (bench/README.md). (``b2a_base64`` is what
+    encoded here rather than as a ``GlobalID`` object per case that the ``ID`` scalar's
+    coercion then turns into text (bench/README.md). (``b2a_base64`` is what
     ``base64.b64encode`` calls, without its Python frame.)"""
     return [b2a_base64(f"Case:{case.key}".encode(), newline=False).decode() for case in cases]
 
@@ -152,8 +152,7 @@ class Case(relay.Node):
     @classmethod
     def of(cls, record: CaseRecord, directory: Directory) -> Case:
         """The case of ``record``: what its generated ``__init__`` would set, set at once as
-        the instance's dict (a page makes a hundred; a third of the ``__init__`` call's cost,
-        and the tests compare the two)."""
+        the instance's dict (a page makes one per case; the tests compare the two)."""
         case = _new_object(cls)
         case.__dict__ = {
             "key": f"{record.source}:{record.local_id}",  # global_key(), without the call
@@ -176,7 +175,7 @@ class Case(relay.Node):
     )
     def status(self) -> CaseStatus | None:
         status = self.record.status
-        if status.__class__ is Unmapped:  # _mapped, inline: a page has a hundred cases
+        if status.__class__ is Unmapped:  # _mapped, inline: asked of every case of a page
             raise UnmappedValueError(status)
         return status  # type: ignore[return-value]
 

@@ -233,7 +233,7 @@ class _Run:
         read = step.read
         assert read is not None
         try:
-            return [read(source) for source in sources]
+            return list(map(read, sources))
         except Exception:
             values: list[Any] = []
             for source in sources:
@@ -334,20 +334,16 @@ class _Run:
         same, members, names, times = step.short
         key = step.key
         rows = column.rows
-        for index, value in enumerate(values):
+        for row, value in zip(rows, values, strict=True):
             kind = value.__class__
             if kind is same:
-                rows[index][key] = value
-            elif kind is members:
-                name = names.get(value._value_)
-                if name is None:
-                    self.one(step, position, column, index, value, pending, None)
-                else:
-                    rows[index][key] = name
+                row[key] = value
+            elif kind is members and (name := names.get(value._value_)) is not None:
+                row[key] = name
             elif kind is times and value.tzinfo is UTC:
-                rows[index][key] = dumps(value)[1:-1].decode()
+                row[key] = dumps(value)[1:-1].decode()
             elif value is not None or step.non_null:
-                self.one(step, position, column, index, value, pending, None)
+                self.one(step, position, column, _index_of(rows, row), value, pending, None)
 
     def object_column(
         self,
@@ -627,6 +623,14 @@ def _never_awaited(kind: type, value: Any) -> bool:
             hasattr(kind, "__await__") or isinstance(value, Coroutine | Generator | Future)
         )
     return found
+
+
+def _index_of(rows: list[dict[str, Any]], row: dict[str, Any]) -> int:
+    """Where ``row`` stands in its column (for the rare value a loop hands on by index)."""
+    for index, found in enumerate(rows):
+        if found is row:
+            return index
+    raise ValueError(row)  # pragma: no cover - every row is its column's
 
 
 def _close(awaitables: Iterable[Awaitable[Any]]) -> None:
