@@ -23,6 +23,7 @@ resolvers reported are taken back first, so they are not reported twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 from asyncio import Future
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
@@ -61,6 +62,8 @@ from resolvers.plan import (
     ObjectStep,
     plan_for,
 )
+
+log = logging.getLogger("complaint_graph.plan")
 
 OUTCOMES: Counter[str] = Counter()
 """How operations were executed, for tests and metrics: ``planned`` (by the plan),
@@ -126,7 +129,9 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
         run = _Run(self, root)
         try:
             data = await run.execute()
-        except _Fallback:
+        except Exception as error:
+            if not isinstance(error, _Fallback):  # a plan's bug: answer right, and say so
+                log.warning("plan failed, graphql-core executes the operation", exc_info=True)
             OUTCOMES["fallback"] += 1
             if isinstance(context, Context) and marks is not None:
                 del context.partial_errors[marks[0] :]

@@ -389,3 +389,23 @@ async def test_only_resolvers_that_ask_for_it_get_resolve_info(
     }
     # plain attributes and resolvers needing only `self` get none; `info` and async ones do
     assert built == ["Item.where", "Item.later"]
+
+
+async def test_a_plan_that_breaks_leaves_the_operation_to_graphql_core(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever goes wrong in a plan (here: a reader that raises a bug's TypeError outside
+    any resolver) costs speed, never the answer."""
+
+    def broken(*_: Any) -> list[Any]:
+        raise TypeError("a bug in the plan")
+
+    monkeypatch.setattr(plan_executor._Run, "read", broken)
+    before = dict(OUTCOMES)
+    document = "{ first { name count } items { name } }"
+    got = await planned.execute(document)
+    expected = await reference.execute(document)
+    assert got.data == expected.data
+    assert [e.formatted for e in got.errors or []] == [e.formatted for e in expected.errors or []]
+    assert OUTCOMES["fallback"] == before.get("fallback", 0) + 1
+    assert "plan failed" in caplog.text
