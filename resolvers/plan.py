@@ -9,11 +9,13 @@ resolver that needs nothing but its object, a :mod:`batched <resolvers.batched>`
 a whole list, or the field's own resolver with arguments and resolve info) and completed (a
 leaf's coercion, an object's sub-plan, a list of either).
 
-What a plan does not cover is marked, and an operation with any such field is executed by
-graphql-core's public ``execute_operation`` (:mod:`resolvers.plan_executor`): an abstract type
-(``node``), introspection, a field whose resolver has effects that must happen exactly once
-(``metadata={"plan": "never"}``, such as the complainant's audited reveal), another directive
-than ``@include``/``@skip`` (``@defer``, ``@stream``), lists of lists.
+An interface or union (``node``) has a step for each object type it may be, chosen at run time
+by the type's own ``resolve_type``. What a plan does not cover is marked, and an operation with
+any such field is executed by graphql-core's public ``execute_operation``
+(:mod:`resolvers.plan_executor`): introspection, a field whose resolver has effects that must
+happen exactly once (``metadata={"plan": "never"}``, such as the complainant's audited
+reveal), another directive than ``@include``/``@skip`` (``@defer``, ``@stream``), lists of
+lists.
 
 The plan also says which record fields a ``cases`` page must read: the union of the ``reads``
 each selected ``Case`` field declares (``strawberry.field(metadata=reads(...))``), with the
@@ -37,6 +39,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLAbstractType,
     GraphQLField,
     GraphQLList,
     GraphQLNonNull,
@@ -48,6 +51,7 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     VariableNode,
+    is_abstract_type,
     is_leaf_type,
     is_object_type,
 )
@@ -100,6 +104,9 @@ LEAF = 0
 OBJECT = 1
 LEAF_LIST = 2
 OBJECT_LIST = 3
+ABSTRACT = 4
+"""An interface or union: the object's type resolved at run time, then its type's step."""
+ABSTRACT_LIST = 5
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -124,6 +131,10 @@ class FieldStep:
     """A leaf's values that need no coercion call (:class:`Short`)."""
     attribute: bool = False
     """Whether ``read`` reads a plain attribute: its values are never awaited."""
+    abstract: GraphQLAbstractType | None = None
+    """For an interface or union: the type whose ``resolve_type`` names an object's type."""
+    possible: Mapping[str, ObjectStep] | None = None
+    """For an interface or union: the step of each object type it may be, by name."""
 
 
 class Short(NamedTuple):
@@ -383,13 +394,23 @@ class _Compiler:
         child = None
         coerce = None
         short = None
+        abstract: Any = None
+        possible: dict[str, ObjectStep] | None = None
         if shape in (LEAF, LEAF_LIST) and named is not None:
             coerce = output_coercion(named)  # type: ignore[arg-type]
             short = _short(named)
         elif shape in (OBJECT, OBJECT_LIST) and named is not None:
             child = self.object_step(named, nodes)  # type: ignore[arg-type]
+        elif shape in (ABSTRACT, ABSTRACT_LIST) and is_abstract_type(named):
+            abstract = named
+            possible = {
+                each.name: self.object_step(each, nodes)
+                for each in self.schema.get_possible_types(named)
+            }
+            if not all(each.covered for each in possible.values()):
+                kind = UNCOVERED
         else:
-            kind = UNCOVERED  # abstract types, lists of lists
+            kind = UNCOVERED  # lists of lists
         return FieldStep(
             key,
             name,
@@ -406,6 +427,8 @@ class _Compiler:
             declared,
             short,
             isinstance(read, attrgetter),
+            abstract,
+            possible,
         )
 
 
@@ -421,7 +444,7 @@ def _shape(
     field_type: GraphQLOutputType,
 ) -> tuple[bool, int, bool, GraphQLOutputType | None]:
     """(non-null, shape, list items non-null, named type) of a field's type; the named type
-    is None for what no plan completes (abstract types, lists of lists)."""
+    is None for what no plan completes (lists of lists)."""
     non_null = isinstance(field_type, GraphQLNonNull)
     inner = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
     if isinstance(inner, GraphQLList):
@@ -432,12 +455,14 @@ def _shape(
             return non_null, LEAF_LIST, item_non_null, named
         if is_object_type(named):
             return non_null, OBJECT_LIST, item_non_null, named
+        if is_abstract_type(named):
+            return non_null, ABSTRACT_LIST, item_non_null, named
         return non_null, OBJECT_LIST, item_non_null, None
     if is_leaf_type(inner):
         return non_null, LEAF, False, inner
     if is_object_type(inner):
         return non_null, OBJECT, False, inner
-    return non_null, OBJECT, False, None
+    return non_null, ABSTRACT, False, inner
 
 
 def _how_got(

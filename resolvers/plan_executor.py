@@ -50,6 +50,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from resolvers.context import Context
 from resolvers.plan import (
+    ABSTRACT,
+    ABSTRACT_LIST,
     BATCH,
     LEAF,
     LEAF_LIST,
@@ -317,13 +319,13 @@ class _Run:
             self.leaf_column(step, position, column, values, pending)
             return
         child = _child_column(step, column.clock)
-        assert child is not None or shape == LEAF_LIST
+        assert child is not None or shape in (LEAF_LIST, ABSTRACT, ABSTRACT_LIST)
         if shape == OBJECT and child is not None:
             self.object_column(step, position, column, values, pending, child)
         elif shape == OBJECT_LIST and child is not None:
             self.list_column(step, position, column, values, pending, child)
         else:
-            self.other_column(step, position, column, values, pending, child)
+            self.other_column(step, position, column, values, pending, child, waiting)
         if child is not None and child.sources:
             self.start(child, waiting)
 
@@ -437,9 +439,10 @@ class _Run:
         values: Sequence[Any],
         pending: list[tuple[int, int, FieldStep, Awaitable[Any]]],
         child: _Column | None,
+        waiting: list[_Waiting],
     ) -> None:
         for index, value in enumerate(values):
-            self.one(step, position, column, index, value, pending, child)
+            self.one(step, position, column, index, value, pending, child, waiting)
 
     def one(
         self,
@@ -450,6 +453,7 @@ class _Run:
         value: Any,
         pending: list[tuple[int, int, FieldStep, Awaitable[Any]]],
         child: _Column | None,
+        waiting: list[_Waiting] | None = None,
     ) -> None:
         """One value the column loops do not write themselves: awaited later, or completed."""
         if (
@@ -460,7 +464,7 @@ class _Run:
         ):
             pending.append((index, position, step, value))
             return
-        self.complete(step, column, index, value, column.clock, child)
+        self.complete(step, column, index, value, column.clock, child, waiting)
 
     async def settle(self, waiting: _Waiting) -> None:
         """A column's awaitables, each awaited in a task of its own, in the order
@@ -482,12 +486,12 @@ class _Run:
             value = error
         self.clock += 1
         child = _child_column(step, self.clock)
-        self.complete(step, column, index, value, self.clock, child)
+        then: list[_Waiting] = []
+        self.complete(step, column, index, value, self.clock, child, then)
         if child is not None and child.sources:
-            then: list[_Waiting] = []
             self.start(child, then)
-            if then:
-                await self.settle_all(then)
+        if then:
+            await self.settle_all(then)
 
     # --- one value
 
@@ -499,6 +503,7 @@ class _Run:
         value: Any,
         clock: int,
         child: _Column | None,
+        waiting: list[_Waiting] | None = None,
     ) -> None:
         """``value`` completed into the row; an object's dict joins ``child``."""
         if value is None:
@@ -510,6 +515,10 @@ class _Run:
             return
         row = column.rows[index]
         shape = step.shape
+        if shape in (ABSTRACT, ABSTRACT_LIST):
+            assert waiting is not None
+            self.abstract(step, column, index, value, clock, waiting)
+            return
         if shape == LEAF:
             row[step.key] = self.leaf(step, value)
             return
@@ -557,6 +566,80 @@ class _Run:
             rows.append(answer)
             paths.append(_path((path, position, None)))
         column.rows[index][step.key] = answers
+
+    def abstract(
+        self,
+        step: FieldStep,
+        column: _Column,
+        index: int,
+        value: Any,
+        clock: int,
+        waiting: list[_Waiting],
+    ) -> None:
+        """An interface's or union's value (or list of them): each object's type named by the
+        type's ``resolve_type`` (the executor's type resolver when it has none),
+        its answer made by that type's step, in a column of its own."""
+        abstract, possible = step.abstract, step.possible
+        assert abstract is not None and possible is not None
+        path = Path(column.paths[index], step.key, column.step.type.name)
+        info = self.info(step, column.step.type, path)
+        resolve = abstract.resolve_type or self.executor.type_resolver
+        columns: dict[str, _Column] = {}
+
+        def answer(item: Any, item_path: Path) -> dict[str, Any]:
+            try:
+                name = resolve(item, info, abstract)
+            except Exception as error:
+                raise _Fallback from error
+            if not isinstance(name, str) or (object_step := possible.get(name)) is None:
+                raise _Fallback  # an awaitable name, or a type it cannot be
+            _check(object_step.type, item)
+            found = dict.fromkeys(object_step.keys)
+            into = columns.get(name)
+            if into is None:
+                into = columns[name] = _Column(object_step, [], [], [], clock)
+            into.sources.append(item)
+            into.rows.append(found)
+            into.paths.append(item_path)
+            return found
+
+        if step.shape == ABSTRACT:
+            column.rows[index][step.key] = answer(value, path)
+        else:
+            answers: list[Any] = []
+            for place, item in enumerate(_items(value)):
+                if item is None or isinstance(item, Exception):
+                    if step.item_non_null or item is not None:
+                        raise _Fallback
+                    answers.append(None)
+                    continue
+                answers.append(answer(item, _path((path, place, None))))
+            column.rows[index][step.key] = answers
+        for each in columns.values():
+            self.start(each, waiting)
+
+    def info(self, step: FieldStep, parent_type: GraphQLObjectType, path: Path) -> Any:
+        """The resolve info of ``step``'s field at ``path``."""
+        executor = self.executor
+        field = step.field
+        assert field is not None
+        return PlanResolveInfo(
+            step.name,
+            step.nodes,
+            field.type,
+            parent_type,
+            path,
+            executor.schema,
+            executor.fragment_definitions,
+            executor.root_value,
+            executor.operation,
+            executor.variable_values.coerced,
+            self.context,
+            executor.is_awaitable,
+            executor.abort_signal,
+            executor.async_helpers,
+            executor.operation_extensions,
+        )
 
     @staticmethod
     def leaf(step: FieldStep, value: Any) -> Any:

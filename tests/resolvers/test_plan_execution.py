@@ -74,6 +74,12 @@ PLANNED = [
         edges { node { id } } } }""",
     # an id of another type: the same error
     """{ case(id: "QWdlbmN5Ok1PSS1EREM=") { id } }""",
+    # an interface: the object's type resolved at run time; a missing node; fragments on it
+    """fragment Named on Node { id }
+    { node(id: "Q2FzZTpkYW1yb25nZGhhbWE6MQ==") { __typename ...Named
+        ... on Case { title timeline { at } referrals { at counterpart { ... on Node { id } } } } }
+      missing: node(id: "Q2FzZTpkYW1yb25nZGhhbWE6OTk5OTk5") { id }
+      bad: node(id: "bm90IGFuIGlk") { id } }""",
 ]
 
 SWITCHED = """query($withTimeline: Boolean!, $noTitle: Boolean!) {
@@ -84,8 +90,6 @@ SWITCHED = """query($withTimeline: Boolean!, $noTitle: Boolean!) {
   } } } }"""
 
 UNPLANNED = [
-    # an abstract type: graphql-core's path from the start
-    """{ node(id: "Q2FzZTpkYW1yb25nZGhhbWE6MQ==") { id ... on Case { title } } }""",
     # introspection
     """{ __schema { queryType { name } } cases(first: 2) { edges { node { id } } } }""",
 ]
