@@ -130,7 +130,7 @@ class FieldStep:
     short: Short | None = None
     """A leaf's values that need no coercion call (:class:`Short`)."""
     attribute: bool = False
-    """Whether ``read`` reads a plain attribute: its values are never awaited."""
+    """Whether ``read`` reads a plain attribute (:attr:`ObjectStep.shareable`)."""
     abstract: GraphQLAbstractType | None = None
     """For an interface or union: the type whose ``resolve_type`` names an object's type."""
     possible: Mapping[str, ObjectStep] | None = None

@@ -368,13 +368,12 @@ class _Run:
         rows, paths = column.rows, column.paths
         parent_name = column.step.type.name
         sources, answers, child_paths = child[1:4]
-        attribute = step.attribute
         shared: dict[int, dict[str, Any]] | None = {} if child.step.shareable else None
         for index, value in enumerate(values):
             kind = value.__class__
             if (
                 value is None
-                or (not attribute and not (_NOT_AWAITABLE.get(kind) or _never_awaited(kind, value)))
+                or not (_NOT_AWAITABLE.get(kind) or _never_awaited(kind, value))
                 or isinstance(value, Exception)
                 or (check is not None and check(value, None) is not True)  # type: ignore[arg-type]
             ):
@@ -457,8 +456,7 @@ class _Run:
     ) -> None:
         """One value the column loops do not write themselves: awaited later, or completed."""
         if (
-            not step.attribute
-            and value is not None
+            value is not None
             and not _never_awaited(value.__class__, value)
             and self.is_awaitable(value)
         ):

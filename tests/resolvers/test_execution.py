@@ -409,3 +409,31 @@ async def test_a_plan_that_breaks_leaves_the_operation_to_graphql_core(
     assert [e.formatted for e in got.errors or []] == [e.formatted for e in expected.errors or []]
     assert OUTCOMES["fallback"] == before.get("fallback", 0) + 1
     assert "plan failed" in caplog.text
+
+
+@strawberry.type
+class Holder:
+    """Plain attributes holding awaitables: graphql-core awaits them, and so must a plan."""
+
+    tag: Tag
+    label: str
+
+
+@strawberry.type
+class AwaitingQuery:
+    @strawberry.field
+    async def holder(self) -> Holder:
+        return Holder(tag=_later(Tag(label="later", weight=1)), label=_later("soon"))  # type: ignore[arg-type]
+
+
+async def test_attributes_holding_awaitables_are_awaited() -> None:
+    document = "{ holder { label tag { label weight } } }"
+    expected = await strawberry.Schema(query=AwaitingQuery).execute(document)
+    before = OUTCOMES["planned"]
+    got = await strawberry.Schema(
+        query=AwaitingQuery, execution_context_class=PlanExecutor
+    ).execute(document)
+    assert OUTCOMES["planned"] == before + 1  # awaited by the plan, not handed over
+    assert expected.data == {"holder": {"label": "soon", "tag": {"label": "later", "weight": 1}}}
+    assert got.data == expected.data
+    assert got.errors == expected.errors
