@@ -6,12 +6,16 @@ sub-selection is answered for every object of a level at once (a *column*: a pag
 cases, then their hundreds of timeline entries). Attributes and resolvers that need nothing but
 their object are read in a loop, batched fields are asked once per column, any other field
 through its own resolver with resolve info; everything a level asks of the loaders is asked
-before anything is awaited, so the loaders make one batch per source per level, as graphql-core
-does. Each object's answer is a dict made with all its response keys in order, filled in.
+before anything is awaited, and each awaited value continues as soon as it settles (as
+graphql-core's ``await_completed`` does), so the loaders batch as they do under graphql-core:
+one call per source per level. Each object's answer is a dict made with all its response keys
+in order, filled in.
 
 A field that fails where its type is nullable becomes null with graphql-core's error (its
-message, locations, path); errors are listed level by level, each level in document order, as
-graphql-core reports errors that happen together. Anything else the plan does not do itself, it
+message, locations, path); errors are listed in the order their values settled, those of one
+value in document order, which is the order graphql-core adds them in (for errors of values
+that settle by timing, such as several relations of a failing source, graphql-core's own order
+varies between runs). Anything else the plan does not do itself, it
 gives to graphql-core's own ``execute_operation``, which executes the operation from the start:
 an operation the plan does not cover (:mod:`resolvers.plan`), and at run time a null or an error
 in a non-null position, a value its type refuses, an object of another type. What the plan had
