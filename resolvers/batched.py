@@ -3,16 +3,16 @@
 A page of 100 cases asks ``timeline`` (or ``id``) of each case. graphql-core calls the field's
 resolver once per case, each call with its own resolve info and strawberry's argument
 handling, and awaits each answer in a coroutine of its own, gathered in a task per case
-(bench/README.md, "Making it fast": that machinery, not the sources, was most of the page's
-time). A *batched* field also has a function that takes every object of the list and the
-request's context and returns one answer per object, in order: a value, or an awaitable such
-as a data loader's future (the loaders still do the batching per source).
+(bench/README.md, "Making it fast"). A *batched* field also has a function that takes every
+object of the list and the request's context and returns one answer per object, in order: a
+value, or an awaitable such as a data loader's future (the loaders still do the batching per
+source).
 
-:class:`~resolvers.list_execution.ListExecutor` uses it when a list of objects is completed and
-the field is asked without arguments; everywhere else (one object on its own, a field with
-arguments) the field's own resolver runs, so both must give the same answer (the tests compare
-them). Batched functions see the graph's objects and the context, never resolve info: they are
-for fields whose answer depends only on the object and the request.
+An execution plan (:mod:`resolvers.plan`) uses it for every column of objects (a list's, or
+one object's) when the field is asked without arguments; graphql-core's own execution (an
+operation no plan covers) runs the field's own resolver, so both must give the same answer
+(the tests compare them). Batched functions see the graph's objects and the context, never
+resolve info: they are for fields whose answer depends only on the object and the request.
 """
 
 from __future__ import annotations

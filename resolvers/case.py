@@ -6,7 +6,7 @@ import asyncio
 from binascii import b2a_base64
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TypeVar, cast
+from typing import ClassVar, TypeVar, cast
 
 import strawberry
 from strawberry import relay
@@ -19,6 +19,7 @@ from resolvers.directory import Directory
 from resolvers.enums import CaseChannel, CaseStatus
 from resolvers.errors import UnmappedValueError
 from resolvers.geography import Area, area
+from resolvers.plan import NEVER_PLANNED, reads
 from resolvers.referral import Referral
 from sources import (
     CanonicalStatus,
@@ -42,7 +43,7 @@ class Location:
 
 def _entry_status(self: TimelineEntry) -> CaseStatus | None:
     status = self.status
-    if status.__class__ is Unmapped:  # _mapped, inline: a page has a hundred entries
+    if status.__class__ is Unmapped:  # _mapped, inline: asked of every entry of a page
         raise UnmappedValueError(status)
     return status  # type: ignore[return-value]
 
@@ -94,8 +95,8 @@ def _ids(cases: Sequence[Case], _context: object) -> list[str]:
     """Case.id for a list of cases at once (resolvers/batched.py): relay's own resolver asks
     the type for its name and id through resolve info, per case. The answer is the global id
     as the response gives it (``str(GlobalID("Case", key))``, base64 of ``Case:<key>``),
-    encoded here: a ``GlobalID`` object per case, then the ``ID`` scalar's coercion calling
-    its ``__str__``, cost five times as much (bench/README.md). (``b2a_base64`` is what
+    encoded here rather than as a ``GlobalID`` object per case that the ``ID`` scalar's
+    coercion then turns into text (bench/README.md). (``b2a_base64`` is what
     ``base64.b64encode`` calls, without its Python frame.)"""
     return [b2a_base64(f"Case:{case.key}".encode(), newline=False).decode() for case in cases]
 
@@ -123,66 +124,35 @@ def _timelines(cases: Sequence[Case], context: Context) -> list[object]:
     return answers
 
 
-def _reads(*fields: str) -> frozenset[str]:
-    return frozenset(fields)
-
-
-RECORD_FIELDS_READ: dict[str, frozenset[str]] = {
-    "__typename": _reads(),
-    "id": _reads(),  # source and local_id: every record holds them
-    "referenceNumber": _reads("reference_number"),
-    "title": _reads("title"),
-    "description": _reads("description"),
-    "sourceStatus": _reads("source_status"),
-    "receivedAt": _reads("received_at"),
-    "updatedAt": _reads("updated_at"),
-    "dueAt": _reads("due_at"),
-    "closedAt": _reads("closed_at"),
-    "status": _reads("status"),
-    "channel": _reads("channel"),
-    "category": _reads("category"),
-    "sourceCategory": _reads("source_category"),
-    "isOverdue": _reads("status", "due_at"),
-    "location": _reads("location"),
-    "responsibleAgencies": _reads("responsible"),
-    "statusNotes": _reads("status_notes"),
-    "photoUrls": _reads("media_urls"),
-    "source": _reads(),
-    "owningAgency": _reads(),
-    "complainant": _reads(),
-    "timeline": _reads("timeline"),  # a page may carry it (CaseRecord.timeline)
-    "referrals": _reads(),
-    "referredFrom": _reads(),
-    "relatedCases": _reads(),
-}
-"""The ``CaseRecord`` fields each field of ``Case`` reads (by GraphQL name), beyond ``source``
-and ``local_id``, which every record holds: a page of cases is read for these only
-(:mod:`resolvers.projection`). A field missing here makes its pages read whole records; a
-field that reads more than its entry says would get None, and the projection tests ask each
-field of every agency's cases both ways and compare."""
-
-
 @strawberry.type(description="A complaint case, read live from the agency system that holds it.")
 class Case(relay.Node):
     key: relay.NodeID[str]
-    reference_number: str = strawberry.field(description="The agency's own case number.")
-    title: str
-    description: str
-    source_status: str = strawberry.field(description="The agency's own status label, verbatim.")
-    received_at: datetime
-    updated_at: datetime
-    due_at: datetime | None
-    closed_at: datetime | None
+    reference_number: str = strawberry.field(
+        description="The agency's own case number.", metadata=reads("reference_number")
+    )
+    title: str = strawberry.field(metadata=reads("title"))
+    description: str = strawberry.field(metadata=reads("description"))
+    source_status: str = strawberry.field(
+        description="The agency's own status label, verbatim.", metadata=reads("source_status")
+    )
+    received_at: datetime = strawberry.field(metadata=reads("received_at"))
+    updated_at: datetime = strawberry.field(metadata=reads("updated_at"))
+    due_at: datetime | None = strawberry.field(metadata=reads("due_at"))
+    closed_at: datetime | None = strawberry.field(metadata=reads("closed_at"))
     record: strawberry.Private[CaseRecord]
     directory: strawberry.Private[Directory]
     """The gateway's reference data, so that category and agency need no resolve info: plain
-    fields are answered on a short path (:mod:`resolvers.execution`)."""
+    fields are read without it by an execution plan (:mod:`resolvers.plan`)."""
+
+    INHERITED_READS: ClassVar[dict[str, frozenset[str]]] = {"id": frozenset()}
+    """What relay's ``id`` reads of the record: ``source`` and ``local_id``, which every record
+    holds. Each field below declares its own reads (``metadata=reads(...)``): a page of cases
+    is read for those of the fields selected (:mod:`resolvers.projection`)."""
 
     @classmethod
     def of(cls, record: CaseRecord, directory: Directory) -> Case:
         """The case of ``record``: what its generated ``__init__`` would set, set at once as
-        the instance's dict (a page makes a hundred; a third of the ``__init__`` call's cost,
-        and the tests compare the two)."""
+        the instance's dict (a page makes one per case; the tests compare the two)."""
         case = _new_object(cls)
         case.__dict__ = {
             "key": f"{record.source}:{record.local_id}",  # global_key(), without the call
@@ -200,26 +170,33 @@ class Case(relay.Node):
         return case
 
     @strawberry.field(
-        description="Canonical status; null only when the agency's value is unmapped."
+        description="Canonical status; null only when the agency's value is unmapped.",
+        metadata=reads("status"),
     )
     def status(self) -> CaseStatus | None:
         status = self.record.status
-        if status.__class__ is Unmapped:  # _mapped, inline: a page has a hundred cases
+        if status.__class__ is Unmapped:  # _mapped, inline: asked of every case of a page
             raise UnmappedValueError(status)
         return status  # type: ignore[return-value]
 
-    @strawberry.field
+    @strawberry.field(metadata=reads("channel"))
     def channel(self) -> CaseChannel | None:
         return _mapped(self.record.channel)
 
-    @strawberry.field(description="Unified category; null only when the agency's code is unmapped.")
+    @strawberry.field(
+        description="Unified category; null only when the agency's code is unmapped.",
+        metadata=reads("category"),
+    )
     def category(self) -> Category | None:
         code = self.record.category
         if code.__class__ is Unmapped:
             raise UnmappedValueError(code)
         return shared_category(self.directory.categories[code])  # type: ignore[index]
 
-    @strawberry.field(description="The agency's own category code, verbatim.")
+    @strawberry.field(
+        description="The agency's own category code, verbatim.",
+        metadata=reads("source_category"),
+    )
     def source_category(self) -> str:
         return self.record.source_category
 
@@ -228,12 +205,13 @@ class Case(relay.Node):
             "Open (a known status that is not finished) and past dueAt at the time of the "
             "request: the rule caseStats counts overdue cases by. dueAt is the agency's own "
             "due date, or receivedAt plus the configured SLA days for the category."
-        )
+        ),
+        metadata=reads("status", "due_at"),
     )
     def is_overdue(self, info: GraphInfo) -> bool:
         return self.record.is_overdue(info.context.now)
 
-    @strawberry.field
+    @strawberry.field(metadata=reads("location"))
     def location(self) -> Location:
         place = self.record.location
         return Location(
@@ -246,27 +224,34 @@ class Case(relay.Node):
         )
 
     @strawberry.field(
-        description="Who the holding agency says is responsible, in its words (free text)."
+        description="Who the holding agency says is responsible, in its words (free text).",
+        metadata=reads("responsible"),
     )
     def responsible_agencies(self) -> str | None:
         return self.record.responsible
 
     @strawberry.field(
         description="The holding agency's explanation of the current status, in its words "
-        "(Open311 status_notes); null where the agency keeps none."
+        "(Open311 status_notes); null where the agency keeps none.",
+        metadata=reads("status_notes"),
     )
     def status_notes(self) -> str | None:
         return self.record.status_notes
 
-    @strawberry.field(description="Photos sent with the complaint, where the agency keeps them.")
+    @strawberry.field(
+        description="Photos sent with the complaint, where the agency keeps them.",
+        metadata=reads("media_urls"),
+    )
     def photo_urls(self) -> list[str]:
         return list(self.record.media_urls)
 
-    @strawberry.field(description="The agency system that holds this case.")
+    @strawberry.field(description="The agency system that holds this case.", metadata=reads())
     def source(self, info: GraphInfo) -> SourceSystem:
         return SourceSystem.of(info.context.federation.sources[self.record.source])
 
-    @strawberry.field(description="The agency that owns the source system holding this case.")
+    @strawberry.field(
+        description="The agency that owns the source system holding this case.", metadata=reads()
+    )
     def owning_agency(self) -> Agency:
         return shared_agency(self.directory.agency_of_source[self.record.source])
 
@@ -274,19 +259,26 @@ class Case(relay.Node):
         description=(
             "Who filed the case: masked unless the caller has pii:read and may see the case "
             "(reveals are audited); null where the agency's system keeps no personal data."
-        )
+        ),
+        metadata={**reads(), **NEVER_PLANNED},  # an audited reveal: once per request
     )
     async def complainant(self, info: GraphInfo) -> Complainant | None:
         return await complainant_of(info, self.record)
 
-    @strawberry.field(description="Status changes and notes, oldest first." + _UNANSWERED)
+    @strawberry.field(
+        description="Status changes and notes, oldest first." + _UNANSWERED,
+        metadata=reads("timeline"),  # a page may carry it (CaseRecord.timeline)
+    )
     def timeline(self, info: GraphInfo) -> list[TimelineItem] | None:
         # The loader's future itself, for graphql-core to await: no coroutine per case, and
         # the entries are answered as they are (see TimelineItem). Outside a list; in one,
         # _timelines answers for every case at once.
         return cast("list[TimelineItem] | None", _timelines([self], info.context)[0])
 
-    @strawberry.field(description="Where this agency sent the case, oldest first." + _UNANSWERED)
+    @strawberry.field(
+        description="Where this agency sent the case, oldest first." + _UNANSWERED,
+        metadata=reads(),
+    )
     async def referrals(self, info: GraphInfo) -> list[Referral] | None:
         loader = info.context.loaders.referrals(self.record.source)
         records: Sequence[ReferralRecord] = await loader.load(self.record.local_id)
@@ -297,7 +289,8 @@ class Case(relay.Node):
             "Referrals other agencies' systems recorded to this case, oldest first. Asked of "
             "every source that can look referrals up by their target (SQL sources can)."
             + _UNANSWERED
-        )
+        ),
+        metadata=reads(),
     )
     async def referred_from(self, info: GraphInfo) -> list[Referral] | None:
         records = await incoming_referrals(info, self.record)
@@ -307,7 +300,8 @@ class Case(relay.Node):
         description=(
             "The same complaint as held in other systems: this case's referral partners and "
             "where those partners referred it on (one hop further, batched)." + _UNANSWERED
-        )
+        ),
+        metadata=reads(),
     )
     async def related_cases(self, info: GraphInfo) -> list[Case] | None:
         loaders = info.context.loaders

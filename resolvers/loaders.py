@@ -25,12 +25,6 @@ from sources import (
 K = TypeVar("K")
 V = TypeVar("V")
 
-BATCHING = True
-"""Kept for resolvers/projection.py, which reads it until the plan executor replaces that
-module; always True. The N+1 baseline is per gateway now: ``Loaders(batching=False)``, set by
-the configuration's ``limits.dataloader_batching`` (bench/ sets it; see :class:`Loaders`)."""
-
-
 BatchFunction = Callable[[list[K]], Coroutine[Any, Any, list[Any]]]
 """What aiodataloader calls with a batch of keys: their values, in key order."""
 

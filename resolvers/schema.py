@@ -19,7 +19,7 @@ from resolvers.access import AnonymousGate
 from resolvers.deadline import OperationTimeout, run_with_deadline
 from resolvers.errors import ErrorTranslation, is_expected, translate
 from resolvers.limits import QueryLimitsExtension, limit_error
-from resolvers.list_execution import ListExecutor
+from resolvers.plan_executor import PlanExecutor
 from resolvers.query import Query
 from resolvers.subscription import Subscription
 from sources import set_caller
@@ -181,7 +181,7 @@ def build_schema(
         query=query,
         subscription=Subscription,
         extensions=[ErrorTranslation, QueryLimitsExtension, AnonymousGate],
-        execution_context_class=ListExecutor,
+        execution_context_class=PlanExecutor,
     )
 
 

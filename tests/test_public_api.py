@@ -60,46 +60,6 @@ DOCUMENTED_PUBLIC = frozenset(
     }
 )
 
-# The executor modules as they stand on main before the plan executor (issue 20) replaces
-# them: each name below is a private use found there. ONLY these two files may be listed, and
-# only with names really used (test_the_allowlist_lists_only_uses_that_exist fails otherwise);
-# delete the entries, then this allowlist, when resolvers/execution.py and
-# resolvers/list_execution.py no longer use them.
-ALLOWED: dict[str, frozenset[str]] = {
-    "resolvers/execution.py": frozenset(
-        {
-            # graphql-core ExecutionContext methods marked ":meta private:", overridden or called
-            "execute_fields",
-            "execute_field",
-            "settle_in_background",
-            "collect_and_execute_subfields",
-            "build_resolve_info",
-            "complete_value",
-            "handle_field_error",
-            # the module strawberry's generated is_type_of checks live in, compared by name
-            "strawberry.schema.schema_converter",
-        }
-    ),
-    "resolvers/list_execution.py": frozenset(
-        {
-            # graphql-core ExecutionContext methods marked ":meta private:", overridden or called
-            "complete_iterable_value",
-            "get_stream_usage",
-            "settle_in_background",
-            "collect_subfields",
-            "collect_and_execute_subfields",
-            "execute_field",
-            "build_resolve_info",
-            "complete_value",
-            "complete_awaitable_list_item_value",
-            "complete_list_item_value",
-            "handle_field_error",
-            # strawberry.types.cast.TYPE_CAST_ATTRIBUTE, copied as a literal
-            "__as_strawberry_type__",
-        }
-    ),
-}
-
 NO_PUBLIC_ROUTE: dict[tuple[str, str], str] = {
     ("resolvers/documents.py", "_schema"): "strawberry.Schema's graphql-core schema",
 }
@@ -355,23 +315,16 @@ def all_uses() -> tuple[Use, ...]:
 
 
 def test_no_private_api_of_the_libraries_outside_the_allowlist() -> None:
-    unexpected = [
-        u
-        for u in all_uses()
-        if u.name not in ALLOWED.get(u.path, frozenset())
-        and (u.path, u.name) not in NO_PUBLIC_ROUTE
-    ]
+    unexpected = [u for u in all_uses() if (u.path, u.name) not in NO_PUBLIC_ROUTE]
     assert not unexpected, "private API of a library:\n" + "\n".join(map(str, unexpected))
 
 
-def test_the_allowlist_lists_only_uses_that_exist() -> None:
-    """Only the two executor modules are excused, and only for what they really use: an entry
-    the code no longer needs must go (and the allowlist with the last of them)."""
-    assert set(ALLOWED) <= {"resolvers/execution.py", "resolvers/list_execution.py"}
+def test_the_exceptions_list_only_uses_that_exist() -> None:
+    """Only what has no public route is excused, and only while it is used: an entry the code
+    no longer needs must go."""
     used = {(u.path, u.name) for u in all_uses()}
-    listed = {(path, n) for path, names in ALLOWED.items() for n in names} | set(NO_PUBLIC_ROUTE)
-    stale = sorted(entry for entry in listed if entry not in used)
-    assert not stale, f"no longer used, remove from ALLOWED: {stale}"
+    stale = sorted(entry for entry in NO_PUBLIC_ROUTE if entry not in used)
+    assert not stale, f"no longer used, remove from NO_PUBLIC_ROUTE: {stale}"
 
 
 SAMPLE = """

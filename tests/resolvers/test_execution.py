@@ -1,4 +1,5 @@
-"""The plain-field and list executors answer exactly as strawberry's own, errors included."""
+"""The plan executor answers exactly as strawberry's own, errors included, in small: every kind
+of field and every way a value can fail (tests/resolvers/test_plan_execution.py has the graph)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ from typing import Any
 
 import pytest
 import strawberry
-from graphql import GraphQLError, GraphQLField, GraphQLObjectType, GraphQLResolveInfo
-from graphql.pyutils import Path
+from graphql import GraphQLError
 
+from resolvers import plan_executor
 from resolvers.batched import batched
-from resolvers.execution import PlainFieldExecutor
-from resolvers.list_execution import ListExecutor
+from resolvers.plan import NEVER_PLANNED
+from resolvers.plan_executor import OUTCOMES, PlanExecutor
 
 MARKED: list[str] = []
-"""Objects whose ``mark`` resolver ran: the executors must run the same resolvers."""
+"""Objects whose ``mark`` resolver ran: a resolver with an effect, kept out of plans
+(``NEVER_PLANNED``), runs exactly as often as under strawberry's own executor."""
 
 
 @strawberry.enum
@@ -119,7 +121,7 @@ class Item(Named):
     async def slow_twin(self) -> Item:
         return self
 
-    @strawberry.field
+    @strawberry.field(metadata=NEVER_PLANNED)
     def mark(self, info: strawberry.Info) -> str:
         MARKED.append(str(self.name))
         return "marked"
@@ -133,7 +135,7 @@ class Item(Named):
         return [Tag(label="left", weight=1), None]  # type: ignore[list-item]
 
     # Batched fields (resolvers/batched.py): the per-object resolver and the list-at-once
-    # function below must agree; the list executor uses the latter inside lists.
+    # function below must agree; a plan uses the latter.
     @strawberry.field
     async def pairs(self) -> list[Tag]:  # awaited, as the batched futures are
         return _pairs(self)
@@ -252,8 +254,7 @@ class Query:
 
 
 reference = strawberry.Schema(query=Query)
-plain = strawberry.Schema(query=Query, execution_context_class=PlainFieldExecutor)
-listing = strawberry.Schema(query=Query, execution_context_class=ListExecutor)
+planned = strawberry.Schema(query=Query, execution_context_class=PlanExecutor)
 
 DOCUMENTS = [
     "{ items { name note at colour count } }",
@@ -311,64 +312,69 @@ def _shape(value: Any) -> Any:
     return None
 
 
-@pytest.mark.parametrize("executor", ["plain", "listing"])
 @pytest.mark.parametrize("document", DOCUMENTS)
-async def test_answers_and_errors_equal_strawberrys(document: str, executor: str) -> None:
+async def test_answers_and_errors_equal_strawberrys(document: str) -> None:
     MARKED.clear()
     expected = await reference.execute(document)
     marked = list(MARKED)
     MARKED.clear()
-    got = await {"plain": plain, "listing": listing}[executor].execute(document)
+    got = await planned.execute(document)
     assert got.data == expected.data
-    # the same errors; the list executor finds them a field at a time, so their order may
-    # differ (the spec gives the errors list no order)
-    assert sorted(map(_error, got.errors or [])) == sorted(map(_error, expected.errors or []))
-    if executor == "plain":
-        assert [e.formatted for e in got.errors or []] == [
-            e.formatted for e in expected.errors or []
-        ]
+    assert [e.formatted for e in got.errors or []] == [e.formatted for e in expected.errors or []]
     # field order as the document asks, at every depth, also for mixed plain and resolved fields
     assert _shape(got.data) == _shape(expected.data)
-    # no resolver strawberry's would not run (none for an object an error has nulled); the
-    # list executor may run fewer: { strictItems { name mark } } fails on the third name
-    # before it runs any `mark`, strawberry's after two
-    assert set(MARKED) <= set(marked)
-    if not expected.errors:
-        assert marked == MARKED
+    assert marked == MARKED
+
+
+@pytest.mark.parametrize(
+    ("document", "outcome"),
+    [
+        ("{ items { name note at colour count } }", "fallback"),  # item c: a null name
+        ("{ first { name note at colour count shout where later tag { label } } }", "planned"),
+        ("{ items { name risky } }", "fallback"),  # ... and a resolver failing
+        ("{ items { colour } }", "fallback"),  # a colour the enum refuses (item e)
+        ("{ first { risky size pairs { label } } strictItems(start: 5) { shout } }", "planned"),
+        ("{ items { sides { label } } }", "planned"),
+        ("{ items { strictSides { label } } }", "fallback"),  # a null item, non-null
+        ("{ first { mark } }", "unplanned"),  # an effect: graphql-core from the start
+    ],
+)
+async def test_plans_run_or_leave_the_operation_to_graphql_core(
+    document: str, outcome: str
+) -> None:
+    before = dict(OUTCOMES)
+    result = await planned.execute(document)
+    assert result.data is not None
+    assert {k: v - before.get(k, 0) for k, v in OUTCOMES.items() if v != before.get(k)} == {
+        outcome: 1
+    }
 
 
 async def test_lists_use_batched_fields_once_per_list() -> None:
     BATCH_CALLS.clear()
-    result = await listing.execute("{ items { size partner { size } } first { size } }")
+    result = await planned.execute("{ first { size partner { size } } items { size } }")
     assert result.data is not None
-    # one call per field for the whole list (six items; the partners of five) and none for
-    # `first`, answered by its own resolver outside a list
-    assert BATCH_CALLS == [("size", 6), ("partner", 6), ("size", 5)]
+    # one call per field for the whole list (six items), and for `first` on its own (whose
+    # partner is null)
+    assert BATCH_CALLS == [("size", 1), ("partner", 1), ("size", 6)]
     BATCH_CALLS.clear()
-    result = await listing.execute("{ strictItems(start: 4) { pairs { weight } } }")
+    result = await planned.execute("{ strictItems(start: 5) { pairs { weight } } }")
     assert result.errors is None
-    assert BATCH_CALLS == [("pairs", 2)]
-    BATCH_CALLS.clear()
-    await plain.execute("{ items { pairs { label } size } }")
-    assert BATCH_CALLS == []
+    assert BATCH_CALLS == [("pairs", 1)]
 
 
-async def test_plain_fields_skip_resolve_info(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_only_resolvers_that_ask_for_it_get_resolve_info(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     built: list[str] = []
-    original = PlainFieldExecutor.build_resolve_info
+    original = plan_executor.PlanResolveInfo
 
-    def counting(
-        self: PlainFieldExecutor,
-        field_def: GraphQLField,
-        field_nodes: list[Any],
-        parent_type: GraphQLObjectType,
-        path: Path,
-    ) -> GraphQLResolveInfo:
-        built.append(f"{parent_type.name}.{field_nodes[0].name.value}")
-        return original(self, field_def, field_nodes, parent_type, path)
+    def counting(*fields: Any) -> Any:
+        built.append(f"{fields[3].name}.{fields[0]}")
+        return original(*fields)
 
-    monkeypatch.setattr(PlainFieldExecutor, "build_resolve_info", counting)
-    result = await plain.execute("{ first { name at colour count shout where } }")
+    monkeypatch.setattr(plan_executor, "PlanResolveInfo", counting)
+    result = await planned.execute("{ first { name at colour count shout where later } }")
     assert result.errors is None
     assert result.data == {
         "first": {
@@ -378,29 +384,56 @@ async def test_plain_fields_skip_resolve_info(monkeypatch: pytest.MonkeyPatch) -
             "count": 3,
             "shout": "A",
             "where": "where of a",
+            "later": "later a",
         }
     }
-    # plain attributes and resolvers needing only `self` build none; `info` needs one
-    assert built == ["Item.where"]
+    # plain attributes and resolvers needing only `self` get none; `info` and async ones do
+    assert built == ["Item.where", "Item.later"]
 
 
-async def test_shared_objects_are_answered_once_and_their_errors_reported_at_each_place() -> None:
-    result = await listing.execute("{ items { name badge { label colour at note } } }")
-    data = result.data
-    assert data is not None
-    badges = {item["name"]: item["badge"] for item in data["items"] if item is not None}
-    # the usual badge's one answer, at each of its places (items a and e; c's is null)
-    assert badges["a"] == {
-        "label": "common",
-        "colour": "BLUE",
-        "at": "2026-05-06T07:08:00+00:00",
-        "note": None,
-    }
-    assert badges["a"] is badges["e"]
-    # the badge whose colour the enum refuses: completed field by field, and nulled (the
-    # field is nullable) with an error at each of its places (items b and d)
-    assert badges["b"] is None and badges["d"] is None
-    assert "c" not in badges  # item c's null name nulls the item, before its badge
-    paths = sorted(tuple(map(str, error.path or ())) for error in result.errors or [])
-    badge_paths = [path for path in paths if "badge" in path]
-    assert badge_paths == [("items", "1", "badge", "colour"), ("items", "3", "badge", "colour")]
+async def test_a_plan_that_breaks_leaves_the_operation_to_graphql_core(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever goes wrong in a plan (here: a reader that raises a bug's TypeError outside
+    any resolver) costs speed, never the answer."""
+
+    def broken(*_: Any) -> list[Any]:
+        raise TypeError("a bug in the plan")
+
+    monkeypatch.setattr(plan_executor._Run, "read", broken)
+    before = dict(OUTCOMES)
+    document = "{ first { name count } items { name } }"
+    got = await planned.execute(document)
+    expected = await reference.execute(document)
+    assert got.data == expected.data
+    assert [e.formatted for e in got.errors or []] == [e.formatted for e in expected.errors or []]
+    assert OUTCOMES["fallback"] == before.get("fallback", 0) + 1
+    assert "plan failed" in caplog.text
+
+
+@strawberry.type
+class Holder:
+    """Plain attributes holding awaitables: graphql-core awaits them, and so must a plan."""
+
+    tag: Tag
+    label: str
+
+
+@strawberry.type
+class AwaitingQuery:
+    @strawberry.field
+    async def holder(self) -> Holder:
+        return Holder(tag=_later(Tag(label="later", weight=1)), label=_later("soon"))  # type: ignore[arg-type]
+
+
+async def test_attributes_holding_awaitables_are_awaited() -> None:
+    document = "{ holder { label tag { label weight } } }"
+    expected = await strawberry.Schema(query=AwaitingQuery).execute(document)
+    before = OUTCOMES["planned"]
+    got = await strawberry.Schema(
+        query=AwaitingQuery, execution_context_class=PlanExecutor
+    ).execute(document)
+    assert OUTCOMES["planned"] == before + 1  # awaited by the plan, not handed over
+    assert expected.data == {"holder": {"label": "soon", "tag": {"label": "later", "weight": 1}}}
+    assert got.data == expected.data
+    assert got.errors == expected.errors

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from resolvers import case as case_module
-from resolvers import projection
+from resolvers import plan as plan_module
+from resolvers.case import Case
 from resolvers.loaders import Loaders
 from resolvers.schema import build_schema
 from sources import CaseFilter, CaseOrder, CaseRecord
@@ -53,7 +53,7 @@ SELECTIONS = {
     "relatedCases": "relatedCases { id title }",
 }
 """Each field of ``Case`` with a full selection: the test below fails for a field added to
-the schema without one (and an entry in ``RECORD_FIELDS_READ``)."""
+the schema without one (and without declaring its reads)."""
 
 PAGE = 60
 SOURCES: list[str | None] = [POSTGRES_SOURCE, SQLITE_SOURCE, REST_SOURCE, OPEN311_SOURCE, None]
@@ -65,11 +65,21 @@ def case_fields() -> set[str]:
     return set(definition.fields)  # type: ignore[attr-defined]
 
 
+def declared_reads(name: str) -> frozenset[str] | None:
+    """What ``Case.<name>`` declares it reads: ``metadata=reads(...)`` on the field, or the
+    type's ``INHERITED_READS`` for relay's ``id``."""
+    field = build_schema()._schema.type_map["Case"].fields[name]  # type: ignore[attr-defined]
+    metadata = field.extensions[plan_module.GraphQLCoreConverter.DEFINITION_BACKREF].metadata
+    found = metadata.get(plan_module.READS, Case.INHERITED_READS.get(name))
+    return found if found is None else frozenset(found)
+
+
 def test_every_case_field_says_which_record_fields_it_reads() -> None:
     record_fields = {field.name for field in dataclasses.fields(CaseRecord)}
-    assert set(case_module.RECORD_FIELDS_READ) == case_fields() | {"__typename"}
     assert set(SELECTIONS) == case_fields()
-    for name, reads in case_module.RECORD_FIELDS_READ.items():
+    for name in case_fields():
+        reads = declared_reads(name)
+        assert reads is not None, name
         assert reads <= record_fields - {"projection"}, name
 
 
@@ -163,8 +173,12 @@ REST = "fragment Rest on Case { isOverdue location { address } }"
             " node { ... on Case { title } ...Rest } } } } } " + REST,
             {"title", "due_at", "status", "location"},
         ),
-        # @skip and @include are not evaluated: what they leave out is still read
-        ("{ cases(first: 3) { edges { node { title @skip(if: true) } } } }", {"title"}),
+        # what @skip and @include leave out is not read
+        ("{ cases(first: 3) { edges { node { title @skip(if: true) dueAt } } } }", {"due_at"}),
+        (
+            "{ cases(first: 3) { edges { node { title ... @include(if: false) { dueAt } } } } }",
+            {"title"},
+        ),
     ],
 )
 async def test_the_fields_a_document_reads(
@@ -199,12 +213,30 @@ async def test_each_cases_field_of_a_document_reads_its_own_fields(
     ]
 
 
-async def test_a_case_field_missing_from_the_table_reads_whole_records(
+async def test_the_reads_follow_include_and_skip_variables(
     gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked = _Asked(monkeypatch)
-    monkeypatch.delitem(case_module.RECORD_FIELDS_READ, "description")
-    monkeypatch.setattr(projection, "_known", {})  # no answer kept from before
+    document = """query($due: Boolean!) {
+      cases(first: 2) { edges { node { title dueAt @include(if: $due) } } } }"""
+    for due in (True, False, True):
+        body = await gateway.query(document, {"due": due})
+        assert "errors" not in body, body["errors"]
+    assert asked.fields == [
+        frozenset({"title", "due_at"}),
+        frozenset({"title"}),
+        frozenset({"title", "due_at"}),
+    ]
+
+
+async def test_a_case_field_declaring_no_reads_reads_whole_records(
+    gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _Asked(monkeypatch)
+    field = build_schema()._schema.type_map["Case"].fields["description"]  # type: ignore[attr-defined]
+    definition = field.extensions[plan_module.GraphQLCoreConverter.DEFINITION_BACKREF]
+    monkeypatch.setattr(definition, "metadata", {})
+    monkeypatch.setattr(plan_module, "_plans", {})  # no plan kept from before
     body = await gateway.query("{ cases(first: 3) { edges { node { title description } } } }")
     assert "errors" not in body
     assert asked.fields == [None]
