@@ -57,13 +57,18 @@ class Gateway:
         self.metrics = Metrics()
         self.tracing = Tracing.from_settings(config.observability.tracing, tracer_provider)
         self.federation = Federation(
-            Guarded(
-                source_class(settings.kind)(settings),
-                settings.timeout_seconds,
-                settings.resilience,
-                self._observe_round_trip,
-            )
-            for settings in config.sources
+            (
+                Guarded(
+                    source_class(settings.kind)(settings),
+                    settings.timeout_seconds,
+                    settings.resilience,
+                    self._observe_round_trip,
+                )
+                for settings in config.sources
+            ),
+            coverage={settings.id: settings.coverage for settings in config.sources},
+            count_cache_seconds={s.id: s.count_cache_seconds for s in config.sources},
+            observe_plan=self.metrics.observe_plan,
         )
         self.directory = Directory(
             self.federation,

@@ -38,6 +38,11 @@ class Capabilities:
     """Whether :meth:`Source.cases_by_complainant` can find anything (a citizen key mapped)."""
     lists_referrals: bool = False
     """Whether :meth:`Source.referred_references` can list everything this source handed on."""
+    seeks_by_keyset: bool = False
+    """Whether a search for a few rows after a position costs a few rows (the backend seeks
+    to the keyset, as an indexed SQL ``WHERE (key) < (...) LIMIT n`` does): a merged page
+    then asks it for a share of the page first and tops it up only when needed. An API
+    that pages through everything before the position is asked for the whole page once."""
 
 
 class AgencyInfo(NamedTuple):

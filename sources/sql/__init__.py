@@ -106,6 +106,7 @@ class SqlSource(Source):
             lists_referrals=referrals is not None and referrals.their_reference is not None,
             finds_complainants=self.settings.complainant is not None
             and self.settings.complainant.citizen_key is not None,
+            seeks_by_keyset=True,
         )
 
     async def open(self) -> None:
