@@ -150,3 +150,20 @@ def test_coverage_rules_a_source_out_only_when_a_filter_excludes_it(
     coverage: Coverage, where: CaseFilter, asked: bool
 ) -> None:
     assert coverage.can_match(where) is asked
+
+
+async def test_count_cache_seconds_reuses_total_count_per_filter(tmp_path: Path) -> None:
+    """``count_cache_seconds`` on a source: a second page with the same filter counts nothing
+    there; another filter counts afresh; a source without it counts every time."""
+    config = twenty_offices(tmp_path)
+    sources = tuple(
+        s.model_copy(update={"count_cache_seconds": 600.0}) if s.id == "office-21" else s
+        for s in config.sources
+    )
+    async with serving(replace(config, sources=sources)) as gateway:
+        for _ in range(2):
+            await ask(gateway, {"first": 1})
+        assert gateway.round_trips("office-21", "count_cases") == 1
+        assert gateway.round_trips("office-22", "count_cases") == 2
+        await ask(gateway, {"first": 1, "filter": {"provinceCode": ["21"]}})
+        assert gateway.round_trips("office-21", "count_cases") == 2
