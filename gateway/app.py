@@ -39,7 +39,8 @@ from gateway.shutdown import GracefulShutdown, OpenWebSockets
 from gateway.tracing import Tracing
 from gateway.webhooks import WebhookReceiver
 from resolvers import CategoryInfo, Directory, Limits, build_schema
-from sources import Federation, SourceError, source_class
+from sources import Federation, Source, SourceError, source_class
+from sources._budget import ConnectionBudget, UsesConnections
 from sources._guard import Guarded
 
 log = logging.getLogger("complaint_graph")
@@ -56,10 +57,11 @@ class Gateway:
         self.config = config
         self.metrics = Metrics()
         self.tracing = Tracing.from_settings(config.observability.tracing, tracer_provider)
+        self.connections = ConnectionBudget(config.limits.source_connections)
         self.federation = Federation(
             (
                 Guarded(
-                    source_class(settings.kind)(settings),
+                    self._sharing_connections(source_class(settings.kind)(settings)),
                     settings.timeout_seconds,
                     settings.resilience,
                     self._observe_round_trip,
@@ -98,6 +100,12 @@ class Gateway:
         self.metrics.watch(self.federation.sources.values(), self.events)
         for source in self.federation.sources.values():
             source.observe_http(self.metrics.observe_http_request)
+
+    def _sharing_connections(self, source: Source) -> Source:
+        """A source that holds database connections counts them in the gateway's budget."""
+        if isinstance(source, UsesConnections):
+            source.budget = self.connections
+        return source
 
     def _observe_round_trip(
         self, source: str, operation: str, seconds: float, batch_size: int, ok: bool

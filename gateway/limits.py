@@ -40,6 +40,14 @@ class LimitSettings(Strict):
     graphiql: bool = True
     trusted_documents: TrustedDocumentSettings | None = None
     rate_limit: RateLimitSettings | None = None
+    source_connections: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Database connections in use at once across all SQL sources (a read waits for a "
+            "free one); unset: each source's own pool is the only bound."
+        ),
+    )
 
     def query_limits(self) -> QueryLimits:
         """The limits the graph applies to each operation."""
