@@ -25,6 +25,9 @@ class Limits:
     query: QueryLimits = field(default_factory=QueryLimits)  # depth, cost, timeout: limits.py
 
 
+MAX_REPORTED = 100
+"""Federated reads one request's ``extensions.federation`` lists at most."""
+
 Clock = Callable[[], datetime]
 """Where a request reads "now": the moment ``overdue``, ``isOverdue`` and ages are measured at."""
 
@@ -111,7 +114,11 @@ class Context:
         round_trips: int | None = None,
     ) -> None:
         """Note one federated read for ``extensions.federation`` (resolvers/errors.py);
-        ``round_trips`` where known (a cached count makes none)."""
+        ``round_trips`` where known (a cached count makes none). Noted whether or not the
+        request asks (resolvers do not see its ``extensions``), so only the first
+        :data:`MAX_REPORTED` are kept: a CSV export runs thousands of pages in one context."""
+        if len(self.federation_report) >= MAX_REPORTED:
+            return
         report: dict[str, object] = {
             "path": path,
             "operation": operation,
