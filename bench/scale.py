@@ -83,18 +83,55 @@ def build(count: int, cases: int) -> list[Path]:
     return paths
 
 
-def config(paths: list[Path], covers: bool, count_cache: float) -> dict[str, Any]:
-    """The demo's configuration with the offices as its only sources."""
+POSTGRES_DATABASE = "complaint_graph_scale"
+POSTGRES_CASES = 2_000
+
+
+def build_postgres(admin_dsn: str) -> str:
+    """One Damrongdhama database of :data:`POSTGRES_CASES` cases (the demo's seed), built
+    once; every PostgreSQL source of ``--kind postgres`` reads it (the issue's own set-up:
+    N copies of the demo's PostgreSQL agency)."""
+    import asyncpg
+
+    from bench.data import _with_database
+    from samples import damrongdhama
+
+    async def ensure() -> str:
+        admin = await asyncpg.connect(admin_dsn)
+        try:
+            exists = await admin.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", POSTGRES_DATABASE
+            )
+            if not exists:
+                await admin.execute(f'CREATE DATABASE "{POSTGRES_DATABASE}"')
+        finally:
+            await admin.close()
+        dsn = _with_database(admin_dsn, POSTGRES_DATABASE)
+        if not exists:
+            await damrongdhama.create_and_load(dsn, count=POSTGRES_CASES)
+        return dsn
+
+    return asyncio.run(ensure())
+
+
+def config(
+    paths: list[Path], covers: bool, count_cache: float, postgres: str | None = None
+) -> dict[str, Any]:
+    """The demo's configuration with the offices as its only sources (or, with ``postgres``,
+    as many copies of its Damrongdhama source reading that database)."""
     demo = yaml.safe_load((ROOT / "samples" / "config.yaml").read_text(encoding="utf-8"))
-    (office,) = [s for s in demo["sources"] if s["id"] == "khonkaen-office"]
+    name = "damrongdhama" if postgres else "khonkaen-office"
+    (office,) = [s for s in demo["sources"] if s["id"] == name]
     sources = []
     for index, path in enumerate(paths):
         source = copy.deepcopy(office)
         source["id"] = f"office-{index:03d}"
-        source["url"] = f"sqlite+aiosqlite:///{path.resolve()}"
-        source["pool_size"] = 2
+        source["url"] = postgres or f"sqlite+aiosqlite:///{path.resolve()}"
+        source["pool_size"] = 1 if postgres else 2  # max_connections of a shared server
+        source.pop("referrals", None)  # copies of one agency's referrals name no one else
+        source.pop("notify_channel", None)  # no events in the benchmark
         source.pop("complainant", None)  # no personal data needed: no match key to configure
-        if covers:
+        if covers and not postgres:
             source["covers"] = {"provinces": [province_of(index)]}
         if count_cache:
             source["count_cache_seconds"] = count_cache
@@ -186,12 +223,17 @@ def run(args: argparse.Namespace) -> list[Row]:
         versions.append((args.baseline, base, False, 0.0))
     rows: list[Row] = []
     executable = str(Path(sys.executable).with_name("complaint-graph"))
+    postgres = None
+    if args.kind == "postgres":
+        from gateway.demo import asyncpg_url
+
+        postgres = asyncpg_url(build_postgres(args.admin_dsn))
     for count in args.sizes:
-        paths = build(count, args.cases)
+        paths = build(count, args.cases) if postgres is None else [Path()] * count
         for number, (version, tree, covers, count_cache) in enumerate(versions):
-            path = DATA / f"config-{count}-{number}.yaml"
+            path = DATA / f"config-{args.kind}-{count}-{number}.yaml"
             path.write_text(
-                yaml.safe_dump(config(paths, covers, count_cache), allow_unicode=True),
+                yaml.safe_dump(config(paths, covers, count_cache, postgres), allow_unicode=True),
                 encoding="utf-8",
             )
             server = Server(
@@ -257,6 +299,13 @@ def main(argv: list[str]) -> None:
         "--count-cache", type=float, default=5.0, help="seconds; a third server with it (0: none)"
     )
     parser.add_argument("--write", action="store_true", help="put the table in bench/README.md")
+    parser.add_argument(
+        "--kind",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="postgres: N copies of the demo's PostgreSQL agency on one database (no covers)",
+    )
+    parser.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args(argv)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rows = run(args)
@@ -270,12 +319,16 @@ def main(argv: list[str]) -> None:
     )
     print(text)
     if args.write:
-        readme = README.read_text(encoding="utf-8")
-        if BEGIN in readme:
-            head, rest = readme.split(BEGIN, 1)
-            readme = head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1]
+        if args.kind == "postgres":
+            begin, end = BEGIN.replace("scale", "scale-pg"), END.replace("scale", "scale-pg")
         else:
-            readme += f"\n{BEGIN}\n{text}\n{END}\n"
+            begin, end = BEGIN, END
+        readme = README.read_text(encoding="utf-8")
+        if begin in readme:
+            head, rest = readme.split(begin, 1)
+            readme = head + begin + "\n" + text + "\n" + end + rest.split(end, 1)[1]
+        else:
+            readme += f"\n{begin}\n{text}\n{end}\n"
         README.write_text(readme, encoding="utf-8")
 
 
