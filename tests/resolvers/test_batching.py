@@ -48,8 +48,8 @@ async def round_trips_for(
 async def test_round_trips_do_not_grow_with_page_size(gateway: RunningGateway, first: int) -> None:
     """Per source, at most two searches (a merged page tops up a source whose rows are still
     in contention: sources/_federation.py) and one timeline batch, whatever the page size;
-    the PostgreSQL source's page carries its cases' timelines (CaseRecord.timeline): with
-    four sources round one reads little more than the page, and timelines with it."""
+    the PostgreSQL source's pages carry their cases' timelines (CaseRecord.timeline), so it
+    needs no timeline batch."""
     searches = await round_trips_for(gateway, first, "search_cases")
     timelines = await round_trips_for(gateway, first, "load_timelines")
     assert all(1 <= n <= 2 for n in searches.values()), searches
