@@ -310,10 +310,15 @@ def main(argv: list[str]) -> None:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rows = run(args)
     revision = _git("rev-parse", "--short", "HEAD")
+    cases = (
+        f"one PostgreSQL database of {POSTGRES_CASES} cases"
+        if args.kind == "postgres"
+        else f"{args.cases} cases per source"
+    )
     text = (
         f"{table(rows, args)}\n\n"
         f"Run {started} at {revision} on {os.cpu_count()} cores (shared with other work: "
-        f"noisy), {args.cases} cases per source, {args.callers} callers for {args.seconds:g} s "
+        f"noisy), {cases}, {args.callers} callers for {args.seconds:g} s "
         f"per workload, p50 of {args.repeat} requests alone. "
         f"`python -m bench scale{' ' + ' '.join(argv) if argv else ''}`"
     )
