@@ -1,5 +1,5 @@
 """``python -m bench http`` (side by side), ``profile``, ``ab`` (two versions),
-``instructions`` (counted by valgrind), ``pages``."""
+``instructions`` (counted by valgrind), ``pages``, ``scale`` (1 to 100 sources)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ def main() -> None:
         from bench import instructions
 
         instructions.main(rest)
+    elif command == "scale":
+        from bench import scale
+
+        scale.main(rest)
     elif command == "pages":
         from bench import pages
 
@@ -31,7 +35,8 @@ def main() -> None:
         pages.main()
     else:
         raise SystemExit(
-            f"usage: python -m bench [http|profile|ab|instructions|pages] ...; unknown {command!r}"
+            "usage: python -m bench [http|profile|ab|instructions|pages|scale] ...; "
+            f"unknown {command!r}"
         )
 
 

@@ -43,7 +43,14 @@ from gateway.webhooks import WebhookReceiver
 from resolvers import CategoryInfo, Directory, Limits, build_schema
 from resolvers.federation import federated_schema
 from resolvers.limits import SourceScan
-from sources import Federation, SourceError, source_class
+from sources import (
+    ConnectionBudget,
+    Federation,
+    Source,
+    SourceError,
+    UsesConnections,
+    source_class,
+)
 from sources._guard import Guarded
 
 log = logging.getLogger("complaint_graph")
@@ -60,14 +67,20 @@ class Gateway:
         self.config = config
         self.metrics = Metrics()
         self.tracing = Tracing.from_settings(config.observability.tracing, tracer_provider)
+        self.connections = ConnectionBudget(config.limits.source_connections)
         self.federation = Federation(
-            Guarded(
-                source_class(settings.kind)(settings),
-                settings.timeout_seconds,
-                settings.resilience,
-                self._observe_round_trip,
-            )
-            for settings in config.sources
+            (
+                Guarded(
+                    self._sharing_connections(source_class(settings.kind)(settings)),
+                    settings.timeout_seconds,
+                    settings.resilience,
+                    self._observe_round_trip,
+                )
+                for settings in config.sources
+            ),
+            coverage={settings.id: settings.coverage for settings in config.sources},
+            count_cache_seconds={s.id: s.count_cache_seconds for s in config.sources},
+            observe_plan=self.metrics.observe_plan,
         )
         self.directory = Directory(
             self.federation,
@@ -109,6 +122,12 @@ class Gateway:
                 pushed = capabilities.pushed_down_filters
                 scans.append(SourceScan(source.id, pushed, capabilities.scan_limit))
         return tuple(scans)
+
+    def _sharing_connections(self, source: Source) -> Source:
+        """A source that holds database connections counts them in the gateway's budget."""
+        if isinstance(source, UsesConnections):
+            source.budget = self.connections
+        return source
 
     def _observe_round_trip(
         self, source: str, operation: str, seconds: float, batch_size: int, ok: bool

@@ -56,6 +56,14 @@ class LimitSettings(Strict):
             "for bench/ only; never in production."
         ),
     )
+    source_connections: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Database connections in use at once across all SQL sources (a read waits for a "
+            "free one); unset: each source's own pool is the only bound."
+        ),
+    )
 
     def query_limits(self) -> QueryLimits:
         """The limits the graph applies to each operation."""

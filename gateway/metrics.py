@@ -80,6 +80,13 @@ class Metrics:
             buckets=_BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.federation_sources = Counter(
+            "complaint_graph_federation_sources",
+            "Sources asked and skipped (a filter or their declared coverage rules them out) "
+            "by federated operation (page, count, stats).",
+            ["operation", "decision"],
+            registry=self.registry,
+        )
         self.requests = Counter(
             "complaint_graph_graphql_requests",
             "GraphQL requests over HTTP, by operation type and name and HTTP status.",
@@ -151,6 +158,22 @@ class Metrics:
             series.batch_size.observe(batch_size)
         if not ok:  # rare: looked up when it happens, so no series exists before an error
             self.source_errors.labels(source, operation).inc()
+
+    def observe_plan(self, operation: str, asked: int, skipped: int) -> None:
+        """One federated operation: how many sources it asked and how many it left out."""
+        self.federation_sources.labels(operation, "asked").inc(asked)
+        if skipped:
+            self.federation_sources.labels(operation, "skipped").inc(skipped)
+
+    def federation_sources_total(self, operation: str, decision: str) -> float:
+        """Sources asked or skipped so far by ``operation``: what tests compare."""
+        return sum(
+            sample.value
+            for metric in self.federation_sources.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+            and sample.labels == {"operation": operation, "decision": decision}
+        )
 
     def observe_http_request(self, source: str) -> None:
         self.source_http_requests.labels(source).inc()

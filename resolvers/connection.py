@@ -36,7 +36,15 @@ class CaseConnection:
         description="Cases matching the filter in every source that answered (one count each)."
     )
     async def total_count(self, info: GraphInfo) -> int:
-        total, failures = await info.context.federation.count(self._filter)
+        federation = info.context.federation
+        total, failures = await federation.count(self._filter)
+        asked = [source.id for source in federation.matching(self._filter)]
+        info.context.report_plan(
+            ".".join(map(str, info.path.as_list())),
+            "count",
+            asked,
+            len(federation.sources) - len(asked),
+        )
         # A source whose page already failed is reported once, at `cases`, not again here.
         reported = {(error.extensions or {}).get("source") for error in info.context.partial_errors}
         path = info.path.as_list()

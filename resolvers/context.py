@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -25,6 +25,9 @@ class Limits:
     query: QueryLimits = field(default_factory=QueryLimits)  # depth, cost, timeout: limits.py
     dataloader_batching: bool = True  # False: the benchmark's N+1 baseline (Loaders)
 
+
+MAX_REPORTED = 100
+"""Federated reads one request's ``extensions.federation`` lists at most."""
 
 Clock = Callable[[], datetime]
 """Where a request reads "now": the moment ``overdue``, ``isOverdue`` and ages are measured at."""
@@ -59,6 +62,9 @@ class Context:
     auth_error: str | None = None  # why the credentials sent were refused
     connection_params: dict[str, object] | None = None  # a WebSocket's connection_init payload
     warnings: list[dict[str, str]] = field(default_factory=list)  # -> extensions.warnings
+    federation_report: list[dict[str, object]] = field(default_factory=list)
+    """Which sources each federated read asked: -> ``extensions.federation`` when the request's
+    own ``extensions`` ask for it (``{"federation": true}``)."""
 
     def __post_init__(self) -> None:
         self.now = self.clock()  # one moment for the whole request: its figures agree
@@ -100,6 +106,30 @@ class Context:
         if self.access is None:
             self.access = CaseAccess(ANONYMOUS, self.federation)
         return self.access
+
+    def report_plan(
+        self,
+        path: str,
+        operation: str,
+        asked: Sequence[str],
+        skipped: int,
+        round_trips: int | None = None,
+    ) -> None:
+        """Note one federated read for ``extensions.federation`` (resolvers/errors.py);
+        ``round_trips`` where known (a cached count makes none). Noted whether or not the
+        request asks (resolvers do not see its ``extensions``), so only the first
+        :data:`MAX_REPORTED` are kept: a CSV export runs thousands of pages in one context."""
+        if len(self.federation_report) >= MAX_REPORTED:
+            return
+        report: dict[str, object] = {
+            "path": path,
+            "operation": operation,
+            "asked": list(asked),
+            "skipped": skipped,
+        }
+        if round_trips is not None:
+            report["roundTrips"] = round_trips
+        self.federation_report.append(report)
 
     def release(self) -> None:
         """The request is answered: drop what its loaders hold (see :meth:`Loaders.clear`)."""

@@ -122,6 +122,15 @@ class ErrorTranslation(SchemaExtension):
         yield
 
     def get_results(self) -> dict[str, Any]:
-        """Warnings of incomplete answers that are not errors (a bounded statistics scan)."""
-        warnings = getattr(self.execution_context.context, "warnings", None)
-        return {"warnings": list(warnings)} if warnings else {}
+        """Warnings of incomplete answers that are not errors (a bounded statistics scan), and
+        which sources each federated read asked when the request's ``extensions`` hold
+        ``"federation": true`` (an operator's question, off by default: it names sources)."""
+        context = self.execution_context.context
+        results: dict[str, Any] = {}
+        warnings = getattr(context, "warnings", None)
+        if warnings:
+            results["warnings"] = list(warnings)
+        asked = self.execution_context.operation_extensions or {}
+        if asked.get("federation") is True:
+            results["federation"] = list(getattr(context, "federation_report", []))
+        return results

@@ -60,6 +60,9 @@ class Query:
         page = await info.context.federation.page(where, order, position, size, fields)
         path = info.path.as_list()
         info.context.partial_errors.extend(source_error(error, path) for error in page.failures)
+        info.context.report_plan(
+            ".".join(map(str, path)), "page", page.asked, page.skipped, page.reads
+        )
         info.context.case_access.mark_visible(page.records)
         info.context.loaders.prime_cases(page.records)  # those read whole
         return CaseConnection.of(page, where, order, position, info.context.directory)

@@ -3,6 +3,7 @@
 Nothing here knows GraphQL. ``resolvers/`` imports only what ``__all__`` lists.
 """
 
+from sources._budget import ConnectionBudget, UsesConnections
 from sources._deadline import (
     Deadline,
     current_caller,
@@ -71,6 +72,7 @@ __all__ = [
     "CaseStats",
     "Channel",
     "ComplainantRecord",
+    "ConnectionBudget",
     "Deadline",
     "Dimension",
     "Durations",
@@ -100,6 +102,7 @@ __all__ = [
     "TimelineEntry",
     "UnknownKind",
     "Unmapped",
+    "UsesConnections",
     "Vocabulary",
     "WebhookSettings",
     "current_caller",

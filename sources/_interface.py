@@ -41,6 +41,11 @@ class Capabilities:
     scan_limit: int | None = None
     """Cases one search reads at most when it must apply a filter after fetching (one not in
     ``pushed_down_filters``): what such a search costs the agency, whatever page is asked."""
+    seeks_by_keyset: bool = False
+    """Whether a search for a few rows after a position costs a few rows (the backend seeks
+    to the keyset, as an indexed SQL ``WHERE (key) < (...) LIMIT n`` does): a merged page
+    then asks it for a share of the page first and tops it up only when needed. An API
+    that pages through everything before the position is asked for the whole page once."""
 
 
 class AgencyInfo(NamedTuple):

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sources._coverage import ANYTHING, Coverage
 from sources._interface import AgencyInfo
 from sources._model import CanonicalStatus, Channel, ReferralKind, Unmapped
 
@@ -180,6 +181,24 @@ def _period(days: float) -> timedelta:
     return timedelta(days=days)
 
 
+class CoverageSettings(Strict):
+    """What the source's cases can be (``covers:``): a promise the operator makes so that a
+    query filtered to other provinces or categories does not ask this source at all."""
+
+    provinces: list[str] | None = Field(
+        default=None, min_length=1, description="Province codes (TIS 1099, two digits)."
+    )
+    categories: list[str] | None = Field(
+        default=None, min_length=1, description="Unified category codes."
+    )
+
+    def coverage(self) -> Coverage:
+        return Coverage(
+            frozenset(self.provinces) if self.provinces is not None else None,
+            frozenset(self.categories) if self.categories is not None else None,
+        )
+
+
 class SourceSettings(Strict):
     id: str
     kind: str
@@ -204,6 +223,18 @@ class SourceSettings(Strict):
         ge=1,
         description="Cases a statistics scan reads at most, for sources that cannot aggregate.",
     )
+    covers: CoverageSettings | None = Field(
+        default=None, description="Provinces and categories the source holds; unset: any."
+    )
+    count_cache_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="How long a count (totalCount) per filter and caller is reused; 0: never.",
+    )
+
+    @property
+    def coverage(self) -> Coverage:
+        return self.covers.coverage() if self.covers is not None else ANYTHING
 
     @field_validator("id")
     @classmethod

@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchTableError, SQLAlche
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 
+from sources._budget import ConnectionBudget
 from sources._errors import (
     SourceBadResponse,
     SourceConfigError,
@@ -93,6 +94,8 @@ class SqlSource(Source):
         self._backend = backend
         """The database's own strategy, whatever SQL it speaks: its connection options, its
         reflection and its driver's errors."""
+        self.budget = ConnectionBudget()
+        """Connections in use at once across the gateway's sources (set by the gateway)."""
         self._carry_after = 0.0
         """``time.monotonic()`` before which pages carry no timelines: the database refused a
         page with them (see :meth:`search_cases`)."""
@@ -106,6 +109,7 @@ class SqlSource(Source):
             lists_referrals=referrals is not None and referrals.their_reference is not None,
             finds_complainants=self.settings.complainant is not None
             and self.settings.complainant.citizen_key is not None,
+            seeks_by_keyset=True,
         )
 
     async def open(self) -> None:
@@ -426,7 +430,7 @@ class SqlSource(Source):
                 self._engine = create_async_engine(
                     self.settings.url,
                     pool_size=self.settings.pool_size,
-                    max_overflow=0,
+                    max_overflow=self.settings.pool_overflow,
                     **options,
                 )
             except TypeError:  # pools without a size (SQLite's NullPool on some versions)
@@ -456,7 +460,7 @@ class SqlSource(Source):
             return {name: metadata.tables.get(name) for name in existing}
 
         try:
-            async with self._engine_or_create().connect() as connection:
+            async with self.budget.slot(), self._engine_or_create().connect() as connection:
                 return await connection.run_sync(reflect)
         except NoSuchTableError as exc:
             raise SourceConfigError(self.id, f"table {exc} does not exist") from exc
@@ -477,7 +481,7 @@ class SqlSource(Source):
             return [dict(zip(keys, row, strict=True)) for row in rows]
         sql, arguments = rendered
         try:
-            async with self._engine_or_create().connect() as connection:
+            async with self.budget.slot(), self._engine_or_create().connect() as connection:
                 driver = (await connection.get_raw_connection()).driver_connection
                 assert isinstance(driver, asyncpg.Connection)
                 try:
@@ -494,7 +498,7 @@ class SqlSource(Source):
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> Sequence[Row[Any]]:
         try:
-            async with self._engine_or_create().connect() as connection:
+            async with self.budget.slot(), self._engine_or_create().connect() as connection:
                 result = await connection.execute(statement, parameters)
                 return result.all()
         except (SQLAlchemyError, OSError) as exc:

@@ -155,7 +155,15 @@ class SqlSettings(SourceSettings):
     timezone: str = Field(
         default="UTC", description="Zone of date/time columns stored without a time zone."
     )
-    pool_size: int = Field(default=5, ge=1, le=100)
+    pool_size: int = Field(
+        default=5, ge=1, le=100, description="Connections kept open, idle or not."
+    )
+    pool_overflow: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="More connections opened under demand, closed when returned.",
+    )
     cases: CaseColumns
     location: LocationColumns = Field(default_factory=LocationColumns)
     category_lookup: CategoryLookup | None = None
