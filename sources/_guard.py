@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -27,9 +28,9 @@ from tenacity import (
     retry_if_exception_type,
     retry_if_not_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
 )
 from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
 from sources._bulkhead import Bulkhead
 from sources._deadline import Deadline, current_caller, current_deadline
@@ -44,6 +45,23 @@ T = TypeVar("T")
 
 _AVAILABILITY = (SourceUnavailable, SourceTimeout)
 _CIRCUIT_NAMES = {STATE_CLOSED: "CLOSED", STATE_OPEN: "OPEN", STATE_HALF_OPEN: "HALF_OPEN"}
+
+
+class _Backoff(wait_base):
+    """Exponential backoff with jitter (as tenacity's ``wait_exponential_jitter``), drawn from
+    a generator of its own: the process-wide ``random`` stream stays untouched by retries in
+    background pollers, so nothing else that seeds or replays it (a property test drawing its
+    examples, say) sees it move."""
+
+    _jitter = random.Random()
+
+    def __init__(self, initial: float, most: float) -> None:
+        self.initial = initial
+        self.most = most
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exponential: float = self.initial * 2.0 ** (retry_state.attempt_number - 1)
+        return max(0.0, min(exponential + self._jitter.uniform(0, self.initial), self.most))
 
 
 class RoundTripObserver(Protocol):
@@ -219,11 +237,7 @@ class Guarded(Source):
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.resilience.retries + 1) | _OutOfTime(deadline),
-            wait=wait_exponential_jitter(
-                multiplier=self.resilience.retry_initial_seconds,
-                max=self.resilience.retry_max_seconds,
-                jitter=self.resilience.retry_initial_seconds,
-            ),
+            wait=_Backoff(self.resilience.retry_initial_seconds, self.resilience.retry_max_seconds),
             retry=retry_if_exception_type(_AVAILABILITY) & retry_if_not_exception_type(SourceBusy),
             reraise=True,
         )
