@@ -9,12 +9,11 @@ documents are parsed when the configuration is read, so a typo is a configuratio
 from __future__ import annotations
 
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from graphql import GraphQLError, OperationDefinitionNode, parse
 from pydantic import Field, field_validator, model_validator
 
-from sources._settings import SourceSettings, Strict
+from sources._settings import SourceSettings, Strict, known_zone
 from sources.rest._settings import Auth, CaseFields, HistoryFields
 
 
@@ -182,8 +181,4 @@ class GraphQLSettings(SourceSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (an IANA name: Asia/Bangkok)") from None
-        return value
+        return known_zone(value)
