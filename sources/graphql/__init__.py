@@ -17,10 +17,10 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import orjson
 
-from sources._errors import SourceBadResponse, SourceError, SourceTimeout, SourceUnavailable
+from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
+from sources._http import AgencyHttp
 from sources._interface import AgencyInfo, Capabilities, Problem, Source
 from sources._model import CASE_RECORD_FIELDS, TIMELINE, CaseRecord, TimelineEntry, Unmapped
 from sources._query import CaseFilter, CaseOrder, Position, SortField
@@ -28,7 +28,6 @@ from sources._settings import SourceSettings
 from sources.graphql._documents import ALIAS, aliased
 from sources.graphql._settings import ByIds, GraphQLSettings
 from sources.rest._records import RecordMapper, dig, items_at
-from sources.rest._transport import HealingTransport
 
 __all__ = ["GraphQLSettings", "GraphQLSource"]
 
@@ -60,9 +59,7 @@ class GraphQLSource(Source):
         self.records = RecordMapper(
             settings.id, settings.fields, settings.vocabulary, settings.timezone, settings.sla
         )
-        self._client: httpx.AsyncClient | None = None
-        self._transport: HealingTransport | None = None
-        self._http_observer: Callable[[str], None] | None = None
+        self._http = AgencyHttp(settings)
         # A statistics scan reads through search_cases, which reads at most max_pages pages.
         listing = settings.list
         self.stats_scan_limit = min(
@@ -78,71 +75,25 @@ class GraphQLSource(Source):
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def _http(self) -> httpx.AsyncClient:
-        """The pooled client, made on first use: the one place its transport is chosen."""
-        if self._client is None:
-            auth: httpx.Auth | None = None
-            headers = dict(self.settings.headers)
-            configured = self.settings.auth
-            if configured is not None and configured.type == "api_key":
-                headers[configured.header] = configured.value or ""
-            elif configured is not None and configured.type == "bearer":
-                headers["Authorization"] = f"Bearer {configured.token}"
-            elif configured is not None:
-                auth = httpx.BasicAuth(configured.username or "", configured.password or "")
-            limits = httpx.Limits(
-                max_connections=self.settings.max_connections,
-                max_keepalive_connections=self.settings.max_connections,
-            )
-            # A cancelled or timed-out request retires its pool (encode/httpcore#1093), as for
-            # the REST kind: no connection is left that no request owns.
-            self._transport = HealingTransport(
-                lambda: httpx.AsyncHTTPTransport(limits=limits),
-                grace_seconds=self.settings.timeout_seconds,
-            )
-            self._client = httpx.AsyncClient(
-                transport=self._transport,
-                headers=headers,
-                auth=auth,
-                timeout=self.settings.timeout_seconds,
-                event_hooks={"request": [self._count_request]},
-            )
-        return self._client
-
     def observe_http(self, observer: Callable[[str], None]) -> None:
-        self._http_observer = observer
-
-    async def _count_request(self, request: httpx.Request) -> None:
-        """Every request the pooled client sends: pages and batches each count."""
-        if self._http_observer is not None:
-            self._http_observer(self.id)
+        self._http.observe(observer)
 
     async def open(self) -> None:
-        self._http()
+        self._http.client()
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-            self._transport = None
+        await self._http.aclose()
 
     def refresh_connections(self) -> None:
-        """The next requests go out on new connections (the circuit's trial call)."""
-        if self._transport is not None:
-            self._transport.renew()
+        self._http.renew()
 
     async def _post(self, query: str, variables: dict[str, Any], key: str) -> dict[str, Any]:
         """The ``data`` of one GraphQL request; ``key`` names the configured document in
         errors. An answer with GraphQL errors is an error: a partial answer would drop cases
         silently."""
-        try:
-            response = await self._http().post(
-                self.settings.url, json={"query": query, "variables": variables}
-            )
-        except httpx.TimeoutException as exc:
-            raise SourceTimeout(self.id, f"HTTP timeout ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise SourceUnavailable(self.id, f"HTTP request failed ({type(exc).__name__})") from exc
+        response = await self._http.send(
+            "POST", self.settings.url, json={"query": query, "variables": variables}
+        )
         status = response.status_code
         if status >= 500 or status == 429:
             raise SourceUnavailable(self.id, f"HTTP {status} from the GraphQL API")

@@ -1,7 +1,7 @@
 """``kind: rest``: an agency's own HTTP/JSON API, described in configuration.
 
 One pooled httpx client per source (HTTP/1.1 keep-alive), over a transport that never reuses a
-connection whose request was cancelled or timed out (``_transport.py``). Filters the API declares
+connection whose request was cancelled or timed out (``sources/_http.py``). Filters the API declares
 parameters for are pushed down; the others are applied here after fetching, reading at most
 ``list.max_pages`` pages. Sorting must be supported by the API for keyset paging to be exact;
 ties on the sort value are ordered here by the case id.
@@ -13,13 +13,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
-import httpx
 import orjson
 
-from sources._errors import SourceBadResponse, SourceError, SourceTimeout, SourceUnavailable
+from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
+from sources._http import AgencyHttp
 from sources._interface import AgencyInfo, Capabilities, Problem, Source
 from sources._model import (
     CASE_RECORD_FIELDS,
@@ -35,7 +35,6 @@ from sources._settings import SourceSettings
 from sources._stats import BIN_COUNT, Bucket, CaseStats, Dimension, Durations
 from sources.rest._records import RecordMapper, dig, items_at
 from sources.rest._settings import Pagination, ReferralListing, RestSettings, StatsEndpoint
-from sources.rest._transport import HealingTransport
 
 __all__ = ["RestSettings", "RestSource"]
 
@@ -84,9 +83,9 @@ class RestSource(Source):
         self.records = RecordMapper(
             settings.id, settings.fields, settings.vocabulary, settings.zone, settings.sla
         )
-        self._client: httpx.AsyncClient | None = None
-        self._transport: HealingTransport | None = None
-        self._http_observer: Callable[[str], None] | None = None
+        self._http = AgencyHttp(
+            settings, base_url=settings.base_url.rstrip("/"), params=settings.query
+        )
         # A statistics scan reads through search_cases, which reads at most max_pages pages.
         pages = settings.list
         self.stats_scan_limit = min(
@@ -115,72 +114,25 @@ class RestSource(Source):
         search = referrals.find if referrals is not None else None
         return search.list_all if search is not None else None
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            auth: httpx.Auth | None = None
-            headers = dict(self.settings.headers)
-            configured = self.settings.auth
-            if configured is not None and configured.type == "api_key":
-                headers[configured.header] = configured.value or ""
-            elif configured is not None and configured.type == "bearer":
-                headers["Authorization"] = f"Bearer {configured.token}"
-            elif configured is not None:
-                auth = httpx.BasicAuth(configured.username or "", configured.password or "")
-            limits = httpx.Limits(
-                max_connections=self.settings.max_connections,
-                max_keepalive_connections=self.settings.max_connections,
-            )
-            self._transport = HealingTransport(
-                lambda: httpx.AsyncHTTPTransport(limits=limits),
-                grace_seconds=self.settings.timeout_seconds,
-            )
-            self._client = httpx.AsyncClient(
-                base_url=self.settings.base_url.rstrip("/"),
-                headers=headers,
-                params=self.settings.query,  # merged with each request's own, encoded
-                auth=auth,
-                transport=self._transport,
-                timeout=self.settings.timeout_seconds,
-                event_hooks={"request": [self._count_request]},
-            )
-        return self._client
-
     def observe_http(self, observer: Callable[[str], None]) -> None:
-        self._http_observer = observer
-
-    async def _count_request(self, request: httpx.Request) -> None:
-        """Every request the pooled client sends, pages and chunks included."""
-        if self._http_observer is not None:
-            self._http_observer(self.id)
+        self._http.observe(observer)
 
     async def open(self) -> None:
-        self._http()
+        self._http.client()
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-            self._transport = None
+        await self._http.aclose()
 
     def refresh_connections(self) -> None:
-        """The next requests go out on new connections (the circuit's trial call)."""
-        if self._transport is not None:
-            self._transport.renew()
+        self._http.renew()
 
     async def _get(
         self, path: str, params: Mapping[str, str] | None = None, body: Any = None
     ) -> Any:
         """GET ``path`` (POST ``body`` as JSON when given) and decode the JSON answer,
         translating every failure into a source error."""
-        try:
-            if body is None:
-                response = await self._http().get(path, params=params)
-            else:
-                response = await self._http().post(path, params=params, json=body)
-        except httpx.TimeoutException as exc:
-            raise SourceTimeout(self.id, f"HTTP timeout ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise SourceUnavailable(self.id, f"HTTP request failed ({type(exc).__name__})") from exc
+        method: Literal["GET", "POST"] = "GET" if body is None else "POST"
+        response = await self._http.send(method, path, params=params, json=body)
         if response.status_code == 404:
             raise _NotFound(self.id, "not found")
         if response.status_code >= 500 or response.status_code == 429:
