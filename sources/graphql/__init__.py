@@ -22,7 +22,7 @@ import orjson
 from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
 from sources._http import AgencyHttp
 from sources._interface import AgencyInfo, Capabilities, Problem, Source
-from sources._model import CASE_RECORD_FIELDS, TIMELINE, CaseRecord, TimelineEntry, Unmapped
+from sources._model import CASE_RECORD_FIELDS, TIMELINE, CaseRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._settings import SourceSettings
 from sources.graphql._documents import ALIAS, aliased
@@ -185,13 +185,7 @@ class GraphQLSource(Source):
                 for value in answers.values()
                 for item in (value if isinstance(value, list) else [value])
             ]
-        wanted = set(local_ids)
-        by_id: dict[str, Any] = {}
-        for item in items:
-            local_id = self.records.case_id(item)
-            if local_id in wanted:
-                by_id[local_id] = item
-        return by_id
+        return self.records.by_case_id(items, local_ids)
 
     async def load_cases(self, local_ids: Sequence[str]) -> Mapping[str, CaseRecord]:
         documents = await self._case_documents(local_ids)
@@ -254,7 +248,7 @@ class GraphQLSource(Source):
         limit: int,
         fields: frozenset[str] | None = None,
     ) -> list[CaseRecord]:
-        if self._matches_nothing(where):
+        if self.records.matches_nothing(where):
             return []
         with_timelines = fields is None or TIMELINE in fields
         if fields is not None:
@@ -284,7 +278,7 @@ class GraphQLSource(Source):
         return collected[:limit]
 
     async def count_cases(self, where: CaseFilter) -> int:
-        if self._matches_nothing(where):
+        if self.records.matches_nothing(where):
             return 0
         listing = self.settings.list
         variables = self._conditions(where, CaseOrder(), None)
@@ -312,17 +306,6 @@ class GraphQLSource(Source):
         """This kind maps no referrals: only the owning agency's callers (and those of an
         agency whose own systems referred the case here) see a case."""
         return where.access is None or where.access.allows(self.agency.code, record, ())
-
-    def _matches_nothing(self, where: CaseFilter) -> bool:
-        """A status or category the vocabulary never produces: nothing here can match, and
-        an empty list pushed down would mean something else to many APIs."""
-        vocabulary = self.settings.vocabulary
-        return (
-            where.statuses is not None and where.statuses.isdisjoint(vocabulary.statuses.values())
-        ) or (
-            where.categories is not None
-            and where.categories.isdisjoint(vocabulary.categories.values())
-        )
 
     def _page_variables(self, size: int, cursor: str | None, offset: int) -> dict[str, Any]:
         pagination = self.settings.list.pagination
@@ -458,21 +441,7 @@ class GraphQLSource(Source):
         except SourceError as exc:
             fix = "check fetch and history against the API's schema, and their dotted paths"
             problems.append(Problem(self.id, "fetch", exc.detail, fix))
-        unmapped = {
-            value
-            for record in records
-            for value in (record.status, record.category, record.channel)
-            if isinstance(value, Unmapped)
-        }
-        problems += [
-            Problem(
-                self.id,
-                f"vocabulary.{value.key}",
-                f"value {value.value!r} is not mapped",
-                f"add {value.value!r} under vocabulary.{value.key}",
-            )
-            for value in sorted(unmapped, key=lambda u: (u.key, u.value))
-        ]
+        problems += self.records.unmapped_problems(records)
         return problems
 
 

@@ -28,7 +28,6 @@ from sources._model import (
     ComplainantRecord,
     ReferralRecord,
     TimelineEntry,
-    Unmapped,
 )
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._settings import SourceSettings
@@ -187,13 +186,7 @@ class RestSource(Source):
                 for document in found.values()
                 for item in _one_or_list(items_at_or_self(self.id, document, fetch.items))
             ]
-        wanted = set(local_ids)
-        by_id: dict[str, Any] = {}
-        for item in items:
-            local_id = self.records.case_id(item)
-            if local_id in wanted:
-                by_id[local_id] = item
-        return by_id
+        return self.records.by_case_id(items, local_ids)
 
     async def load_timelines(
         self, local_ids: Sequence[str]
@@ -401,7 +394,7 @@ class RestSource(Source):
         limit: int,
         fields: frozenset[str] | None = None,
     ) -> list[CaseRecord]:
-        if self._matches_nothing(where):
+        if self.records.matches_nothing(where):
             return []
         # Only the fields asked for are mapped (sources/rest/_records.py), with those the
         # filter is re-checked on here and the order's; a field this mapper does not know
@@ -438,7 +431,7 @@ class RestSource(Source):
         return collected[:limit]
 
     async def count_cases(self, where: CaseFilter) -> int:
-        if self._matches_nothing(where):
+        if self.records.matches_nothing(where):
             return 0
         listing = self.settings.list
         params = self._filter_params(where, CaseOrder(), None)
@@ -596,17 +589,6 @@ class RestSource(Source):
             return True, {sort.param: value}
         return self.settings.list.natural_order == wanted, None
 
-    def _matches_nothing(self, where: CaseFilter) -> bool:
-        """A status or category this source's vocabulary never produces: no case here can match,
-        and the empty parameter it would send means no filter at all to most APIs."""
-        vocabulary = self.settings.vocabulary
-        return (
-            where.statuses is not None and where.statuses.isdisjoint(vocabulary.statuses.values())
-        ) or (
-            where.categories is not None
-            and where.categories.isdisjoint(vocabulary.categories.values())
-        )
-
     def _filter_params(
         self, where: CaseFilter, order: CaseOrder, after: Position | None
     ) -> dict[str, str]:
@@ -758,21 +740,7 @@ class RestSource(Source):
             records = [self.records.case(item) for item in items]
         except SourceError as exc:
             return [Problem(self.id, "base_url", exc.detail, "check the URL, auth and paths")]
-        unmapped = {
-            value
-            for record in records
-            for value in (record.status, record.category, record.channel)
-            if isinstance(value, Unmapped)
-        }
-        problems = [
-            Problem(
-                self.id,
-                f"vocabulary.{value.key}",
-                f"value {value.value!r} is not mapped",
-                f"add {value.value!r} under vocabulary.{value.key}",
-            )
-            for value in sorted(unmapped, key=lambda u: (u.key, u.value))
-        ]
+        problems = self.records.unmapped_problems(records)
         return problems + self._unlisted_history(items, records)
 
     def _unlisted_history(self, items: list[Any], records: list[CaseRecord]) -> list[Problem]:
