@@ -14,10 +14,11 @@ from typing import Any, Literal, Protocol
 import httpx
 
 from sources._errors import SourceTimeout, SourceUnavailable
+from sources._interface import Source
 from sources._settings import Auth
 from sources._transport import HealingTransport
 
-__all__ = ["AgencyHttp", "HttpSettings", "credentials"]
+__all__ = ["AgencyHttp", "HttpSettings", "HttpSource", "credentials"]
 
 
 class HttpSettings(Protocol):
@@ -127,3 +128,23 @@ class AgencyHttp:
             await self._client.aclose()
             self._client = None
             self.transport = None
+
+
+class HttpSource(Source):
+    """A source whose every round trip goes through one :class:`AgencyHttp` (``_http``, set by
+    the kind's ``__init__``): opening, closing, counting requests and renewing connections are
+    the client's."""
+
+    _http: AgencyHttp
+
+    async def open(self) -> None:
+        self._http.client()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def observe_http(self, observer: Callable[[str], None]) -> None:
+        self._http.observe(observer)
+
+    def refresh_connections(self) -> None:
+        self._http.renew()

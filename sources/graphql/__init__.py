@@ -12,7 +12,7 @@ One pooled httpx client per source; every HTTP request it sends is counted
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 
 from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
-from sources._http import AgencyHttp
-from sources._interface import AgencyInfo, Capabilities, Problem, Source
+from sources._http import AgencyHttp, HttpSource
+from sources._interface import AgencyInfo, Capabilities, Problem
 from sources._model import CASE_RECORD_FIELDS, TIMELINE, CaseRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._settings import SourceSettings
@@ -43,7 +43,7 @@ _PUSHABLE = {
 }
 
 
-class GraphQLSource(Source):
+class GraphQLSource(HttpSource):
     settings_model: type[SourceSettings] = GraphQLSettings
     kind = "graphql"
 
@@ -74,18 +74,6 @@ class GraphQLSource(Source):
         )
 
     # -- HTTP ------------------------------------------------------------------------------
-
-    def observe_http(self, observer: Callable[[str], None]) -> None:
-        self._http.observe(observer)
-
-    async def open(self) -> None:
-        self._http.client()
-
-    async def close(self) -> None:
-        await self._http.aclose()
-
-    def refresh_connections(self) -> None:
-        self._http.renew()
 
     async def _post(self, query: str, variables: dict[str, Any], key: str) -> dict[str, Any]:
         """The ``data`` of one GraphQL request; ``key`` names the configured document in

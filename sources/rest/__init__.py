@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote
@@ -19,8 +19,8 @@ from urllib.parse import quote
 import orjson
 
 from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
-from sources._http import AgencyHttp
-from sources._interface import AgencyInfo, Capabilities, Problem, Source
+from sources._http import AgencyHttp, HttpSource
+from sources._interface import AgencyInfo, Capabilities, Problem
 from sources._model import (
     CASE_RECORD_FIELDS,
     TIMELINE,
@@ -68,7 +68,7 @@ _LONG_DIGIT_RUN = b"0" * 19
 which it would read as a float."""
 
 
-class RestSource(Source):
+class RestSource(HttpSource):
     settings_model: type[SourceSettings] = RestSettings
     kind = "rest"
 
@@ -112,18 +112,6 @@ class RestSource(Source):
         referrals = self.settings.referrals
         search = referrals.find if referrals is not None else None
         return search.list_all if search is not None else None
-
-    def observe_http(self, observer: Callable[[str], None]) -> None:
-        self._http.observe(observer)
-
-    async def open(self) -> None:
-        self._http.client()
-
-    async def close(self) -> None:
-        await self._http.aclose()
-
-    def refresh_connections(self) -> None:
-        self._http.renew()
 
     async def _get(
         self, path: str, params: Mapping[str, str] | None = None, body: Any = None
