@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -23,7 +22,7 @@ from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
 from sources._http import AgencyHttp, HttpSource
 from sources._interface import AgencyInfo, Capabilities, Problem
 from sources._model import CASE_RECORD_FIELDS, TIMELINE, CaseRecord, TimelineEntry
-from sources._query import CaseFilter, CaseOrder, Position, SortField
+from sources._query import CaseFilter, CaseOrder, Position, SortField, received_window
 from sources._settings import SourceSettings
 from sources.graphql._documents import ALIAS, aliased
 from sources.graphql._settings import ByIds, GraphQLSettings
@@ -380,14 +379,7 @@ class GraphQLSource(HttpSource):
             _put(condition, paths.district_code, sorted(where.district_codes))
         if paths.text and where.text:
             _put(condition, paths.text, where.text)
-        lower, upper = where.received_from, where.received_before
-        if after is not None and order.field is SortField.RECEIVED_AT:
-            # The keyset's side of the position; the exact cut happens after fetching.
-            if order.descending:
-                bound = after.value + timedelta(seconds=1)
-                upper = bound if upper is None else min(upper, bound)
-            else:
-                lower = after.value if lower is None else max(lower, after.value)
+        lower, upper = received_window(where, order, after)
         watching = after is not None and order.field is SortField.UPDATED_AT
         if watching and not order.descending and paths.updated_from and after is not None:
             _put(condition, paths.updated_from, after.value.isoformat())

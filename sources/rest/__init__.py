@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -29,7 +29,7 @@ from sources._model import (
     ReferralRecord,
     TimelineEntry,
 )
-from sources._query import CaseFilter, CaseOrder, Position, SortField
+from sources._query import CaseFilter, CaseOrder, Position, SortField, received_window
 from sources._settings import SourceSettings
 from sources._stats import BIN_COUNT, Bucket, CaseStats, Dimension, Durations
 from sources.rest._records import RecordMapper, dig, items_at
@@ -598,14 +598,7 @@ class RestSource(HttpSource):
             params[names.district_code] = join(sorted(where.district_codes))
         if names.text and where.text:
             params[names.text] = where.text
-        lower, upper = where.received_from, where.received_before
-        if after is not None and order.field is SortField.RECEIVED_AT:
-            # Narrow to the keyset's side of the position; the exact cut happens after fetching.
-            if order.descending:
-                bound = after.value + timedelta(seconds=1)
-                upper = bound if upper is None else min(upper, bound)
-            else:
-                lower = after.value if lower is None else max(lower, after.value)
+        lower, upper = received_window(where, order, after)
         watching = (
             after is not None and order.field is SortField.UPDATED_AT and not order.descending
         )
