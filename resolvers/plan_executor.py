@@ -32,7 +32,7 @@ from asyncio import Future
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from datetime import UTC
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, NamedTuple
 
 from graphql import (
@@ -101,6 +101,21 @@ class PlanResolveInfo(NamedTuple):
     abort_signal: Any
     async_helpers: Any
     operation_extensions: Any
+
+
+_OperationInfo = tuple[
+    GraphQLSchema,
+    dict[str, FragmentDefinitionNode],
+    Any,
+    OperationDefinitionNode,
+    dict[str, Any],
+    Any,
+    Any,
+    Any,
+    Any,
+    Any,
+]
+"""``PlanResolveInfo``'s fields from ``schema`` on: one operation's, whatever the field."""
 
 
 class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -278,18 +293,7 @@ class _Run:
             raise _Fallback from error
         parent_type = column.step.type
         parent_name = parent_type.name
-        shared = (
-            executor.schema,
-            executor.fragment_definitions,
-            executor.root_value,
-            executor.operation,
-            executor.variable_values.coerced,
-            self.context,
-            executor.is_awaitable,
-            executor.abort_signal,
-            executor.async_helpers,
-            executor.operation_extensions,
-        )
+        shared = self.operation_info
         values: list[Any] = []
         for source, path in zip(column.sources, column.paths, strict=True):
             info = PlanResolveInfo(
@@ -622,15 +626,18 @@ class _Run:
 
     def info(self, step: FieldStep, parent_type: GraphQLObjectType, path: Path) -> Any:
         """The resolve info of ``step``'s field at ``path``."""
-        executor = self.executor
         field = step.field
         assert field is not None
         return PlanResolveInfo(
-            step.name,
-            step.nodes,
-            field.type,
-            parent_type,
-            path,
+            step.name, step.nodes, field.type, parent_type, path, *self.operation_info
+        )
+
+    @cached_property
+    def operation_info(self) -> _OperationInfo:
+        """The resolve info fields that are the same for every field of the run (the last
+        ten of :class:`PlanResolveInfo`, in its order), read once per run."""
+        executor = self.executor
+        return (
             executor.schema,
             executor.fragment_definitions,
             executor.root_value,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sources._model import CanonicalStatus, CaseRecord
@@ -175,3 +175,20 @@ class Position:
     value: datetime
     source: str
     local_id: str
+
+
+def received_window(
+    where: CaseFilter, order: CaseOrder, after: Position | None
+) -> tuple[datetime | None, datetime | None]:
+    """The received-time bounds (inclusive lower, exclusive upper) to push down to an API that
+    filters by time but takes no keyset: ``where``'s own, narrowed to the keyset's side of
+    ``after`` when the order is by received time. Coarse on purpose (the upper bound a second
+    past the position); the exact cut is made on what comes back."""
+    lower, upper = where.received_from, where.received_before
+    if after is not None and order.field is SortField.RECEIVED_AT:
+        if order.descending:
+            bound = after.value + timedelta(seconds=1)
+            upper = bound if upper is None else min(upper, bound)
+        else:
+            lower = after.value if lower is None else max(lower, after.value)
+    return lower, upper

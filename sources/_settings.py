@@ -6,9 +6,10 @@ import functools
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sources._coverage import ANYTHING, Coverage
 from sources._interface import AgencyInfo
@@ -197,6 +198,44 @@ class CoverageSettings(Strict):
             frozenset(self.provinces) if self.provinces is not None else None,
             frozenset(self.categories) if self.categories is not None else None,
         )
+
+
+class Auth(Strict):
+    """How an HTTP source authenticates to its agency: an API key header, a bearer token, or
+    HTTP basic (the ``auth:`` key of the rest and graphql kinds)."""
+
+    type: Literal["api_key", "bearer", "basic"]
+    header: str = "X-API-Key"
+    value: str | None = None
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+    @model_validator(mode="after")
+    def _has_its_secret(self) -> Auth:
+        needed = {"api_key": ("value",), "bearer": ("token",), "basic": ("username", "password")}
+        missing = [name for name in needed[self.type] if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"auth type {self.type!r} needs {', '.join(missing)}")
+        return self
+
+
+class PushedConditions(Strict):
+    """Where an HTTP API takes each condition the gateway can push down (a query parameter, a
+    dotted path in a variable: the kind says which); a condition without one is applied in the
+    gateway, on what comes back."""
+
+    status: str | None = None
+    category: str | None = None
+    province_code: str | None = None
+    district_code: str | None = None
+    received_from: str | None = Field(default=None, description="Inclusive lower bound.")
+    received_before: str | None = Field(default=None, description="Exclusive upper bound.")
+    text: str | None = None
+    updated_from: str | None = Field(
+        default=None,
+        description="Inclusive lower bound on the update time; lets the gateway watch for changes.",
+    )
 
 
 class SourceSettings(Strict):

@@ -12,23 +12,21 @@ One pooled httpx client per source; every HTTP request it sends is counted
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
-import httpx
 import orjson
 
-from sources._errors import SourceBadResponse, SourceError, SourceTimeout, SourceUnavailable
-from sources._interface import AgencyInfo, Capabilities, Problem, Source
-from sources._model import CASE_RECORD_FIELDS, TIMELINE, CaseRecord, TimelineEntry, Unmapped
-from sources._query import CaseFilter, CaseOrder, Position, SortField
+from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
+from sources._http import AgencyHttp, HttpSource
+from sources._interface import AgencyInfo, Capabilities, Problem
+from sources._model import CASE_RECORD_FIELDS, TIMELINE, CaseRecord, TimelineEntry
+from sources._query import CaseFilter, CaseOrder, Position, SortField, received_window
 from sources._settings import SourceSettings
 from sources.graphql._documents import ALIAS, aliased
 from sources.graphql._settings import ByIds, GraphQLSettings
 from sources.rest._records import RecordMapper, dig, items_at
-from sources.rest._transport import HealingTransport
 
 __all__ = ["GraphQLSettings", "GraphQLSource"]
 
@@ -44,7 +42,7 @@ _PUSHABLE = {
 }
 
 
-class GraphQLSource(Source):
+class GraphQLSource(HttpSource):
     settings_model: type[SourceSettings] = GraphQLSettings
     kind = "graphql"
 
@@ -60,9 +58,7 @@ class GraphQLSource(Source):
         self.records = RecordMapper(
             settings.id, settings.fields, settings.vocabulary, settings.timezone, settings.sla
         )
-        self._client: httpx.AsyncClient | None = None
-        self._transport: HealingTransport | None = None
-        self._http_observer: Callable[[str], None] | None = None
+        self._http = AgencyHttp(settings)
         # A statistics scan reads through search_cases, which reads at most max_pages pages.
         listing = settings.list
         self.stats_scan_limit = min(
@@ -78,71 +74,13 @@ class GraphQLSource(Source):
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def _http(self) -> httpx.AsyncClient:
-        """The pooled client, made on first use: the one place its transport is chosen."""
-        if self._client is None:
-            auth: httpx.Auth | None = None
-            headers = dict(self.settings.headers)
-            configured = self.settings.auth
-            if configured is not None and configured.type == "api_key":
-                headers[configured.header] = configured.value or ""
-            elif configured is not None and configured.type == "bearer":
-                headers["Authorization"] = f"Bearer {configured.token}"
-            elif configured is not None:
-                auth = httpx.BasicAuth(configured.username or "", configured.password or "")
-            limits = httpx.Limits(
-                max_connections=self.settings.max_connections,
-                max_keepalive_connections=self.settings.max_connections,
-            )
-            # A cancelled or timed-out request retires its pool (encode/httpcore#1093), as for
-            # the REST kind: no connection is left that no request owns.
-            self._transport = HealingTransport(
-                lambda: httpx.AsyncHTTPTransport(limits=limits),
-                grace_seconds=self.settings.timeout_seconds,
-            )
-            self._client = httpx.AsyncClient(
-                transport=self._transport,
-                headers=headers,
-                auth=auth,
-                timeout=self.settings.timeout_seconds,
-                event_hooks={"request": [self._count_request]},
-            )
-        return self._client
-
-    def observe_http(self, observer: Callable[[str], None]) -> None:
-        self._http_observer = observer
-
-    async def _count_request(self, request: httpx.Request) -> None:
-        """Every request the pooled client sends: pages and batches each count."""
-        if self._http_observer is not None:
-            self._http_observer(self.id)
-
-    async def open(self) -> None:
-        self._http()
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-            self._transport = None
-
-    def refresh_connections(self) -> None:
-        """The next requests go out on new connections (the circuit's trial call)."""
-        if self._transport is not None:
-            self._transport.renew()
-
     async def _post(self, query: str, variables: dict[str, Any], key: str) -> dict[str, Any]:
         """The ``data`` of one GraphQL request; ``key`` names the configured document in
         errors. An answer with GraphQL errors is an error: a partial answer would drop cases
         silently."""
-        try:
-            response = await self._http().post(
-                self.settings.url, json={"query": query, "variables": variables}
-            )
-        except httpx.TimeoutException as exc:
-            raise SourceTimeout(self.id, f"HTTP timeout ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise SourceUnavailable(self.id, f"HTTP request failed ({type(exc).__name__})") from exc
+        response = await self._http.send(
+            "POST", self.settings.url, json={"query": query, "variables": variables}
+        )
         status = response.status_code
         if status >= 500 or status == 429:
             raise SourceUnavailable(self.id, f"HTTP {status} from the GraphQL API")
@@ -234,13 +172,7 @@ class GraphQLSource(Source):
                 for value in answers.values()
                 for item in (value if isinstance(value, list) else [value])
             ]
-        wanted = set(local_ids)
-        by_id: dict[str, Any] = {}
-        for item in items:
-            local_id = self.records.case_id(item)
-            if local_id in wanted:
-                by_id[local_id] = item
-        return by_id
+        return self.records.by_case_id(items, local_ids)
 
     async def load_cases(self, local_ids: Sequence[str]) -> Mapping[str, CaseRecord]:
         documents = await self._case_documents(local_ids)
@@ -303,7 +235,7 @@ class GraphQLSource(Source):
         limit: int,
         fields: frozenset[str] | None = None,
     ) -> list[CaseRecord]:
-        if self._matches_nothing(where):
+        if self.records.matches_nothing(where):
             return []
         with_timelines = fields is None or TIMELINE in fields
         if fields is not None:
@@ -333,7 +265,7 @@ class GraphQLSource(Source):
         return collected[:limit]
 
     async def count_cases(self, where: CaseFilter) -> int:
-        if self._matches_nothing(where):
+        if self.records.matches_nothing(where):
             return 0
         listing = self.settings.list
         variables = self._conditions(where, CaseOrder(), None)
@@ -361,17 +293,6 @@ class GraphQLSource(Source):
         """This kind maps no referrals: only the owning agency's callers (and those of an
         agency whose own systems referred the case here) see a case."""
         return where.access is None or where.access.allows(self.agency.code, record, ())
-
-    def _matches_nothing(self, where: CaseFilter) -> bool:
-        """A status or category the vocabulary never produces: nothing here can match, and
-        an empty list pushed down would mean something else to many APIs."""
-        vocabulary = self.settings.vocabulary
-        return (
-            where.statuses is not None and where.statuses.isdisjoint(vocabulary.statuses.values())
-        ) or (
-            where.categories is not None
-            and where.categories.isdisjoint(vocabulary.categories.values())
-        )
 
     def _page_variables(self, size: int, cursor: str | None, offset: int) -> dict[str, Any]:
         pagination = self.settings.list.pagination
@@ -458,14 +379,7 @@ class GraphQLSource(Source):
             _put(condition, paths.district_code, sorted(where.district_codes))
         if paths.text and where.text:
             _put(condition, paths.text, where.text)
-        lower, upper = where.received_from, where.received_before
-        if after is not None and order.field is SortField.RECEIVED_AT:
-            # The keyset's side of the position; the exact cut happens after fetching.
-            if order.descending:
-                bound = after.value + timedelta(seconds=1)
-                upper = bound if upper is None else min(upper, bound)
-            else:
-                lower = after.value if lower is None else max(lower, after.value)
+        lower, upper = received_window(where, order, after)
         watching = after is not None and order.field is SortField.UPDATED_AT
         if watching and not order.descending and paths.updated_from and after is not None:
             _put(condition, paths.updated_from, after.value.isoformat())
@@ -507,21 +421,7 @@ class GraphQLSource(Source):
         except SourceError as exc:
             fix = "check fetch and history against the API's schema, and their dotted paths"
             problems.append(Problem(self.id, "fetch", exc.detail, fix))
-        unmapped = {
-            value
-            for record in records
-            for value in (record.status, record.category, record.channel)
-            if isinstance(value, Unmapped)
-        }
-        problems += [
-            Problem(
-                self.id,
-                f"vocabulary.{value.key}",
-                f"value {value.value!r} is not mapped",
-                f"add {value.value!r} under vocabulary.{value.key}",
-            )
-            for value in sorted(unmapped, key=lambda u: (u.key, u.value))
-        ]
+        problems += self.records.unmapped_problems(records)
         return problems
 
 

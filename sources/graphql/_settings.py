@@ -9,13 +9,12 @@ documents are parsed when the configuration is read, so a typo is a configuratio
 from __future__ import annotations
 
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from graphql import GraphQLError, OperationDefinitionNode, parse
 from pydantic import Field, field_validator, model_validator
 
-from sources._settings import SourceSettings, Strict
-from sources.rest._settings import Auth, CaseFields, HistoryFields
+from sources._settings import Auth, PushedConditions, SourceSettings, Strict, known_zone
+from sources.rest._settings import CaseFields, HistoryFields
 
 
 def _one_operation(query: str) -> str:
@@ -51,7 +50,7 @@ class Pagination(Strict):
         return self
 
 
-class Filters(Strict):
+class Filters(PushedConditions):
     """Where each pushed-down condition goes inside the one object variable ``variable``: a
     dotted path per condition, e.g. ``statusCode.in`` (PostGraphile's connection filter),
     ``status._in`` (Hasura), ``status`` (another complaint-graph). Statuses, categories,
@@ -60,17 +59,6 @@ class Filters(Strict):
     agency's filter keeps every case ours would (the gateway re-checks what comes back)."""
 
     variable: str = "filter"
-    status: str | None = None
-    category: str | None = None
-    province_code: str | None = None
-    district_code: str | None = None
-    received_from: str | None = Field(default=None, description="Inclusive lower bound.")
-    received_before: str | None = Field(default=None, description="Exclusive upper bound.")
-    text: str | None = None
-    updated_from: str | None = Field(
-        default=None,
-        description="Inclusive lower bound on the update time; lets the gateway watch for changes.",
-    )
 
 
 class Sort(Strict):
@@ -182,8 +170,4 @@ class GraphQLSettings(SourceSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (an IANA name: Asia/Bangkok)") from None
-        return value
+        return known_zone(value)

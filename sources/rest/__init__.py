@@ -1,7 +1,7 @@
 """``kind: rest``: an agency's own HTTP/JSON API, described in configuration.
 
 One pooled httpx client per source (HTTP/1.1 keep-alive), over a transport that never reuses a
-connection whose request was cancelled or timed out (``_transport.py``). Filters the API declares
+connection whose request was cancelled or timed out (``sources/_http.py``). Filters the API declares
 parameters for are pushed down; the others are applied here after fetching, reading at most
 ``list.max_pages`` pages. Sorting must be supported by the API for keyset paging to be exact;
 ties on the sort value are ordered here by the case id.
@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
 from urllib.parse import quote
 
-import httpx
 import orjson
 
-from sources._errors import SourceBadResponse, SourceError, SourceTimeout, SourceUnavailable
-from sources._interface import AgencyInfo, Capabilities, Problem, Source
+from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
+from sources._http import AgencyHttp, HttpSource
+from sources._interface import AgencyInfo, Capabilities, Problem
 from sources._model import (
     CASE_RECORD_FIELDS,
     TIMELINE,
@@ -28,14 +28,12 @@ from sources._model import (
     ComplainantRecord,
     ReferralRecord,
     TimelineEntry,
-    Unmapped,
 )
-from sources._query import CaseFilter, CaseOrder, Position, SortField
+from sources._query import CaseFilter, CaseOrder, Position, SortField, received_window
 from sources._settings import SourceSettings
 from sources._stats import BIN_COUNT, Bucket, CaseStats, Dimension, Durations
 from sources.rest._records import RecordMapper, dig, items_at
 from sources.rest._settings import Pagination, ReferralListing, RestSettings, StatsEndpoint
-from sources.rest._transport import HealingTransport
 
 __all__ = ["RestSettings", "RestSource"]
 
@@ -70,7 +68,7 @@ _LONG_DIGIT_RUN = b"0" * 19
 which it would read as a float."""
 
 
-class RestSource(Source):
+class RestSource(HttpSource):
     settings_model: type[SourceSettings] = RestSettings
     kind = "rest"
 
@@ -84,9 +82,9 @@ class RestSource(Source):
         self.records = RecordMapper(
             settings.id, settings.fields, settings.vocabulary, settings.zone, settings.sla
         )
-        self._client: httpx.AsyncClient | None = None
-        self._transport: HealingTransport | None = None
-        self._http_observer: Callable[[str], None] | None = None
+        self._http = AgencyHttp(
+            settings, base_url=settings.base_url.rstrip("/"), params=settings.query
+        )
         # A statistics scan reads through search_cases, which reads at most max_pages pages.
         pages = settings.list
         self.stats_scan_limit = min(
@@ -115,72 +113,13 @@ class RestSource(Source):
         search = referrals.find if referrals is not None else None
         return search.list_all if search is not None else None
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            auth: httpx.Auth | None = None
-            headers = dict(self.settings.headers)
-            configured = self.settings.auth
-            if configured is not None and configured.type == "api_key":
-                headers[configured.header] = configured.value or ""
-            elif configured is not None and configured.type == "bearer":
-                headers["Authorization"] = f"Bearer {configured.token}"
-            elif configured is not None:
-                auth = httpx.BasicAuth(configured.username or "", configured.password or "")
-            limits = httpx.Limits(
-                max_connections=self.settings.max_connections,
-                max_keepalive_connections=self.settings.max_connections,
-            )
-            self._transport = HealingTransport(
-                lambda: httpx.AsyncHTTPTransport(limits=limits),
-                grace_seconds=self.settings.timeout_seconds,
-            )
-            self._client = httpx.AsyncClient(
-                base_url=self.settings.base_url.rstrip("/"),
-                headers=headers,
-                params=self.settings.query,  # merged with each request's own, encoded
-                auth=auth,
-                transport=self._transport,
-                timeout=self.settings.timeout_seconds,
-                event_hooks={"request": [self._count_request]},
-            )
-        return self._client
-
-    def observe_http(self, observer: Callable[[str], None]) -> None:
-        self._http_observer = observer
-
-    async def _count_request(self, request: httpx.Request) -> None:
-        """Every request the pooled client sends, pages and chunks included."""
-        if self._http_observer is not None:
-            self._http_observer(self.id)
-
-    async def open(self) -> None:
-        self._http()
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-            self._transport = None
-
-    def refresh_connections(self) -> None:
-        """The next requests go out on new connections (the circuit's trial call)."""
-        if self._transport is not None:
-            self._transport.renew()
-
     async def _get(
         self, path: str, params: Mapping[str, str] | None = None, body: Any = None
     ) -> Any:
         """GET ``path`` (POST ``body`` as JSON when given) and decode the JSON answer,
         translating every failure into a source error."""
-        try:
-            if body is None:
-                response = await self._http().get(path, params=params)
-            else:
-                response = await self._http().post(path, params=params, json=body)
-        except httpx.TimeoutException as exc:
-            raise SourceTimeout(self.id, f"HTTP timeout ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise SourceUnavailable(self.id, f"HTTP request failed ({type(exc).__name__})") from exc
+        method: Literal["GET", "POST"] = "GET" if body is None else "POST"
+        response = await self._http.send(method, path, params=params, json=body)
         if response.status_code == 404:
             raise _NotFound(self.id, "not found")
         if response.status_code >= 500 or response.status_code == 429:
@@ -235,13 +174,7 @@ class RestSource(Source):
                 for document in found.values()
                 for item in _one_or_list(items_at_or_self(self.id, document, fetch.items))
             ]
-        wanted = set(local_ids)
-        by_id: dict[str, Any] = {}
-        for item in items:
-            local_id = self.records.case_id(item)
-            if local_id in wanted:
-                by_id[local_id] = item
-        return by_id
+        return self.records.by_case_id(items, local_ids)
 
     async def load_timelines(
         self, local_ids: Sequence[str]
@@ -449,7 +382,7 @@ class RestSource(Source):
         limit: int,
         fields: frozenset[str] | None = None,
     ) -> list[CaseRecord]:
-        if self._matches_nothing(where):
+        if self.records.matches_nothing(where):
             return []
         # Only the fields asked for are mapped (sources/rest/_records.py), with those the
         # filter is re-checked on here and the order's; a field this mapper does not know
@@ -486,7 +419,7 @@ class RestSource(Source):
         return collected[:limit]
 
     async def count_cases(self, where: CaseFilter) -> int:
-        if self._matches_nothing(where):
+        if self.records.matches_nothing(where):
             return 0
         listing = self.settings.list
         params = self._filter_params(where, CaseOrder(), None)
@@ -644,17 +577,6 @@ class RestSource(Source):
             return True, {sort.param: value}
         return self.settings.list.natural_order == wanted, None
 
-    def _matches_nothing(self, where: CaseFilter) -> bool:
-        """A status or category this source's vocabulary never produces: no case here can match,
-        and the empty parameter it would send means no filter at all to most APIs."""
-        vocabulary = self.settings.vocabulary
-        return (
-            where.statuses is not None and where.statuses.isdisjoint(vocabulary.statuses.values())
-        ) or (
-            where.categories is not None
-            and where.categories.isdisjoint(vocabulary.categories.values())
-        )
-
     def _filter_params(
         self, where: CaseFilter, order: CaseOrder, after: Position | None
     ) -> dict[str, str]:
@@ -676,14 +598,7 @@ class RestSource(Source):
             params[names.district_code] = join(sorted(where.district_codes))
         if names.text and where.text:
             params[names.text] = where.text
-        lower, upper = where.received_from, where.received_before
-        if after is not None and order.field is SortField.RECEIVED_AT:
-            # Narrow to the keyset's side of the position; the exact cut happens after fetching.
-            if order.descending:
-                bound = after.value + timedelta(seconds=1)
-                upper = bound if upper is None else min(upper, bound)
-            else:
-                lower = after.value if lower is None else max(lower, after.value)
+        lower, upper = received_window(where, order, after)
         watching = (
             after is not None and order.field is SortField.UPDATED_AT and not order.descending
         )
@@ -806,21 +721,7 @@ class RestSource(Source):
             records = [self.records.case(item) for item in items]
         except SourceError as exc:
             return [Problem(self.id, "base_url", exc.detail, "check the URL, auth and paths")]
-        unmapped = {
-            value
-            for record in records
-            for value in (record.status, record.category, record.channel)
-            if isinstance(value, Unmapped)
-        }
-        problems = [
-            Problem(
-                self.id,
-                f"vocabulary.{value.key}",
-                f"value {value.value!r} is not mapped",
-                f"add {value.value!r} under vocabulary.{value.key}",
-            )
-            for value in sorted(unmapped, key=lambda u: (u.key, u.value))
-        ]
+        problems = self.records.unmapped_problems(records)
         return problems + self._unlisted_history(items, records)
 
     def _unlisted_history(self, items: list[Any], records: list[CaseRecord]) -> list[Problem]:

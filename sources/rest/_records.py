@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sources._errors import SourceBadResponse
+from sources._interface import Problem
 from sources._model import (
     CASE_RECORD_FIELDS,
     CaseRecord,
@@ -16,7 +18,9 @@ from sources._model import (
     Location,
     ReferralRecord,
     TimelineEntry,
+    Unmapped,
 )
+from sources._query import CaseFilter
 from sources._settings import SlaSettings, Vocabulary
 from sources.rest._settings import CaseFields, ComplainantFields, HistoryFields, ReferralFields
 
@@ -101,6 +105,47 @@ class RecordMapper:
         if not isinstance(item, dict):
             raise SourceBadResponse(self.source, f"a case is {type(item).__name__}, not an object")
         return self._text(item, "id", self.fields.id)
+
+    def by_case_id(self, items: Iterable[Any], local_ids: Sequence[str]) -> dict[str, Any]:
+        """The items that are cases asked for, by case id: an API may answer more than it was
+        asked (a batch endpoint ignoring a filter), and an id it does not know is absent."""
+        wanted = set(local_ids)
+        by_id: dict[str, Any] = {}
+        for item in items:
+            local_id = self.case_id(item)
+            if local_id in wanted:
+                by_id[local_id] = item
+        return by_id
+
+    def matches_nothing(self, where: CaseFilter) -> bool:
+        """A status or category the vocabulary never produces: no case of this source can
+        match, and an empty list pushed down would mean no filter at all to most APIs."""
+        vocabulary = self.vocabulary
+        return (
+            where.statuses is not None and where.statuses.isdisjoint(vocabulary.statuses.values())
+        ) or (
+            where.categories is not None
+            and where.categories.isdisjoint(vocabulary.categories.values())
+        )
+
+    def unmapped_problems(self, records: Iterable[CaseRecord]) -> list[Problem]:
+        """A problem for each status, category or channel among ``records`` that the
+        vocabulary does not map (what ``check`` reports), in a stable order."""
+        unmapped = {
+            value
+            for record in records
+            for value in (record.status, record.category, record.channel)
+            if isinstance(value, Unmapped)
+        }
+        return [
+            Problem(
+                self.source,
+                f"vocabulary.{value.key}",
+                f"value {value.value!r} is not mapped",
+                f"add {value.value!r} under vocabulary.{value.key}",
+            )
+            for value in sorted(unmapped, key=lambda u: (u.key, u.value))
+        ]
 
     def case(
         self,

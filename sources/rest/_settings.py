@@ -6,27 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from sources._settings import SourceSettings, Strict, known_zone
+from sources._settings import Auth, PushedConditions, SourceSettings, Strict, known_zone
 from sources._stats import Dimension
-
-
-class Auth(Strict):
-    """How to authenticate: an API key header, a bearer token, or HTTP basic."""
-
-    type: Literal["api_key", "bearer", "basic"]
-    header: str = "X-API-Key"
-    value: str | None = None
-    token: str | None = None
-    username: str | None = None
-    password: str | None = None
-
-    @model_validator(mode="after")
-    def _has_its_secret(self) -> Auth:
-        needed = {"api_key": ("value",), "bearer": ("token",), "basic": ("username", "password")}
-        missing = [name for name in needed[self.type] if getattr(self, name) is None]
-        if missing:
-            raise ValueError(f"auth type {self.type!r} needs {', '.join(missing)}")
-        return self
 
 
 class Pagination(Strict):
@@ -50,20 +31,9 @@ class Pagination(Strict):
         return self
 
 
-class FilterParams(Strict):
+class FilterParams(PushedConditions):
     """Query parameters the API filters by; a filter without one is applied in the gateway."""
 
-    status: str | None = None
-    category: str | None = None
-    province_code: str | None = None
-    district_code: str | None = None
-    received_from: str | None = Field(default=None, description="Inclusive lower bound.")
-    received_before: str | None = Field(default=None, description="Exclusive upper bound.")
-    text: str | None = None
-    updated_from: str | None = Field(
-        default=None,
-        description="Inclusive lower bound on the update time; lets the gateway watch for changes.",
-    )
     list_separator: str = ","
     time_offset: bool | None = Field(
         default=None,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
 from sources._model import Channel
-from sources._settings import SourceSettings, Strict
+from sources._settings import SourceSettings, Strict, known_zone
 
 
 class Constant(Strict):
@@ -184,13 +183,7 @@ class SqlSettings(SourceSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name such as Asia/Bangkok"
-            ) from None
-        return value
+        return known_zone(value)
 
     @model_validator(mode="after")
     def _constants_map_to_themselves(self) -> SqlSettings:

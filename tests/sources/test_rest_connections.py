@@ -99,7 +99,7 @@ CASE = "PMOC-000001"
 
 
 async def settled(source: RestSource) -> None:
-    transport = source._transport  # the test's own view of the source it built
+    transport = source._http.transport  # the test's own view of the source it built
     assert transport is not None
     await transport.settled()
 
@@ -185,5 +185,5 @@ async def test_a_trial_after_an_open_circuit_uses_a_fresh_connection(
     assert await source.load_cases([CASE])
     await settled(source)
     assert open_to(server.port) == {"ESTABLISHED": 1}
-    transport = source._transport
+    transport = source._http.transport
     assert transport is not None and transport.renewals == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sources import CanonicalStatus, Channel
+from sources import CanonicalStatus, CaseFilter, Channel
 from sources._model import CASE_RECORD_FIELDS
 from sources._settings import Vocabulary
 from sources.rest._records import RecordMapper
@@ -97,3 +97,33 @@ def test_each_field_mapped_alone_is_the_whole_records_value(field: str) -> None:
             assert getattr(alone, name) == getattr(whole, name), name
         else:
             assert getattr(alone, name) is None, name
+
+
+def test_only_the_cases_asked_for_are_kept_by_their_id() -> None:
+    """An API may answer more than it was asked; what was not asked is dropped."""
+    mapper = every_field_mapper()
+    items = [ITEM, {**ITEM, "id": 8}, {**ITEM, "id": 9}]
+    assert mapper.by_case_id(items, ["7", "9", "10"]) == {"7": ITEM, "9": {**ITEM, "id": 9}}
+
+
+def test_a_status_or_category_the_vocabulary_never_gives_matches_nothing() -> None:
+    mapper = every_field_mapper()
+    assert mapper.matches_nothing(CaseFilter(statuses=frozenset({CanonicalStatus.RECEIVED})))
+    assert mapper.matches_nothing(CaseFilter(categories=frozenset({"WATER"})))
+    assert not mapper.matches_nothing(CaseFilter(statuses=frozenset({CanonicalStatus.CLOSED})))
+    assert not mapper.matches_nothing(CaseFilter(categories=frozenset({"ROADS", "WATER"})))
+    assert not mapper.matches_nothing(CaseFilter())
+
+
+def test_each_unmapped_value_is_one_problem_naming_its_vocabulary_key() -> None:
+    mapper = every_field_mapper()
+    records = [
+        mapper.case(ITEM),
+        mapper.case({**ITEM, "state": "limbo", "kind": "sky"}),
+        mapper.case({**ITEM, "id": 8, "state": "limbo"}),
+    ]
+    problems = mapper.unmapped_problems(records)
+    assert [(p.source, p.key, p.problem) for p in problems] == [
+        ("api", "vocabulary.categories", "value 'sky' is not mapped"),
+        ("api", "vocabulary.statuses", "value 'limbo' is not mapped"),
+    ]
