@@ -33,6 +33,7 @@ from gateway.limits import limit_middleware
 from gateway.logs import configure_logging
 from gateway.metrics import Metrics
 from gateway.open311 import Open311Endpoint
+from gateway.outbox import Outbox
 from gateway.ratelimit import RateLimits
 from gateway.request_context import RequestContextMiddleware
 from gateway.shutdown import GracefulShutdown, OpenWebSockets
@@ -78,6 +79,9 @@ class Gateway:
         rate_limit = config.limits.rate_limit
         self.rate_limits = RateLimits(rate_limit) if rate_limit is not None else None
         self.authenticator = Authenticator(config.auth)  # who calls: keys, tokens, anonymous
+        self.outbox = Outbox(  # writes into agencies' systems (gateway/outbox.py)
+            config.writes, config.auth.key_store, config.sources, self.authenticator.audit
+        )
         self.events = (
             EventBroker(
                 self.federation,
@@ -114,8 +118,10 @@ class Gateway:
                 raise result
         if self.events is not None:
             await self.events.start()
+        await self.outbox.start()
 
     async def stop(self) -> None:
+        await self.outbox.stop()
         if self.events is not None:
             await self.events.stop()
         await self.federation.close()
@@ -194,6 +200,7 @@ def create_app(
         graphql_ide="graphiql" if config.limits.graphiql else None,
     )
     view.authenticator = gateway.authenticator
+    view.writes = gateway.outbox
     view.clock = config.clock.now
     websockets = OpenWebSockets(view)  # closed with 1001 Going Away on graceful shutdown
 

@@ -14,6 +14,7 @@ from resolvers.access import ANONYMOUS, AccessAudit, CaseAccess, Principal
 from resolvers.directory import Directory
 from resolvers.limits import QueryLimits
 from resolvers.loaders import Loaders
+from resolvers.writes import Writes
 from sources import CaseFilter, Federation
 from sources._changes import CaseEvent
 
@@ -58,6 +59,7 @@ class Context:
     auth_error: str | None = None  # why the credentials sent were refused
     connection_params: dict[str, object] | None = None  # a WebSocket's connection_init payload
     warnings: list[dict[str, str]] = field(default_factory=list)  # -> extensions.warnings
+    writes: Writes | None = None  # the outbox mutations write through (resolvers/writes.py)
 
     def __post_init__(self) -> None:
         self.now = self.clock()  # one moment for the whole request: its figures agree

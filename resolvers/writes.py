@@ -1,0 +1,33 @@
+"""What the graph's mutations need from the gateway's outbox (gateway/outbox.py), as a protocol:
+the graph layer records and reads writes, it never opens the store itself."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from resolvers.access import Principal
+from sources._writes import WriteEntry
+
+
+class Writes(Protocol):
+    def can_write(self, source: str) -> bool:
+        """Whether the source has a ``writes:`` section (a writer)."""
+        ...
+
+    async def submit(
+        self,
+        action: str,
+        principal: Principal,
+        idempotency_key: str,
+        request: Mapping[str, Any],
+        payload: Mapping[str, Any],
+        first_step: str,
+        source: str,
+        case_id: str,
+        to_source: str | None = None,
+    ) -> WriteEntry: ...
+
+    async def entries(
+        self, state: str | None = None, subject: str | None = None, first: int = 100
+    ) -> list[WriteEntry]: ...

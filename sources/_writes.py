@@ -1,0 +1,148 @@
+"""Writes: an optional capability of a source, beside the reads every source has.
+
+A source whose configuration has a ``writes:`` section gets a :class:`CaseWriter` from
+:func:`writer_for`; one without it cannot receive referrals nor take progress reports, and
+:class:`WritesUnsupported` says which agency that is. Each write carries an idempotency key:
+sent again with the same key (the gateway's outbox retries, gateway/outbox.py), it changes
+nothing more and answers what the first one did, so a retry after a lost answer never makes
+a second case. Writers take canonical values and translate them back through the source's own
+vocabulary (:func:`native_of`): an agency's system receives its own codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from sources._errors import SourceError
+from sources._model import CanonicalStatus, Channel, ReferralKind
+from sources._settings import SourceSettings
+
+
+class WritesUnsupported(SourceError):
+    """The source has no ``writes:`` configuration (or its kind cannot write)."""
+
+
+class NotInVocabulary(SourceError):
+    """A canonical value the source's vocabulary has no native value for: nothing is sent."""
+
+    def __init__(self, source: str, key: str, value: str) -> None:
+        super().__init__(
+            source,
+            f"its vocabulary.{key} has no native value for {value!r}, so it cannot be written; "
+            f"add one under sources[{source}].vocabulary.{key}",
+        )
+        self.key = key
+        self.value = value
+
+
+@dataclass(frozen=True, slots=True)
+class NewCase:
+    """A case to create in a receiving agency's system, in canonical terms.
+
+    No personal data: a referral sends what the receiver needs to act (the original reference,
+    category, location, description) and the complainant stays with the sender, who can be
+    asked (see docs/partners.md, "Writes")."""
+
+    title: str
+    description: str
+    category: str
+    received_at: datetime
+    sender_agency: str
+    sender_reference: str
+    channel: Channel = Channel.REFERRAL
+    status: CanonicalStatus = CanonicalStatus.RECEIVED
+    province_code: str | None = None
+    district_code: str | None = None
+    subdistrict_code: str | None = None
+    address: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingReferral:
+    """A referral to record in the sender's system: ``their_reference`` is the receiver's id."""
+
+    to_agency: str
+    kind: ReferralKind
+    their_reference: str
+    at: datetime
+    note: str | None = None
+
+
+class CaseWriter(Protocol):
+    """The writes one source can make; every method is one transaction (or one request)."""
+
+    source_id: str
+
+    async def create_case(self, case: NewCase, key: str) -> str:
+        """Create the case (once per ``key``) and return its local id, the receiver's
+        reference. Sent again with the same key: the same id, no new case."""
+        ...
+
+    async def set_status(
+        self, local_id: str, status: CanonicalStatus, note: str | None, at: datetime, key: str
+    ) -> None:
+        """Set the case's status (in the source's own vocabulary) with a timeline note."""
+        ...
+
+    async def record_referral(self, local_id: str, referral: OutgoingReferral, key: str) -> None:
+        """Record the hand-over on the sender's case (once per ``key``)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WriteEntry:
+    """One outbox row as the graph shows it."""
+
+    key: str
+    action: str
+    subject: str
+    state: str
+    step: str
+    source: str
+    case_id: str
+    to_source: str | None
+    their_reference: str | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    request: Mapping[str, Any]
+
+
+class KeyReused(Exception):
+    """The idempotency key was used before for a different request."""
+
+
+_V = TypeVar("_V")
+
+
+def native_of(source: str, key: str, mapping: Mapping[str, _V], value: _V) -> str:
+    """The agency's own value for a canonical one: the first listed that maps to it (a
+    vocabulary lists its preferred spelling first), or :class:`NotInVocabulary`."""
+    for native, canonical in mapping.items():
+        if canonical == value:
+            return native
+    raise NotInVocabulary(source, key, str(value))
+
+
+def writer_for(settings: SourceSettings) -> CaseWriter | None:
+    """The source's writer, or None when its configuration has no ``writes:``."""
+    if getattr(settings, "writes", None) is None:
+        return None
+    if settings.kind == "sql":
+        from sources.sql._writes import SqlWriter
+
+        return SqlWriter(settings)
+    if settings.kind == "rest":
+        from sources.rest._writes import RestWriter
+
+        return RestWriter(settings)
+    return None
