@@ -47,6 +47,7 @@ from sources._writes import (
     NewCase,
     OutgoingReferral,
     WriteEntry,
+    vocabulary_problem,
     writer_for,
 )
 
@@ -146,9 +147,17 @@ class Outbox:
         self._locks: dict[str, asyncio.Lock] = {}
         self._worker: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def can_write(self, source: str) -> bool:
         return source in self.writers
+
+    def problem(self, source: str, **values: Any) -> str | None:
+        """Why ``source`` could not be written these canonical values (sources/_writes.py)."""
+        writer = self.writers.get(source)
+        if writer is None:
+            return f"source '{source}' has no writes: section"
+        return vocabulary_problem(writer.settings, **values)
 
     async def _ready(self) -> AsyncEngine:
         async with self._opening:
@@ -172,9 +181,12 @@ class Outbox:
 
     async def stop(self) -> None:
         if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+            # Not cancelled mid-round: a round cut inside a store or agency call would leave
+            # its connection unclosed. The round in progress ends (each step is bounded by
+            # its source's timeout) and the worker stops before the next.
+            self._stopping = True
+            self._wake.set()
+            await self._worker
             self._worker = None
         for writer in self.writers.values():
             await writer.close()
@@ -183,11 +195,13 @@ class Outbox:
             self._engine = None
 
     async def _work(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.run_due()
             except Exception:  # the store down: try again at the next round
                 log.exception("outbox round failed")
+            if self._stopping:
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
             self._wake.clear()

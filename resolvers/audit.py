@@ -64,6 +64,8 @@ class AuditTrail(Protocol):
 class AuditAction(StrEnum):
     REVEAL = "reveal"
     DENY = "deny"
+    REFER = "refer"  # a referral written through (resolvers/mutations.py): who, which systems
+    PROGRESS = "progress"  # a progress report written through
 
 
 @strawberry.type(description="One reveal of personal data, or one access the caller was denied.")

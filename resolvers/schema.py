@@ -17,6 +17,7 @@ from resolvers.deadline import OperationTimeout, run_with_deadline
 from resolvers.errors import ErrorTranslation, is_expected, translate
 from resolvers.limits import QueryLimitsExtension, limit_error
 from resolvers.list_execution import ListExecutor
+from resolvers.mutations import Mutation
 from resolvers.query import Query
 from resolvers.subscription import Subscription
 
@@ -87,6 +88,7 @@ def build_schema(
     (resolvers/federation.py), so that both run the same extensions."""
     return kind(
         query=query,
+        mutation=Mutation,  # writes through to agencies' systems (resolvers/mutations.py)
         subscription=Subscription,
         extensions=[ErrorTranslation, QueryLimitsExtension, AnonymousGate],
         execution_context_class=ListExecutor,

@@ -15,6 +15,11 @@ class Writes(Protocol):
         """Whether the source has a ``writes:`` section (a writer)."""
         ...
 
+    def problem(self, source: str, **values: Any) -> str | None:
+        """Why the source could not be written these canonical values (``status``,
+        ``category``, ``channel``, ``agency``, ``kind``), or None."""
+        ...
+
     async def submit(
         self,
         action: str,

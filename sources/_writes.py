@@ -79,6 +79,11 @@ class CaseWriter(Protocol):
 
     source_id: str
 
+    @property
+    def settings(self) -> SourceSettings:
+        """The source's configuration, vocabulary included."""
+        ...
+
     async def create_case(self, case: NewCase, key: str) -> str:
         """Create the case (once per ``key``) and return its local id, the receiver's
         reference. Sent again with the same key: the same id, no new case."""
@@ -145,4 +150,33 @@ def writer_for(settings: SourceSettings) -> CaseWriter | None:
         from sources.rest._writes import RestWriter
 
         return RestWriter(settings)
+    return None
+
+
+def vocabulary_problem(
+    settings: SourceSettings,
+    *,
+    status: CanonicalStatus | None = None,
+    category: str | None = None,
+    channel: Channel | None = None,
+    agency: str | None = None,
+    kind: ReferralKind | None = None,
+) -> str | None:
+    """Why the source could not be written these canonical values (its vocabulary has no
+    native value for one), or None: checked before a write is recorded, so that a step
+    the agency could never take is refused to the caller instead of abandoned later."""
+    vocabulary = settings.vocabulary
+    wanted: list[tuple[str, Mapping[str, object], object]] = [
+        ("statuses", vocabulary.statuses, status),
+        ("categories", vocabulary.categories, category),
+        ("channels", vocabulary.channels, channel),
+        ("agencies", vocabulary.agencies, agency),
+        ("referral_kinds", vocabulary.referral_kinds, kind),
+    ]
+    for key, mapping, value in wanted:
+        if value is not None:
+            try:
+                native_of(settings.id, key, mapping, value)
+            except NotInVocabulary as exc:
+                return exc.detail
     return None

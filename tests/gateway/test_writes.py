@@ -1,0 +1,303 @@
+"""referCase and reportProgress through the gateway, against the real agencies: the
+Damrongdhama Center on PostgreSQL, the Khon Kaen office on SQLite, the 1111 sample API on
+loopback. Each test has agencies of its own (tests/writes_world.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from strawberry.relay import to_base64
+
+from gateway.demo import DEMO_ANALYST_KEY, DEMO_AUDITOR_KEY, DEMO_INSPECTOR_KEY, seed_demo_keys
+from gateway.demo import demo_agency_key as agency_key
+from samples.serving import ThreadedServer
+from tests.conftest import RunningGateway, serving
+from tests.postgres import run
+from tests.writes_world import WriteWorld, write_world  # noqa: F401
+
+DDC, KKN, OPM = "MOI-DDC", "KKN-PO", "OPM-1111"
+
+REFER = """
+mutation Refer($input: ReferCaseInput!) {
+  referCase(input: $input) {
+    errors { code message field }
+    write { state step attempts lastError receivingReference }
+    case { id referenceNumber }
+    referredCase { id referenceNumber title category { code } status channel sourceStatus
+                   location { province { code } } }
+    referral { kind receivingReference toAgency { code } counterpart { id } }
+  }
+}"""
+
+PROGRESS = """
+mutation Progress($input: ReportProgressInput!) {
+  reportProgress(input: $input) {
+    errors { code message field }
+    write { state lastError }
+    case { status sourceStatus timeline { status note } }
+  }
+}"""
+
+PENDING = "{ pendingWrites { state step lastError attempts receivingReference } }"
+
+
+def case_id(source: str, local_id: str) -> str:
+    return to_base64("Case", f"{source}:{local_id}")
+
+
+async def call(
+    gateway: RunningGateway, document: str, variables: dict[str, Any], key: str | None
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+    response = await gateway.client.post(
+        "/graphql", json={"query": document, "variables": variables}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def refer_input(local_id: str, to: str, key: str, kind: str = "FORWARD") -> dict[str, Any]:
+    return {
+        "input": {
+            "caseId": case_id("damrongdhama", local_id),
+            "toAgency": to,
+            "kind": kind,
+            "note": "โปรดดำเนินการ",
+            "idempotencyKey": key,
+        }
+    }
+
+
+@pytest.fixture
+async def gateway(write_world: WriteWorld) -> AsyncIterator[RunningGateway]:  # noqa: F811
+    # In a loop of its own, as the session's access world does (tests/conftest.py).
+    await asyncio.to_thread(run, seed_demo_keys(write_world.config))
+    async with serving(write_world.config) as started:
+        yield started
+
+
+async def referral_rows(world: WriteWorld, local_id: int) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(world.dsn)
+    try:
+        return await connection.fetch(
+            "SELECT to_org, kind_code, their_ref FROM complaint_referrals "
+            "WHERE complaint_id = $1 AND their_ref LIKE 'PMOC-W%'",
+            local_id,
+        )
+    finally:
+        await connection.close()
+
+
+async def test_refer_creates_the_case_at_the_receiver_and_records_the_referral(
+    gateway: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    body = await call(gateway, REFER, refer_input("5", OPM, "r-5", "ESCALATE"), agency_key(DDC))
+    assert "errors" not in body, body
+    result = body["data"]["referCase"]
+    assert result["errors"] == []
+    assert result["write"]["state"] == "DONE"
+    created = write_world.intake.created
+    assert len(created) == 1
+    referred = result["referredCase"]
+    assert referred["id"] == case_id("pmoc-1111", created[0])
+    assert referred["channel"] == "REFERRAL" and referred["status"] == "RECEIVED"
+    assert referred["sourceStatus"] == "1"  # the 1111 service's own status id
+    referral = result["referral"]
+    assert referral["receivingReference"] == created[0]
+    assert referral["kind"] == "ESCALATE" and referral["toAgency"]["code"] == OPM
+    assert referral["counterpart"]["id"] == referred["id"]  # resolves at once
+
+    # What the graph read is what the systems hold: the sender's table, the receiver's API.
+    original = (await gateway.query(f'{{ case(id: "{case_id("damrongdhama", "5")}") {{ title '
+                                    "category { code } } }"))["data"]["case"]  # fmt: skip
+    assert referred["title"] == original["title"]
+    assert referred["category"] == original["category"]
+    rows = await referral_rows(write_world, 5)
+    assert [(r["to_org"], r["kind_code"], r["their_ref"]) for r in rows] == [
+        ("OPM1111", "ESC", created[0])
+    ]
+
+
+async def test_the_same_key_twice_and_concurrently_makes_one_case(
+    gateway: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    variables = refer_input("6", OPM, "same-key")
+    bodies = await asyncio.gather(
+        *(call(gateway, REFER, variables, agency_key(DDC)) for _ in range(4))
+    )
+    again = await call(gateway, REFER, variables, agency_key(DDC))
+    references = {b["data"]["referCase"]["write"]["receivingReference"] for b in [*bodies, again]}
+    assert len(references) == 1 and None not in references
+    assert len(write_world.intake.created) == 1
+    assert len(await referral_rows(write_world, 6)) == 1
+
+    other = await call(gateway, REFER, refer_input("6", KKN, "same-key"), agency_key(DDC))
+    assert other["data"]["referCase"]["errors"][0]["code"] in (
+        "IDEMPOTENCY_KEY_REUSED",
+        "AGENCY_CANNOT_WRITE",  # the demo Damrongdhama vocabulary names no Khon Kaen office
+    )
+    changed = refer_input("6", OPM, "same-key", kind="RETURN")
+    reused = await call(gateway, REFER, changed, agency_key(DDC))
+    assert reused["data"]["referCase"]["errors"][0]["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
+async def test_a_receiver_that_is_down_leaves_the_referral_pending_until_it_returns(
+    gateway: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    write_world.pmoc.stop()
+    body = await call(gateway, REFER, refer_input("7", OPM, "while-down"), agency_key(DDC))
+    result = body["data"]["referCase"]
+    assert result["write"]["state"] == "PENDING" and result["write"]["step"] == "create"
+    assert "pmoc-1111" in result["write"]["lastError"]
+    assert result["referredCase"] is None and result["referral"] is None
+    pending = (await call(gateway, PENDING, {}, agency_key(DDC)))["data"]["pendingWrites"]
+    assert [p["state"] for p in pending] == ["PENDING"]
+    assert await referral_rows(write_world, 7) == []
+
+    back = ThreadedServer(write_world.pmoc.app, port=write_world.pmoc.port)
+    back.start()
+    try:
+        for _ in range(200):  # the outbox retries every 0.2-0.5 s: observed, not slept on
+            pending = (await call(gateway, PENDING, {}, agency_key(DDC)))["data"]["pendingWrites"]
+            if not pending:
+                break
+            await asyncio.sleep(0.05)
+        assert pending == []
+        assert len(write_world.intake.created) == 1
+        rows = await referral_rows(write_world, 7)
+        assert [r["their_ref"] for r in rows] == write_world.intake.created
+    finally:
+        back.stop()
+
+
+async def test_progress_written_in_the_owner_vocabulary_and_finished_cases_stay_finished(
+    gateway: RunningGateway,
+) -> None:
+    found = await call(
+        gateway,
+        '{ cases(first: 1, filter: {source: ["khonkaen-office"], status: [IN_PROGRESS]}) '
+        "{ edges { node { id } } } }",
+        {},
+        agency_key(KKN),
+    )
+    assert "errors" not in found, found
+    kkn_case = found["data"]["cases"]["edges"][0]["node"]["id"]
+    variables = {
+        "input": {
+            "caseId": kkn_case,
+            "status": "RESOLVED",
+            "note": "ซ่อมถนนเรียบร้อย",
+            "idempotencyKey": "p-1",
+        }
+    }
+    body = await call(gateway, PROGRESS, variables, agency_key(KKN))
+    assert "errors" not in body, body
+    result = body["data"]["reportProgress"]
+    assert result["errors"] == [] and result["write"]["state"] == "DONE"
+    assert result["case"]["status"] == "RESOLVED"
+    assert result["case"]["sourceStatus"] == "เสร็จสิ้น"
+    assert result["case"]["timeline"][-1] == {"status": "RESOLVED", "note": "ซ่อมถนนเรียบร้อย"}
+
+    variables["input"] |= {"status": "IN_PROGRESS", "idempotencyKey": "p-2"}
+    refused = (await call(gateway, PROGRESS, variables, agency_key(KKN)))["data"]
+    error = refused["reportProgress"]["errors"][0]
+    assert error["code"] == "STATUS_NOT_ALLOWED"
+    assert "not allowed from RESOLVED" in error["message"]
+
+
+async def test_progress_on_the_1111_service_through_its_api(
+    gateway: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    found = await call(
+        gateway,
+        '{ cases(first: 1, filter: {source: ["pmoc-1111"], status: [RECEIVED]}) '
+        "{ edges { node { id } } } }",
+        {},
+        agency_key(OPM),
+    )
+    node = found["data"]["cases"]["edges"][0]["node"]["id"]
+    variables = {
+        "input": {"caseId": node, "status": "ACCEPTED", "note": "รับเรื่องแล้ว", "idempotencyKey": "a"}
+    }
+    result = (await call(gateway, PROGRESS, variables, agency_key(OPM)))["data"]["reportProgress"]
+    assert result["errors"] == []
+    assert result["case"]["status"] == "ACCEPTED" and result["case"]["sourceStatus"] == "2"
+    assert result["case"]["timeline"][-1]["note"] == "รับเรื่องแล้ว"
+
+
+@pytest.mark.parametrize(
+    ("key", "document", "variables", "expected"),
+    [
+        (None, REFER, refer_input("8", OPM, "x"), "UNAUTHENTICATED"),
+        (DEMO_ANALYST_KEY, REFER, refer_input("8", OPM, "x"), "FORBIDDEN"),
+        (agency_key(KKN), REFER, refer_input("8", OPM, "x"), "CASE_NOT_FOUND"),  # unseen
+        (agency_key(OPM), REFER, refer_input("10", "BMA-TRAFFY", "x"), "NOT_YOUR_CASE"),
+        (agency_key(DDC), REFER, refer_input("8", "BMA-TRAFFY", "x"), "AGENCY_CANNOT_RECEIVE"),
+        (agency_key(DDC), REFER, refer_input("8", "NOBODY", "x"), "AGENCY_CANNOT_RECEIVE"),
+        (agency_key(DDC), REFER, refer_input("8", DDC, "x"), "INVALID_INPUT"),
+        (DEMO_INSPECTOR_KEY, REFER, refer_input("8", KKN, "x"), "AGENCY_CANNOT_WRITE"),
+        (
+            DEMO_INSPECTOR_KEY,
+            PROGRESS,
+            {"input": {"caseId": case_id("damrongdhama", "8"), "status": "ACCEPTED",
+                       "idempotencyKey": "x"}},
+            "NOT_YOUR_CASE",
+        ),
+        (
+            agency_key(OPM),  # sees case 10, referred to it, but does not own it
+            PROGRESS,
+            {"input": {"caseId": case_id("damrongdhama", "10"), "status": "ACCEPTED",
+                       "idempotencyKey": "x"}},
+            "NOT_YOUR_CASE",
+        ),
+    ],
+)  # fmt: skip
+async def test_who_may_not_write(
+    gateway: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+    key: str | None,
+    document: str,
+    variables: dict[str, Any],
+    expected: str,
+) -> None:
+    body = await call(gateway, document, variables, key)
+    if expected in ("UNAUTHENTICATED", "FORBIDDEN"):
+        assert body["errors"][0]["extensions"]["code"] == expected
+    else:
+        payload = next(iter(body["data"].values()))
+        assert [e["code"] for e in payload["errors"]] == [expected], payload
+    assert write_world.intake.created == []
+    assert await referral_rows(write_world, 8) == []
+    assert await referral_rows(write_world, 10) == []
+
+
+async def test_an_inspector_refers_any_case_and_every_write_is_audited(
+    gateway: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    body = await call(gateway, REFER, refer_input("9", OPM, "i-9"), DEMO_INSPECTOR_KEY)
+    assert body["data"]["referCase"]["write"]["state"] == "DONE"
+    audit = await call(
+        gateway,
+        "{ auditLog(first: 50, filter: {action: REFER}) "
+        "{ entries { action subject source caseId fields reason } } }",
+        {},
+        DEMO_AUDITOR_KEY,
+    )
+    entries = audit["data"]["auditLog"]["entries"]
+    assert [e["reason"].split(":")[0] for e in entries] == ["submitted", "done"]
+    subjects = {e["subject"] for e in entries}
+    assert len(subjects) == 1 and subjects.pop().startswith("key:")  # the inspector's key id
+    assert entries[-1]["source"] == "damrongdhama" and entries[-1]["caseId"] == "9"
+    assert "systems=pmoc-1111,damrongdhama" in entries[-1]["fields"]
+    assert "personal_data=none" in entries[-1]["fields"]
+    assert write_world.intake.created[0] in entries[-1]["reason"]
