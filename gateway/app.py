@@ -96,6 +96,8 @@ class Gateway:
             else None
         )
         self.metrics.watch(self.federation.sources.values(), self.events)
+        if self.events is not None:
+            self.outbox.publish = self.events.publish_changed  # writes are events at once
         for source in self.federation.sources.values():
             source.observe_http(self.metrics.observe_http_request)
 

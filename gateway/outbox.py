@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -39,6 +39,7 @@ from gateway.audit import AuditLog, entry_row
 from gateway.store_engine import store_engine
 from resolvers.access import Principal
 from sources import CanonicalStatus, ReferralKind
+from sources._changes import ChangeKind
 from sources._errors import SourceError, SourceTimeout, SourceUnavailable
 from sources._settings import SourceSettings, Strict
 from sources._writes import (
@@ -52,6 +53,8 @@ from sources._writes import (
 )
 
 log = logging.getLogger("complaint_graph.outbox")
+
+Publish = Callable[[str, list[str], ChangeKind | None], Awaitable[int]]
 
 PENDING, DONE, ABANDONED = "PENDING", "DONE", "ABANDONED"
 
@@ -134,6 +137,9 @@ class Outbox:
         sources: tuple[SourceSettings, ...],
         audit: AuditLog | None = None,
     ) -> None:
+        self.publish: Publish | None = None
+        """Publishes the cases a finished write changed (the event broker's
+        ``publish_changed``), so that subscribers hear of them at once, not at the next poll."""
         self.settings = settings
         self.url = settings.store or store_url
         self.writers: dict[str, CaseWriter] = {}
@@ -404,7 +410,28 @@ class Outbox:
             )
         entry = await self._update(key, state=DONE, step="done", last_error=None)
         await self._audit(principal, entry, "done")
+        await self._announce(entry)
         return entry
+
+    async def _announce(self, entry: WriteEntry) -> None:
+        """The events of a finished write: the receiver's new case CREATED and the sender's
+        REFERRED, or the case's STATUS_CHANGED. A bus that cannot take them now loses
+        nothing: the watcher publishes the change when it next polls."""
+        if self.publish is None:
+            return
+        changes: list[tuple[str, str, ChangeKind]] = [
+            (entry.source, entry.case_id, ChangeKind.STATUS_CHANGED)
+        ]
+        if entry.action == "refer" and entry.to_source and entry.their_reference:
+            changes = [
+                (entry.to_source, entry.their_reference, ChangeKind.CREATED),
+                (entry.source, entry.case_id, ChangeKind.REFERRED),
+            ]
+        for source, local_id, kind in changes:
+            try:
+                await self.publish(source, [local_id], kind)
+            except Exception:
+                log.warning("events of write %s not published now", entry.key, exc_info=True)
 
     async def _audit(self, principal: Principal | None, entry: WriteEntry, outcome: str) -> None:
         """Who (the caller; the worker finishes in their name), what, which systems, outcome."""

@@ -375,6 +375,8 @@ def create_app(
                 "secrecy": None,
             }
         )
+        item["updated_date"] = _local(datetime.now(UTC))
+        resort()
         return JSONResponse({"result": _public(item)})
 
     async def create_complaint(request: Request) -> Response:

@@ -377,3 +377,8 @@ class SqlWriter:
                 await self._new_id(connection, table, columns.tie_breaker, self.writes.referral_id)
             )
         await connection.execute(table.insert().values(row))
+        updated = self.settings.cases.updated_at
+        if updated is not None:  # the hand-over is a change of the case: watchers see it
+            column = cases.c[self.settings.cases.id]
+            moment = {updated: self._time(cases, updated, referral.at)}
+            await connection.execute(cases.update().where(column == case_id).values(moment))
