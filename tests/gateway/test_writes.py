@@ -14,6 +14,7 @@ from strawberry.relay import to_base64
 
 from gateway.demo import DEMO_ANALYST_KEY, DEMO_AUDITOR_KEY, DEMO_INSPECTOR_KEY, seed_demo_keys
 from gateway.demo import demo_agency_key as agency_key
+from gateway.examples import REFER_A_CASE, REPORT_PROGRESS
 from samples.serving import ThreadedServer
 from tests.conftest import RunningGateway, serving
 from tests.postgres import run
@@ -301,3 +302,22 @@ async def test_an_inspector_refers_any_case_and_every_write_is_audited(
     assert "systems=pmoc-1111,damrongdhama" in entries[-1]["fields"]
     assert "personal_data=none" in entries[-1]["fields"]
     assert write_world.intake.created[0] in entries[-1]["reason"]
+
+
+async def test_the_graphiql_write_tabs_do_what_they_say(
+    gateway: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    """GraphiQL's "ReferACase" and "ReportProgress" tabs, run with the keys their comments
+    name, against agencies of this test's own: both are DONE, in each agency's system."""
+    refer = await call(gateway, REFER_A_CASE.query, REFER_A_CASE.variables, agency_key(DDC))
+    result = refer["data"]["referCase"]
+    assert result["errors"] == [] and result["write"]["state"] == "DONE"
+    assert result["referral"]["counterpart"]["referenceNumber"] == write_world.intake.created[0]
+    progress = await call(
+        gateway, REPORT_PROGRESS.query, REPORT_PROGRESS.variables, agency_key(OPM)
+    )
+    case = progress["data"]["reportProgress"]["case"]
+    assert progress["data"]["reportProgress"]["errors"] == []
+    assert (case["status"], case["sourceStatus"]) == ("RESOLVED", "6")
+    assert case["timeline"][-1]["note"] == REPORT_PROGRESS.variables["input"]["note"]
