@@ -72,7 +72,7 @@ class WriteSettings(Strict):
     poll_seconds: float = Field(
         default=1.0, gt=0, description="How often due retries are looked for."
     )
-    test_fault_after_send: Literal["create", "record", "status"] | None = Field(
+    test_fault_after_send: Literal["create", "record", "status", "note"] | None = Field(
         default=None,
         description=(
             "Tests only: the process exits at once after this step was sent and answered, "
@@ -155,8 +155,9 @@ class Outbox:
         self._wake = asyncio.Event()
         self._stopping = False
 
-    def can_write(self, source: str) -> bool:
-        return source in self.writers
+    def can_write(self, source: str, step: str | None = None) -> bool:
+        writer = self.writers.get(source)
+        return writer is not None and (step is None or writer.takes(step))
 
     def problem(self, source: str, **values: Any) -> str | None:
         """Why ``source`` could not be written these canonical values (sources/_writes.py)."""
@@ -390,6 +391,11 @@ class Outbox:
             )
             await self._writer(entry.source).record_referral(entry.case_id, referral, agency_key)
             return None
+        if entry.step == "note":
+            await self._writer(entry.source).add_note(
+                entry.case_id, payload["note"], datetime.fromisoformat(payload["at"]), agency_key
+            )
+            return None
         if entry.step == "status":
             await self._writer(entry.source).set_status(
                 entry.case_id,
@@ -419,9 +425,8 @@ class Outbox:
         nothing: the watcher publishes the change when it next polls."""
         if self.publish is None:
             return
-        changes: list[tuple[str, str, ChangeKind]] = [
-            (entry.source, entry.case_id, ChangeKind.STATUS_CHANGED)
-        ]
+        kind = ChangeKind.NOTE_ADDED if entry.action == "note" else ChangeKind.STATUS_CHANGED
+        changes: list[tuple[str, str, ChangeKind]] = [(entry.source, entry.case_id, kind)]
         if entry.action == "refer" and entry.to_source and entry.their_reference:
             changes = [
                 (entry.to_source, entry.their_reference, ChangeKind.CREATED),

@@ -58,9 +58,11 @@ class WriteError:
 @strawberry.type(description="One write into agencies' systems, as the gateway's outbox holds it.")
 class Write:
     id: str = strawberry.field(description="The outbox entry's id (a hash of caller and key).")
-    action: str = strawberry.field(description="refer or progress.")
+    action: str = strawberry.field(description="refer, progress or note.")
     state: WriteState
-    step: str = strawberry.field(description="The step to take next: create, record, status, done.")
+    step: str = strawberry.field(
+        description="The step to take next: create, record, status, note, done."
+    )
     attempts: int
     last_error: str | None = strawberry.field(description="Why the last attempt failed.")
     receiving_reference: str | None = strawberry.field(
@@ -218,7 +220,7 @@ async def refer_case(info: GraphInfo, input: ReferCaseInput) -> ReferCasePayload
             raise _Refusal(
                 WriteErrorCode.INVALID_INPUT, "a case is not referred to its own agency", "toAgency"
             )
-        if receiver is None or not writes.can_write(receiver):
+        if receiver is None or not writes.can_write(receiver, "create"):
             why = (
                 "no linked system"
                 if receiver is None
@@ -239,8 +241,8 @@ async def refer_case(info: GraphInfo, input: ReferCaseInput) -> ReferCasePayload
             )
         sender_problem = (
             writes.problem(record.source, agency=input.to_agency, kind=input.kind)
-            if writes.can_write(record.source)
-            else f"its system '{record.source}' takes no writes"
+            if writes.can_write(record.source, "record")
+            else f"its system '{record.source}' records no referrals"
         )
         if sender_problem is not None:
             raise _Refusal(
@@ -350,10 +352,10 @@ async def report_progress(info: GraphInfo, input: ReportProgressInput) -> Report
     try:
         record = await _own_case(info, input.case_id)
         _owner_check(info, principal, record, inspector_ok=False)
-        if not writes.can_write(record.source):
+        if not writes.can_write(record.source, "status"):
             raise _Refusal(
                 WriteErrorCode.AGENCY_CANNOT_WRITE,
-                f"the system '{record.source}' holding this case takes no writes",
+                f"the system '{record.source}' holding this case takes no status changes",
                 "caseId",
             )
         current = record.status
@@ -399,6 +401,55 @@ async def report_progress(info: GraphInfo, input: ReportProgressInput) -> Report
     return ReportProgressPayload(case=case, write=Write.of(entry), errors=[])
 
 
+@strawberry.input
+class AddNoteInput:
+    case_id: relay.GlobalID
+    note: str
+    idempotency_key: str
+
+
+@strawberry.type
+class AddNotePayload:
+    case: Case | None
+    write: Write | None
+    errors: list[WriteError]
+
+
+async def add_note(info: GraphInfo, input: AddNoteInput) -> AddNotePayload:
+    writes, principal = _writer_principal(info)
+    try:
+        record = await _own_case(info, input.case_id)
+        _owner_check(info, principal, record, inspector_ok=False)
+        if not input.note.strip() or len(input.note) > 4000:
+            raise _Refusal(
+                WriteErrorCode.INVALID_INPUT, "note must be 1 to 4000 characters", "note"
+            )
+        if not writes.can_write(record.source, "note"):
+            raise _Refusal(
+                WriteErrorCode.AGENCY_CANNOT_WRITE,
+                f"the system '{record.source}' holding this case takes no notes",
+                "caseId",
+            )
+        request = {"caseId": str(input.case_id), "note": input.note}
+        payload = {"note": input.note, "at": datetime.now(UTC).isoformat()}
+        entry = await _submit(
+            writes,
+            "note",
+            principal,
+            input.idempotency_key,
+            request,
+            payload,
+            "note",
+            record.source,
+            record.local_id,
+        )
+    except _Refusal as refusal:
+        return AddNotePayload(case=None, write=None, errors=[refusal.error()])
+    _refresh(info)
+    case = await load_case_in(info, entry.source, entry.case_id)
+    return AddNotePayload(case=case, write=Write.of(entry), errors=[])
+
+
 @strawberry.type
 class Mutation:
     refer_case: ReferCasePayload = strawberry.mutation(
@@ -412,6 +463,10 @@ class Mutation:
     report_progress: ReportProgressPayload = strawberry.mutation(
         resolver=report_progress,
         description="The owning agency moves its own case on, with a note, in its own system.",
+    )
+    add_note: AddNotePayload = strawberry.mutation(
+        resolver=add_note,
+        description="The owning agency adds a note to its own case, its status unchanged.",
     )
 
 

@@ -11,8 +11,9 @@ from sources._writes import WriteEntry
 
 
 class Writes(Protocol):
-    def can_write(self, source: str) -> bool:
-        """Whether the source has a ``writes:`` section (a writer)."""
+    def can_write(self, source: str, step: str | None = None) -> bool:
+        """Whether the source has a ``writes:`` section (a writer), configured for ``step``
+        (create, status, record, note) when one is named."""
         ...
 
     def problem(self, source: str, **values: Any) -> str | None:

@@ -379,6 +379,22 @@ def create_app(
         resort()
         return JSONResponse({"result": _public(item)})
 
+    def add_remark(code: str, body: Any) -> Response:
+        item = by_code.get(code)
+        if item is None or not body.get("remark"):
+            return JSONResponse({"error": "no such complaint, or no remark"}, status_code=400)
+        now = _local(datetime.now(UTC))
+        item["_history"].append(
+            {"at": now, "status_id": item["status_id"], "remark": body["remark"]}
+        )
+        item["updated_date"] = now
+        resort()
+        return JSONResponse({"result": _public(item)})
+
+    async def post_remark(request: Request) -> Response:
+        code = request.path_params["code"]
+        return await written(request, lambda body: add_remark(code, body))
+
     async def create_complaint(request: Request) -> Response:
         if intake.hold is not None and intake.hold.is_set():
             answer = await written(request, create)
@@ -404,6 +420,7 @@ def create_app(
         routes=[
             Route("/api/v1/complaints/{code}/status", set_status, methods=["POST"]),
             Route("/api/v1/complaints/{code}/operatings", post_operating, methods=["POST"]),
+            Route("/api/v1/complaints/{code}/remarks", post_remark, methods=["POST"]),
             Route("/api/v1/complaints", complaints, methods=["GET", "POST"]),
             Route("/api/v1/complaints/{code}", patch_complaint, methods=["PATCH"]),
             Route("/api/v1/complaints/stats", statistics),

@@ -99,6 +99,14 @@ class CaseWriter(Protocol):
         """Record the hand-over on the sender's case (once per ``key``)."""
         ...
 
+    async def add_note(self, local_id: str, note: str, at: datetime, key: str) -> None:
+        """Add a note to the case's timeline, its status unchanged."""
+        ...
+
+    def takes(self, step: str) -> bool:
+        """Whether this source is configured for ``step`` (create, status, record, note)."""
+        ...
+
     async def close(self) -> None: ...
 
 

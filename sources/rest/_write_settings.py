@@ -39,3 +39,4 @@ class RestWrites(Strict):
     create: WriteEndpoint | None = None
     status: WriteEndpoint | None = None
     referral: WriteEndpoint | None = None
+    note: WriteEndpoint | None = None

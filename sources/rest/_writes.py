@@ -181,3 +181,11 @@ class RestWriter:
             "note": referral.note,
         }
         await self._send(self._endpoint("referral"), values, key)
+
+    async def add_note(self, local_id: str, note: str, at: datetime, key: str) -> None:
+        values = {"id": local_id, "note": note, "at": self._time(at)}
+        await self._send(self._endpoint("note"), values, key)
+
+    def takes(self, step: str) -> bool:
+        name = {"create": "create", "status": "status", "record": "referral", "note": "note"}
+        return getattr(self.writes, name.get(step, step), None) is not None

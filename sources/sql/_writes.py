@@ -329,6 +329,65 @@ class SqlWriter:
             return local_id
         return int(local_id) if python_type is int else local_id
 
+    # -- note ---------------------------------------------------------------------------------
+
+    def takes(self, step: str) -> bool:
+        if step == "record":
+            referrals = self.settings.referrals
+            return referrals is not None and referrals.their_reference is not None
+        if step == "note":
+            timeline = self.settings.timeline
+            return timeline is not None and timeline.note is not None
+        return True
+
+    async def add_note(self, local_id: str, note: str, at: datetime, key: str) -> None:
+        if not self.takes("note"):
+            raise SourceConfigError(self.source_id, "maps no timeline note column: cannot add one")
+        for _ in range(CLASH_RETRIES):
+            try:
+                await self._run(lambda c: self._note(c, local_id, note, at))
+                return
+            except IntegrityError as exc:
+                clash = exc
+        raise SourceBadResponse(self.source_id, f"the database refused the note: {clash}")
+
+    async def _note(
+        self, connection: AsyncConnection, local_id: str, note: str, at: datetime
+    ) -> None:
+        """A timeline row with the case's current status, as the agency's own staff add one."""
+        mapping = self.settings.cases
+        columns = self.settings.timeline
+        assert columns is not None and columns.note is not None
+        cases = self._tables[mapping.table]
+        case_id = self._native_id(cases, mapping.id, local_id)
+        current = (
+            await connection.execute(
+                select(cases.c[mapping.status]).where(cases.c[mapping.id] == case_id)
+            )
+        ).first()
+        if current is None:
+            raise SourceBadResponse(self.source_id, f"no case {local_id!r} to add a note to")
+        if await self._last_note(connection, case_id) == note:
+            return  # written by an earlier send of this note
+        table = self._tables[columns.table]
+        row: dict[str, Any] = {
+            columns.case_id: case_id,
+            columns.at: self._time(table, columns.at, at),
+            columns.note: note,
+        }
+        if columns.status is not None:
+            row[columns.status] = current[0]
+        if columns.tie_breaker is not None:
+            row.update(
+                await self._new_id(connection, table, columns.tie_breaker, self.writes.timeline_id)
+            )
+        await connection.execute(table.insert().values(row))
+        if mapping.updated_at is not None:
+            moment = {mapping.updated_at: self._time(cases, mapping.updated_at, at)}
+            await connection.execute(
+                cases.update().where(cases.c[mapping.id] == case_id).values(moment)
+            )
+
     # -- referral -------------------------------------------------------------------------------
 
     async def record_referral(self, local_id: str, referral: OutgoingReferral, key: str) -> None:

@@ -321,3 +321,30 @@ async def test_the_graphiql_write_tabs_do_what_they_say(
     assert progress["data"]["reportProgress"]["errors"] == []
     assert (case["status"], case["sourceStatus"]) == ("RESOLVED", "6")
     assert case["timeline"][-1]["note"] == REPORT_PROGRESS.variables["input"]["note"]
+
+
+NOTE = """
+mutation Note($input: AddNoteInput!) {
+  addNote(input: $input) {
+    errors { code message }
+    write { state }
+    case { status timeline { status note } }
+  }
+}"""
+
+
+async def test_add_note_by_the_owner_only(gateway: RunningGateway) -> None:
+    note = {"caseId": case_id("damrongdhama", "4"), "note": "นัดตรวจพื้นที่", "idempotencyKey": "n"}
+    refused = await call(gateway, NOTE, {"input": note}, agency_key(OPM))
+    # OPM does not see case 4 (not referred to it); case 10 it sees, but does not own.
+    assert [e["code"] for e in refused["data"]["addNote"]["errors"]] == ["CASE_NOT_FOUND"]
+    seen = {**note, "caseId": case_id("damrongdhama", "10")}
+    not_its = await call(gateway, NOTE, {"input": seen}, agency_key(OPM))
+    assert [e["code"] for e in not_its["data"]["addNote"]["errors"]] == ["NOT_YOUR_CASE"]
+    body = await call(gateway, NOTE, {"input": note}, agency_key(DDC))
+    result = body["data"]["addNote"]
+    assert result["errors"] == [] and result["write"]["state"] == "DONE"
+    assert result["case"]["timeline"][-1] == {
+        "status": result["case"]["status"],
+        "note": "นัดตรวจพื้นที่",
+    }

@@ -176,3 +176,26 @@ async def test_status_outside_the_vocabulary_sends_nothing(
 
 def test_a_source_without_writes_has_no_writer(write_world: WriteWorld) -> None:  # noqa: F811
     assert writer_for(settings_of(write_world, "traffy-city")) is None
+
+
+@pytest.mark.parametrize(
+    ("source_id", "local_id"),
+    [("damrongdhama", "4"), ("khonkaen-office", None), ("pmoc-1111", "PMOC-000004")],
+)
+async def test_a_note_keeps_the_status_and_is_added_once(
+    write_world: WriteWorld,  # noqa: F811
+    writers: dict[str, CaseWriter],
+    source_id: str,
+    local_id: str | None,
+) -> None:
+    writer = writers[source_id]
+    if local_id is None:
+        local_id = await writer.create_case(CASE, "to-note")
+    before, _ = await read_case(write_world, source_id, local_id)
+    assert writer.takes("note")
+    await writer.add_note(local_id, "โทรแจ้งผู้ร้องแล้ว", NOW, "n-1")
+    await writer.add_note(local_id, "โทรแจ้งผู้ร้องแล้ว", NOW, "n-1")
+    after, timeline = await read_case(write_world, source_id, local_id)
+    assert after.status == before.status and after.source_status == before.source_status
+    assert [e.note for e in timeline].count("โทรแจ้งผู้ร้องแล้ว") == 1
+    assert timeline[-1].status == before.status
