@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, func, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -286,6 +286,19 @@ class Outbox:
                 await connection.execute(select(_entries).where(_entries.c.key == key))
             ).first()
         return None if found is None else _entry(found._mapping)
+
+    async def pending_count(self, source: str) -> int:
+        engine = await self._ready()
+        statement = (
+            select(func.count())
+            .select_from(_entries)
+            .where(
+                _entries.c.state == PENDING,
+                or_(_entries.c.source == source, _entries.c.to_source == source),
+            )
+        )
+        async with engine.connect() as connection:
+            return int((await connection.execute(statement)).scalar_one())
 
     async def entries(
         self, state: str | None = None, subject: str | None = None, first: int = 100

@@ -34,6 +34,10 @@ class Writes(Protocol):
         to_source: str | None = None,
     ) -> WriteEntry: ...
 
+    async def pending_count(self, source: str) -> int:
+        """PENDING writes whose case is in ``source`` or that create a case there."""
+        ...
+
     async def entries(
         self, state: str | None = None, subject: str | None = None, first: int = 100
     ) -> list[WriteEntry]: ...

@@ -162,6 +162,15 @@ async def test_a_receiver_that_is_down_leaves_the_referral_pending_until_it_retu
     pending = (await call(gateway, PENDING, {}, agency_key(DDC)))["data"]["pendingWrites"]
     assert [p["state"] for p in pending] == ["PENDING"]
     assert await referral_rows(write_world, 7) == []
+    systems = "{ sources { id acceptsWrites pendingWrites } }"
+    listed = (await call(gateway, systems, {}, agency_key(DDC)))["data"]["sources"]
+    by_id = {s["id"]: (s["acceptsWrites"], s["pendingWrites"]) for s in listed}
+    assert by_id == {
+        "damrongdhama": (True, 1),
+        "khonkaen-office": (True, 0),
+        "pmoc-1111": (True, 1),
+        "traffy-city": (False, 0),
+    }
 
     back = ThreadedServer(write_world.pmoc.app, port=write_world.pmoc.port)
     back.start()
@@ -172,6 +181,8 @@ async def test_a_receiver_that_is_down_leaves_the_referral_pending_until_it_retu
                 break
             await asyncio.sleep(0.05)
         assert pending == []
+        listed = (await call(gateway, systems, {}, agency_key(DDC)))["data"]["sources"]
+        assert [s["pendingWrites"] for s in listed] == [0, 0, 0, 0]
         assert len(write_world.intake.created) == 1
         rows = await referral_rows(write_world, 7)
         assert [r["their_ref"] for r in rows] == write_world.intake.created
