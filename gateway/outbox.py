@@ -224,7 +224,10 @@ class Outbox:
         async with engine.connect() as connection:
             keys = [row[0] for row in (await connection.execute(statement)).all()]
         for key in keys:
-            await self.advance(key)
+            try:
+                await self.advance(key)
+            except Exception:  # the store failing mid-write: this row waits, the others go on
+                log.exception("outbox entry %s could not be advanced", key)
 
     # -- submitting ---------------------------------------------------------------------------
 

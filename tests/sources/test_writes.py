@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from sources import CanonicalStatus, ReferralKind, SourceSettings, source_class
+from samples.serving import free_port
+from sources import CanonicalStatus, ReferralKind, SourceSettings, SourceUnavailable, source_class
 from sources._writes import (
     CaseWriter,
     NewCase,
@@ -199,3 +200,26 @@ async def test_a_note_keeps_the_status_and_is_added_once(
     assert after.status == before.status and after.source_status == before.source_status
     assert [e.note for e in timeline].count("โทรแจ้งผู้ร้องแล้ว") == 1
     assert timeline[-1].status == before.status
+
+
+@pytest.mark.parametrize("source_id", ["damrongdhama", "pmoc-1111"])
+async def test_an_agency_that_is_down_is_unavailable_not_refusing(
+    write_world: WriteWorld,  # noqa: F811
+    source_id: str,
+) -> None:
+    """The outbox retries SOURCE_UNAVAILABLE and abandons refusals: a database or API that
+    does not answer must be the first, never the second."""
+    port = free_port()  # nothing listens there
+    settings = settings_of(write_world, source_id)
+    if source_id == "damrongdhama":
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/nowhere"
+        settings = settings.model_copy(update={"url": url})
+    else:
+        settings = settings.model_copy(update={"base_url": f"http://127.0.0.1:{port}"})
+    writer = writer_for(settings)
+    assert writer is not None
+    try:
+        with pytest.raises(SourceUnavailable):
+            await writer.create_case(CASE, "down")
+    finally:
+        await writer.close()
