@@ -25,12 +25,24 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, func, or_, select
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -323,9 +335,11 @@ class Outbox:
         One task per key at a time in this process; every step is idempotent at the agency,
         so another process working the same row still makes nothing twice."""
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with lock, self._claim(key) as mine:
             entry = await self.get(key)
             assert entry is not None
+            if not mine:
+                return entry  # another replica is working it: it stays as that one leaves it
             while entry.state == PENDING and entry.attempts < self.settings.max_attempts:
                 entry = await self._step(key, entry, principal)
                 if entry.state == PENDING and entry.last_error is not None:
@@ -338,6 +352,34 @@ class Outbox:
                 )
                 await self._audit(principal, entry, "abandoned")
         return entry
+
+    @contextlib.asynccontextmanager
+    async def _claim(self, key: str) -> AsyncIterator[bool]:
+        """Whether this gateway may work the row now. Replicas sharing an outbox in
+        PostgreSQL each take a session advisory lock on the row's key: one works it, the
+        others leave it alone, and a replica that dies releases it with its connection (no
+        lease to wait out after a crash). A SQLite outbox is one host's: the in-process lock
+        is enough."""
+        engine = await self._ready()
+        if engine.dialect.name != "postgresql":
+            yield True
+            return
+        number = int(key[:15], 16)  # 60 bits of the sha256: a bigint lock key
+        async with engine.connect() as connection:
+            taken = bool(
+                (
+                    await connection.execute(
+                        text("SELECT pg_try_advisory_lock(:key)"), {"key": number}
+                    )
+                ).scalar()
+            )
+            try:
+                yield taken
+            finally:
+                if taken:
+                    await connection.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": number}
+                    )
 
     async def _update(self, key: str, **values: Any) -> WriteEntry:
         engine = await self._ready()

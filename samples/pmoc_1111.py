@@ -156,6 +156,8 @@ class Intake:
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Idempotency-Key -> the first answer given for it."""
     created: list[str] = field(default_factory=list)
+    create_requests: int = 0
+    """Create requests received, repeated keys included."""
     hold: threading.Event | None = None
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
@@ -396,6 +398,7 @@ def create_app(
         return await written(request, lambda body: add_remark(code, body))
 
     async def create_complaint(request: Request) -> Response:
+        intake.create_requests += 1
         if intake.hold is not None and intake.hold.is_set():
             answer = await written(request, create)
             intake.arrived.set()
