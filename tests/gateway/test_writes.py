@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -15,6 +16,7 @@ from strawberry.relay import to_base64
 from gateway.demo import DEMO_ANALYST_KEY, DEMO_AUDITOR_KEY, DEMO_INSPECTOR_KEY, seed_demo_keys
 from gateway.demo import demo_agency_key as agency_key
 from gateway.examples import REFER_A_CASE, REPORT_PROGRESS
+from gateway.ratelimit import RateLimitSettings
 from samples.serving import ThreadedServer
 from tests.conftest import RunningGateway, serving
 from tests.postgres import run
@@ -359,3 +361,28 @@ async def test_add_note_by_the_owner_only(gateway: RunningGateway) -> None:
         "status": result["case"]["status"],
         "note": "นัดตรวจพื้นที่",
     }
+
+
+async def test_rate_limits_and_query_limits_apply_to_mutations(
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    """A caller over its rate is refused before anything is written (429), and a mutation
+    document over the depth limit is refused like any query."""
+    limits = write_world.config.limits.model_copy(
+        update={"rate_limit": RateLimitSettings(rate="2/minute"), "max_depth": 4}
+    )
+    await asyncio.to_thread(run, seed_demo_keys(write_world.config))
+    async with serving(replace(write_world.config, limits=limits)) as limited:
+        deep = await call(limited, REFER, refer_input("13", OPM, "deep"), agency_key(DDC))
+        assert deep["errors"][0]["extensions"]["code"] == "QUERY_TOO_DEEP"
+        shallow = (
+            "mutation($input: ReferCaseInput!) { referCase(input: $input) { errors { code } } }"
+        )
+        await call(limited, shallow, refer_input("13", OPM, "r1"), agency_key(DDC))
+        response = await limited.client.post(
+            "/graphql",
+            json={"query": shallow, "variables": refer_input("13", OPM, "r2")},
+            headers={"Authorization": f"Bearer {agency_key(DDC)}"},
+        )
+        assert response.status_code == 429
+    assert len(write_world.intake.created) == 1  # the refused one wrote nothing
