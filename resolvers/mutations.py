@@ -26,8 +26,7 @@ from resolvers.case import Case, load_case_in
 from resolvers.context import GraphInfo
 from resolvers.referral import Referral
 from resolvers.writes import Writes
-from sources import CanonicalStatus, CaseRecord, ReferralKind, Unmapped
-from sources._writes import KeyReused, WriteEntry
+from sources import CanonicalStatus, CaseRecord, KeyReused, ReferralKind, Unmapped, WriteEntry
 
 
 @strawberry.enum(description="Where a write into agencies' systems stands.")

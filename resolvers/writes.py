@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from resolvers.access import Principal
-from sources._writes import WriteEntry
+from sources import WriteEntry
 
 
 class Writes(Protocol):

@@ -46,6 +46,7 @@ from sources._stats import (
     Durations,
     StatsWarning,
 )
+from sources._writes import KeyReused, WriteEntry
 
 __all__ = [
     "RELATIVE_ERROR",
@@ -65,6 +66,7 @@ __all__ = [
     "Dimension",
     "Durations",
     "Federation",
+    "KeyReused",
     "Location",
     "Named",
     "Page",
@@ -91,6 +93,7 @@ __all__ = [
     "Unmapped",
     "Vocabulary",
     "WebhookSettings",
+    "WriteEntry",
     "moment_problem",
     "source_class",
 ]
