@@ -171,6 +171,11 @@ class Outbox:
         writer = self.writers.get(source)
         return writer is not None and (step is None or writer.takes(step))
 
+    def personal_fields(self, source: str) -> tuple[str, ...]:
+        writer = self.writers.get(source)
+        writes = getattr(writer.settings, "writes", None) if writer is not None else None
+        return tuple(getattr(writes, "personal_data", ()) or ())
+
     def problem(self, source: str, **values: Any) -> str | None:
         """Why ``source`` could not be written these canonical values (sources/_writes.py)."""
         writer = self.writers.get(source)
@@ -392,12 +397,7 @@ class Outbox:
         return entry
 
     async def _step(self, key: str, entry: WriteEntry, principal: Principal | None) -> WriteEntry:
-        engine = await self._ready()
-        async with engine.connect() as connection:
-            found = (
-                await connection.execute(select(_entries.c.payload).where(_entries.c.key == key))
-            ).scalar_one()
-        payload = json.loads(found)
+        payload = await self._payload(key)
         # Recorded as attempted before it is sent: a crash now leaves a step to send again.
         entry = await self._update(key, attempts=entry.attempts + 1)
         try:
@@ -416,6 +416,15 @@ class Outbox:
         if self.settings.test_fault_after_send == entry.step:
             os._exit(70)  # the crash tests: the answer is never recorded
         return await self._after(key, entry, answer, principal)
+
+    async def _payload(self, key: str) -> dict[str, Any]:
+        engine = await self._ready()
+        async with engine.connect() as connection:
+            found = (
+                await connection.execute(select(_entries.c.payload).where(_entries.c.key == key))
+            ).scalar_one()
+        payload: dict[str, Any] = json.loads(found)
+        return payload
 
     def _wake_later(self, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, self._wake.set)
@@ -469,8 +478,18 @@ class Outbox:
         self, key: str, entry: WriteEntry, answer: str | None, principal: Principal | None
     ) -> WriteEntry:
         if entry.step == "create":
+            # The complainant's data was for the receiver: once it has it, the outbox keeps
+            # none of it (the request keeps only which fields were sent, for the audit log).
+            payload = await self._payload(key)
+            if payload["case"].get("complainant"):
+                payload["case"]["complainant"] = None
             return await self._update(
-                key, step="record", their_reference=answer, last_error=None, next_at=time.time()
+                key,
+                step="record",
+                their_reference=answer,
+                last_error=None,
+                next_at=time.time(),
+                payload=json.dumps(payload, sort_keys=True),
             )
         entry = await self._update(key, state=DONE, step="done", last_error=None)
         await self._audit(principal, entry, "done")
@@ -507,7 +526,12 @@ class Outbox:
             reason += f", receiver's reference {entry.their_reference}"
         if entry.last_error is not None:
             reason += f" ({entry.last_error})"
-        fields = [f"systems={','.join(systems)}", "personal_data=none", *sorted(entry.request)]
+        personal = ",".join(entry.request.get("personalData") or ()) or "none"
+        fields = [
+            f"systems={','.join(systems)}",
+            f"personal_data={personal}",
+            *sorted(entry.request),
+        ]
         row = entry_row(entry.action, who, entry.source, entry.case_id, fields, reason=reason)
         try:
             await self.audit.append_rows([row])

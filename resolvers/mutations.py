@@ -251,11 +251,13 @@ async def refer_case(info: GraphInfo, input: ReferCaseInput) -> ReferCasePayload
                 "toAgency",
             )
         location = record.location
+        personal = await _personal_data(info, record, writes.personal_fields(receiver))
         request = {
             "caseId": str(input.case_id),
             "toAgency": input.to_agency,
             "kind": input.kind.value,
             "note": input.note,
+            "personalData": sorted(personal),
         }
         payload = {
             "case": {
@@ -272,6 +274,7 @@ async def refer_case(info: GraphInfo, input: ReferCaseInput) -> ReferCasePayload
                 "latitude": location.latitude,
                 "longitude": location.longitude,
                 "note": input.note,
+                "complainant": personal or None,
             },
             "to_agency": input.to_agency,
             "kind": input.kind.value,
@@ -310,6 +313,20 @@ async def refer_case(info: GraphInfo, input: ReferCaseInput) -> ReferCasePayload
     return ReferCasePayload(
         case=case, referred_case=referred, referral=referral, write=Write.of(entry), errors=[]
     )
+
+
+async def _personal_data(
+    info: GraphInfo, record: CaseRecord, allowed: tuple[str, ...]
+) -> dict[str, str]:
+    """The complainant's data the receiver may have: only the fields its configuration
+    allows, and nothing of an anonymous or confidential complaint."""
+    if not allowed:
+        return {}
+    complainant = await info.context.loaders.complainants().load((record.source, record.local_id))
+    if complainant is None or complainant.is_anonymous or complainant.is_confidential:
+        return {}
+    values = {name: getattr(complainant, name, None) for name in allowed}
+    return {name: str(value) for name, value in values.items() if value}
 
 
 async def _submit(

@@ -16,6 +16,10 @@ class Writes(Protocol):
         (create, status, record, note) when one is named."""
         ...
 
+    def personal_fields(self, source: str) -> tuple[str, ...]:
+        """The complainant's fields ``source`` may receive with a referral (none by default)."""
+        ...
+
     def problem(self, source: str, **values: Any) -> str | None:
         """Why the source could not be written these canonical values (``status``,
         ``category``, ``channel``, ``agency``, ``kind``), or None."""

@@ -334,7 +334,11 @@ def create_app(
             "closed_date": None,
             "area": body.get("area") or {},
             "operatings": [],
-            "complainant": {"anonymous": True, "confidential": False},
+            "complainant": {
+                "anonymous": not any((body.get("complainant") or {}).values()),
+                "confidential": False,
+                **(body.get("complainant") or {}),
+            },
             "origin": body.get("origin"),
             "_history": [
                 {"at": now, "status_id": int(body["status_id"]), "remark": body.get("remark")}

@@ -40,11 +40,9 @@ class NotInVocabulary(SourceError):
 
 @dataclass(frozen=True, slots=True)
 class NewCase:
-    """A case to create in a receiving agency's system, in canonical terms.
-
-    No personal data: a referral sends what the receiver needs to act (the original reference,
-    category, location, description) and the complainant stays with the sender, who can be
-    asked (see docs/partners.md, "Writes")."""
+    """A case to create in a receiving agency's system, in canonical terms: what the receiver
+    needs to act (the original reference, category, location, description), and of the
+    complainant only what the receiver's configuration allows (``complainant``)."""
 
     title: str
     description: str
@@ -61,6 +59,9 @@ class NewCase:
     latitude: float | None = None
     longitude: float | None = None
     note: str | None = None
+    complainant: Mapping[str, str] | None = None
+    """The complainant's data the receiver may have (``writes.personal_data``), by field
+    name (name, phone, address, citizen_id); None: none is sent."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,6 +150,10 @@ class RestWriter:
             "received_at": self._time(case.received_at),
             "note": case.note,
         }
+        allowed = set(self.writes.personal_data)
+        for name, value in (case.complainant or {}).items():
+            if name in allowed:  # never more than this agency may receive
+                values[f"complainant_{name}"] = value
         answer = await self._send(endpoint, values, key)
         reference = _dig(answer, endpoint.reference) if endpoint.reference else None
         if reference is None:

@@ -5,6 +5,9 @@ loopback. Each test has agencies of its own (tests/writes_world.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -386,3 +389,58 @@ async def test_rate_limits_and_query_limits_apply_to_mutations(
         )
         assert response.status_code == 429
     assert len(write_world.intake.created) == 1  # the refused one wrote nothing
+
+
+COMPLAINANT = "{ complainant { name phone citizenId address isAnonymous } }"
+
+
+async def test_the_receiver_gets_only_the_personal_data_its_role_needs(
+    gateway: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    """The 1111 service is configured for name and phone: those go, the citizen ID and the
+    address stay with the sender; an anonymous complaint sends nothing; the audit log says
+    what was sent, and the outbox keeps none of it once delivered."""
+    found = await call(
+        gateway,
+        '{ cases(first: 30, filter: {source: ["damrongdhama"]}) { edges { node { id '
+        "complainant { name phone isAnonymous isConfidential } } } } }",
+        {},
+        agency_key(DDC),
+    )
+    nodes = [e["node"] for e in found["data"]["cases"]["edges"]]
+    named = next(n for n in nodes if n["complainant"] and n["complainant"]["name"]
+                 and not n["complainant"]["isConfidential"])  # fmt: skip
+    anonymous = next(n for n in nodes if n["complainant"] and n["complainant"]["isAnonymous"])
+    for node, key in ((named, "pd-1"), (anonymous, "pd-2")):
+        variables = refer_input("0", OPM, key)
+        variables["input"]["caseId"] = node["id"]
+        body = await call(gateway, REFER, variables, agency_key(DDC))
+        assert body["data"]["referCase"]["write"]["state"] == "DONE", body
+    sent = [
+        (await call(gateway, f'{{ case(id: "{case_id("pmoc-1111", code)}") {COMPLAINANT} }}',
+                    {}, agency_key(OPM)))["data"]["case"]["complainant"]
+        for code in write_world.intake.created
+    ]  # fmt: skip
+    assert sent[0] == {
+        "name": named["complainant"]["name"],
+        "phone": named["complainant"]["phone"],
+        "citizenId": None,
+        "address": None,
+        "isAnonymous": False,
+    }
+    assert sent[1]["name"] is None and sent[1]["phone"] is None and sent[1]["isAnonymous"]
+    audit = await call(
+        gateway,
+        "{ auditLog(first: 50, filter: {action: REFER}) { entries { fields reason } } }",
+        {},
+        DEMO_AUDITOR_KEY,
+    )
+    personal = [f for e in audit["data"]["auditLog"]["entries"] for f in e["fields"]
+                if f.startswith("personal_data=")]  # fmt: skip
+    assert personal.count("personal_data=name,phone") == 2  # submitted and done
+    assert personal.count("personal_data=none") == 2
+    with contextlib.closing(sqlite3.connect(write_world.data_dir / "outbox.sqlite")) as outbox:
+        rows = outbox.execute("SELECT payload FROM complaint_graph_outbox").fetchall()
+    payloads = [json.loads(row[0]) for row in rows]
+    assert len(payloads) == 2 and all(p["case"]["complainant"] is None for p in payloads)
