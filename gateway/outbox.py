@@ -199,8 +199,10 @@ class Outbox:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """The retry worker: it also finishes what a stopped or killed gateway left pending."""
-        if self._worker is None:
+        """The retry worker: it also finishes what a stopped or killed gateway left pending.
+        A gateway no source of which takes writes starts none, and never opens the store
+        (a key store on a read-only mount stays untouched)."""
+        if self._worker is None and self.writers:
             self._worker = asyncio.create_task(self._work(), name="outbox")
 
     async def stop(self) -> None:
@@ -308,6 +310,8 @@ class Outbox:
         return None if found is None else _entry(found._mapping)
 
     async def pending_count(self, source: str) -> int:
+        if not self.writers:
+            return 0  # nothing can have been written: the store is never opened
         engine = await self._ready()
         statement = (
             select(func.count())
@@ -323,6 +327,8 @@ class Outbox:
     async def entries(
         self, state: str | None = None, subject: str | None = None, first: int = 100
     ) -> list[WriteEntry]:
+        if not self.writers:
+            return []
         engine = await self._ready()
         statement = select(_entries).order_by(_entries.c.created_at).limit(first)
         if state is not None:
