@@ -52,6 +52,13 @@ class SqlWrites(Strict):
     referral_id: IdStrategy = Field(
         default="database", description="As case_id, for referral rows."
     )
+    personal_data: list[Literal["name", "phone", "address", "citizen_id"]] = Field(
+        default_factory=list,
+        description=(
+            "The complainant's data this agency may receive with a referral (its role's "
+            "minimum), into the `complainant` columns; absent: none."
+        ),
+    )
     defaults: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="Constant values for other columns of a new case row."
     )

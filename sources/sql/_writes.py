@@ -53,7 +53,11 @@ class SqlWriter:
             if self._engine is None:
                 engine = create_async_engine(self.settings.url)
                 names = [self.settings.cases.table]
-                for part in (self.settings.location, self.settings.timeline):
+                for part in (
+                    self.settings.location,
+                    self.settings.timeline,
+                    self.settings.complainant,
+                ):
                     table = getattr(part, "table", None)
                     if table:
                         names.append(table)
@@ -169,6 +173,13 @@ class SqlWriter:
         location = self._location(case)
         if self.settings.location.table is None:
             row.update(location)
+        person = self._complainant(case)
+        if (
+            person
+            and self.settings.complainant is not None
+            and self.settings.complainant.table is None
+        ):
+            row.update(person)
         if self.writes.reference_pattern is not None and mapping.id in row:
             row[mapping.reference_number] = self._reference(row[mapping.id], case)
         statement = cases.insert().values(row).returning(cases.c[mapping.id])
@@ -185,8 +196,31 @@ class SqlWriter:
             await connection.execute(
                 places.insert().values({self.settings.location.case_id: new_id, **location})
             )
+        people = self.settings.complainant
+        if person and people is not None and people.table is not None:
+            assert people.case_id is not None
+            table = self._tables[people.table]
+            await connection.execute(table.insert().values({people.case_id: new_id, **person}))
         await self._timeline_row(connection, new_id, case.status, case.note, case.received_at)
         return new_id
+
+    def _complainant(self, case: NewCase) -> dict[str, Any]:
+        """The complainant's columns for what this agency may receive (``personal_data``),
+        flagged neither anonymous nor confidential; nothing when nothing is allowed or sent."""
+        columns = self.settings.complainant
+        allowed = set(self.writes.personal_data)
+        sent = {k: v for k, v in (case.complainant or {}).items() if k in allowed and v}
+        if columns is None or not sent:
+            return {}
+        row: dict[str, Any] = {}
+        for name, value in sent.items():
+            column = getattr(columns, name, None)
+            if column is not None:
+                row[column] = value
+        for flag in (columns.is_anonymous, columns.is_confidential):
+            if flag is not None and row:
+                row[flag] = False
+        return row
 
     def _reference(self, new_id: Any, case: NewCase) -> str:
         assert self.writes.reference_pattern is not None

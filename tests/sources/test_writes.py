@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -21,6 +22,7 @@ from sources._writes import (
     OutgoingReferral,
     writer_for,
 )
+from sources.sql._write_settings import SqlWrites
 from tests.writes_world import WriteWorld, write_world  # noqa: F401
 
 NOW = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
@@ -223,3 +225,37 @@ async def test_an_agency_that_is_down_is_unavailable_not_refusing(
             await writer.create_case(CASE, "down")
     finally:
         await writer.close()
+
+
+@pytest.mark.parametrize("source_id", ["damrongdhama", "khonkaen-office"])
+async def test_sql_receivers_take_only_the_personal_data_they_are_allowed(
+    write_world: WriteWorld,  # noqa: F811
+    source_id: str,
+) -> None:
+    """Into the case table's columns (PostgreSQL) or the agency's own table (SQLite, Thai
+    column names): the allowed fields only, the rest never written."""
+    settings = settings_of(write_world, source_id)
+    assert isinstance(settings.writes, SqlWrites)
+    allowed = settings.writes.model_copy(update={"personal_data": ["name", "phone"]})
+    writer = writer_for(settings.model_copy(update={"writes": allowed}))
+    assert writer is not None
+    person = {"name": "นางสาวสมศรี ใจดี", "phone": "0812345678", "citizen_id": "1101700203451"}
+    try:
+        local_id = await writer.create_case(replace(CASE, complainant=person), "pd")
+        bare = await writer.create_case(CASE, "no-pd")
+    finally:
+        await writer.close()
+    source = source_class(settings.kind)(settings)
+    try:
+        found = await source.load_complainants([local_id, bare])
+    finally:
+        await source.close()
+    who = found[local_id]
+    assert (who.name, who.phone, who.citizen_id, who.address) == (
+        "นางสาวสมศรี ใจดี",
+        "0812345678",
+        None,
+        None,
+    )
+    assert not who.is_anonymous and not who.is_confidential
+    assert bare not in found or found[bare].name is None
