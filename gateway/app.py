@@ -34,6 +34,7 @@ from gateway.limits import limit_middleware
 from gateway.logs import configure_logging
 from gateway.metrics import Metrics
 from gateway.open311 import Open311Endpoint
+from gateway.outbox import Outbox
 from gateway.ratelimit import RateLimits
 from gateway.request_context import RequestContextMiddleware
 from gateway.shutdown import GracefulShutdown, OpenWebSockets
@@ -96,6 +97,9 @@ class Gateway:
         rate_limit = config.limits.rate_limit
         self.rate_limits = RateLimits(rate_limit) if rate_limit is not None else None
         self.authenticator = Authenticator(config.auth)  # who calls: keys, tokens, anonymous
+        self.outbox = Outbox(  # writes into agencies' systems (gateway/outbox.py)
+            config.writes, config.auth.key_store, config.sources, self.authenticator.audit
+        )
         self.events = (
             EventBroker(
                 self.federation,
@@ -110,6 +114,8 @@ class Gateway:
             else None
         )
         self.metrics.watch(self.federation.sources.values(), self.events)
+        if self.events is not None:
+            self.outbox.publish = self.events.publish_changed  # writes are events at once
         for source in self.federation.sources.values():
             source.observe_http(self.metrics.observe_http_request)
 
@@ -148,8 +154,10 @@ class Gateway:
                 raise result
         if self.events is not None:
             await self.events.start()
+        await self.outbox.start()
 
     async def stop(self) -> None:
+        await self.outbox.stop()
         if self.events is not None:
             await self.events.stop()
         await self.federation.close()
@@ -233,6 +241,7 @@ def create_app(
     )
     view.authenticator = gateway.authenticator
     view.graphiql_headers = graphiql_headers
+    view.writes = gateway.outbox
     view.clock = config.clock.now
     websockets = OpenWebSockets(view)  # closed with 1001 Going Away on graceful shutdown
     streams = SingleConnectionStreams(view)  # graphql-sse's single connection mode, then view

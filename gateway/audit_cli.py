@@ -17,7 +17,7 @@ def add_audit_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     audit.add_argument("--config", required=True)
     audit.add_argument("--first", type=int, default=100, help="entries to print (default 100)")
     audit.add_argument("--after", type=int, help="only entries after this id")
-    audit.add_argument("--action", choices=["reveal", "deny"])
+    audit.add_argument("--action", choices=["reveal", "deny", "refer", "progress", "note"])
     audit.add_argument("--subject", help="who, e.g. key:3f9a1c2b7d4e")
     audit.add_argument("--source", help="a source id")
     audit.add_argument("--case", dest="case_id", help="a case's id in its source")

@@ -20,6 +20,7 @@ from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from gateway.auth import AuthSettings
 from gateway.limits import LimitSettings
 from gateway.observability import ObservabilitySettings
+from gateway.outbox import WriteSettings
 from resolvers.context import system_clock
 from sources import Named, SlaSettings, SourceSettings, Strict, UnknownKind, source_class
 
@@ -83,6 +84,7 @@ class _Document(Strict):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     clock: ClockSettings = Field(default_factory=ClockSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)
+    writes: WriteSettings = Field(default_factory=WriteSettings)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class GatewayConfig:
     auth: AuthSettings = field(default_factory=AuthSettings)
     clock: ClockSettings = field(default_factory=ClockSettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
+    writes: WriteSettings = field(default_factory=WriteSettings)  # the outbox (gateway/outbox.py)
 
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> GatewayConfig:
@@ -139,6 +142,7 @@ def parse_config(text: str, environ: dict[str, str], origin: str = "config") -> 
         auth=document.auth,
         clock=document.clock,
         federation=document.federation,
+        writes=document.writes,
     )
 
 

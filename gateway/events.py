@@ -208,13 +208,17 @@ class EventBroker:
                 wake.clear()
 
     async def _publish_change(
-        self, record: CaseRecord, start: Position | None, details: _Details
+        self,
+        record: CaseRecord,
+        start: Position | None,
+        details: _Details,
+        kind: ChangeKind | None = None,
     ) -> bool:
         """Publish this version of ``record`` unless it was already; True when an event was
         made. If the bus cannot take it, it stays unpublished (raises BusUnavailable)."""
         key = (record.source, record.local_id)
         seen = self._seen.get(key)
-        event = self._change_event(record, start, details)
+        event = self._change_event(record, start, details, kind)
         try:
             await self._emit(event)
         except BusUnavailable:
@@ -257,7 +261,11 @@ class EventBroker:
         )
 
     def _change_event(
-        self, record: CaseRecord, start: Position | None, details: _Details
+        self,
+        record: CaseRecord,
+        start: Position | None,
+        details: _Details,
+        known: ChangeKind | None = None,
     ) -> CaseEvent | None:
         """The event for this version of ``record``, or None when it was published already
         (a webhook and the watcher may both report the same change)."""
@@ -284,19 +292,24 @@ class EventBroker:
             kind = ChangeKind.NOTE_ADDED
         else:
             kind = ChangeKind.UPDATED
+        if known is not None:
+            kind = known  # the gateway made this change itself and knows what it was
         token = encode_token(self.positions)
         return CaseEvent(token, kind, record, previous, referred_to)
 
-    async def publish_changed(self, source_id: str, local_ids: list[str]) -> int:
-        """Cases an agency says it changed (a webhook): read them now and publish each new
-        version; returns how many events that made. Raises BusUnavailable when Redis cannot
-        take them (what was not published is published when reported or polled again)."""
+    async def publish_changed(
+        self, source_id: str, local_ids: list[str], kind: ChangeKind | None = None
+    ) -> int:
+        """Cases an agency says it changed (a webhook), or the gateway's own writes changed
+        (``kind`` then says how: REFERRED, STATUS_CHANGED, CREATED): read them now and publish
+        each new version; returns how many events that made. Raises BusUnavailable when Redis
+        cannot take them (what was not published is published when reported or polled again)."""
         found = await self.federation.sources[source_id].load_cases(local_ids)
         records = sorted(found.values(), key=lambda r: r.updated_at)
         details = await self._details(source_id, records)
         made = 0
         for record in records:
-            made += await self._publish_change(record, self._started.get(source_id), details)
+            made += await self._publish_change(record, self._started.get(source_id), details, kind)
         return made
 
     def _matches(self, subscriber: _Subscriber, event: CaseEvent) -> bool:

@@ -189,6 +189,67 @@ EXAMPLES: tuple[Example, ...] = (
     LATEST_CASES,
 )
 
+REFER_A_CASE = Example(
+    "ReferACase",
+    """\
+# Writes into two agencies' systems: needs an agency key (in Headers:
+# {"Authorization": "Bearer demo-agency-MOI-DDC"}) or an inspector's.
+# The 1111 service creates the case, the Damrongdhama Center records the
+# referral with its reference. Sent again with the same idempotencyKey,
+# nothing is written twice: take a new key for a new referral.
+mutation ReferACase($input: ReferCaseInput!) {
+  referCase(input: $input) {
+    errors { code message field }
+    write { state step attempts lastError receivingReference }
+    case { referenceNumber status }
+    referredCase { id referenceNumber status sourceStatus channel owningAgency { code } }
+    referral { kind receivingReference toAgency { code } counterpart { referenceNumber } }
+  }
+}
+""",
+    {
+        "input": {
+            "caseId": to_base64("Case", "damrongdhama:12"),
+            "toAgency": "OPM-1111",
+            "kind": "FORWARD",
+            "note": "โปรดตรวจสอบและดำเนินการ",
+            "idempotencyKey": "graphiql-refer-1",
+        }
+    },
+)
+
+REPORT_PROGRESS = Example(
+    "ReportProgress",
+    """\
+# The owning agency moves its own case on (Headers:
+# {"Authorization": "Bearer demo-agency-OPM-1111"}): written into the 1111
+# service in its own words (RESOLVED is its status id 6), with the note.
+mutation ReportProgress($input: ReportProgressInput!) {
+  reportProgress(input: $input) {
+    errors { code message field }
+    write { state lastError }
+    case { referenceNumber status sourceStatus timeline { at status note } }
+  }
+}
+""",
+    {
+        "input": {
+            "caseId": to_base64("Case", "pmoc-1111:PMOC-000004"),
+            "status": "RESOLVED",
+            "note": "ดำเนินการแก้ไขเรียบร้อยแล้ว",
+            "idempotencyKey": "graphiql-progress-1",
+        }
+    },
+)
+
+WRITE_EXAMPLES: tuple[Example, ...] = (REFER_A_CASE, REPORT_PROGRESS)
+"""Tabs that change data: not run by the read examples' test (they need an agency's key and
+change the agencies' systems); tests/gateway/test_writes.py runs them against agencies of its
+own."""
+
+TABS: tuple[Example, ...] = EXAMPLES + WRITE_EXAMPLES
+"""GraphiQL's saved tabs."""
+
 _QUERY_START = "const EXAMPLE_QUERY = `"
 _PROPS_START = "React.createElement(GraphiQL, {"
 _HEADERS_STATE = "React.useState(parameters.headers)"
@@ -202,7 +263,7 @@ def script_json(value: object) -> str:
 
 def graphiql_html(
     template: str,
-    examples: tuple[Example, ...] = EXAMPLES,
+    examples: tuple[Example, ...] = TABS,
     headers: Mapping[str, str] | None = None,
 ) -> str:
     """Strawberry's GraphiQL page with ``examples`` as its default tabs, the first one open,

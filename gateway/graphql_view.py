@@ -45,6 +45,7 @@ from gateway.tracing import Tracing
 from gateway.ws_protocols import CheckedLegacyWSHandler, CheckedTransportWSHandler
 from resolvers import Context, Directory, Limits
 from resolvers.context import Clock, EventStream, system_clock
+from resolvers.writes import Writes
 from sources import Federation
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -341,6 +342,7 @@ class GraphQLView(GraphQL[Context, None]):
         return response
 
     authenticator: Authenticator | None = None  # set by the app (gateway/auth)
+    writes: Writes | None = None  # the outbox, set by the app (gateway/outbox.py)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -355,6 +357,7 @@ class GraphQLView(GraphQL[Context, None]):
             else None
         )
         await authenticate_context(context, self.authenticator, authorization, purpose)
+        context.writes = self.writes
         if isinstance(request, Request):
             request.state.graph_context = context  # released once answered (_run)
         return context

@@ -80,6 +80,23 @@ class SourceSystem:
         health = self._source.health()
         return SourceHealthInfo.of(health) if health is not None else None
 
+    @strawberry.field(
+        description="Whether the graph writes into this system (referrals, progress, notes)."
+    )
+    def accepts_writes(self, info: GraphInfo) -> bool:
+        writes = info.context.writes
+        return writes is not None and writes.can_write(self.id)
+
+    @strawberry.field(
+        description=(
+            "Writes into or out of this system not yet done (PENDING): the gateway retries "
+            "them until the system takes them (see Query.pendingWrites)."
+        )
+    )
+    async def pending_writes(self, info: GraphInfo) -> int:
+        writes = info.context.writes
+        return 0 if writes is None else await writes.pending_count(self.id)
+
     @classmethod
     def of(cls, source: Source) -> SourceSystem:
         return cls(

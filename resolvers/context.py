@@ -14,6 +14,7 @@ from resolvers.access import ANONYMOUS, AccessAudit, CaseAccess, Principal
 from resolvers.directory import Directory
 from resolvers.limits import QueryLimits
 from resolvers.loaders import Loaders
+from resolvers.writes import Writes
 from sources import CaseFilter, Federation
 from sources._changes import CaseEvent
 
@@ -65,6 +66,7 @@ class Context:
     federation_report: list[dict[str, object]] = field(default_factory=list)
     """Which sources each federated read asked: -> ``extensions.federation`` when the request's
     own ``extensions`` ask for it (``{"federation": true}``)."""
+    writes: Writes | None = None  # the outbox mutations write through (resolvers/writes.py)
 
     def __post_init__(self) -> None:
         self.now = self.clock()  # one moment for the whole request: its figures agree

@@ -13,6 +13,7 @@ from resolvers.context import GraphInfo
 from resolvers.cursor import decode_cursor
 from resolvers.errors import UserInputError, source_error
 from resolvers.filters import CaseFilterInput, CaseOrderInput, case_filter
+from resolvers.mutations import Write, pending_writes
 from resolvers.projection import fields_read
 from resolvers.stats import CaseStats, StatsDimension, case_stats
 from sources import CaseOrder
@@ -114,6 +115,11 @@ class Query:
         filter: AuditFilter | None = None,
     ) -> AuditLogPage:
         return await audit_log(info, first, after, filter)
+
+    pending_writes: list[Write] = strawberry.field(
+        resolver=pending_writes,
+        description="Writes into agencies' systems not yet done, or given up.",
+    )
 
 
 __all__ = ["CaseOrder", "Query"]

@@ -19,6 +19,7 @@ from resolvers.access import AnonymousGate
 from resolvers.deadline import OperationTimeout, run_with_deadline
 from resolvers.errors import ErrorTranslation, is_expected, translate
 from resolvers.limits import QueryLimitsExtension, limit_error
+from resolvers.mutations import Mutation
 from resolvers.plan_executor import PlanExecutor
 from resolvers.query import Query
 from resolvers.subscription import Subscription
@@ -179,6 +180,7 @@ def build_schema(
     (resolvers/federation.py), so that both run the same extensions."""
     return kind(
         query=query,
+        mutation=Mutation,  # writes through to agencies' systems (resolvers/mutations.py)
         subscription=Subscription,
         extensions=[ErrorTranslation, QueryLimitsExtension, AnonymousGate],
         execution_context_class=PlanExecutor,

@@ -192,6 +192,9 @@ async def create_and_load(
             await connection.copy_records_to_table("complaints", records=complaints)
             await connection.copy_records_to_table("complaint_status_log", records=log)
             await connection.copy_records_to_table("complaint_referrals", records=_referrals(cases))
+            # Where the gateway's writes keep their idempotency key (samples/config.yaml
+            # `writes.key_column`): UNIQUE, so one key makes one case even when sent twice at once.
+            await connection.execute("ALTER TABLE complaints ADD COLUMN write_key text UNIQUE")
         await connection.execute("ANALYZE complaints; ANALYZE complaint_status_log")
     finally:
         await connection.close()

@@ -9,10 +9,14 @@ memory, so tests and the demo can run it on loopback.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -143,11 +147,34 @@ def _with_history(item: dict[str, Any]) -> dict[str, Any]:
     return {**_public(item), "history": item["_history"]}
 
 
+@dataclass
+class Intake:
+    """What the service's write endpoints were asked, for tests to look at, and a way to make
+    them wait: with ``hold`` set, a create is stored, ``arrived`` is set and the answer waits
+    until ``hold`` is cleared (a sender that dies meanwhile never hears the new code)."""
+
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Idempotency-Key -> the first answer given for it."""
+    created: list[str] = field(default_factory=list)
+    create_requests: int = 0
+    """Create requests received, repeated keys included."""
+    hold: threading.Event | None = None
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
 def create_app(
-    *, seed: int = DEFAULT_SEED, count: int = 10_000, api_key: str | None = None
+    *,
+    seed: int = DEFAULT_SEED,
+    count: int = 10_000,
+    api_key: str | None = None,
+    intake: Intake | None = None,
 ) -> Starlette:
-    """The service over ``count`` synthetic cases; requests need ``api_key`` when one is set."""
+    """The service over ``count`` synthetic cases; requests need ``api_key`` when one is set.
+    Writes (create, status, operatings) take an ``Idempotency-Key`` header: a repeated key
+    gets the first answer and changes nothing more."""
     cases = [native_case(case, seed) for case in generate_cases(seed=seed, count=count)]
+    intake = intake if intake is not None else Intake()
     by_code = {item["complaint_code"]: item for item in cases}
     by_code_order = sorted(cases, key=lambda c: c["complaint_code"])  # stable across pages
     sorted_by = {
@@ -260,14 +287,149 @@ def create_app(
         item["status_id"] = int(status_id)
         item["updated_date"] = now
         item["_history"].append({"at": now, "status_id": int(status_id), "remark": None})
-        for name, (field, descending) in _SORTS.items():
-            sorted_by[name].sort(key=lambda c: (c[field], c["complaint_code"]), reverse=descending)
+        resort()
         return JSONResponse({"result": _public(item)})
+
+    def resort() -> None:
+        for name, (field_name, descending) in _SORTS.items():
+            sorted_by[name].sort(
+                key=lambda c: (c[field_name], c["complaint_code"]), reverse=descending
+            )
+
+    async def written(request: Request, write: Callable[[Any], Response]) -> Response:
+        """One write under its Idempotency-Key: a key seen before gets its first answer."""
+        if (denied := refused(request)) is not None:
+            return denied
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            return JSONResponse({"error": "Idempotency-Key header required"}, status_code=400)
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "body is not JSON"}, status_code=400)
+        # No await from here to the answer being kept: two requests with one key, arriving
+        # together, cannot both find it unseen.
+        if key in intake.answers:
+            return JSONResponse(intake.answers[key])
+        answer = write(body)
+        if answer.status_code == 200:
+            intake.answers[key] = orjson.loads(bytes(answer.body))
+        return answer
+
+    def create(body: Any) -> Response:
+        if str(body.get("status_id")) not in STATUS_IDS or not body.get("topic"):
+            return JSONResponse({"error": "topic and a known status_id required"}, status_code=400)
+        code = f"PMOC-W{len(intake.created) + 1:05d}"
+        now = _local(datetime.now(UTC))
+        item: dict[str, Any] = {
+            "complaint_code": code,
+            "topic": body["topic"],
+            "detail": body.get("detail") or "",
+            "status_id": int(body["status_id"]),
+            "channel_name": body.get("channel_name") or "รับโอนจากหน่วยงานอื่น",
+            "category": {"id": int(body.get("category_id") or 112)},
+            "received_date": now,
+            "updated_date": now,
+            "due_date": None,
+            "closed_date": None,
+            "area": body.get("area") or {},
+            "operatings": [],
+            "complainant": {
+                "anonymous": not any((body.get("complainant") or {}).values()),
+                "confidential": False,
+                **(body.get("complainant") or {}),
+            },
+            "origin": body.get("origin"),
+            "_history": [
+                {"at": now, "status_id": int(body["status_id"]), "remark": body.get("remark")}
+            ],
+        }
+        cases.append(item)
+        by_code[code] = item
+        by_code_order.append(item)
+        for ordered in sorted_by.values():
+            ordered.append(item)
+        resort()
+        intake.created.append(code)
+        return JSONResponse({"result": {"complaint_code": code}})
+
+    def update_status(code: str, body: Any) -> Response:
+        item = by_code.get(code)
+        status_id = body.get("status_id")
+        if item is None or str(status_id) not in STATUS_IDS:
+            return JSONResponse({"error": "no such complaint or status"}, status_code=400)
+        now = _local(datetime.now(UTC))
+        item["status_id"] = int(status_id)
+        item["updated_date"] = now
+        item["_history"].append(
+            {"at": now, "status_id": int(status_id), "remark": body.get("remark")}
+        )
+        resort()
+        return JSONResponse({"result": _public(item)})
+
+    def add_operating(code: str, body: Any) -> Response:
+        item = by_code.get(code)
+        if item is None or not body.get("org_code") or not body.get("their_case"):
+            return JSONResponse({"error": "no such complaint, org_code or their_case"}, 400)
+        item["operatings"].append(
+            {
+                "org_code": body["org_code"],
+                "assigned_at": body.get("assigned_at") or _local(datetime.now(UTC)),
+                "action": body.get("action") or "ส่งต่อ",
+                "result": body.get("result"),
+                "their_case": body["their_case"],
+                "secrecy": None,
+            }
+        )
+        item["updated_date"] = _local(datetime.now(UTC))
+        resort()
+        return JSONResponse({"result": _public(item)})
+
+    def add_remark(code: str, body: Any) -> Response:
+        item = by_code.get(code)
+        if item is None or not body.get("remark"):
+            return JSONResponse({"error": "no such complaint, or no remark"}, status_code=400)
+        now = _local(datetime.now(UTC))
+        item["_history"].append(
+            {"at": now, "status_id": item["status_id"], "remark": body["remark"]}
+        )
+        item["updated_date"] = now
+        resort()
+        return JSONResponse({"result": _public(item)})
+
+    async def post_remark(request: Request) -> Response:
+        code = request.path_params["code"]
+        return await written(request, lambda body: add_remark(code, body))
+
+    async def create_complaint(request: Request) -> Response:
+        intake.create_requests += 1
+        if intake.hold is not None and intake.hold.is_set():
+            answer = await written(request, create)
+            intake.arrived.set()
+            await asyncio.to_thread(intake.release.wait)
+            return answer
+        return await written(request, create)
+
+    async def patch_complaint(request: Request) -> Response:
+        code = request.path_params["code"]
+        return await written(request, lambda body: update_status(code, body))
+
+    async def post_operating(request: Request) -> Response:
+        code = request.path_params["code"]
+        return await written(request, lambda body: add_operating(code, body))
+
+    async def complaints(request: Request) -> Response:
+        if request.method == "POST":
+            return await create_complaint(request)
+        return await list_complaints(request)
 
     return Starlette(
         routes=[
             Route("/api/v1/complaints/{code}/status", set_status, methods=["POST"]),
-            Route("/api/v1/complaints", list_complaints),
+            Route("/api/v1/complaints/{code}/operatings", post_operating, methods=["POST"]),
+            Route("/api/v1/complaints/{code}/remarks", post_remark, methods=["POST"]),
+            Route("/api/v1/complaints", complaints, methods=["GET", "POST"]),
+            Route("/api/v1/complaints/{code}", patch_complaint, methods=["PATCH"]),
             Route("/api/v1/complaints/stats", statistics),
             Route("/api/v1/complaints/batch", batch),
             Route("/api/v1/complaints/timeline", timelines),

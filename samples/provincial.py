@@ -67,6 +67,8 @@ CREATE INDEX ผู้ร้อง_รหัสจับคู่ ON ผู้�
 CREATE INDEX petition_filed ON petition (filed_on, petition_no);
 CREATE INDEX petition_changed ON petition (last_change, petition_no);
 CREATE INDEX petition_state ON petition (state);
+ALTER TABLE petition ADD COLUMN write_key TEXT;
+CREATE UNIQUE INDEX petition_write_key ON petition (write_key);
 CREATE INDEX history_petition ON petition_history (petition_no, at);
 """
 
@@ -121,7 +123,7 @@ def create_and_load(
             ],
         )
         db.executemany(
-            "INSERT INTO petition VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO petition VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
             [
                 (
                     petition_no(case),

@@ -56,6 +56,7 @@ from sources._stats import (
     Durations,
     StatsWarning,
 )
+from sources._writes import KeyReused, WriteEntry
 
 __all__ = [
     "RELATIVE_ERROR",
@@ -77,6 +78,7 @@ __all__ = [
     "Dimension",
     "Durations",
     "Federation",
+    "KeyReused",
     "Location",
     "Named",
     "Page",
@@ -105,6 +107,7 @@ __all__ = [
     "UsesConnections",
     "Vocabulary",
     "WebhookSettings",
+    "WriteEntry",
     "current_caller",
     "current_deadline",
     "deadline_scope",

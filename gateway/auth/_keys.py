@@ -8,6 +8,7 @@ store is a SQLite file by default, PostgreSQL when its URL says so (SQLAlchemy a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -72,14 +73,19 @@ class KeyStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: AsyncEngine | None = None
+        self._opening = asyncio.Lock()
 
     async def _ready(self) -> AsyncEngine:
-        if self._engine is None:
-            engine = store_engine(self.url)  # WAL: key checks never wait for a writer
-            async with engine.begin() as connection:
-                await connection.run_sync(_metadata.create_all)
-            self._engine = engine
-        return self._engine
+        # One engine, however many first requests arrive together: without the lock each
+        # made its own and all but the last were never disposed (their SQLite connections
+        # leaked; the concurrent writes test, tests/gateway/test_writes.py, found it).
+        async with self._opening:
+            if self._engine is None:
+                engine = store_engine(self.url)  # WAL: key checks never wait for a writer
+                async with engine.begin() as connection:
+                    await connection.run_sync(_metadata.create_all)
+                self._engine = engine
+            return self._engine
 
     async def close(self) -> None:
         if self._engine is not None:

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from sources._settings import Auth, PushedConditions, SourceSettings, Strict, known_zone
 from sources._stats import Dimension
+from sources.rest._write_settings import RestWrites
 
 
 class Pagination(Strict):
@@ -299,6 +300,9 @@ class RestSettings(SourceSettings):
     fields: CaseFields
     complainant: ComplainantFields | None = Field(
         default=None, description="Personal data of the complainant; absent: the API has none."
+    )
+    writes: RestWrites | None = Field(
+        default=None, description="Endpoints that create and update cases; absent: read-only."
     )
 
     @field_validator("timezone")

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from sources._model import Channel
 from sources._settings import SourceSettings, Strict, known_zone
+from sources.sql._write_settings import SqlWrites
 
 
 class Constant(Strict):
@@ -171,6 +172,9 @@ class SqlSettings(SourceSettings):
     referrals: ReferralColumns | None = None
     complainant: ComplainantColumns | None = Field(
         default=None, description="Personal data of the complainant; absent: the source has none."
+    )
+    writes: SqlWrites | None = Field(
+        default=None, description="How cases are created and updated here; absent: read-only."
     )
     notify_channel: str | None = Field(
         default=None,
