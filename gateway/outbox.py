@@ -228,8 +228,11 @@ class Outbox:
                 log.exception("outbox round failed")
             if self._stopping:
                 break
+            # asyncio.timeout, not wait_for: wait_for makes a task of every wait (Python 3.11),
+            # which a leak check can catch pending between two rounds.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
+                async with asyncio.timeout(self.settings.poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def run_due(self) -> None:
