@@ -245,26 +245,36 @@ class SqlWriter:
         lookup = self.settings.category_lookup
         if lookup is None:
             return native
-        table = self._tables[lookup.table]
-        statement = select(table.c[lookup.key]).where(table.c[lookup.code] == native)
-        found = (await connection.execute(statement)).scalar()
-        if found is None:
-            raise SourceConfigError(
-                self.source_id, f"category {native!r} is not in the table {lookup.table}"
-            )
-        return found
+        return await self._key_of(
+            connection, "category", native, lookup.table, lookup.key, lookup.code
+        )
 
     async def _status(self, connection: AsyncConnection, status: CanonicalStatus) -> Any:
         native = native_of(self.source_id, "statuses", self.settings.vocabulary.statuses, status)
         lookup = self.settings.status_lookup
         if lookup is None:
             return native
-        table = self._tables[lookup.table]
-        statement = select(table.c[lookup.key]).where(table.c[lookup.label] == native)
+        return await self._key_of(
+            connection, "status", native, lookup.table, lookup.key, lookup.label
+        )
+
+    async def _key_of(
+        self,
+        connection: AsyncConnection,
+        what: str,
+        native: Any,
+        table_name: str,
+        key: str,
+        by: str,
+    ) -> Any:
+        """The key the agency's lookup table gives ``native`` (a category code or a status
+        label): what its case rows hold."""
+        table = self._tables[table_name]
+        statement = select(table.c[key]).where(table.c[by] == native)
         found = (await connection.execute(statement)).scalar()
         if found is None:
             raise SourceConfigError(
-                self.source_id, f"status {native!r} is not in the table {lookup.table}"
+                self.source_id, f"{what} {native!r} is not in the table {table_name}"
             )
         return found
 
