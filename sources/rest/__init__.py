@@ -409,13 +409,13 @@ class RestSource(HttpSource):
             for record, item in page:
                 if (
                     where.matches(record)
-                    and _is_after(record, order, after)
+                    and order.is_after(record, after)
                     and self._visible(where, record, item)
                 ):
                     collected.append(record)
             if sorted_by_api and len(collected) > limit:
                 break
-        collected.sort(key=lambda r: (_value(r, order), r.local_id), reverse=order.descending)
+        collected.sort(key=order.key, reverse=order.descending)
         return collected[:limit]
 
     async def count_cases(self, where: CaseFilter) -> int:
@@ -764,19 +764,6 @@ def _active(where: CaseFilter) -> frozenset[str]:
         "overdue": where.overdue,  # never a parameter: judged here against the SLA
     }
     return frozenset(name for name, value in values.items() if value is not None)
-
-
-def _value(record: CaseRecord, order: CaseOrder) -> datetime:
-    return record.updated_at if order.field is SortField.UPDATED_AT else record.received_at
-
-
-def _is_after(record: CaseRecord, order: CaseOrder, after: Position | None) -> bool:
-    """Strictly after ``after`` in the global (value, source, local id) order."""
-    if after is None:
-        return True
-    mine = (_value(record, order), record.source, record.local_id)
-    theirs = (after.value, after.source, after.local_id)
-    return mine < theirs if order.descending else mine > theirs
 
 
 def _dig_total(document: Any, path: str) -> int | None:
