@@ -117,7 +117,5 @@ bench: $(VENV)/.installed  ## complaint-graph vs PostGraphile 4 vs its N+1 basel
 	$(BIN)/python -m bench http
 
 clean:
-	rm -rf $(VENV) .demo *.egg-info $(HTTP_AUDIT)/node_modules $(GRAPHQL_AGENCY)/node_modules \
-	  $(FEDERATION)/node_modules
-
-	rm -rf $(VENV) $(LATEST) .demo *.egg-info $(HTTP_AUDIT)/node_modules $(GRAPHQL_AGENCY)/node_modules
+	rm -rf $(VENV) $(LATEST) .demo *.egg-info $(HTTP_AUDIT)/node_modules \
+	  $(GRAPHQL_AGENCY)/node_modules $(FEDERATION)/node_modules
