@@ -9,6 +9,7 @@ and ``notes``. A small Starlette app over synthetic data, for the demo and the t
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -162,6 +163,10 @@ class Intake:
 
     posts: list[dict[str, str]] = field(default_factory=list)
     """Each POST's form as received (api_key included), refused ones too."""
+    post_headers: list[dict[str, str]] = field(default_factory=list)
+    """Each POST's headers, in the order of ``posts``."""
+    answered: list[tuple[dict[str, str], int]] = field(default_factory=list)
+    """Each POST's headers and the status it was answered, in the order of the answers."""
     created: list[str] = field(default_factory=list)
     answers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Idempotency-Key -> the first answer given for it."""
@@ -169,6 +174,10 @@ class Intake:
     token_delay: int = 1
     tokens: dict[str, str] = field(default_factory=dict)
     token_asks: dict[str, int] = field(default_factory=dict)
+    unavailable: bool = False
+    """While set, every POST answers 503 and files nothing (the platform is down)."""
+    delay_seconds: float = 0.0
+    """How long filing a POST takes the platform before it answers (a slow platform)."""
 
 
 POST_ATTRIBUTES = ("title", "province_code", "district_code", "subdistrict_code")
@@ -301,12 +310,24 @@ def create_app(
 
     async def post_request(request: Request) -> Response:
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        headers = dict(request.headers)
         intake.posts.append(form)
+        intake.post_headers.append(headers)
+        response = await filed(form, headers)
+        intake.answered.append((headers, response.status_code))
+        return response
+
+    async def filed(form: dict[str, str], headers: dict[str, str]) -> Response:
+        """A new request filed from ``form``, or GeoReport v2's refusal."""
+        if intake.unavailable:
+            return _error(503, "the platform is down for maintenance")
+        if intake.delay_seconds:
+            await asyncio.sleep(intake.delay_seconds)
         if api_key is None or form.get("api_key") != api_key:
             return _error(403, "api_key is missing or not valid")
         if (problem := _posted_problem(form)) is not None:
             return _error(400, problem)
-        key = request.headers.get("idempotency-key")
+        key = headers.get("idempotency-key")
         # No await from here to the answer being kept: two requests with one key, arriving
         # together, cannot both find it unseen.
         if key is not None and key in intake.answers:
