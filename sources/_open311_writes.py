@@ -21,7 +21,7 @@ import time
 from typing import Any, Literal
 
 import httpx
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sources._errors import (
     SourceBadResponse,
@@ -33,6 +33,7 @@ from sources._errors import (
 from sources._model import CanonicalStatus
 from sources._settings import SourceSettings, Strict
 from sources._writes import NewCase, OutgoingReferral, WritesUnsupported, native_of
+from sources.rest._records import dig
 
 DESCRIPTION_LIMIT = 4000
 """Characters GeoReport v2 allows in a request's description."""
@@ -81,6 +82,12 @@ class Open311Writes(Strict):
         description="The server's requests.json parameter filtering on key_attribute: the "
         "key is looked up before creating, so a resend finds the request made the first time.",
     )
+    key_lookup_field: str | None = Field(
+        default=None,
+        description="Dotted path of the key in a listed request, checked on every request the "
+        "lookup answers (a server that ignores the parameter lists others); absent: "
+        "extended_attributes.<key_attribute>.",
+    )
     token_wait_seconds: float = Field(
         default=10.0,
         gt=0,
@@ -92,6 +99,14 @@ class Open311Writes(Strict):
         description="The complainant's data this agency may receive: first_name/last_name "
         "and phone. Absent: none.",
     )
+
+    @model_validator(mode="after")
+    def _lookup_needs_the_attribute(self) -> Open311Writes:
+        if self.key_lookup_param is not None and self.key_attribute is None:
+            raise ValueError(
+                "key_lookup_param needs key_attribute: the key must be sent to be found"
+            )
+        return self
 
 
 class Open311Writer:
@@ -209,8 +224,9 @@ class Open311Writer:
         answer = await self._call("GET", "/requests.json", params=params)
         if not isinstance(answer, list):
             raise SourceBadResponse(self.source_id, "requests.json did not answer a list")
+        path = self.writes.key_lookup_field or f"extended_attributes.{self.writes.key_attribute}"
         for item in answer:
-            if isinstance(item, dict) and item.get("service_request_id") is not None:
+            if isinstance(item, dict) and dig(item, path) == key and item.get("service_request_id"):
                 return str(item["service_request_id"])
         return None
 

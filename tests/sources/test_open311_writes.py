@@ -204,6 +204,35 @@ async def test_a_resend_is_found_by_lookup_where_the_server_ignores_the_header(
         assert first != second and intake.created == [first, second]
 
 
+async def test_a_lookup_the_server_ignores_never_takes_another_request(
+    city: ThreadedServer, intake: traffy.Intake, tmp_path: Path
+) -> None:
+    """A server that does not know the lookup parameter lists every request: only one that
+    carries this key is the earlier send's."""
+    settings = city_settings(
+        city,
+        tmp_path,
+        key_header=None,
+        key_attribute="idempotency_key",
+        key_lookup_param="no_such_filter",
+    )
+    writer = writer_for(settings)
+    assert writer is not None
+    try:
+        first = await writer.create_case(CASE, "first")
+        second = await writer.create_case(CASE, "second")
+        again = await writer.create_case(CASE, "first")
+    finally:
+        await writer.close()
+    assert first != second and again == first
+    assert intake.created == [first, second]
+
+
+def test_a_lookup_without_the_key_attribute_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="key_lookup_param needs key_attribute"):
+        Open311Writes(api_key="k", key_lookup_param="idempotency_key")
+
+
 async def test_a_token_answer_is_resolved_through_the_tokens_endpoint(
     writer: Open311Writer, intake: traffy.Intake
 ) -> None:
