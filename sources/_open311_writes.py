@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from typing import Any, Literal
 
 import httpx
@@ -113,15 +114,16 @@ class Open311Writer:
     """Creates service requests on one Open311 server, on a client of its own."""
 
     def __init__(self, settings: SourceSettings) -> None:
-        writes = getattr(settings, "writes", None)
-        assert isinstance(writes, Open311Writes)
+        from sources.open311 import Open311Settings  # which imports this module's settings
+
+        assert isinstance(settings, Open311Settings) and settings.writes is not None
         self.settings = settings
-        self.writes = writes
+        self.writes = settings.writes
         self.source_id = settings.id
-        self._base_url: str = getattr(settings, "base_url", "").rstrip("/")
-        self._jurisdiction: str | None = getattr(settings, "jurisdiction_id", None)
-        self._api_key: str | None = writes.api_key or getattr(settings, "api_key", None)
-        self._headers: dict[str, str] = dict(getattr(settings, "headers", {}) or {})
+        self._base_url = settings.base_url.rstrip("/")
+        self._jurisdiction = settings.jurisdiction_id
+        self._api_key = settings.writes.api_key or settings.api_key
+        self._headers = dict(settings.headers)
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
@@ -299,11 +301,11 @@ class Open311Writer:
         )
 
     async def set_status(
-        self, local_id: str, status: CanonicalStatus, note: str | None, at: Any, key: str
+        self, local_id: str, status: CanonicalStatus, note: str | None, at: datetime, key: str
     ) -> None:
         raise self._cannot("change a request's status")
 
-    async def add_note(self, local_id: str, note: str, at: Any, key: str) -> None:
+    async def add_note(self, local_id: str, note: str, at: datetime, key: str) -> None:
         raise self._cannot("add a note to a request")
 
     async def record_referral(self, local_id: str, referral: OutgoingReferral, key: str) -> None:
