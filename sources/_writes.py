@@ -11,6 +11,7 @@ vocabulary (:func:`native_of`): an agency's system receives its own codes.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -147,19 +148,23 @@ def native_of(source: str, key: str, mapping: Mapping[str, _V], value: _V) -> st
     raise NotInVocabulary(source, key, str(value))
 
 
+WRITERS: dict[str, str] = {
+    "sql": "sources.sql._writes:SqlWriter",
+    "rest": "sources.rest._writes:RestWriter",
+    "open311": "sources._open311_writes:Open311Writer",
+}
+"""The writer of each kind that can write, imported when a source of that kind has ``writes:``."""
+
+
 def writer_for(settings: SourceSettings) -> CaseWriter | None:
-    """The source's writer, or None when its configuration has no ``writes:``."""
-    if getattr(settings, "writes", None) is None:
+    """The source's writer, or None when its configuration has no ``writes:`` (or its kind
+    cannot write)."""
+    where = WRITERS.get(settings.kind)
+    if getattr(settings, "writes", None) is None or where is None:
         return None
-    if settings.kind == "sql":
-        from sources.sql._writes import SqlWriter
-
-        return SqlWriter(settings)
-    if settings.kind == "rest":
-        from sources.rest._writes import RestWriter
-
-        return RestWriter(settings)
-    return None
+    module, _, name = where.partition(":")
+    writer: CaseWriter = getattr(importlib.import_module(module), name)(settings)
+    return writer
 
 
 def vocabulary_problem(

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from sources._interface import Problem
 from sources._model import TimelineEntry
+from sources._open311_writes import Open311Writes
 from sources._settings import SourceSettings, Strict
 from sources.rest import RestSource
 from sources.rest._records import dig, items_at
@@ -78,6 +79,11 @@ class Open311Settings(SourceSettings):
     max_connections: int = Field(default=10, ge=1)
     stats: StatsEndpoint | None = Field(
         default=None, description="The server's statistics extension, if it has one."
+    )
+    writes: Open311Writes | None = Field(
+        default=None,
+        description="POST requests.json for referrals (sources/_open311_writes.py); absent: "
+        "the source takes no writes.",
     )
 
     def as_rest(self) -> RestSettings:

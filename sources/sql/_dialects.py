@@ -4,8 +4,9 @@ The statements (sources/sql/_statements.py, _stats.py) are written once with SQL
 where databases disagree on more than SQLAlchemy hides, they ask the source's
 :class:`SqlDialect`: how a batch of keys is bound, how a keyset position is written, how a time
 becomes a local day, week or month, how many hours lie between two times, which histogram bin
-a number of hours falls in, and whether a driver error means the database is not there (retry
-later) or that it refused the statement (report it). PostgreSQL, MySQL/MariaDB and SQLite have
+a number of hours falls in, how an insert answers the id the database made for the new row,
+and whether a driver error means the database is not there (retry later) or that it refused
+the statement (report it). PostgreSQL, MySQL/MariaDB and SQLite have
 one each; Microsoft SQL Server or Oracle would need only another subclass (docs: "A new SQL
 dialect"), registered in :data:`STRATEGIES` under SQLAlchemy's dialect name.
 """
@@ -22,7 +23,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ARRAY,
+    CursorResult,
     Date,
+    Insert,
     Integer,
     Select,
     and_,
@@ -127,6 +130,18 @@ class SqlDialect:
         subquery the planner computes once rather than inlining its expressions into the
         levels above: ``OFFSET 0``. (SQL Server would need an ORDER BY with it.)"""
         return cases.offset(0)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def inserting(self, insert: Insert, column: ColumnElement[Any]) -> Insert:
+        """``insert`` made to answer the value the database gives the new row's ``column`` (a
+        serial, an AUTO_INCREMENT, a DEFAULT): ``RETURNING``, which PostgreSQL and SQLite
+        (3.35 and later) have; read it with :meth:`inserted_value`."""
+        return insert.returning(column)
+
+    def inserted_value(self, result: CursorResult[Any], column: ColumnElement[Any]) -> Any:
+        """The value :meth:`inserting` asked for, from the insert's result."""
+        return result.scalar_one()
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -318,6 +333,19 @@ class MySQL(SqlDialect):
 
     def hour_bin(self, hours: Any) -> Any:
         return _log_bin(hours, lambda value: value)  # FLOOR is already an integer
+
+    def inserting(self, insert: Insert, column: ColumnElement[Any]) -> Insert:
+        """MariaDB has ``RETURNING`` from 10.5, MySQL not at all: SQLAlchemy's
+        ``return_defaults`` uses it where the server has it, and the driver's last insert id
+        (an AUTO_INCREMENT primary key's) where not."""
+        return insert.return_defaults(column)
+
+    def inserted_value(self, result: CursorResult[Any], column: ColumnElement[Any]) -> Any:
+        returned = result.returned_defaults
+        if returned is not None and column in returned._mapping:
+            return returned._mapping[column]
+        key = result.inserted_primary_key
+        return None if key is None else key[0]
 
     def unavailable(self, error: BaseException | None) -> bool:
         args = getattr(error, "args", ())

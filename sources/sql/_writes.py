@@ -16,13 +16,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime, MetaData, Table, func, select
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from sources._errors import SourceBadResponse, SourceConfigError, SourceError, SourceUnavailable
 from sources._model import CanonicalStatus
 from sources._settings import SourceSettings
 from sources._writes import NewCase, OutgoingReferral, native_of
+from sources.sql._dialects import SqlDialect, strategy_for
 from sources.sql._settings import Constant, SqlSettings
 from sources.sql._write_settings import IdStrategy, SqlWrites
 
@@ -31,7 +33,11 @@ CLASH_RETRIES = 5
 
 
 class SqlWriter:
-    """Writes for one SQL source, on an engine of its own (a write never waits behind reads)."""
+    """Writes for one SQL source, on an engine of its own (a write never waits behind reads).
+
+    What differs between databases (the session's time zone and character set, how an insert
+    answers the id it made, which driver errors mean "not there") is the database's
+    strategy's (sources/sql/_dialects.py), as for reads: nothing here asks which it is."""
 
     def __init__(self, settings: SourceSettings) -> None:
         assert isinstance(settings, SqlSettings) and settings.writes is not None
@@ -39,6 +45,7 @@ class SqlWriter:
         self.writes: SqlWrites = settings.writes
         self.source_id = settings.id
         self.zone = ZoneInfo(settings.timezone)
+        self.backend: SqlDialect = strategy_for(_backend_name(settings.url))
         self._engine: AsyncEngine | None = None
         self._tables: dict[str, Table] = {}
         self._opening = asyncio.Lock()
@@ -51,7 +58,8 @@ class SqlWriter:
     async def _ready(self) -> AsyncEngine:
         async with self._opening:
             if self._engine is None:
-                engine = create_async_engine(self.settings.url)
+                options = self.backend.engine_options(self.settings.url, self.zone)
+                engine = create_async_engine(self.settings.url, **options)
                 names = [self.settings.cases.table]
                 for part in (
                     self.settings.location,
@@ -78,11 +86,16 @@ class SqlWriter:
             return self._engine
 
     def _error(self, exc: SQLAlchemyError) -> SourceError:
-        if isinstance(exc, OperationalError | OSError) or getattr(
-            exc, "connection_invalidated", False
-        ):
+        """Not there (retried by the outbox) or refused (abandoned), as the database's
+        strategy reads the driver's error: MySQL's OperationalError is both."""
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        if getattr(exc, "connection_invalidated", False) or self.backend.unavailable(cause):
             return SourceUnavailable(self.source_id, f"cannot write: {exc.__class__.__name__}")
-        return SourceBadResponse(self.source_id, f"the database refused the write: {exc}")
+        return SourceBadResponse(
+            self.source_id,
+            f"the database refused the write ({self.backend.error_name(cause)}): "
+            f"{self.backend.message(cause)}",
+        )
 
     async def _run(self, work: Any) -> Any:
         """``work(connection)`` in one transaction, database errors as source errors."""
@@ -182,8 +195,9 @@ class SqlWriter:
             row.update(person)
         if self.writes.reference_pattern is not None and mapping.id in row:
             row[mapping.reference_number] = self._reference(row[mapping.id], case)
-        statement = cases.insert().values(row).returning(cases.c[mapping.id])
-        new_id = (await connection.execute(statement)).scalar_one()
+        id_column = cases.c[mapping.id]
+        statement = self.backend.inserting(cases.insert().values(row), id_column)
+        new_id = self.backend.inserted_value(await connection.execute(statement), id_column)
         if self.writes.reference_pattern is not None and mapping.reference_number not in row:
             await connection.execute(
                 cases.update()
@@ -485,3 +499,12 @@ class SqlWriter:
             column = cases.c[self.settings.cases.id]
             moment = {updated: self._time(cases, updated, referral.at)}
             await connection.execute(cases.update().where(column == case_id).values(moment))
+
+
+def _backend_name(url: str) -> str:
+    """The database a URL names (``mysql`` of ``mysql+asyncmy://``): its strategy is the
+    writer's, whatever SQL the source's reads speak."""
+    try:
+        return make_url(url).get_backend_name()
+    except ArgumentError:
+        return ""
