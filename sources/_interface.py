@@ -223,3 +223,15 @@ class Source(abc.ABC):
     @abc.abstractmethod
     async def check(self) -> list[Problem]:
         """Compare the configuration with the live backend; an empty list means all is well."""
+
+
+async def scan_for_references(source: Source, references: Sequence[str]) -> dict[str, CaseRecord]:
+    """:meth:`Source.load_cases_by_reference` for a backend that cannot look a case number up
+    (an API whose number is not its id): its cases read newest first through
+    :meth:`Source.search_cases`, at most ``stats_scan_limit`` of them, kept where their number
+    is asked for. Slow, but a case is found by its number on every kind."""
+    wanted = set(references)
+    if not wanted:
+        return {}
+    scanned = await source.search_cases(CaseFilter(), CaseOrder(), None, source.stats_scan_limit)
+    return {r.reference_number: r for r in scanned if r.reference_number in wanted}

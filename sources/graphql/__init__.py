@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
 from sources._http import AgencyHttp, HttpSource
-from sources._interface import AgencyInfo, Capabilities, Problem
+from sources._interface import AgencyInfo, Capabilities, Problem, scan_for_references
 from sources._model import CASE_RECORD_FIELDS, TIMELINE, CaseRecord, TimelineEntry
 from sources._query import CaseFilter, CaseOrder, Position, SortField, received_window
 from sources._settings import SourceSettings
@@ -177,6 +178,12 @@ class GraphQLSource(HttpSource):
     async def load_cases(self, local_ids: Sequence[str]) -> Mapping[str, CaseRecord]:
         documents = await self._case_documents(local_ids)
         return {local_id: self.records.case(item) for local_id, item in documents.items()}
+
+    async def load_cases_by_reference(self, references: Sequence[str]) -> Mapping[str, CaseRecord]:
+        """By id where the case number is the id; else by reading the list for it."""
+        if self.settings.fields.reference_number == self.settings.fields.id:
+            return await super().load_cases_by_reference(references)
+        return await scan_for_references(self, references)
 
     async def load_timelines(
         self, local_ids: Sequence[str]
@@ -382,12 +389,19 @@ class GraphQLSource(HttpSource):
         lower, upper = received_window(where, order, after)
         watching = after is not None and order.field is SortField.UPDATED_AT
         if watching and not order.descending and paths.updated_from and after is not None:
-            _put(condition, paths.updated_from, after.value.isoformat())
+            _put(condition, paths.updated_from, self._sent_time(after.value))
         if paths.received_from and lower is not None:
-            _put(condition, paths.received_from, lower.isoformat())
+            _put(condition, paths.received_from, self._sent_time(lower))
         if paths.received_before and upper is not None:
-            _put(condition, paths.received_before, upper.isoformat())
+            _put(condition, paths.received_before, self._sent_time(upper))
         return {paths.variable: condition} if condition else {}
+
+    def _sent_time(self, value: datetime) -> str:
+        """A time as the agency's API compares it: in ``timezone``, with that zone's offset.
+        A column with a time zone reads the offset; one without (PostGraphile's ``Datetime``
+        over a ``timestamp``) drops it and compares the wall clock, which is then the local
+        one its rows hold, not UTC's, seven hours off in Bangkok."""
+        return value.astimezone(self.records.zone).isoformat()
 
     # -- check -----------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import orjson
 
 from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
 from sources._http import AgencyHttp, HttpSource
-from sources._interface import AgencyInfo, Capabilities, Problem
+from sources._interface import AgencyInfo, Capabilities, Problem, scan_for_references
 from sources._model import (
     CASE_RECORD_FIELDS,
     TIMELINE,
@@ -175,6 +175,12 @@ class RestSource(HttpSource):
                 for item in _one_or_list(items_at_or_self(self.id, document, fetch.items))
             ]
         return self.records.by_case_id(items, local_ids)
+
+    async def load_cases_by_reference(self, references: Sequence[str]) -> Mapping[str, CaseRecord]:
+        """By id where the case number is the id; else by reading the list for it."""
+        if self.settings.fields.reference_number == self.settings.fields.id:
+            return await super().load_cases_by_reference(references)
+        return await scan_for_references(self, references)
 
     async def load_timelines(
         self, local_ids: Sequence[str]
