@@ -35,6 +35,8 @@ TRAITS = {
     "rest": Traits(),
     "open311": Traits(complainants=False, closed_at=False, own_reference=False),
     "graphql": Traits(referrals=False, complainants=False),
+    "minimal": Traits(complainants=False, own_reference=False),
+    "keyset": Traits(complainants=False, own_reference=False),
 }
 
 

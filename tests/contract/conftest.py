@@ -17,14 +17,17 @@ from typing import Any
 import pytest
 
 from samples.serving import ThreadedServer
-from sources import Source
+from sources import Source, complete
 from tests import mysql
 from tests.contract import configs
 from tests.contract.backends import json_api, load_sql, open311_server
+from tests.contract.minimal import MinimalBackend
 from tests.postgres import create_database, drop_database, run, sqlalchemy_url
 
 AGENCY_DIR = Path(__file__).resolve().parents[1] / "graphql-agency"
-KINDS = ("postgresql", "sqlite", "mariadb", "rest", "open311", "graphql")
+KINDS = ("postgresql", "sqlite", "mariadb", "rest", "open311", "graphql", "minimal", "keyset")
+"""The six kinds, and the least backend there can be (tests/contract/minimal.py): it pushes
+down nothing, so the core does it all; ``keyset`` orders and cuts but filters nothing."""
 
 
 @pytest.fixture(scope="session")
@@ -122,6 +125,8 @@ def settings_of(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
         return configs.rest(request.getfixturevalue("contract_rest"))
     if kind == "open311":
         return configs.open311(request.getfixturevalue("contract_open311"))
+    if kind in ("minimal", "keyset"):
+        return {}
     return configs.graphql(request.getfixturevalue("contract_graphql"))
 
 
@@ -144,7 +149,10 @@ def configured(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
 @pytest.fixture
 async def backend(configured: tuple[str, dict[str, Any]]) -> AsyncIterator[Backend]:
     kind, settings = configured
-    source = configs.source(settings)
+    if kind in ("minimal", "keyset"):
+        source = complete(MinimalBackend(orders=kind == "keyset"))
+    else:
+        source = configs.source(settings)
     await source.open()
     try:
         yield Backend(kind, source, configs.TRAITS[kind])

@@ -23,6 +23,7 @@ from sources import (
     Dimension,
     SortField,
 )
+from sources._query import PUBLIC_FILTER_NAMES
 from sources._stats import RESOLVED_STATUSES, period_start
 from tests.contract.agency import (
     AGENCIES,
@@ -420,3 +421,13 @@ async def test_each_role_sees_its_cases_in_counts_searches_and_pages(
         assert seen == []
     elif role == "referred_by_own_systems":
         assert seen == ["1005", "1020"]
+
+
+# -- capabilities -------------------------------------------------------------------------------
+
+
+async def test_pushed_down_filters_are_named_as_the_filter_input_names_them(
+    backend: Backend,
+) -> None:
+    """``sources { pushedDownFilters }`` speaks the filter input's language for every kind."""
+    assert backend.source.capabilities.pushed_down_filters <= set(PUBLIC_FILTER_NAMES.values())
