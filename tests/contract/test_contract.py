@@ -304,6 +304,8 @@ async def test_referrals_where_the_kind_maps_them(backend: Backend) -> None:
 
 
 async def test_complainants_where_the_kind_maps_them(backend: Backend) -> None:
+    # the kind says so itself: a citizen's cases are found where personal data is mapped
+    assert backend.source.capabilities.finds_complainants == backend.traits.complainants
     ids = [case.local_id for case in CASES]
     found = await backend.source.load_complainants(ids)
     twice = BY_ID["1010"].person.citizen_key
