@@ -27,7 +27,8 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """Which filters a source evaluates itself (the rest are applied after fetching), whether it
+    """Which filters a source evaluates itself, by the names of ``PUBLIC_FILTER_NAMES`` (the
+    core applies the rest after fetching: sources/_pushdown.py), whether it
     can be asked which of its cases referred to another agency's case, and whether it can say
     cheaply which cases changed after a time (needed to publish events)."""
 

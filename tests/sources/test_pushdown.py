@@ -8,6 +8,7 @@ that a scan past the limit is an error rather than a silent cut.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib.metadata import EntryPoint
 
 import pytest
 
@@ -19,8 +20,10 @@ from sources import (
     Position,
     Pushdown,
     SourceBadResponse,
+    SourceSettings,
     complete,
 )
+from sources import _registry as registry
 from tests.contract.agency import CASES
 from tests.contract.minimal import MinimalBackend
 
@@ -84,3 +87,33 @@ async def test_optional_abilities_fall_back_to_none_when_missing() -> None:
     assert await source.cases_by_complainant(["key"]) == {}
     referred = [c.local_id for c in CASES if c.referrals]
     assert set(await source.load_referrals(referred)) == set(referred)  # it has this one
+
+
+class MinimalKind(MinimalBackend):
+    """The minimal backend as a kind of its own: configured, found by the registry."""
+
+    settings_model = SourceSettings
+
+    def __init__(self, settings: SourceSettings) -> None:
+        super().__init__()
+        self.id = settings.id
+
+
+def test_the_registry_completes_a_kind_that_is_only_a_backend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    point = EntryPoint("minimal", f"{__name__}:MinimalKind", registry.GROUP)
+    monkeypatch.setattr(registry, "kinds", lambda: {"minimal": point})
+    made = registry.source_class("minimal")
+    assert made.settings_model is SourceSettings
+    settings = SourceSettings.model_validate(
+        {
+            "id": "tiny",
+            "kind": "minimal",
+            "agency": {"code": "T", "name_th": "ทดลอง", "name_en": "Tiny"},
+            "vocabulary": {"statuses": {}},
+        }
+    )
+    source = made(settings)
+    assert isinstance(source, Pushdown) and isinstance(source.backend, MinimalKind)
+    assert source.id == "tiny"
