@@ -4,7 +4,8 @@ Hasura or PostGraphile in front of its database), described in configuration.
 The operator's documents say how to page (Relay connections or offset), how to read several
 cases in one request (an id-list argument, or the gateway repeating a one-case field under an
 alias per id) and where each pushed-down condition goes; every other condition, the caller's
-row-level access and the keyset cut are applied here, on what comes back, as for ``kind: rest``.
+row-level access and the keyset cut are applied by the core (sources/_pushdown.py) on what the
+list query returns, as for ``kind: rest``.
 One pooled httpx client per source; every HTTP request it sends is counted
 (``complaint_graph_source_http_requests_total``).
 """

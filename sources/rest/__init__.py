@@ -2,9 +2,9 @@
 
 One pooled httpx client per source (HTTP/1.1 keep-alive), over a transport that never reuses a
 connection whose request was cancelled or timed out (``sources/_http.py``). Filters the API declares
-parameters for are pushed down; the others are applied here after fetching, reading at most
-``list.max_pages`` pages. Sorting must be supported by the API for keyset paging to be exact;
-ties on the sort value are ordered here by the case id.
+parameters for are pushed down; the others, the caller's access and the keyset cut are applied by
+the core (sources/_pushdown.py) to what the list returns, reading at most ``list.max_pages``
+pages. An API that sorts lets reading stop early; ties on the sort value are ordered by case id.
 """
 
 from __future__ import annotations
