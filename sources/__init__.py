@@ -3,6 +3,15 @@
 Nothing here knows GraphQL. ``resolvers/`` imports only what ``__all__`` lists.
 """
 
+from sources._abilities import (
+    Aggregates,
+    HoldsComplainants,
+    ListsCases,
+    LooksUpReferences,
+    MapsReferrals,
+    SignalsChanges,
+    SpeaksHttp,
+)
 from sources._budget import ConnectionBudget, UsesConnections
 from sources._deadline import (
     Deadline,
@@ -22,7 +31,7 @@ from sources._errors import (
     SourceUnavailable,
 )
 from sources._federation import Federation, Page
-from sources._interface import AgencyInfo, Capabilities, Problem, Source, SourceHealth
+from sources._interface import AgencyInfo, Backend, Capabilities, Problem, Source, SourceHealth
 from sources._model import (
     CanonicalStatus,
     CaseRecord,
@@ -35,6 +44,7 @@ from sources._model import (
     Unmapped,
 )
 from sources._moments import moment_problem
+from sources._pushdown import Pushdown, complete
 from sources._query import AgencyAccess, CaseFilter, CaseOrder, Position, SortField
 from sources._registry import UnknownKind, source_class
 from sources._settings import (
@@ -64,6 +74,8 @@ __all__ = [
     "AgencyAccess",
     "AgencyInfo",
     "AgencySettings",
+    "Aggregates",
+    "Backend",
     "Bucket",
     "CanonicalStatus",
     "Capabilities",
@@ -78,15 +90,21 @@ __all__ = [
     "Dimension",
     "Durations",
     "Federation",
+    "HoldsComplainants",
     "KeyReused",
+    "ListsCases",
     "Location",
+    "LooksUpReferences",
+    "MapsReferrals",
     "Named",
     "Page",
     "Position",
     "Problem",
+    "Pushdown",
     "ReferralKind",
     "ReferralRecord",
     "Resilience",
+    "SignalsChanges",
     "SlaSettings",
     "SortField",
     "Source",
@@ -99,6 +117,7 @@ __all__ = [
     "SourceSettings",
     "SourceTimeout",
     "SourceUnavailable",
+    "SpeaksHttp",
     "StatsWarning",
     "Strict",
     "TimelineEntry",
@@ -108,6 +127,7 @@ __all__ = [
     "Vocabulary",
     "WebhookSettings",
     "WriteEntry",
+    "complete",
     "current_caller",
     "current_deadline",
     "deadline_scope",

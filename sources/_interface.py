@@ -27,7 +27,8 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """Which filters a source evaluates itself (the rest are applied after fetching), whether it
+    """Which filters a source evaluates itself, by the names of ``PUBLIC_FILTER_NAMES`` (the
+    core applies the rest after fetching: sources/_pushdown.py), whether it
     can be asked which of its cases referred to another agency's case, and whether it can say
     cheaply which cases changed after a time (needed to publish events)."""
 
@@ -41,6 +42,13 @@ class Capabilities:
     scan_limit: int | None = None
     """Cases one search reads at most when it must apply a filter after fetching (one not in
     ``pushed_down_filters``): what such a search costs the agency, whatever page is asked."""
+    applies_access: bool = True
+    """Whether searches and counts apply ``CaseFilter.access`` themselves. When not, the core
+    (sources/_pushdown.py) keeps the cases the caller may see, by their referrals."""
+    orders_pages: bool = True
+    """Whether a search returns its cases in the order asked, strictly after the position
+    and at most ``limit`` of them. When not, the core reads every case once (at most
+    ``scan_limit``) and orders and cuts them itself."""
     seeks_by_keyset: bool = False
     """Whether a search for a few rows after a position costs a few rows (the backend seeks
     to the keyset, as an indexed SQL ``WHERE (key) < (...) LIMIT n`` does): a merged page
@@ -70,19 +78,29 @@ class SourceHealth:
     last_latency_seconds: float | None
 
 
-class Source(abc.ABC):
-    """An agency's complaint system, seen through the unified model.
+class Backend(abc.ABC):
+    """The contract every kind of agency backend fulfils: search a page, count, load cases by
+    ids, load their timelines; open, close, check and say what it can.
 
     Every method is one round trip to the backend (that is what the metrics count). Methods raise
     only :class:`~sources.SourceError` subclasses. Batch methods return a mapping keyed by the ids
     asked for; an id that does not exist is simply absent.
+
+    A search or count may leave to the core what its capabilities say it does not do (filters
+    not in ``pushed_down_filters``, access without ``applies_access``, order and keyset without
+    ``orders_pages``): a kind that subclasses only this class is wrapped in
+    :class:`sources._pushdown.Pushdown`, which applies them. Every other ability (referrals,
+    complainants, statistics, change signals, case numbers, HTTP counting) is optional: a kind
+    has it by implementing the protocol of ``sources/_abilities.py``, or by subclassing
+    :class:`Source`, whose defaults answer "none".
     """
 
     id: str
     kind: str
     agency: AgencyInfo
     stats_scan_limit: int = DEFAULT_STATS_SCAN_LIMIT
-    """Cases the default :meth:`case_stats` reads at most (``stats_scan_limit`` in config)."""
+    """Cases the default :meth:`Source.case_stats` reads at most (``stats_scan_limit`` in
+    config)."""
 
     @property
     @abc.abstractmethod
@@ -97,16 +115,6 @@ class Source(abc.ABC):
 
     @abc.abstractmethod
     async def load_cases(self, local_ids: Sequence[str]) -> Mapping[str, CaseRecord]: ...
-
-    async def load_cases_by_reference(self, references: Sequence[str]) -> Mapping[str, CaseRecord]:
-        """Cases by the agency's own case number (``CaseRecord.reference_number``), keyed by
-        it; a number no case has is absent. The default serves sources whose case number is
-        their case id (an Open311 server's ``service_request_id``, an API that maps both
-        from one field); it never answers a case under another case's number. SQL sources
-        look the number up in its own column."""
-        wanted = set(references)
-        found = await self.load_cases(references)
-        return {r.reference_number: r for r in found.values() if r.reference_number in wanted}
 
     @abc.abstractmethod
     async def search_cases(
@@ -137,6 +145,29 @@ class Source(abc.ABC):
         self, local_ids: Sequence[str]
     ) -> Mapping[str, Sequence[TimelineEntry]]:
         """Each case's status changes and notes, oldest first."""
+
+    @abc.abstractmethod
+    async def check(self) -> list[Problem]:
+        """Compare the configuration with the live backend; an empty list means all is well."""
+
+
+class Source(Backend):
+    """An agency's complaint system as the core asks it: the :class:`Backend` contract, with
+    every optional ability and its default (no referrals, no complainants, statistics by a
+    bounded scan, no change signal). Its searches and counts answer exactly: a
+    :class:`Backend` that leaves work to the core is one once wrapped in
+    :class:`sources._pushdown.Pushdown`.
+    """
+
+    async def load_cases_by_reference(self, references: Sequence[str]) -> Mapping[str, CaseRecord]:
+        """Cases by the agency's own case number (``CaseRecord.reference_number``), keyed by
+        it; a number no case has is absent. The default serves sources whose case number is
+        their case id (an Open311 server's ``service_request_id``, an API that maps both
+        from one field); it never answers a case under another case's number. SQL sources
+        look the number up in its own column."""
+        wanted = set(references)
+        found = await self.load_cases(references)
+        return {r.reference_number: r for r in found.values() if r.reference_number in wanted}
 
     async def case_stats(
         self, where: CaseFilter, dimensions: Sequence[Dimension], now: datetime
@@ -219,7 +250,3 @@ class Source(abc.ABC):
     def health(self) -> SourceHealth | None:
         """Health as seen by the gateway's guard around the source; adapters have none."""
         return None
-
-    @abc.abstractmethod
-    async def check(self) -> list[Problem]:
-        """Compare the configuration with the live backend; an empty list means all is well."""

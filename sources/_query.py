@@ -69,6 +69,20 @@ class AgencyAccess:
         )
 
 
+PUBLIC_FILTER_NAMES = {
+    "statuses": "status",
+    "categories": "category",
+    "province_codes": "provinceCode",
+    "district_codes": "districtCode",
+    "received_from": "receivedFrom",
+    "received_before": "receivedBefore",
+    "text": "text",
+    "overdue": "overdue",
+}
+"""Each condition of :meth:`CaseFilter.conditions` by the name clients give it (the filter
+input's field), which ``Capabilities.pushed_down_filters`` lists."""
+
+
 @dataclass(frozen=True, slots=True)
 class CaseFilter:
     """A conjunction of conditions; ``None`` means no condition on that attribute.
@@ -109,6 +123,11 @@ class CaseFilter:
             "overdue": self.overdue,
         }
         return frozenset(name for name, value in values.items() if value is not None)
+
+    def left_over(self, pushed_down: frozenset[str]) -> frozenset[str]:
+        """The conditions a source that pushes down ``pushed_down`` (public names, as
+        ``Capabilities.pushed_down_filters``) leaves to be applied after fetching."""
+        return frozenset(c for c in self.conditions() if PUBLIC_FILTER_NAMES[c] not in pushed_down)
 
     def record_fields(self) -> frozenset[str]:
         """The ``CaseRecord`` fields :meth:`matches` reads with these conditions (a page read

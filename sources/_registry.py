@@ -12,7 +12,8 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint, entry_points
 from typing import Protocol, cast
 
-from sources._interface import Source
+from sources._interface import Backend, Source
+from sources._pushdown import complete
 from sources._settings import SourceSettings
 
 GROUP = "complaint_graph.sources"
@@ -26,6 +27,24 @@ class SourceClass(Protocol):
     settings_model: type[SourceSettings]
 
     def __call__(self, settings: SourceSettings) -> Source: ...
+
+
+class BackendClass(Protocol):
+    settings_model: type[SourceSettings]
+
+    def __call__(self, settings: SourceSettings) -> Backend: ...
+
+
+class _Completed:
+    """A kind that implements only :class:`Backend`: each instance made is wrapped so that the
+    core applies what it does not push down (:class:`sources._pushdown.Pushdown`)."""
+
+    def __init__(self, backend: BackendClass) -> None:
+        self.backend = backend
+        self.settings_model = backend.settings_model
+
+    def __call__(self, settings: SourceSettings) -> Source:
+        return complete(self.backend(settings))
 
 
 class UnknownKind(LookupError):
@@ -73,15 +92,17 @@ def source_class(kind: str) -> SourceClass:
     settings_model = getattr(loaded, "settings_model", None)
     if not (
         isinstance(loaded, type)
-        and issubclass(loaded, Source)
+        and issubclass(loaded, Backend)
         and isinstance(settings_model, type)
         and issubclass(settings_model, SourceSettings)
     ):
         raise UnknownKind(
-            f"kind {kind!r} ({_origin(point)}) is not a Source subclass with a settings_model "
-            "derived from SourceSettings"
+            f"kind {kind!r} ({_origin(point)}) is not a Backend (or Source) subclass with a "
+            "settings_model derived from SourceSettings"
         )
-    return cast(SourceClass, loaded)  # settings_model checked just above
+    if issubclass(loaded, Source):
+        return cast(SourceClass, loaded)  # settings_model checked just above
+    return _Completed(cast(BackendClass, loaded))
 
 
 def _origin(point: EntryPoint) -> str:

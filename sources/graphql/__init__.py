@@ -4,7 +4,8 @@ Hasura or PostGraphile in front of its database), described in configuration.
 The operator's documents say how to page (Relay connections or offset), how to read several
 cases in one request (an id-list argument, or the gateway repeating a one-case field under an
 alias per id) and where each pushed-down condition goes; every other condition, the caller's
-row-level access and the keyset cut are applied here, on what comes back, as for ``kind: rest``.
+row-level access and the keyset cut are applied by the core (sources/_pushdown.py) on what the
+list query returns, as for ``kind: rest``.
 One pooled httpx client per source; every HTTP request it sends is counted
 (``complaint_graph_source_http_requests_total``).
 """
@@ -12,16 +13,19 @@ One pooled httpx client per source; every HTTP request it sends is counted
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import orjson
 
+from sources._abilities import Listed
 from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
 from sources._http import AgencyHttp, HttpSource
 from sources._interface import AgencyInfo, Capabilities, Problem
-from sources._model import CASE_RECORD_FIELDS, TIMELINE, CaseRecord, TimelineEntry
+from sources._model import TIMELINE, CaseRecord, TimelineEntry
+from sources._pushdown import count_listed, exact, scan_for_references, search_listed
 from sources._query import CaseFilter, CaseOrder, Position, SortField, received_window
 from sources._settings import SourceSettings
 from sources.graphql._documents import ALIAS, aliased
@@ -70,6 +74,7 @@ class GraphQLSource(HttpSource):
         return Capabilities(
             pushed_down_filters=frozenset(_PUSHABLE[name][1] for name in self.pushed),
             watches_changes=self.settings.list.filters.updated_from is not None,
+            applies_access=False,  # an API knows nothing of our callers: the core judges
         )
 
     # -- HTTP ------------------------------------------------------------------------------
@@ -178,6 +183,12 @@ class GraphQLSource(HttpSource):
         documents = await self._case_documents(local_ids)
         return {local_id: self.records.case(item) for local_id, item in documents.items()}
 
+    async def load_cases_by_reference(self, references: Sequence[str]) -> Mapping[str, CaseRecord]:
+        """By id where the case number is the id; else by reading the list for it."""
+        if self.settings.fields.reference_number == self.settings.fields.id:
+            return await super().load_cases_by_reference(references)
+        return await scan_for_references(self, references)
+
     async def load_timelines(
         self, local_ids: Sequence[str]
     ) -> Mapping[str, Sequence[TimelineEntry]]:
@@ -235,64 +246,52 @@ class GraphQLSource(HttpSource):
         limit: int,
         fields: frozenset[str] | None = None,
     ) -> list[CaseRecord]:
+        """Through the list query: what the API's schema cannot filter, the caller's access
+        and the keyset are applied by the core (sources/_pushdown.py) on what it lists."""
         if self.records.matches_nothing(where):
             return []
-        with_timelines = fields is None or TIMELINE in fields
-        if fields is not None:
-            # Only the fields asked for are mapped, with those the filter is re-checked on
-            # and the order's (as kind: rest does); a field the mapper does not know: whole.
-            fields = (fields - {TIMELINE}) | where.record_fields() | {order.record_field}
-            if not fields <= CASE_RECORD_FIELDS:
-                fields = None
-        sorted_by_api, sort = self._sort(order)
+        return await search_listed(self, self, where, order, after, limit, fields)
+
+    def lists_in_order(self, order: CaseOrder) -> bool:
+        return self._sort(order)[0]
+
+    async def list_cases(
+        self,
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        read: frozenset[str] | None,
+        asked: frozenset[str] | None,
+        wanted: int | None,
+    ) -> AsyncGenerator[Sequence[Listed], None]:
+        """Pages of the list query with the conditions it takes, the received window around
+        ``after`` and the sort; each case with the timeline its item carries (when whole
+        records or TIMELINE are ``asked``). This kind maps no referrals: access is judged
+        by ownership and the agency's own referrals alone."""
+        with_timelines = asked is None or TIMELINE in asked
+        _, sort = self._sort(order)
         variables = self._conditions(where, order, after) | sort
-        exact = sorted_by_api and self.pushed >= where.conditions() and not self._restricted(where)
-        collected: list[CaseRecord] = []
-        async for items in self._pages(variables, limit if exact else None):
-            for item in items:
-                record = self.records.case(item, fields)
-                if (
-                    where.matches(record)
-                    and order.is_after(record, after)
-                    and self._visible(where, record)
-                ):
-                    collected.append(
-                        self._carried_timeline(record, item) if with_timelines else record
-                    )
-            if sorted_by_api and len(collected) > limit:
-                break
-        collected.sort(key=order.key, reverse=order.descending)
-        return collected[:limit]
+        none: frozenset[str] = frozenset()
+        case = self.records.case
+        async for items in self._pages(variables, wanted):
+            if with_timelines:
+                yield [(self._carried_timeline(case(item, read), item), none) for item in items]
+            else:
+                yield [(case(item, read), none) for item in items]
 
     async def count_cases(self, where: CaseFilter) -> int:
         if self.records.matches_nothing(where):
             return 0
         listing = self.settings.list
+        if listing.total is None or not exact(where, self):
+            return await count_listed(self, self, where)
         variables = self._conditions(where, CaseOrder(), None)
-        exact = self.pushed >= where.conditions() and not self._restricted(where)
-        if listing.total is not None and exact:
-            variables |= self._page_variables(1, None, 0)
-            data = await self._post(listing.query, variables, "list.query")
-            total = dig(data, listing.total)
-            if not isinstance(total, int) or isinstance(total, bool):
-                raise SourceBadResponse(self.id, f"list.total: no count at {listing.total!r}")
-            return total
-        count = 0
-        async for items in self._pages(variables, None):
-            for item in items:
-                record = self.records.case(item)
-                count += where.matches(record) and self._visible(where, record)
-        return count
-
-    def _restricted(self, where: CaseFilter) -> bool:
-        """Whether row-level access limits this source: the agency's API knows nothing of our
-        callers, so every page (up to ``list.max_pages``) is read and the visible cases kept."""
-        return where.access is not None and where.access.agency != self.agency.code
-
-    def _visible(self, where: CaseFilter, record: CaseRecord) -> bool:
-        """This kind maps no referrals: only the owning agency's callers (and those of an
-        agency whose own systems referred the case here) see a case."""
-        return where.access is None or where.access.allows(self.agency.code, record, ())
+        variables |= self._page_variables(1, None, 0)
+        data = await self._post(listing.query, variables, "list.query")
+        total = dig(data, listing.total)
+        if not isinstance(total, int) or isinstance(total, bool):
+            raise SourceBadResponse(self.id, f"list.total: no count at {listing.total!r}")
+        return total
 
     def _page_variables(self, size: int, cursor: str | None, offset: int) -> dict[str, Any]:
         pagination = self.settings.list.pagination
@@ -382,12 +381,19 @@ class GraphQLSource(HttpSource):
         lower, upper = received_window(where, order, after)
         watching = after is not None and order.field is SortField.UPDATED_AT
         if watching and not order.descending and paths.updated_from and after is not None:
-            _put(condition, paths.updated_from, after.value.isoformat())
+            _put(condition, paths.updated_from, self._sent_time(after.value))
         if paths.received_from and lower is not None:
-            _put(condition, paths.received_from, lower.isoformat())
+            _put(condition, paths.received_from, self._sent_time(lower))
         if paths.received_before and upper is not None:
-            _put(condition, paths.received_before, upper.isoformat())
+            _put(condition, paths.received_before, self._sent_time(upper))
         return {paths.variable: condition} if condition else {}
+
+    def _sent_time(self, value: datetime) -> str:
+        """A time as the agency's API compares it: in ``timezone``, with that zone's offset.
+        A column with a time zone reads the offset; one without (PostGraphile's ``Datetime``
+        over a ``timestamp``) drops it and compares the wall clock, which is then the local
+        one its rows hold, not UTC's, seven hours off in Bangkok."""
+        return value.astimezone(self.records.zone).isoformat()
 
     # -- check -----------------------------------------------------------------------------
 

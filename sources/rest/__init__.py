@@ -2,33 +2,34 @@
 
 One pooled httpx client per source (HTTP/1.1 keep-alive), over a transport that never reuses a
 connection whose request was cancelled or timed out (``sources/_http.py``). Filters the API declares
-parameters for are pushed down; the others are applied here after fetching, reading at most
-``list.max_pages`` pages. Sorting must be supported by the API for keyset paging to be exact;
-ties on the sort value are ordered here by the case id.
+parameters for are pushed down; the others, the caller's access and the keyset cut are applied by
+the core (sources/_pushdown.py) to what the list returns, reading at most ``list.max_pages``
+pages. An API that sorts lets reading stop early; ties on the sort value are ordered by case id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
 import orjson
 
+from sources._abilities import Listed
 from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
 from sources._http import AgencyHttp, HttpSource
 from sources._interface import AgencyInfo, Capabilities, Problem
 from sources._model import (
-    CASE_RECORD_FIELDS,
     TIMELINE,
     CaseRecord,
     ComplainantRecord,
     ReferralRecord,
     TimelineEntry,
 )
+from sources._pushdown import count_listed, exact, scan_for_references, search_listed
 from sources._query import CaseFilter, CaseOrder, Position, SortField, received_window
 from sources._settings import SourceSettings
 from sources._stats import BIN_COUNT, Bucket, CaseStats, Dimension, Durations
@@ -102,6 +103,7 @@ class RestSource(HttpSource):
             and self.settings.complainant.find_param is not None,
             lists_referrals=self._referral_listing() is not None or self._scans_referrals(),
             scan_limit=self.settings.list.max_pages * self.settings.list.pagination.page_size,
+            applies_access=False,  # an API knows nothing of our callers: the core judges
         )
 
     def _scans_referrals(self) -> bool:
@@ -175,6 +177,12 @@ class RestSource(HttpSource):
                 for item in _one_or_list(items_at_or_self(self.id, document, fetch.items))
             ]
         return self.records.by_case_id(items, local_ids)
+
+    async def load_cases_by_reference(self, references: Sequence[str]) -> Mapping[str, CaseRecord]:
+        """By id where the case number is the id; else by reading the list for it."""
+        if self.settings.fields.reference_number == self.settings.fields.id:
+            return await super().load_cases_by_reference(references)
+        return await scan_for_references(self, references)
 
     async def load_timelines(
         self, local_ids: Sequence[str]
@@ -382,68 +390,57 @@ class RestSource(HttpSource):
         limit: int,
         fields: frozenset[str] | None = None,
     ) -> list[CaseRecord]:
+        """Through the list: the filter, access and keyset the API cannot apply are applied
+        by the core (sources/_pushdown.py) on what it lists."""
         if self.records.matches_nothing(where):
             return []
-        # Only the fields asked for are mapped (sources/rest/_records.py), with those the
-        # filter is re-checked on here and the order's; a field this mapper does not know
-        # means whole records. The page carries each case's timeline when asked for it
-        # (TIMELINE) and the list's items hold it (history.in_list); else the loader asks.
-        carries = fields is not None and TIMELINE in fields and self._lists_history()
-        if fields is not None:
-            fields = (fields - {TIMELINE}) | where.record_fields() | {order.record_field}
-            if not fields <= CASE_RECORD_FIELDS:
-                fields = None
-        sorted_by_api, sort = self._sort(order)
+        return await search_listed(self, self, where, order, after, limit, fields)
+
+    def lists_in_order(self, order: CaseOrder) -> bool:
+        return self._sort(order)[0]
+
+    async def list_cases(
+        self,
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        read: frozenset[str] | None,
+        asked: frozenset[str] | None,
+        wanted: int | None,
+    ) -> AsyncGenerator[Sequence[Listed], None]:
+        """Pages of the list endpoint with the filters it takes, the received window around
+        ``after`` and the sort; each case with the agencies its embedded referrals name when
+        the caller's access is judged by them. A page asked with its timelines carries them
+        (TIMELINE among ``asked``) where the list's items hold them (history.in_list)."""
+        carries = asked is not None and TIMELINE in asked and self._lists_history()
+        _, sort = self._sort(order)
         params = self._filter_params(where, order, after)
         if sort is not None:
             params.update(sort)
         if carries:
             assert self.settings.history is not None
             params.update(self.settings.history.list_params)
-        exact_pages = (
-            sorted_by_api and self.pushed >= _active(where) and not self._restricted(where)
-        )
-        collected: list[CaseRecord] = []
-        pages = self._pages(params, limit if exact_pages else None, fields, timelines=carries)
-        async for page in pages:
-            for record, item in page:
-                if (
-                    where.matches(record)
-                    and order.is_after(record, after)
-                    and self._visible(where, record, item)
-                ):
-                    collected.append(record)
-            if sorted_by_api and len(collected) > limit:
-                break
-        collected.sort(key=order.key, reverse=order.descending)
-        return collected[:limit]
+        judged = where.access is not None
+        none: frozenset[str] = frozenset()
+        async for page in self._pages(params, wanted, read, timelines=carries):
+            yield [
+                (record, self._referred_to(record, item) if judged else none)
+                for record, item in page
+            ]
 
     async def count_cases(self, where: CaseFilter) -> int:
         if self.records.matches_nothing(where):
             return 0
         listing = self.settings.list
+        if listing.total is None or not exact(where, self):
+            return await count_listed(self, self, where)
         params = self._filter_params(where, CaseOrder(), None)
-        restricted = self._restricted(where)
-        if listing.total is not None and self.pushed >= _active(where) and not restricted:
-            params.update(self._page_params(0, 1, None))
-            document = await self._get(listing.path, params)
-            total = _dig_total(document, listing.total)
-            if total is None:
-                raise SourceBadResponse(self.id, f"list.total: no count at {listing.total!r}")
-            return total
-        count = 0
-        async for page in self._pages(params, None):
-            count += sum(
-                1
-                for record, item in page
-                if where.matches(record) and self._visible(where, record, item)
-            )
-        return count
-
-    def _restricted(self, where: CaseFilter) -> bool:
-        """Whether row-level access limits this source: an API has no parameter for it, so
-        the gateway reads every page (up to ``list.max_pages``) and keeps the visible cases."""
-        return where.access is not None and where.access.agency != self.agency.code
+        params.update(self._page_params(0, 1, None))
+        document = await self._get(listing.path, params)
+        total = _dig_total(document, listing.total)
+        if total is None:
+            raise SourceBadResponse(self.id, f"list.total: no count at {listing.total!r}")
+        return total
 
     async def _scanned_referral_references(self) -> list[tuple[str, str]]:
         """``referrals.listed_by_scan``: every page of the case list, each case's embedded
@@ -456,15 +453,10 @@ class RestSource(HttpSource):
                         found.add((referral.to_agency, referral.their_reference))
         return sorted(found)
 
-    def _visible(self, where: CaseFilter, record: CaseRecord, item: Any) -> bool:
-        if where.access is None:
-            return True
-        return where.access.allows(self.agency.code, record, self._referred_to(record, item))
-
-    def _referred_to(self, record: CaseRecord, item: Any) -> set[str]:
+    def _referred_to(self, record: CaseRecord, item: Any) -> frozenset[str]:
         """Agency codes the case's embedded referrals name (none when the source maps none)."""
         found = self._embedded_referrals(record.local_id, item) or ()
-        return {r.to_agency for r in found if isinstance(r.to_agency, str)}
+        return frozenset(r.to_agency for r in found if isinstance(r.to_agency, str))
 
     async def _pages(
         self,
@@ -648,8 +640,7 @@ class RestSource(HttpSource):
         constant = {Dimension.AGENCY, Dimension.SOURCE}
         return (
             all(d in endpoint.dimensions or d in constant for d in dimensions)
-            and self.pushed >= _active(where)
-            and not self._restricted(where)
+            and exact(where, self)
             and self.settings.sla.uses_source_due
         )
 
@@ -750,20 +741,6 @@ class RestSource(HttpSource):
 
 class _NotFound(SourceBadResponse):
     """HTTP 404 for one id: the case does not exist there, which is an answer, not a failure."""
-
-
-def _active(where: CaseFilter) -> frozenset[str]:
-    values = {
-        "status": where.statuses,
-        "category": where.categories,
-        "province_code": where.province_codes,
-        "district_code": where.district_codes,
-        "received_from": where.received_from,
-        "received_before": where.received_before,
-        "text": where.text or None,
-        "overdue": where.overdue,  # never a parameter: judged here against the SLA
-    }
-    return frozenset(name for name, value in values.items() if value is not None)
 
 
 def _dig_total(document: Any, path: str) -> int | None:

@@ -60,8 +60,8 @@ _PUSHED_DOWN = frozenset(
     {
         "status",
         "category",
-        "province",
-        "district",
+        "provinceCode",
+        "districtCode",
         "receivedFrom",
         "receivedBefore",
         "text",

@@ -68,7 +68,9 @@ def past_due(
         return configured
     due_naive = "due_at" in shape.naive_times
     at = literal(column_time(now, due_naive), DateTime(timezone=not due_naive))
-    return or_(due < at, and_(due.is_(None), configured))
+    # Both sides decided for a NULL due date: ``due < at`` alone is NULL there, and its
+    # negation (the ``overdue: false`` filter) would drop the case instead of keeping it.
+    return or_(and_(due.is_not(None), due < at), and_(due.is_(None), configured))
 
 
 def _column(shape: CaseShape, name: str) -> ColumnElement[Any] | None:

@@ -1,0 +1,126 @@
+"""The optional abilities of a backend, each a protocol a kind has by implementing its methods.
+
+A :class:`~sources._interface.Backend` must search, count, load cases and timelines; anything
+more is one of these. :class:`~sources._pushdown.Pushdown` asks a backend for an ability only
+when it has it, and answers the default of :class:`~sources._interface.Source` ("none", or a
+bounded scan for statistics) otherwise. ``runtime_checkable``: having the methods is the
+declaration, as for ``collections.abc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from sources._model import CaseRecord, ComplainantRecord, ReferralRecord
+from sources._query import CaseFilter, CaseOrder, Position
+from sources._stats import CaseStats, Dimension
+
+__all__ = [
+    "Aggregates",
+    "HoldsComplainants",
+    "Listed",
+    "ListsCases",
+    "LooksUpReferences",
+    "MapsReferrals",
+    "SignalsChanges",
+    "SpeaksHttp",
+]
+
+
+@runtime_checkable
+class MapsReferrals(Protocol):
+    """Hand-overs of cases to other agencies (``Capabilities.finds_referrals_to`` and
+    ``lists_referrals`` say which of the searches by target it can answer)."""
+
+    async def load_referrals(
+        self, local_ids: Sequence[str]
+    ) -> Mapping[str, Sequence[ReferralRecord]]: ...
+
+    async def find_referrals_to(
+        self, agency: str, references: Sequence[str]
+    ) -> Mapping[str, Sequence[ReferralRecord]]: ...
+
+    async def referred_references(self) -> Sequence[tuple[str, str]]: ...
+
+
+@runtime_checkable
+class HoldsComplainants(Protocol):
+    """Personal data of who filed each case, and the cases of a citizen by matching key."""
+
+    async def load_complainants(
+        self, local_ids: Sequence[str]
+    ) -> Mapping[str, ComplainantRecord]: ...
+
+    async def cases_by_complainant(
+        self, citizen_keys: Sequence[str]
+    ) -> Mapping[str, Sequence[CaseRecord]]: ...
+
+
+@runtime_checkable
+class Aggregates(Protocol):
+    """Statistics computed where the data is. Asked only for a filter the backend applies
+    whole (every condition pushed down, access applied); otherwise the core scans."""
+
+    async def case_stats(
+        self, where: CaseFilter, dimensions: Sequence[Dimension], now: datetime
+    ) -> CaseStats: ...
+
+
+@runtime_checkable
+class LooksUpReferences(Protocol):
+    """Cases by the agency's own case number when it is not the case id."""
+
+    async def load_cases_by_reference(
+        self, references: Sequence[str]
+    ) -> Mapping[str, CaseRecord]: ...
+
+
+@runtime_checkable
+class SignalsChanges(Protocol):
+    """A push signal on change (PostgreSQL NOTIFY), so the watcher need not wait to poll."""
+
+    async def listen_for_changes(
+        self, wake: Callable[[], None]
+    ) -> Callable[[], Awaitable[None]]: ...
+
+
+@runtime_checkable
+class SpeaksHttp(Protocol):
+    """A pool of HTTP connections: requests counted, connections renewed before a trial."""
+
+    def observe_http(self, observer: Callable[[str], None]) -> None: ...
+
+    def refresh_connections(self) -> None: ...
+
+
+Listed = tuple[CaseRecord, frozenset[str]]
+"""A case as a list read it, with the agency codes its listing says it was referred to (what
+the caller's access is judged by, with no request more)."""
+
+
+@runtime_checkable
+class ListsCases(Protocol):
+    """A backend that reads its cases as a list, page after page (an HTTP API): the core
+    (:func:`sources._pushdown.search_listed`) applies the filter, access, keyset and order to
+    what it lists, and stops reading once a page in order has given enough."""
+
+    def lists_in_order(self, order: CaseOrder) -> bool:
+        """Whether the list comes in ``order`` (ties in any order), so reading may stop."""
+        ...
+
+    def list_cases(
+        self,
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        read: frozenset[str] | None,
+        asked: frozenset[str] | None,
+        wanted: int | None,
+    ) -> AsyncGenerator[Sequence[Listed], None]:
+        """Pages of listed cases, ``where``'s pushed-down conditions and a window around
+        ``after`` applied by the backend; records mapped for ``read`` (None: whole),
+        carrying timelines where ``asked`` names them and the list holds them. ``wanted``:
+        the cases a page needs at most when the list is exact (None: read on)."""
+        ...

@@ -1,0 +1,130 @@
+"""The guard (deadline, bulkhead, retries, circuit, health) stands in front of every member of
+the ``Source`` protocol: a member added to ``sources._interface.Source`` without the guard
+covering it fails here, rather than reaching an agency unguarded through an inherited default.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from sources import (
+    AgencyInfo,
+    Capabilities,
+    CaseFilter,
+    CaseOrder,
+    Resilience,
+    Source,
+    SourceUnavailable,
+)
+from sources._guard import Guarded
+
+ARGUMENTS: dict[str, Any] = {
+    "local_ids": ["1"],
+    "references": ["R-1"],
+    "where": CaseFilter(),
+    "order": CaseOrder(),
+    "after": None,
+    "limit": 1,
+    "fields": None,
+    "dimensions": (),
+    "now": datetime(2026, 1, 1, tzinfo=UTC),
+    "citizen_keys": ["k"],
+    "agency": "OTHER",
+    "wake": lambda: None,
+    "observer": lambda source: None,
+}
+"""A value for each parameter name of the protocol's methods."""
+
+NOT_ROUND_TRIPS = {
+    "close": "closing goes through even with the circuit open, so no connection is left",
+    "check": "`complaint-graph check` reports a failing backend as a problem, never retried",
+    "listen_for_changes": "a long-lived subscription; its wake-ups start guarded polls",
+    "observe_http": "wires a counter, sends nothing",
+    "refresh_connections": "called by the guard itself before an open circuit's trial",
+    "health": "the guard's own state",
+    "capabilities": "configuration, read without a round trip",
+}
+DATA = {"id", "kind", "agency", "stats_scan_limit"}
+
+
+def protocol_members() -> set[str]:
+    return {name for name in dir(Source) if not name.startswith("_")} - DATA
+
+
+def round_trips() -> list[str]:
+    return sorted(
+        name
+        for name in protocol_members() - NOT_ROUND_TRIPS.keys()
+        if inspect.iscoroutinefunction(getattr(Source, name))
+    )
+
+
+def failing_source() -> tuple[Source, list[str]]:
+    """A source whose every round trip fails for availability, recording what was asked."""
+    asked: list[str] = []
+
+    def failing(name: str) -> Callable[..., Any]:
+        async def method(self: Source, *args: Any, **kwargs: Any) -> Any:
+            asked.append(name)
+            raise SourceUnavailable("flaky", f"{name} is down")
+
+        return method
+
+    async def nothing(self: Source) -> Any:
+        return []
+
+    members: dict[str, Any] = {
+        name: failing(name)
+        for name in protocol_members()
+        if inspect.iscoroutinefunction(getattr(Source, name))
+    }
+    members |= {
+        "close": nothing,
+        "check": nothing,
+        "capabilities": property(lambda self: Capabilities(frozenset())),
+        "id": "flaky",
+        "kind": "test",
+        "agency": AgencyInfo("FLK", "ทดสอบ", "Flaky"),
+    }
+    return type("Flaky", (Source,), members)(), asked
+
+
+def test_every_member_of_the_protocol_is_the_guards_own() -> None:
+    """No member falls through to a default of ``Source``, which would answer for the inner
+    source (a default ``load_referrals`` says "none") or reach it unguarded."""
+    inherited = sorted(name for name in protocol_members() if name not in vars(Guarded))
+    assert inherited == [], f"Guarded does not cover {inherited}: add them to sources/_guard.py"
+
+
+def test_the_exemptions_name_members_that_exist() -> None:
+    assert NOT_ROUND_TRIPS.keys() <= protocol_members()
+
+
+@pytest.mark.parametrize("name", round_trips())
+async def test_every_round_trip_goes_through_deadline_retries_and_circuit(name: str) -> None:
+    inner, asked = failing_source()
+    seen: list[tuple[str, bool]] = []
+    guarded = Guarded(
+        inner,
+        timeout_seconds=5,
+        resilience=Resilience(retries=0, circuit_failure_threshold=1),
+        observe=lambda source, operation, seconds, size, ok: seen.append((operation, ok)),
+    )
+    method = getattr(guarded, name)
+    parameters = list(inspect.signature(method).parameters)
+    unknown = [p for p in parameters if p not in ARGUMENTS]
+    assert not unknown, f"give ARGUMENTS a value for {unknown} of Source.{name}"
+    arguments = [ARGUMENTS[p] for p in parameters]
+
+    with pytest.raises(SourceUnavailable):
+        await method(*arguments)
+    assert seen == [(name, False)]  # observed as one failed round trip
+    assert guarded.health().status == "DOWN"
+    with pytest.raises(SourceUnavailable, match="circuit open"):
+        await method(*arguments)
+    assert asked == [name]  # the open circuit kept the second call from the agency
