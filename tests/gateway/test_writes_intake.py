@@ -18,6 +18,7 @@ import pytest
 from gateway.auth import KeyStore
 from gateway.demo import DEMO_ANALYST_KEY, DEMO_AUDITOR_KEY, DEMO_INSPECTOR_KEY, seed_demo_keys
 from gateway.demo import demo_agency_key as agency_key
+from gateway.examples import FILE_A_COMPLAINT
 from gateway.routing import RouteRule, RoutingSettings
 from resolvers.access import Role
 from tests.conftest import RunningGateway, serving
@@ -295,3 +296,19 @@ async def test_personal_data_goes_only_as_far_as_the_receiver_may_have_it_and_is
         (request,) = outbox.execute("SELECT request FROM complaint_graph_outbox").fetchone()
     assert json.loads(payload)["case"]["complainant"] is None  # delivered: none kept
     assert "0812345678" not in request and "สมศรี" not in request
+
+
+async def test_the_graphiql_file_tab_does_what_it_says(
+    gateway: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    """GraphiQL's "FileAComplaint" tab, with the inspector's key its comment names: routed by
+    rule 1 to the Khon Kaen office, created in its SQLite database."""
+    body = await call(
+        gateway, FILE_A_COMPLAINT.query, FILE_A_COMPLAINT.variables, DEMO_INSPECTOR_KEY
+    )
+    result = body["data"]["fileComplaint"]
+    assert result["errors"] == [] and result["write"]["state"] == "DONE"
+    assert (result["routedBy"], result["agency"]["code"]) == ("rule 1", "KKN-PO")
+    assert result["case"]["channel"] == "MOBILE_APP"
+    assert [p[0] for p in petitions(write_world)] == [result["write"]["receivingReference"]]
