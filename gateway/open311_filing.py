@@ -118,10 +118,10 @@ def complaint_of(fields: Mapping[str, str], directory: Directory) -> Complaint:
     )
 
 
-def answer(entry: WriteEntry) -> Response:
+def answer(entry: WriteEntry, agency: str) -> Response:
     """A created case's id; a token while its agency's system is being retried."""
     if entry.state == "DONE":
-        notice = f"received by {entry.request.get('toAgency')}"
+        notice = f"received by {agency}"
         return JSONResponse(
             [
                 {
@@ -161,7 +161,8 @@ class Open311Filing:
         except Refusal as refusal:
             where = f" ({refusal.field})" if refusal.field else ""
             return error(_STATUS.get(refusal.code, 400), refusal.message + where)
-        return answer(filed.entry)
+        agency = self.directory.agencies[filed.agency]
+        return answer(filed.entry, f"{agency.name_th} ({agency.code})")
 
     async def token(self, context: Context, token: str) -> Response:
         """GeoReport v2's "GET service_request_id from a token": the caller's own filings

@@ -291,8 +291,7 @@ async def file_complaint_as(
         "address": complaint.address,
         "latitude": complaint.latitude,
         "longitude": complaint.longitude,
-        "toAgency": route.agency,
-        "routedBy": route.why,
+        "toAgency": complaint.to_agency,  # as asked: a resend matches whatever routing says now
         "personalData": sorted(complaint.complainant),  # which fields; never their values
     }
     payload = {
@@ -318,7 +317,9 @@ async def file_complaint_as(
     entry = await submit_write(
         writes, "file", principal, key, request, payload, "create", source, "", source
     )
-    return Filed(entry, str(entry.request.get("toAgency")), str(entry.request.get("routedBy")))
+    agency = context.directory.agency_of_source[str(entry.to_source)].code
+    # A resend finds the first send's write: routed as it was then, if the rules changed since.
+    return Filed(entry, agency, route.why if entry.to_source == source else "earlier rules")
 
 
 async def file_complaint(info: GraphInfo, input: FileComplaintInput) -> FileComplaintPayload:

@@ -312,3 +312,23 @@ async def test_the_graphiql_file_tab_does_what_it_says(
     assert (result["routedBy"], result["agency"]["code"]) == ("rule 1", "KKN-PO")
     assert result["case"]["channel"] == "MOBILE_APP"
     assert [p[0] for p in petitions(write_world)] == [result["write"]["receivingReference"]]
+
+
+async def test_a_resend_after_the_rules_changed_is_the_same_filing(
+    gateway: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    """The idempotency key names the caller's act, not the routing's answer: resent to a
+    gateway whose rules now send it elsewhere, the first filing is found, nothing is made."""
+    first = await call(gateway, FILE, complaint("moved"), DEMO_INSPECTOR_KEY)
+    assert first["data"]["fileComplaint"]["agency"]["code"] == "OPM-1111"
+    routing = RoutingSettings(default="KKN-PO")
+    writes = write_world.config.writes.model_copy(update={"routing": routing})
+    async with serving(replace(write_world.config, writes=writes)) as changed:
+        again = await call(changed, FILE, complaint("moved"), DEMO_INSPECTOR_KEY)
+        other = await call(changed, FILE, complaint("new"), DEMO_INSPECTOR_KEY)
+    result = again["data"]["fileComplaint"]
+    assert result["caseId"] == first["data"]["fileComplaint"]["caseId"]
+    assert (result["agency"]["code"], result["routedBy"]) == ("OPM-1111", "earlier rules")
+    assert other["data"]["fileComplaint"]["agency"]["code"] == "KKN-PO"
+    assert len(write_world.intake.created) == 1 and len(petitions(write_world)) == 1
