@@ -21,6 +21,7 @@ from gateway.demo import demo_agency_key as agency_key
 from gateway.examples import FILE_A_COMPLAINT
 from gateway.routing import RouteRule, RoutingSettings
 from resolvers.access import Role
+from samples.serving import ThreadedServer
 from tests.conftest import RunningGateway, serving
 from tests.gateway.test_writes import call, case_id
 from tests.postgres import run
@@ -332,3 +333,37 @@ async def test_a_resend_after_the_rules_changed_is_the_same_filing(
     assert (result["agency"]["code"], result["routedBy"]) == ("OPM-1111", "earlier rules")
     assert other["data"]["fileComplaint"]["agency"]["code"] == "KKN-PO"
     assert len(write_world.intake.created) == 1 and len(petitions(write_world)) == 1
+
+
+async def test_a_complaint_for_an_agency_that_is_down_waits_in_the_outbox(
+    gateway: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    write_world.pmoc.stop()
+    body = await call(gateway, FILE, complaint("down"), DEMO_INSPECTOR_KEY)
+    result = body["data"]["fileComplaint"]
+    assert result["errors"] == [] and result["agency"]["code"] == "OPM-1111"
+    assert result["write"]["state"] == "PENDING" and "pmoc-1111" in result["write"]["lastError"]
+    assert result["case"] is None and result["caseId"] is None
+    waiting = "{ pendingWrites { action state case { id } receivingCase { id } } }"
+    pending = (await call(gateway, waiting, {}, DEMO_INSPECTOR_KEY))["data"]["pendingWrites"]
+    assert pending == [{"action": "file", "state": "PENDING", "case": None, "receivingCase": None}]
+    back = ThreadedServer(write_world.pmoc.app, port=write_world.pmoc.port)
+    back.start()
+    try:
+        for _ in range(200):  # the outbox retries every 0.2-0.5 s: observed, not slept on
+            pending = (await call(gateway, waiting, {}, DEMO_INSPECTOR_KEY))["data"][
+                "pendingWrites"
+            ]
+            if not pending:
+                break
+            await asyncio.sleep(0.05)
+        assert pending == []
+        again = await call(gateway, FILE, complaint("down"), DEMO_INSPECTOR_KEY)
+        done = again["data"]["fileComplaint"]
+        assert done["write"]["state"] == "DONE"
+        assert done["caseId"] == case_id("pmoc-1111", write_world.intake.created[0])
+        assert done["case"]["owningAgency"]["code"] == "OPM-1111"
+    finally:
+        back.stop()
+    assert len(write_world.intake.created) == 1
