@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 
 from gateway.demo import DEMO_ANALYST_KEY, DEMO_INSPECTOR_KEY
 from gateway.demo import demo_agency_key as agency_key
+from gateway.ratelimit import RateLimitSettings
 from samples.serving import ThreadedServer
 from tests.conftest import RunningGateway, serving
 from tests.gateway.test_open311 import assert_valid
@@ -197,3 +199,17 @@ async def test_the_complainant_reaches_the_agency_only_as_far_as_it_may_have_it(
     with contextlib.closing(sqlite3.connect(write_world.sqlite_path)) as db:
         people = db.execute("SELECT count(*) FROM ผู้ร้อง WHERE ชื่อ = 'สมชาย ใจดี'").fetchone()
     assert people == (0,)
+
+
+async def test_the_rate_limit_applies_to_posts(
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    limits = write_world.config.limits.model_copy(
+        update={"rate_limit": RateLimitSettings(rate="2/minute")}
+    )
+    await asyncio.to_thread(run, seed_intake_key(write_world))
+    form = {**FORM, "attribute[province_code]": "10", "api_key": INTAKE_KEY}
+    async with serving(replace(write_world.config, limits=limits)) as limited:
+        statuses = [(await post(limited, form)).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert len(write_world.intake.created) == 2  # the refused one wrote nothing
