@@ -225,7 +225,7 @@ def _checked(context: Context, complaint: Complaint) -> Complaint:
     )
 
 
-def _route(context: Context, writes: Writes, complaint: Complaint) -> Route:
+def _route(writes: Writes, complaint: Complaint) -> Route:
     if complaint.to_agency is not None:
         return Route(complaint.to_agency, "input")
     route = writes.route(complaint.category, complaint.province_code)
@@ -277,7 +277,7 @@ async def file_complaint_as(
     """Check, route and record the complaint, and create it now if the agency answers;
     :class:`Refusal` when it cannot be filed. A PENDING write is not a refusal."""
     complaint = _checked(context, complaint)
-    route = _route(context, writes, complaint)
+    route = _route(writes, complaint)
     source = _receiver(context, writes, complaint, route.agency)
     now = datetime.now(UTC).isoformat()
     request = {
@@ -324,7 +324,7 @@ async def file_complaint_as(
 
 async def file_complaint(info: GraphInfo, input: FileComplaintInput) -> FileComplaintPayload:
     writes, principal = filer_principal(info.context)
-    person = input.complainant
+    person = input.complainant or ComplainantInput()
     complaint = Complaint(
         title=input.title,
         description=input.description,
@@ -340,10 +340,10 @@ async def file_complaint(info: GraphInfo, input: FileComplaintInput) -> FileComp
         complainant={
             name: value
             for name, value in (
-                ("name", person.name if person else None),
-                ("phone", person.phone if person else None),
-                ("address", person.address if person else None),
-                ("citizen_id", person.citizen_id if person else None),
+                ("name", person.name),
+                ("phone", person.phone),
+                ("address", person.address),
+                ("citizen_id", person.citizen_id),
             )
             if value is not None
         },

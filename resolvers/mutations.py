@@ -5,8 +5,9 @@ New complaints from intake apps (``fileComplaint``) are resolvers/intake.py's.
 
 Who may write: an agency's key refers and reports on cases its own agency owns; an inspector
 may refer any case (and reports on none: progress is the owning agency's word); analysts and
-anonymous callers write nothing. Expected refusals are typed user errors in the payload
-(``errors``), never a GraphQL error: the caller acts on ``code``.
+anonymous callers write nothing (filing a complaint has rules of its own, in intake.py).
+Expected refusals are typed user errors in the payload (``errors``), never a GraphQL error:
+the caller acts on ``code``.
 
 A write the receiver cannot take now (its system down) is not an error: the payload's
 ``write`` says PENDING, the outbox retries it, and ``pendingWrites`` shows it meanwhile.

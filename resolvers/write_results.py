@@ -1,5 +1,6 @@
 """What every mutation shares: the write as the outbox holds it, the typed refusals, who may
-write, and recording a write (resolvers/mutations.py, resolvers/intake.py use them)."""
+write, and recording a write (resolvers/mutations.py, resolvers/intake.py use them); and the
+referrals still in the outbox, which a case shows as PENDING beside those its system holds."""
 
 from __future__ import annotations
 
