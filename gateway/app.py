@@ -265,7 +265,9 @@ def create_app(
     async def root(request: Request) -> Response:
         return RedirectResponse("/graphql")
 
-    open311 = Open311Endpoint(gateway.federation, gateway.directory, gateway.authenticator)
+    open311 = Open311Endpoint(
+        gateway.federation, gateway.directory, gateway.authenticator, gateway.outbox
+    )
     app = Starlette(
         routes=[
             *open311.routes(),

@@ -21,6 +21,7 @@ from gateway.auth import AuthSettings
 from gateway.limits import LimitSettings
 from gateway.observability import ObservabilitySettings
 from gateway.outbox import WriteSettings
+from gateway.routing import RoutingSettings
 from resolvers.context import system_clock
 from sources import Named, SlaSettings, SourceSettings, Strict, UnknownKind, source_class
 
@@ -193,6 +194,40 @@ def _cross_checks(document: _Document, sources: list[SourceSettings]) -> list[st
                 f"sources ({source.id}).agency: code {source.agency.code!r} is also used by "
                 f"source {other.id!r} with different names; give one agency one name"
             )
+    problems.extend(_routing_checks(document.writes.routing, declared, agencies))
+    return problems
+
+
+def _routing_checks(
+    routing: RoutingSettings, declared: set[str], agencies: dict[str, SourceSettings]
+) -> list[str]:
+    """Every agency a routing rule names is a source's that takes writes; every category
+    is declared: a complaint routed nowhere is found at start-up, not by a citizen."""
+    problems: list[str] = []
+    for where, code in routing.agencies():
+        source = agencies.get(code)
+        if source is None:
+            problems.append(
+                f"{where}: no source has agency {code!r} ({', '.join(sorted(agencies))})"
+            )
+        elif getattr(source, "writes", None) is None:
+            problems.append(
+                f"{where}: agency {code}'s source {source.id!r} has no writes: section, so it "
+                "cannot receive complaints"
+            )
+    for index, rule in enumerate(routing.rules):
+        for code in rule.categories:
+            if code not in declared:
+                problems.append(
+                    f"writes.routing.rules[{index}].categories: {code!r} is not declared "
+                    "under categories"
+                )
+        for province in rule.provinces:
+            if not (len(province) == 2 and province.isdigit()):
+                problems.append(
+                    f"writes.routing.rules[{index}].provinces: {province!r} is not a "
+                    "2-digit province code"
+                )
     return problems
 
 

@@ -242,7 +242,38 @@ mutation ReportProgress($input: ReportProgressInput!) {
     },
 )
 
-WRITE_EXAMPLES: tuple[Example, ...] = (REFER_A_CASE, REPORT_PROGRESS)
+FILE_A_COMPLAINT = Example(
+    "FileAComplaint",
+    """\
+# A new complaint, as an intake app files it (Headers:
+# {"Authorization": "Bearer demo-inspector"}, an agency key, or a key with
+# the complaints:file scope). No toAgency: the routing rules choose by
+# category and province (writes.routing; here Khon Kaen's office, rule 1).
+# A new idempotencyKey for each new complaint.
+mutation FileAComplaint($input: FileComplaintInput!) {
+  fileComplaint(input: $input) {
+    errors { code message field }
+    routedBy agency { code nameEn }
+    write { state lastError receivingReference }
+    caseId
+    case { referenceNumber status sourceStatus channel category { code } }
+  }
+}
+""",
+    {
+        "input": {
+            "title": "ถนนชำรุดเป็นหลุมบ่อ บ้านโนนสูง",
+            "description": "หลุมลึกกลางถนน รถจักรยานยนต์ล้มบ่อยช่วงฝนตก",
+            "category": "ROADS",
+            "provinceCode": "40",
+            "districtCode": "4001",
+            "channel": "MOBILE_APP",
+            "idempotencyKey": "graphiql-file-1",
+        }
+    },
+)
+
+WRITE_EXAMPLES: tuple[Example, ...] = (REFER_A_CASE, REPORT_PROGRESS, FILE_A_COMPLAINT)
 """Tabs that change data: not run by the read examples' test (they need an agency's key and
 change the agencies' systems); tests/gateway/test_writes.py runs them against agencies of its
 own."""

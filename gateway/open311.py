@@ -12,9 +12,8 @@ query string, or in the form body of a POST), or as on /graphql in ``Authorizati
 HTTP Basic credentials carrying the key (as password, or as user name with no password) count
 too, so that a client that sends no ``api_key`` of its own can be given one in its base URL
 (``http://api_key:KEY@host/open311/v2``). ``services.json`` is public, as the specification has
-it: the unified categories are no secret. The endpoint is read-only: a POST of a new service
-request, once its key is checked, is refused with 403 (requests are made in the agency's own
-system).
+it: the unified categories are no secret. A POST of a new service request files a complaint
+into the responsible agency's own system (gateway/open311_filing.py).
 """
 
 from __future__ import annotations
@@ -33,9 +32,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.auth import Authenticator, authenticate_context
+from gateway.open311_filing import Open311Filing
 from resolvers import Context, Directory, Limits
 from resolvers.access import AccessError, AuditUnavailable, CaseAccess, Unauthenticated
 from resolvers.loaders import Loaders
+from resolvers.writes import Writes
 from sources import (
     CanonicalStatus,
     CaseFilter,
@@ -116,17 +117,26 @@ def _undecided(exc: SourceError | AuditUnavailable) -> JSONResponse:
 
 class Open311Endpoint:
     def __init__(
-        self, federation: Federation, directory: Directory, authenticator: Authenticator | None
+        self,
+        federation: Federation,
+        directory: Directory,
+        authenticator: Authenticator | None,
+        writes: Writes | None = None,
     ) -> None:
         self.federation = federation
         self.directory = directory
         self.authenticator = authenticator
+        self.filing = Open311Filing(federation, directory, writes)
+
+    async def _context(self, request: Request) -> Context:
+        """The caller's request context, authenticated exactly as on /graphql."""
+        context = Context.for_request(self.federation, self.directory, Limits())
+        await authenticate_context(context, self.authenticator, await _authorization(request))
+        return context
 
     async def _access(self, request: Request) -> CaseAccess | Response:
         """The caller's access, exactly as on /graphql; a 401 when it may read no case."""
-        context = Context.for_request(self.federation, self.directory, Limits())
-        await authenticate_context(context, self.authenticator, await _authorization(request))
-        access = context.case_access
+        access = (await self._context(request)).case_access
         try:
             access.require_role()
         except AccessError as exc:
@@ -139,6 +149,7 @@ class Open311Endpoint:
             Route("/open311/v2/services/{code}.json", self.service_definition),
             Route("/open311/v2/requests.json", self.requests, methods=["GET", "POST"]),
             Route("/open311/v2/requests/{id}.json", self.one_request),
+            Route("/open311/v2/tokens/{token}.json", self.token),
         ]
 
     async def services(self, request: Request) -> Response:
@@ -165,15 +176,11 @@ class Open311Endpoint:
         return _error(404, f"service {code} has no definition" if known else f"no service {code}")
 
     async def requests(self, request: Request) -> Response:
+        if request.method == "POST":  # who may file is the filing's to say: not a reader's
+            return await self.filing.post(await self._context(request), request)
         access = await self._access(request)
         if isinstance(access, Response):
             return access
-        if request.method == "POST":
-            return _error(
-                403,
-                "this Open311 endpoint is read-only: service requests are created in the "
-                "agency's own system",
-            )
         query = request.query_params
         if query.get("service_request_id"):
             return await self._by_ids(query["service_request_id"].split(","), access)
@@ -188,6 +195,12 @@ class Open311Endpoint:
         page = await self.federation.page(where, CaseOrder(), None, size)
         failed = sorted(error.source for error in page.failures)
         return self._listing([self._request(record) for record in page.records], failed)
+
+    async def token(self, request: Request) -> Response:
+        context = await self._context(request)
+        if context.case_access.refusal is not None:
+            return _error(401, context.case_access.refusal)
+        return await self.filing.token(context, request.path_params["token"])
 
     async def one_request(self, request: Request) -> Response:
         access = await self._access(request)

@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -48,9 +48,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import AuditLog, entry_row
+from gateway.routing import RoutingSettings
 from gateway.store_engine import store_engine
 from resolvers.access import Principal
-from sources import CanonicalStatus, ReferralKind
+from resolvers.writes import Route
+from sources import CanonicalStatus, Channel, ReferralKind
 from sources._changes import ChangeKind
 from sources._errors import SourceError, SourceTimeout, SourceUnavailable
 from sources._settings import SourceSettings, Strict
@@ -84,6 +86,17 @@ class WriteSettings(Strict):
     poll_seconds: float = Field(
         default=1.0, gt=0, description="How often due retries are looked for."
     )
+    routing: RoutingSettings = Field(
+        default_factory=RoutingSettings,
+        description="Which agency a new complaint (fileComplaint, Open311 POST) goes to.",
+    )
+    anonymous_filing: bool = Field(
+        default=False,
+        description=(
+            "Callers without credentials may file complaints (a public intake form); off: "
+            "only inspectors, agency keys and keys with the complaints:file scope file."
+        ),
+    )
     test_fault_after_send: Literal["create", "record", "status", "note"] | None = Field(
         default=None,
         description=(
@@ -98,14 +111,14 @@ _entries = Table(
     "complaint_graph_outbox",
     _metadata,
     Column("key", String(64), primary_key=True),  # sha256 of caller and idempotency key
-    Column("action", String(20), nullable=False),  # refer | progress
+    Column("action", String(20), nullable=False),  # refer | progress | note | file
     Column("subject", String(200), nullable=False),
     Column("request", Text, nullable=False),  # JSON: what was asked, to compare a resend
     Column("payload", Text, nullable=False),  # JSON: what each step sends
     Column("state", String(20), nullable=False),
     Column("step", String(20), nullable=False),
     Column("source", String(100), nullable=False),
-    Column("case_id", String(200), nullable=False),
+    Column("case_id", String(200), nullable=False),  # a filing's: "" until created
     Column("to_source", String(100)),
     Column("their_reference", String(200)),
     Column("attempts", Integer, nullable=False, default=0),
@@ -175,6 +188,13 @@ class Outbox:
         writer = self.writers.get(source)
         writes = getattr(writer.settings, "writes", None) if writer is not None else None
         return tuple(getattr(writes, "personal_data", ()) or ())
+
+    @property
+    def anonymous_filing(self) -> bool:
+        return self.settings.anonymous_filing
+
+    def route(self, category: str, province: str | None) -> Route | None:
+        return self.settings.routing.route(category, province)
 
     def problem(self, source: str, **values: Any) -> str | None:
         """Why ``source`` could not be written these canonical values (sources/_writes.py)."""
@@ -342,6 +362,31 @@ class Outbox:
             rows = (await connection.execute(statement)).all()
         return [_entry(row._mapping) for row in rows]
 
+    async def pending_referrals(
+        self, cases: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[WriteEntry]]:
+        wanted = set(cases)
+        if not self.writers or not wanted:
+            return {}
+        engine = await self._ready()
+        statement = (
+            select(_entries)
+            .where(
+                _entries.c.state == PENDING,
+                _entries.c.action == "refer",
+                _entries.c.case_id.in_(sorted({case_id for _, case_id in wanted})),
+            )
+            .order_by(_entries.c.created_at)
+        )
+        async with engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        found: dict[tuple[str, str], list[WriteEntry]] = {}
+        for row in rows:
+            entry = _entry(row._mapping)
+            if (entry.source, entry.case_id) in wanted:
+                found.setdefault((entry.source, entry.case_id), []).append(entry)
+        return found
+
     # -- running ------------------------------------------------------------------------------
 
     async def advance(self, key: str, principal: Principal | None = None) -> WriteEntry:
@@ -453,6 +498,10 @@ class Outbox:
                 **{
                     **case,
                     "received_at": datetime.fromisoformat(case["received_at"]),
+                    "channel": Channel(case.get("channel") or Channel.REFERRAL),
+                    # A filing has no sender's case: its reference is the outbox row's, so a
+                    # receiver that deduplicates by the sender's reference tells filings apart.
+                    "sender_reference": case["sender_reference"] or f"CG-{entry.key[:16]}",
                 }
             )
             return await self._writer(entry.to_source).create_case(new_case, agency_key)
@@ -486,6 +535,20 @@ class Outbox:
     async def _after(
         self, key: str, entry: WriteEntry, answer: str | None, principal: Principal | None
     ) -> WriteEntry:
+        if entry.step == "create" and entry.action == "file":
+            # A filing is done once its agency created the case: the case is the write's own.
+            entry = await self._update(
+                key,
+                state=DONE,
+                step="done",
+                case_id=answer,
+                their_reference=answer,
+                last_error=None,
+                payload=json.dumps(_without_complainant(await self._payload(key)), sort_keys=True),
+            )
+            await self._audit(principal, entry, "done")
+            await self._announce(entry)
+            return entry
         if entry.step == "create":
             # The complainant's data was for the receiver: once it has it, the outbox keeps
             # none of it (the request keeps only which fields were sent, for the audit log).
@@ -513,6 +576,8 @@ class Outbox:
             return
         kind = ChangeKind.NOTE_ADDED if entry.action == "note" else ChangeKind.STATUS_CHANGED
         changes: list[tuple[str, str, ChangeKind]] = [(entry.source, entry.case_id, kind)]
+        if entry.action == "file":
+            changes = [(entry.source, entry.case_id, ChangeKind.CREATED)]
         if entry.action == "refer" and entry.to_source and entry.their_reference:
             changes = [
                 (entry.to_source, entry.their_reference, ChangeKind.CREATED),
@@ -529,7 +594,7 @@ class Outbox:
         if self.audit is None:
             return
         who = principal or Principal(entry.subject, method="outbox")
-        systems = [entry.source] if entry.to_source is None else [entry.to_source, entry.source]
+        systems = list(dict.fromkeys(s for s in (entry.to_source, entry.source) if s))
         reason = f"{outcome}: {entry.state}"
         if entry.their_reference is not None:
             reason += f", receiver's reference {entry.their_reference}"
@@ -546,3 +611,11 @@ class Outbox:
             await self.audit.append_rows([row])
         except Exception:
             log.exception("the audit log could not record write %s", entry.key)
+
+
+def _without_complainant(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload once delivered: the complainant's data was for the receiver only."""
+    case = payload.get("case")
+    if isinstance(case, dict) and case.get("complainant"):
+        case["complainant"] = None
+    return payload

@@ -67,6 +67,7 @@ class AuditAction(StrEnum):
     REFER = "refer"  # a referral written through (resolvers/mutations.py): who, which systems
     PROGRESS = "progress"  # a progress report written through
     NOTE = "note"  # a note added through the graph
+    FILE = "file"  # a new complaint filed through the graph (resolvers/intake.py)
 
 
 @strawberry.type(description="One reveal of personal data, or one access the caller was denied.")

@@ -276,13 +276,18 @@ class Case(relay.Node):
         return cast("list[TimelineItem] | None", _timelines([self], info.context)[0])
 
     @strawberry.field(
-        description="Where this agency sent the case, oldest first." + _UNANSWERED,
+        description=(
+            "Where this agency sent the case, oldest first; then those the gateway's outbox "
+            "is still writing (status PENDING)." + _UNANSWERED
+        ),
         metadata=reads(),
     )
     async def referrals(self, info: GraphInfo) -> list[Referral] | None:
         loader = info.context.loaders.referrals(self.record.source)
         records: Sequence[ReferralRecord] = await loader.load(self.record.local_id)
-        return [Referral.of(record) for record in records]
+        from resolvers.write_results import with_pending_referrals  # it imports this module
+
+        return await with_pending_referrals(info, self.record, records)
 
     @strawberry.field(
         description=(

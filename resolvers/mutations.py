@@ -1,10 +1,13 @@
 """Mutations: a case referred to another agency, progress reported on one, written through to
 each agency's own system by the gateway's outbox (resolvers/writes.py, gateway/outbox.py).
 
+New complaints from intake apps (``fileComplaint``) are resolvers/intake.py's.
+
 Who may write: an agency's key refers and reports on cases its own agency owns; an inspector
 may refer any case (and reports on none: progress is the owning agency's word); analysts and
-anonymous callers write nothing. Expected refusals are typed user errors in the payload
-(``errors``), never a GraphQL error: the caller acts on ``code``.
+anonymous callers write nothing (filing a complaint has rules of its own, in intake.py).
+Expected refusals are typed user errors in the payload (``errors``), never a GraphQL error:
+the caller acts on ``code``.
 
 A write the receiver cannot take now (its system down) is not an error: the payload's
 ``write`` says PENDING, the outbox retries it, and ``pendingWrites`` shows it meanwhile.
@@ -12,89 +15,30 @@ A write the receiver cannot take now (its system down) is not an error: the payl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
 from strawberry import relay
 
-from resolvers.access import CaseAccess, Forbidden, Principal, Role, Unauthenticated
+from resolvers.access import Principal, Role
 from resolvers.case import Case, load_case_in
 from resolvers.context import GraphInfo
+from resolvers.intake import FileComplaintPayload, file_complaint
 from resolvers.referral import Referral
-from resolvers.writes import Writes
-from sources import CanonicalStatus, CaseRecord, KeyReused, ReferralKind, Unmapped, WriteEntry
+from resolvers.write_results import (
+    Refusal,
+    Write,
+    WriteError,
+    WriteErrorCode,
+    WriteState,
+    refresh_after_write,
+    submit_write,
+    writer_principal,
+)
+from sources import CanonicalStatus, CaseRecord, ReferralKind, Unmapped
 
-
-@strawberry.enum(description="Where a write into agencies' systems stands.")
-class WriteState(Enum):
-    PENDING = "PENDING"
-    DONE = "DONE"
-    ABANDONED = "ABANDONED"
-
-
-@strawberry.enum(description="Why a mutation was refused.")
-class WriteErrorCode(Enum):
-    CASE_NOT_FOUND = "CASE_NOT_FOUND"
-    NOT_YOUR_CASE = "NOT_YOUR_CASE"
-    STATUS_NOT_ALLOWED = "STATUS_NOT_ALLOWED"
-    AGENCY_CANNOT_RECEIVE = "AGENCY_CANNOT_RECEIVE"
-    AGENCY_CANNOT_WRITE = "AGENCY_CANNOT_WRITE"
-    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
-    INVALID_INPUT = "INVALID_INPUT"
-
-
-@strawberry.type(description="An expected refusal: nothing was written.")
-class WriteError:
-    code: WriteErrorCode
-    message: str
-    field: str | None = None
-
-
-@strawberry.type(description="One write into agencies' systems, as the gateway's outbox holds it.")
-class Write:
-    id: str = strawberry.field(description="The outbox entry's id (a hash of caller and key).")
-    action: str = strawberry.field(description="refer, progress or note.")
-    state: WriteState
-    step: str = strawberry.field(
-        description="The step to take next: create, record, status, note, done."
-    )
-    attempts: int
-    last_error: str | None = strawberry.field(description="Why the last attempt failed.")
-    receiving_reference: str | None = strawberry.field(
-        description="The receiving agency's id for the case, once its system created it."
-    )
-    created_at: datetime
-    updated_at: datetime
-    entry: strawberry.Private[WriteEntry]
-
-    @classmethod
-    def of(cls, entry: WriteEntry) -> Write:
-        return cls(
-            id=entry.key,
-            action=entry.action,
-            state=WriteState(entry.state),
-            step=entry.step,
-            attempts=entry.attempts,
-            last_error=entry.last_error,
-            receiving_reference=entry.their_reference,
-            created_at=entry.created_at,
-            updated_at=entry.updated_at,
-            entry=entry,
-        )
-
-    @strawberry.field(description="The case written about, in its own agency's system.")
-    async def case(self, info: GraphInfo) -> Case | None:
-        return await load_case_in(info, self.entry.source, self.entry.case_id)
-
-    @strawberry.field(description="The case the receiving agency's system created, once it has.")
-    async def receiving_case(self, info: GraphInfo) -> Case | None:
-        if self.entry.to_source is None or self.entry.their_reference is None:
-            return None
-        return await load_case_in(info, self.entry.to_source, self.entry.their_reference)
+__all__ = ["Mutation", "Write", "WriteError", "WriteErrorCode", "WriteState", "pending_writes"]
 
 
 @strawberry.input
@@ -138,38 +82,13 @@ class ReportProgressPayload:
     errors: list[WriteError]
 
 
-@dataclass
-class _Refusal(Exception):
-    code: WriteErrorCode
-    message: str
-    field: str | None = None
-
-    def error(self) -> WriteError:
-        return WriteError(code=self.code, message=self.message, field=self.field)
-
-
-def _writer_principal(info: GraphInfo) -> tuple[Writes, Principal]:
-    """The outbox and the caller, when the caller may write at all; else a GraphQL error."""
-    context = info.context
-    access = context.case_access
-    access.require_role()  # bad credentials: UNAUTHENTICATED, saying why
-    principal = access.principal
-    if not principal.authenticated:
-        raise Unauthenticated("writes need an API key or a token; anonymous callers write nothing")
-    if not principal.roles & {Role.AGENCY, Role.INSPECTOR}:
-        raise Forbidden(f"{principal.subject} may not write: only agency keys and inspectors do")
-    if context.writes is None:
-        raise GraphQLError("this gateway has no outbox: writes are not configured")
-    return context.writes, principal
-
-
 async def _own_case(info: GraphInfo, case_id: relay.GlobalID) -> CaseRecord:
     if case_id.type_name != "Case":
-        raise _Refusal(WriteErrorCode.INVALID_INPUT, "caseId is not a Case id", "caseId")
+        raise Refusal(WriteErrorCode.INVALID_INPUT, "caseId is not a Case id", "caseId")
     source_id, _, local_id = case_id.node_id.partition(":")
     case = await load_case_in(info, source_id, local_id)
     if case is None:
-        raise _Refusal(WriteErrorCode.CASE_NOT_FOUND, "no case with this id", "caseId")
+        raise Refusal(WriteErrorCode.CASE_NOT_FOUND, "no case with this id", "caseId")
     return case.record
 
 
@@ -180,7 +99,7 @@ def _owner_check(
         return
     owner = info.context.federation.sources[record.source].agency.code
     if Role.AGENCY not in principal.roles or principal.agency != owner:
-        raise _Refusal(
+        raise Refusal(
             WriteErrorCode.NOT_YOUR_CASE,
             f"the case belongs to {owner}; only {owner} may "
             + ("refer it (or an inspector)" if inspector_ok else "report on it"),
@@ -188,20 +107,9 @@ def _owner_check(
         )
 
 
-def _refresh(info: GraphInfo) -> None:
-    """After a write the request reads the agencies' systems afresh: the cases it loaded,
-    and the referrals the caller's agency recorded (what it may see), are out of date."""
-    context = info.context
-    old = context.case_access
-    context.fresh_loaders()
-    context.access = CaseAccess(
-        old.principal, old.federation, old.audit, match_key=old.match_key, refusal=old.refusal
-    )
-
-
 def _canonical(value: Any, what: str) -> Any:
     if isinstance(value, Unmapped):
-        raise _Refusal(
+        raise Refusal(
             WriteErrorCode.INVALID_INPUT,
             f"the case's {what} is not mapped ({value.message}): it cannot be sent",
         )
@@ -209,14 +117,14 @@ def _canonical(value: Any, what: str) -> Any:
 
 
 async def refer_case(info: GraphInfo, input: ReferCaseInput) -> ReferCasePayload:
-    writes, principal = _writer_principal(info)
+    writes, principal = writer_principal(info)
     try:
         record = await _own_case(info, input.case_id)
         _owner_check(info, principal, record, inspector_ok=True)
         sender = info.context.federation.sources[record.source]
         receiver = info.context.directory.source_for_agency(input.to_agency)
         if input.to_agency == sender.agency.code:
-            raise _Refusal(
+            raise Refusal(
                 WriteErrorCode.INVALID_INPUT, "a case is not referred to its own agency", "toAgency"
             )
         if receiver is None or not writes.can_write(receiver, "create"):
@@ -225,7 +133,7 @@ async def refer_case(info: GraphInfo, input: ReferCaseInput) -> ReferCasePayload
                 if receiver is None
                 else f"its system '{receiver}' takes no writes"
             )
-            raise _Refusal(
+            raise Refusal(
                 WriteErrorCode.AGENCY_CANNOT_RECEIVE,
                 f"agency {input.to_agency} cannot receive referrals: {why}",
                 "toAgency",
@@ -233,7 +141,7 @@ async def refer_case(info: GraphInfo, input: ReferCaseInput) -> ReferCasePayload
         category = _canonical(record.category, "category")
         problem = writes.problem(receiver, category=category, status=CanonicalStatus.RECEIVED)
         if problem is not None:
-            raise _Refusal(
+            raise Refusal(
                 WriteErrorCode.AGENCY_CANNOT_RECEIVE,
                 f"agency {input.to_agency} cannot receive this case: {problem}",
                 "toAgency",
@@ -244,7 +152,7 @@ async def refer_case(info: GraphInfo, input: ReferCaseInput) -> ReferCasePayload
             else f"its system '{record.source}' records no referrals"
         )
         if sender_problem is not None:
-            raise _Refusal(
+            raise Refusal(
                 WriteErrorCode.AGENCY_CANNOT_WRITE,
                 f"the referral cannot be recorded in {sender.agency.code}'s system: "
                 + sender_problem,
@@ -281,7 +189,7 @@ async def refer_case(info: GraphInfo, input: ReferCaseInput) -> ReferCasePayload
             "at": datetime.now(UTC).isoformat(),
             "note": input.note,
         }
-        entry = await _submit(
+        entry = await submit_write(
             writes,
             "refer",
             principal,
@@ -293,11 +201,11 @@ async def refer_case(info: GraphInfo, input: ReferCaseInput) -> ReferCasePayload
             record.local_id,
             receiver,
         )
-    except _Refusal as refusal:
+    except Refusal as refusal:
         return ReferCasePayload(
             case=None, referred_case=None, referral=None, write=None, errors=[refusal.error()]
         )
-    _refresh(info)
+    refresh_after_write(info)
     case = await load_case_in(info, entry.source, entry.case_id)
     referred = referral = None
     if entry.state == "DONE" and entry.to_source is not None and entry.their_reference is not None:
@@ -329,47 +237,17 @@ async def _personal_data(
     return {name: str(value) for name, value in values.items() if value}
 
 
-async def _submit(
-    writes: Writes,
-    action: str,
-    principal: Principal,
-    key: str,
-    request: dict[str, Any],
-    payload: dict[str, Any],
-    step: str,
-    source: str,
-    case_id: str,
-    to_source: str | None = None,
-) -> WriteEntry:
-    if not key.strip() or len(key) > 200:
-        raise _Refusal(
-            WriteErrorCode.INVALID_INPUT,
-            "idempotencyKey must be 1 to 200 characters",
-            "idempotencyKey",
-        )
-    try:
-        return await writes.submit(
-            action, principal, key, request, payload, step, source, case_id, to_source
-        )
-    except KeyReused:
-        raise _Refusal(
-            WriteErrorCode.IDEMPOTENCY_KEY_REUSED,
-            "this idempotencyKey was used for a different request; use a new key",
-            "idempotencyKey",
-        ) from None
-
-
 REOPENING = frozenset({CanonicalStatus.REOPENED})
 """The only statuses a finished case (resolved, closed, rejected, ...) may move to."""
 
 
 async def report_progress(info: GraphInfo, input: ReportProgressInput) -> ReportProgressPayload:
-    writes, principal = _writer_principal(info)
+    writes, principal = writer_principal(info)
     try:
         record = await _own_case(info, input.case_id)
         _owner_check(info, principal, record, inspector_ok=False)
         if not writes.can_write(record.source, "status"):
-            raise _Refusal(
+            raise Refusal(
                 WriteErrorCode.AGENCY_CANNOT_WRITE,
                 f"the system '{record.source}' holding this case takes no status changes",
                 "caseId",
@@ -380,7 +258,7 @@ async def report_progress(info: GraphInfo, input: ReportProgressInput) -> Report
             and current.is_finished
             and input.status not in REOPENING
         ):
-            raise _Refusal(
+            raise Refusal(
                 WriteErrorCode.STATUS_NOT_ALLOWED,
                 f"status {input.status.value} not allowed from {current.value}: a finished case "
                 "may only be REOPENED",
@@ -388,7 +266,7 @@ async def report_progress(info: GraphInfo, input: ReportProgressInput) -> Report
             )
         problem = writes.problem(record.source, status=input.status)
         if problem is not None:
-            raise _Refusal(
+            raise Refusal(
                 WriteErrorCode.STATUS_NOT_ALLOWED,
                 f"status {input.status.value} cannot be written: {problem}",
                 "status",
@@ -399,7 +277,7 @@ async def report_progress(info: GraphInfo, input: ReportProgressInput) -> Report
             "note": input.note,
             "at": datetime.now(UTC).isoformat(),
         }
-        entry = await _submit(
+        entry = await submit_write(
             writes,
             "progress",
             principal,
@@ -410,9 +288,9 @@ async def report_progress(info: GraphInfo, input: ReportProgressInput) -> Report
             record.source,
             record.local_id,
         )
-    except _Refusal as refusal:
+    except Refusal as refusal:
         return ReportProgressPayload(case=None, write=None, errors=[refusal.error()])
-    _refresh(info)
+    refresh_after_write(info)
     case = await load_case_in(info, entry.source, entry.case_id)
     return ReportProgressPayload(case=case, write=Write.of(entry), errors=[])
 
@@ -432,23 +310,21 @@ class AddNotePayload:
 
 
 async def add_note(info: GraphInfo, input: AddNoteInput) -> AddNotePayload:
-    writes, principal = _writer_principal(info)
+    writes, principal = writer_principal(info)
     try:
         record = await _own_case(info, input.case_id)
         _owner_check(info, principal, record, inspector_ok=False)
         if not input.note.strip() or len(input.note) > 4000:
-            raise _Refusal(
-                WriteErrorCode.INVALID_INPUT, "note must be 1 to 4000 characters", "note"
-            )
+            raise Refusal(WriteErrorCode.INVALID_INPUT, "note must be 1 to 4000 characters", "note")
         if not writes.can_write(record.source, "note"):
-            raise _Refusal(
+            raise Refusal(
                 WriteErrorCode.AGENCY_CANNOT_WRITE,
                 f"the system '{record.source}' holding this case takes no notes",
                 "caseId",
             )
         request = {"caseId": str(input.case_id), "note": input.note}
         payload = {"note": input.note, "at": datetime.now(UTC).isoformat()}
-        entry = await _submit(
+        entry = await submit_write(
             writes,
             "note",
             principal,
@@ -459,9 +335,9 @@ async def add_note(info: GraphInfo, input: AddNoteInput) -> AddNotePayload:
             record.source,
             record.local_id,
         )
-    except _Refusal as refusal:
+    except Refusal as refusal:
         return AddNotePayload(case=None, write=None, errors=[refusal.error()])
-    _refresh(info)
+    refresh_after_write(info)
     case = await load_case_in(info, entry.source, entry.case_id)
     return AddNotePayload(case=case, write=Write.of(entry), errors=[])
 
@@ -480,6 +356,13 @@ class Mutation:
         resolver=report_progress,
         description="The owning agency moves its own case on, with a note, in its own system.",
     )
+    file_complaint: FileComplaintPayload = strawberry.mutation(
+        resolver=file_complaint,
+        description=(
+            "File a new complaint from an intake app: created in the system of the agency "
+            "named, or of the one the gateway's routing rules choose (category and province)."
+        ),
+    )
     add_note: AddNotePayload = strawberry.mutation(
         resolver=add_note,
         description="The owning agency adds a note to its own case, its status unchanged.",
@@ -489,7 +372,7 @@ class Mutation:
 async def pending_writes(info: GraphInfo, first: int = 100) -> list[Write]:
     """Writes not yet done (PENDING) and those given up (ABANDONED): an inspector sees every
     caller's, anyone else their own."""
-    writes, principal = _writer_principal(info)
+    writes, principal = writer_principal(info)
     first = max(1, min(first, 500))
     subject = None if Role.INSPECTOR in principal.roles else principal.subject
     entries = [

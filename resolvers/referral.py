@@ -10,14 +10,16 @@ import strawberry
 from resolvers.agency import Agency
 from resolvers.context import GraphInfo
 from resolvers.errors import UnmappedValueError
-from sources import ReferralKind, ReferralRecord, Unmapped
+from sources import ReferralKind, ReferralRecord, Unmapped, WriteEntry
 
 if TYPE_CHECKING:
     from resolvers.case import Case
+    from resolvers.write_results import Write
 
 strawberry.enum(ReferralKind, name="ReferralKind", description="Why the case moved on.")
 
 LazyCase = Annotated["Case", strawberry.lazy("resolvers.case")]
+LazyWrite = Annotated["Write", strawberry.lazy("resolvers.write_results")]
 
 
 @strawberry.type(description="A hand-over of a case from one agency to another.")
@@ -29,16 +31,29 @@ class Referral:
     )
     secrecy: str | None = strawberry.field(description="Secrecy level, where the agency keeps one.")
     record: strawberry.Private[ReferralRecord]
+    pending: strawberry.Private[WriteEntry | None] = None
 
     @classmethod
-    def of(cls, record: ReferralRecord) -> Referral:
+    def of(cls, record: ReferralRecord, pending: WriteEntry | None = None) -> Referral:
         return cls(
             at=record.at,
             status=record.status,
             receiving_reference=record.their_reference,
             secrecy=record.secrecy,
             record=record,
+            pending=pending,
         )
+
+    @strawberry.field(
+        description=(
+            "While the referral is not yet written into both agencies' systems (status "
+            "PENDING): the outbox's write, with why its last attempt failed. Null once recorded."
+        )
+    )
+    def write(self) -> LazyWrite | None:
+        from resolvers.write_results import Write
+
+        return Write.of(self.pending) if self.pending is not None else None
 
     @strawberry.field
     def kind(self) -> ReferralKind | None:

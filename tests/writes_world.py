@@ -12,7 +12,6 @@ import pytest
 from gateway.auth import AnonymousSettings, AuthSettings
 from gateway.config import GatewayConfig
 from gateway.demo import DEMO_PMOC_KEY, demo_config, demo_environ
-from gateway.outbox import WriteSettings
 from resolvers.access import Role
 from samples import damrongdhama, pmoc_1111, provincial
 from samples.serving import ThreadedServer
@@ -47,17 +46,20 @@ def write_world(
     intake = pmoc_1111.Intake()
     pmoc = ThreadedServer(pmoc_1111.create_app(count=CASES, api_key=DEMO_PMOC_KEY, intake=intake))
     pmoc.start()
+    demo = demo_config(dsn, sqlite_path, pmoc.url, traffy_server.url)
     config = replace(
-        demo_config(dsn, sqlite_path, pmoc.url, traffy_server.url),
+        demo,
         auth=AuthSettings(
             key_store=f"sqlite+aiosqlite:///{tmp_path / 'keys.sqlite'}",
             anonymous=AnonymousSettings(role=Role.INSPECTOR),
         ),
-        writes=WriteSettings(
-            store=f"sqlite+aiosqlite:///{tmp_path / 'outbox.sqlite'}",
-            retry_base_seconds=0.2,
-            retry_max_seconds=0.5,
-            poll_seconds=0.1,
+        writes=demo.writes.model_copy(  # the demo's routing, a fast outbox of its own
+            update={
+                "store": f"sqlite+aiosqlite:///{tmp_path / 'outbox.sqlite'}",
+                "retry_base_seconds": 0.2,
+                "retry_max_seconds": 0.5,
+                "poll_seconds": 0.1,
+            }
         ),
     )
     try:

@@ -96,7 +96,9 @@ async def test_graphiql_opens_with_every_example_as_a_tab(gateway: RunningGatewa
     first, tabs = tabs_in(html)
     assert first == EXAMPLES[0].query
     assert [tab["query"] for tab in tabs] == [example.query for example in TABS]
-    assert {"ReferACase", "ReportProgress"} == {example.name for example in WRITE_EXAMPLES}
+    assert {"ReferACase", "ReportProgress", "FileAComplaint"} == {
+        example.name for example in WRITE_EXAMPLES
+    }
     trail = tabs[[e.name for e in EXAMPLES].index("CaseTrail")]
     assert json.loads(trail["variables"]) == by_name("CaseTrail").variables
     props = html.index("React.createElement(GraphiQL, {")

@@ -145,10 +145,7 @@ async def test_the_same_key_twice_and_concurrently_makes_one_case(
     assert len(await referral_rows(write_world, 6)) == 1
 
     other = await call(gateway, REFER, refer_input("6", KKN, "same-key"), agency_key(DDC))
-    assert other["data"]["referCase"]["errors"][0]["code"] in (
-        "IDEMPOTENCY_KEY_REUSED",
-        "AGENCY_CANNOT_WRITE",  # the demo Damrongdhama vocabulary names no Khon Kaen office
-    )
+    assert other["data"]["referCase"]["errors"][0]["code"] == "IDEMPOTENCY_KEY_REUSED"
     changed = refer_input("6", OPM, "same-key", kind="RETURN")
     reused = await call(gateway, REFER, changed, agency_key(DDC))
     assert reused["data"]["referCase"]["errors"][0]["code"] == "IDEMPOTENCY_KEY_REUSED"
@@ -261,7 +258,6 @@ async def test_progress_on_the_1111_service_through_its_api(
         (agency_key(DDC), REFER, refer_input("8", "BMA-TRAFFY", "x"), "AGENCY_CANNOT_RECEIVE"),
         (agency_key(DDC), REFER, refer_input("8", "NOBODY", "x"), "AGENCY_CANNOT_RECEIVE"),
         (agency_key(DDC), REFER, refer_input("8", DDC, "x"), "INVALID_INPUT"),
-        (DEMO_INSPECTOR_KEY, REFER, refer_input("8", KKN, "x"), "AGENCY_CANNOT_WRITE"),
         (
             DEMO_INSPECTOR_KEY,
             PROGRESS,
@@ -444,3 +440,37 @@ async def test_the_receiver_gets_only_the_personal_data_its_role_needs(
         rows = outbox.execute("SELECT payload FROM complaint_graph_outbox").fetchall()
     payloads = [json.loads(row[0]) for row in rows]
     assert len(payloads) == 2 and all(p["case"]["complainant"] is None for p in payloads)
+
+
+async def test_the_center_refers_to_the_khon_kaen_office_and_that_office_records_none(
+    gateway: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    """The demo's Damrongdhama vocabulary names the Khon Kaen office (KKN): the petition is
+    created in the office's SQLite database as received by referral, the centre's table
+    records it. The office's own system keeps no referrals, so its cases cannot be referred
+    through the graph: AGENCY_CANNOT_WRITE, saying why."""
+    body = await call(gateway, REFER, refer_input("11", KKN, "kkn-11"), agency_key(DDC))
+    result = body["data"]["referCase"]
+    assert result["errors"] == [] and result["write"]["state"] == "DONE", result
+    petition = result["write"]["receivingReference"]
+    with contextlib.closing(sqlite3.connect(write_world.sqlite_path)) as db:
+        via = db.execute("SELECT via FROM petition WHERE petition_no = ?", (petition,)).fetchall()
+    assert via == [("รับโอนเรื่อง",)]
+    connection = await asyncpg.connect(write_world.dsn)
+    try:
+        rows = await connection.fetch(
+            "SELECT to_org, their_ref FROM complaint_referrals WHERE complaint_id = 11 "
+            "AND their_ref = $1",
+            petition,
+        )
+    finally:
+        await connection.close()
+    assert [tuple(r) for r in rows] == [("KKN", petition)]
+    assert result["referral"]["counterpart"]["id"] == case_id("khonkaen-office", petition)
+
+    back = refer_input("0", OPM, "kkn-back")
+    back["input"]["caseId"] = case_id("khonkaen-office", petition)
+    refused = await call(gateway, REFER, back, DEMO_INSPECTOR_KEY)
+    (error,) = refused["data"]["referCase"]["errors"]
+    assert error["code"] == "AGENCY_CANNOT_WRITE" and "records no referrals" in error["message"]

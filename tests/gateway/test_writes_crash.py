@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import yaml
 from strawberry.relay import to_base64
 
 from gateway.demo import demo_agency_key, seed_demo_keys
@@ -50,18 +51,21 @@ STARTUP_SECONDS = 60.0
 
 
 def config_file(world: WriteWorld, fault: str | None) -> Path:
-    """samples/config.yaml with this world's stores: keys, audit and outbox in its directory."""
-    text = (REPO / "samples" / "config.yaml").read_text(encoding="utf-8")
-    keys = f"sqlite+aiosqlite:///{world.data_dir / 'keys.sqlite'}"
-    outbox = f"sqlite+aiosqlite:///{world.data_dir / 'outbox.sqlite'}"
-    text += (
-        f"\nauth: {{key_store: '{keys}'}}\n"
-        "events: {enabled: false}\n"
-        f"writes: {{store: '{outbox}', retry_base_seconds: 0.2, retry_max_seconds: 0.5, "
-        f"poll_seconds: 0.1" + (f", test_fault_after_send: {fault}" if fault else "") + "}\n"
-    )
+    """samples/config.yaml with this world's stores: keys, audit and outbox in its directory
+    (the demo's routing kept: filings are routed as in the demo)."""
+    document = yaml.safe_load((REPO / "samples" / "config.yaml").read_text(encoding="utf-8"))
+    document["auth"] = {"key_store": f"sqlite+aiosqlite:///{world.data_dir / 'keys.sqlite'}"}
+    document["events"] = {"enabled": False}
+    document["writes"] = {
+        **document.get("writes", {}),
+        "store": f"sqlite+aiosqlite:///{world.data_dir / 'outbox.sqlite'}",
+        "retry_base_seconds": 0.2,
+        "retry_max_seconds": 0.5,
+        "poll_seconds": 0.1,
+        **({"test_fault_after_send": fault} if fault else {}),
+    }
     path = world.data_dir / f"gateway-{fault or 'plain'}.yaml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
     return path
 
 
@@ -179,3 +183,41 @@ def test_killed_after_a_step_was_sent_before_it_was_recorded(world: WriteWorld, 
 def _send_ignoring_the_crash(gateway: GatewayProcess) -> None:
     with contextlib.suppress(httpx.HTTPError):  # the gateway died under it: the point
         gateway.graphql(REFER, VARIABLES)
+
+
+FILE = """
+mutation($input: FileComplaintInput!) {
+  fileComplaint(input: $input) { errors { code } caseId write { state receivingReference } }
+}"""
+
+
+def test_a_filing_killed_after_its_create_completes_once(world: WriteWorld) -> None:
+    """fileComplaint, the gateway dead after the 1111 service created the case and before
+    the outbox recorded it: restarted, the same case is the filing's, no second one."""
+    variables = {
+        "input": {
+            "title": "น้ำประปาไม่ไหล",
+            "category": "WATER",
+            "provinceCode": "10",  # the demo's default route: the 1111 service
+            "idempotencyKey": "crash-file",
+        }
+    }
+    gateway = GatewayProcess(world, "create")
+    with contextlib.suppress(httpx.HTTPError):  # the gateway died under it: the point
+        gateway.graphql(FILE, variables)
+    assert gateway.process.wait(timeout=30) == 70
+    assert len(world.intake.created) == 1
+    restarted = GatewayProcess(world)
+    try:
+        deadline = time.monotonic() + 30
+        while (
+            time.monotonic() < deadline
+            and restarted.graphql("{ pendingWrites { state } }")["data"]["pendingWrites"]
+        ):
+            time.sleep(0.05)  # the worker retries every 0.2-0.5 s: polled until done
+        again = restarted.graphql(FILE, variables)["data"]["fileComplaint"]
+        assert again["write"]["state"] == "DONE"
+        assert world.intake.created == [again["write"]["receivingReference"]]
+        assert again["caseId"] == to_base64("Case", f"pmoc-1111:{world.intake.created[0]}")
+    finally:
+        restarted.stop()

@@ -1,5 +1,6 @@
 """A write is an event at once: a partner subscribed to cases referred to it hears the
-referral within a second, and the referring agency hears the receiver's progress report.
+referral within a second, and the referring agency hears the receiver's progress report;
+new cases (referred or filed) are CREATED, notes NOTE_ADDED.
 The sources' watchers poll only every minute here, so only the write itself can have
 published what arrives."""
 
@@ -20,7 +21,8 @@ from gateway.config import EventSettings
 from gateway.demo import demo_agency_key, seed_demo_keys
 from samples.serving import ThreadedServer
 from tests.gateway.test_subscriptions import wait_for
-from tests.gateway.test_writes import PROGRESS, REFER, case_id, refer_input
+from tests.gateway.test_writes import NOTE, PROGRESS, REFER, case_id, refer_input
+from tests.gateway.test_writes_intake import FILE, complaint
 from tests.postgres import run
 from tests.writes_world import WriteWorld, write_world  # noqa: F401
 
@@ -95,3 +97,32 @@ async def test_partners_hear_referrals_and_progress_at_once(served: ThreadedServ
     finally:
         await partner.close()
         await sender.close()
+
+
+async def test_created_and_note_added_are_heard_within_a_second(served: ThreadedServer) -> None:
+    """CREATED for the case a referral makes at the receiver and for a filed complaint (the
+    1111 service's subscriber hears both, its own new cases), NOTE_ADDED for a note (the
+    Damrongdhama Center's subscriber hears it on its case)."""
+    receiver = await subscribe(served, "OPM-1111", {})
+    owner = await subscribe(served, "MOI-DDC", {})
+    try:
+        await wait_for(served, lambda events: events["subscribers"] >= 2)
+        referred = await post(served, REFER, refer_input("14", "OPM-1111", "ev-c"), "MOI-DDC")
+        new_case = referred["data"]["referCase"]["referredCase"]["id"]
+        heard = await events_until(receiver, "CREATED", 1.0)
+        assert heard[-1]["case"]["id"] == new_case
+
+        filed = await post(served, FILE, complaint("ev-f"), "OPM-1111")
+        result = filed["data"]["fileComplaint"]
+        assert result["agency"]["code"] == "OPM-1111" and result["write"]["state"] == "DONE"
+        heard = await events_until(receiver, "CREATED", 1.0)
+        assert heard[-1]["case"]["id"] == result["caseId"]
+
+        note = {"caseId": case_id("damrongdhama", "4"), "note": "นัดหมายแล้ว", "idempotencyKey": "n"}
+        noted = await post(served, NOTE, {"input": note}, "MOI-DDC")
+        assert noted["data"]["addNote"]["write"]["state"] == "DONE", noted
+        heard = await events_until(owner, "NOTE_ADDED", 1.0)
+        assert heard[-1]["case"]["id"] == note["caseId"]
+    finally:
+        await receiver.close()
+        await owner.close()
