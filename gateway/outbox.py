@@ -50,7 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.audit import AuditLog, entry_row
 from gateway.store_engine import store_engine
 from resolvers.access import Principal
-from sources import CanonicalStatus, ReferralKind
+from sources import CanonicalStatus, ReferralKind, Source
 from sources._changes import ChangeKind
 from sources._errors import SourceError, SourceTimeout, SourceUnavailable
 from sources._settings import SourceSettings, Strict
@@ -148,6 +148,7 @@ class Outbox:
         store_url: str,
         sources: tuple[SourceSettings, ...],
         audit: AuditLog | None = None,
+        backends: Mapping[str, Source] | None = None,
     ) -> None:
         self.publish: Publish | None = None
         """Publishes the cases a finished write changed (the event broker's
@@ -156,7 +157,7 @@ class Outbox:
         self.url = settings.store or store_url
         self.writers: dict[str, CaseWriter] = {}
         for source in sources:
-            writer = writer_for(source)
+            writer = writer_for(source, (backends or {}).get(source.id))  # guarded, if given
             if writer is not None:
                 self.writers[source.id] = writer
         self.audit = audit
