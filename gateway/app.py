@@ -98,7 +98,11 @@ class Gateway:
         self.rate_limits = RateLimits(rate_limit) if rate_limit is not None else None
         self.authenticator = Authenticator(config.auth)  # who calls: keys, tokens, anonymous
         self.outbox = Outbox(  # writes into agencies' systems (gateway/outbox.py)
-            config.writes, config.auth.key_store, config.sources, self.authenticator.audit
+            config.writes,
+            config.auth.key_store,
+            config.sources,
+            self.authenticator.audit,
+            self.federation.sources,  # writes go through the guarded sources
         )
         self.events = (
             EventBroker(

@@ -52,7 +52,7 @@ from gateway.routing import RoutingSettings
 from gateway.store_engine import store_engine
 from resolvers.access import Principal
 from resolvers.writes import Route
-from sources import CanonicalStatus, Channel, ReferralKind
+from sources import CanonicalStatus, Channel, ReferralKind, Source
 from sources._changes import ChangeKind
 from sources._errors import SourceError, SourceTimeout, SourceUnavailable
 from sources._settings import SourceSettings, Strict
@@ -161,6 +161,7 @@ class Outbox:
         store_url: str,
         sources: tuple[SourceSettings, ...],
         audit: AuditLog | None = None,
+        backends: Mapping[str, Source] | None = None,
     ) -> None:
         self.publish: Publish | None = None
         """Publishes the cases a finished write changed (the event broker's
@@ -169,7 +170,7 @@ class Outbox:
         self.url = settings.store or store_url
         self.writers: dict[str, CaseWriter] = {}
         for source in sources:
-            writer = writer_for(source)
+            writer = writer_for(source, (backends or {}).get(source.id))  # guarded, if given
             if writer is not None:
                 self.writers[source.id] = writer
         self.audit = audit

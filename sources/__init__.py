@@ -11,6 +11,7 @@ from sources._abilities import (
     MapsReferrals,
     SignalsChanges,
     SpeaksHttp,
+    WritesCases,
 )
 from sources._budget import ConnectionBudget, UsesConnections
 from sources._deadline import (
@@ -29,6 +30,7 @@ from sources._errors import (
     SourceQueryFailed,
     SourceTimeout,
     SourceUnavailable,
+    WritesUnsupported,
 )
 from sources._federation import Federation, Page
 from sources._interface import AgencyInfo, Backend, Capabilities, Problem, Source, SourceHealth
@@ -66,7 +68,7 @@ from sources._stats import (
     Durations,
     StatsWarning,
 )
-from sources._writes import KeyReused, WriteEntry
+from sources._writes import KeyReused, NewCase, OutgoingReferral, WriteEntry, native_of
 
 __all__ = [
     "RELATIVE_ERROR",
@@ -97,6 +99,8 @@ __all__ = [
     "LooksUpReferences",
     "MapsReferrals",
     "Named",
+    "NewCase",
+    "OutgoingReferral",
     "Page",
     "Position",
     "Problem",
@@ -127,11 +131,14 @@ __all__ = [
     "Vocabulary",
     "WebhookSettings",
     "WriteEntry",
+    "WritesCases",
+    "WritesUnsupported",
     "complete",
     "current_caller",
     "current_deadline",
     "deadline_scope",
     "moment_problem",
+    "native_of",
     "set_caller",
     "source_class",
     "start_deadline",

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sources._model import CaseRecord, ComplainantRecord, ReferralRecord
 from sources._query import CaseFilter, CaseOrder, Position
 from sources._stats import CaseStats, Dimension
+
+if TYPE_CHECKING:  # sources._writes imports the registry, which imports this module
+    from sources._model import CanonicalStatus
+    from sources._writes import NewCase, OutgoingReferral
 
 __all__ = [
     "Aggregates",
@@ -26,6 +30,7 @@ __all__ = [
     "MapsReferrals",
     "SignalsChanges",
     "SpeaksHttp",
+    "WritesCases",
 ]
 
 
@@ -93,6 +98,38 @@ class SpeaksHttp(Protocol):
     def observe_http(self, observer: Callable[[str], None]) -> None: ...
 
     def refresh_connections(self) -> None: ...
+
+
+@runtime_checkable
+class WritesCases(Protocol):
+    """Writes into the agency's system: a referral received as a new case, progress reported
+    on one. Each call is one transaction (or one request), made once per idempotency ``key``:
+    sent again with the same key it changes nothing more and answers what the first did (the
+    gateway's outbox retries, gateway/outbox.py). Values come canonical; the backend writes
+    its own codes (``sources._writes.native_of``). A step it does not take (``takes``) is
+    never asked; the mutation names the agency that cannot receive it."""
+
+    def takes(self, step: str) -> bool:
+        """Whether this source is configured for ``step`` (create, status, record, note)."""
+        ...
+
+    async def create_case(self, case: NewCase, key: str) -> str:
+        """Create the case and return its local id, the receiver's reference."""
+        ...
+
+    async def set_status(
+        self, local_id: str, status: CanonicalStatus, note: str | None, at: datetime, key: str
+    ) -> None:
+        """Set the case's status with a timeline note."""
+        ...
+
+    async def record_referral(self, local_id: str, referral: OutgoingReferral, key: str) -> None:
+        """Record the hand-over, with the receiver's reference, on the sender's case."""
+        ...
+
+    async def add_note(self, local_id: str, note: str, at: datetime, key: str) -> None:
+        """Add a note to the case's timeline, its status unchanged."""
+        ...
 
 
 Listed = tuple[CaseRecord, frozenset[str]]

@@ -58,5 +58,10 @@ class SourceQueryFailed(SourceBadResponse):
         self.reason = reason
 
 
+class WritesUnsupported(SourceError):
+    """The source cannot take this write: its kind does not write (no
+    :class:`~sources._abilities.WritesCases`) or its configuration has no ``writes:`` for it."""
+
+
 class SourceConfigError(SourceError):
     code = "SOURCE_MISCONFIGURED"

@@ -1,8 +1,9 @@
 """The guard around every source: deadline, concurrency bound, retries, circuit breaker, health.
 
 Retries (tenacity) apply to reads that failed for availability (unreachable, timed out), with
-jittered exponential backoff. The circuit breaker (circuitbreaker) opens after a run of such
-failures and then refuses calls at once, with SOURCE_UNAVAILABLE, until its recovery time has
+jittered exponential backoff; a write is sent once (the outbox, gateway/outbox.py, resends it
+later under the same idempotency key). The circuit breaker (circuitbreaker) opens after a run of
+such failures and then refuses calls at once, with SOURCE_UNAVAILABLE, until its recovery time has
 passed and a trial call succeeds. Every attempt is reported to the round-trip observer.
 """
 
@@ -36,10 +37,17 @@ from sources._bulkhead import Bulkhead
 from sources._deadline import Deadline, current_caller, current_deadline
 from sources._errors import SourceBusy, SourceError, SourceTimeout, SourceUnavailable
 from sources._interface import Capabilities, Problem, Source, SourceHealth
-from sources._model import CaseRecord, ComplainantRecord, ReferralRecord, TimelineEntry
+from sources._model import (
+    CanonicalStatus,
+    CaseRecord,
+    ComplainantRecord,
+    ReferralRecord,
+    TimelineEntry,
+)
 from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import Resilience
 from sources._stats import CaseStats, Dimension
+from sources._writes import NewCase, OutgoingReferral
 
 T = TypeVar("T")
 
@@ -163,7 +171,15 @@ class Guarded(Source):
             last_latency_seconds=self._last_latency,
         )
 
-    async def _call(self, operation: str, batch_size: int, call: Callable[[], Awaitable[T]]) -> T:
+    async def _call(
+        self,
+        operation: str,
+        batch_size: int,
+        call: Callable[[], Awaitable[T]],
+        retries: int | None = None,
+    ) -> T:
+        """``call`` under the circuit, the deadline and the bulkhead, retried ``retries``
+        times (None: ``resilience.retries``)."""
         state = self._breaker.state
         if state == STATE_OPEN:
             self._trial_connections = False
@@ -187,7 +203,13 @@ class Guarded(Source):
                 self.id, f"no answer earlier in this request; not asked again ({operation})"
             )
         try:
-            result = await self._with_retries(operation, batch_size, call, deadline)
+            result = await self._with_retries(
+                operation,
+                batch_size,
+                call,
+                deadline,
+                self.resilience.retries if retries is None else retries,
+            )
         except SourceBusy:
             raise  # our own congestion: says nothing about the agency
         except _AVAILABILITY as failure:
@@ -213,6 +235,7 @@ class Guarded(Source):
         batch_size: int,
         call: Callable[[], Awaitable[T]],
         deadline: Deadline | None,
+        retries: int,
     ) -> T:
         """The first attempt straight away; tenacity takes over only once it has failed for
         availability (building its retry state for every round trip cost two percent of a
@@ -226,7 +249,7 @@ class Guarded(Source):
         except SourceBusy:
             raise
         except _AVAILABILITY as failure:
-            if self.resilience.retries == 0:
+            if retries == 0:
                 raise
             first: list[BaseException] = [failure]
 
@@ -236,7 +259,7 @@ class Guarded(Source):
             return await self._attempt(operation, batch_size, call, deadline)
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.resilience.retries + 1) | _OutOfTime(deadline),
+            stop=stop_after_attempt(retries + 1) | _OutOfTime(deadline),
             wait=_Backoff(self.resilience.retry_initial_seconds, self.resilience.retry_max_seconds),
             retry=retry_if_exception_type(_AVAILABILITY) & retry_if_not_exception_type(SourceBusy),
             reraise=True,
@@ -406,3 +429,34 @@ class Guarded(Source):
 
     async def check(self) -> list[Problem]:
         return await self.inner.check()
+
+    def takes(self, step: str) -> bool:
+        return self.inner.takes(step)
+
+    async def create_case(self, case: NewCase, key: str) -> str:
+        return await self._call(
+            "create_case", 1, lambda: self.inner.create_case(case, key), retries=0
+        )
+
+    async def set_status(
+        self, local_id: str, status: CanonicalStatus, note: str | None, at: datetime, key: str
+    ) -> None:
+        await self._call(
+            "set_status",
+            1,
+            lambda: self.inner.set_status(local_id, status, note, at, key),
+            retries=0,
+        )
+
+    async def record_referral(self, local_id: str, referral: OutgoingReferral, key: str) -> None:
+        await self._call(
+            "record_referral",
+            1,
+            lambda: self.inner.record_referral(local_id, referral, key),
+            retries=0,
+        )
+
+    async def add_note(self, local_id: str, note: str, at: datetime, key: str) -> None:
+        await self._call(
+            "add_note", 1, lambda: self.inner.add_note(local_id, note, at, key), retries=0
+        )

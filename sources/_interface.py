@@ -6,11 +6,21 @@ import abc
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from sources._model import CaseRecord, ComplainantRecord, ReferralRecord, TimelineEntry
+from sources._errors import WritesUnsupported
+from sources._model import (
+    CanonicalStatus,
+    CaseRecord,
+    ComplainantRecord,
+    ReferralRecord,
+    TimelineEntry,
+)
 from sources._query import CaseFilter, CaseOrder, Position
 from sources._stats import CaseStats, Dimension, StatsWarning, stats_of_records
+
+if TYPE_CHECKING:  # sources._writes imports the registry, which imports this module
+    from sources._writes import NewCase, OutgoingReferral
 
 DEFAULT_STATS_SCAN_LIMIT = 10_000
 
@@ -154,7 +164,7 @@ class Backend(abc.ABC):
 class Source(Backend):
     """An agency's complaint system as the core asks it: the :class:`Backend` contract, with
     every optional ability and its default (no referrals, no complainants, statistics by a
-    bounded scan, no change signal). Its searches and counts answer exactly: a
+    bounded scan, no change signal, no writes). Its searches and counts answer exactly: a
     :class:`Backend` that leaves work to the core is one once wrapped in
     :class:`sources._pushdown.Pushdown`.
     """
@@ -246,6 +256,32 @@ class Source(Backend):
         circuit's trial call, so that a connection spoilt by the failures that opened it cannot
         fail the trial too. Sources without a pool of their own ignore it."""
         return None
+
+    def takes(self, step: str) -> bool:
+        """Whether this source writes ``step`` (create, status, record, note): see
+        :class:`sources._abilities.WritesCases`. The default writes nothing."""
+        return False
+
+    async def create_case(self, case: NewCase, key: str) -> str:
+        raise self._cannot_write("create")
+
+    async def set_status(
+        self, local_id: str, status: CanonicalStatus, note: str | None, at: datetime, key: str
+    ) -> None:
+        raise self._cannot_write("status")
+
+    async def record_referral(self, local_id: str, referral: OutgoingReferral, key: str) -> None:
+        raise self._cannot_write("record")
+
+    async def add_note(self, local_id: str, note: str, at: datetime, key: str) -> None:
+        raise self._cannot_write("note")
+
+    def _cannot_write(self, step: str) -> WritesUnsupported:
+        return WritesUnsupported(
+            self.id,
+            f"agency {self.agency.code} cannot receive this write ({step}): its kind "
+            f"{self.kind!r} does not write, or its configuration has no writes: for it",
+        )
 
     def health(self) -> SourceHealth | None:
         """Health as seen by the gateway's guard around the source; adapters have none."""

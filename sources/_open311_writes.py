@@ -30,10 +30,11 @@ from sources._errors import (
     SourceError,
     SourceTimeout,
     SourceUnavailable,
+    WritesUnsupported,
 )
 from sources._model import CanonicalStatus
 from sources._settings import SourceSettings, Strict
-from sources._writes import NewCase, OutgoingReferral, WritesUnsupported, native_of
+from sources._writes import NewCase, OutgoingReferral, native_of
 from sources.rest._records import dig
 
 DESCRIPTION_LIMIT = 4000

@@ -28,12 +28,14 @@ from sources._abilities import (
     MapsReferrals,
     SignalsChanges,
     SpeaksHttp,
+    WritesCases,
 )
 from sources._errors import SourceBadResponse
 from sources._interface import Backend, Capabilities, Problem, Source
 from sources._model import (
     CASE_RECORD_FIELDS,
     TIMELINE,
+    CanonicalStatus,
     CaseRecord,
     ComplainantRecord,
     ReferralRecord,
@@ -41,6 +43,7 @@ from sources._model import (
 )
 from sources._query import CaseFilter, CaseOrder, Position
 from sources._stats import CaseStats, Dimension
+from sources._writes import NewCase, OutgoingReferral
 
 __all__ = [
     "Pushdown",
@@ -339,6 +342,31 @@ class Pushdown(Source):
     def refresh_connections(self) -> None:
         if isinstance(self.backend, SpeaksHttp):
             self.backend.refresh_connections()
+
+    def takes(self, step: str) -> bool:
+        return isinstance(self.backend, WritesCases) and self.backend.takes(step)
+
+    async def create_case(self, case: NewCase, key: str) -> str:
+        if isinstance(self.backend, WritesCases):
+            return await self.backend.create_case(case, key)
+        return await super().create_case(case, key)
+
+    async def set_status(
+        self, local_id: str, status: CanonicalStatus, note: str | None, at: datetime, key: str
+    ) -> None:
+        if isinstance(self.backend, WritesCases):
+            return await self.backend.set_status(local_id, status, note, at, key)
+        return await super().set_status(local_id, status, note, at, key)
+
+    async def record_referral(self, local_id: str, referral: OutgoingReferral, key: str) -> None:
+        if isinstance(self.backend, WritesCases):
+            return await self.backend.record_referral(local_id, referral, key)
+        return await super().record_referral(local_id, referral, key)
+
+    async def add_note(self, local_id: str, note: str, at: datetime, key: str) -> None:
+        if isinstance(self.backend, WritesCases):
+            return await self.backend.add_note(local_id, note, at, key)
+        return await super().add_note(local_id, note, at, key)
 
 
 def _targets(referrals: Sequence[ReferralRecord]) -> frozenset[str]:

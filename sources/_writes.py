@@ -1,8 +1,10 @@
 """Writes: an optional capability of a source, beside the reads every source has.
 
-A source whose configuration has a ``writes:`` section gets a :class:`CaseWriter` from
-:func:`writer_for`; one without it cannot receive referrals nor take progress reports, and
-:class:`WritesUnsupported` says which agency that is. Each write carries an idempotency key:
+A kind writes by implementing :class:`~sources._abilities.WritesCases` (the built-in kinds
+through :class:`WritesWithWriter`, once their configuration has a ``writes:`` section); the
+outbox writes through the gateway's guarded source (:func:`writer_for`). A source that does not
+write cannot receive referrals nor take progress reports, and :class:`WritesUnsupported` says
+which agency that is. Each write carries an idempotency key:
 sent again with the same key (the gateway's outbox retries, gateway/outbox.py), it changes
 nothing more and answers what the first one did, so a retry after a lost answer never makes
 a second case. Writers take canonical values and translate them back through the source's own
@@ -11,19 +13,15 @@ vocabulary (:func:`native_of`): an agency's system receives its own codes.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sources._errors import SourceError
+from sources._errors import SourceError, WritesUnsupported
+from sources._interface import Source
 from sources._model import CanonicalStatus, Channel, ReferralKind
 from sources._settings import SourceSettings
-
-
-class WritesUnsupported(SourceError):
-    """The source has no ``writes:`` configuration (or its kind cannot write)."""
 
 
 class NotInVocabulary(SourceError):
@@ -148,23 +146,106 @@ def native_of(source: str, key: str, mapping: Mapping[str, _V], value: _V) -> st
     raise NotInVocabulary(source, key, str(value))
 
 
-WRITERS: dict[str, str] = {
-    "sql": "sources.sql._writes:SqlWriter",
-    "rest": "sources.rest._writes:RestWriter",
-    "open311": "sources._open311_writes:Open311Writer",
-}
-"""The writer of each kind that can write, imported when a source of that kind has ``writes:``."""
+STEPS = ("create", "status", "record", "note")
+"""The steps of a write, as :meth:`CaseWriter.takes` names them."""
 
 
-def writer_for(settings: SourceSettings) -> CaseWriter | None:
-    """The source's writer, or None when its configuration has no ``writes:`` (or its kind
-    cannot write)."""
-    where = WRITERS.get(settings.kind)
-    if getattr(settings, "writes", None) is None or where is None:
+class WritesWithWriter:
+    """:class:`~sources._abilities.WritesCases` for a kind whose writes are made by a writer
+    of its own (the built-in kinds: an engine or HTTP client apart from their reads, so a write
+    never waits behind a page of reads). The kind sets ``writer`` from its configuration (None
+    without ``writes:``) and closes it when it closes. Listed before ``Source`` in the bases."""
+
+    id: str
+    writer: CaseWriter | None = None
+
+    def takes(self, step: str) -> bool:
+        return self.writer is not None and self.writer.takes(step)
+
+    async def create_case(self, case: NewCase, key: str) -> str:
+        return await self._writing().create_case(case, key)
+
+    async def set_status(
+        self, local_id: str, status: CanonicalStatus, note: str | None, at: datetime, key: str
+    ) -> None:
+        await self._writing().set_status(local_id, status, note, at, key)
+
+    async def record_referral(self, local_id: str, referral: OutgoingReferral, key: str) -> None:
+        await self._writing().record_referral(local_id, referral, key)
+
+    async def add_note(self, local_id: str, note: str, at: datetime, key: str) -> None:
+        await self._writing().add_note(local_id, note, at, key)
+
+    async def close_writer(self) -> None:
+        """Close the writer's own engine or client (the kind's ``close`` calls it)."""
+        if self.writer is not None:
+            await self.writer.close()
+
+    def _writing(self) -> CaseWriter:
+        if self.writer is None:
+            raise WritesUnsupported(self.id, "its configuration has no writes: section")
+        return self.writer
+
+
+class _ThroughSource:
+    """A :class:`CaseWriter` that writes through a source (its :class:`WritesCases`): the
+    gateway's guarded source, so that writes keep its deadline, bulkhead and circuit."""
+
+    def __init__(self, settings: SourceSettings, source: Source, owned: bool) -> None:
+        self.source_id = settings.id
+        self._settings = settings
+        self.source = source
+        self.owned = owned
+
+    @property
+    def settings(self) -> SourceSettings:
+        return self._settings
+
+    def takes(self, step: str) -> bool:
+        return self.source.takes(step)
+
+    async def create_case(self, case: NewCase, key: str) -> str:
+        return await self.source.create_case(case, key)
+
+    async def set_status(
+        self, local_id: str, status: CanonicalStatus, note: str | None, at: datetime, key: str
+    ) -> None:
+        await self.source.set_status(local_id, status, note, at, key)
+
+    async def record_referral(self, local_id: str, referral: OutgoingReferral, key: str) -> None:
+        await self.source.record_referral(local_id, referral, key)
+
+    async def add_note(self, local_id: str, note: str, at: datetime, key: str) -> None:
+        await self.source.add_note(local_id, note, at, key)
+
+    async def close(self) -> None:
+        if self.owned:
+            await self.source.close()
+
+
+def writer_for(settings: SourceSettings, source: Source | None = None) -> CaseWriter | None:
+    """The writer of the source configured by ``settings``, or None when it writes nothing (its
+    kind has no :class:`~sources._abilities.WritesCases`, or its configuration no ``writes:``).
+
+    ``source`` is the gateway's own, guarded source for ``settings``: writes go through it.
+    Without one, a source of the kind is made for writing alone (unopened: kinds connect in
+    ``open`` or on first use): its own writer when it has one (:class:`WritesWithWriter`), else
+    the source itself, closed with the writer."""
+    if source is not None:
+        return _ThroughSource(settings, source, owned=False) if _writes(source) else None
+    # The registry imports the kinds, whose writers import this module.
+    from sources._registry import source_class
+
+    made = source_class(settings.kind)(settings)
+    if not _writes(made):
         return None
-    module, _, name = where.partition(":")
-    writer: CaseWriter = getattr(importlib.import_module(module), name)(settings)
-    return writer
+    if isinstance(made, WritesWithWriter) and made.writer is not None:
+        return made.writer
+    return _ThroughSource(settings, made, owned=True)
+
+
+def _writes(source: Source) -> bool:
+    return any(source.takes(step) for step in STEPS)
 
 
 def vocabulary_problem(

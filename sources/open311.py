@@ -17,7 +17,7 @@ from pydantic import Field
 
 from sources._interface import Problem
 from sources._model import TimelineEntry
-from sources._open311_writes import Open311Writes
+from sources._open311_writes import Open311Writer, Open311Writes
 from sources._settings import SourceSettings, Strict
 from sources.rest import RestSource
 from sources.rest._records import dig, items_at
@@ -175,6 +175,7 @@ class Open311Source(RestSource):
         assert isinstance(settings, Open311Settings)
         self.open311 = settings
         super().__init__(settings.as_rest())
+        self.writer = Open311Writer(settings) if settings.writes is not None else None
 
     async def load_timelines(
         self, local_ids: Sequence[str]

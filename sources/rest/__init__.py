@@ -33,8 +33,10 @@ from sources._pushdown import count_listed, exact, scan_for_references, search_l
 from sources._query import CaseFilter, CaseOrder, Position, SortField, received_window
 from sources._settings import SourceSettings
 from sources._stats import BIN_COUNT, Bucket, CaseStats, Dimension, Durations
+from sources._writes import CaseWriter, WritesWithWriter
 from sources.rest._records import RecordMapper, dig, items_at
 from sources.rest._settings import Pagination, ReferralListing, RestSettings, StatsEndpoint
+from sources.rest._writes import RestWriter
 
 __all__ = ["RestSettings", "RestSource"]
 
@@ -69,7 +71,7 @@ _LONG_DIGIT_RUN = b"0" * 19
 which it would read as a float."""
 
 
-class RestSource(HttpSource):
+class RestSource(WritesWithWriter, HttpSource):
     settings_model: type[SourceSettings] = RestSettings
     kind = "rest"
 
@@ -78,6 +80,7 @@ class RestSource(HttpSource):
         self.settings = settings
         self.id = settings.id
         self.agency: AgencyInfo = settings.agency.info()
+        self.writer: CaseWriter | None = RestWriter(settings) if settings.writes else None
         params = settings.list.filters
         self.pushed = frozenset(name for name in _FILTER_NAMES if getattr(params, name))
         self.records = RecordMapper(
@@ -91,6 +94,10 @@ class RestSource(HttpSource):
         self.stats_scan_limit = min(
             settings.stats_scan_limit, pages.max_pages * pages.pagination.page_size - 1
         )
+
+    async def close(self) -> None:
+        await super().close()
+        await self.close_writer()
 
     @property
     def capabilities(self) -> Capabilities:

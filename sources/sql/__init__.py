@@ -42,6 +42,7 @@ from sources._model import (
 from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import SourceSettings
 from sources._stats import CaseStats, Dimension
+from sources._writes import WritesWithWriter
 from sources.sql import _notify
 from sources.sql._check import NoStatistics, probes
 from sources.sql._dialects import KEYS, SqlDialect, strategy_for
@@ -51,6 +52,7 @@ from sources.sql._settings import SqlSettings
 from sources.sql._shape import resolve_shape, table_names
 from sources.sql._statements import Statements
 from sources.sql._stats import StatsQuery
+from sources.sql._writes import SqlWriter
 
 __all__ = ["SqlSettings", "SqlSource"]
 
@@ -74,7 +76,7 @@ CARRY_TIMELINES_AGAIN_AFTER = 60.0
 """Seconds a source's pages carry no timelines after the database refused a page with them."""
 
 
-class SqlSource(Source):
+class SqlSource(WritesWithWriter, Source):
     settings_model: type[SourceSettings] = SqlSettings
     kind = "sql"
 
@@ -83,6 +85,7 @@ class SqlSource(Source):
         self.settings = settings
         self.id = settings.id
         self.agency: AgencyInfo = settings.agency.info()
+        self.writer = SqlWriter(settings) if settings.writes is not None else None
         self._engine: AsyncEngine | None = None
         self._statements: Statements | None = None
         self._rows: RowMapper | None = None
@@ -116,6 +119,7 @@ class SqlSource(Source):
         await self._ready()
 
     async def close(self) -> None:
+        await self.close_writer()
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None

@@ -8,8 +8,10 @@ paging as such APIs do (each pushes down a part of the filters, never all of the
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -317,3 +319,38 @@ def open311_server() -> Starlette:
             Route("/open311/v2/services.json", services),
         ]
     )
+
+
+CSV_COLUMNS = (
+    *("id", "title", "description", "channel", "category", "status", "province", "district"),
+    *("received_at", "updated_at", "due_at", "closed_at"),
+)
+
+
+def write_csv(path: Path) -> None:
+    """The fixture as the CSV file of tests/plugin_kind publishes it: the Bangkok times with
+    their offset, an empty cell for no due date or closing time; no history, no referrals."""
+
+    def moment(local: datetime | None) -> str:
+        return "" if local is None else local.replace(tzinfo=BANGKOK).isoformat()
+
+    with path.open("w", encoding="utf-8", newline="") as file:
+        out = csv.writer(file)
+        out.writerow(CSV_COLUMNS)
+        for case in CASES:
+            out.writerow(
+                [
+                    case.local_id,
+                    case.title,
+                    case.description,
+                    case.channel,
+                    case.category,
+                    case.status,
+                    case.province,
+                    case.district,
+                    moment(case.received),
+                    moment(case.updated),
+                    moment(case.due),
+                    moment(case.closed),
+                ]
+            )

@@ -20,12 +20,13 @@ class Traits:
     """What a kind maps of the fixture agency, as the kind itself can (not as a test skips):
     Open311 publishes no personal data and no closing time, and its case number is its id;
     the GraphQL agency's schema (PostGraphile over the case tables) is read for cases and
-    their history only."""
+    their history only; the CSV file of tests/plugin_kind holds one row per case, no history."""
 
     referrals: bool = True
     complainants: bool = True
     closed_at: bool = True
     own_reference: bool = True
+    timelines: bool = True
 
 
 TRAITS = {
@@ -37,6 +38,7 @@ TRAITS = {
     "graphql": Traits(referrals=False, complainants=False),
     "minimal": Traits(complainants=False, own_reference=False),
     "keyset": Traits(complainants=False, own_reference=False),
+    "csv": Traits(referrals=False, complainants=False, own_reference=False, timelines=False),
 }
 
 
@@ -199,6 +201,11 @@ GRAPHQL_FIELDS = (
     "dueAt closedAt"
 )
 GRAPHQL_LOGS = "ctLogsByCaseId(orderBy: [AT_ASC, ID_ASC]) { nodes { at status note } }"
+
+
+def csv(path: str) -> dict[str, Any]:
+    """The third-party kind of tests/plugin_kind over the file backends.write_csv wrote."""
+    return _common("csv") | {"path": path}
 
 
 def graphql(url: str) -> dict[str, Any]:

@@ -20,14 +20,26 @@ from samples.serving import ThreadedServer
 from sources import Source, complete
 from tests import mysql
 from tests.contract import configs
-from tests.contract.backends import json_api, load_sql, open311_server
+from tests.contract.backends import json_api, load_sql, open311_server, write_csv
 from tests.contract.minimal import MinimalBackend
+from tests.plugin_kind.complaint_graph_csv import CsvSettings, CsvSource
 from tests.postgres import create_database, drop_database, run, sqlalchemy_url
 
 AGENCY_DIR = Path(__file__).resolve().parents[1] / "graphql-agency"
-KINDS = ("postgresql", "sqlite", "mariadb", "rest", "open311", "graphql", "minimal", "keyset")
+KINDS = (
+    "postgresql",
+    "sqlite",
+    "mariadb",
+    "rest",
+    "open311",
+    "graphql",
+    "minimal",
+    "keyset",
+    "csv",
+)
 """The six kinds, and the least backend there can be (tests/contract/minimal.py): it pushes
-down nothing, so the core does it all; ``keyset`` orders and cuts but filters nothing."""
+down nothing, so the core does it all; ``keyset`` orders and cuts but filters nothing. ``csv``
+is the third-party kind of tests/plugin_kind, only a ``Backend`` too (docs/contributors.md)."""
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +76,13 @@ def contract_mariadb() -> Iterator[str]:
         yield url
     finally:
         run(mysql.drop_database(admin, url))
+
+
+@pytest.fixture(scope="session")
+def contract_csv(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("contract") / "agency.csv"
+    write_csv(path)
+    return str(path)
 
 
 @pytest.fixture(scope="session")
@@ -127,6 +146,8 @@ def settings_of(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
         return configs.open311(request.getfixturevalue("contract_open311"))
     if kind in ("minimal", "keyset"):
         return {}
+    if kind == "csv":
+        return configs.csv(request.getfixturevalue("contract_csv"))
     return configs.graphql(request.getfixturevalue("contract_graphql"))
 
 
@@ -151,6 +172,8 @@ async def backend(configured: tuple[str, dict[str, Any]]) -> AsyncIterator[Backe
     kind, settings = configured
     if kind in ("minimal", "keyset"):
         source = complete(MinimalBackend(orders=kind == "keyset"))
+    elif kind == "csv":  # the plugin is not installed here: its class is made directly
+        source = complete(CsvSource(CsvSettings.model_validate(settings)))
     else:
         source = configs.source(settings)
     await source.open()

@@ -263,6 +263,9 @@ async def test_a_page_read_for_some_fields_holds_them_right(
 async def test_timelines_oldest_first_with_tied_entries_in_order(backend: Backend) -> None:
     ids = [case.local_id for case in CASES]
     found = await backend.source.load_timelines([*ids, "9999"])
+    if not backend.traits.timelines:
+        assert not any(found.values())
+        return
     assert set(found) == set(ids)
     for case in CASES:
         entries = [(e.at, e.status, e.source_status, e.note) for e in found[case.local_id]]

@@ -14,14 +14,21 @@ import pytest
 
 from sources import (
     AgencyInfo,
+    CanonicalStatus,
     Capabilities,
     CaseFilter,
     CaseOrder,
+    NewCase,
+    OutgoingReferral,
+    ReferralKind,
     Resilience,
     Source,
     SourceUnavailable,
+    _abilities,
 )
 from sources._guard import Guarded
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 ARGUMENTS: dict[str, Any] = {
     "local_ids": ["1"],
@@ -37,6 +44,13 @@ ARGUMENTS: dict[str, Any] = {
     "agency": "OTHER",
     "wake": lambda: None,
     "observer": lambda source: None,
+    "case": NewCase("t", "d", "ROADS", AT, "OTHER", "R-1"),
+    "key": "k-1",
+    "local_id": "1",
+    "status": CanonicalStatus.RESOLVED,
+    "note": "n",
+    "at": AT,
+    "referral": OutgoingReferral("OTHER", ReferralKind.FORWARD, "R-9", AT),
 }
 """A value for each parameter name of the protocol's methods."""
 
@@ -48,6 +62,7 @@ NOT_ROUND_TRIPS = {
     "refresh_connections": "called by the guard itself before an open circuit's trial",
     "health": "the guard's own state",
     "capabilities": "configuration, read without a round trip",
+    "takes": "configuration, read without a round trip",
 }
 DATA = {"id", "kind", "agency", "stats_scan_limit"}
 
@@ -99,6 +114,26 @@ def test_every_member_of_the_protocol_is_the_guards_own() -> None:
     source (a default ``load_referrals`` says "none") or reach it unguarded."""
     inherited = sorted(name for name in protocol_members() if name not in vars(Guarded))
     assert inherited == [], f"Guarded does not cover {inherited}: add them to sources/_guard.py"
+
+
+def test_every_optional_ability_is_a_member_of_the_protocol() -> None:
+    """An ability protocol (sources/_abilities.py) whose methods ``Source`` lacks would reach a
+    kind only around the guard; as members of ``Source`` the tests above cover them."""
+    asked_otherwise = {"ListsCases": "a way to search, asked through search_cases"}
+    abilities = [
+        getattr(_abilities, name)
+        for name in _abilities.__all__
+        if isinstance(getattr(_abilities, name), type) and name not in asked_otherwise
+    ]
+    assert _abilities.WritesCases in abilities
+    missing = sorted(
+        f"{ability.__name__}.{name}"
+        for ability in abilities
+        for name in vars(ability)
+        if not name.startswith("_") and callable(vars(ability)[name])
+        if name not in protocol_members()
+    )
+    assert missing == [], f"Source has no default for {missing}"
 
 
 def test_the_exemptions_name_members_that_exist() -> None:

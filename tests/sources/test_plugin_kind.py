@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ConfigError, parse_config
-from sources import UnknownKind, source_class
+from sources import Backend, Source, UnknownKind, source_class
 from sources._registry import BUILT_IN, GROUP, kinds
 from tests.conftest import serving
 
@@ -37,15 +37,21 @@ sources:
     vocabulary:
       statuses: {ใหม่: RECEIVED, เสร็จ: RESOLVED}
       categories: {ถนน: ROADS, ไฟ: LIGHT}
+      channels: {โทร: PHONE, เว็บ: WEB}
 """
 
-ROWS = [
-    ("T1", "ถนนเป็นหลุม", "หน้าวัด", "ถนน", "ใหม่", "2026-03-01T09:00:00+07:00", "40"),
-    ("T2", "ไฟดับ", "ซอย 3", "ไฟ", "เสร็จ", "2026-03-02T09:00:00+07:00", "40"),
-    ("T3", "ถนนทรุด", "ทางเข้าตลาด", "ถนน", "ใหม่", "2026-03-03T09:00:00+07:00", "41"),
-    ("T4", "ไฟกระพริบ", "สี่แยก", "ไฟ", "ใหม่", "2026-03-04T09:00:00+07:00", "40"),
-    ("T5", "ถนนลื่น", "สะพาน", "ถนน", "เสร็จ", "2026-03-05T09:00:00+07:00", "40"),
+ROWS = [  # id, title, description, channel, category, status, province, district, received
+    ("T1", "ถนนเป็นหลุม", "หน้าวัด", "โทร", "ถนน", "ใหม่", "40", "4001", "2026-03-01T09:00"),
+    ("T2", "ไฟดับ", "ซอย 3", "เว็บ", "ไฟ", "เสร็จ", "40", "4001", "2026-03-02T09:00"),
+    ("T3", "ถนนทรุด", "ทางเข้าตลาด", "โทร", "ถนน", "ใหม่", "41", "4101", "2026-03-03T09:00"),
+    ("T4", "ไฟกระพริบ", "สี่แยก", "เว็บ", "ไฟ", "ใหม่", "40", "4002", "2026-03-04T09:00"),
+    ("T5", "ถนนลื่น", "สะพาน", "โทร", "ถนน", "เสร็จ", "40", "4002", "2026-03-05T09:00"),
 ]
+
+HEADER = (
+    "id,title,description,channel,category,status,province,district,"
+    "received_at,updated_at,due_at,closed_at"
+)
 
 PAGE = """
 query Page($after: String, $filter: CaseFilterInput) {
@@ -111,8 +117,9 @@ def installed(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 
 
 def _config(tmp_path: Path, rows: list[tuple[str, ...]] = ROWS) -> str:
-    lines = ["id,title,description,category,status,received_at,province"]
-    lines += [",".join(row) for row in rows]
+    """The file with these rows, each updated when received and with no due or closing time."""
+    lines = [HEADER]
+    lines += [",".join((*row[:-1], f"{row[-1]}+07:00", f"{row[-1]}+07:00", "", "")) for row in rows]
     path = tmp_path / "town.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return CONFIG.replace("PATH", str(path)).replace("KEYS", str(tmp_path / "keys.sqlite"))
@@ -134,6 +141,8 @@ async def test_an_installed_kind_serves_cases_by_configuration_alone(
     assert "csv" in kinds() and MODULE not in sys.modules  # listed, not imported
     config = parse_config(_config(tmp_path), {})
     assert MODULE in sys.modules  # imported once a configuration names it
+    kind = sys.modules[MODULE].CsvSource
+    assert issubclass(kind, Backend) and not issubclass(kind, Source)  # the core does the rest
     seen: list[str] = []
     cursor = None
     async with serving(config) as gateway:
@@ -163,7 +172,8 @@ async def test_a_broken_plugin_file_is_an_error_naming_the_source(
     installed: Path, tmp_path: Path
 ) -> None:
     config = parse_config(
-        _config(tmp_path, [("T9", "ไม่มีเวลา", "", "ถนน", "ใหม่", "เมื่อวาน", "40")]), {}
+        _config(tmp_path, [("T9", "ไม่มีเวลา", "", "โทร", "ถนน", "ใหม่", "40", "4001", "เมื่อวาน")]),
+        {},
     )
     async with serving(config) as gateway:
         body = await gateway.query(PAGE, {})
