@@ -68,7 +68,9 @@ class Gateway:
         self.config = config
         self.metrics = Metrics()
         self.tracing = Tracing.from_settings(config.observability.tracing, tracer_provider)
-        self.connections = ConnectionBudget(config.limits.source_connections)
+        self.connections = ConnectionBudget(
+            config.limits.source_connections, config.limits.source_idle_seconds
+        )
         self.federation = Federation(
             (
                 Guarded(
