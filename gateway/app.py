@@ -83,6 +83,7 @@ class Gateway:
             ),
             coverage={settings.id: settings.coverage for settings in config.sources},
             count_cache_seconds={s.id: s.count_cache_seconds for s in config.sources},
+            count_estimate_seconds={s.id: s.count_estimate_seconds for s in config.sources},
             observe_plan=self.metrics.observe_plan,
         )
         self.directory = Directory(
