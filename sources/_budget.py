@@ -110,26 +110,33 @@ class ConnectionBudget:
             async with self.slot(), engine.connect() as connection:
                 yield connection
             return
-        async with self.slot():
-            await self._room_for(pool)
+        self._bind_loop()
+        slots = self._slots
+        if slots is not None:
+            await slots.acquire()
+        self._enter()
+        try:
+            if slots is not None or pool.disposing is not None:
+                await self._room_for(pool)
             # No await from the check above to the pool's checkout: what it saw still holds.
-            opening = pool.idle() == 0
+            if pool.idle() == 0:  # summed over every pool only when this one opens one
+                self.peak_open = max(self.peak_open, self.open_connections() + 1)
             pool.in_use += 1
-            if pool.expiry is not None:
-                pool.expiry.cancel()
-                pool.expiry = None
-            if opening:  # summed over every pool only when this one opens a connection
-                self.peak_open = max(self.peak_open, self.open_connections())
             try:
                 async with engine.connect() as connection:
                     yield connection
             finally:
                 pool.in_use -= 1
                 pool.last_used = time.monotonic()
-                if pool.in_use == 0 and pool.key in self._pools:
+                if pool.expiry is None and pool.key in self._pools:
                     loop = asyncio.get_running_loop()
                     pool.expiry = loop.call_later(self.idle_seconds, self._expire, pool)
-                self._signal_freed()
+                if slots is not None:
+                    self._signal_freed()
+        finally:
+            self.in_use -= 1
+            if slots is not None:
+                slots.release()
 
     async def _room_for(self, pool: _Pool) -> None:
         """Wait until ``pool`` may hand out a connection: not while it is being closed, and,
@@ -156,11 +163,20 @@ class ConnectionBudget:
 
     async def _dispose(self, pool: _Pool) -> None:
         """Close the idle pool's connections; its users wait meanwhile, then open anew."""
+        self._disposing(pool)
+        await self._close_idle(pool)
+
+    def _disposing(self, pool: _Pool) -> None:
+        """From now on, reads of ``pool`` wait (set before any await: a read that got its
+        connection in between would hand it back to the pool replaced, never closed)."""
         if pool.expiry is not None:
             pool.expiry.cancel()
             pool.expiry = None
         pool.disposing = asyncio.Event()
         pool.closing = pool.idle()
+
+    async def _close_idle(self, pool: _Pool) -> None:
+        assert pool.disposing is not None
         try:
             await pool.engine.dispose()
         finally:
@@ -170,11 +186,19 @@ class ConnectionBudget:
             self._signal_freed()
 
     def _expire(self, pool: _Pool) -> None:
-        """Idle for ``idle_seconds``: its connections are closed (in a task of the budget's)."""
+        """Once idle for ``idle_seconds``, the pool's connections are closed (in a task of the
+        budget's); used meanwhile, it is looked at again when that time has passed since."""
         pool.expiry = None
-        if pool.in_use or pool.disposing is not None or pool.key not in self._pools:
+        if pool.disposing is not None or pool.key not in self._pools:
             return
-        task = asyncio.get_running_loop().create_task(self._dispose(pool))
+        loop = asyncio.get_running_loop()
+        unused = time.monotonic() - pool.last_used
+        if pool.in_use or unused < self.idle_seconds:
+            wait = self.idle_seconds - unused if not pool.in_use else self.idle_seconds
+            pool.expiry = loop.call_later(max(wait, 0.0), self._expire, pool)
+            return
+        self._disposing(pool)
+        task = loop.create_task(self._close_idle(pool))
         self._disposals.add(task)
         task.add_done_callback(self._disposals.discard)
 
@@ -212,6 +236,8 @@ class ConnectionBudget:
             self._loop = loop
             self._slots = asyncio.Semaphore(self.limit) if self.limit is not None else None
             self._freed = None
+            for pool in self._pools.values():  # timers of a loop that has ended never fire
+                pool.expiry = None
 
     async def _wait_freed(self) -> None:
         self._bind_loop()
