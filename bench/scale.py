@@ -121,10 +121,12 @@ def config(
     count_cache: float,
     postgres: str | None = None,
     pool: int = 0,
+    tree: Path = ROOT,
 ) -> dict[str, Any]:
-    """The demo's configuration with the offices as its only sources (or, with ``postgres``,
-    as many copies of its Damrongdhama source reading that database)."""
-    demo = yaml.safe_load((ROOT / "samples" / "config.yaml").read_text(encoding="utf-8"))
+    """The demo's configuration (``tree``'s own, which that version understands) with the
+    offices as its only sources (or, with ``postgres``, as many copies of its Damrongdhama
+    source reading that database)."""
+    demo = yaml.safe_load((tree / "samples" / "config.yaml").read_text(encoding="utf-8"))
     name = "damrongdhama" if postgres else "khonkaen-office"
     (office,) = [s for s in demo["sources"] if s["id"] == name]
     sources = []
@@ -255,7 +257,7 @@ def run(args: argparse.Namespace) -> list[Row]:
             path = DATA / f"config-{args.kind}-{count}-{number}.yaml"
             path.write_text(
                 yaml.safe_dump(
-                    config(paths, covers, count_cache, postgres, pool), allow_unicode=True
+                    config(paths, covers, count_cache, postgres, pool, tree), allow_unicode=True
                 ),
                 encoding="utf-8",
             )
