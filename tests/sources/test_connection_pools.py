@@ -12,14 +12,19 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy.pool import QueuePool
 
 from gateway.auth import AnonymousSettings, AuthSettings
 from gateway.config import GatewayConfig
 from gateway.demo import demo_config
 from resolvers.access import Role
 from samples import damrongdhama
+from sources import CaseFilter, CaseOrder
+from sources._budget import ConnectionBudget
+from sources.sql import SqlSource
 from tests.conftest import serving
 from tests.postgres import create_database, drop_database, sqlalchemy_url
+from tests.resolvers.test_coverage import twenty_offices
 
 SOURCES = 30
 PAGE = "{ cases(first: 20) { totalCount edges { node { id title timeline { status } } } } }"
@@ -159,3 +164,34 @@ async def test_sources_reading_one_database_share_one_pool(
             assert running.gateway.connections.pools == 1
     finally:
         await admin.close()
+
+
+async def test_a_full_budget_closes_the_pool_used_longest_ago(tmp_path: Any) -> None:
+    """A budget of two, three SQLite offices read one after another: the third read closes
+    the first office's idle connection, not the second's, and never holds three."""
+    offices = twenty_offices(tmp_path).sources[:3]
+    budget = ConnectionBudget(2, idle_seconds=60)
+    sources = []
+    for office in offices:
+        source = SqlSource(office.model_copy(update={"pool_size": 1}))
+        source.budget = budget
+        sources.append(source)
+
+    def idle(source: SqlSource) -> int:
+        pool = source._engine_or_create().sync_engine.pool
+        assert isinstance(pool, QueuePool)
+        return pool.checkedin()
+
+    try:
+        for source in sources:
+            assert len(await source.search_cases(CaseFilter(), CaseOrder(), None, 3)) == 3
+            assert budget.open_connections() <= 2
+        assert [idle(source) for source in sources] == [0, 1, 1]
+        await sources[1].search_cases(CaseFilter(), CaseOrder(), None, 1)  # now the newest
+        await sources[0].search_cases(CaseFilter(), CaseOrder(), None, 1)
+        assert [idle(source) for source in sources] == [1, 1, 0]
+        assert budget.peak_open == 2
+    finally:
+        for source in sources:
+            await source.close()
+    assert budget.pools == 0
