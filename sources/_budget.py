@@ -162,9 +162,17 @@ class ConnectionBudget:
         return min(idle, key=lambda pool: pool.last_used, default=None)
 
     async def _dispose(self, pool: _Pool) -> None:
-        """Close the idle pool's connections; its users wait meanwhile, then open anew."""
+        """Close the idle pool's connections; its users wait meanwhile, then open anew. The
+        closing runs in a task of its own: a read cancelled while it waits (its deadline)
+        does not leave a pool half closed."""
         self._disposing(pool)
-        await self._close_idle(pool)
+        await asyncio.shield(self._closing(pool))
+
+    def _closing(self, pool: _Pool) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._close_idle(pool))
+        self._disposals.add(task)
+        task.add_done_callback(self._disposals.discard)
+        return task
 
     def _disposing(self, pool: _Pool) -> None:
         """From now on, reads of ``pool`` wait (set before any await: a read that got its
@@ -198,9 +206,7 @@ class ConnectionBudget:
             pool.expiry = loop.call_later(max(wait, 0.0), self._expire, pool)
             return
         self._disposing(pool)
-        task = loop.create_task(self._close_idle(pool))
-        self._disposals.add(task)
-        task.add_done_callback(self._disposals.discard)
+        self._closing(pool)
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
