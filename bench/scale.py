@@ -9,10 +9,11 @@ default ``main``, whose configuration gets no ``covers``), then for each workloa
 latency of sequential requests (alone), requests/s with ``--callers`` concurrent callers for
 ``--seconds``, and round trips per request read from the gateway's ``/metrics``.
 
-SQLite rather than PostgreSQL: a hundred sources on the shared local server would need a
-hundred or more connections (its ``max_connections`` is 100, and other work uses it). The
-gateway's costs measured here (merging, mapping, counting, loading relations) are per source
-and per row, whatever the database.
+``--kind postgres``: N copies of the demo's PostgreSQL agency reading one database, as in the
+issue. This tree's sources share one pool of ``--pool`` connections (sources reading one
+database share a pool) within ``limits.source_connections``; a baseline without shared pools
+needs a connection per source, so it runs only up to ``--baseline-max`` sources (the local
+server's ``max_connections`` is 100, and other work uses some).
 """
 
 from __future__ import annotations
@@ -115,11 +116,17 @@ def build_postgres(admin_dsn: str) -> str:
 
 
 def config(
-    paths: list[Path], covers: bool, count_cache: float, postgres: str | None = None
+    paths: list[Path],
+    covers: bool,
+    count_cache: float,
+    postgres: str | None = None,
+    pool: int = 0,
+    tree: Path = ROOT,
 ) -> dict[str, Any]:
-    """The demo's configuration with the offices as its only sources (or, with ``postgres``,
-    as many copies of its Damrongdhama source reading that database)."""
-    demo = yaml.safe_load((ROOT / "samples" / "config.yaml").read_text(encoding="utf-8"))
+    """The demo's configuration (``tree``'s own, which that version understands) with the
+    offices as its only sources (or, with ``postgres``, as many copies of its Damrongdhama
+    source reading that database)."""
+    demo = yaml.safe_load((tree / "samples" / "config.yaml").read_text(encoding="utf-8"))
     name = "damrongdhama" if postgres else "khonkaen-office"
     (office,) = [s for s in demo["sources"] if s["id"] == name]
     sources = []
@@ -127,7 +134,8 @@ def config(
         source = copy.deepcopy(office)
         source["id"] = f"office-{index:03d}"
         source["url"] = postgres or f"sqlite+aiosqlite:///{path.resolve()}"
-        source["pool_size"] = 1 if postgres else 2  # max_connections of a shared server
+        # max_connections of a shared server: one each, unless they share a pool of ``pool``
+        source["pool_size"] = (pool or 1) if postgres else 2
         source.pop("referrals", None)  # copies of one agency's referrals name no one else
         source.pop("notify_channel", None)  # no events in the benchmark
         source.pop("complainant", None)  # no personal data needed: no match key to configure
@@ -139,6 +147,8 @@ def config(
     document = {key: value for key, value in demo.items() if key not in ("sources", "auth")}
     document["sources"] = sources
     document["events"] = {"enabled": False}
+    if pool:
+        document["limits"] = {**document.get("limits", {}), "source_connections": pool}
     store = (DATA / "keys.sqlite").resolve()
     document["auth"] = {
         "key_store": f"sqlite+aiosqlite:///{store}",
@@ -197,11 +207,16 @@ async def _load(url: str, body: dict[str, Any], seconds: float, callers: int) ->
     return done
 
 
-def workloads(url: str, province: str) -> list[tuple[str, dict[str, Any]]]:
+ESTIMATE = "the same page, totalCount(estimate: true)"
+
+
+def workloads(url: str, province: str, estimates: bool) -> list[tuple[str, dict[str, Any]]]:
+    """The workloads; with ``estimates`` (a version that has them) also the page with an
+    estimated totalCount."""
     with httpx.Client(timeout=120) as client:
         page = client.post(url, json={"query": PAGE}).json()
     some = page["data"]["cases"]["edges"][5]["node"]["id"]
-    return [
+    found = [
         ("page of 20 with timelines and totalCount", {"query": PAGE}),
         (
             "the same, one province",
@@ -210,6 +225,10 @@ def workloads(url: str, province: str) -> list[tuple[str, dict[str, Any]]]:
         ("one case by id", {"query": ONE, "variables": {"id": some}}),
         ("statistics by status", {"query": STATS}),
     ]
+    if estimates:
+        estimated = PAGE.replace("totalCount", "totalCount(estimate: true)")
+        found.insert(1, (ESTIMATE, {"query": estimated}))
+    return found
 
 
 def run(args: argparse.Namespace) -> list[Row]:
@@ -231,9 +250,15 @@ def run(args: argparse.Namespace) -> list[Row]:
     for count in args.sizes:
         paths = build(count, args.cases) if postgres is None else [Path()] * count
         for number, (version, tree, covers, count_cache) in enumerate(versions):
+            if postgres and not covers and count > args.baseline_max:
+                print(f"{version:>12} {count:>4} sources  skipped: a connection per source")
+                continue
+            pool = args.pool if postgres and covers else 0
             path = DATA / f"config-{args.kind}-{count}-{number}.yaml"
             path.write_text(
-                yaml.safe_dump(config(paths, covers, count_cache, postgres), allow_unicode=True),
+                yaml.safe_dump(
+                    config(paths, covers, count_cache, postgres, pool, tree), allow_unicode=True
+                ),
                 encoding="utf-8",
             )
             server = Server(
@@ -246,7 +271,7 @@ def run(args: argparse.Namespace) -> list[Row]:
             )
             server.start(DATA / f"gateway-{count}-{number}.log")
             try:
-                for name, body in workloads(server.url, province_of(0)):
+                for name, body in workloads(server.url, province_of(0), covers):
                     p50, rate, trips, asked = measure(
                         server.url, name, body, args.repeat, args.seconds, args.callers
                     )
@@ -306,6 +331,18 @@ def main(argv: list[str]) -> None:
         help="postgres: N copies of the demo's PostgreSQL agency on one database (no covers)",
     )
     parser.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--pool",
+        type=int,
+        default=20,
+        help="postgres: connections of this tree's shared pool (and its source_connections)",
+    )
+    parser.add_argument(
+        "--baseline-max",
+        type=int,
+        default=80,
+        help="postgres: most sources the baseline (a connection per source) is run with",
+    )
     args = parser.parse_args(argv)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rows = run(args)

@@ -68,7 +68,9 @@ class Gateway:
         self.config = config
         self.metrics = Metrics()
         self.tracing = Tracing.from_settings(config.observability.tracing, tracer_provider)
-        self.connections = ConnectionBudget(config.limits.source_connections)
+        self.connections = ConnectionBudget(
+            config.limits.source_connections, config.limits.source_idle_seconds
+        )
         self.federation = Federation(
             (
                 Guarded(
@@ -81,6 +83,7 @@ class Gateway:
             ),
             coverage={settings.id: settings.coverage for settings in config.sources},
             count_cache_seconds={s.id: s.count_cache_seconds for s in config.sources},
+            count_estimate_seconds={s.id: s.count_estimate_seconds for s in config.sources},
             observe_plan=self.metrics.observe_plan,
         )
         self.directory = Directory(

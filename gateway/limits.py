@@ -61,7 +61,17 @@ class LimitSettings(Strict):
         ge=1,
         description=(
             "Database connections in use at once across all SQL sources (a read waits for a "
-            "free one); unset: each source's own pool is the only bound."
+            "free one) and open at once (a read that needs a new one first closes the idle "
+            "connections of the pool used longest ago); unset: each pool's own size is the "
+            "only bound. Sources reading the same database share one pool."
+        ),
+    )
+    source_idle_seconds: float = Field(
+        default=60,
+        gt=0,
+        description=(
+            "A database pool unused this long closes its connections (the next read opens "
+            "one again): a hundred idle sources hold no connections."
         ),
     )
 

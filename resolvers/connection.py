@@ -33,11 +33,17 @@ class CaseConnection:
     _filter: strawberry.Private[CaseFilter]
 
     @strawberry.field(
-        description="Cases matching the filter in every source that answered (one count each)."
+        description=(
+            "Cases matching the filter in every source that answered (one count each). "
+            "estimate: true accepts each source's count of the same filter made a while ago "
+            "(its count_estimate_seconds, 5 minutes unless configured): cheap on page after "
+            "page, not exact; without it the count is as exact as the source's "
+            "count_cache_seconds allow."
+        )
     )
-    async def total_count(self, info: GraphInfo) -> int:
+    async def total_count(self, info: GraphInfo, estimate: bool = False) -> int:
         federation = info.context.federation
-        total, failures = await federation.count(self._filter)
+        total, failures = await federation.count(self._filter, estimate)
         asked = [source.id for source in federation.matching(self._filter)]
         info.context.report_plan(
             ".".join(map(str, info.path.as_list())),

@@ -57,11 +57,18 @@ class Federation:
         count_cache_seconds: Mapping[str, float] | None = None,
         observe_plan: PlanObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
+        count_estimate_seconds: Mapping[str, float] | None = None,
     ) -> None:
         self.sources: dict[str, Source] = {source.id: source for source in sources}
         self.coverage: dict[str, Coverage] = dict(coverage or {})
         self.observe_plan = observe_plan
-        self.counts = CountCache(count_cache_seconds or {}, clock)
+        estimates = {
+            source: count_estimate_seconds.get(source, DEFAULT_ESTIMATE_SECONDS)
+            if count_estimate_seconds is not None
+            else DEFAULT_ESTIMATE_SECONDS
+            for source in self.sources
+        }
+        self.counts = CountCache(count_cache_seconds or {}, estimates, clock)
 
     def get(self, source_id: str) -> Source | None:
         return self.sources.get(source_id)
@@ -137,13 +144,17 @@ class Federation:
         records, failures, reads = await merged_page(asked, where, order, after, first, fields)
         return Page(records[:first], len(records) > first, failures, ids, skipped, reads)
 
-    async def count(self, where: CaseFilter) -> tuple[int, list[SourceError]]:
+    async def count(
+        self, where: CaseFilter, estimate: bool = False
+    ) -> tuple[int, list[SourceError]]:
         """Matching cases summed over the sources that answered, and those that did not.
 
         A source with ``count_cache_seconds`` answers from a count of the same filter (the
-        caller's access included) made at most that long ago."""
+        caller's access included) made at most that long ago. With ``estimate``, from one
+        made at most its ``count_estimate_seconds`` ago: a page after page of a dashboard
+        then costs each source one count in that time, not one a page."""
         counts, failures = await _settle(
-            self.counts.count(source, where) for source in self.plan("count", where)
+            self.counts.count(source, where, estimate) for source in self.plan("count", where)
         )
         return sum(counts), failures
 
@@ -279,55 +290,86 @@ def _position(record: CaseRecord, order: CaseOrder) -> Position:
     return Position(sort_value(record, order), record.source, record.local_id)
 
 
+DEFAULT_ESTIMATE_SECONDS = 300.0
+"""How old a count an estimate may reuse where a source's ``count_estimate_seconds`` is unset."""
+
+
+@dataclass(slots=True)
+class _Counted:
+    made: float
+    value: asyncio.Future[int]
+
+
 class CountCache:
-    """Counts per (source, filter) kept for the source's ``count_cache_seconds``.
+    """Counts per (source, filter): reused for the source's ``count_cache_seconds`` by every
+    count, and for its ``count_estimate_seconds`` by estimates.
 
     The key is the whole filter but ``as_of`` (the request's "now", new on every request):
     the caller's access (``CaseFilter.access``) is part of it, so a count made for one
     agency's view never answers another's. Concurrent asks of the same key share one
-    round trip. A failed count is never kept."""
+    round trip. A failed count is never kept. An exact count is kept for estimates even
+    where ``count_cache_seconds`` is 0, and is never answered from one older than that."""
 
     MAX_ENTRIES = 4096
 
-    def __init__(self, seconds: Mapping[str, float], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        seconds: Mapping[str, float],
+        estimate_seconds: Mapping[str, float],
+        clock: Callable[[], float],
+    ) -> None:
         self.seconds = {source: ttl for source, ttl in seconds.items() if ttl > 0}
+        self.estimate_seconds = {s: ttl for s, ttl in estimate_seconds.items() if ttl > 0}
         self.clock = clock
-        self.entries: dict[tuple[str, CaseFilter], tuple[float, asyncio.Future[int]]] = {}
+        self.entries: dict[tuple[str, CaseFilter], _Counted] = {}
 
-    async def count(self, source: Source, where: CaseFilter) -> int:
-        ttl = self.seconds.get(source.id)
-        if ttl is None:
-            return await source.count_cases(where)
+    async def count(self, source: Source, where: CaseFilter, estimate: bool = False) -> int:
+        ages = self.estimate_seconds if estimate else self.seconds
+        longest = max(self.seconds.get(source.id, 0.0), self.estimate_seconds.get(source.id, 0.0))
+        if longest == 0:
+            return await source.count_cases(where)  # nothing kept for this source
+        ttl = ages.get(source.id, 0.0)
         key = (source.id, replace(where, as_of=None))
         now = self.clock()
         entry = self.entries.get(key)
-        if entry is not None and entry[0] > now:
+        if entry is not None and (entry.made + ttl > now or not entry.value.done()):
             try:
-                return await asyncio.shield(entry[1])
+                return await asyncio.shield(entry.value)
             except asyncio.CancelledError:
-                if not entry[1].cancelled():
+                if not entry.value.cancelled():
                     raise  # this request is being cancelled
                 return await source.count_cases(where)  # the one counting was cancelled
         if len(self.entries) >= self.MAX_ENTRIES:
             self._drop_expired(now)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.entries[key] = (now + ttl, future)
+        counted = _Counted(now, future)
+        self.entries[key] = counted
         try:
             value = await source.count_cases(where)
         except asyncio.CancelledError:
-            self.entries.pop(key, None)
+            self._forget(key, counted)
             future.cancel()
             raise
         except BaseException as error:
-            self.entries.pop(key, None)
+            self._forget(key, counted)
             future.set_exception(error)
             future.exception()  # retrieved: no "never retrieved" warning when none waits
             raise
         future.set_result(value)
         return value
 
+    def _forget(self, key: tuple[str, CaseFilter], counted: _Counted) -> None:
+        if self.entries.get(key) is counted:
+            del self.entries[key]
+
     def _drop_expired(self, now: float) -> None:
-        for key in [k for k, (expires, _) in self.entries.items() if expires <= now]:
+        for key in [
+            k
+            for k, entry in self.entries.items()
+            if entry.value.done()
+            and entry.made + max(self.seconds.get(k[0], 0.0), self.estimate_seconds.get(k[0], 0.0))
+            <= now
+        ]:
             del self.entries[key]
         while len(self.entries) >= self.MAX_ENTRIES:  # all fresh: drop the oldest made
             del self.entries[next(iter(self.entries))]

@@ -270,6 +270,14 @@ class SourceSettings(Strict):
         ge=0,
         description="How long a count (totalCount) per filter and caller is reused; 0: never.",
     )
+    count_estimate_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description=(
+            "How old a count per filter and caller `totalCount(estimate: true)` may reuse; "
+            "0: estimates count afresh, as exact counts do."
+        ),
+    )
 
     @property
     def coverage(self) -> Coverage:

@@ -121,7 +121,7 @@ class SqlSource(WritesWithWriter, Source):
     async def close(self) -> None:
         await self.close_writer()
         if self._engine is not None:
-            await self._engine.dispose()
+            await self.budget.release(self._engine)
             self._engine = None
             self._statements = None
             self._driver = None
@@ -430,15 +430,20 @@ class SqlSource(WritesWithWriter, Source):
                 "isolation_level": "AUTOCOMMIT",
                 **self._backend.engine_options(self.settings.url, ZoneInfo(self.settings.timezone)),
             }
-            try:
-                self._engine = create_async_engine(
-                    self.settings.url,
-                    pool_size=self.settings.pool_size,
-                    max_overflow=self.settings.pool_overflow,
-                    **options,
-                )
-            except TypeError:  # pools without a size (SQLite's NullPool on some versions)
-                self._engine = create_async_engine(self.settings.url, **options)
+            sizes = {
+                "pool_size": self.settings.pool_size,
+                "max_overflow": self.settings.pool_overflow,
+            }
+            key = (self.settings.url, repr(sorted({**options, **sizes}.items())))
+
+            def make() -> AsyncEngine:
+                try:
+                    return create_async_engine(self.settings.url, **sizes, **options)
+                except TypeError:  # pools without a size (SQLite's NullPool on some versions)
+                    return create_async_engine(self.settings.url, **options)
+
+            try:  # shared with the sources reading the same database (sources/_budget.py)
+                self._engine = self.budget.engine(key, make)
             except ModuleNotFoundError as exc:
                 raise MissingDriver(self.id, self.settings.url, exc.name or str(exc)) from exc
             except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -464,7 +469,7 @@ class SqlSource(WritesWithWriter, Source):
             return {name: metadata.tables.get(name) for name in existing}
 
         try:
-            async with self.budget.slot(), self._engine_or_create().connect() as connection:
+            async with self.budget.connect(self._engine_or_create()) as connection:
                 return await connection.run_sync(reflect)
         except NoSuchTableError as exc:
             raise SourceConfigError(self.id, f"table {exc} does not exist") from exc
@@ -485,7 +490,7 @@ class SqlSource(WritesWithWriter, Source):
             return [dict(zip(keys, row, strict=True)) for row in rows]
         sql, arguments = rendered
         try:
-            async with self.budget.slot(), self._engine_or_create().connect() as connection:
+            async with self.budget.connect(self._engine_or_create()) as connection:
                 driver = (await connection.get_raw_connection()).driver_connection
                 assert isinstance(driver, asyncpg.Connection)
                 try:
@@ -502,7 +507,7 @@ class SqlSource(WritesWithWriter, Source):
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> Sequence[Row[Any]]:
         try:
-            async with self.budget.slot(), self._engine_or_create().connect() as connection:
+            async with self.budget.connect(self._engine_or_create()) as connection:
                 result = await connection.execute(statement, parameters)
                 return result.all()
         except (SQLAlchemyError, OSError) as exc:

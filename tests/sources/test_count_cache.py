@@ -142,3 +142,42 @@ def test_a_cancelled_count_leaves_the_others_their_own() -> None:
         assert counting.cancelled()
 
     asyncio.run(run())
+
+
+def test_an_estimate_reuses_a_count_for_its_seconds_while_exact_counts_stay_exact() -> None:
+    """No ``count_cache_seconds``: every exact count is a round trip; an estimate answers
+    from the last count of the same filter younger than ``count_estimate_seconds``."""
+    clock = Clock()
+    source = Counting("s")
+    fed = Federation([source], clock=clock, count_estimate_seconds={"s": 30.0})
+
+    async def run() -> None:
+        where = CaseFilter()
+        assert await fed.count(where, estimate=True) == (7, [])  # none yet: counted
+        source.total = 8
+        clock.now += 29
+        assert await fed.count(replace_as_of(where), estimate=True) == (7, [])
+        assert source.counts == 1
+        assert await fed.count(where) == (8, [])  # exact: counted, whatever is kept
+        source.total = 9
+        assert await fed.count(where, estimate=True) == (8, [])  # the exact count, kept
+        assert await fed.count(CaseFilter(text="x"), estimate=True) == (9, [])  # another filter
+        assert source.counts == 3
+        clock.now += 30.1
+        assert await fed.count(where, estimate=True) == (9, [])  # too old: counted again
+        assert source.counts == 4
+
+    asyncio.run(run())
+
+
+def test_an_estimate_of_zero_seconds_counts_every_time() -> None:
+    clock = Clock()
+    source = Counting("s")
+    fed = Federation([source], clock=clock, count_estimate_seconds={"s": 0.0})
+
+    async def run() -> None:
+        for _ in range(3):
+            assert await fed.count(CaseFilter(), estimate=True) == (7, [])
+        assert source.counts == 3
+
+    asyncio.run(run())
