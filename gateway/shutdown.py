@@ -158,6 +158,14 @@ class GatewayServer(uvicorn.Server):
         if graceful is not None:
             await graceful.close_subscriptions()
         await super().shutdown(sockets)
+        # uvicorn gives up on a connection still open after its grace (a client that stopped
+        # reading, its send stuck behind full buffers) but leaves its socket open: drop it, so
+        # a stopped gateway holds no connection and its event loop closes with none unclosed.
+        for connection in list(self.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
+        await asyncio.sleep(0)  # each aborted transport's connection_lost closes its socket
 
 
 def _graceful_of(app: object) -> GracefulShutdown | None:

@@ -254,6 +254,8 @@ async def test_a_client_that_stopped_reading_does_not_hold_up_shutdown(
         await asyncio.wait_for(asyncio.shield(serving), 30)
         took = asyncio.get_running_loop().time() - started
         assert took < CLOSE_GRACE_SECONDS + SHUTDOWN_TIMEOUT_SECONDS + 5, took
+        # The stuck connection is dropped, not left open behind a stopped server.
+        assert not server.server_state.connections
     finally:
         for ws in clients:
             ws.transport.abort()
