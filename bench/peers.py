@@ -9,8 +9,8 @@ trips, no GraphQL). One process against one process, and two against two: ``serv
 PostGraphile 5 as a ``node:cluster`` of two, PostGraphile 4 with ``--cluster-workers 2``, the
 floor with two uvicorn workers. Every answer is checked first (no errors; the same data from
 every server, reduced by ``bench/shapes.py`` to what both graphs can give; the floor's JSON equal
-to complaint-graph's), then each server and workload is loaded in turn by ``wrk``, round after
-round, as ``bench http`` does.
+to complaint-graph's), then each workload is loaded by ``wrk`` on every server in turn, round
+after round, as ``bench http`` does.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ POSTGRAPHILE4 = HERE / "postgraphile" / "node_modules" / ".bin" / "postgraphile"
 README = HERE / "README.md"
 BEGIN, END = "<!-- bench-peers:begin -->", "<!-- bench-peers:end -->"
 WORKERS = 2
+BEFORE = "complaint-graph before"
 
 
 @dataclass
@@ -246,10 +247,11 @@ def report(
         "Damrongdhama PostgreSQL database (bench/data.py).",
         "",
         f"Load: `wrk -t1 -c{info['connections']} -d{info['seconds']}s`, {info['rounds']} rounds, "
-        f"every server and workload in turn within a round (after a {info['warmup']} s warm-up "
-        "and once the server is idle); requests/s over all rounds (lowest-highest round in "
-        "brackets). *alone*: median latency of 5-20 requests one after another; *CPU/request*: "
-        "the server's own CPU time over those (all its processes; not PostgreSQL's). Load "
+        "each workload on every server in turn within a round, all servers up (after a "
+        f"{info['warmup']} s warm-up and once the server is idle); requests/s over all rounds "
+        "(lowest-highest round in brackets). *alone*: median latency of 5-20 requests one "
+        "after another; *CPU/request*: the server's own CPU time over those (all its "
+        "processes; not PostgreSQL's). Load "
         f"average before: {info['load_before']}, after: {info['load_after']}.",
         "",
         "| workload | server | req/s | p50 ms | p99 ms | alone ms | CPU ms/request | "
@@ -267,8 +269,9 @@ def report(
     lines += [
         "| workload | 1 vs 1: PostGraphile 5 | 1 vs 1: PostGraphile 4 | "
         f"{WORKERS} vs {WORKERS}: PostGraphile 5 | {WORKERS} vs {WORKERS}: PostGraphile 4 | "
-        "1 vs 1: floor (req/s) | floor's CPU/request over complaint-graph's |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "1 vs 1: floor (req/s) | floor's CPU/request over complaint-graph's | "
+        "after/before (req/s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     by = {(r.server, r.workload): r for r in results}
     two = f", {WORKERS} workers"
@@ -292,7 +295,8 @@ def report(
             f"{ratio('complaint-graph', 'PostGraphile 4', key)} | "
             f"{ratio('complaint-graph' + two, 'PostGraphile 5' + two, key)} | "
             f"{ratio('complaint-graph' + two, 'PostGraphile 4' + two, key)} | "
-            f"{ratio('complaint-graph', 'floor', key)} | {cpu} |"
+            f"{ratio('complaint-graph', 'floor', key)} | {cpu} | "
+            f"{ratio('complaint-graph', BEFORE, key)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -322,6 +326,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--readme", action="store_true", help="write the table to bench/README.md")
     parser.add_argument("--revision", help="serve this commit (git archive) as complaint-graph")
     parser.add_argument("--freeze", action="store_true", help="serve a copy of the working tree")
+    parser.add_argument(
+        "--before",
+        help="also serve this commit as 'complaint-graph before' (one process), for a change's "
+        "effect measured in the same run",
+    )
     args = parser.parse_args(argv)
     command = "python -m bench peers" + ("" if not argv else " " + " ".join(argv))
     ensure_tools()
@@ -353,6 +362,12 @@ def main(argv: list[str]) -> None:
         for p in peers(dsn, data, args.agencies_port, args.port, code)
         if not wanted or p.server.name in wanted
     ]
+    if args.before:
+        before_code, before_described = snapshot(args.before)
+        (first,) = peers(dsn, data, args.agencies_port, args.port + 8, before_code)[:1]
+        first.server.name = BEFORE
+        chosen.insert(1, first)
+        info["code"] += f"; *{BEFORE}*: {before_described}"
     agencies = start_agencies(args.agencies_port, code, "agencies.log")
     titles: dict[str, str] = {}
     plans: list[tuple[Peer, Workload, Checked]] = []
@@ -377,30 +392,25 @@ def main(argv: list[str]) -> None:
                 titles[shape.key] = shape.title
                 plans.append((peer, workload, checked))
         check_same(plans)
-        # Only one server runs at a time during the load: the others are stopped.
-        for peer in chosen:
-            peer.server.stop()
+        # Each workload on every server in turn, round after round: the servers stay up (idle
+        # between their turns), so a drift of the shared machine's load falls on all alike.
         rounds: dict[tuple[str, str], list[tuple[dict[str, Any], float]]] = {}
         for number in range(args.rounds):
-            for peer in chosen:
-                server = peer.server
-                server.start(_log(server))
-                try:
-                    for p, workload, _ in plans:
-                        if p is not peer:
-                            continue
-                        measured, rss = load_once(
-                            server, workload, dsn, args.seconds, args.warmup, args.connections
-                        )
-                        rounds.setdefault((server.name, workload.key), []).append((measured, rss))
-                        rate = measured["requests"] / (measured["duration_us"] / 1e6)
-                        print(
-                            f"round {number + 1} ({workload.key}) {server.name}: {rate:.1f} "
-                            f"req/s, p50 {measured['p50_us'] / 1000:.0f} ms",
-                            flush=True,
-                        )
-                finally:
-                    server.stop()
+            for key in titles:
+                for peer, workload, _ in plans:
+                    if workload.key != key:
+                        continue
+                    server = peer.server
+                    measured, rss = load_once(
+                        server, workload, dsn, args.seconds, args.warmup, args.connections
+                    )
+                    rounds.setdefault((server.name, key), []).append((measured, rss))
+                    rate = measured["requests"] / (measured["duration_us"] / 1e6)
+                    print(
+                        f"round {number + 1} ({key}) {server.name}: {rate:.1f} req/s, "
+                        f"p50 {measured['p50_us'] / 1000:.0f} ms",
+                        flush=True,
+                    )
         order = {key: i for i, key in enumerate(titles)}
         for peer, workload, checked in sorted(plans, key=lambda p: order[p[1].key]):
             results.append(
