@@ -9,8 +9,9 @@ trips, no GraphQL). One process against one process, and two against two: ``serv
 PostGraphile 5 as a ``node:cluster`` of two, PostGraphile 4 with ``--cluster-workers 2``, the
 floor with two uvicorn workers. Every answer is checked first (no errors; the same data from
 every server, reduced by ``bench/shapes.py`` to what both graphs can give; the floor's JSON equal
-to complaint-graph's), then each workload is loaded by ``wrk`` on every server in turn, round
-after round, as ``bench http`` does.
+to complaint-graph's), then, round after round, each server is started in turn, loaded by
+``wrk`` with every workload, and stopped (one at a time: together they would hold more
+connections than the shared PostgreSQL server allows).
 """
 
 from __future__ import annotations
@@ -194,11 +195,13 @@ def _answer(server: Server, body: dict[str, Any]) -> Any:
         return client.post(server.url, json=body).json()
 
 
-def check_same(plans: list[tuple[Peer, Workload, Checked]]) -> None:
+def check_same(
+    plans: list[tuple[Peer, Workload, Checked]], bodies: dict[tuple[str, str], Any]
+) -> None:
     """Every server's answer reduces to the same canonical cases, in the same order; the
-    floor's JSON is complaint-graph's exactly."""
+    floor's JSON (``bodies``: the answers of the servers that speak complaint-graph's
+    documents) is complaint-graph's exactly."""
     first: dict[str, tuple[str, list[str]]] = {}
-    exact: dict[str, Any] = {}
     for peer, workload, checked in plans:
         name, refs = first.setdefault(workload.key, (peer.server.name, checked.refs))
         if refs != checked.refs:
@@ -208,13 +211,9 @@ def check_same(plans: list[tuple[Peer, Workload, Checked]]) -> None:
             )
         if not refs:
             raise SystemExit(f"{peer.server.name} ({workload.key}) answered no cases")
-        if peer.dialect == "cg" and (peer.floor or workload.key not in exact):
-            body = _answer(peer.server, workload.body)
-            if workload.key in exact and body != exact[workload.key]:
-                raise SystemExit(
-                    f"the floor's JSON differs from complaint-graph's ({workload.key})"
-                )
-            exact.setdefault(workload.key, body)
+        exact = bodies.get(("complaint-graph", workload.key))
+        if peer.floor and exact is not None and bodies[(peer.server.name, workload.key)] != exact:
+            raise SystemExit(f"the floor's JSON differs from complaint-graph's ({workload.key})")
     print(f"answers equal: {len(plans)} server-workload pairs", flush=True)
 
 
@@ -247,7 +246,8 @@ def report(
         "Damrongdhama PostgreSQL database (bench/data.py).",
         "",
         f"Load: `wrk -t1 -c{info['connections']} -d{info['seconds']}s`, {info['rounds']} rounds, "
-        "each workload on every server in turn within a round, all servers up (after a "
+        "every server in turn within a round, started, loaded with each workload and stopped "
+        "(after a "
         f"{info['warmup']} s warm-up and once the server is idle); requests/s over all rounds "
         "(lowest-highest round in brackets). *alone*: median latency of 5-20 requests one "
         "after another; *CPU/request*: the server's own CPU time over those (all its "
@@ -375,42 +375,53 @@ def main(argv: list[str]) -> None:
     results: list[Result] = []
     try:
         wait_listening(agencies, [args.agencies_port, args.agencies_port + 1])
+        # One server up at a time: all of them at once hold more connections (pools of 5 to
+        # 10 per process) than the shared PostgreSQL server's 100 leave to this run.
+        bodies: dict[tuple[str, str], Any] = {}
         for peer in chosen:
             server = peer.server
             print(f"{server.name}: starting", flush=True)
             server.start(_log(server))
-            for shape, workload in workloads(peer, cursors):
-                if keys and shape.key not in keys:
-                    continue
-                wait_idle(server, dsn)
-                checked = check(server, workload)
-                print(
-                    f"  ({shape.key}) alone {checked.alone_ms:.1f} ms, cpu "
-                    f"{checked.cpu_ms:.1f} ms, trips {checked.round_trips}",
-                    flush=True,
-                )
-                titles[shape.key] = shape.title
-                plans.append((peer, workload, checked))
-        check_same(plans)
-        # Each workload on every server in turn, round after round: the servers stay up (idle
-        # between their turns), so a drift of the shared machine's load falls on all alike.
-        rounds: dict[tuple[str, str], list[tuple[dict[str, Any], float]]] = {}
-        for number in range(args.rounds):
-            for key in titles:
-                for peer, workload, _ in plans:
-                    if workload.key != key:
+            try:
+                for shape, workload in workloads(peer, cursors):
+                    if keys and shape.key not in keys:
                         continue
-                    server = peer.server
-                    measured, rss = load_once(
-                        server, workload, dsn, args.seconds, args.warmup, args.connections
-                    )
-                    rounds.setdefault((server.name, key), []).append((measured, rss))
-                    rate = measured["requests"] / (measured["duration_us"] / 1e6)
+                    wait_idle(server, dsn)
+                    checked = check(server, workload)
                     print(
-                        f"round {number + 1} ({key}) {server.name}: {rate:.1f} req/s, "
-                        f"p50 {measured['p50_us'] / 1000:.0f} ms",
+                        f"  ({shape.key}) alone {checked.alone_ms:.1f} ms, cpu "
+                        f"{checked.cpu_ms:.1f} ms, trips {checked.round_trips}",
                         flush=True,
                     )
+                    titles[shape.key] = shape.title
+                    plans.append((peer, workload, checked))
+                    if peer.dialect == "cg":
+                        bodies[(server.name, shape.key)] = _answer(server, workload.body)
+            finally:
+                server.stop()
+        check_same(plans, bodies)
+        # Round after round, each server started in turn and loaded with every workload.
+        rounds: dict[tuple[str, str], list[tuple[dict[str, Any], float]]] = {}
+        for number in range(args.rounds):
+            for peer in chosen:
+                server = peer.server
+                server.start(_log(server))
+                try:
+                    for p, workload, _ in plans:
+                        if p is not peer:
+                            continue
+                        measured, rss = load_once(
+                            server, workload, dsn, args.seconds, args.warmup, args.connections
+                        )
+                        rounds.setdefault((server.name, workload.key), []).append((measured, rss))
+                        rate = measured["requests"] / (measured["duration_us"] / 1e6)
+                        print(
+                            f"round {number + 1} ({workload.key}) {server.name}: {rate:.1f} "
+                            f"req/s, p50 {measured['p50_us'] / 1000:.0f} ms",
+                            flush=True,
+                        )
+                finally:
+                    server.stop()
         order = {key: i for i, key in enumerate(titles)}
         for peer, workload, checked in sorted(plans, key=lambda p: order[p[1].key]):
             results.append(
