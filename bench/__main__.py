@@ -1,4 +1,5 @@
 """``python -m bench http`` (side by side), ``profile``, ``ab`` (two versions),
+``peers`` (PostGraphile 5 and 4, the floor),
 ``instructions`` (counted by valgrind), ``pages``, ``scale`` (1 to 100 sources)."""
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ def main() -> None:
         from bench import instructions
 
         instructions.main(rest)
+    elif command == "peers":
+        from bench import peers
+
+        peers.main(rest)
     elif command == "scale":
         from bench import scale
 
@@ -35,7 +40,7 @@ def main() -> None:
         pages.main()
     else:
         raise SystemExit(
-            "usage: python -m bench [http|profile|ab|instructions|pages|scale] ...; "
+            "usage: python -m bench [http|peers|profile|ab|instructions|pages|scale] ...; "
             f"unknown {command!r}"
         )
 

@@ -19,6 +19,7 @@ from resolvers.directory import Directory
 from resolvers.enums import CaseChannel, CaseStatus
 from resolvers.errors import UnmappedValueError
 from resolvers.geography import Area, area
+from resolvers.loaders import mapped
 from resolvers.plan import NEVER_PLANNED, reads
 from resolvers.referral import Referral
 from sources import (
@@ -122,6 +123,36 @@ def _timelines(cases: Sequence[Case], context: Context) -> list[object]:
         for index, future in zip(indexes, futures, strict=True):
             answers[index] = future
     return answers
+
+
+@batched("Case", "referrals")
+def _referrals(cases: Sequence[Case], context: Context) -> list[object]:
+    """Case.referrals for a list of cases at once: each source's loader asked for its cases'
+    futures in one call, each made into a future of ``Referral`` objects by a callback
+    (``mapped``), not a coroutine per case."""
+    answers: list[object] = [None] * len(cases)
+    positions: dict[str, list[int]] = {}  # by source: where its cases stand in the list
+    for index, case in enumerate(cases):
+        positions.setdefault(case.record.source, []).append(index)
+    for source, indexes in positions.items():
+        loader = context.loaders.referrals(source)
+        futures = loader.load_list([cases[i].record.local_id for i in indexes])
+        # Where the gateway writes referrals for this source, those its outbox has not yet
+        # written follow as PENDING (one coroutine per case; elsewhere none is needed).
+        writes = context.writes
+        pending = writes is not None and writes.can_write(source, "record")
+        for index, future in zip(indexes, futures, strict=True):
+            if pending:
+                from resolvers.write_results import with_pending_referrals  # imports us
+
+                answers[index] = with_pending_referrals(context, cases[index].record, future)
+            else:
+                answers[index] = mapped(future, _referrals_of)
+    return answers
+
+
+def _referrals_of(records: Sequence[ReferralRecord]) -> list[Referral]:
+    return [Referral.of(record) for record in records]
 
 
 @strawberry.type(description="A complaint case, read live from the agency system that holds it.")
@@ -282,12 +313,9 @@ class Case(relay.Node):
         ),
         metadata=reads(),
     )
-    async def referrals(self, info: GraphInfo) -> list[Referral] | None:
-        loader = info.context.loaders.referrals(self.record.source)
-        records: Sequence[ReferralRecord] = await loader.load(self.record.local_id)
-        from resolvers.write_results import with_pending_referrals  # it imports this module
-
-        return await with_pending_referrals(info, self.record, records)
+    def referrals(self, info: GraphInfo) -> list[Referral] | None:
+        # A future, as timeline's: in a list, _referrals answers for every case at once.
+        return cast("list[Referral] | None", _referrals([self], info.context)[0])
 
     @strawberry.field(
         description=(

@@ -24,9 +24,35 @@ from sources import (
 
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T")
 
 BatchFunction = Callable[[list[K]], Coroutine[Any, Any, list[Any]]]
 """What aiodataloader calls with a batch of keys: their values, in key order."""
+
+
+def mapped(future: asyncio.Future[V], convert: Callable[[V], T]) -> asyncio.Future[T]:
+    """A future of ``convert(value)`` once ``future`` settles with ``value``; its error (or
+    ``convert``'s) passed on. One callback where an ``async def`` would cost a coroutine, and
+    under graphql-core a task, per value: a page asks it for each of its hundred cases."""
+    converted: asyncio.Future[T] = future.get_loop().create_future()
+
+    def settle(done: asyncio.Future[V]) -> None:
+        if converted.done():  # cancelled meanwhile by whoever waited on it
+            return
+        if done.cancelled():
+            converted.cancel()
+            return
+        error = done.exception()
+        if error is not None:
+            converted.set_exception(error)
+            return
+        try:
+            converted.set_result(convert(done.result()))
+        except Exception as failure:  # a conversion's error is the field's, as if awaited
+            converted.set_exception(failure)
+
+    future.add_done_callback(settle)
+    return converted
 
 
 def _batch(

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from asyncio import Future
+from asyncio import Future, get_running_loop, isfuture
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from datetime import UTC
 from functools import cached_property, partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from graphql import (
     ExecutionResult,
@@ -474,11 +474,70 @@ class _Run:
 
     async def settle(self, waiting: _Waiting) -> None:
         """A column's awaitables, each awaited in a task of its own, in the order
-        graphql-core starts them."""
+        graphql-core starts them; a column of futures (a loader's, one per object) by a
+        callback on each instead (:meth:`settle_futures`)."""
         column = waiting.column
+        entries = waiting.entries
+        if len(entries) > 1 and all(isfuture(value) for _, _, value in entries):
+            await self.settle_futures(column, entries)
+            return
         await self.settle_all(
-            [self.settle_one(column, index, step, value) for index, step, value in waiting.entries]
+            [self.settle_one(column, index, step, value) for index, step, value in entries]
         )
+
+    async def settle_futures(
+        self, column: _Column, entries: list[tuple[int, FieldStep, Awaitable[Any]]]
+    ) -> None:
+        """Futures completed by a callback each, as :meth:`settle_one` completes a value:
+        in the order they settle (the order the tasks awaiting them would wake in), each
+        value's sub-selection started at once, so its loads join the same batches. A
+        page's hundred referral lists then cost a hundred callbacks, not a hundred tasks.
+        Only a value whose sub-selection has something to await gets a task, for that.
+        As with :meth:`settle_all`, a failure is raised once every value has settled."""
+        loop = get_running_loop()
+        finished: Future[None] = loop.create_future()
+        remaining = len(entries)
+        failures: list[BaseException] = []
+        later: list[asyncio.Task[None]] = []
+
+        def settled(index: int, step: FieldStep, future: Future[Any]) -> None:
+            nonlocal remaining
+            value: Any
+            try:
+                value = future.result()
+            except Exception as error:
+                value = error
+            except BaseException as error:  # cancelled: raised, as an await would
+                failures.append(error)
+                value = None
+            if not failures:
+                self.clock += 1
+                child = _child_column(step, self.clock)
+                then: list[_Waiting] = []
+                try:
+                    self.complete(step, column, index, value, self.clock, child, then)
+                    if child is not None and child.sources:
+                        self.start(child, then)
+                except BaseException as error:
+                    failures.append(error)
+                if then and not failures:
+                    later.append(loop.create_task(self.settle_all(then)))
+            remaining -= 1
+            if not remaining and not finished.done():
+                finished.set_result(None)
+
+        for index, step, future in entries:
+            cast("Future[Any]", future).add_done_callback(partial(settled, index, step))
+        try:
+            await finished
+            if later:
+                await self.settle_all(later)
+        except BaseException:
+            for task in later:
+                task.cancel()
+            raise
+        if failures:
+            raise failures[0]
 
     async def settle_one(
         self, column: _Column, index: int, step: FieldStep, awaitable: Awaitable[Any]

@@ -4,7 +4,7 @@ referrals still in the outbox, which a case shows as PENDING beside those its sy
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -17,7 +17,7 @@ from graphql import GraphQLError
 
 from resolvers.access import CaseAccess, Forbidden, Principal, Role, Unauthenticated
 from resolvers.case import Case, load_case_in
-from resolvers.context import GraphInfo
+from resolvers.context import Context, GraphInfo
 from resolvers.loaders import Loaders
 from resolvers.referral import Referral
 from resolvers.writes import Writes
@@ -167,11 +167,10 @@ _pending_loaders: WeakKeyDictionary[Loaders, DataLoader[tuple[str, str], list[Wr
 """One loader per request's loaders (they are made afresh after a write, and so is this)."""
 
 
-async def pending_referrals(info: GraphInfo, source: str, local_id: str) -> list[WriteEntry]:
+async def pending_referrals(context: Context, source: str, local_id: str) -> list[WriteEntry]:
     """The referrals of this case the outbox has not yet written into both systems: one
     query of the outbox for every case of a request, and none where the source records no
     referrals through the graph."""
-    context = info.context
     writes = context.writes
     if writes is None or not writes.can_write(source, "record"):
         return []
@@ -188,15 +187,16 @@ async def pending_referrals(info: GraphInfo, source: str, local_id: str) -> list
 
 
 async def with_pending_referrals(
-    info: GraphInfo, record: CaseRecord, recorded: Sequence[ReferralRecord]
+    context: Context, record: CaseRecord, recorded_referrals: Awaitable[Sequence[ReferralRecord]]
 ) -> list[Referral]:
     """The case's referrals as its system records them, then those still in the outbox as
     PENDING referrals: a referral is visible from the moment it is asked for, and becomes
     the recorded one when the outbox completes it (one recorded in the sender's system but
     not yet marked done in the outbox is shown once, as recorded)."""
+    recorded = await recorded_referrals
     shown = [Referral.of(referral) for referral in recorded]
     references = {r.their_reference for r in recorded if r.their_reference is not None}
-    for entry in await pending_referrals(info, record.source, record.local_id):
+    for entry in await pending_referrals(context, record.source, record.local_id):
         if entry.their_reference is not None and entry.their_reference in references:
             continue
         pending = ReferralRecord(
