@@ -46,7 +46,8 @@ def asyncpg_url(dsn: str) -> str:
     return f"postgresql+asyncpg://{rest}" if scheme in ("postgres", "postgresql") else dsn
 
 
-DEMO_PMOC_KEY = "demo-pmoc-key"  # a demo credential for a synthetic loopback service
+DEMO_PMOC_KEY = "demo-pmoc-key"  # demo credentials for synthetic loopback services
+DEMO_TRAFFY_KEY = "demo-traffy-key"  # the city platform's api_key for POST requests.json
 
 
 def demo_environ(
@@ -59,6 +60,7 @@ def demo_environ(
         "DEMO_PMOC_URL": pmoc_url,
         "DEMO_PMOC_KEY": DEMO_PMOC_KEY,
         "DEMO_TRAFFY_URL": f"{traffy_url}/open311/v2",
+        "DEMO_TRAFFY_KEY": DEMO_TRAFFY_KEY,
     }
 
 
@@ -240,7 +242,7 @@ def run_demo(
     dsn, server = start_postgres(directory)
     provincial_path = directory / "provincial-khon-kaen.sqlite"
     pmoc = ThreadedServer(pmoc_1111.create_app(count=size, api_key=DEMO_PMOC_KEY), pmoc_port)
-    city = ThreadedServer(traffy.create_app(count=size), city_port)
+    city = ThreadedServer(traffy.create_app(count=size, api_key=DEMO_TRAFFY_KEY), city_port)
     updates: Trickle | None = None
     try:
         try:

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from gateway.app import Gateway, create_app
 from gateway.auth import AnonymousSettings, AuthSettings
 from gateway.config import EventSettings, GatewayConfig
-from gateway.demo import DEMO_PMOC_KEY, demo_config, demo_environ
+from gateway.demo import DEMO_PMOC_KEY, DEMO_TRAFFY_KEY, demo_config, demo_environ
 from resolvers.access import Role
 from samples import pmoc_1111, traffy
 from samples.serving import ThreadedServer
@@ -66,8 +66,12 @@ def pmoc_server() -> Iterator[ThreadedServer]:
 
 @pytest.fixture(scope="session")
 def traffy_server() -> Iterator[ThreadedServer]:
-    """The city platform sample, an Open311 server on loopback for the whole run."""
-    server = ThreadedServer(traffy.create_app(seed=OPEN311_SEED, count=OPEN311_CASES))
+    """The city platform sample, an Open311 server on loopback for the whole run. It takes
+    POSTs with the demo's api_key, as the demo's does; tests that write bring a platform of
+    their own (tests/writes_world.py), so what the session's shows never changes."""
+    server = ThreadedServer(
+        traffy.create_app(seed=OPEN311_SEED, count=OPEN311_CASES, api_key=DEMO_TRAFFY_KEY)
+    )
     server.start()
     yield server
     server.stop()

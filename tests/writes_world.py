@@ -11,9 +11,9 @@ import pytest
 
 from gateway.auth import AnonymousSettings, AuthSettings
 from gateway.config import GatewayConfig
-from gateway.demo import DEMO_PMOC_KEY, demo_config, demo_environ
+from gateway.demo import DEMO_PMOC_KEY, DEMO_TRAFFY_KEY, demo_config, demo_environ
 from resolvers.access import Role
-from samples import damrongdhama, pmoc_1111, provincial
+from samples import damrongdhama, pmoc_1111, provincial, traffy
 from samples.serving import ThreadedServer
 from tests.postgres import create_database, drop_database, run
 
@@ -26,19 +26,19 @@ class WriteWorld:
     sqlite_path: Path
     pmoc: ThreadedServer
     intake: pmoc_1111.Intake
-    traffy_url: str
+    city: ThreadedServer
+    city_intake: traffy.Intake
     config: GatewayConfig
     data_dir: Path
 
     def environ(self) -> dict[str, str]:
-        return demo_environ(self.dsn, self.sqlite_path, self.pmoc.url, self.traffy_url)
+        return demo_environ(self.dsn, self.sqlite_path, self.pmoc.url, self.city.url)
 
 
 @pytest.fixture
-def write_world(
-    postgres_admin_dsn: str, tmp_path: Path, traffy_server: ThreadedServer
-) -> Iterator[WriteWorld]:
-    """Fresh agencies per test (30 cases each): writes of one test never meet another's."""
+def write_world(postgres_admin_dsn: str, tmp_path: Path) -> Iterator[WriteWorld]:
+    """Fresh agencies per test (30 cases each): writes of one test never meet another's,
+    nor change what the session's agencies (tests/conftest.py) show the read tests."""
     dsn = run(create_database(postgres_admin_dsn, prefix="cg_writes"))
     run(damrongdhama.create_and_load(dsn, count=CASES))
     sqlite_path = tmp_path / "provincial.sqlite"
@@ -46,7 +46,12 @@ def write_world(
     intake = pmoc_1111.Intake()
     pmoc = ThreadedServer(pmoc_1111.create_app(count=CASES, api_key=DEMO_PMOC_KEY, intake=intake))
     pmoc.start()
-    demo = demo_config(dsn, sqlite_path, pmoc.url, traffy_server.url)
+    city_intake = traffy.Intake()
+    city = ThreadedServer(
+        traffy.create_app(count=CASES, api_key=DEMO_TRAFFY_KEY, intake=city_intake)
+    )
+    city.start()
+    demo = demo_config(dsn, sqlite_path, pmoc.url, city.url)
     config = replace(
         demo,
         auth=AuthSettings(
@@ -63,7 +68,8 @@ def write_world(
         ),
     )
     try:
-        yield WriteWorld(dsn, sqlite_path, pmoc, intake, traffy_server.url, config, tmp_path)
+        yield WriteWorld(dsn, sqlite_path, pmoc, intake, city, city_intake, config, tmp_path)
     finally:
+        city.stop()
         pmoc.stop()
         run(drop_database(postgres_admin_dsn, dsn))

@@ -53,6 +53,7 @@ from gateway.config import ClockSettings, GatewayConfig
 from gateway.demo import (
     DEMO_PMOC_KEY,
     DEMO_SIZE,
+    DEMO_TRAFFY_KEY,
     build_demo_data,
     demo_config,
     seed_demo_keys,
@@ -369,7 +370,7 @@ async def start_docs_demo(admin_dsn: str, directory: Path) -> DocsDemo:
     gateways :func:`tests.conftest.serving` starts do not poll), so nothing moves."""
     dsn = await create_database(admin_dsn)
     pmoc = ThreadedServer(pmoc_1111.create_app(count=DEMO_SIZE, api_key=DEMO_PMOC_KEY))
-    city = ThreadedServer(traffy.create_app(count=DEMO_SIZE))
+    city = ThreadedServer(traffy.create_app(count=DEMO_SIZE, api_key=DEMO_TRAFFY_KEY))
     try:
         provincial_path = directory / "provincial-khon-kaen.sqlite"
         await build_demo_data(dsn, provincial_path, DEMO_SIZE)

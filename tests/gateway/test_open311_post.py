@@ -119,7 +119,7 @@ async def test_the_key_in_a_header_and_an_idempotency_key_file_once(
         ({**FORM, "lat": "north"}, {"api_key": INTAKE_KEY}, 400, "lat must be a number"),
         ({**FORM, "attribute[province_code]": "99"}, {"api_key": INTAKE_KEY}, 400,
          "provinceCode '99' is no such area"),
-        ({**FORM, "attribute[agency]": "BMA-TRAFFY"}, {"api_key": INTAKE_KEY}, 400,
+        ({**FORM, "attribute[agency]": "NOBODY"}, {"api_key": INTAKE_KEY}, 400,
          "cannot receive"),
     ],
 )  # fmt: skip

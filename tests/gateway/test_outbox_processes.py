@@ -28,14 +28,12 @@ import pytest
 from strawberry.relay import to_base64
 
 from gateway.demo import asyncpg_url, demo_agency_key, seed_demo_keys
-from samples import traffy
-from samples.serving import ThreadedServer, free_port
+from samples.serving import free_port
 from tests.postgres import create_database, drop_database, run
 from tests.writes_world import WriteWorld, write_world  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 DDC_KEY = demo_agency_key("MOI-DDC")
-CITY_KEY = "city-write-key"
 BATCH = 12
 STARTUP_SECONDS = 60.0
 DONE_SECONDS = 90.0
@@ -47,16 +45,11 @@ mutation($input: ReferCaseInput!) {
 
 def config_file(world: WriteWorld, store: str, replica: str) -> Path:
     """samples/config.yaml with the shared PostgreSQL outbox, and the city platform taking
-    referrals with this replica's name on every request."""
+    referrals (its demo ``writes:``) with this replica's name on every request."""
     text = (REPO / "samples" / "config.yaml").read_text(encoding="utf-8")
     anchor = "    base_url: ${DEMO_TRAFFY_URL}\n"
     assert text.count(anchor) == 1
-    text = text.replace(
-        anchor,
-        anchor
-        + f"    headers: {{X-Replica: {replica}}}\n"
-        + f"    writes: {{api_key: {CITY_KEY}, attributes: {{title: title}}}}\n",
-    )
+    text = text.replace(anchor, anchor + f"    headers: {{X-Replica: {replica}}}\n")
     keys = f"sqlite+aiosqlite:///{world.data_dir / 'keys.sqlite'}"
     text += (
         f"\nauth: {{key_store: '{keys}'}}\n"
@@ -127,28 +120,12 @@ def store(postgres_admin_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def city() -> Iterator[tuple[ThreadedServer, traffy.Intake]]:
-    intake = traffy.Intake()
-    server = ThreadedServer(traffy.create_app(count=50, api_key=CITY_KEY, intake=intake))
-    server.start()
-    yield server, intake
-    server.stop()
-
-
-@pytest.fixture
 def replicas(
     write_world: WriteWorld,  # noqa: F811
     store: str,
-    city: tuple[ThreadedServer, traffy.Intake],
 ) -> Iterator[tuple[Replica, Replica]]:
     run(seed_demo_keys(write_world.config))
-    server, _ = city
-    environment = {
-        **os.environ,
-        **write_world.environ(),
-        "DEMO_TRAFFY_URL": f"{server.url}/open311/v2",
-        "PYTHONPATH": str(REPO),
-    }
+    environment = {**os.environ, **write_world.environ(), "PYTHONPATH": str(REPO)}
     started: list[Replica] = []
     try:
         for name in ("A", "B"):
@@ -178,9 +155,8 @@ def test_a_batch_of_referrals_is_worked_once_across_two_replica_processes(
     replicas: tuple[Replica, Replica],
     write_world: WriteWorld,  # noqa: F811
     store: str,
-    city: tuple[ThreadedServer, traffy.Intake],
 ) -> None:
-    _, intake = city
+    intake = write_world.city_intake
     intake.unavailable = True
     for number in range(1, BATCH + 1):
         replica = replicas[number % 2]

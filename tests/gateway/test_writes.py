@@ -1,6 +1,6 @@
 """referCase and reportProgress through the gateway, against the real agencies: the
-Damrongdhama Center on PostgreSQL, the Khon Kaen office on SQLite, the 1111 sample API on
-loopback. Each test has agencies of its own (tests/writes_world.py)."""
+Damrongdhama Center on PostgreSQL, the Khon Kaen office on SQLite, the 1111 sample API and the
+city platform (Open311) on loopback. Each test has agencies of its own (tests/writes_world.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from strawberry.relay import to_base64
 
@@ -20,12 +21,13 @@ from gateway.demo import DEMO_ANALYST_KEY, DEMO_AUDITOR_KEY, DEMO_INSPECTOR_KEY,
 from gateway.demo import demo_agency_key as agency_key
 from gateway.examples import REFER_A_CASE, REPORT_PROGRESS
 from gateway.ratelimit import RateLimitSettings
+from samples import traffy
 from samples.serving import ThreadedServer
 from tests.conftest import RunningGateway, serving
 from tests.postgres import run
 from tests.writes_world import WriteWorld, write_world  # noqa: F401
 
-DDC, KKN, OPM = "MOI-DDC", "KKN-PO", "OPM-1111"
+DDC, KKN, OPM, CITY = "MOI-DDC", "KKN-PO", "OPM-1111", "BMA-TRAFFY"
 
 REFER = """
 mutation Refer($input: ReferCaseInput!) {
@@ -87,13 +89,18 @@ async def gateway(write_world: WriteWorld) -> AsyncIterator[RunningGateway]:  # 
         yield started
 
 
-async def referral_rows(world: WriteWorld, local_id: int) -> list[asyncpg.Record]:
+async def referral_rows(
+    world: WriteWorld, local_id: int, their_ref: str = "PMOC-W%"
+) -> list[asyncpg.Record]:
+    """The referrals of the centre's case ``local_id`` whose receiver's reference is LIKE
+    ``their_ref`` (by default: cases the 1111 service created for a referral)."""
     connection = await asyncpg.connect(world.dsn)
     try:
         return await connection.fetch(
             "SELECT to_org, kind_code, their_ref FROM complaint_referrals "
-            "WHERE complaint_id = $1 AND their_ref LIKE 'PMOC-W%'",
+            "WHERE complaint_id = $1 AND their_ref LIKE $2",
             local_id,
+            their_ref,
         )
     finally:
         await connection.close()
@@ -171,7 +178,7 @@ async def test_a_receiver_that_is_down_leaves_the_referral_pending_until_it_retu
         "damrongdhama": (True, 1),
         "khonkaen-office": (True, 0),
         "pmoc-1111": (True, 1),
-        "traffy-city": (False, 0),
+        "traffy-city": (True, 0),
     }
 
     back = ThreadedServer(write_world.pmoc.app, port=write_world.pmoc.port)
@@ -254,8 +261,7 @@ async def test_progress_on_the_1111_service_through_its_api(
         (None, REFER, refer_input("8", OPM, "x"), "UNAUTHENTICATED"),
         (DEMO_ANALYST_KEY, REFER, refer_input("8", OPM, "x"), "FORBIDDEN"),
         (agency_key(KKN), REFER, refer_input("8", OPM, "x"), "CASE_NOT_FOUND"),  # unseen
-        (agency_key(OPM), REFER, refer_input("10", "BMA-TRAFFY", "x"), "NOT_YOUR_CASE"),
-        (agency_key(DDC), REFER, refer_input("8", "BMA-TRAFFY", "x"), "AGENCY_CANNOT_RECEIVE"),
+        (agency_key(OPM), REFER, refer_input("10", CITY, "x"), "NOT_YOUR_CASE"),
         (agency_key(DDC), REFER, refer_input("8", "NOBODY", "x"), "AGENCY_CANNOT_RECEIVE"),
         (agency_key(DDC), REFER, refer_input("8", DDC, "x"), "INVALID_INPUT"),
         (
@@ -288,7 +294,7 @@ async def test_who_may_not_write(
     else:
         payload = next(iter(body["data"].values()))
         assert [e["code"] for e in payload["errors"]] == [expected], payload
-    assert write_world.intake.created == []
+    assert write_world.intake.created == [] and write_world.city_intake.posts == []
     assert await referral_rows(write_world, 8) == []
     assert await referral_rows(write_world, 10) == []
 
@@ -474,3 +480,91 @@ async def test_the_center_refers_to_the_khon_kaen_office_and_that_office_records
     refused = await call(gateway, REFER, back, DEMO_INSPECTOR_KEY)
     (error,) = refused["data"]["referCase"]["errors"]
     assert error["code"] == "AGENCY_CANNOT_WRITE" and "records no referrals" in error["message"]
+
+
+async def test_the_center_refers_to_the_city_platform_whose_requests_json_shows_it(
+    gateway: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    """The demo's city platform receives referrals as GeoReport v2 requests (traffy-city's
+    ``writes:`` in samples/config.yaml): the centre forwards its case 7, the platform's own
+    requests.json lists the new request first, filed under the case's service code and area,
+    the centre's table records its id, and the referral's counterpart is read from the
+    platform."""
+    shown = "title category { code } location { province { code } district { code } }"
+    body = await call(gateway, REFER, refer_input("7", CITY, "city-7"), agency_key(DDC))
+    result = body["data"]["referCase"]
+    assert result["errors"] == [] and result["write"]["state"] == "DONE", result
+    (request_id,) = write_world.city_intake.created
+    assert result["referral"]["receivingReference"] == request_id
+    assert result["referral"]["toAgency"] == {"code": CITY}
+    assert result["referral"]["counterpart"] == {"id": case_id("traffy-city", request_id)}
+
+    original = (await gateway.query(f'{{ case(id: "{case_id("damrongdhama", "7")}") '
+                                    f"{{ {shown} }} }}"))["data"]["case"]  # fmt: skip
+    async with httpx.AsyncClient(base_url=f"{write_world.city.url}/open311/v2") as platform:
+        listed = (await platform.get("/requests.json", params={"page_size": 3})).json()
+    newest = listed[0]
+    assert newest["service_request_id"] == request_id
+    service = {unified: code for code, unified in traffy.SERVICE_CODES.items()}
+    assert newest["service_code"] == service[original["category"]["code"]]
+    attributes = newest["extended_attributes"]
+    assert attributes["title"] == original["title"]
+    assert attributes["province_code"] == original["location"]["province"]["code"]
+    assert attributes["district_code"] == original["location"]["district"]["code"]
+    assert attributes["idempotency_key"]  # what a resend looks the request up by
+
+    rows = await referral_rows(write_world, 7, "TF-W%")
+    assert [(r["to_org"], r["kind_code"], r["their_ref"]) for r in rows] == [
+        ("BMA-TF", "FWD", request_id)
+    ]
+    read = await call(
+        gateway,
+        f'{{ case(id: "{case_id("damrongdhama", "7")}") {{ referrals {{ toAgency {{ code }} '
+        f"receivingReference counterpart {{ id referenceNumber status {shown} }} }} }} }}",
+        {},
+        agency_key(DDC),
+    )
+    (referral,) = [
+        r for r in read["data"]["case"]["referrals"] if r["receivingReference"] == request_id
+    ]
+    counterpart = referral["counterpart"]
+    assert counterpart["id"] == case_id("traffy-city", request_id)
+    assert (counterpart["referenceNumber"], counterpart["status"]) == (request_id, "RECEIVED")
+    assert {k: counterpart[k] for k in ("title", "category", "location")} == original
+
+
+async def test_an_agency_whose_system_takes_no_writes_cannot_receive(
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    """Every demo agency receives; without its ``writes:`` the city platform cannot, and a
+    referral or a complaint sent to it is refused, naming its system, before anything is sent."""
+    sources = tuple(
+        s.model_copy(update={"writes": None}) if s.id == "traffy-city" else s
+        for s in write_world.config.sources
+    )
+    config = replace(write_world.config, sources=sources)
+    file = (
+        "mutation($input: FileComplaintInput!) "
+        "{ fileComplaint(input: $input) { errors { code message field } } }"
+    )
+    complaint = {
+        "title": "ไฟส่องสว่างดับทั้งซอย",
+        "category": "ELECTRICITY",
+        "provinceCode": "10",
+        "toAgency": CITY,
+        "idempotencyKey": "no-city",
+    }
+    await asyncio.to_thread(run, seed_demo_keys(config))
+    async with serving(config) as gateway:
+        referred = await call(gateway, REFER, refer_input("8", CITY, "x"), agency_key(DDC))
+        filed = await call(gateway, file, {"input": complaint}, DEMO_INSPECTOR_KEY)
+    (refusal,) = referred["data"]["referCase"]["errors"]
+    assert (refusal["code"], refusal["field"]) == ("AGENCY_CANNOT_RECEIVE", "toAgency")
+    assert "its system 'traffy-city' takes no writes" in refusal["message"]
+    (refusal,) = filed["data"]["fileComplaint"]["errors"]
+    assert (refusal["code"], refusal["field"]) == ("AGENCY_CANNOT_RECEIVE", "toAgency")
+    assert "its system 'traffy-city' takes no new cases" in refusal["message"]
+    assert (
+        write_world.city_intake.posts == [] and await referral_rows(write_world, 8, "TF-W%") == []
+    )

@@ -175,7 +175,6 @@ async def test_the_same_key_twice_and_concurrently_files_one_complaint(
         ({"latitude": 123.0}, "INVALID_INPUT", "latitude", "±90"),
         ({"complainant": {"citizenId": "12345"}}, "INVALID_INPUT", "complainant.citizenId",
          "13 digits"),
-        ({"toAgency": "BMA-TRAFFY"}, "AGENCY_CANNOT_RECEIVE", "toAgency", "takes no new cases"),
         ({"toAgency": "NOBODY"}, "AGENCY_CANNOT_RECEIVE", "toAgency", "no such agency"),
         ({"idempotencyKey": ""}, "INVALID_INPUT", "idempotencyKey", "1 to 200"),
     ],

@@ -6,8 +6,7 @@ with the system that cannot take them named, since GeoReport v2 has no such requ
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -15,15 +14,11 @@ import pytest
 from gateway.demo import demo_agency_key as agency_key
 from gateway.demo import seed_demo_keys
 from samples import traffy
-from samples.serving import ThreadedServer
-from sources._open311_writes import Open311Writes
-from sources.open311 import Open311Settings
 from tests.conftest import RunningGateway, serving
 from tests.gateway.test_writes import PROGRESS, REFER, call, case_id, refer_input
 from tests.postgres import run
 from tests.writes_world import WriteWorld, write_world  # noqa: F401
 
-API_KEY = "city-write-key"
 DDC, TRAFFY = "MOI-DDC", "BMA-TRAFFY"
 
 NOTE = """
@@ -33,34 +28,16 @@ mutation Note($input: AddNoteInput!) {
 
 
 @pytest.fixture
-def intake() -> traffy.Intake:
-    return traffy.Intake()
+def intake(write_world: WriteWorld) -> traffy.Intake:  # noqa: F811
+    """What the write world's city platform was sent."""
+    return write_world.city_intake
 
 
 @pytest.fixture
-def city(intake: traffy.Intake) -> Iterator[ThreadedServer]:
-    server = ThreadedServer(traffy.create_app(count=50, api_key=API_KEY, intake=intake))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def gateway(
-    write_world: WriteWorld,  # noqa: F811
-    city: ThreadedServer,
-) -> AsyncIterator[RunningGateway]:
-    """The write world with the city platform taking referrals (api_key, title attribute)."""
-    writes = Open311Writes(api_key=API_KEY, attributes={"title": "title"})
-    sources = []
-    for settings in write_world.config.sources:
-        if isinstance(settings, Open311Settings):
-            url = f"{city.url}/open311/v2"
-            settings = settings.model_copy(update={"base_url": url, "writes": writes})
-        sources.append(settings)
-    config = replace(write_world.config, sources=tuple(sources))
-    await asyncio.to_thread(run, seed_demo_keys(config))
-    async with serving(config) as started:
+async def gateway(write_world: WriteWorld) -> AsyncIterator[RunningGateway]:  # noqa: F811
+    """The write world: the city platform takes referrals by the demo's ``writes:``."""
+    await asyncio.to_thread(run, seed_demo_keys(write_world.config))
+    async with serving(write_world.config) as started:
         yield started
 
 
