@@ -324,9 +324,14 @@ async def test_batches_of_keys_bind_one_array_on_postgresql_and_a_list_on_sqlite
                     document % batched[source], {"filter": {"source": [source]}, "first": size}
                 )
             assert "errors" not in body, body
-            # the batch: ordered, not limited
+            # the batch: ordered, not limited (the gateway's own outbox, asked for the
+            # referrals still PENDING on the page's cases, is not the agency's database)
             (answers[(source, size)],) = [
-                s[:2] for s in seen if "ORDER BY" in s.sql and "LIMIT" not in s.sql
+                s[:2]
+                for s in seen
+                if "ORDER BY" in s.sql
+                and "LIMIT" not in s.sql
+                and "complaint_graph_outbox" not in s.sql
             ]
     small, large = answers[(POSTGRES_SOURCE, 3)], answers[(POSTGRES_SOURCE, 7)]
     assert small[0] == large[0]
