@@ -227,6 +227,8 @@ class SubscriptionGroups:
         self._groups: dict[GroupKey, _Group] = {}
         self.resolutions = 0
         """Results a group resolved (one per event it saw, whatever its number of members)."""
+        self.alone_resolutions = 0
+        """Results of subscriptions that run on their own (one per event per subscriber)."""
         self.deliveries = 0
         """Results handed to members."""
         self.cut_off = 0
@@ -247,6 +249,16 @@ class SubscriptionGroups:
     def forget(self, group: _Group) -> None:
         if self._groups.get(group.key) is group:
             del self._groups[group.key]
+
+    async def alone(
+        self, context: Context, start_stream: StartStream
+    ) -> AsyncGenerator[Result, None]:
+        """A subscription that shares with no one, its results counted all the same."""
+        results = await start_stream(context)
+        async with contextlib.aclosing(results):
+            async for result in results:
+                self.alone_resolutions += 1
+                yield result
 
     async def join(
         self, key: GroupKey, context: Context, start_stream: StartStream
@@ -305,13 +317,15 @@ def shared_stream(
     extensions: dict[str, Any] | None,
     start_stream: StartStream,
 ) -> AsyncGenerator[Result, None] | None:
-    """The subscription's results through its group, or None when it runs on its own."""
+    """The subscription's results through its group (or alone, counted), or None when the
+    context's event stream keeps no groups."""
     if not isinstance(context, Context) or not isinstance(context.events, SharesResolutions):
         return None
+    groups = context.events.subscription_groups
     key = group_key(context, query, variables, operation_name, extensions)
     if key is None:
-        return None
-    return context.events.subscription_groups.join(key, context, start_stream)
+        return groups.alone(context, start_stream)
+    return groups.join(key, context, start_stream)
 
 
 def group_key(
