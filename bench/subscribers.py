@@ -1,7 +1,8 @@
 """Subscribers at scale: N WebSocket subscribers on one gateway, latency from commit to client.
 
 Run: ``python -m bench.subscribers`` (defaults: 100, 1,000 and 5,000 subscribers, 20 events
-each). It loads a Damrongdhama database (PostgreSQL: COMPLAINT_GRAPH_DEMO_DSN, else
+each; ``--documents K`` spreads them round-robin over K distinct documents, so K groups share
+the resolutions). It loads a Damrongdhama database (PostgreSQL: COMPLAINT_GRAPH_DEMO_DSN, else
 127.0.0.1:5432, else an embedded server) and installs the NOTIFY triggers. For each N it starts a
 fresh ``complaint-graph serve`` in a process of its own, connects N graphql-transport-ws
 subscribers from this process (in batches, so the gateway's listen backlog never overflows),
@@ -10,7 +11,9 @@ committing statement into the case's ``detail`` column; every subscriber reads i
 event (``case { description }``), so latency is from the agency commit to the client holding
 the event, with nothing kept on the side. The next change waits until every subscriber has the
 last one (or 60 s). Memory per subscriber is the gateway's resident memory growth from before
-the first connection to when all N are subscribed, divided by N. Everything is bounded in time:
+the first connection to when all N are subscribed, divided by N. Resolutions per event are read
+from the gateway's own /metrics (``complaint_graph_subscription_resolutions_total``): one per
+group when subscribers share, N when each resolves its own. Everything is bounded in time:
 the bench stops by itself and stops every gateway it started.
 """
 
@@ -40,7 +43,11 @@ from websockets.exceptions import ConnectionClosed
 from samples import damrongdhama
 from sources.sql._notify import install_triggers
 
-QUERY = "subscription { caseEvents { id type newStatus case { referenceNumber description } } }"
+QUERY = (
+    "subscription {name} "
+    "{{ caseEvents {{ id type newStatus case {{ referenceNumber description }} }} }}"
+)
+RESOLUTIONS = "complaint_graph_subscription_resolutions_total"
 MARK = "bench-commit "
 CONNECT_BATCH = 200
 DATABASE = "complaint_graph_bench_subs"
@@ -108,6 +115,14 @@ class GatewayProcess:
             self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
         self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
 
+    async def resolutions(self) -> float | None:
+        """Subscription resolutions so far (None: a gateway that does not count them)."""
+        text = (await self.client.get("/metrics")).text
+        found = [
+            float(row.rsplit(" ", 1)[1]) for row in text.splitlines() if row.startswith(RESOLUTIONS)
+        ]
+        return sum(found) if found else None
+
     async def events(self) -> dict[str, Any]:
         report: dict[str, Any] = (await self.client.get("/readyz")).json()["events"]
         return report
@@ -150,7 +165,7 @@ class Subscribers:
         await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
 
 
-async def subscribe(url: str) -> ClientConnection:
+async def subscribe(url: str, document: int) -> ClientConnection:
     ws = await connect(
         url,
         subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
@@ -160,7 +175,8 @@ async def subscribe(url: str) -> ClientConnection:
     )
     await ws.send(json.dumps({"type": "connection_init"}))
     assert json.loads(await ws.recv())["type"] == "connection_ack"
-    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": QUERY}}))
+    query = QUERY.format(name=f"Watch{document}")
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
     return ws
 
 
@@ -180,11 +196,11 @@ async def listen(ws: ClientConnection, latencies: dict[str, list[float]]) -> Non
         return
 
 
-async def connect_all(url: str, count: int) -> Subscribers:
+async def connect_all(url: str, count: int, documents: int = 1) -> Subscribers:
     sockets: list[ClientConnection] = []
     for start in range(0, count, CONNECT_BATCH):
-        batch = min(CONNECT_BATCH, count - start)
-        sockets += await asyncio.gather(*(subscribe(url) for _ in range(batch)))
+        batch = range(start, min(start + CONNECT_BATCH, count))
+        sockets += await asyncio.gather(*(subscribe(url, n % documents) for n in batch))
     latencies: dict[str, list[float]] = {}
     tasks = [asyncio.create_task(listen(ws, latencies)) for ws in sockets]
     return Subscribers(sockets, latencies, tasks)
@@ -206,7 +222,9 @@ async def commit_change(writer: asyncpg.Connection, case: int, status: str) -> s
 @dataclass
 class Row:
     subscribers: int
+    documents: int
     events: int
+    resolutions_per_event: float | None
     p50_ms: float
     p99_ms: float
     max_ms: float
@@ -215,8 +233,12 @@ class Row:
     connect_seconds: float
 
     def markdown(self) -> str:
+        resolutions = (
+            "-" if self.resolutions_per_event is None else f"{self.resolutions_per_event:g}"
+        )
         return (
-            f"| {self.subscribers:,} | {self.events} | {self.p50_ms:.0f} | {self.p99_ms:.0f} | "
+            f"| {self.subscribers:,} | {self.documents} | {self.events} | {resolutions} | "
+            f"{self.p50_ms:.0f} | {self.p99_ms:.0f} | "
             f"{self.max_ms:.0f} | {self.delivered:.1%} | {self.kib_per_subscriber:.1f} | "
             f"{self.connect_seconds:.1f} |"
         )
@@ -229,7 +251,13 @@ def percentile(ordered: list[float], fraction: float) -> float:
 
 
 async def measure(
-    count: int, events: int, config: Path, port: int, writer: asyncpg.Connection, first_case: int
+    count: int,
+    documents: int,
+    events: int,
+    config: Path,
+    port: int,
+    writer: asyncpg.Connection,
+    first_case: int,
 ) -> Row:
     gateway = GatewayProcess(config, port, config.with_name(f"gateway-{count}.log"))
     url = f"ws://127.0.0.1:{port}/graphql"
@@ -245,22 +273,31 @@ async def measure(
         await gateway.until(lambda e: e["subscribers"] == 0, 30, "the warm-up to leave")
         before = rss_kib(gateway.process.pid)
         started = time.monotonic()
-        subscribers = await asyncio.wait_for(connect_all(url, count), SETUP_SECONDS)
+        subscribers = await asyncio.wait_for(connect_all(url, count, documents), SETUP_SECONDS)
         await gateway.until(lambda e: e["subscribers"] == count, 60, f"{count} subscribers")
         connect_seconds = time.monotonic() - started
         memory = (rss_kib(gateway.process.pid) - before) / count
         samples: list[float] = []
+        resolved_before = await gateway.resolutions()
         for n in range(events):
             status = "WIP" if n % 2 == 0 else "HOLD"
             reference = await commit_change(writer, first_case + 1 + n, status)
             samples += await wait_delivered(subscribers, reference, count)
+        resolved = await gateway.resolutions()
         await subscribers.close()
     finally:
         await gateway.stop()
     samples.sort()
+    per_event = (
+        None
+        if resolved is None or resolved_before is None
+        else (resolved - resolved_before) / events
+    )
     return Row(
         subscribers=count,
+        documents=documents,
         events=events,
+        resolutions_per_event=per_event,
         p50_ms=percentile(samples, 0.50) * 1000,
         p99_ms=percentile(samples, 0.99) * 1000,
         max_ms=samples[-1] * 1000 if samples else float("nan"),
@@ -293,7 +330,7 @@ async def prepare_database(admin: str) -> str:
     return dsn
 
 
-async def run(counts: list[int], events: int, port: int) -> list[Row]:
+async def run(counts: list[int], documents: int, events: int, port: int) -> list[Row]:
     admin, server = admin_dsn()
     dsn = await prepare_database(admin)
     url = "postgresql+asyncpg://" + dsn.split("://", 1)[1]
@@ -303,7 +340,8 @@ async def run(counts: list[int], events: int, port: int) -> list[Row]:
     rows = []
     try:
         for index, count in enumerate(counts):
-            row = await measure(count, events, config, port, writer, first_case=1 + index * 100)
+            first_case = 1 + index * 100
+            row = await measure(count, documents, events, config, port, writer, first_case)
             print(row.markdown(), flush=True)
             rows.append(row)
     finally:
@@ -321,6 +359,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.subscribers")
     parser.add_argument("--counts", default="100,1000,5000")
     parser.add_argument("--events", type=int, default=20)
+    parser.add_argument("--documents", type=int, default=1, help="distinct documents (groups)")
     parser.add_argument("--port", type=int, default=8798)
     args = parser.parse_args()
     counts = [int(n) for n in args.counts.split(",")]
@@ -333,11 +372,11 @@ def main() -> None:
         flush=True,
     )
     print(
-        "| subscribers | events | p50 ms | p99 ms | max ms | delivered | KiB per subscriber | "
-        "connect s |"
+        "| subscribers | documents | events | resolutions per event | p50 ms | p99 ms | max ms | "
+        "delivered | KiB per subscriber | connect s |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
-    asyncio.run(run(counts, args.events, args.port))
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
+    asyncio.run(run(counts, args.documents, args.events, args.port))
 
 
 if __name__ == "__main__":

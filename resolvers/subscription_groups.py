@@ -130,7 +130,8 @@ class Member:
         """What it has not read is dropped: ``final`` (an error) is next, then the end."""
         self.cut_off = True
         self.final = final
-        self.queue = asyncio.Queue(maxsize=1)
+        while not self.queue.empty():  # emptied in place: its reader may be waiting on it
+            self.queue.get_nowait()
         self.queue.put_nowait(_END)
 
     async def write_audit(self, entries: list[_Entry]) -> None:
