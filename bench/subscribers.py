@@ -11,7 +11,9 @@ committing statement into the case's ``detail`` column; every subscriber reads i
 event (``case { description }``), so latency is from the agency commit to the client holding
 the event, with nothing kept on the side. The next change waits until every subscriber has the
 last one (or 60 s). Memory per subscriber is the gateway's resident memory growth from before
-the first connection to when all N are subscribed, divided by N. Resolutions per event are read
+the first connection to when all N are subscribed, divided by N. Gateway CPU per event is the
+gateway process's user and system time over the events, divided by their number (this
+process, holding the N client sockets, is not counted). Resolutions per event are read
 from the gateway's own /metrics (``complaint_graph_subscription_resolutions_total``): one per
 group when subscribers share, N when each resolves its own. Everything is bounded in time:
 the bench stops by itself and stops every gateway it started.
@@ -86,6 +88,12 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def gateway_config(url: str, directory: Path) -> Path:
@@ -225,6 +233,7 @@ class Row:
     documents: int
     events: int
     resolutions_per_event: float | None
+    cpu_ms_per_event: float
     p50_ms: float
     p99_ms: float
     max_ms: float
@@ -238,6 +247,7 @@ class Row:
         )
         return (
             f"| {self.subscribers:,} | {self.documents} | {self.events} | {resolutions} | "
+            f"{self.cpu_ms_per_event:.0f} | "
             f"{self.p50_ms:.0f} | {self.p99_ms:.0f} | "
             f"{self.max_ms:.0f} | {self.delivered:.1%} | {self.kib_per_subscriber:.1f} | "
             f"{self.connect_seconds:.1f} |"
@@ -279,10 +289,12 @@ async def measure(
         memory = (rss_kib(gateway.process.pid) - before) / count
         samples: list[float] = []
         resolved_before = await gateway.resolutions()
+        cpu_before = cpu_seconds(gateway.process.pid)
         for n in range(events):
             status = "WIP" if n % 2 == 0 else "HOLD"
             reference = await commit_change(writer, first_case + 1 + n, status)
             samples += await wait_delivered(subscribers, reference, count)
+        cpu = cpu_seconds(gateway.process.pid) - cpu_before
         resolved = await gateway.resolutions()
         await subscribers.close()
     finally:
@@ -298,6 +310,7 @@ async def measure(
         documents=documents,
         events=events,
         resolutions_per_event=per_event,
+        cpu_ms_per_event=cpu * 1000 / events,
         p50_ms=percentile(samples, 0.50) * 1000,
         p99_ms=percentile(samples, 0.99) * 1000,
         max_ms=samples[-1] * 1000 if samples else float("nan"),
@@ -372,10 +385,12 @@ def main() -> None:
         flush=True,
     )
     print(
-        "| subscribers | documents | events | resolutions per event | p50 ms | p99 ms | max ms | "
-        "delivered | KiB per subscriber | connect s |"
+        "| subscribers | documents | events | resolutions per event | gateway CPU ms per event | "
+        "p50 ms | p99 ms | max ms | delivered | KiB per subscriber | connect s |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
+    print(
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True
+    )
     asyncio.run(run(counts, args.documents, args.events, args.port))
 
 

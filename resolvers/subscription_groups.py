@@ -199,10 +199,10 @@ class _Group:
         return len(self.members)
 
     async def stop(self) -> None:
+        """Its last member left: the shared stream (and its broker subscription) ends."""
         if self.task is not None and not self.task.done():
             self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            await asyncio.wait({self.task})  # a cancellation of the caller still propagates
 
 
 async def _audited(member: Member, entries: list[_Entry]) -> GraphQLError | None:
