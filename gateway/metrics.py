@@ -2,9 +2,10 @@
 
 GraphQL requests are counted by operation type, operation name and HTTP status, timed by
 operation name, and their errors counted by ``extensions.code``; every source round trip is
-counted and timed by source and operation; circuit states and open subscriptions are read at
-scrape time. Operation names come from clients, so only the first ``MAX_OPERATION_NAMES``
-distinct well-formed names get a label of their own; later ones are counted as ``other``.
+counted and timed by source and operation; circuit states, open subscriptions and how many
+resolutions subscribers shared (resolvers/subscription_groups.py) are read at scrape time.
+Operation names come from clients, so only the first ``MAX_OPERATION_NAMES`` distinct
+well-formed names get a label of their own; later ones are counted as ``other``.
 """
 
 from __future__ import annotations

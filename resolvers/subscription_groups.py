@@ -239,10 +239,6 @@ class SubscriptionGroups:
     def group_count(self) -> int:
         return len(self._groups)
 
-    @property
-    def member_count(self) -> int:
-        return sum(len(group.members) for group in self._groups.values())
-
     def members(self) -> list[Member]:
         """Every group's members, for tests and operators' debugging."""
         return [member for group in self._groups.values() for member in group.members]
