@@ -7,7 +7,11 @@ own, and hands each result to every member: 10,000 subscribers on a few document
 resolutions per event, as Hasura multiplexes its live queries.
 
 Each member has a bounded queue. A member that stops reading is cut off alone, with
-``SUBSCRIBER_TOO_SLOW`` as before; the group and its other members go on.
+``SUBSCRIBER_TOO_SLOW`` as before; the group and its other members go on. A member joins when
+its stream is first read and is handed every result from then on, so it may also get an event
+published just before it joined that the group was still resolving. The group's work runs in
+a task of its own started from the first member's, whose request id (logs) and caller (fair
+shares of the sources) it keeps.
 
 Personal data: while a group resolves, its audit recorder only notes what would be written
 (every reveal, every denial). Before a result reaches a member, those entries are written with
