@@ -2,8 +2,10 @@
 
 Run: ``python -m bench.subscribers`` (defaults: 100, 1,000 and 5,000 subscribers, 20 events
 each; ``--documents K`` spreads them round-robin over K distinct documents, so K groups share
-the resolutions). It loads a Damrongdhama database (PostgreSQL: COMPLAINT_GRAPH_DEMO_DSN, else
-127.0.0.1:5432, else an embedded server) and installs the NOTIFY triggers. For each N it starts a
+the resolutions; ``--client-processes P`` holds them in P processes of their own instead of this
+one, so that reading N sockets in Python is not what the latency measures). It loads a
+Damrongdhama database (PostgreSQL: COMPLAINT_GRAPH_DEMO_DSN, else 127.0.0.1:5432, else an
+embedded server) and installs the NOTIFY triggers. For each N it starts a
 fresh ``complaint-graph serve`` in a process of its own, connects N graphql-transport-ws
 subscribers from this process (in batches, so the gateway's listen backlog never overflows),
 then commits status changes one at a time. Each change writes the wall-clock time of its
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,7 +191,11 @@ async def subscribe(url: str, document: int) -> ClientConnection:
     return ws
 
 
-async def listen(ws: ClientConnection, latencies: dict[str, list[float]]) -> None:
+Record = Callable[[str, float], None]
+"""Takes (case reference, seconds from commit to this client) for each event received."""
+
+
+async def listen(ws: ClientConnection, record: Record) -> None:
     try:
         async for raw in ws:
             received = time.time()
@@ -199,7 +206,7 @@ async def listen(ws: ClientConnection, latencies: dict[str, list[float]]) -> Non
             description = case["description"]
             if description.startswith(MARK):
                 committed = float(description.removeprefix(MARK))
-                latencies.setdefault(case["referenceNumber"], []).append(received - committed)
+                record(case["referenceNumber"], received - committed)
     except ConnectionClosed:
         return
 
@@ -210,8 +217,84 @@ async def connect_all(url: str, count: int, documents: int = 1) -> Subscribers:
         batch = range(start, min(start + CONNECT_BATCH, count))
         sockets += await asyncio.gather(*(subscribe(url, n % documents) for n in batch))
     latencies: dict[str, list[float]] = {}
-    tasks = [asyncio.create_task(listen(ws, latencies)) for ws in sockets]
+
+    def record(reference: str, seconds: float) -> None:
+        latencies.setdefault(reference, []).append(seconds)
+
+    tasks = [asyncio.create_task(listen(ws, record)) for ws in sockets]
     return Subscribers(sockets, latencies, tasks)
+
+
+@dataclass
+class ClientProcesses:
+    """N subscribers held by client processes of their own (``--client-processes P``), so
+    that reading N sockets is spread over cores; each reports its latencies on its stdout."""
+
+    processes: list[asyncio.subprocess.Process]
+    latencies: dict[str, list[float]]
+    tasks: list[asyncio.Task[None]]
+
+    async def close(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            await process.wait()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def connect_in_processes(
+    url: str, count: int, documents: int, processes: int
+) -> ClientProcesses:
+    """Subscriber n of N is held by process n mod P, on document n mod K as in-process."""
+    started = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.subscribers",
+            "--worker",
+            url,
+            str(len(range(index, count, processes))),
+            str(documents),
+            str(index),
+            str(processes),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for index in range(processes)
+    ]
+    latencies: dict[str, list[float]] = {}
+    for process in started:
+        assert process.stdout is not None
+        line = await process.stdout.readline()
+        if line != b"ready\n":
+            raise SystemExit(f"a client process did not connect its subscribers: {line!r}")
+    tasks = [asyncio.create_task(_read_latencies(p, latencies)) for p in started]
+    return ClientProcesses(started, latencies, tasks)
+
+
+async def _read_latencies(
+    process: asyncio.subprocess.Process, latencies: dict[str, list[float]]
+) -> None:
+    assert process.stdout is not None
+    async for line in process.stdout:
+        reference, seconds = line.decode().rstrip("\n").split("\t")
+        latencies.setdefault(reference, []).append(float(seconds))
+
+
+async def client_process(url: str, count: int, documents: int, offset: int, step: int) -> None:
+    """A client process's life: connect, say ``ready``, then report each event received."""
+    sockets: list[ClientConnection] = []
+    for start in range(0, count, CONNECT_BATCH):
+        batch = range(start, min(start + CONNECT_BATCH, count))
+        indices = ((offset + k * step) % documents for k in batch)
+        sockets += await asyncio.gather(*(subscribe(url, document) for document in indices))
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+
+    def record(reference: str, seconds: float) -> None:
+        sys.stdout.write(f"{reference}\t{seconds!r}\n")
+        sys.stdout.flush()
+
+    await asyncio.gather(*(listen(ws, record) for ws in sockets))
 
 
 async def commit_change(writer: asyncpg.Connection, case: int, status: str) -> str:
@@ -264,6 +347,7 @@ async def measure(
     count: int,
     documents: int,
     events: int,
+    clients: int,
     config: Path,
     port: int,
     writer: asyncpg.Connection,
@@ -283,7 +367,14 @@ async def measure(
         await gateway.until(lambda e: e["subscribers"] == 0, 30, "the warm-up to leave")
         before = rss_kib(gateway.process.pid)
         started = time.monotonic()
-        subscribers = await asyncio.wait_for(connect_all(url, count, documents), SETUP_SECONDS)
+        connecting = (
+            connect_all(url, count, documents)
+            if clients == 1
+            else connect_in_processes(url, count, documents, clients)
+        )
+        subscribers: Subscribers | ClientProcesses = await asyncio.wait_for(
+            connecting, SETUP_SECONDS
+        )
         await gateway.until(lambda e: e["subscribers"] == count, 60, f"{count} subscribers")
         connect_seconds = time.monotonic() - started
         memory = (rss_kib(gateway.process.pid) - before) / count
@@ -320,7 +411,9 @@ async def measure(
     )
 
 
-async def wait_delivered(subscribers: Subscribers, reference: str, count: int) -> list[float]:
+async def wait_delivered(
+    subscribers: Subscribers | ClientProcesses, reference: str, count: int
+) -> list[float]:
     """Latencies of ``reference`` once every subscriber has it, or whatever came in 60 s."""
     deadline = time.monotonic() + EVENT_SECONDS
     while len(subscribers.latencies.get(reference, [])) < count:
@@ -343,7 +436,7 @@ async def prepare_database(admin: str) -> str:
     return dsn
 
 
-async def run(counts: list[int], documents: int, events: int, port: int) -> list[Row]:
+async def run(counts: list[int], documents: int, events: int, clients: int, port: int) -> list[Row]:
     admin, server = admin_dsn()
     dsn = await prepare_database(admin)
     url = "postgresql+asyncpg://" + dsn.split("://", 1)[1]
@@ -354,7 +447,7 @@ async def run(counts: list[int], documents: int, events: int, port: int) -> list
     try:
         for index, count in enumerate(counts):
             first_case = 1 + index * 100
-            row = await measure(count, documents, events, config, port, writer, first_case)
+            row = await measure(count, documents, events, clients, config, port, writer, first_case)
             print(row.markdown(), flush=True)
             rows.append(row)
     finally:
@@ -374,14 +467,24 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--documents", type=int, default=1, help="distinct documents (groups)")
     parser.add_argument("--port", type=int, default=8798)
+    parser.add_argument(
+        "--client-processes", type=int, default=1, help="processes holding the subscribers"
+    )
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)  # one client process
     args = parser.parse_args()
+    if args.worker:
+        url, count, documents, offset, step = args.worker
+        raise_open_files_limit(int(count) + 1024)
+        asyncio.run(client_process(url, int(count), int(documents), int(offset), int(step)))
+        return
     counts = [int(n) for n in args.counts.split(",")]
     if args.events > 99:
         parser.error("--events: at most 99 (each subscriber count changes its own 100 cases)")
     limit = raise_open_files_limit(2 * max(counts) + 1024)
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, open files limit {limit}",
+        f"Python {platform.python_version()}, open files limit {limit}, "
+        f"{args.client_processes} client process(es)",
         flush=True,
     )
     print(
@@ -391,7 +494,7 @@ def main() -> None:
     print(
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True
     )
-    asyncio.run(run(counts, args.documents, args.events, args.port))
+    asyncio.run(run(counts, args.documents, args.events, args.client_processes, args.port))
 
 
 if __name__ == "__main__":
