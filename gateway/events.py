@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.bus import BusUnavailable, RedisBus
 from gateway.referrals import AgencyReferrals
+from resolvers.subscription_groups import SHARED_BY, SubscriptionGroups
 from sources import CaseFilter, Federation, Position, SourceError
 from sources._changes import (
     CaseEvent,
@@ -74,6 +75,8 @@ class _Subscriber:
     held: deque[tuple[CaseEvent, int]] = field(default_factory=deque)
     """Events not yet queued, in order, each with the number of its agency's referrals refresh
     it waits for (0: none, it only waits for those before it)."""
+    shared_by: Callable[[], int] | None = None
+    """A group's shared subscription (resolvers/subscription_groups.py): its member count."""
 
 
 class EventBroker:
@@ -101,10 +104,13 @@ class EventBroker:
         self._stop_listening: list[Callable[[], Awaitable[None]]] = []
         self._closing = False
         self.ready = asyncio.Event()
+        self.subscription_groups = SubscriptionGroups(queue_size)
+        """Subscribers sharing one resolution per event; each group is one subscriber here."""
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscribers)
+        """Subscriptions open, each member of a group counted (/readyz, /metrics)."""
+        return sum(1 if s.shared_by is None else s.shared_by() for s in self._subscribers)
 
     @property
     def watched(self) -> list[str]:
@@ -411,7 +417,9 @@ class EventBroker:
         """
         resume = decode_token(after) if after is not None else None
         queue: asyncio.Queue[CaseEvent | None] = asyncio.Queue(maxsize=self.queue_size)
-        subscriber = _Subscriber(where, where.agencies, referred_to, queue)
+        subscriber = _Subscriber(
+            where, where.agencies, referred_to, queue, shared_by=SHARED_BY.get()
+        )
         self._subscribers.add(subscriber)
         if self._closing:
             self._end(subscriber)

@@ -2,9 +2,10 @@
 
 GraphQL requests are counted by operation type, operation name and HTTP status, timed by
 operation name, and their errors counted by ``extensions.code``; every source round trip is
-counted and timed by source and operation; circuit states and open subscriptions are read at
-scrape time. Operation names come from clients, so only the first ``MAX_OPERATION_NAMES``
-distinct well-formed names get a label of their own; later ones are counted as ``other``.
+counted and timed by source and operation; circuit states, open subscriptions and how many
+resolutions subscribers shared (resolvers/subscription_groups.py) are read at scrape time.
+Operation names come from clients, so only the first ``MAX_OPERATION_NAMES`` distinct
+well-formed names get a label of their own; later ones are counted as ``other``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,7 +23,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from starlette.requests import Request
@@ -40,6 +41,20 @@ MAX_OPERATION_NAMES = 200
 class Subscribers(Protocol):
     @property
     def subscriber_count(self) -> int: ...
+
+
+@runtime_checkable
+class SubscriptionSharing(Protocol):
+    """What resolvers/subscription_groups.py counts: resolutions shared by groups of
+    subscribers, and those of subscribers that run alone."""
+
+    resolutions: int
+    alone_resolutions: int
+    deliveries: int
+    cut_off: int
+
+    @property
+    def group_count(self) -> int: ...
 
 
 class Metrics:
@@ -238,3 +253,34 @@ class _LiveState(Collector):
             "GraphQL subscriptions open on this gateway process.",
             value=0 if self.subscribers is None else self.subscribers.subscriber_count,
         )
+        sharing = getattr(self.subscribers, "subscription_groups", None)
+        if isinstance(sharing, SubscriptionSharing):
+            yield from _sharing_metrics(sharing)
+
+
+def _sharing_metrics(sharing: SubscriptionSharing) -> Iterator[Metric]:
+    resolutions = CounterMetricFamily(
+        "complaint_graph_subscription_resolutions",
+        "Subscription results resolved: once per event per group of subscribers sharing "
+        "document, variables and access (sharing=group), once per event per subscriber that "
+        "runs alone, such as a resume with after (sharing=alone).",
+        labels=["sharing"],
+    )
+    resolutions.add_metric(["group"], sharing.resolutions)
+    resolutions.add_metric(["alone"], sharing.alone_resolutions)
+    yield resolutions
+    yield CounterMetricFamily(
+        "complaint_graph_subscription_deliveries",
+        "Results of shared resolutions handed to a group's subscribers.",
+        value=sharing.deliveries,
+    )
+    yield CounterMetricFamily(
+        "complaint_graph_subscription_cut_off",
+        "Subscribers of a group cut off for falling too far behind (SUBSCRIBER_TOO_SLOW).",
+        value=sharing.cut_off,
+    )
+    yield GaugeMetricFamily(
+        "complaint_graph_subscription_groups",
+        "Groups of subscribers sharing one resolution per event, on this gateway process.",
+        value=sharing.group_count,
+    )

@@ -23,6 +23,7 @@ from resolvers.mutations import Mutation
 from resolvers.plan_executor import PlanExecutor
 from resolvers.query import Query
 from resolvers.subscription import Subscription
+from resolvers.subscription_groups import shared_stream
 from sources import set_caller
 
 log = logging.getLogger("complaint_graph.errors")
@@ -89,19 +90,29 @@ class ComplaintGraphSchema(strawberry.Schema):
         deadline as :meth:`execute` (they used to run without one). A query's one result must
         come within ``limits.timeout_seconds``; a subscription sets a deadline for the work
         of each event itself (:mod:`resolvers.subscription`), not for waiting for events."""
-        results = await super().stream(
-            query,
-            variable_values,
-            context_value,
-            root_value,
-            operation_name,
-            operation_extensions,
-            allowed_operation_types,
-        )
+
+        async def start(context: Any) -> StreamResult:
+            return await super(ComplaintGraphSchema, self).stream(
+                query,
+                variable_values,
+                context,
+                root_value,
+                operation_name,
+                operation_extensions,
+                allowed_operation_types,
+            )
+
         seconds = _timeout_of(context_value)
         set_caller(_caller_of(context_value))
         if _is_subscription(query, operation_name):
-            return results
+            # Once per event for all who share it (resolvers/subscription_groups.py).
+            shared = shared_stream(
+                context_value, query, variable_values, operation_name, operation_extensions, start
+            )
+            if shared is not None:
+                return shared
+            return await start(context_value)
+        results = await start(context_value)
         return _one_result(results, seconds, context_value)
 
 

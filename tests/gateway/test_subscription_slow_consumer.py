@@ -3,9 +3,12 @@
 The broker-level test (``test_subscriptions``) drains a stream by hand; this one checks the whole
 path: once the client's socket buffers are full, uvicorn's WebSocket protocol holds the next send
 (asyncio's write buffer past its high-water mark), so Strawberry's handler waits on it, that
-subscriber's bounded queue fills, and the broker cuts it off with ``SUBSCRIBER_TOO_SLOW`` —
-while a subscriber that keeps reading gets every event. The server runs in the test's own event
-loop, so the test can look at the slow subscriber's queue and at the bytes held for its socket.
+subscriber's bounded queue fills, and it is cut off with ``SUBSCRIBER_TOO_SLOW`` — while a
+subscriber that keeps reading gets every event. The two share one resolution per event (same
+document, variables and access: resolvers/subscription_groups.py), so the slow one's queue is
+its own within the group, and the group does not wait for it. The server runs in the test's
+own event loop, so the test can look at the slow subscriber's queue and at the bytes held for
+its socket.
 """
 
 from __future__ import annotations
@@ -131,10 +134,12 @@ async def test_a_subscriber_that_stops_reading_is_cut_off_and_the_others_get_eve
         slow = await subscribed(url, sock)
         clients.append(slow)
         await subscribers_ready(base, 1)
-        (slow_subscriber,) = broker._subscribers
+        (slow_subscriber,) = broker.subscription_groups.members()
         healthy = await subscribed(url)
         clients.append(healthy)
         await subscribers_ready(base, 2)
+        groups = broker.subscription_groups
+        assert (groups.group_count, len(groups.members())) == (1, 2), "one resolution for both"
 
         # The slow client reads nothing from here on. Each round commits PER_ROUND changes in
         # one transaction (one event each, in (updated_at, id) order); the healthy client
@@ -156,11 +161,11 @@ async def test_a_subscriber_that_stops_reading_is_cut_off_and_the_others_get_eve
             assert slow_subscriber.queue.qsize() <= QUEUE_SIZE
             most_held = max(most_held, held_bytes(server))
             assert most_held < HELD_BYTES_LIMIT, f"{most_held} bytes held for one socket"
-            if slow_subscriber.overflowed:
+            if slow_subscriber.cut_off:
                 extra_rounds -= 1
                 if extra_rounds < 0:
                     break
-        assert slow_subscriber.overflowed, (
+        assert slow_subscriber.cut_off, (
             f"{len(received)} events and the client that stopped reading was never cut off "
             f"(its queue holds {slow_subscriber.queue.qsize()})"
         )
@@ -235,7 +240,7 @@ async def test_a_client_that_stopped_reading_does_not_hold_up_shutdown(
         url = base.replace("http", "ws") + "/graphql"
         clients.append(await subscribed(url, await small_receive_buffer_socket(config.port)))
         await subscribers_ready(base, 1)
-        (stuck,) = broker._subscribers
+        (stuck,) = broker.subscription_groups.members()
         pacer = await subscribed(url)  # reads every round, so each round is done before the next
         clients.append(pacer)
         await subscribers_ready(base, 2)
@@ -244,9 +249,9 @@ async def test_a_client_that_stopped_reading_does_not_hold_up_shutdown(
             await change(agency_dsn, TOUCH, ids, DETAIL + f"round {round_}")
             for _ in ids:
                 await next_event(pacer)
-            if stuck.overflowed:
+            if stuck.cut_off:
                 break
-        assert stuck.overflowed, "the client that stopped reading never filled its buffers"
+        assert stuck.cut_off, "the client that stopped reading never filled its buffers"
         await pacer.close()
 
         started = asyncio.get_running_loop().time()
