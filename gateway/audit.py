@@ -14,6 +14,7 @@ writer holds the lock beyond ``wait_seconds``, the server is down), the reveal i
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 from collections.abc import Sequence
@@ -91,6 +92,7 @@ class AuditLog:
         self.wait_seconds = wait_seconds
         self._engine: AsyncEngine | None = None
         self._opening = asyncio.Lock()
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def _ready(self) -> AsyncEngine:
         async with self._opening:
@@ -107,6 +109,10 @@ class AuditLog:
             return self._engine
 
     async def close(self) -> None:
+        """Close the store once the writes still running have ended (those abandoned by
+        their requests included: each ends within ``wait_seconds``)."""
+        if self._writes:
+            await asyncio.wait(self._writes, timeout=self.wait_seconds + 1)
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -129,7 +135,12 @@ class AuditLog:
         if deadline is None:
             await self._append(rows)
             return
-        write = asyncio.get_running_loop().create_task(self._append(rows))
+        # In a context of its own: not one of the request's tasks, which its hard stop would
+        # cancel half-way, leaving a pooled connection that nobody returns.
+        loop = asyncio.get_running_loop()
+        write = contextvars.Context().run(loop.create_task, self._append(rows))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
         try:
             async with asyncio.timeout_at(deadline.last_moment()):
                 await asyncio.shield(write)
