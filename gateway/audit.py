@@ -14,6 +14,7 @@ writer holds the lock beyond ``wait_seconds``, the server is down), the reveal i
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.store_engine import DEFAULT_WAIT_SECONDS, store_engine
 from resolvers.access import AuditUnavailable, Principal
 from resolvers.audit import AuditQuery, AuditRecord
+from sources import current_deadline
 
 log = logging.getLogger("complaint_graph.audit")
 
@@ -90,6 +92,7 @@ class AuditLog:
         self.wait_seconds = wait_seconds
         self._engine: AsyncEngine | None = None
         self._opening = asyncio.Lock()
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def _ready(self) -> AsyncEngine:
         async with self._opening:
@@ -106,6 +109,10 @@ class AuditLog:
             return self._engine
 
     async def close(self) -> None:
+        """Close the store once the writes still running have ended (those abandoned by
+        their requests included: each ends within ``wait_seconds``)."""
+        if self._writes:
+            await asyncio.wait(self._writes, timeout=self.wait_seconds + 1)
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -115,13 +122,49 @@ class AuditLog:
 
     async def append_rows(self, rows: Sequence[Row]) -> None:
         """Several entries in one transaction (one statement), in the order given; committed
-        when this returns, else :class:`AuditUnavailable` says why nothing was."""
+        when this returns, else :class:`AuditUnavailable` says why nothing was shown.
+
+        Under a request's deadline the write is waited for only until the request's source
+        calls must have ended (sources/_deadline.py): a store locked for longer than the
+        request has is a refused reveal (AUDIT_UNAVAILABLE) and the rest of the answer, not
+        the request's hard stop with no data. The write runs in a task of its own, left to
+        finish alone: cancelling it would not free the request either, since its rollback
+        waits for the driver's thread, itself waiting for the lock. If it commits after
+        all, the log holds an entry for a reveal never shown: the safe side."""
+        deadline = current_deadline()
+        if deadline is None:
+            await self._append(rows)
+            return
+        # In a context of its own: not one of the request's tasks, which its hard stop would
+        # cancel half-way, leaving a pooled connection that nobody returns.
+        loop = asyncio.get_running_loop()
+        write = contextvars.Context().run(loop.create_task, self._append(rows))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+        try:
+            async with asyncio.timeout_at(deadline.last_moment()):
+                await asyncio.shield(write)
+        except BaseException as exc:
+            write.add_done_callback(_retrieve)
+            if isinstance(exc, TimeoutError):
+                raise AuditUnavailable(self._out_of_time(deadline.seconds)) from None
+            raise
+
+    async def _append(self, rows: Sequence[Row]) -> None:
         try:
             engine = await self._ready()
             async with engine.begin() as connection:
                 await connection.execute(_entries.insert(), [dict(row) for row in rows])
         except (SQLAlchemyError, OSError) as exc:
             raise AuditUnavailable(self._unavailable(exc)) from exc
+
+    def _out_of_time(self, seconds: float) -> str:
+        log.error("the audit log did not record an access within the request's %g s", seconds)
+        return (
+            "the personal-data audit log cannot record this access, so it is refused: its "
+            f"database did not take the entry within the request's {seconds:g} s "
+            "(limits.timeout_seconds; another writer holds its lock)"
+        )
 
     def _unavailable(self, exc: BaseException) -> str:
         """The store's problem in words a client may read (no path, host or SQL: the full
@@ -159,6 +202,12 @@ class AuditLog:
         async with engine.connect() as connection:
             rows = (await connection.execute(statement)).all()
         return [_entry(row._mapping) for row in rows]
+
+
+def _retrieve(write: asyncio.Task[None]) -> None:
+    """An abandoned write's outcome is nobody's: read it so asyncio does not log it."""
+    if not write.cancelled():
+        write.exception()
 
 
 async def _append_only(connection: AsyncConnection) -> None:

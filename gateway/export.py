@@ -66,6 +66,8 @@ _STATUS = {
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,
     "AUDIT_UNAVAILABLE": 503,  # personal data asked for, and the audit log cannot record it
+    "SOURCE_TIMEOUT": 504,  # an agency did not answer before the page's deadline
+    "REQUEST_TIMEOUT": 504,  # the page itself ran out of time
 }
 
 ContextFactory = Callable[[Request], Awaitable[Any]]

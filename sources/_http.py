@@ -76,8 +76,14 @@ class AgencyHttp:
                 max_connections=settings.max_connections,
                 max_keepalive_connections=settings.max_connections,
             )
+            # One TLS context for every pool the transport makes: httpx builds a new one per
+            # transport by default, reading the whole CA bundle (15-60 ms of a blocked event
+            # loop), and a failing agency retires a pool on every failed request. Under
+            # truncated answers that held the loop long enough for whole requests to miss
+            # their deadline (issue 19).
+            tls = httpx.create_ssl_context()
             self.transport = HealingTransport(
-                lambda: httpx.AsyncHTTPTransport(limits=limits),
+                lambda: httpx.AsyncHTTPTransport(verify=tls, limits=limits),
                 grace_seconds=settings.timeout_seconds,
             )
             self._client = httpx.AsyncClient(

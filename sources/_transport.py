@@ -60,7 +60,11 @@ class _Generation:
 
 
 class HealingTransport(httpx.AsyncBaseTransport):
-    """Sends through the current pool; retires a pool once a request on it was spoilt."""
+    """Sends through the current pool; retires a pool once a request on it was spoilt.
+
+    ``make`` is called on the event loop each time a pool is retired, which an agency that
+    fails every request does on every request: it must be cheap (one TLS context shared by
+    every pool it makes, not a CA bundle read per pool)."""
 
     def __init__(
         self, make: Callable[[], httpx.AsyncBaseTransport], *, grace_seconds: float = 30.0

@@ -125,8 +125,8 @@ def uncapped(world: AccessWorld, url: str) -> GatewayConfig:
     return replace(world.config, sources=sources, limits=limits)
 
 
-async def latency(gateway: RunningGateway, key: str, runs: int = 5) -> float:
-    """The median time of ``runs`` small queries, each answered in full."""
+async def latencies(gateway: RunningGateway, key: str, runs: int) -> list[float]:
+    """The times of ``runs`` small queries, one after another, each answered in full."""
     took = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -134,26 +134,42 @@ async def latency(gateway: RunningGateway, key: str, runs: int = 5) -> float:
         took.append(time.perf_counter() - started)
         assert "errors" not in body, body
         assert len(body["data"]["cases"]["edges"]) == 5
-    return statistics.median(took)
+    return took
+
+
+def p99(samples: list[float]) -> float:
+    """The 99th percentile (of at least a hundred samples: the second slowest of 100)."""
+    assert len(samples) >= 100
+    return statistics.quantiles(samples, n=100, method="inclusive")[-1]
+
+
+SAMPLES = 100
+FLOOR = 0.1
+"""Seconds under which a tail is a busy test machine's noise (two cores shared by several
+test runs), not a wait behind another caller's slots."""
 
 
 async def test_one_callers_heavy_document_does_not_starve_another_caller(
     access_world: AccessWorld, held: tuple[ThreadedServer, Held]
 ) -> None:
+    """The tail, not only the middle: the other caller's 99th percentile while the heavy
+    document holds its share stays within twice its quiet one. Without the per-caller share
+    the heavy document takes every slot, and the small queries wait until it is released."""
     server, agency = held
     async with serving(uncapped(access_world, server.url)) as gateway:
-        await latency(gateway, DEMO_INSPECTOR_KEY, runs=2)  # warm: connections, documents
-        quiet = await latency(gateway, DEMO_INSPECTOR_KEY)
+        await latencies(gateway, DEMO_INSPECTOR_KEY, runs=5)  # warm: connections, documents
+        quiet = await latencies(gateway, DEMO_INSPECTOR_KEY, SAMPLES)
 
         heavy = asyncio.create_task(post(gateway, HEAVY_ON_1111, demo_agency_key("BMA-TRAFFY")))
         assert await asyncio.to_thread(agency.five_held.wait, 20)  # its share is taken
         try:
-            loaded = await latency(gateway, DEMO_INSPECTOR_KEY)
+            loaded = await latencies(gateway, DEMO_INSPECTOR_KEY, SAMPLES)
+            still_held = agency.holding
         finally:
             agency.release.set()
         answered = await heavy
-    # the heavy caller had its share of the agency's ten slots, and no more
+    # the heavy caller had its share of the agency's ten slots, and no more, all along
     assert agency.most == 5
-    # within twice the quiet latency (a floor of 50 ms for a busy test machine's noise)
-    assert loaded <= 2 * max(quiet, 0.05), (quiet, loaded)
+    assert still_held == 5
+    assert p99(loaded) <= 2 * max(p99(quiet), FLOOR), (p99(quiet), p99(loaded))
     assert answered["data"] is not None
