@@ -17,6 +17,7 @@ import pytest
 from gateway.demo import DEMO_AUDITOR_KEY, DEMO_INSPECTOR_KEY, seed_demo_keys
 from gateway.demo import demo_agency_key as agency_key
 from samples.serving import ThreadedServer
+from sources import CanonicalStatus
 from tests.conftest import RunningGateway, serving
 from tests.gateway.test_writes import PROGRESS, REFER, call, case_id, refer_input, referral_rows
 from tests.postgres import run
@@ -256,3 +257,54 @@ async def test_progress_the_owners_database_refuses_is_abandoned_with_its_reason
     assert (listed["action"], listed["state"], listed["attempts"]) == ("progress", "ABANDONED", 1)
     reasons = await audit_reasons(gateway, "PROGRESS")
     assert [r.split(":")[0] for r in reasons] == ["submitted", "abandoned"]
+
+
+@pytest.fixture
+async def stale_1111_vocabulary(write_world: WriteWorld) -> AsyncIterator[RunningGateway]:  # noqa: F811
+    """The gateway's vocabulary for the 1111 service writes ON_HOLD as status id 12, which the
+    service does not know (an id its operators retired, say): the service refuses it."""
+    sources = []
+    for source in write_world.config.sources:
+        if source.id == "pmoc-1111":
+            statuses = {
+                "12": CanonicalStatus.ON_HOLD,
+                **source.vocabulary.statuses,
+            }  # preferred: first
+            vocabulary = source.vocabulary.model_copy(update={"statuses": statuses})
+            source = source.model_copy(update={"vocabulary": vocabulary})
+        sources.append(source)
+    config = replace(write_world.config, sources=tuple(sources))
+    await asyncio.to_thread(run, seed_demo_keys(config))
+    async with serving(config) as started:
+        yield started
+
+
+async def test_a_status_the_receiving_service_refuses_is_abandoned_with_its_answer(
+    stale_1111_vocabulary: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    gateway = stale_1111_vocabulary
+    found = await call(
+        gateway,
+        '{ cases(first: 1, filter: {source: ["pmoc-1111"], status: [RECEIVED]}) '
+        "{ edges { node { id sourceStatus } } } }",
+        {},
+        agency_key(OPM),
+    )
+    node = found["data"]["cases"]["edges"][0]["node"]
+    variables = {"input": {"caseId": node["id"], "status": "ON_HOLD", "idempotencyKey": "hold"}}
+    body = await call(gateway, PROGRESS, variables, agency_key(OPM))
+    result = body["data"]["reportProgress"]
+    assert result["errors"] == []  # the gateway's vocabulary has a spelling: sent
+    assert result["write"]["state"] == "ABANDONED"  # at once: a 400 is not retried
+    last_error = result["write"]["lastError"]
+    assert last_error.startswith("source 'pmoc-1111': HTTP 400 from the API refused the write")
+    assert "no such complaint or status" in last_error  # the service's own words
+    assert result["case"]["sourceStatus"] == node["sourceStatus"] == "1"  # unchanged there
+    (listed,) = await pending_writes(gateway)
+    assert (listed["action"], listed["state"], listed["attempts"]) == ("progress", "ABANDONED", 1)
+    assert listed["lastError"] == last_error
+    assert set((await pending_counts(gateway)).values()) == {0}
+    reasons = await audit_reasons(gateway, "PROGRESS")
+    assert [r.split(":")[0] for r in reasons] == ["submitted", "abandoned"]
+    assert "HTTP 400" in reasons[-1]
