@@ -348,8 +348,10 @@ class Mutation:
         resolver=refer_case,
         description=(
             "Refer a case to another agency: the receiving agency's system creates the case "
-            "(reference, category, location, description; no personal data), the sender's "
-            "records the referral with the receiver's reference."
+            "(reference, category, location, description, and of the complainant only the "
+            "fields the receiver's writes.personal_data names; nothing of an anonymous or "
+            "confidential complaint), the sender's records the referral with the receiver's "
+            "reference."
         ),
     )
     report_progress: ReportProgressPayload = strawberry.mutation(

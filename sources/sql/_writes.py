@@ -97,6 +97,16 @@ class SqlWriter:
             f"{self.backend.message(cause)}",
         )
 
+    def _refused(self, what: str, exc: IntegrityError) -> SourceBadResponse:
+        """A constraint the database holds to: its error's name and first line only. The
+        exception's own text carries the statement and its parameters (the agency's columns,
+        a complainant's name), which would reach lastError, the outbox and the audit log."""
+        return SourceBadResponse(
+            self.source_id,
+            f"the database refused the {what} ({self.backend.error_name(exc.orig)}): "
+            f"{self.backend.message(exc.orig)}",
+        )
+
     async def _run(self, work: Any) -> Any:
         """``work(connection)`` in one transaction, database errors as source errors."""
         try:
@@ -143,7 +153,7 @@ class SqlWriter:
                 return str(await self._run(lambda c: self._insert(c, case, key)))
             except IntegrityError as exc:
                 clash = exc  # a concurrent send of this key, or a made id taken: look again
-        raise SourceBadResponse(self.source_id, f"the database refused the new case: {clash}")
+        raise self._refused("new case", clash)
 
     async def _existing(self, connection: AsyncConnection, case: NewCase, key: str) -> Any:
         cases = self._tables[self.settings.cases.table]
@@ -329,7 +339,7 @@ class SqlWriter:
                 return
             except IntegrityError as exc:
                 clash = exc
-        raise SourceBadResponse(self.source_id, f"the database refused the change: {clash}")
+        raise self._refused("change", clash)
 
     async def _move(
         self,
@@ -407,7 +417,7 @@ class SqlWriter:
                 return
             except IntegrityError as exc:
                 clash = exc
-        raise SourceBadResponse(self.source_id, f"the database refused the note: {clash}")
+        raise self._refused("note", clash)
 
     async def _note(
         self, connection: AsyncConnection, local_id: str, note: str, at: datetime
@@ -460,7 +470,7 @@ class SqlWriter:
                 return
             except IntegrityError as exc:
                 clash = exc
-        raise SourceBadResponse(self.source_id, f"the database refused the referral: {clash}")
+        raise self._refused("referral", clash)
 
     async def _refer(
         self, connection: AsyncConnection, local_id: str, referral: OutgoingReferral
