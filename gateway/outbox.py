@@ -373,7 +373,7 @@ class Outbox:
         statement = (
             select(_entries)
             .where(
-                _entries.c.state == PENDING,
+                _entries.c.state.in_((PENDING, ABANDONED)),
                 _entries.c.action == "refer",
                 _entries.c.case_id.in_(sorted({case_id for _, case_id in wanted})),
             )

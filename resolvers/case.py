@@ -309,7 +309,8 @@ class Case(relay.Node):
     @strawberry.field(
         description=(
             "Where this agency sent the case, oldest first; then those the gateway's outbox "
-            "is still writing (status PENDING)." + _UNANSWERED
+            "is still writing (status PENDING) or gave up on (status ABANDONED, its write "
+            "saying why)." + _UNANSWERED
         ),
         metadata=reads(),
     )

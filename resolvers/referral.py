@@ -47,7 +47,8 @@ class Referral:
     @strawberry.field(
         description=(
             "While the referral is not yet written into both agencies' systems (status "
-            "PENDING): the outbox's write, with why its last attempt failed. Null once recorded."
+            "PENDING), or once the outbox gave up on it (status ABANDONED): the outbox's "
+            "write, with why its last attempt failed. Null once recorded."
         )
     )
     def write(self) -> LazyWrite | None:

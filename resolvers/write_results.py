@@ -205,7 +205,7 @@ async def with_pending_referrals(
             to_agency=str(entry.request.get("toAgency")),
             at=entry.created_at,
             kind=ReferralKind(entry.request.get("kind", ReferralKind.FORWARD.value)),
-            status=WriteState.PENDING.value,
+            status=entry.state,
             their_reference=entry.their_reference,
         )
         shown.append(Referral.of(pending, pending=entry))

@@ -72,5 +72,7 @@ class Writes(Protocol):
     async def pending_referrals(
         self, cases: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], list[WriteEntry]]:
-        """PENDING referrals of these (source, local id) cases, oldest first."""
+        """Referrals of these (source, local id) cases the outbox has not written into both
+        systems: PENDING, or ABANDONED with its reason (a hand-over that failed stays on its
+        case), oldest first."""
         ...

@@ -103,7 +103,7 @@ async def test_a_receiver_that_keeps_failing_is_abandoned_after_max_attempts(
     assert write["attempts"] == 3 and write["receivingReference"] is None
     assert write["lastError"].startswith("abandoned after 3 attempts: ")
     assert "pmoc-1111" in write["lastError"]  # the receiver's failure, named
-    # No longer pending anywhere: the systems' counts, the case's referrals.
+    # No longer pending anywhere (the systems' counts); the case shows the failed hand-over.
     assert await pending_counts(gateway) == {
         "damrongdhama": 0,
         "khonkaen-office": 0,
@@ -111,7 +111,9 @@ async def test_a_receiver_that_keeps_failing_is_abandoned_after_max_attempts(
         "traffy-city": 0,
     }
     case = await call(gateway, REFERRALS, {"id": case_id("damrongdhama", "7")}, agency_key(DDC))
-    assert [r for r in case["data"]["case"]["referrals"] if r["write"] is not None] == []
+    (failed,) = [r for r in case["data"]["case"]["referrals"] if r["write"] is not None]
+    assert (failed["status"], failed["toAgency"]["code"]) == ("ABANDONED", OPM)
+    assert failed["write"]["lastError"] == write["lastError"]
     reasons = await audit_reasons(gateway, "REFER")
     assert [r.split(":")[0] for r in reasons] == ["submitted", "abandoned"]
     assert reasons[-1].startswith("abandoned: ABANDONED (abandoned after 3 attempts: ")
@@ -158,7 +160,8 @@ async def test_the_pending_referral_shows_its_write_until_it_is_abandoned(
     assert write["lastError"].startswith("abandoned after 2 attempts: ")
     assert again["data"]["referCase"]["referral"] is None
     case = await call(gateway, REFERRALS, {"id": case_id("damrongdhama", "12")}, agency_key(DDC))
-    assert [r for r in case["data"]["case"]["referrals"] if r["write"] is not None] == []
+    (failed,) = [r for r in case["data"]["case"]["referrals"] if r["write"] is not None]
+    assert (failed["status"], failed["write"]["state"]) == ("ABANDONED", "ABANDONED")
     assert [w["state"] for w in await pending_writes(gateway)] == ["ABANDONED"]
     assert set((await pending_counts(gateway)).values()) == {0}
 
