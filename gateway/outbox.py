@@ -54,7 +54,7 @@ from resolvers.access import Principal
 from resolvers.writes import Route
 from sources import CanonicalStatus, Channel, ReferralKind, Source
 from sources._changes import ChangeKind
-from sources._errors import SourceError, SourceTimeout, SourceUnavailable
+from sources._errors import CircuitOpen, SourceError, SourceTimeout, SourceUnavailable
 from sources._settings import SourceSettings, Strict
 from sources._writes import (
     CaseWriter,
@@ -457,6 +457,17 @@ class Outbox:
         entry = await self._update(key, attempts=entry.attempts + 1)
         try:
             answer = await self._send(entry, payload)
+        except CircuitOpen as exc:
+            # Nothing was sent, so not an attempt (a circuit open for longer than the retries'
+            # backoff would otherwise use them all up): tried again at the circuit's next trial.
+            delay = max(exc.retry_after, self.settings.retry_base_seconds)
+            self._wake_later(delay)
+            return await self._update(
+                key,
+                attempts=entry.attempts - 1,
+                last_error=str(exc),
+                next_at=time.time() + delay,
+            )
         except (SourceUnavailable, SourceTimeout) as exc:
             delay = min(
                 self.settings.retry_base_seconds * 2 ** (entry.attempts - 1),

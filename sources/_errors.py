@@ -31,6 +31,16 @@ class SourceUnavailable(SourceError):
     code = "SOURCE_UNAVAILABLE"
 
 
+class CircuitOpen(SourceUnavailable):
+    """Refused by the source's open circuit: nothing was sent to the agency. ``retry_after``:
+    seconds until the circuit lets its next trial through (a write waiting in the outbox is
+    tried again then, without counting this as one of its attempts)."""
+
+    def __init__(self, source: str, message: str, retry_after: float) -> None:
+        super().__init__(source, message)
+        self.retry_after = retry_after
+
+
 class SourceTimeout(SourceError):
     code = "SOURCE_TIMEOUT"
 

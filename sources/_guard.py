@@ -35,7 +35,13 @@ from tenacity.wait import wait_base
 
 from sources._bulkhead import Bulkhead
 from sources._deadline import Deadline, current_caller, current_deadline
-from sources._errors import SourceBusy, SourceError, SourceTimeout, SourceUnavailable
+from sources._errors import (
+    CircuitOpen,
+    SourceBusy,
+    SourceError,
+    SourceTimeout,
+    SourceUnavailable,
+)
 from sources._interface import Capabilities, Problem, Source, SourceHealth
 from sources._model import (
     CanonicalStatus,
@@ -184,10 +190,11 @@ class Guarded(Source):
         if state == STATE_OPEN:
             self._trial_connections = False
             remaining = max(self._breaker.open_remaining, 0)
-            raise SourceUnavailable(
+            raise CircuitOpen(
                 self.id,
                 f"circuit open after {self.resilience.circuit_failure_threshold} failures in a "
                 f"row (last: {self._last_error}); next trial in {remaining:.0f} s",
+                retry_after=remaining,
             )
         if state == STATE_HALF_OPEN and not self._trial_connections:
             # The trial goes out on fresh connections, never on one the failures left behind.
