@@ -39,6 +39,8 @@ class RedisBus:
         self.leading: set[str] = set()
         self._listener: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
+        """Set while the channel is subscribed: clear from its loss until it is subscribed
+        again, when events published meanwhile never reach this replica."""
 
     async def start(
         self, deliver: Callable[[CaseEvent], None], interrupted: Callable[[], None]
@@ -66,10 +68,12 @@ class RedisBus:
                         deliver(event_from_json(message["data"]))
             except RedisError as exc:
                 log.warning("events: Redis channel lost, subscribing again: %s", exc)
+                self.subscribed.clear()
                 interrupted()
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8
             pubsub = await self._subscribe_again()
+            self.subscribed.set()
 
     async def _subscribe_again(self) -> redis.client.PubSub:
         delay = 0.05
@@ -85,18 +89,30 @@ class RedisBus:
                 delay = min(delay * 2, 2.0)
 
     async def lead(self, source_id: str) -> bool:
-        """Take or keep the lease on watching ``source_id``; False while another replica has it."""
+        """Take or keep the lease on watching ``source_id``; False while another replica has it,
+        or while Redis does not answer within a third of the lease (a renewal that took longer
+        could end after the lease did, with another replica watching by then)."""
         key = f"{self.prefix}:leader:{source_id}"
+        leading = False
         try:
-            if await self.client.set(key, self.replica, nx=True, px=self.lease_ms):
-                self.leading.add(source_id)
-                return True
-            if await self.client.get(key) == self.replica:
-                await self.client.pexpire(key, self.lease_ms)
-                return True
-        except RedisError as exc:
-            log.warning("events: Redis unavailable, not watching %s: %s", source_id, exc)
-        self.leading.discard(source_id)
+            async with asyncio.timeout(self.lease_ms / 3000):
+                leading = await self._take_or_keep(key)
+        except (RedisError, TimeoutError) as exc:
+            log.warning("events: Redis unavailable, not watching %s: %r", source_id, exc)
+        # Either way the lease was taken or kept: after Redis was away for less than the lease,
+        # the key is still this replica's, and /readyz must say it leads again.
+        if leading:
+            self.leading.add(source_id)
+        else:
+            self.leading.discard(source_id)
+        return leading
+
+    async def _take_or_keep(self, key: str) -> bool:
+        if await self.client.set(key, self.replica, nx=True, px=self.lease_ms):
+            return True
+        if await self.client.get(key) == self.replica:
+            await self.client.pexpire(key, self.lease_ms)
+            return True
         return False
 
     async def publish(self, event: CaseEvent, position: Position) -> None:

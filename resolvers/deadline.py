@@ -17,6 +17,7 @@ here is the backstop for work that is not a source call.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
@@ -65,6 +66,23 @@ def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_task_factory(factory)  # type: ignore[arg-type]
 
 
+def _cancel(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+    """Cancel ``task``; one that has not taken its first step yet, just after it.
+
+    Cancelled before its first step, a task's coroutine is closed without running. When that
+    coroutine only wraps another, as anyio's task groups run each child (``TaskHandle``'s
+    wrapper awaiting the child's coroutine: httpx's connection attempts, anyio ``try_connect``),
+    the child's coroutine is left never awaited, and Python warns "coroutine ... was never
+    awaited" when it is collected (an error under the tests' ``filterwarnings``). anyio itself
+    only cancels tasks that have started. The first step is already queued (``call_soon`` at
+    the task's creation), so a cancellation queued now is delivered right after it."""
+    coro = task.get_coro()
+    if inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+        loop.call_soon(task.cancel)
+    else:
+        task.cancel()
+
+
 async def run_with_deadline(seconds: float, operation: Callable[[], Awaitable[T]]) -> T:
     """``operation()``, or :class:`OperationTimeout` once ``seconds`` have passed, after every
     task it had started by then has been cancelled and has finished.
@@ -87,7 +105,7 @@ async def run_with_deadline(seconds: float, operation: Callable[[], Awaitable[T]
         fired = True
         expired.extend(task for task in tasks if not task.done())
         for task in expired:
-            task.cancel()
+            _cancel(loop, task)
         current.cancel()
 
     token = _OPERATION_TASKS.set(tasks)

@@ -109,8 +109,15 @@ def _retrieve(work: asyncio.Task[Any]) -> None:
         work.exception()
 
 
+_LEAST_FOR_RETRY = 0.05
+"""Seconds a retry needs before the margin, at the least, to be worth starting."""
+
+
 class _OutOfTime(stop_base):
-    """Stop retrying when the backoff would not leave a retry time before the deadline."""
+    """Stop retrying when the backoff would not leave a retry time before the deadline.
+
+    Checked before the backoff's sleep; a sleep that ends late (a busy event loop) is checked
+    again by the retry itself (:meth:`Guarded._with_retries`)."""
 
     def __init__(self, deadline: Deadline | None) -> None:
         self.deadline = deadline
@@ -118,7 +125,7 @@ class _OutOfTime(stop_base):
     def __call__(self, retry_state: RetryCallState) -> bool:
         if self.deadline is None:
             return False
-        return self.deadline.left() < retry_state.upcoming_sleep + 0.05
+        return self.deadline.left() < retry_state.upcoming_sleep + _LEAST_FOR_RETRY
 
 
 class Guarded(Source):
@@ -250,7 +257,10 @@ class Guarded(Source):
         number of attempts and the waits between them are as if it had made every one.
 
         Under a request's deadline every attempt, and every wait between them, fits in what is
-        left of it: no retry is started that could not end before the deadline."""
+        left of it: no retry is started that could not end before the deadline. Retries never
+        use the margin: when the backoff's sleep ends later than asked (a busy event loop) with
+        too little left, the last attempt's failure is the answer, not a retry squeezed into
+        the margin by :meth:`Deadline.for_call`."""
         try:
             return await self._attempt(operation, batch_size, call, deadline)
         except SourceBusy:
@@ -259,11 +269,18 @@ class Guarded(Source):
             if retries == 0:
                 raise
             first: list[BaseException] = [failure]
+            last: list[BaseException] = [failure]
 
         async def again() -> T:
             if first:
                 raise first.pop()  # the attempt above, already made and observed
-            return await self._attempt(operation, batch_size, call, deadline)
+            if deadline is not None and deadline.left() < _LEAST_FOR_RETRY:
+                raise last[0]  # woke too late for a retry: tenacity stops (_OutOfTime)
+            try:
+                return await self._attempt(operation, batch_size, call, deadline)
+            except _AVAILABILITY as failure:
+                last[0] = failure
+                raise
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(retries + 1) | _OutOfTime(deadline),
