@@ -179,31 +179,41 @@ class EventBroker:
             self.ready.set()
         leading = self.bus is None
         while True:
-            if self.bus is not None:
-                was_leading, leading = leading, await self.bus.lead(source_id)
-                if leading and not was_leading:  # take over where the last leader stopped
-                    try:
-                        self.positions[source_id] = await self.bus.position(source_id) or start
-                    except BusUnavailable as exc:
-                        log.warning("events: not taking over %s yet: %s", source_id, exc)
-                        leading = False  # so the next round tries the takeover again
             records: list[CaseRecord] = []
-            if leading:
-                try:
-                    found = await changes_after(source, self.positions[source_id], self.batch)
-                    records = found
-                except SourceError as exc:
-                    log.warning("events: polling %s failed: %s", source_id, exc.detail)
-            details = await self._details(source_id, records)
-            for record in records:
-                previous, self.positions[source_id] = self.positions[source_id], position_of(record)
-                try:
-                    await self._publish_change(record, start, details)
-                except BusUnavailable as exc:
-                    # Not published: read again from here at the next poll, nothing skipped.
-                    self.positions[source_id] = previous
-                    log.warning("events: %s changes wait for the bus: %s", source_id, exc)
-                    break
+            try:
+                if self.bus is not None:
+                    was_leading, leading = leading, await self.bus.lead(source_id)
+                    if leading and not was_leading:  # take over where the last leader stopped
+                        try:
+                            self.positions[source_id] = await self.bus.position(source_id) or start
+                        except BusUnavailable as exc:
+                            log.warning("events: not taking over %s yet: %s", source_id, exc)
+                            leading = False  # so the next round tries the takeover again
+                if leading:
+                    try:
+                        found = await changes_after(source, self.positions[source_id], self.batch)
+                        records = found
+                    except SourceError as exc:
+                        log.warning("events: polling %s failed: %s", source_id, exc.detail)
+                details = await self._details(source_id, records)
+                for record in records:
+                    previous, self.positions[source_id] = (
+                        self.positions[source_id],
+                        position_of(record),
+                    )
+                    try:
+                        await self._publish_change(record, start, details)
+                    except BusUnavailable as exc:
+                        # Not published: read again from here at the next poll, nothing skipped.
+                        self.positions[source_id] = previous
+                        log.warning("events: %s changes wait for the bus: %s", source_id, exc)
+                        break
+            except Exception:
+                # A bug or an answer nobody foresaw must not end this source's events for
+                # good (the watcher is one task per source, for the gateway's life): logged,
+                # and the next poll goes on from where this one got to.
+                log.exception("events: watching %s failed unexpectedly; trying again", source_id)
+                records = []
             if len(records) < self.batch:
                 # Until the next poll, or sooner when the source signals a change.
                 # Waited for in this task: asyncio.wait_for made a task of each wait, a new

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from gateway import events as events_module
 from gateway.app import Gateway, create_app
 from gateway.cli import main
 from gateway.config import EventSettings, GatewayConfig
@@ -455,3 +456,35 @@ async def test_partners_can_follow_only_what_is_referred_to_them(
         await change(agency_dsn, REFER, 24)
         event = await next_event(ws)
     assert event["case"]["referenceNumber"].endswith("/000024")
+
+
+async def test_an_unforeseen_failure_does_not_end_a_sources_events(
+    demo_data: DemoData, agency_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poll that fails with an error nobody foresaw (a bug, not a SourceError) is logged and
+    the watcher polls again: the source's next change is still an event. (The watcher is one
+    task per source for the gateway's life; before, such an error ended it silently.)"""
+    failures: list[str] = []
+    read_changes = events_module.changes_after
+
+    async def failing_once(*args: Any, **kwargs: Any) -> Any:
+        if not failures:
+            failures.append("raised")
+            raise RuntimeError("an unforeseen failure")
+        return await read_changes(*args, **kwargs)
+
+    monkeypatch.setattr(events_module, "changes_after", failing_once)
+    server = ThreadedServer(create_app(watched_config(demo_data, agency_dsn)), lifespan=True)
+    server.start()
+    try:
+        await wait_for(server, lambda events: events["watching"])
+        async with transport_ws(server) as ws:
+            await change(agency_dsn, SET_STATUS, 11, "WIP")
+            event = await next_event(ws)
+    finally:
+        server.stop()
+    assert failures == ["raised"]
+    assert (event["case"]["referenceNumber"][-6:], event["case"]["sourceStatus"]) == (
+        "000011",
+        "WIP",
+    )
