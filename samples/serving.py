@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -18,6 +19,24 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+GRACE_SECONDS = 10
+"""How long a stopping server waits for its connections' work before cancelling it."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, dropping the connections its graceful shutdown gave up on: uvicorn
+    cancels their tasks after ``timeout_graceful_shutdown`` but leaves their sockets open, and
+    a server thread's event loop then closes with transports never closed."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        for connection in list(self.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
+        await asyncio.sleep(0)  # each aborted transport's connection_lost closes its socket
 
 
 class ThreadedServer:
@@ -45,8 +64,9 @@ class ThreadedServer:
             log_level="warning",
             lifespan="on" if self.lifespan else "off",
             loop=self.loop,
+            timeout_graceful_shutdown=GRACE_SECONDS,
         )
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
