@@ -386,17 +386,10 @@ def _check(
 def _check_answer(
     harness: Harness, response: httpx.Response, took: float, sick: set[str], report: Report
 ) -> None:
-    if response.status_code != 200:
-        report.violations.append(f"HTTP {response.status_code}: {response.text[:200]}")
+    body = _answered(harness, response, took, report)
+    if body is None:
         return
-    if took > harness.deadline + 0.5:
-        report.violations.append(f"answered after {took:.2f} s (deadline {harness.deadline} s)")
-    body = response.json()
-    data = body.get("data")
-    if data is None:
-        report.hard_stops += _hard_stopped(body)
-        report.violations.append(f"no data: {body.get('errors')}")
-        return
+    data = body["data"]
     failed = {e.get("extensions", {}).get("source") for e in body.get("errors", [])}
     if failed:
         report.partial += 1
@@ -410,6 +403,24 @@ def _check_answer(
     stray = failed - sick - {None}
     if stray:
         report.violations.append(f"errors for healthy sources {stray}")
+
+
+def _answered(
+    harness: Harness, response: httpx.Response, took: float, report: Report
+) -> dict[str, Any] | None:
+    """The answer's body when it is one with data: HTTP 200, in time (a late one is noted but
+    still read); None, with the violation noted, for a 5xx or an answer without data."""
+    if response.status_code != 200:
+        report.violations.append(f"HTTP {response.status_code}: {response.text[:200]}")
+        return None
+    if took > harness.deadline + 0.5:
+        report.violations.append(f"answered after {took:.2f} s (deadline {harness.deadline} s)")
+    body: dict[str, Any] = response.json()
+    if body.get("data") is None:
+        report.hard_stops += _hard_stopped(body)
+        report.violations.append(f"no data: {body.get('errors')}")
+        return None
+    return body
 
 
 def _hard_stopped(body: dict[str, Any]) -> int:
@@ -464,17 +475,10 @@ def _check_reveal(
     """A reveal arrives in time with every healthy agency's cases; a citizen ID is either shown
     (and noted, to be found in the audit store) or withheld with AUDIT_UNAVAILABLE, which only
     the audit store's own fault may cause."""
-    if response.status_code != 200:
-        report.violations.append(f"HTTP {response.status_code}: {response.text[:200]}")
+    body = _answered(harness, response, took, report)
+    if body is None:
         return
-    if took > harness.deadline + 0.5:
-        report.violations.append(f"answered after {took:.2f} s (deadline {harness.deadline} s)")
-    body = response.json()
-    data = body.get("data")
-    if data is None:
-        report.hard_stops += _hard_stopped(body)
-        report.violations.append(f"no data: {body.get('errors')}")
-        return
+    data = body["data"]
     errors = body.get("errors") or []
     refused = [e for e in errors if e.get("extensions", {}).get("code") == "AUDIT_UNAVAILABLE"]
     report.reveals_refused += len(refused)
