@@ -130,23 +130,23 @@ def _referrals(cases: Sequence[Case], context: Context) -> list[object]:
     """Case.referrals for a list of cases at once: each source's loader asked for its cases'
     futures in one call, each made into a future of ``Referral`` objects by a callback
     (``mapped``), not a coroutine per case."""
+    from resolvers.write_results import with_pending_referrals  # it imports this module
+
     answers: list[object] = [None] * len(cases)
     positions: dict[str, list[int]] = {}  # by source: where its cases stand in the list
     for index, case in enumerate(cases):
         positions.setdefault(case.record.source, []).append(index)
+    writes = context.writes
     for source, indexes in positions.items():
         loader = context.loaders.referrals(source)
         futures = loader.load_list([cases[i].record.local_id for i in indexes])
         # Where the gateway writes referrals for this source, those its outbox has not yet
-        # written follow as PENDING (one coroutine per case; elsewhere none is needed).
-        writes = context.writes
-        pending = writes is not None and writes.can_write(source, "record")
-        for index, future in zip(indexes, futures, strict=True):
-            if pending:
-                from resolvers.write_results import with_pending_referrals  # imports us
-
+        # written follow (one coroutine per case there; a callback elsewhere).
+        if writes is not None and writes.can_write(source, "record"):
+            for index, future in zip(indexes, futures, strict=True):
                 answers[index] = with_pending_referrals(context, cases[index].record, future)
-            else:
+        else:
+            for index, future in zip(indexes, futures, strict=True):
                 answers[index] = mapped(future, _referrals_of)
     return answers
 
