@@ -775,12 +775,13 @@ def report(
     return "\n".join(lines) + "\n"
 
 
-def write_readme(table: str) -> None:
+def write_readme(table: str, begin: str = BEGIN, end: str = END) -> None:
+    """Put ``table`` between the ``begin`` and ``end`` markers of bench/README.md."""
     text = README.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     if not pattern.search(text):
-        raise SystemExit(f"{README} has no {BEGIN} ... {END} markers")
-    README.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table}{END}", text), encoding="utf-8")
+        raise SystemExit(f"{README} has no {begin} ... {end} markers")
+    README.write_text(pattern.sub(lambda _: f"{begin}\n{table}{end}", text), encoding="utf-8")
 
 
 def main(argv: list[str]) -> None:

@@ -51,6 +51,7 @@ from bench.http import (
     wait_idle,
     wait_listening,
     working_tree,
+    write_readme,
 )
 from bench.shapes import Shape, canonical, shapes
 from gateway.demo import demo_environ
@@ -301,14 +302,6 @@ def report(
     return "\n".join(lines) + "\n"
 
 
-def write_readme(table: str) -> None:
-    text = README.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{README} has no {BEGIN} ... {END} markers")
-    README.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table}{END}", text), encoding="utf-8")
-
-
 def _version(package: Path) -> str:
     return str(json.loads((package / "package.json").read_text())["version"])
 
@@ -441,5 +434,5 @@ def main(argv: list[str]) -> None:
     (RESULTS / "peers-latest.md").write_text(table)
     print("\n" + table)
     if args.readme:
-        write_readme(table)
+        write_readme(table, BEGIN, END)
         print(f"written to {README}")
