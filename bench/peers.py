@@ -335,6 +335,7 @@ def main(argv: list[str]) -> None:
     else:
         code, described = frozen_working_tree() if args.freeze else working_tree()
     started = dt.datetime.now(dt.UTC)
+    ensure_postgraphile5()  # before its version is read: a fresh checkout has none yet
     modules = POSTGRAPHILE5_DIR / "node_modules"
     info = machine() | {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
