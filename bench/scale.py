@@ -7,7 +7,12 @@ provinces have two offices) and declaring it (``covers: {provinces: [...]}``). F
 of sources it starts one gateway process per code version (this tree, and ``--baseline``, by
 default ``main``, whose configuration gets no ``covers``), then for each workload: the median
 latency of sequential requests (alone), requests/s with ``--callers`` concurrent callers for
-``--seconds``, and round trips per request read from the gateway's ``/metrics``.
+``--seconds``, and round trips per request read from the gateway's ``/metrics``; then the
+gateway's peak resident memory. Subscriptions (unless ``--no-watch``): a gateway of the same
+version with events on (every source polled each second), one subscriber to the first
+source's changes; the gateway's CPU while it only watches, then a few changes committed to the
+first source's first case (its description carries the commit time; this edits the built
+data) and the time each takes to reach the subscriber.
 
 ``--kind postgres``: N copies of the demo's PostgreSQL agency reading one database, as in the
 issue. This tree's sources share one pool of ``--pool`` connections (sources reading one
@@ -20,20 +25,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
+import json
 import os
 import sqlite3
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import yaml
+from websockets.asyncio.client import connect
 
 from bench.http import HERE, ROOT, Server, _git, frozen_working_tree, round_trip_totals, snapshot
+from bench.subscribers import cpu_seconds
 from resolvers.geography import area
 from samples import provincial
 
@@ -60,6 +72,18 @@ query Stats($filter: CaseFilterInput) {
   caseStats(groupBy: [STATUS], filter: $filter) { total { count open } buckets { count } }
 }
 """
+
+WATCH = (
+    'subscription Watch { caseEvents(filter: {source: ["office-000"]}) '
+    "{ id type case { referenceNumber description } } }"
+)
+MARK = "bench-scale-commit "
+POLL_SECONDS = 1.0
+"""Each source's ``poll_seconds`` in the subscription measurement (the default is 2 s)."""
+IDLE_SECONDS = 5.0
+"""How long the gateway's CPU is read while it only watches its sources (no changes)."""
+CHANGES = 5
+"""Changes committed one after another, each awaited by the subscriber."""
 
 
 def province_of(index: int) -> str:
@@ -122,6 +146,7 @@ def config(
     postgres: str | None = None,
     pool: int = 0,
     tree: Path = ROOT,
+    events: bool = False,
 ) -> dict[str, Any]:
     """The demo's configuration (``tree``'s own, which that version understands) with the
     offices as its only sources (or, with ``postgres``, as many copies of its Damrongdhama
@@ -143,10 +168,14 @@ def config(
             source["covers"] = {"provinces": [province_of(index)]}
         if count_cache:
             source["count_cache_seconds"] = count_cache
+        if events:
+            source["poll_seconds"] = POLL_SECONDS
         sources.append(source)
-    document = {key: value for key, value in demo.items() if key not in ("sources", "auth")}
+    # Without the demo's write routing: it names agencies these copies are not.
+    dropped = ("sources", "auth", "writes")
+    document = {key: value for key, value in demo.items() if key not in dropped}
     document["sources"] = sources
-    document["events"] = {"enabled": False}
+    document["events"] = {"enabled": events}
     if pool:
         document["limits"] = {**document.get("limits", {}), "source_connections": pool}
     store = (DATA / "keys.sqlite").resolve()
@@ -166,6 +195,115 @@ class Row:
     requests_per_s: float
     round_trips: float
     sources_asked: int
+
+
+@dataclass
+class Watch:
+    """One gateway version at one number of sources: its peak memory after the page
+    workloads, and, with events on, what watching the sources costs and how soon a change
+    reaches a subscriber."""
+
+    version: str
+    sources: int
+    rss_mib: float
+    idle_cpu_percent: float
+    p50_ms: float
+    max_ms: float
+
+
+Commit = Callable[[str], Awaitable[None]]
+"""Commits one change to the first source's first case, its description set to the text."""
+
+
+def sqlite_commit(path: Path) -> Commit:
+    """A change to the first office's file, its last change in the office's own local time."""
+
+    def write(text: str) -> None:
+        now = datetime.now(ZoneInfo("Asia/Bangkok")).strftime("%Y-%m-%d %H:%M:%S.%f")
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
+            db.execute(
+                "UPDATE petition SET body = ?, last_change = ? "
+                "WHERE petition_no = (SELECT min(petition_no) FROM petition)",
+                (text, now),
+            )
+
+    async def commit(text: str) -> None:
+        await asyncio.to_thread(write, text)
+
+    return commit
+
+
+def postgres_commit(dsn: str) -> Commit:
+    """A change in the database every copy reads (each copy sees it: N changes polled)."""
+    import asyncpg
+
+    async def commit(text: str) -> None:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(
+                "UPDATE complaints SET detail = $1, updated_at = now() "
+                "WHERE id = (SELECT min(id) FROM complaints)",
+                text,
+            )
+        finally:
+            await connection.close()
+
+    return commit
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+async def watch(url: str, pid: int, commit: Commit) -> tuple[float, float, float]:
+    """(gateway CPU while it only watches, percent of a core; p50 and max ms from commit to
+    the subscriber) for :data:`CHANGES` changes to the first source, one after another."""
+    socket_url = url.replace("http://", "ws://", 1)
+    async with connect(socket_url, subprotocols=["graphql-transport-ws"], open_timeout=60) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init"}))
+        acknowledged = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        assert acknowledged["type"] == "connection_ack", acknowledged
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": WATCH}}))
+
+        async def change(wait: float) -> float | None:
+            committed = time.time()
+            text = f"{MARK}{committed!r}"
+            await commit(text)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    while True:
+                        message = json.loads(await ws.recv())
+                        if message["type"] in ("error", "complete"):
+                            raise SystemExit(f"subscription ended: {message}")
+                        payload = message.get("payload") or {}
+                        if message["type"] != "next" or payload.get("errors"):
+                            if payload.get("errors"):
+                                raise SystemExit(f"subscription error: {payload['errors']}")
+                            continue
+                        if payload["data"]["caseEvents"]["case"]["description"] == text:
+                            return time.time() - committed
+            return None
+
+        # The subscription watches from when the gateway has it in place: until a change
+        # arrives, it may not be yet (a missed first change is committed again).
+        for _ in range(6):
+            if await change(10 * POLL_SECONDS) is not None:
+                break
+        else:
+            raise SystemExit("no change reached the subscriber in a minute")
+        started = cpu_seconds(pid)
+        await asyncio.sleep(IDLE_SECONDS)  # measuring a window of idle watching, not waiting
+        idle = (cpu_seconds(pid) - started) / IDLE_SECONDS * 100
+        latencies = []
+        for _ in range(CHANGES):
+            took = await change(30 * POLL_SECONDS)
+            if took is None:
+                raise SystemExit("a change did not reach the subscriber within 30 polls")
+            latencies.append(took * 1000)
+    return idle, statistics.median(latencies), max(latencies)
 
 
 def measure(
@@ -216,7 +354,7 @@ def workloads(url: str, province: str, estimates: bool) -> list[tuple[str, dict[
     with httpx.Client(timeout=120) as client:
         page = client.post(url, json={"query": PAGE}).json()
     some = page["data"]["cases"]["edges"][5]["node"]["id"]
-    found = [
+    found: list[tuple[str, dict[str, Any]]] = [
         ("page of 20 with timelines and totalCount", {"query": PAGE}),
         (
             "the same, one province",
@@ -231,7 +369,7 @@ def workloads(url: str, province: str, estimates: bool) -> list[tuple[str, dict[
     return found
 
 
-def run(args: argparse.Namespace) -> list[Row]:
+def run(args: argparse.Namespace) -> tuple[list[Row], list[Watch]]:
     code, _ = frozen_working_tree()  # edits made while it runs do not reach its servers
     versions: list[tuple[str, Path, bool, float]] = [("this branch", code, True, 0.0)]
     if args.count_cache:
@@ -241,12 +379,15 @@ def run(args: argparse.Namespace) -> list[Row]:
         base, _ = snapshot(args.baseline)
         versions.append((args.baseline, base, False, 0.0))
     rows: list[Row] = []
+    watches: list[Watch] = []
     executable = str(Path(sys.executable).with_name("complaint-graph"))
     postgres = None
+    commit: Commit | None = None
     if args.kind == "postgres":
         from gateway.demo import asyncpg_url
 
-        postgres = asyncpg_url(build_postgres(args.admin_dsn))
+        plain = build_postgres(args.admin_dsn)
+        postgres, commit = asyncpg_url(plain), postgres_commit(plain)
     for count in args.sizes:
         paths = build(count, args.cases) if postgres is None else [Path()] * count
         for number, (version, tree, covers, count_cache) in enumerate(versions):
@@ -261,14 +402,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                 ),
                 encoding="utf-8",
             )
-            server = Server(
-                f"{version} at {count}",
-                [executable, "serve", "--config", str(path), "--port", str(args.port)],
-                {"PYTHONPATH": str(tree), "PYTHONWARNINGS": "ignore"},
-                args.port,
-                metrics=True,
-                cwd=tree,
-            )
+            server = _server(f"{version} at {count}", path, tree, args.port, executable)
             server.start(DATA / f"gateway-{count}-{number}.log")
             try:
                 for name, body in workloads(server.url, province_of(0), covers):
@@ -282,9 +416,58 @@ def run(args: argparse.Namespace) -> list[Row]:
                         f"{rate:8.1f} req/s  {trips:6.1f} round trips to {asked} sources",
                         flush=True,
                     )
+                rss = peak_rss_mib(server.pid)
             finally:
                 server.stop()
-    return rows
+            if not args.watch or count_cache:
+                continue
+            changed = commit or sqlite_commit(paths[0])
+            idle, p50, most = _watched(
+                args, count, number, tree, executable, paths, postgres, changed, covers
+            )
+            watches.append(Watch(version, count, rss, idle, p50, most))
+            print(
+                f"{version:>12} {count:>4} sources  peak RSS {rss:.0f} MiB, watching "
+                f"{idle:.1f}% of a core, change to subscriber p50 {p50:.0f} ms, max {most:.0f} ms",
+                flush=True,
+            )
+    return rows, watches
+
+
+def _server(name: str, config_path: Path, tree: Path, port: int, executable: str) -> Server:
+    return Server(
+        name,
+        [executable, "serve", "--config", str(config_path), "--port", str(port)],
+        {"PYTHONPATH": str(tree), "PYTHONWARNINGS": "ignore"},
+        port,
+        metrics=True,
+        cwd=tree,
+    )
+
+
+def _watched(
+    args: argparse.Namespace,
+    count: int,
+    number: int,
+    tree: Path,
+    executable: str,
+    paths: list[Path],
+    postgres: str | None,
+    commit: Commit,
+    covers: bool,
+) -> tuple[float, float, float]:
+    """:func:`watch` on a gateway of its own with events on (the page workloads run without:
+    polling a hundred sources is load of its own)."""
+    pool = args.pool if postgres and covers else 0
+    path = DATA / f"config-{args.kind}-{count}-{number}-events.yaml"
+    document = config(paths, covers, 0.0, postgres, pool, tree, events=True)
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    server = _server(f"watching {count}", path, tree, args.port, executable)
+    server.start(DATA / f"gateway-{count}-{number}-events.log")
+    try:
+        return asyncio.run(watch(server.url, server.pid, commit))
+    finally:
+        server.stop()
 
 
 def table(rows: list[Row], args: argparse.Namespace) -> str:
@@ -306,6 +489,21 @@ def table(rows: list[Row], args: argparse.Namespace) -> str:
                     else "- | - | -"
                 )
             lines.append(f"| {count} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def watch_table(watches: list[Watch]) -> str:
+    lines = [
+        "| sources | version | peak RSS MiB (after the workloads above) | "
+        "watching for changes: gateway CPU, % of a core | "
+        "a change to the subscriber: p50 ms | max ms |",
+        "| ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for w in watches:
+        lines.append(
+            f"| {w.sources} | {w.version} | {w.rss_mib:.0f} | {w.idle_cpu_percent:.1f} | "
+            f"{w.p50_ms:.0f} | {w.max_ms:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -343,17 +541,31 @@ def main(argv: list[str]) -> None:
         default=80,
         help="postgres: most sources the baseline (a connection per source) is run with",
     )
+    parser.add_argument(
+        "--no-watch",
+        dest="watch",
+        action="store_false",
+        help="skip the subscription measurement (a gateway with events on, per size)",
+    )
     args = parser.parse_args(argv)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    rows = run(args)
+    rows, watches = run(args)
     revision = _git("rev-parse", "--short", "HEAD")
     cases = (
         f"one PostgreSQL database of {POSTGRES_CASES} cases"
         if args.kind == "postgres"
         else f"{args.cases} cases per source"
     )
+    watched = (
+        f"\n\n{watch_table(watches)}\n\nSubscriptions: one subscriber to "
+        f'`caseEvents(filter: {{source: ["office-000"]}})`, each source polled every '
+        f"{POLL_SECONDS:g} s; gateway CPU over {IDLE_SECONDS:g} s with no change; then "
+        f"{CHANGES} changes to the first source's first case, one after another."
+        if watches
+        else ""
+    )
     text = (
-        f"{table(rows, args)}\n\n"
+        f"{table(rows, args)}{watched}\n\n"
         f"Run {started} at {revision} on {os.cpu_count()} cores (shared with other work: "
         f"noisy), {cases}, {args.callers} callers for {args.seconds:g} s "
         f"per workload, p50 of {args.repeat} requests alone. "
