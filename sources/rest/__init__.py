@@ -29,7 +29,7 @@ from sources._model import (
     ReferralRecord,
     TimelineEntry,
 )
-from sources._pushdown import count_listed, exact, scan_for_references, search_listed
+from sources._pushdown import ListedSearch, count_listed, exact, scan_for_references
 from sources._query import CaseFilter, CaseOrder, Position, SortField, received_window
 from sources._settings import SourceSettings
 from sources._stats import BIN_COUNT, Bucket, CaseStats, Dimension, Durations
@@ -71,9 +71,10 @@ _LONG_DIGIT_RUN = b"0" * 19
 which it would read as a float."""
 
 
-class RestSource(WritesWithWriter, HttpSource):
+class RestSource(WritesWithWriter, ListedSearch, HttpSource):
     settings_model: type[SourceSettings] = RestSettings
     kind = "rest"
+    records: RecordMapper
 
     def __init__(self, settings: SourceSettings) -> None:
         assert isinstance(settings, RestSettings)
@@ -388,23 +389,6 @@ class RestSource(WritesWithWriter, HttpSource):
         return {i: d for i, d in zip(local_ids, documents, strict=True) if d is not None}
 
     # -- search ----------------------------------------------------------------------------
-
-    async def search_cases(
-        self,
-        where: CaseFilter,
-        order: CaseOrder,
-        after: Position | None,
-        limit: int,
-        fields: frozenset[str] | None = None,
-    ) -> list[CaseRecord]:
-        """Through the list: the filter, access and keyset the API cannot apply are applied
-        by the core (sources/_pushdown.py) on what it lists."""
-        if self.records.matches_nothing(where):
-            return []
-        return await search_listed(self, self, where, order, after, limit, fields)
-
-    def lists_in_order(self, order: CaseOrder) -> bool:
-        return self._sort(order)[0]
 
     async def list_cases(
         self,
