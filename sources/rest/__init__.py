@@ -81,7 +81,6 @@ class RestSource(WritesWithWriter, ListedSearch, HttpSource):
         self.settings = settings
         self.id = settings.id
         self.agency: AgencyInfo = settings.agency.info()
-        self.writer: CaseWriter | None = RestWriter(settings) if settings.writes else None
         params = settings.list.filters
         self.pushed = frozenset(name for name in _FILTER_NAMES if getattr(params, name))
         self.records = RecordMapper(
@@ -89,6 +88,9 @@ class RestSource(WritesWithWriter, ListedSearch, HttpSource):
         )
         self._http = AgencyHttp(
             settings, base_url=settings.base_url.rstrip("/"), params=settings.query
+        )
+        self.writer: CaseWriter | None = (
+            RestWriter(settings, self._http) if settings.writes else None
         )
         # A statistics scan reads through search_cases, which reads at most max_pages pages.
         pages = settings.list
