@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.demo import DEMO_PMOC_KEY, DEMO_TRAFFY_KEY, demo_config
 from samples import pmoc_1111, traffy
 from samples.serving import ThreadedServer
-from sources import SourceTimeout, source_class
+from sources import CaseFilter, CaseOrder, SourceTimeout, source_class
 from sources._http import HttpSource
 from sources._writes import NewCase
 
@@ -103,8 +103,6 @@ async def source(
 
 
 async def first_case(source: HttpSource) -> str:
-    from sources import CaseFilter, CaseOrder
-
     (record,) = await source.search_cases(CaseFilter(), CaseOrder(), None, 1)
     return record.local_id
 
@@ -112,15 +110,19 @@ async def first_case(source: HttpSource) -> str:
 async def test_reads_and_writes_share_one_connection(
     source: HttpSource, agency: tuple[str, ThreadedServer, Connections]
 ) -> None:
-    """A read, a write, a read of what was written: one keep-alive connection for all three.
-    A writer with a client of its own opened a second connection, past the source's limit."""
-    _, _, server = agency
+    """A read, a write, a read of what was written: one keep-alive connection for all three,
+    every request counted. A writer with a client of its own opened a second connection, past
+    the source's limit, and its requests went uncounted."""
+    source_id, _, server = agency
+    counted: list[str] = []
+    source.observe_http(counted.append)  # complaint_graph_source_http_requests_total
     await first_case(source)
     created = await source.create_case(CASE, "one-pool")
     assert created in await source.load_cases([created])
     methods = [method for method, _ in server.ports]
     assert "POST" in methods and methods[0] == methods[-1] == "GET"
     assert len({port for _, port in server.ports}) == 1, server.ports
+    assert counted == [source_id] * len(server.ports), "the writes are counted as sent too"
 
 
 async def test_a_write_that_times_out_retires_the_pool_as_a_read_would(
