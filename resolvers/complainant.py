@@ -25,6 +25,7 @@ from stdnum.th import pin
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from resolvers.access import PII_READ, Forbidden, Principal, Role
+from resolvers.audited_field import audited_for
 from resolvers.context import GraphInfo
 from sources import CaseRecord, ComplainantRecord
 
@@ -145,6 +146,11 @@ class Complainant:
     async def cases(
         self, info: GraphInfo
     ) -> list[Annotated[Case, strawberry.lazy("resolvers.case")]]:
+        # A non-null list: a failed audit nulls the complainant, as GraphQL propagates it.
+        with audited_for(info.path, null_at=info.path.prev):
+            return await self._cases(info)
+
+    async def _cases(self, info: GraphInfo) -> list[Case]:
         from resolvers.case import Case
 
         context = info.context
@@ -185,6 +191,11 @@ class Complainant:
 
 async def complainant_of(info: GraphInfo, case: CaseRecord) -> Complainant | None:
     """The case's complainant as this caller may see it; null when the source keeps none."""
+    with audited_for(info.path):
+        return await _complainant_of(info, case)
+
+
+async def _complainant_of(info: GraphInfo, case: CaseRecord) -> Complainant | None:
     context = info.context
     record: ComplainantRecord | None = await context.loaders.complainants().load(
         (case.source, case.local_id)

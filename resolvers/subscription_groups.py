@@ -14,11 +14,14 @@ a task of its own started from the first member's, whose request id (logs) and c
 shares of the sources) it keeps.
 
 Personal data: while a group resolves, its audit recorder only notes what would be written
-(every reveal, every denial). Before a result reaches a member, those entries are written with
-that member's own principal and purpose, through that member's own audit log, so the log holds
-exactly the entries per-subscriber execution wrote. A member whose entries cannot be written
-is sent ``AUDIT_UNAVAILABLE`` instead of the result, and its stream ends (it resumes with
-``after``, on its own).
+(every reveal, every denial) and for which field (resolvers/audited_field.py). Before a result
+reaches a member, those entries are written with that member's own principal and purpose,
+through that member's own audit log, so the log holds exactly the entries per-subscriber
+execution wrote. A member some of whose entries cannot be written (the audit store is
+unavailable) gets what it would get resolving alone: the event, with each field whose entry
+failed null (``complainant``, say) and that field's ``AUDIT_UNAVAILABLE`` error; its stream
+goes on. (An entry written for no known field: the member is sent the error instead of the
+event, and its stream ends; it resumes with ``after``, on its own.)
 
 Run per subscriber, as before: a resume (``after`` with a value: the replay is the subscriber's
 own), a caller without a role or whose credentials were refused (its error names it).
@@ -29,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,10 +40,15 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 from graphql import (
+    DocumentNode,
     FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
+    InlineFragmentNode,
     NullValueNode,
     OperationDefinitionNode,
+    SelectionSetNode,
     VariableNode,
     get_operation_ast,
     parse,
@@ -48,6 +56,7 @@ from graphql import (
 from strawberry.types import ExecutionResult
 
 from resolvers.access import AccessError, Principal
+from resolvers.audited_field import AUDITED_FIELD, AuditedField
 from resolvers.context import Context
 from resolvers.errors import with_code
 from sources._changes import SubscriberTooSlow
@@ -85,6 +94,8 @@ class _Entry:
     local_id: str
     fields: tuple[str, ...] = ()
     reason: str = ""
+    at: AuditedField | None = None
+    """The field it was written for, when the resolver said (resolvers/audited_field.py)."""
 
 
 class _AuditRecorder:
@@ -94,12 +105,14 @@ class _AuditRecorder:
         self.entries: list[_Entry] = []
 
     async def denied(self, principal: Principal, source: str, local_id: str, reason: str) -> None:
-        self.entries.append(_Entry("deny", source, local_id, reason=reason))
+        at = AUDITED_FIELD.get()
+        self.entries.append(_Entry("deny", source, local_id, reason=reason, at=at))
 
     async def revealed(
         self, principal: Principal, source: str, local_id: str, fields: Sequence[str]
     ) -> None:
-        self.entries.append(_Entry("reveal", source, local_id, fields=tuple(fields)))
+        at = AUDITED_FIELD.get()
+        self.entries.append(_Entry("reveal", source, local_id, fields=tuple(fields), at=at))
 
     def take(self) -> list[_Entry]:
         entries, self.entries = self.entries, []
@@ -138,18 +151,28 @@ class Member:
             self.queue.get_nowait()
         self.queue.put_nowait(_END)
 
-    async def write_audit(self, entries: list[_Entry]) -> None:
-        """The group's entries, as this member's: awaited together (one batch per member)."""
+    async def write_audit(self, entries: list[_Entry]) -> list[tuple[_Entry, AccessError]]:
+        """The group's entries, as this member's: awaited together (one batch per member).
+        Each is written or not on its own, as each field's are when resolving alone: the
+        ones the audit log refused, with why."""
         access = self.context.case_access
         audit, principal = access.audit, access.principal
-        await asyncio.gather(
+        written = await asyncio.gather(
             *(
                 audit.revealed(principal, e.source, e.local_id, e.fields)
                 if e.action == "reveal"
                 else audit.denied(principal, e.source, e.local_id, e.reason)
                 for e in entries
-            )
+            ),
+            return_exceptions=True,
         )
+        refused: list[tuple[_Entry, AccessError]] = []
+        for entry, outcome in zip(entries, written, strict=True):
+            if isinstance(outcome, AccessError):
+                refused.append((entry, outcome))
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        return refused
 
 
 class _Group:
@@ -189,11 +212,15 @@ class _Group:
 
     async def _hand_out(self, result: Result, entries: list[_Entry]) -> None:
         members = [m for m in self.members if not m.cut_off]
+        results = [result] * len(members)
         if entries:
-            refused = await asyncio.gather(*(_audited(m, entries) for m in members))
-            members = [m for m, error in zip(members, refused, strict=True) if error is None]
-        for member in members:
-            if member.offer(result):
+            answered = await asyncio.gather(
+                *(_audited(m, entries, result, self.key) for m in members)
+            )
+            members = [m for m, own in zip(members, answered, strict=True) if own is not None]
+            results = [own for own in answered if own is not None]
+        for member, own in zip(members, results, strict=True):
+            if member.offer(own):
                 self.registry.deliveries += 1
             else:
                 self.registry.cut_off += 1
@@ -209,15 +236,112 @@ class _Group:
             await asyncio.wait({self.task})  # a cancellation of the caller still propagates
 
 
-async def _audited(member: Member, entries: list[_Entry]) -> GraphQLError | None:
-    """None once the member's entries are written; else the error it is sent instead."""
+async def _audited(
+    member: Member, entries: list[_Entry], result: Result, key: GroupKey
+) -> Result | None:
+    """What the member is sent once its entries are written: the result, or (where some
+    could not be) the result as resolving alone would have answered it. None: the member was
+    sent an error instead, and its stream ends."""
+    refused = await member.write_audit(entries)
+    if not refused:
+        return result
+    if any(entry.at is None for entry, _ in refused) or getattr(result, "data", None) is None:
+        member.end_with(_error_result(with_code(refused[0][1])))
+        return None
+    return _without(result, refused, key)
+
+
+def _without(result: Result, refused: list[tuple[_Entry, AccessError]], key: GroupKey) -> Result:
+    """``result`` with each field whose entry was refused null and erring, as in a resolution
+    of the member's own: one error per field, none under a field already null."""
+    failed: dict[tuple[str | int, ...], tuple[tuple[str | int, ...], AccessError]] = {}
+    for entry, error in refused:
+        assert entry.at is not None
+        at = tuple(entry.at.error_at.as_list())
+        failed.setdefault(at, (tuple(entry.at.null_at.as_list()), error))
+    data = result.data
+    errors: list[GraphQLError] = []
+    for at, (null_at, error) in failed.items():
+        if any(len(other) < len(at) and at[: len(other)] == other for other in failed):
+            continue  # under a field that failed itself: alone, it was never resolved
+        data = _null(data, null_at)
+        nodes = _field_nodes(key.query, key.operation_name, at)
+        errors.append(
+            GraphQLError(
+                str(error),
+                nodes=nodes,
+                path=list(at),
+                original_error=error,
+                extensions={"code": error.code},
+            )
+        )
+    return ExecutionResult(
+        data=data, errors=[*(result.errors or ()), *errors], extensions=result.extensions
+    )
+
+
+def _null(data: Any, path: tuple[str | int, ...]) -> Any:
+    """A copy of ``data`` with the value at ``path`` null, copying only what leads there
+    (the group's result is shared by the other members)."""
+    if not path:
+        return None
+    head, rest = path[0], path[1:]
+    if isinstance(data, dict) and isinstance(head, str) and head in data:
+        return {**data, head: _null(data[head], rest)}
+    if isinstance(data, list) and isinstance(head, int) and 0 <= head < len(data):
+        copied = list(data)
+        copied[head] = _null(data[head], rest)
+        return copied
+    return data  # already null on the way: nothing to hide
+
+
+def _field_nodes(
+    query: str, operation_name: str | None, path: tuple[str | int, ...]
+) -> list[FieldNode] | None:
+    """The document's field nodes at a response path (for the error's ``locations``)."""
+    document = _parsed(query)
+    if document is None:
+        return None
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        return None
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    sets: list[SelectionSetNode] = [operation.selection_set]
+    nodes: list[FieldNode] = []
+    for key in path:
+        if isinstance(key, int):
+            continue
+        nodes = [f for s in sets for f in _fields(s, fragments) if _response_key(f) == key]
+        sets = [f.selection_set for f in nodes if f.selection_set is not None]
+    return nodes or None
+
+
+def _fields(
+    selections: SelectionSetNode, fragments: dict[str, FragmentDefinitionNode]
+) -> Iterator[FieldNode]:
+    for selection in selections.selections:
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _fields(selection.selection_set, fragments)
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:
+                yield from _fields(fragment.selection_set, fragments)
+
+
+def _response_key(field: FieldNode) -> str:
+    return field.alias.value if field.alias is not None else field.name.value
+
+
+@lru_cache(maxsize=512)
+def _parsed(query: str) -> DocumentNode | None:
     try:
-        await member.write_audit(entries)
-    except AccessError as exc:
-        error = with_code(exc)
-        member.end_with(_error_result(error))
-        return error
-    return None
+        return parse(query)
+    except GraphQLError:
+        return None
 
 
 SHARED_BY: ContextVar[Callable[[], int] | None] = ContextVar("shared_by", default=None)

@@ -3,7 +3,12 @@
 One :class:`httpx.AsyncClient` per source, made on first use, over a
 :class:`~sources._transport.HealingTransport`: a cancelled or timed-out request retires its
 pool (encode/httpcore#1093), so no connection is left that no request owns. Every request the
-client sends (pages, chunks, batches) is counted for ``complaint_graph_source_http_requests_total``.
+client sends (pages, chunks, batches, writes) is counted for
+``complaint_graph_source_http_requests_total``.
+
+The source's writers (``kind: rest``, ``kind: open311``) send through the same client: the
+same connection limit, TLS context and healing as its reads. A write is sent once, never
+retried here; the outbox (gateway/outbox.py) sends it again later under its idempotency key.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ class AgencyHttp:
     ) -> None:
         self._settings = settings
         self._base_url = base_url
-        self._params = params
+        self._params = dict(params or {})
         self._client: httpx.AsyncClient | None = None
         self.transport: HealingTransport | None = None
         """The current client's transport (None until the client is made, and once closed)."""
@@ -89,7 +94,6 @@ class AgencyHttp:
             self._client = httpx.AsyncClient(
                 base_url=self._base_url,
                 headers=headers,
-                params=self._params,  # merged with each request's own, encoded
                 auth=auth,
                 transport=self.transport,
                 timeout=settings.timeout_seconds,
@@ -107,16 +111,27 @@ class AgencyHttp:
 
     async def send(
         self,
-        method: Literal["GET", "POST"],
+        method: Literal["GET", "POST", "PUT", "PATCH"],
         url: str,
         *,
         params: Mapping[str, str] | None = None,
         json: Any = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        query: bool = True,
     ) -> httpx.Response:
-        """One request; a timeout or a failure to connect or read is a source error. The
-        answer's status is the caller's to judge."""
+        """One request, sent once; a timeout or a failure to connect or read is a source error.
+        The answer's status is the caller's to judge.
+
+        ``query``: whether the source's own query parameters (``params`` of the client, e.g.
+        the read api_key) go with it, under the request's own ``params``. A GeoReport v2 POST
+        carries its api_key and jurisdiction in its form instead."""
+        if query and self._params:
+            params = {**self._params, **(params or {})}
         try:
-            return await self.client().request(method, url, params=params, json=json)
+            return await self.client().request(
+                method, url, params=params, json=json, data=data, headers=headers
+            )
         except httpx.TimeoutException as exc:
             raise SourceTimeout(self._settings.id, f"HTTP timeout ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:

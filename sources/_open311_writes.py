@@ -12,6 +12,10 @@ request header (``Idempotency-Key``) that a server may honour, and as a service 
 server lists requests by, which the writer looks up before creating. It has no way to change a
 request's status, add a note or record a hand-over either: this writer takes ``create`` only,
 and the mutations say which agency cannot take the rest.
+
+Requests go through the source's own client (sources/_http.py), its reads' pool: the same
+connection limit and TLS context, and a POST that times out or is cancelled retires the pool as
+a read's would. Each is sent once; the outbox sends it again later under its key.
 """
 
 from __future__ import annotations
@@ -28,10 +32,10 @@ from sources._errors import (
     SourceBadResponse,
     SourceConfigError,
     SourceError,
-    SourceTimeout,
     SourceUnavailable,
     WritesUnsupported,
 )
+from sources._http import AgencyHttp
 from sources._model import CanonicalStatus
 from sources._settings import SourceSettings, Strict
 from sources._writes import NewCase, OutgoingReferral, native_of
@@ -112,34 +116,23 @@ class Open311Writes(Strict):
 
 
 class Open311Writer:
-    """Creates service requests on one Open311 server, on a client of its own."""
+    """Creates service requests on one Open311 server, through ``http``: the source's client."""
 
-    def __init__(self, settings: SourceSettings) -> None:
+    def __init__(self, settings: SourceSettings, http: AgencyHttp) -> None:
         from sources.open311 import Open311Settings  # which imports this module's settings
 
         assert isinstance(settings, Open311Settings) and settings.writes is not None
         self.settings = settings
         self.writes = settings.writes
         self.source_id = settings.id
-        self._base_url = settings.base_url.rstrip("/")
         self._jurisdiction = settings.jurisdiction_id
         self._api_key = settings.writes.api_key or settings.api_key
-        self._headers = dict(settings.headers)
-        self._client: httpx.AsyncClient | None = None
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self._base_url,
-                headers=self._headers,
-                timeout=self.settings.timeout_seconds,
-            )
-        return self._client
+        self._http = http
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        """Closes the source's client: a writer made for writing alone (``writer_for``) is
+        all that uses it; a source closing closes it anyway (closing twice is harmless)."""
+        await self._http.aclose()
 
     def takes(self, step: str) -> bool:
         """GeoReport v2 can only create: no status change, note or referral on a request."""
@@ -254,7 +247,7 @@ class Open311Writer:
 
     async def _call(
         self,
-        method: str,
+        method: Literal["GET", "POST"],
         path: str,
         *,
         params: dict[str, str] | None = None,
@@ -264,16 +257,11 @@ class Open311Writer:
         headers = {}
         if key is not None and self.writes.key_header is not None:
             headers[self.writes.key_header] = key
-        try:
-            response = await self._http().request(
-                method, path, params=params, data=data, headers=headers
-            )
-        except httpx.TimeoutException as exc:
-            raise SourceTimeout(self.source_id, f"HTTP timeout ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise SourceUnavailable(
-                self.source_id, f"HTTP request failed ({type(exc).__name__})"
-            ) from exc
+        # Without the source's query: the form carries this request's api_key and
+        # jurisdiction_id, and a lookup names its own.
+        response = await self._http.send(
+            method, path, params=params, data=data, headers=headers, query=False
+        )
         if response.status_code >= 500 or response.status_code == 429:
             raise SourceUnavailable(self.source_id, f"HTTP {response.status_code} from Open311")
         if response.status_code in (401, 403):

@@ -16,13 +16,16 @@ trusts that and does the rest. Three shapes of backend meet here:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+import abc
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import aclosing
 from datetime import datetime
+from typing import Protocol
 
 from sources._abilities import (
     Aggregates,
     HoldsComplainants,
+    Listed,
     ListsCases,
     LooksUpReferences,
     MapsReferrals,
@@ -46,6 +49,7 @@ from sources._stats import CaseStats, Dimension
 from sources._writes import NewCase, OutgoingReferral
 
 __all__ = [
+    "ListedSearch",
     "Pushdown",
     "complete",
     "count_listed",
@@ -123,6 +127,55 @@ async def search_listed(
                 break
     collected.sort(key=order.key, reverse=order.descending)
     return collected[:limit]
+
+
+class _Vocabulary(Protocol):
+    def matches_nothing(self, where: CaseFilter) -> bool: ...
+
+
+class ListedSearch(Backend):
+    """``search_cases`` and ``lists_in_order`` of a kind whose cases are read as a list (the
+    HTTP kinds: ``rest``, ``graphql``), through :func:`search_listed`. Listed before the
+    kind's :class:`Source` base.
+
+    The kind gives ``records`` (which filters its vocabulary can never match: nothing is
+    asked of the API then, as an empty list pushed down would mean no filter at all to most
+    APIs), ``_sort`` (whether the API returns an order) and ``list_cases``."""
+
+    records: _Vocabulary
+
+    @abc.abstractmethod
+    def _sort(self, order: CaseOrder) -> tuple[bool, object]:
+        """Whether the API returns ``order``, and what the kind sends to ask for it."""
+
+    @abc.abstractmethod
+    def list_cases(
+        self,
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        read: frozenset[str] | None,
+        asked: frozenset[str] | None,
+        wanted: int | None,
+    ) -> AsyncGenerator[Sequence[Listed], None]:
+        """Pages of listed cases (:class:`~sources._abilities.ListsCases`)."""
+
+    async def search_cases(
+        self,
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        limit: int,
+        fields: frozenset[str] | None = None,
+    ) -> list[CaseRecord]:
+        """Through the list: the filter, access and keyset the API cannot apply are applied
+        by the core on what it lists."""
+        if self.records.matches_nothing(where):
+            return []
+        return await search_listed(self, self, where, order, after, limit, fields)
+
+    def lists_in_order(self, order: CaseOrder) -> bool:
+        return self._sort(order)[0]
 
 
 async def count_listed(backend: ListsCases, owner: Backend, where: CaseFilter) -> int:

@@ -152,9 +152,10 @@ STEPS = ("create", "status", "record", "note")
 
 class WritesWithWriter:
     """:class:`~sources._abilities.WritesCases` for a kind whose writes are made by a writer
-    of its own (the built-in kinds: an engine or HTTP client apart from their reads, so a write
-    never waits behind a page of reads). The kind sets ``writer`` from its configuration (None
-    without ``writes:``) and closes it when it closes. Listed before ``Source`` in the bases."""
+    of its own (the built-in kinds: the SQL kind's engine apart from its reads; the HTTP kinds
+    through the source's own client and pool, sources/_http.py). The kind sets ``writer`` from
+    its configuration (None without ``writes:``) and closes it when it closes. Listed before
+    ``Source`` in the bases."""
 
     id: str
     writer: CaseWriter | None = None

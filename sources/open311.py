@@ -175,7 +175,7 @@ class Open311Source(RestSource):
         assert isinstance(settings, Open311Settings)
         self.open311 = settings
         super().__init__(settings.as_rest())
-        self.writer = Open311Writer(settings) if settings.writes is not None else None
+        self.writer = Open311Writer(settings, self._http) if settings.writes is not None else None
 
     async def load_timelines(
         self, local_ids: Sequence[str]

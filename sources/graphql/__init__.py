@@ -25,7 +25,7 @@ from sources._errors import SourceBadResponse, SourceError, SourceUnavailable
 from sources._http import AgencyHttp, HttpSource
 from sources._interface import AgencyInfo, Capabilities, Problem
 from sources._model import TIMELINE, CaseRecord, TimelineEntry
-from sources._pushdown import count_listed, exact, scan_for_references, search_listed
+from sources._pushdown import ListedSearch, count_listed, exact, scan_for_references
 from sources._query import CaseFilter, CaseOrder, Position, SortField, received_window
 from sources._settings import SourceSettings
 from sources.graphql._documents import ALIAS, aliased
@@ -46,9 +46,10 @@ _PUSHABLE = {
 }
 
 
-class GraphQLSource(HttpSource):
+class GraphQLSource(ListedSearch, HttpSource):
     settings_model: type[SourceSettings] = GraphQLSettings
     kind = "graphql"
+    records: RecordMapper
 
     def __init__(self, settings: SourceSettings) -> None:
         assert isinstance(settings, GraphQLSettings)
@@ -237,23 +238,6 @@ class GraphQLSource(HttpSource):
         return replace(record, timeline=tuple(self._entries(entries)))
 
     # -- search ----------------------------------------------------------------------------
-
-    async def search_cases(
-        self,
-        where: CaseFilter,
-        order: CaseOrder,
-        after: Position | None,
-        limit: int,
-        fields: frozenset[str] | None = None,
-    ) -> list[CaseRecord]:
-        """Through the list query: what the API's schema cannot filter, the caller's access
-        and the keyset are applied by the core (sources/_pushdown.py) on what it lists."""
-        if self.records.matches_nothing(where):
-            return []
-        return await search_listed(self, self, where, order, after, limit, fields)
-
-    def lists_in_order(self, order: CaseOrder) -> bool:
-        return self._sort(order)[0]
 
     async def list_cases(
         self,

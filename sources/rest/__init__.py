@@ -29,7 +29,7 @@ from sources._model import (
     ReferralRecord,
     TimelineEntry,
 )
-from sources._pushdown import count_listed, exact, scan_for_references, search_listed
+from sources._pushdown import ListedSearch, count_listed, exact, scan_for_references
 from sources._query import CaseFilter, CaseOrder, Position, SortField, received_window
 from sources._settings import SourceSettings
 from sources._stats import BIN_COUNT, Bucket, CaseStats, Dimension, Durations
@@ -71,16 +71,16 @@ _LONG_DIGIT_RUN = b"0" * 19
 which it would read as a float."""
 
 
-class RestSource(WritesWithWriter, HttpSource):
+class RestSource(WritesWithWriter, ListedSearch, HttpSource):
     settings_model: type[SourceSettings] = RestSettings
     kind = "rest"
+    records: RecordMapper
 
     def __init__(self, settings: SourceSettings) -> None:
         assert isinstance(settings, RestSettings)
         self.settings = settings
         self.id = settings.id
         self.agency: AgencyInfo = settings.agency.info()
-        self.writer: CaseWriter | None = RestWriter(settings) if settings.writes else None
         params = settings.list.filters
         self.pushed = frozenset(name for name in _FILTER_NAMES if getattr(params, name))
         self.records = RecordMapper(
@@ -88,6 +88,9 @@ class RestSource(WritesWithWriter, HttpSource):
         )
         self._http = AgencyHttp(
             settings, base_url=settings.base_url.rstrip("/"), params=settings.query
+        )
+        self.writer: CaseWriter | None = (
+            RestWriter(settings, self._http) if settings.writes else None
         )
         # A statistics scan reads through search_cases, which reads at most max_pages pages.
         pages = settings.list
@@ -388,23 +391,6 @@ class RestSource(WritesWithWriter, HttpSource):
         return {i: d for i, d in zip(local_ids, documents, strict=True) if d is not None}
 
     # -- search ----------------------------------------------------------------------------
-
-    async def search_cases(
-        self,
-        where: CaseFilter,
-        order: CaseOrder,
-        after: Position | None,
-        limit: int,
-        fields: frozenset[str] | None = None,
-    ) -> list[CaseRecord]:
-        """Through the list: the filter, access and keyset the API cannot apply are applied
-        by the core (sources/_pushdown.py) on what it lists."""
-        if self.records.matches_nothing(where):
-            return []
-        return await search_listed(self, self, where, order, after, limit, fields)
-
-    def lists_in_order(self, order: CaseOrder) -> bool:
-        return self._sort(order)[0]
 
     async def list_cases(
         self,

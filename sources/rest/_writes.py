@@ -2,8 +2,10 @@
 
 Each request carries the idempotency key in a header (``Idempotency-Key`` by default): the
 agency's API answers a repeated key with its first answer, so a request resent after a lost
-answer creates nothing more. The client is the writer's own, with the source's auth and
-headers: a write is never queued behind a page of reads.
+answer creates nothing more. Writes go through the source's own client (sources/_http.py):
+its auth, headers and query, and its pool, so they keep the agency's connection limit and a
+write that times out or is cancelled retires the pool as a read's would. Each is sent once;
+the outbox sends it again later.
 """
 
 from __future__ import annotations
@@ -14,14 +16,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
-
-from sources._errors import (
-    SourceBadResponse,
-    SourceConfigError,
-    SourceTimeout,
-    SourceUnavailable,
-)
+from sources._errors import SourceBadResponse, SourceConfigError, SourceUnavailable
+from sources._http import AgencyHttp
 from sources._model import CanonicalStatus
 from sources._settings import SourceSettings
 from sources._writes import NewCase, OutgoingReferral, native_of
@@ -56,38 +52,20 @@ def _dig(document: Any, path: str) -> Any:
 
 
 class RestWriter:
-    def __init__(self, settings: SourceSettings) -> None:
+    """Configured requests, sent through ``http``: the source's client (its reads' pool)."""
+
+    def __init__(self, settings: SourceSettings, http: AgencyHttp) -> None:
         assert isinstance(settings, RestSettings) and settings.writes is not None
         self.settings = settings
         self.writes: RestWrites = settings.writes
         self.source_id = settings.id
         self.zone = ZoneInfo(settings.zone)
-        self._client: httpx.AsyncClient | None = None
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            auth: httpx.Auth | None = None
-            headers = dict(self.settings.headers)
-            configured = self.settings.auth
-            if configured is not None and configured.type == "api_key":
-                headers[configured.header] = configured.value or ""
-            elif configured is not None and configured.type == "bearer":
-                headers["Authorization"] = f"Bearer {configured.token}"
-            elif configured is not None:
-                auth = httpx.BasicAuth(configured.username or "", configured.password or "")
-            self._client = httpx.AsyncClient(
-                base_url=self.settings.base_url.rstrip("/"),
-                headers=headers,
-                params=self.settings.query,
-                auth=auth,
-                timeout=self.settings.timeout_seconds,
-            )
-        return self._client
+        self._http = http
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        """Closes the source's client: a writer made for writing alone (``writer_for``) is
+        all that uses it; a source closing closes it anyway (closing twice is harmless)."""
+        await self._http.aclose()
 
     def _time(self, at: datetime) -> str:
         return at.astimezone(self.zone).isoformat(timespec="seconds")
@@ -105,16 +83,9 @@ class RestWriter:
                 values[name] = int(values[name])
         path = render(endpoint.path, values)
         body = render(endpoint.body, values)
-        try:
-            response = await self._http().request(
-                endpoint.method, path, json=body, headers={self.writes.key_header: key}
-            )
-        except httpx.TimeoutException as exc:
-            raise SourceTimeout(self.source_id, f"HTTP timeout ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise SourceUnavailable(
-                self.source_id, f"HTTP request failed ({type(exc).__name__})"
-            ) from exc
+        response = await self._http.send(
+            endpoint.method, path, json=body, headers={self.writes.key_header: key}
+        )
         if response.status_code >= 500 or response.status_code == 429:
             raise SourceUnavailable(self.source_id, f"HTTP {response.status_code} from the API")
         if response.status_code >= 400:
