@@ -1,0 +1,271 @@
+"""SQL sources on one database asked in one statement: pages as a ``UNION ALL``, counts too.
+
+A hundred provincial offices kept as tables (or schemas) on one Ministry server are a hundred
+sources to the gateway, and a merged page asked each of them for its rows: a hundred round
+trips, each about half a millisecond of the gateway's own time (issue 25). Asked together,
+each member's own page statement (its mapping, the filter, the caller's access, the keyset
+position: what :meth:`Statements.search` builds for it) is one part of a ``UNION ALL``, tagged
+with the member's rank, and the union is ordered as the federation merges,
+``(sort value, source, the source's own tie-break)``, by an ORDER BY of its own (the order of
+a part's rows does not survive a union) and cut at the page's length: the database answers
+just the group's top rows. The rank stands for the source id (members come sorted by id):
+comparing ids in SQL would follow the database's collation, not Python's.
+
+A page that carries its timelines (PostgreSQL, ``embedded_timeline``) aggregates them only for
+the rows that made the cut: each part's rows would otherwise each aggregate a timeline, most of
+them cut. The cut rows' timelines come from their own member's log (a CASE on the rank).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import (
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Subquery
+
+from sources._abilities import TogetherKey
+from sources._errors import SourceBadResponse
+from sources._model import TIMELINE, CaseRecord
+from sources._query import CaseFilter, CaseOrder, Position, SortField
+from sources.sql._rows import RowMapper
+from sources.sql._statements import LIMIT, Statements
+
+if TYPE_CHECKING:
+    from sources.sql import SqlSource
+
+MEMBER = "together_member"
+"""The label of the column that says which member (its rank) a row of the union is from."""
+
+GROUPED_DIALECTS = frozenset({"postgresql", "mysql"})
+"""Where parts are subqueries a union may hold. A SQLite source reads a file of its own."""
+
+MAX_KEPT = 64
+"""Union statements kept per leading source, for the same members' same cached parts."""
+
+
+def key_of(source: SqlSource) -> TogetherKey | None:
+    """The group ``source`` can be asked in: the same engine (one pool: one database, one
+    user) and the same case columns, types and zone. None until its tables are read, or
+    when the setting ``ask_together`` is off, or on SQLite."""
+    statements, engine = source._statements, source._engine
+    if (
+        statements is None
+        or engine is None
+        or not source.settings.ask_together
+        or source.dialect.name not in GROUPED_DIALECTS
+        or source.dialect.name != engine.dialect.name
+    ):
+        return None
+    url = engine.url
+    database = f"{url.get_backend_name()}://{url.host or ''}:{url.port or ''}/{url.database or ''}"
+    return TogetherKey(database, (id(engine), _signature(statements, source.settings.timezone)))
+
+
+def _signature(statements: Statements, zone: str) -> tuple[Any, ...]:
+    """What the columns of a case row are: equal signatures make parts one union accepts and
+    rows one order sorts alike (naive times are read in the source's zone)."""
+    shape = statements.shape
+    columns = tuple((getattr(c, "name", ""), str(c.type)) for c in shape.selected)
+    timeline = shape.timeline
+    entries = (
+        None
+        if timeline is None
+        else tuple(
+            None if column is None else str(column.type)
+            for column in (timeline.at, timeline.status, timeline.note)
+        )
+    )
+    return (
+        columns,
+        str(shape.id.type),
+        shape.naive_times,
+        zone if shape.naive_times else None,
+        statements.embeds_timelines,
+        entries,
+    )
+
+
+def _ready(member: SqlSource) -> tuple[Statements, RowMapper]:
+    """A member's statements and row mapper: it has them, or it would have no key."""
+    statements, rows = member._statements, member._rows
+    if statements is None or rows is None:
+        raise SourceBadResponse(member.id, "not ready to be asked with others")
+    return statements, rows
+
+
+_KEPT: WeakKeyDictionary[SqlSource, Together] = WeakKeyDictionary()
+
+
+def _kept(leader: SqlSource) -> Together:
+    kept = _KEPT.get(leader)
+    if kept is None:
+        kept = _KEPT[leader] = Together()
+    return kept
+
+
+class Together:
+    """The union statements a leading member has built, kept for the same parts again (a
+    first page with no filter is one statement per member, built once: so is its union)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[Any, ...], tuple[tuple[Select[Any], ...], Select[Any]]] = {}
+
+    def kept(self, key: tuple[Any, ...], parts: tuple[Select[Any], ...]) -> Select[Any] | None:
+        found = self._kept.get(key)
+        if found is None or len(found[0]) != len(parts):
+            return None
+        if all(a is b for a, b in zip(found[0], parts, strict=True)):
+            return found[1]
+        return None
+
+    def keep(self, key: tuple[Any, ...], parts: tuple[Select[Any], ...], made: Select[Any]) -> None:
+        if len(self._kept) >= MAX_KEPT:
+            self._kept.clear()
+        self._kept[key] = (parts, made)
+
+
+async def search(
+    leader: SqlSource,
+    members: Sequence[SqlSource],
+    where: CaseFilter,
+    order: CaseOrder,
+    after: Position | None,
+    limit: int,
+    fields: frozenset[str] | None,
+) -> list[list[CaseRecord]]:
+    """The group's first ``limit`` rows after ``after`` in the global order, per member."""
+    ready = [_ready(member) for member in members]
+    labels = [statements.labels_for(fields, order) for statements, _ in ready]
+    if any(other != labels[0] for other in labels):
+        raise SourceBadResponse(leader.id, "members read different columns; asked one by one")
+    carrying = labels[0] is not None and TIMELINE in labels[0]
+    if carrying and any(time.monotonic() < member._carry_after for member in members):
+        carrying = False  # a member's database refused its timelines lately (SqlSource)
+    plain = labels[0]
+    if plain is not None and TIMELINE in plain:
+        plain = ready[0][0].without_timeline(plain)
+    parts: list[Select[Any]] = []
+    ranks: list[int] = []
+    for rank, (statements, _) in enumerate(ready):
+        page = statements.search(where, order, after, limit, plain)
+        if page is not None:
+            parts.append(page[0])
+            ranks.append(rank)
+    found: list[list[CaseRecord]] = [[] for _ in members]
+    if not parts:
+        return found
+    key = (tuple(m.id for m in members), tuple(ranks), order.field, order.descending, carrying)
+    kept = _kept(leader)
+    statement = kept.kept(key, tuple(parts))
+    if statement is None:
+        statement = _page(ready, parts, ranks, order, carrying)
+        kept.keep(key, tuple(parts), statement)
+    columns = (*(plain or ready[0][0].labels), *((TIMELINE,) if carrying else ()))
+    readers = [rows.case_reader(columns) for _, rows in ready]
+    for values in await leader._fetch_values(statement, {LIMIT: limit}):
+        rank = values[MEMBER]
+        found[rank].append(readers[rank](values))
+    return found
+
+
+def _page(
+    ready: Sequence[tuple[Statements, RowMapper]],
+    parts: Sequence[Select[Any]],
+    ranks: Sequence[int],
+    order: CaseOrder,
+    carrying: bool,
+) -> Select[Any]:
+    """``SELECT … FROM (part 0) UNION ALL …`` ordered and cut; with the cut rows' timelines."""
+    tagged = []
+    for rank, part in zip(ranks, parts, strict=True):
+        inner = part.subquery()
+        tagged.append(select(*inner.c, literal_column(str(rank), Integer).label(MEMBER)))
+    union = union_all(*tagged).subquery("together")
+    sort = "updated_at" if order.field is SortField.UPDATED_AT else "received_at"
+    top = (
+        select(*union.c)
+        .order_by(*_ordering(union, sort, order.descending))
+        .limit(bindparam(LIMIT, type_=Integer))
+    )
+    if not carrying:
+        return top
+    cut = top.subquery("cut")
+    names = [column.name for column in cut.c if column.name != MEMBER]
+    timelines = case(
+        *((cut.c[MEMBER] == rank, _timeline(ready[rank][0], cut)) for rank in ranks),
+        else_=None,
+    )
+    return select(
+        *(cut.c[name] for name in names), timelines.label(TIMELINE), cut.c[MEMBER]
+    ).order_by(*_ordering(cut, sort, order.descending))
+
+
+def _ordering(rows: Subquery, sort: str, descending: bool) -> list[ColumnElement[Any]]:
+    keys = (rows.c[sort], rows.c[MEMBER], rows.c["id"])
+    return [key.desc() if descending else key.asc() for key in keys]
+
+
+def _timeline(statements: Statements, cut: Subquery) -> ColumnElement[Any]:
+    """The member's ``embedded_timeline`` for a cut row: the same aggregate, by the row's id."""
+    timeline = statements.shape.timeline
+    assert timeline is not None
+    absent = cast(null(), Text)
+    entry = tuple_(
+        timeline.at,
+        timeline.status if timeline.status is not None else absent,
+        timeline.note if timeline.note is not None else absent,
+    )
+    aggregated = (
+        select(func.array_agg(aggregate_order_by(entry, *statements._entry_order)))
+        .select_from(timeline.from_clause)
+        .where(timeline.case_id == cut.c["id"])
+    )
+    return aggregated.scalar_subquery()
+
+
+async def count(leader: SqlSource, members: Sequence[SqlSource], where: CaseFilter) -> list[int]:
+    """Each member's count of ``where``, from one ``SELECT rank, count(*) … UNION ALL …``."""
+    ready = [_ready(member) for member in members]
+    parts: list[Select[int, int]] = []
+    ranks: list[int] = []
+    for rank, (statements, _) in enumerate(ready):
+        conditions = statements._conditions(where)
+        if conditions is None:
+            continue
+        parts.append(
+            select(literal_column(str(rank), Integer).label(MEMBER), func.count().label("counted"))
+            .select_from(statements.shape.from_clause)
+            .where(*conditions)
+        )
+        ranks.append(rank)
+    counts = [0] * len(members)
+    if not parts:
+        return counts
+    key = ("count", tuple(m.id for m in members), tuple(ranks))
+    kept = _kept(leader)
+    statement = kept.kept(key, ())
+    if statement is None or any(part.whereclause is not None for part in parts):
+        statement = select(*union_all(*parts).subquery("together").c)
+        if all(part.whereclause is None for part in parts):
+            kept.keep(key, (), statement)  # no condition: the same statement, compiled once
+    for values in await leader._fetch_values(statement):
+        counts[values[MEMBER]] = int(values["counted"])
+    return counts

@@ -1,0 +1,329 @@
+"""Sources on one PostgreSQL database are asked in one statement (sources/sql/_together.py): the
+same pages, has_next and counts as asking each source and merging, on random data with ties
+within and across sources, every order, filters, access rules and every page boundary; one
+statement for a page and one for its count; and each member's failure still its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.config import parse_config
+from gateway.demo import asyncpg_url
+from sources import CaseFilter, CaseOrder, Federation, Position, SortField, Source
+from sources._deadline import deadline_scope
+from sources._errors import CircuitOpen, SourceError
+from sources._federation import sort_value
+from sources._guard import Guarded
+from sources._query import AgencyAccess
+from sources._settings import Resilience
+from sources.sql import SqlSource
+from tests.postgres import create_database, drop_database, execute
+
+IDS = ("z9", "ab", "a_b", "a-b")
+"""Python orders them ``a-b, a_b, ab, z9``; a database collation may not (punctuation)."""
+
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+FIELDS = frozenset({"title", "status", "timeline"})
+
+
+def config(url: str, together: bool, ids: Sequence[str] = IDS) -> str:
+    sources = "".join(
+        f"""
+  - id: {source_id}
+    kind: sql
+    agency: {{code: A{index}, name_th: a, name_en: a}}
+    url: {url}
+    ask_together: {str(together).lower()}
+    cases: {{table: c{index}, id: id, reference_number: ref, title: title,
+             category: kind, status: state, received_at: received, updated_at: changed}}
+    location: {{province_code: p}}
+    timeline: {{table: log{index}, case_id: case_id, at: at, status: state, note: note}}
+    referrals: {{table: ref{index}, case_id: case_id, to_agency: to_agency, at: at}}
+    vocabulary:
+      statuses: {{open: RECEIVED, shut: CLOSED}}
+      categories: {{road: ROADS}}
+      agencies: {{other: OTHER}}
+"""
+        for index, source_id in enumerate(ids)
+    )
+    return f"categories:\n  - {{code: ROADS, name_th: ถนน, name_en: Roads}}\nsources:{sources}"
+
+
+def tables(count: int = len(IDS)) -> str:
+    return "".join(
+        f"""
+CREATE TABLE c{i} (id BIGINT PRIMARY KEY, ref TEXT, title TEXT, kind TEXT, state TEXT,
+  received TIMESTAMPTZ NOT NULL, changed TIMESTAMPTZ, p TEXT);
+CREATE TABLE log{i} (case_id BIGINT, at TIMESTAMPTZ, state TEXT, note TEXT);
+CREATE TABLE ref{i} (case_id BIGINT, to_agency TEXT, at TIMESTAMPTZ);
+"""
+        for i in range(count)
+    )
+
+
+def made(text: str) -> list[SqlSource]:
+    found = []
+    for settings_ in parse_config(text, {}).sources:
+        source = SqlSource(settings_)
+        found.append(source)
+    return found
+
+
+@pytest.fixture
+async def database(postgres_admin_dsn: str) -> AsyncIterator[str]:
+    dsn = await create_database(postgres_admin_dsn, "cg_together")
+    await execute(dsn, tables())
+    yield dsn
+    await drop_database(postgres_admin_dsn, dsn)
+
+
+@contextlib.asynccontextmanager
+async def opened(dsn: str, together: bool) -> AsyncIterator[list[SqlSource]]:
+    sources = made(config(asyncpg_url(dsn), together))
+    budget = sources[0].budget
+    for source in sources:
+        source.budget = budget  # one shared pool, as the gateway gives them
+    try:
+        for source in sources:
+            await source.open()
+        yield sources
+    finally:
+        for source in sources:
+            await source.close()
+
+
+Row = tuple[int, int, int, bool, bool, int]
+"""(received minute, updated minute or -1 for NULL, log entries, shut, in province 11,
+referred to OTHER)."""
+
+rows = st.tuples(
+    st.integers(0, 6),
+    st.integers(-1, 6),
+    st.integers(0, 2),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 1),
+)
+data = st.lists(st.lists(rows, max_size=9), min_size=len(IDS), max_size=len(IDS))
+
+
+async def fill(dsn: str, per_source: Sequence[Sequence[Row]]) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        for index, found in enumerate(per_source):
+            await connection.execute(f"TRUNCATE c{index}, log{index}, ref{index}")
+            for key, (received, updated, entries, shut, eleven, referred) in enumerate(found):
+                at = BASE + timedelta(minutes=received)
+                changed = None if updated < 0 else BASE + timedelta(minutes=updated)
+                await connection.execute(
+                    f"INSERT INTO c{index} VALUES ($1, $2, $3, 'road', $4, $5, $6, $7)",
+                    key + 1,
+                    f"R{key}",
+                    f"t{index}-{key}",
+                    "shut" if shut else "open",
+                    at,
+                    changed,
+                    "11" if eleven else "10",
+                )
+                for entry in range(entries):
+                    await connection.execute(
+                        f"INSERT INTO log{index} VALUES ($1, $2, 'open', $3)",
+                        key + 1,
+                        at + timedelta(seconds=entry % 2),  # entries with equal times too
+                        f"n{entry}",
+                    )
+                if referred:
+                    await connection.execute(
+                        f"INSERT INTO ref{index} VALUES ($1, 'other', $2)", key + 1, at
+                    )
+    finally:
+        await connection.close()
+
+
+ORDERS = [CaseOrder(field, descending) for field in SortField for descending in (False, True)]
+FILTERS = [
+    CaseFilter(),
+    CaseFilter(statuses=frozenset({"RECEIVED"})),
+    CaseFilter(province_codes=frozenset({"11"})),
+    CaseFilter(access=AgencyAccess("OTHER", frozenset({("ab", "2"), ("z9", "1")}))),
+]
+
+
+async def pages(
+    federation: Federation, where: CaseFilter, order: CaseOrder, first: int
+) -> list[tuple[list[Any], bool]]:
+    """Every page in turn, each cut after the last row of the one before."""
+    found: list[tuple[list[Any], bool]] = []
+    after: Position | None = None
+    while True:
+        page = await federation.page(where, order, after, first, FIELDS)
+        assert not page.failures, page.failures
+        found.append((page.records, page.has_next))
+        if not page.has_next or len(found) > 40:
+            return found
+        last = page.records[-1]
+        after = Position(sort_value(last, order), last.source, last.local_id)
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(per_source=data, first=st.integers(1, 5))
+async def test_pages_and_counts_asked_together_equal_asking_each(
+    database: str, per_source: list[list[Row]], first: int
+) -> None:
+    await fill(database, per_source)
+    async with opened(database, True) as grouped, opened(database, False) as alone:
+        together, each = Federation(grouped), Federation(alone)
+        assert [s.id for s in together.groups(grouped)[0]] == sorted(IDS)
+        assert each.groups(alone) == []
+        for where in FILTERS:
+            assert await together.count(where) == await each.count(where)
+            for order in ORDERS:
+                expected = await pages(each, where, order, first)
+                assert await pages(together, where, order, first) == expected
+                carried = [r.timeline for page, _ in expected for r in page]
+                assert all(timeline is not None for timeline in carried)
+
+
+class Statements:
+    """Statements the server has seen, by pg_stat_statements' absence: counted by the guard's
+    round-trip observer instead, which is what /metrics reads."""
+
+    def __init__(self) -> None:
+        self.trips: list[tuple[str, str, int, bool]] = []
+
+    def __call__(self, source: str, operation: str, seconds: float, size: int, ok: bool) -> None:
+        self.trips.append((source, operation, size, ok))
+
+
+def guarded(
+    sources: Sequence[SqlSource], observe: Statements, timeout: float = 10.0
+) -> list[Source]:
+    resilience = Resilience(retries=0, circuit_failure_threshold=1)
+    return [Guarded(source, timeout, resilience, observe) for source in sources]
+
+
+async def test_a_page_and_its_count_are_one_statement_each(database: str) -> None:
+    await fill(database, [[(i, i, 1, False, False, 0) for i in range(5)]] * len(IDS))
+    async with opened(database, True) as sources:
+        observed = Statements()
+        federation = Federation(guarded(sources, observed))
+        page = await federation.page(CaseFilter(), CaseOrder(), None, 6, FIELDS)
+        total, failures = await federation.count(CaseFilter())
+    assert (total, failures, page.failures, page.reads) == (20, [], [], 1)
+    assert [r.timeline is not None for r in page.records] == [True] * 6
+    database_name = database.rsplit("/", 1)[1]
+    assert observed.trips == [
+        (f"together:postgresql://127.0.0.1:5432/{database_name}", "search_cases", 4, True),
+        (f"together:postgresql://127.0.0.1:5432/{database_name}", "count_cases", 4, True),
+    ]
+    assert all(source.health().status == "UP" for source in federation.sources.values())
+
+
+async def test_a_missing_table_fails_only_its_source(database: str) -> None:
+    """The group statement is refused; each member is then asked alone: three answer, the
+    fourth's error names it, and only its circuit counts the failure."""
+    await fill(database, [[(i, i, 0, False, False, 0)] for i in range(len(IDS))])
+    async with opened(database, True) as sources:
+        observed = Statements()
+        federation = Federation(guarded(sources, observed))
+        await execute(database, "ALTER TABLE c2 RENAME TO c2_gone")
+        page = await federation.page(CaseFilter(), CaseOrder(), None, 10, FIELDS)
+        total, failures = await federation.count(CaseFilter())
+        await execute(database, "ALTER TABLE c2_gone RENAME TO c2")
+    assert {r.source for r in page.records} == set(IDS) - {"a_b"}
+    assert [f.source for f in page.failures] == ["a_b"]
+    assert (total, [f.source for f in failures]) == (3, ["a_b"])
+    assert page.reads == 1 + len(IDS)
+    together = [trip for trip in observed.trips if trip[0].startswith("together:")]
+    assert [trip[1:] for trip in together] == [
+        ("search_cases", 4, False),
+        ("count_cases", 4, False),
+    ]
+    health = {source.id: source.health().status for source in federation.sources.values()}
+    # refused, not unavailable: no circuit opens; the error is its source's alone
+    assert health == {"z9": "UP", "ab": "UP", "a_b": "UNKNOWN", "a-b": "UP"}
+    errors = {source.id: source.health().last_error for source in federation.sources.values()}
+    assert [source for source, error in errors.items() if error is not None] == ["a_b"]
+
+
+async def test_a_member_with_an_open_circuit_is_not_asked(database: str) -> None:
+    await fill(database, [[(i, i, 0, False, False, 0)] for i in range(len(IDS))])
+    async with opened(database, True) as sources:
+        observed = Statements()
+        members = guarded(sources, observed)
+        federation = Federation(members)
+        broken = federation.sources["ab"]
+        assert isinstance(broken, Guarded)
+        broken._verdict(SourceError("ab", "down"))  # not availability: stays closed
+        from sources._errors import SourceUnavailable
+
+        broken._verdict(SourceUnavailable("ab", "down"))  # threshold 1: open
+        assert broken.health().circuit == "OPEN"
+        assert [m.id for m in federation.groups(members)[0]] == ["a-b", "a_b", "z9"]
+        page = await federation.page(CaseFilter(), CaseOrder(), None, 10, FIELDS)
+    assert {r.source for r in page.records} == {"z9", "a_b", "a-b"}
+    assert [type(f) for f in page.failures] == [CircuitOpen]
+    together = [trip for trip in observed.trips if trip[0].startswith("together:")]
+    assert [trip[1:] for trip in together] == [("search_cases", 3, True)]
+
+
+async def test_a_slow_group_times_out_within_the_deadline_and_each_is_asked(
+    database: str,
+) -> None:
+    """A lock held on one member's table stalls the union; within half the request's time
+    it is given up, and the members are asked alone: the three free ones answer."""
+    await fill(database, [[(i, i, 0, False, False, 0)] for i in range(len(IDS))])
+    async with opened(database, True) as sources:
+        observed = Statements()
+        federation = Federation(guarded(sources, observed, timeout=5.0))
+        holder = await asyncpg.connect(database)
+        try:
+            await holder.execute("BEGIN; LOCK TABLE c3 IN ACCESS EXCLUSIVE MODE")
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with deadline_scope(2.0):
+                page = await federation.page(CaseFilter(), CaseOrder(), None, 10, FIELDS)
+            spent = loop.time() - started
+        finally:
+            await holder.execute("ROLLBACK")
+            await holder.close()
+    assert spent < 2.0
+    assert {r.source for r in page.records} == {"z9", "ab", "a_b"}
+    assert [f.source for f in page.failures] == ["a-b"]
+    together = [trip for trip in observed.trips if trip[0].startswith("together:")]
+    assert [trip[1:] for trip in together] == [("search_cases", 4, False)]
+
+
+def test_sqlite_sources_are_never_grouped(tmp_path: Any) -> None:
+    text = config(f"sqlite+aiosqlite:///{tmp_path / 'one.db'}", True, ("a", "b"))
+
+    async def check() -> None:
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(tmp_path / "one.db")) as db:
+            db.executescript(
+                tables(2).replace("TIMESTAMPTZ", "DATETIME").replace("BIGINT", "INTEGER")
+            )
+        sources = made(text)
+        try:
+            for source in sources:
+                await source.open()
+            assert [source.together_key() for source in sources] == [None, None]
+        finally:
+            for source in sources:
+                await source.close()
+
+    asyncio.run(check())
