@@ -26,6 +26,7 @@ from sources._guard import Guarded
 from sources._query import AgencyAccess
 from sources._settings import Resilience
 from sources.sql import SqlSource
+from tests import mysql
 from tests.postgres import create_database, drop_database, execute
 
 IDS = ("z9", "ab", "a_b", "a-b")
@@ -88,7 +89,8 @@ async def database(postgres_admin_dsn: str) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def opened(dsn: str, together: bool) -> AsyncIterator[list[SqlSource]]:
-    sources = made(config(asyncpg_url(dsn), together))
+    url = dsn if dsn.startswith("mysql") else asyncpg_url(dsn)
+    sources = made(config(url, together))
     budget = sources[0].budget
     for source in sources:
         source.budget = budget  # one shared pool, as the gateway gives them
@@ -116,35 +118,42 @@ rows = st.tuples(
 data = st.lists(st.lists(rows, max_size=9), min_size=len(IDS), max_size=len(IDS))
 
 
+def table_rows(
+    per_source: Sequence[Sequence[Row]], naive: bool = False
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table's rows (times naive in UTC for MariaDB's DATETIME)."""
+
+    def moment(minutes: float) -> datetime:
+        at = BASE + timedelta(minutes=minutes)
+        return at.replace(tzinfo=None) if naive else at
+
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    for index, cases in enumerate(per_source):
+        c, log, ref = (found.setdefault(f"{t}{index}", []) for t in ("c", "log", "ref"))
+        for key, (received, updated, entries, shut, eleven, referred) in enumerate(cases):
+            at = moment(received)
+            changed = None if updated < 0 else moment(updated)
+            state = "shut" if shut else "open"
+            c.append((key + 1, f"R{key}", f"t{index}-{key}", "road", state, at, changed))
+            c[-1] += ("11" if eleven else "10",)
+            for entry in range(entries):  # entries with equal times too
+                log.append((key + 1, moment(received + entry % 2 / 60), "open", f"n{entry}"))
+            if referred:
+                ref.append((key + 1, "other", at))
+    return found
+
+
 async def fill(dsn: str, per_source: Sequence[Sequence[Row]]) -> None:
+    if dsn.startswith("mysql"):
+        statements = [f"DELETE FROM {t}{i}" for i in range(len(IDS)) for t in ("c", "log", "ref")]
+        await mysql.execute(dsn, statements, table_rows(per_source, naive=True), "+00:00")
+        return
     connection = await asyncpg.connect(dsn)
     try:
-        for index, found in enumerate(per_source):
-            await connection.execute(f"TRUNCATE c{index}, log{index}, ref{index}")
-            for key, (received, updated, entries, shut, eleven, referred) in enumerate(found):
-                at = BASE + timedelta(minutes=received)
-                changed = None if updated < 0 else BASE + timedelta(minutes=updated)
-                await connection.execute(
-                    f"INSERT INTO c{index} VALUES ($1, $2, $3, 'road', $4, $5, $6, $7)",
-                    key + 1,
-                    f"R{key}",
-                    f"t{index}-{key}",
-                    "shut" if shut else "open",
-                    at,
-                    changed,
-                    "11" if eleven else "10",
-                )
-                for entry in range(entries):
-                    await connection.execute(
-                        f"INSERT INTO log{index} VALUES ($1, $2, 'open', $3)",
-                        key + 1,
-                        at + timedelta(seconds=entry % 2),  # entries with equal times too
-                        f"n{entry}",
-                    )
-                if referred:
-                    await connection.execute(
-                        f"INSERT INTO ref{index} VALUES ($1, 'other', $2)", key + 1, at
-                    )
+        for table, values in table_rows(per_source).items():
+            await connection.execute(f"TRUNCATE {table}")
+            if values:
+                await connection.copy_records_to_table(table, records=values)
     finally:
         await connection.close()
 
@@ -183,6 +192,12 @@ async def pages(
 async def test_pages_and_counts_asked_together_equal_asking_each(
     database: str, per_source: list[list[Row]], first: int
 ) -> None:
+    await same_pages_and_counts(database, per_source, first, embedded=True)
+
+
+async def same_pages_and_counts(
+    database: str, per_source: list[list[Row]], first: int, embedded: bool
+) -> None:
     await fill(database, per_source)
     async with opened(database, True) as grouped, opened(database, False) as alone:
         together, each = Federation(grouped), Federation(alone)
@@ -193,8 +208,9 @@ async def test_pages_and_counts_asked_together_equal_asking_each(
             for order in ORDERS:
                 expected = await pages(each, where, order, first)
                 assert await pages(together, where, order, first) == expected
-                carried = [r.timeline for page, _ in expected for r in page]
-                assert all(timeline is not None for timeline in carried)
+                if embedded:
+                    carried = [r.timeline for page, _ in expected for r in page]
+                    assert all(timeline is not None for timeline in carried)
 
 
 class Statements:
@@ -305,6 +321,30 @@ async def test_a_slow_group_times_out_within_the_deadline_and_each_is_asked(
     assert [f.source for f in page.failures] == ["a-b"]
     together = [trip for trip in observed.trips if trip[0].startswith("together:")]
     assert [trip[1:] for trip in together] == [("search_cases", 4, False)]
+
+
+@pytest.fixture
+async def mariadb() -> AsyncIterator[str]:
+    admin = mysql.server_url()
+    assert admin is not None, f"no MariaDB/MySQL server: set {mysql.URL_VARIABLE}"
+    url = await mysql.create_database(admin, "cg_together")
+    schema = tables().replace("TIMESTAMPTZ", "DATETIME(6)").replace("TEXT", "VARCHAR(40)")
+    await mysql.execute(url, [s for s in schema.split(";") if s.strip()], None, "+00:00")
+    yield url
+    await mysql.drop_database(admin, url)
+
+
+@settings(
+    max_examples=5,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(per_source=data, first=st.integers(1, 5))
+async def test_mariadb_pages_and_counts_asked_together_equal_asking_each(
+    mariadb: str, per_source: list[list[Row]], first: int
+) -> None:
+    """MariaDB's union of parenthesised parts; its DATETIME columns are read in UTC."""
+    await same_pages_and_counts(mariadb, per_source, first, embedded=False)
 
 
 def test_sqlite_sources_are_never_grouped(tmp_path: Any) -> None:
