@@ -207,3 +207,13 @@ class AsksTogether(Protocol):
     async def count_together(self, members: Sequence[AsksTogether], where: CaseFilter) -> list[int]:
         """Each member's count of ``where``, in ``members``' order."""
         ...
+
+    async def stats_together(
+        self,
+        members: Sequence[AsksTogether],
+        where: CaseFilter,
+        dimensions: Sequence[Dimension],
+        now: datetime,
+    ) -> list[CaseStats]:
+        """Each member's ``case_stats``, in ``members``' order."""
+        ...

@@ -192,9 +192,20 @@ class Federation:
         self, where: CaseFilter, dimensions: Sequence[Dimension], now: datetime
     ) -> tuple[CaseStats, list[SourceError]]:
         """Every matching source's buckets, one call each, all at once, merged exactly."""
-        parts, failures = await _settle(
-            source.case_stats(where, dimensions, now) for source in self.plan("stats", where)
+        asked = self.plan("stats", where)
+        groups = self.groups(asked) if len(asked) > 1 else []
+        grouped = {member.id for group in groups for member in group}
+        answered = await asyncio.gather(
+            _settle_each(
+                (source, source.case_stats(where, dimensions, now))
+                for source in asked
+                if source.id not in grouped
+            ),
+            *(_group_stats(group, where, dimensions, now) for group in groups),
         )
+        settled = [pair for pairs in answered for pair in pairs]
+        parts = [result for _, result in settled if isinstance(result, CaseStats)]
+        failures = [result for _, result in settled if isinstance(result, SourceError)]
         return merge_stats(dimensions, parts), failures
 
     async def close(self) -> None:
@@ -325,6 +336,22 @@ async def _group_page(
         )
         return alone, 1 + len(group)
     return [(member, rows[rank]) for rank, member in enumerate(group)], 1
+
+
+async def _group_stats(
+    group: Sequence[Source], where: CaseFilter, dimensions: Sequence[Dimension], now: datetime
+) -> list[tuple[Source, CaseStats | SourceError]]:
+    """Each member's buckets from one statement; should it fail, each member's own call."""
+    leader = group[0]
+    assert isinstance(leader, AsksTogether)
+    members = [member for member in group if isinstance(member, AsksTogether)]
+    try:
+        found = await leader.stats_together(members, where, dimensions, now)
+    except SourceError:
+        return await _settle_each(
+            (member, member.case_stats(where, dimensions, now)) for member in group
+        )
+    return [(member, found[rank]) for rank, member in enumerate(group)]
 
 
 class _GroupCount:

@@ -523,6 +523,19 @@ class Guarded(Source):
             "count_cases", members, lambda: inner.count_together(inners, where)
         )
 
+    async def stats_together(
+        self,
+        members: Sequence[AsksTogether],
+        where: CaseFilter,
+        dimensions: Sequence[Dimension],
+        now: datetime,
+    ) -> list[CaseStats]:
+        inner, inners = self._together, _inners(members)
+        assert inner is not None
+        return await self._call_together(
+            "case_stats", members, lambda: inner.stats_together(inners, where, dimensions, now)
+        )
+
     async def _call_together(
         self, operation: str, members: Sequence[AsksTogether], call: Callable[[], Awaitable[T]]
     ) -> T:

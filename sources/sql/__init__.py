@@ -533,6 +533,15 @@ class SqlSource(WritesWithWriter, Source):
     async def count_together(self, members: Sequence[AsksTogether], where: CaseFilter) -> list[int]:
         return await _together.count(self, _sql(members), where)
 
+    async def stats_together(
+        self,
+        members: Sequence[AsksTogether],
+        where: CaseFilter,
+        dimensions: Sequence[Dimension],
+        now: datetime,
+    ) -> list[CaseStats]:
+        return await _together.stats(self, _sql(members), where, dimensions, now)
+
 
 def _sql(members: Sequence[AsksTogether]) -> list[SqlSource]:
     """Members of a group this source leads: sources of this kind (their key says so)."""

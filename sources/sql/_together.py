@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
@@ -38,6 +39,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
@@ -45,8 +47,10 @@ from sources._abilities import TogetherKey
 from sources._errors import SourceBadResponse
 from sources._model import TIMELINE, CaseRecord
 from sources._query import CaseFilter, CaseOrder, Position, SortField
+from sources._stats import CaseStats, Dimension
 from sources.sql._rows import RowMapper
 from sources.sql._statements import LIMIT, Statements
+from sources.sql._stats import StatsQuery
 
 if TYPE_CHECKING:
     from sources.sql import SqlSource
@@ -64,19 +68,34 @@ MAX_KEPT = 64
 def key_of(source: SqlSource) -> TogetherKey | None:
     """The group ``source`` can be asked in: the same engine (one pool: one database, one
     user) and the same case columns, types and zone. None until its tables are read, or
-    when the setting ``ask_together`` is off, or on SQLite."""
+    when the setting ``ask_together`` is off, or on SQLite. Asked of every source of every
+    merged page: worked out once per source's statements and engine, then looked up."""
     statements, engine = source._statements, source._engine
-    if (
-        statements is None
-        or engine is None
-        or not source.settings.ask_together
-        or source.dialect.name not in GROUPED_DIALECTS
-        or source.dialect.name != engine.dialect.name
-    ):
+    if statements is None or engine is None:
         return None
-    url = engine.url
-    database = f"{url.get_backend_name()}://{url.host or ''}:{url.port or ''}/{url.database or ''}"
-    return TogetherKey(database, (id(engine), _signature(statements, source.settings.timezone)))
+    known = _KEYS.get(source)
+    if known is not None and known[0] is statements and known[1] is engine:
+        return known[2]
+    key = None
+    if (
+        source.settings.ask_together
+        and source.dialect.name in GROUPED_DIALECTS
+        and source.dialect.name == engine.dialect.name
+    ):
+        url = engine.url
+        host = f"{url.host or ''}:{url.port or ''}"
+        database = f"{url.get_backend_name()}://{host}/{url.database or ''}"
+        signature = _signature(statements, source.settings.timezone)
+        shape = _SHAPES.setdefault(signature, len(_SHAPES))  # a small int hashes at once
+        key = TogetherKey(database, (id(engine), shape))
+    _KEYS[source] = (statements, engine, key)
+    return key
+
+
+_KEYS: WeakKeyDictionary[SqlSource, tuple[Statements, AsyncEngine, TogetherKey | None]] = (
+    WeakKeyDictionary()
+)
+_SHAPES: dict[tuple[Any, ...], int] = {}
 
 
 def _signature(statements: Statements, zone: str) -> tuple[Any, ...]:
@@ -269,3 +288,37 @@ async def count(leader: SqlSource, members: Sequence[SqlSource], where: CaseFilt
     for values in await leader._fetch_values(statement):
         counts[values[MEMBER]] = int(values["counted"])
     return counts
+
+
+async def stats(
+    leader: SqlSource,
+    members: Sequence[SqlSource],
+    where: CaseFilter,
+    dimensions: Sequence[Dimension],
+    now: datetime,
+) -> list[CaseStats]:
+    """Each member's buckets (its own GROUP BY, sources/sql/_stats.py, in its own zone) from
+    one statement: ``SELECT rank, … FROM (member's statement) UNION ALL …``."""
+    ready = [_ready(member) for member in members]
+    queries: dict[int, StatsQuery] = {}
+    parts: list[Select[Any]] = []
+    for rank, (member, (statements, _)) in enumerate(zip(members, ready, strict=True)):
+        conditions = statements._conditions(where)
+        if conditions is None:
+            continue
+        query = StatsQuery(member.settings, statements, dimensions, now)
+        try:
+            inner = query.statement(conditions).subquery()
+        except NotImplementedError as exc:
+            raise SourceBadResponse(member.id, f"no statistics in SQL here ({exc})") from exc
+        parts.append(select(literal_column(str(rank), Integer).label(MEMBER), *inner.c))
+        queries[rank] = query
+    found = [CaseStats(tuple(dimensions)) for _ in members]
+    if not parts:
+        return found
+    rows: dict[int, list[Any]] = {rank: [] for rank in queries}
+    for row in await leader._fetch(select(*union_all(*parts).subquery("together").c)):
+        rows[row._mapping[MEMBER]].append(row)
+    for rank, query in queries.items():
+        found[rank] = query.fold(rows[rank])
+    return found

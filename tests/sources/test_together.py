@@ -25,6 +25,7 @@ from sources._federation import sort_value
 from sources._guard import Guarded
 from sources._query import AgencyAccess
 from sources._settings import Resilience
+from sources._stats import Dimension
 from sources.sql import SqlSource
 from tests import mysql
 from tests.postgres import create_database, drop_database, execute
@@ -345,6 +346,24 @@ async def test_mariadb_pages_and_counts_asked_together_equal_asking_each(
 ) -> None:
     """MariaDB's union of parenthesised parts; its DATETIME columns are read in UTC."""
     await same_pages_and_counts(mariadb, per_source, first, embedded=False)
+
+
+async def test_statistics_asked_together_equal_asking_each_in_one_statement(
+    database: str,
+) -> None:
+    cases = [(i, i % 3, 1, i % 2 == 0, i % 3 == 0, i % 2) for i in range(7)]
+    await fill(database, [cases, cases[:3], [], cases[2:]])
+    dimensions = [Dimension.SOURCE, Dimension.STATUS, Dimension.RECEIVED_DAY]
+    now = BASE + timedelta(days=3)
+    async with opened(database, True) as grouped, opened(database, False) as alone:
+        observed = Statements()
+        together = Federation(guarded(grouped, observed))
+        for where in FILTERS:
+            expected, failures = await Federation(alone).stats(where, dimensions, now)
+            assert failures == []
+            assert await together.stats(where, dimensions, now) == (expected, [])
+    assert {trip[1:] for trip in observed.trips} == {("case_stats", 4, True)}
+    assert len(observed.trips) == len(FILTERS)
 
 
 def test_sqlite_sources_are_never_grouped(tmp_path: Any) -> None:
