@@ -19,11 +19,15 @@ them cut. The cut rows' timelines come from their own member's log (a CASE on th
 from __future__ import annotations
 
 import time
+import typing
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
+import asyncpg
+from asyncpg.prepared_stmt import PreparedStatement
 from sqlalchemy import (
     Integer,
     Select,
@@ -38,6 +42,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
@@ -47,7 +52,8 @@ from sources._errors import SourceBadResponse
 from sources._model import TIMELINE, CaseRecord
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._stats import CaseStats, Dimension
-from sources.sql._rows import RowMapper
+from sources.sql._driver import DRIVER_ERRORS, connection_survives
+from sources.sql._rows import LabelledRow, RowMapper
 from sources.sql._statements import Statements
 from sources.sql._stats import StatsQuery
 
@@ -199,7 +205,7 @@ async def search(
         kept.keep(key, tuple(parts), statement)
     columns = (*(plain or ready[0][0].labels), *((TIMELINE,) if carrying else ()))
     readers = [rows.case_reader(columns) for _, rows in ready]
-    for values in await leader._fetch_values(statement):
+    for values in await _fetch(leader, statement):
         rank = values[MEMBER]
         found[rank].append(readers[rank](values))
     return found
@@ -290,7 +296,7 @@ async def count(leader: SqlSource, members: Sequence[SqlSource], where: CaseFilt
         statement = select(*union_all(*parts).subquery("together").c)
         if unconditional:  # the same statement every time: built and compiled once
             kept.keep(key, (), statement)
-    for values in await leader._fetch_values(statement):
+    for values in await _fetch(leader, statement):
         counts[values[MEMBER]] = int(values["counted"])
     return counts
 
@@ -327,3 +333,50 @@ async def stats(
     for rank, query in queries.items():
         found[rank] = query.fold(rows[rank])
     return found
+
+
+MAX_PREPARED = 8
+"""Group statements kept prepared per connection (PostgreSQL): each holds its plan there."""
+
+_PREPARED: WeakKeyDictionary[asyncpg.Connection, OrderedDict[str, PreparedStatement]] = (
+    WeakKeyDictionary()
+)
+
+
+async def _fetch(leader: SqlSource, statement: Select[Any]) -> Sequence[LabelledRow]:
+    """The group statement's rows. On PostgreSQL one without parameters (a kept one: a first
+    page, an unfiltered count) is sent as a statement prepared once per connection: asyncpg
+    keeps no statement longer than 15 kB prepared (``max_cacheable_statement_size``), and
+    a hundred parts are 160 kB, which PostgreSQL parsed and planned at every page (about 30
+    ms, ten times executing it). Prepared, its plan is kept and the page costs its execution."""
+    reads = leader._driver
+    rendered = reads.render(statement) if reads is not None else None
+    if rendered is None or rendered[1]:
+        return await leader._fetch_values(statement)
+    sql = rendered[0]
+    from sources.sql import _translate  # the package imports this module
+
+    try:
+        async with leader.budget.connect(leader._engine_or_create()) as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert isinstance(driver, asyncpg.Connection)
+            kept = _PREPARED.get(driver)
+            if kept is None:
+                kept = _PREPARED[driver] = OrderedDict()
+            try:
+                prepared = kept.get(sql)
+                if prepared is None:
+                    prepared = await driver.prepare(sql)
+                    kept[sql] = prepared
+                    if len(kept) > MAX_PREPARED:
+                        kept.popitem(last=False)  # asyncpg closes it once unreferenced
+                else:
+                    kept.move_to_end(sql)
+                return typing.cast(list[LabelledRow], await prepared.fetch())
+            except BaseException as exc:
+                kept.pop(sql, None)  # prepared again next time (a table changed, say)
+                if not connection_survives(exc):
+                    await connection.invalidate()  # not back into the pool
+                raise
+    except (*DRIVER_ERRORS, SQLAlchemyError, OSError) as exc:
+        raise _translate(leader.id, exc, leader._backend) from exc
