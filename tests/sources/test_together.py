@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from gateway.config import parse_config
 from gateway.demo import asyncpg_url
+from samples import damrongdhama
 from sources import CaseFilter, CaseOrder, Federation, Position, SortField, Source
 from sources._deadline import deadline_scope
 from sources._errors import CircuitOpen, SourceError
@@ -28,7 +30,9 @@ from sources._settings import Resilience
 from sources._stats import Dimension
 from sources.sql import SqlSource
 from tests import mysql
+from tests.conftest import serving
 from tests.postgres import create_database, drop_database, execute
+from tests.sources.test_connection_pools import PAGE, many_sources
 
 IDS = ("z9", "ab", "a_b", "a-b")
 """Python orders them ``a-b, a_b, ab, z9``; a database collation may not (punctuation)."""
@@ -386,3 +390,33 @@ def test_sqlite_sources_are_never_grouped(tmp_path: Any) -> None:
                 await source.close()
 
     asyncio.run(check())
+
+
+async def test_metrics_show_a_page_of_thirty_sources_as_two_statements(
+    postgres_admin_dsn: str, tmp_path: Any
+) -> None:
+    """Through the whole gateway: /metrics counts the statements sent (one for the page, one
+    for its totalCount, under ``together:<database>``) and none of the thirty sources alone;
+    the answer is the one thirty sources asked alone give."""
+    dsn = await create_database(postgres_admin_dsn, "cg_together")
+    try:
+        await damrongdhama.create_and_load(dsn, count=60)
+        grouped = many_sources(dsn, tmp_path, same_url=True, budget=None)
+        alone = replace(
+            grouped,
+            sources=tuple(s.model_copy(update={"ask_together": False}) for s in grouped.sources),
+        )
+        async with serving(alone) as gateway:
+            expected = await gateway.query(PAGE)
+        async with serving(grouped) as gateway:
+            label = f"together:postgresql://127.0.0.1:5432/{dsn.rsplit('/', 1)[1]}"
+            sources = [s.id for s in grouped.sources]
+            before = {s: gateway.round_trips(s) for s in [*sources, label]}
+            answer = await gateway.query(PAGE)
+            after = {s: gateway.round_trips(s) for s in [*sources, label]}
+    finally:
+        await drop_database(postgres_admin_dsn, dsn)
+    assert answer == expected
+    assert "errors" not in answer
+    sent = {s: after[s] - before[s] for s in after if after[s] != before[s]}
+    assert sent == {label: 2.0}
