@@ -316,17 +316,42 @@ def measure(
             answer = client.post(url, json=body).json()
             assert "errors" not in answer, (name, answer["errors"])
         base = url.removesuffix("/graphql")
-        before = round_trip_totals(client, base)
+        before, members_before = round_trip_totals(client, base), together_members(client, base)
         latencies = []
         for _ in range(repeat):
             started = time.perf_counter()
             client.post(url, json=body).raise_for_status()
             latencies.append(time.perf_counter() - started)
-        after = round_trip_totals(client, base)
+        after, members_after = round_trip_totals(client, base), together_members(client, base)
     trips = sum(after[s] - before.get(s, 0.0) for s in after) / repeat
-    asked = sum(1 for s in after if after[s] > before.get(s, 0.0))
+    alone = [s for s in after if after[s] > before.get(s, 0.0) and not s.startswith(TOGETHER)]
+    grouped = {
+        key: (sum_ - members_before.get(key, (0.0, 0.0))[0])
+        / max(count - members_before.get(key, (0.0, 0.0))[1], 1)
+        for key, (sum_, count) in members_after.items()
+    }
+    asked = len(alone) + round(max(grouped.values(), default=0.0))
     done = asyncio.run(_load(url, body, seconds, callers))
     return statistics.median(latencies) * 1000, done / seconds, trips, asked
+
+
+TOGETHER = "together:"
+"""The source label of a statement asked of several sources on one database (gateway/metrics.py):
+one round trip; its batch size is how many sources it asked."""
+
+
+def together_members(client: httpx.Client, base: str) -> dict[tuple[str, str], tuple[float, float]]:
+    """(sources summed, statements) so far per (together label, operation), from /metrics."""
+    found: dict[tuple[str, str], list[float]] = {}
+    for line in client.get(f"{base}/metrics").text.splitlines():
+        for suffix, index in (("_sum{", 0), ("_count{", 1)):
+            name = f"complaint_graph_source_batch_size{suffix}"
+            if line.startswith(name) and f'source="{TOGETHER}' in line:
+                labels, value = line.rsplit(" ", 1)
+                source = labels.split('source="', 1)[1].split('"', 1)[0]
+                operation = labels.split('operation="', 1)[1].split('"', 1)[0]
+                found.setdefault((source, operation), [0.0, 0.0])[index] += float(value)
+    return {key: (sum_, count) for key, (sum_, count) in found.items()}
 
 
 async def _load(url: str, body: dict[str, Any], seconds: float, callers: int) -> int:

@@ -57,6 +57,12 @@ class SubscriptionSharing(Protocol):
     def group_count(self) -> int: ...
 
 
+TOGETHER = "together:"
+"""How the round trips of statements asked of several sources at once are named: their source
+label is ``together:<database>`` (sources._guard.Guarded.search_together), one round trip per
+statement, so the sum over sources is what was sent; the batch size is the sources in it."""
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -90,7 +96,8 @@ class Metrics:
         )
         self.source_batch_size = Histogram(
             "complaint_graph_source_batch_size",
-            "Keys per batched round trip (loads by id).",
+            "Keys per batched round trip (loads by id); for a statement asked of several "
+            'sources on one database (source="together:<database>"), the sources in it.',
             ["source", "operation"],
             buckets=_BATCH_BUCKETS,
             registry=self.registry,
@@ -161,7 +168,7 @@ class Metrics:
     ) -> None:
         series = self._round_trip_series.get((source, operation))
         if series is None:  # sources and operations are few: each pair's series looked up once
-            is_load = operation.startswith("load_")
+            is_load = operation.startswith("load_") or source.startswith(TOGETHER)
             series = self._round_trip_series[(source, operation)] = _RoundTripSeries(
                 self.source_requests.labels(source, operation),
                 self.source_latency.labels(source, operation),

@@ -9,7 +9,8 @@ declaration, as for ``collections.abc``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # sources._writes imports the registry, which imports this mo
 
 __all__ = [
     "Aggregates",
+    "AsksTogether",
     "HoldsComplainants",
     "Listed",
     "ListsCases",
@@ -30,6 +32,7 @@ __all__ = [
     "MapsReferrals",
     "SignalsChanges",
     "SpeaksHttp",
+    "TogetherKey",
     "WritesCases",
 ]
 
@@ -160,4 +163,57 @@ class ListsCases(Protocol):
         ``after`` applied by the backend; records mapped for ``read`` (None: whole),
         carrying timelines where ``asked`` names them and the list holds them. ``wanted``:
         the cases a page needs at most when the list is exact (None: read on)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TogetherKey:
+    """What sources asked in one statement share: ``database``, the server and database they
+    read (no credentials: it names the statement in /metrics), and ``shape``, whatever else
+    must be equal (one connection pool, the same columns and types, the same time zone)."""
+
+    database: str
+    shape: Hashable
+
+
+@runtime_checkable
+class AsksTogether(Protocol):
+    """Sources that read one database, asked in one statement rather than one each.
+
+    A hundred provincial offices as schemas or tables on one Ministry server cost a merged
+    page a hundred round trips, each one about half a millisecond of the gateway's time (issue
+    25); asked together they cost one. :class:`sources._federation.Federation` groups the
+    sources of an operation by :meth:`together_key` (None: never grouped, now) and asks one
+    member of each group of two or more for the whole group, ``members`` sorted by source id
+    (the member's rank in them is its place in the global order's ties). What is answered is
+    exactly what each member, asked alone, would have answered; when the statement fails the
+    federation asks each member alone, so every failure is named by its own source."""
+
+    def together_key(self) -> TogetherKey | None: ...
+
+    async def search_together(
+        self,
+        members: Sequence[AsksTogether],
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        limit: int,
+        fields: frozenset[str] | None,
+    ) -> list[list[CaseRecord]]:
+        """The first ``limit`` cases after ``after`` over all ``members`` in the global order,
+        as one list per member (in ``members``' order), each in that member's own order."""
+        ...
+
+    async def count_together(self, members: Sequence[AsksTogether], where: CaseFilter) -> list[int]:
+        """Each member's count of ``where``, in ``members``' order."""
+        ...
+
+    async def stats_together(
+        self,
+        members: Sequence[AsksTogether],
+        where: CaseFilter,
+        dimensions: Sequence[Dimension],
+        now: datetime,
+    ) -> list[CaseStats]:
+        """Each member's ``case_stats``, in ``members``' order."""
         ...

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
+from sources._abilities import AsksTogether, TogetherKey
 from sources._coverage import ANYTHING, Coverage
 from sources._errors import SourceError
 from sources._interface import Source
@@ -69,6 +71,12 @@ class Federation:
             for source in self.sources
         }
         self.counts = CountCache(count_cache_seconds or {}, estimates, clock)
+        self.together: dict[str, AsksTogether] = {
+            source.id: source
+            for source in self.sources.values()
+            if isinstance(source, AsksTogether)
+        }
+        """Sources that may be asked with others on their database (:meth:`groups`)."""
 
     def get(self, source_id: str) -> Source | None:
         return self.sources.get(source_id)
@@ -116,6 +124,19 @@ class Federation:
             self.observe_plan(operation, len(asked), len(self.sources) - len(asked))
         return asked
 
+    def groups(self, asked: Sequence[Source]) -> list[list[Source]]:
+        """The sources of ``asked`` asked together, two or more reading one database with the
+        same columns (``AsksTogether.together_key``), each group sorted by source id."""
+        if not self.together:
+            return []
+        found: dict[TogetherKey, list[Source]] = {}
+        for source in asked:
+            together = self.together.get(source.id)
+            key = together.together_key() if together is not None else None
+            if key is not None:
+                found.setdefault(key, []).append(source)
+        return [sorted(group, key=_by_id) for group in found.values() if len(group) > 1]
+
     async def page(
         self,
         where: CaseFilter,
@@ -141,7 +162,9 @@ class Federation:
             )
             records = streams[0][: first + 1] if streams else []
             return Page(records[:first], len(records) > first, failures, ids, skipped, len(asked))
-        records, failures, reads = await merged_page(asked, where, order, after, first, fields)
+        records, failures, reads = await merged_page(
+            asked, where, order, after, first, fields, self.groups(asked)
+        )
         return Page(records[:first], len(records) > first, failures, ids, skipped, reads)
 
     async def count(
@@ -153,8 +176,17 @@ class Federation:
         caller's access included) made at most that long ago. With ``estimate``, from one
         made at most its ``count_estimate_seconds`` ago: a page after page of a dashboard
         then costs each source one count in that time, not one a page."""
+        asked = self.plan("count", where)
+        plain = replace(where, as_of=None)
+        fresh = [s for s in asked if self.counts.needs_count(s, where, estimate, plain)]
+        ask: dict[str, Callable[[], Awaitable[int]]] = {}
+        for group in self.groups(fresh) if len(fresh) > 1 else []:
+            together = _GroupCount(group, where)
+            for rank, member in enumerate(group):
+                ask[member.id] = functools.partial(together.count_of, rank)
         counts, failures = await _settle(
-            self.counts.count(source, where, estimate) for source in self.plan("count", where)
+            self.counts.count(source, where, estimate, ask.get(source.id), plain)
+            for source in asked
         )
         return sum(counts), failures
 
@@ -162,9 +194,20 @@ class Federation:
         self, where: CaseFilter, dimensions: Sequence[Dimension], now: datetime
     ) -> tuple[CaseStats, list[SourceError]]:
         """Every matching source's buckets, one call each, all at once, merged exactly."""
-        parts, failures = await _settle(
-            source.case_stats(where, dimensions, now) for source in self.plan("stats", where)
+        asked = self.plan("stats", where)
+        groups = self.groups(asked) if len(asked) > 1 else []
+        grouped = {member.id for group in groups for member in group}
+        answered = await asyncio.gather(
+            _settle_each(
+                (source, source.case_stats(where, dimensions, now))
+                for source in asked
+                if source.id not in grouped
+            ),
+            *(_group_stats(group, where, dimensions, now) for group in groups),
         )
+        settled = [pair for pairs in answered for pair in pairs]
+        parts = [result for _, result in settled if isinstance(result, CaseStats)]
+        failures = [result for _, result in settled if isinstance(result, SourceError)]
         return merge_stats(dimensions, parts), failures
 
     async def close(self) -> None:
@@ -178,10 +221,15 @@ async def merged_page(
     after: Position | None,
     first: int,
     fields: frozenset[str] | None,
+    groups: Sequence[Sequence[Source]] = (),
 ) -> tuple[list[CaseRecord], list[SourceError], int]:
     """The first ``first + 1`` cases after ``after`` in the global order over ``sources``,
     exactly those that asking every source for ``first + 1`` rows and merging would give, the
     sources that failed, and the round trips made.
+
+    Each of ``groups`` (sources of ``sources`` on one database, :meth:`Federation.groups`) is
+    one statement answering the group's own first ``first + 1`` rows (:func:`_group_page`):
+    exact for the group, so its members need no second round. The others are read so:
 
     Round one asks each source that seeks by keyset (``Capabilities.seeks_by_keyset``) for
     its even share of the page and a margin, any other for the whole page. A source that
@@ -201,23 +249,26 @@ async def merged_page(
     ``2n`` rows more than the page's own.
     """
     want = first + 1
-    even = -(-want // len(sources)) + READ_MARGIN
+    grouped = {member.id for group in groups for member in group}
+    alone = [source for source in sources if source.id not in grouped]
+    even = -(-want // (len(alone) + len(groups))) + READ_MARGIN
     shares = {
         source.id: min(want, even) if source.capabilities.seeks_by_keyset else want
-        for source in sources
+        for source in alone
     }
-    settled = await _settle_each(
-        (source, source.search_cases(where, order, after, shares[source.id], fields))
-        for source in sources
+    rounds = await asyncio.gather(
+        _alone_page(alone, where, order, after, shares, fields),
+        *(_group_page(group, where, order, after, want, fields) for group in groups),
     )
-    reads = len(sources)
+    settled = [pair for answered, _ in rounds for pair in answered]
+    reads = sum(made for _, made in rounds)
     failures = [result for _, result in settled if isinstance(result, SourceError)]
     streams: dict[str, list[CaseRecord]] = {}
     open_ended: dict[str, Source] = {}
     for source, result in settled:
         if isinstance(result, list):
             streams[source.id] = result
-            if len(result) >= shares[source.id]:
+            if source.id in shares and len(result) >= shares[source.id]:
                 open_ended[source.id] = source
 
     top = _merge(streams.values(), order, want)
@@ -243,6 +294,107 @@ async def merged_page(
                     del open_ended[source.id]
         top = _merge(streams.values(), order, want)
     return top, failures, reads
+
+
+Settled = list[tuple[Source, list[CaseRecord] | SourceError]]
+
+
+async def _alone_page(
+    sources: Sequence[Source],
+    where: CaseFilter,
+    order: CaseOrder,
+    after: Position | None,
+    shares: Mapping[str, int],
+    fields: frozenset[str] | None,
+) -> tuple[Settled, int]:
+    """Round one of the sources asked one by one: each for its share."""
+    settled = await _settle_each(
+        (source, source.search_cases(where, order, after, shares[source.id], fields))
+        for source in sources
+    )
+    return settled, len(sources)
+
+
+async def _group_page(
+    group: Sequence[Source],
+    where: CaseFilter,
+    order: CaseOrder,
+    after: Position | None,
+    want: int,
+    fields: frozenset[str] | None,
+) -> tuple[Settled, int]:
+    """Each member's rows among the group's first ``want`` after ``after``, from one statement,
+    and the round trips made. Should the statement fail (a member's table gone, a timeout),
+    each member is asked alone for ``want`` rows, as exact, through its own guard: each
+    failure is then its own source's, and the others' rows still arrive."""
+    members = _together(group)
+    leader = members[0]
+    try:
+        rows = await leader.search_together(members, where, order, after, want, fields)
+    except SourceError:
+        alone = await _settle_each(
+            (member, member.search_cases(where, order, after, want, fields)) for member in group
+        )
+        return alone, 1 + len(group)
+    return [(member, rows[rank]) for rank, member in enumerate(group)], 1
+
+
+async def _group_stats(
+    group: Sequence[Source], where: CaseFilter, dimensions: Sequence[Dimension], now: datetime
+) -> list[tuple[Source, CaseStats | SourceError]]:
+    """Each member's buckets from one statement; should it fail, each member's own call."""
+    members = _together(group)
+    leader = members[0]
+    try:
+        found = await leader.stats_together(members, where, dimensions, now)
+    except SourceError:
+        return await _settle_each(
+            (member, member.case_stats(where, dimensions, now)) for member in group
+        )
+    return [(member, found[rank]) for rank, member in enumerate(group)]
+
+
+class _GroupCount:
+    """One statement counting for a group's members, sent when the first of them needs it
+    (a member answered from the count cache meanwhile takes no part). Should it fail, each
+    member counts alone, through its own guard."""
+
+    def __init__(self, group: Sequence[Source], where: CaseFilter) -> None:
+        self.group = group
+        self.where = where
+        self.asked: asyncio.Future[list[int] | None] | None = None
+
+    async def count_of(self, rank: int) -> int:
+        if self.asked is None:
+            self.asked = asyncio.ensure_future(self._ask())
+            self.asked.add_done_callback(_retrieved)
+        counts = await asyncio.shield(self.asked)  # one member's cancellation is not all's
+        if counts is None:
+            return await self.group[rank].count_cases(self.where)
+        return counts[rank]
+
+    async def _ask(self) -> list[int] | None:
+        members = _together(self.group)
+        leader = members[0]
+        try:
+            return await leader.count_together(members, self.where)
+        except SourceError:
+            return None
+
+
+def _together(group: Sequence[Source]) -> list[AsksTogether]:
+    """A group's members as what they are: :meth:`Federation.groups` took them from
+    ``Federation.together`` (no protocol check a member: at a hundred it showed in profiles)."""
+    return cast(list[AsksTogether], list(group))
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _by_id(source: Source) -> str:
+    return source.id
 
 
 def _merge(streams: Iterable[list[CaseRecord]], order: CaseOrder, limit: int) -> list[CaseRecord]:
@@ -323,13 +475,41 @@ class CountCache:
         self.clock = clock
         self.entries: dict[tuple[str, CaseFilter], _Counted] = {}
 
-    async def count(self, source: Source, where: CaseFilter, estimate: bool = False) -> int:
+    def needs_count(
+        self,
+        source: Source,
+        where: CaseFilter,
+        estimate: bool = False,
+        plain: CaseFilter | None = None,
+    ) -> bool:
+        """Whether :meth:`count` would ask ``source`` now (nothing kept answers it).
+        ``plain``: ``where`` without ``as_of``, when the caller has it already."""
+        longest = max(self.seconds.get(source.id, 0.0), self.estimate_seconds.get(source.id, 0.0))
+        if longest == 0:
+            return True
+        ttl = (self.estimate_seconds if estimate else self.seconds).get(source.id, 0.0)
+        key = (source.id, plain if plain is not None else replace(where, as_of=None))
+        entry = self.entries.get(key)
+        return entry is None or (entry.made + ttl <= self.clock() and entry.value.done())
+
+    async def count(
+        self,
+        source: Source,
+        where: CaseFilter,
+        estimate: bool = False,
+        ask: Callable[[], Awaitable[int]] | None = None,
+        plain: CaseFilter | None = None,
+    ) -> int:
+        """``ask``: how to count afresh (a statement shared with other sources on the same
+        database, :meth:`Federation.count`); by default ``source.count_cases``. ``plain``:
+        ``where`` without ``as_of``, when the caller has it already."""
+        counting = ask if ask is not None else functools.partial(source.count_cases, where)
         ages = self.estimate_seconds if estimate else self.seconds
         longest = max(self.seconds.get(source.id, 0.0), self.estimate_seconds.get(source.id, 0.0))
         if longest == 0:
-            return await source.count_cases(where)  # nothing kept for this source
+            return await counting()  # nothing kept for this source
         ttl = ages.get(source.id, 0.0)
-        key = (source.id, replace(where, as_of=None))
+        key = (source.id, plain if plain is not None else replace(where, as_of=None))
         now = self.clock()
         entry = self.entries.get(key)
         if entry is not None and (entry.made + ttl > now or not entry.value.done()):
@@ -345,7 +525,7 @@ class CountCache:
         counted = _Counted(now, future)
         self.entries[key] = counted
         try:
-            value = await source.count_cases(where)
+            value = await counting()
         except asyncio.CancelledError:
             self._forget(key, counted)
             future.cancel()

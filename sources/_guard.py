@@ -33,6 +33,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from sources._abilities import AsksTogether, TogetherKey
 from sources._bulkhead import Bulkhead
 from sources._deadline import Deadline, current_caller, current_deadline
 from sources._errors import (
@@ -162,6 +163,7 @@ class Guarded(Source):
         self._last_latency: float | None = None
         self._last_ok: bool | None = None
         self._trial_connections = False
+        self._together = inner if isinstance(inner, AsksTogether) else None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -484,3 +486,119 @@ class Guarded(Source):
         await self._call(
             "add_note", 1, lambda: self.inner.add_note(local_id, note, at, key), retries=0
         )
+
+    # -- asked with others in one statement (sources._abilities.AsksTogether) -----------------
+
+    def together_key(self) -> TogetherKey | None:
+        """The inner source's, while its circuit is closed and it has not timed out in this
+        request: a source refusing calls, or on trial, is asked alone, as it would be."""
+        if self._together is None or self._breaker.state != STATE_CLOSED:
+            return None
+        deadline = current_deadline()
+        if deadline is not None and self.id in deadline.timed_out:
+            return None
+        return self._together.together_key()
+
+    async def search_together(
+        self,
+        members: Sequence[AsksTogether],
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        limit: int,
+        fields: frozenset[str] | None,
+    ) -> list[list[CaseRecord]]:
+        inner, inners = self._together, _inners(members)
+        assert inner is not None
+        return await self._call_together(
+            "search_cases",
+            members,
+            lambda: inner.search_together(inners, where, order, after, limit, fields),
+        )
+
+    async def count_together(self, members: Sequence[AsksTogether], where: CaseFilter) -> list[int]:
+        inner, inners = self._together, _inners(members)
+        assert inner is not None
+        return await self._call_together(
+            "count_cases", members, lambda: inner.count_together(inners, where)
+        )
+
+    async def stats_together(
+        self,
+        members: Sequence[AsksTogether],
+        where: CaseFilter,
+        dimensions: Sequence[Dimension],
+        now: datetime,
+    ) -> list[CaseStats]:
+        inner, inners = self._together, _inners(members)
+        assert inner is not None
+        return await self._call_together(
+            "case_stats", members, lambda: inner.stats_together(inners, where, dimensions, now)
+        )
+
+    async def _call_together(
+        self, operation: str, members: Sequence[AsksTogether], call: Callable[[], Awaitable[T]]
+    ) -> T:
+        """One statement for ``members``: within the shortest of their timeouts and half of
+        what is left of the request (the other half is for asking each alone, should this
+        fail: :class:`sources._federation.Federation` does), in one slot of this source's
+        bulkhead, never retried. Its outcome counts for no member's circuit, as no member
+        alone failed; an answer is each member's success. Observed as one round trip named
+        ``together:<database>``, ``batch_size`` the members asked."""
+        key = self.together_key()
+        name = f"together:{key.database if key is not None else self.id}"
+        guarded = [member for member in members if isinstance(member, Guarded)]
+        limit = min([self.timeout_seconds, *(member.timeout_seconds for member in guarded)])
+        deadline = current_deadline()
+        if deadline is not None:
+            limit = min(limit, deadline.for_call() / 2)
+        if limit <= 0:
+            raise SourceBusy(self.id, f"no time left to ask {len(members)} sources together")
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + limit
+        started = time.perf_counter()
+        caller = current_caller()
+        try:
+            async with asyncio.timeout_at(ends):
+                await self._gate.acquire(caller)
+        except TimeoutError:
+            raise SourceBusy(self.id, "no free slot to ask sources together") from None
+        work = loop.create_task(_awaited(call))
+        ok = False
+        try:
+            try:
+                async with asyncio.timeout_at(ends):
+                    result = await asyncio.shield(work)
+            except BaseException:
+                if not work.done():
+                    work.cancel()
+                    await _settle(work, deadline, self.timeout_seconds)
+                raise
+            ok = True
+        except TimeoutError:
+            raise SourceTimeout(
+                self.id, f"no answer within {limit:.1f} s asking {len(members)} sources together"
+            ) from None
+        finally:
+            self._gate.release(caller)
+            self.observe(name, operation, time.perf_counter() - started, len(members), ok)
+        seconds = time.perf_counter() - started
+        for member in guarded:
+            member._answered(seconds)
+        return result
+
+    def _answered(self, seconds: float) -> None:
+        """This source answered within a statement asked of several: as a call of its own."""
+        self._verdict(None)
+        self._last_ok, self._last_latency = True, seconds
+        self._last_success_at = datetime.now(UTC)
+
+
+def _inners(members: Sequence[AsksTogether]) -> list[AsksTogether]:
+    """The sources the guards of ``members`` wrap: one statement is sent for them all."""
+    inners: list[AsksTogether] = []
+    for member in members:
+        inner = member._together if isinstance(member, Guarded) else member
+        assert inner is not None, "a member without a key is never in a group"
+        inners.append(inner)
+    return inners

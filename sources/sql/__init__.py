@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchTableError, SQLAlche
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 
+from sources._abilities import AsksTogether, TogetherKey
 from sources._budget import ConnectionBudget
 from sources._errors import (
     SourceBadResponse,
@@ -43,7 +44,7 @@ from sources._query import CaseFilter, CaseOrder, Position
 from sources._settings import SourceSettings
 from sources._stats import CaseStats, Dimension
 from sources._writes import WritesWithWriter
-from sources.sql import _notify
+from sources.sql import _notify, _together
 from sources.sql._check import NoStatistics, probes
 from sources.sql._dialects import KEYS, SqlDialect, strategy_for
 from sources.sql._driver import DRIVER_ERRORS, DriverReads, connection_survives
@@ -512,6 +513,41 @@ class SqlSource(WritesWithWriter, Source):
                 return result.all()
         except (SQLAlchemyError, OSError) as exc:
             raise _translate(self.id, exc, self._backend) from exc
+
+    # Asked with the sources on the same database, in one statement (sources/sql/_together.py)
+
+    def together_key(self) -> TogetherKey | None:
+        return _together.key_of(self)
+
+    async def search_together(
+        self,
+        members: Sequence[AsksTogether],
+        where: CaseFilter,
+        order: CaseOrder,
+        after: Position | None,
+        limit: int,
+        fields: frozenset[str] | None,
+    ) -> list[list[CaseRecord]]:
+        return await _together.search(self, _sql(members), where, order, after, limit, fields)
+
+    async def count_together(self, members: Sequence[AsksTogether], where: CaseFilter) -> list[int]:
+        return await _together.count(self, _sql(members), where)
+
+    async def stats_together(
+        self,
+        members: Sequence[AsksTogether],
+        where: CaseFilter,
+        dimensions: Sequence[Dimension],
+        now: datetime,
+    ) -> list[CaseStats]:
+        return await _together.stats(self, _sql(members), where, dimensions, now)
+
+
+def _sql(members: Sequence[AsksTogether]) -> list[SqlSource]:
+    """Members of a group this source leads: sources of this kind (their key says so)."""
+    found = [member for member in members if isinstance(member, SqlSource)]
+    assert len(found) == len(members), "a group of SQL sources holds only SQL sources"
+    return found
 
 
 def _translate(source: str, exc: BaseException, dialect: SqlDialect) -> SourceError:

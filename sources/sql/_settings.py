@@ -164,6 +164,14 @@ class SqlSettings(SourceSettings):
         le=100,
         description="More connections opened under demand, closed when returned.",
     )
+    ask_together: bool = Field(
+        default=True,
+        description=(
+            "PostgreSQL and MySQL/MariaDB: a merged page or count over several sources reading "
+            "this database (one shared pool) with the same column shape asks them in one "
+            "statement; false: this source is always asked on its own."
+        ),
+    )
     cases: CaseColumns
     location: LocationColumns = Field(default_factory=LocationColumns)
     category_lookup: CategoryLookup | None = None

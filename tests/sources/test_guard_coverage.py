@@ -119,7 +119,12 @@ def test_every_member_of_the_protocol_is_the_guards_own() -> None:
 def test_every_optional_ability_is_a_member_of_the_protocol() -> None:
     """An ability protocol (sources/_abilities.py) whose methods ``Source`` lacks would reach a
     kind only around the guard; as members of ``Source`` the tests above cover them."""
-    asked_otherwise = {"ListsCases": "a way to search, asked through search_cases"}
+    asked_otherwise = {
+        "ListsCases": "a way to search, asked through search_cases",
+        "AsksTogether": "asked of a group only while each member's guard would let it be "
+        "asked (Guarded.together_key); when it fails, each member is asked through its guard",
+        "TogetherKey": "a value, not an ability",
+    }
     abilities = [
         getattr(_abilities, name)
         for name in _abilities.__all__
