@@ -396,6 +396,7 @@ def workloads(url: str, province: str, estimates: bool) -> list[tuple[str, dict[
 
 def run(args: argparse.Namespace) -> tuple[list[Row], list[Watch]]:
     code, _ = frozen_working_tree()  # edits made while it runs do not reach its servers
+    DATA.mkdir(parents=True, exist_ok=True)  # --kind postgres builds no office files there
     versions: list[tuple[str, Path, bool, float]] = [("this branch", code, True, 0.0)]
     if args.count_cache:
         label = f"this branch, count cache {args.count_cache:g} s"
