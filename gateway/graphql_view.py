@@ -376,8 +376,8 @@ class GraphQLView(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        context = Context.for_request(
-            self.federation, self.directory, self.limits, self.events, clock=self.clock
+        context = Context.for_request(  # authenticated just below
+            self.federation, self.directory, self.limits, self.events, None, self.clock
         )
         authorization = request.headers.get("authorization")
         purpose = (
@@ -536,13 +536,23 @@ class GraphQLView(GraphQL[Context, None]):
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: Response,
     ) -> Response:
-        response = super().create_response(response_data, sub_response)
+        """Strawberry's response (the sub-response's status, headers and background carried
+        over) with the negotiated media type, made in one step rather than amended."""
+        status = sub_response.status_code or 200
         if sub_response.media_type == GRAPHQL_RESPONSE_JSON:
-            response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+            content_type = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
             if isinstance(response_data, dict) and "data" not in response_data:
-                response.status_code = 400
+                status = 400
         else:
-            response.headers["content-type"] = "application/json; charset=utf-8"
+            content_type = "application/json; charset=utf-8"
+        response = Response(
+            self.encode_json(response_data),
+            status_code=status,
+            headers={"content-type": content_type},
+        )
+        response.raw_headers.extend(sub_response.raw_headers)
+        if sub_response.background:
+            response.background = sub_response.background
         return response
 
     def encode_json(self, data: object) -> bytes:
