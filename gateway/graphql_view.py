@@ -293,14 +293,10 @@ class GraphQLView(GraphQL[Context, None]):
             await response(scope, receive, send)
             return
         started = time.perf_counter()
-        with self.tracing.request_span(headers, record.request_id) as span:
+        if self.tracing.tracer is None:  # tracing off: not even an empty span to enter
             response = await self._answer(request, accept)
-            if span.is_recording():
-                kind = record.operation_type or "graphql"
-                span.update_name(f"{kind} {record.operation_name or 'anonymous'}")
-                span.set_attribute("graphql.operation.type", record.operation_type or "")
-                span.set_attribute("graphql.operation.name", record.operation_name or "")
-                span.set_attribute("http.response.status_code", response.status_code)
+        else:
+            response = await self._traced(request, accept, record)
         if self.metrics is not None:
             self.metrics.observe_request(
                 record.operation_type,
@@ -310,6 +306,20 @@ class GraphQLView(GraphQL[Context, None]):
                 record.error_codes,
             )
         await response(scope, receive, send)
+
+    async def _traced(
+        self, request: Request, accept: str | None, record: RequestRecord
+    ) -> Response:
+        """The request answered inside its span, which is named once the operation is known."""
+        with self.tracing.request_span(request.headers, record.request_id) as span:
+            response = await self._answer(request, accept)
+            if span.is_recording():
+                kind = record.operation_type or "graphql"
+                span.update_name(f"{kind} {record.operation_name or 'anonymous'}")
+                span.set_attribute("graphql.operation.type", record.operation_type or "")
+                span.set_attribute("graphql.operation.name", record.operation_name or "")
+                span.set_attribute("http.response.status_code", response.status_code)
+        return response
 
     def _is_page_or_stream(self, request: Request, accept: str | None) -> bool:
         """GraphiQL in a browser (only ever for a GET), or a subscription over Server-Sent
