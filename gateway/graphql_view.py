@@ -386,8 +386,13 @@ class GraphQLView(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        context = Context.for_request(  # authenticated just below
-            self.federation, self.directory, self.limits, self.events, None, self.clock
+        context = Context.for_request(
+            self.federation,
+            self.directory,
+            self.limits,
+            self.events,
+            principal=None,  # authenticated just below, once
+            clock=self.clock,
         )
         authorization = request.headers.get("authorization")
         purpose = (
