@@ -10,8 +10,10 @@ runs of one version agree to about 0.1%. It counts instructions, not time: memor
 waiting are not in it, so it says which version does less work, and ``bench ab`` or ``bench
 http`` how much faster that is.
 
-Needs valgrind (``apt-get install valgrind``). Workloads (a), (b) and (d) of ``bench http``
-and (h), (s) and (v) of ``bench peers``;
+Needs valgrind (``apt-get install valgrind``). Workloads (a), (b) and (d) of ``bench http``;
+(h), (s), (v) and (e) of ``bench peers`` ((e) its first page: no cursor to walk to, and the
+gateway's work per page is the same); (t), a trivial ``{ __typename }``, which touches no
+source: what every request costs whatever it asks (HTTP, context, limits, plan lookup, JSON).
 (d) starts the two API agencies, as ``bench http`` does.
 """
 
@@ -35,13 +37,19 @@ from bench._counted import DONE, READY
 from bench.data import ensure_bench_data
 from bench.shapes import shapes
 
-PEER_WORKLOADS = ("h", "s", "v")
+PEER_WORKLOADS = ("h", "s", "v", "e")
 """``bench peers`` workloads counted here too (by their key in bench/shapes.py)."""
 
 
+TRIVIAL = "t"
+"""A document that reads no source: the fixed cost of a request."""
+
+
 def body_of(workload: str) -> dict[str, Any]:
-    """The request ``bench http`` sends for the workload; for (h), (s), (e)-less shapes of
-    ``bench peers`` (bench/shapes.py), the one it sends complaint-graph."""
+    """The request ``bench http`` sends for the workload; for the shapes of ``bench peers``
+    (bench/shapes.py), the one it sends complaint-graph."""
+    if workload == TRIVIAL:
+        return {"query": "{ __typename }"}
     peer = {shape.key: shape for shape in shapes() if shape.key in PEER_WORKLOADS}.get(workload)
     if peer is not None:
         return {"query": peer.documents["cg"], "variables": peer.variables["cg"]}
@@ -116,7 +124,7 @@ def _control(pid: int, state: str) -> None:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench instructions", description=__doc__)
-    parser.add_argument("workload", choices=["a", "b", "d", *PEER_WORKLOADS])
+    parser.add_argument("workload", choices=["a", "b", "d", TRIVIAL, *PEER_WORKLOADS])
     parser.add_argument("--code", type=Path, action="append", help="versions to count")
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--agencies-port", type=int, default=8883)

@@ -277,10 +277,11 @@ def create_app(
     )
     app = Starlette(
         routes=[
+            # First: the router tries each route in turn, and nearly every request is this one.
+            Route("/graphql", streams, methods=["GET", "POST", "PUT", "DELETE"]),
             *open311.routes(),
             *dashboard_routes(),  # /dashboard and its bundled /static files
             Route("/", root),
-            Route("/graphql", streams, methods=["GET", "POST", "PUT", "DELETE"]),
             Route(
                 "/export.csv",
                 CsvExport.for_view(view, config.limits.max_page_size).endpoint,

@@ -253,7 +253,14 @@ class RequestAudit:
     def __init__(self, log: AuditLog, purpose: str | None) -> None:
         self.log = log
         self.purpose = purpose
-        self._writer: DataLoader[Row, None] = DataLoader(batch_load_fn=self._write, cache=False)
+        self._loader: DataLoader[Row, None] | None = None
+
+    @property
+    def _writer(self) -> DataLoader[Row, None]:
+        """Made on the first entry: most requests record none."""
+        if self._loader is None:
+            self._loader = DataLoader(batch_load_fn=self._write, cache=False)
+        return self._loader
 
     async def _write(self, rows: list[Row]) -> list[None]:
         await self.log.append_rows(rows)

@@ -10,10 +10,10 @@ response. Every error carries ``extensions.code`` and ``extensions.requestId``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, wraps
+from typing import Any, TypeVar
 
 import orjson
 from cross_web import HTTPException
@@ -51,6 +51,7 @@ from sources import Federation
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
 _WILDCARDS = ("*/*", "application/*")
+R = TypeVar("R")
 _STATUS_CODES = {
     400: "BAD_REQUEST",
     404: "NOT_FOUND",
@@ -68,6 +69,26 @@ class _RequestRefused(HTTPException):
         self.headers = headers
 
 
+def _per_header(read: Callable[[str | None], R]) -> Callable[[str | None], R]:
+    """``read`` of a header's text, remembered for the last few hundred distinct short texts:
+    clients send the same few ``Accept`` and ``Content-Type`` headers on every request. A
+    long one (a client's kilobytes) is read every time, never kept."""
+    remembered = lru_cache(maxsize=256)(read)
+
+    @wraps(read)
+    def reading(header: str | None) -> R:
+        if header is not None and len(header) > _REMEMBERED_HEADER:
+            return read(header)
+        return remembered(header)
+
+    return reading
+
+
+_REMEMBERED_HEADER = 256
+"""Header texts up to this length are remembered by :func:`_per_header`."""
+
+
+@_per_header
 def negotiate(accept: str | None) -> str | None:
     """The response media type an ``Accept`` header asks for, or None when it allows neither.
 
@@ -115,6 +136,14 @@ def asks_for_stream(accept: str | None, protocols: Sequence[str]) -> bool:
             if spec.startswith("1.0"):
                 return True
     return False
+
+
+@_per_header
+def _is_json(content_type: str | None) -> bool:
+    """Whether a ``Content-Type`` header names ``application/json`` (any parameters), read as
+    strawberry reads it (``parse_content_type``), once per distinct header text."""
+    media_type, _ = parse_content_type(content_type or "")
+    return media_type == APPLICATION_JSON
 
 
 def _quality(params: list[str]) -> float:
@@ -247,29 +276,27 @@ class GraphQLView(GraphQL[Context, None]):
         self.metrics = metrics
         self.tracing = tracing or Tracing(None)
         self.clock: Clock = system_clock  # set by the app: the configuration may fix it
+        protocols = tuple(self.protocols)
+        self._asks_for_stream = _per_header(lambda accept: asks_for_stream(accept, protocols))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
-        record = current_request() or RequestRecord(
-            request_id_from(request.headers.get("x-request-id"))
-        )
+        headers = request.headers
+        record = current_request() or RequestRecord(request_id_from(headers.get("x-request-id")))
         request.state.record = record
-        if self._is_page_or_stream(request):
+        accept = headers.get("accept")
+        if self._is_page_or_stream(request, accept):
             response = await self._run(request, APPLICATION_JSON)
             await response(scope, receive, send)
             return
         started = time.perf_counter()
-        with self.tracing.request_span(request.headers, record.request_id) as span:
-            response = await self._answer(request)
-            if span.is_recording():
-                kind = record.operation_type or "graphql"
-                span.update_name(f"{kind} {record.operation_name or 'anonymous'}")
-                span.set_attribute("graphql.operation.type", record.operation_type or "")
-                span.set_attribute("graphql.operation.name", record.operation_name or "")
-                span.set_attribute("http.response.status_code", response.status_code)
+        if self.tracing.tracer is None:  # tracing off: not even an empty span to enter
+            response = await self._answer(request, accept)
+        else:
+            response = await self._traced(request, accept, record)
         if self.metrics is not None:
             self.metrics.observe_request(
                 record.operation_type,
@@ -280,15 +307,31 @@ class GraphQLView(GraphQL[Context, None]):
             )
         await response(scope, receive, send)
 
-    def _is_page_or_stream(self, request: Request) -> bool:
-        """GraphiQL in a browser, or a subscription over Server-Sent Events."""
-        adapter = self.request_adapter_class(request)
-        return self.should_render_graphql_ide(adapter) or asks_for_stream(
-            request.headers.get("accept"), self.protocols
-        )
+    async def _traced(
+        self, request: Request, accept: str | None, record: RequestRecord
+    ) -> Response:
+        """The request answered inside its span, which is named once the operation is known."""
+        with self.tracing.request_span(request.headers, record.request_id) as span:
+            response = await self._answer(request, accept)
+            if span.is_recording():
+                kind = record.operation_type or "graphql"
+                span.update_name(f"{kind} {record.operation_name or 'anonymous'}")
+                span.set_attribute("graphql.operation.type", record.operation_type or "")
+                span.set_attribute("graphql.operation.name", record.operation_name or "")
+                span.set_attribute("http.response.status_code", response.status_code)
+        return response
 
-    async def _answer(self, request: Request) -> Response:
-        media_type = negotiate(request.headers.get("accept"))
+    def _is_page_or_stream(self, request: Request, accept: str | None) -> bool:
+        """GraphiQL in a browser (only ever for a GET), or a subscription over Server-Sent
+        Events."""
+        if request.method == "GET" and self.should_render_graphql_ide(
+            self.request_adapter_class(request)
+        ):
+            return True
+        return self._asks_for_stream(accept)
+
+    async def _answer(self, request: Request, accept: str | None) -> Response:
+        media_type = negotiate(accept)
         if media_type is None:
             return self._refusal(
                 request,
@@ -296,12 +339,8 @@ class GraphQLView(GraphQL[Context, None]):
                 f"Accept allows neither {GRAPHQL_RESPONSE_JSON} nor {APPLICATION_JSON}",
                 APPLICATION_JSON,
             )
-        if request.method == "POST":
-            content_type, _ = parse_content_type(request.headers.get("content-type", ""))
-            if "content-type" not in request.headers or content_type != APPLICATION_JSON:
-                return self._refusal(
-                    request, 415, "a POST body must be application/json", media_type
-                )
+        if request.method == "POST" and not _is_json(request.headers.get("content-type")):
+            return self._refusal(request, 415, "a POST body must be application/json", media_type)
         return await self._run(request, media_type)
 
     async def _run(self, request: Request, media_type: str) -> Response:
@@ -348,7 +387,12 @@ class GraphQLView(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         context = Context.for_request(
-            self.federation, self.directory, self.limits, self.events, clock=self.clock
+            self.federation,
+            self.directory,
+            self.limits,
+            self.events,
+            principal=None,  # authenticated just below, once
+            clock=self.clock,
         )
         authorization = request.headers.get("authorization")
         purpose = (
@@ -376,7 +420,8 @@ class GraphQLView(GraphQL[Context, None]):
         return sub_response
 
     async def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
-        data = await super().parse_http_body(request)
+        plain = await self._parse_json_post(request)
+        data = plain if plain is not None else await super().parse_http_body(request)
         if isinstance(data, GraphQLRequestData):
             name: object = data.operation_name
             if name is not None and not isinstance(name, str):
@@ -386,6 +431,43 @@ class GraphQLView(GraphQL[Context, None]):
             if name == "":
                 data.operation_name = None  # the spec: an empty name is no name
         return data
+
+    async def _parse_json_post(self, request: Any) -> GraphQLRequestData | None:
+        """Almost every request: one operation POSTed as ``application/json`` that asks for
+        no stream. Read as strawberry's ``parse_http_body`` reads it (the same checks, the same
+        messages), without reading the ``Content-Type`` and ``Accept`` headers again. None for
+        anything else (a GET, a batch, a stream, a multipart upload): strawberry reads those."""
+        if request.method != "POST" or not _is_json(request.content_type):
+            return None
+        if self._asks_for_stream(request.headers.get("accept")):
+            return None
+        data = self.parse_json(await request.get_body())
+        if not isinstance(data, dict):
+            return None  # a batch: strawberry checks each operation (the body is kept)
+        query = data.get("query")
+        if not isinstance(query, str | None):
+            raise HTTPException(
+                400, "The GraphQL operation's `query` must be a string or null, if provided."
+            )
+        variables = data.get("variables")
+        if not isinstance(variables, dict | None):
+            raise HTTPException(
+                400,
+                "The GraphQL operation's `variables` must be an object or null, if provided.",
+            )
+        extensions = data.get("extensions")
+        if not isinstance(extensions, dict | None):
+            raise HTTPException(
+                400,
+                "The GraphQL operation's `extensions` must be an object or null, if provided.",
+            )
+        return GraphQLRequestData(
+            query=query,
+            variables=variables,
+            operation_name=data.get("operationName"),
+            extensions=extensions,
+            protocol="http",
+        )
 
     def parse_query_params(self, params: Any) -> dict[str, Any]:
         """A GET's ``variables`` and ``extensions`` are JSON text; say which one is not."""
@@ -469,13 +551,23 @@ class GraphQLView(GraphQL[Context, None]):
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: Response,
     ) -> Response:
-        response = super().create_response(response_data, sub_response)
+        """Strawberry's response (the sub-response's status, headers and background carried
+        over) with the negotiated media type, made in one step rather than amended."""
+        status = sub_response.status_code or 200
         if sub_response.media_type == GRAPHQL_RESPONSE_JSON:
-            response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+            content_type = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
             if isinstance(response_data, dict) and "data" not in response_data:
-                response.status_code = 400
+                status = 400
         else:
-            response.headers["content-type"] = "application/json; charset=utf-8"
+            content_type = "application/json; charset=utf-8"
+        response = Response(
+            self.encode_json(response_data),
+            status_code=status,
+            headers={"content-type": content_type},
+        )
+        response.raw_headers.extend(sub_response.raw_headers)
+        if sub_response.background:
+            response.background = sub_response.background
         return response
 
     def encode_json(self, data: object) -> bytes:

@@ -131,6 +131,7 @@ class Metrics:
         self._operation_names: set[str] = set()
         self._names_lock = threading.Lock()
         self._round_trip_series: dict[tuple[str, str], _RoundTripSeries] = {}
+        self._request_series: dict[tuple[str | None, str, int], _RequestSeries] = {}
 
     def watch(self, sources: Iterable[Source], subscribers: Subscribers | None) -> None:
         """Report each source's circuit state and the open subscriptions at every scrape."""
@@ -145,8 +146,15 @@ class Metrics:
         error_codes: Iterable[str],
     ) -> None:
         name = self._operation_label(operation_name)
-        self.requests.labels(operation_type or "none", name, str(status)).inc()
-        self.latency.labels(name).observe(seconds)
+        key = (operation_type, name, status)
+        series = self._request_series.get(key)
+        if series is None:  # bounded: a few types and statuses, MAX_OPERATION_NAMES names
+            series = self._request_series[key] = _RequestSeries(
+                self.requests.labels(operation_type or "none", name, str(status)),
+                self.latency.labels(name),
+            )
+        series.requests.inc()
+        series.latency.observe(seconds)
         for code in error_codes:
             self.errors.labels(code).inc()
 
@@ -234,6 +242,13 @@ class _RoundTripSeries(NamedTuple):
     latency: Histogram
     batch_size: Histogram | None
     """Only for loads by id (``load_*``), as before the series were kept."""
+
+
+class _RequestSeries(NamedTuple):
+    """One (operation type, operation label, status) triple's series, looked up once."""
+
+    requests: Counter
+    latency: Histogram
 
 
 class _LiveState(Collector):

@@ -119,7 +119,9 @@ class SingleConnectionStreams:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        token = request.headers.get(TOKEN_HEADER) or request.query_params.get(TOKEN_QUERY)
+        token = request.headers.get(TOKEN_HEADER) or (
+            request.query_params.get(TOKEN_QUERY) if scope.get("query_string") else None
+        )  # most requests have no query string: not parsed for nothing
         if request.method not in ("PUT", "DELETE") and token is None:
             await self.view(scope, receive, send)
             return

@@ -78,12 +78,15 @@ class Context:
         directory: Directory,
         limits: Limits,
         events: EventStream | None = None,
-        principal: Principal = ANONYMOUS,
+        principal: Principal | None = ANONYMOUS,
         clock: Clock = system_clock,
     ) -> Context:
+        """``principal=None`` when the caller authenticates the context next (the gateway's
+        view always does): no access decisions are made twice."""
         loaders = Loaders(federation, batching=limits.dataloader_batching)
         context = cls(federation, directory, limits, loaders, events, clock)
-        context.authenticate(principal)
+        if principal is not None:
+            context.authenticate(principal)
         return context
 
     def authenticate(

@@ -371,7 +371,18 @@ def measure_errors(
                 memo.clear()
             memo[_READ] = read
             memo[_measure_key(read, limits, variables, page_sizes)] = measures
+    if all(_within(measured, limits) for measured in measures):
+        return []  # nearly every request: no error to make
     return [error for measured in measures for error in _over_limits(measured, limits)]
+
+
+def _within(measured: DocumentMeasure, limits: QueryLimits) -> bool:
+    """No limit exceeded (what :func:`_over_limits` would find nothing over)."""
+    return (
+        measured.depth <= limits.max_depth
+        and measured.aliases <= limits.max_aliases
+        and measured.cost <= limits.max_cost
+    )
 
 
 def _measure_key(
@@ -510,6 +521,13 @@ class QueryLimitsExtension(SchemaExtension):
     """The trusted-documents refusal, decided (the text hashed) once per request in on_parse."""
 
     def on_parse(self) -> Iterator[None]:
+        """Parse from the cache; once parsed, validate too (the cached rules' verdict and the
+        checks of this request), which leaves strawberry's validation step nothing to do.
+
+        One hook rather than ``on_parse`` and ``on_validate``: strawberry wraps each hook of
+        each extension in a context manager made afresh for every request, which costs more
+        than a trivial document's whole execution. Validating here, before strawberry checks
+        the operation's type, changes no answer: a refused type raises past both."""
         execution = self.execution_context
         limits = _limits_of(execution.context)
         if limits is not None:
@@ -519,7 +537,11 @@ class QueryLimitsExtension(SchemaExtension):
         yield
         if limits is None:
             return
-        for error in self.execution_context.pre_execution_errors or ():
+        errors = self.execution_context.pre_execution_errors
+        if errors is None:  # parsed: strawberry validates only when no errors are set
+            self._validate(limits, execution.context)
+            return
+        for error in errors:
             if isinstance(error, GraphQLSyntaxError) and "contains more than" in error.message:
                 what = "comments" if "comments" in error.message else "tokens"
                 error.message = (
@@ -547,13 +569,6 @@ class QueryLimitsExtension(SchemaExtension):
             return  # strawberry parses it again and reports the error as usual
         execution.graphql_document = checked.document
         self._checked = checked
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context.context
-        limits = _limits_of(context)
-        if limits is not None:
-            self._validate(limits, context)
-        yield
 
     def _validate(self, limits: QueryLimits, context: object) -> None:
         execution = self.execution_context

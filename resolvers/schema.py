@@ -182,6 +182,13 @@ async def _one_result(
             yield rest
 
 
+class GraphExtensions(ErrorTranslation, QueryLimitsExtension, AnonymousGate):
+    """The graph's three extensions as one: error translation (``on_operation``), limits
+    (``on_parse``) and the anonymous gate (``on_execute``). Their hooks are distinct, so each
+    runs as it did alone; strawberry looks up every hook of every extension and wraps the
+    ones it finds, afresh for each request, so one extension costs a third of three."""
+
+
 @cache
 def build_schema(
     query: type[Query] = Query, kind: type[ComplaintGraphSchema] = ComplaintGraphSchema
@@ -193,7 +200,7 @@ def build_schema(
         query=query,
         mutation=Mutation,  # writes through to agencies' systems (resolvers/mutations.py)
         subscription=Subscription,
-        extensions=[ErrorTranslation, QueryLimitsExtension, AnonymousGate],
+        extensions=[GraphExtensions],
         execution_context_class=PlanExecutor,
     )
 
