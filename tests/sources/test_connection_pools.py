@@ -195,3 +195,36 @@ async def test_a_full_budget_closes_the_pool_used_longest_ago(tmp_path: Any) -> 
         for source in sources:
             await source.close()
     assert budget.pools == 0
+
+
+async def test_the_connection_returned_last_is_lent_next(
+    database: str, postgres_admin_dsn: str, tmp_path: Any
+) -> None:
+    """A pool of three opened by three reads at once, then reads one after another: each is
+    served by the connection the one before gave back (LIFO), whose prepared statements are
+    warm, rather than by each connection in turn."""
+    demo = demo_config(database, tmp_path / "unused.sqlite", "http://x", "http://y")
+    (agency,) = [s for s in demo.sources if s.id == "damrongdhama"]
+    source = SqlSource(agency.model_copy(update={"url": sqlalchemy_url(database), "pool_size": 3}))
+    admin = await asyncpg.connect(postgres_admin_dsn)
+    name = database.rsplit("/", 1)[1]
+
+    async def started() -> dict[int, Any]:
+        rows = await admin.fetch(
+            "SELECT pid, query_start FROM pg_stat_activity WHERE datname = $1", name
+        )
+        return {row["pid"]: row["query_start"] for row in rows}
+
+    try:
+        page = (CaseFilter(), CaseOrder(), None, 5)
+        await asyncio.gather(*(source.search_cases(*page) for _ in range(3)))
+        before = await started()
+        assert len(before) >= 2, "three reads at once opened more than one connection"
+        for _ in range(6):
+            await source.search_cases(*page)
+        after = await started()
+        used = [pid for pid in after if after[pid] != before.get(pid)]
+        assert len(used) == 1, used
+    finally:
+        await source.close()
+        await admin.close()
