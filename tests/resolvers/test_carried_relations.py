@@ -9,7 +9,7 @@ from typing import Any
 
 from samples import links
 from tests.conftest import DemoData, RunningGateway, serving
-from tests.resolvers.expected import ALL_SOURCES, POSTGRES_SOURCE
+from tests.resolvers.expected import ALL_SOURCES, OPEN311_SOURCE, POSTGRES_SOURCE
 from tests.resolvers.test_referrals import case_id
 
 PAGE = """
@@ -123,3 +123,27 @@ async def test_cases_of_one_level_are_one_batch_whatever_each_carries(
     assert trips == {POSTGRES_SOURCE: 1}
     assert gateway.round_trips(POSTGRES_SOURCE, "load_cases") == before + 1
     assert data["a"]["timeline"] and data["a"]["referrals"] and data["b"]["title"]
+
+
+async def test_related_cases_carry_what_their_selection_reads(gateway: RunningGateway) -> None:
+    """The Damrongdhama case related to a city case comes with its timeline: no timeline
+    batch of its own (its referrals were asked already, to find the cases related)."""
+    city = case_id(OPEN311_SOURCE, links.traffy_id(15))
+    document = (
+        "query($id: ID!) { case(id: $id) {"
+        " relatedCases { id source { id } timeline { at note } referrals { at } } } }"
+    )
+    operations = ("find_referrals_to", "load_referrals", "load_cases", "load_timelines")
+    before = {o: gateway.round_trips(POSTGRES_SOURCE, o) for o in operations}
+    data, trips = await spent(gateway, document, {"id": city})
+    related = {case["source"]["id"]: case for case in data["case"]["relatedCases"]}
+    assert related[POSTGRES_SOURCE]["timeline"] and related[POSTGRES_SOURCE]["referrals"]
+    spent_on = {o: gateway.round_trips(POSTGRES_SOURCE, o) - before[o] for o in operations}
+    # the relation itself: referrals to the city case, those of its partners; then the case
+    assert spent_on == {
+        "find_referrals_to": 1,
+        "load_referrals": 1,
+        "load_cases": 1,
+        "load_timelines": 0,
+    }
+    assert trips[POSTGRES_SOURCE] == 3
