@@ -200,8 +200,8 @@ class Statements:
         referrals. The referrals' index on the case id serves it as it serves
         :meth:`referrals`."""
         referrals = self.shape.referrals
-        if referrals is None:
-            return cast(null(), Text).label(REFERRALS)
+        if referrals is None:  # a NULL of no type: MySQL casts nothing to TEXT
+            return null().label(REFERRALS)
         columns = referrals.columns
         row = tuple_(*(columns[name] for name in self.referral_labels))
         aggregated = (
