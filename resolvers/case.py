@@ -21,6 +21,7 @@ from resolvers.errors import UnmappedValueError
 from resolvers.geography import Area, area
 from resolvers.loaders import mapped
 from resolvers.plan import NEVER_PLANNED, reads
+from resolvers.projection import carried_reads
 from resolvers.referral import Referral
 from sources import (
     CanonicalStatus,
@@ -68,6 +69,7 @@ class TimelineItem:
 
 
 T = TypeVar("T", CanonicalStatus, Channel)
+V = TypeVar("V")
 
 
 def _mapped(value: T | Unmapped | None) -> T | None:
@@ -127,16 +129,24 @@ def _timelines(cases: Sequence[Case], context: Context) -> list[object]:
 
 @batched("Case", "referrals")
 def _referrals(cases: Sequence[Case], context: Context) -> list[object]:
-    """Case.referrals for a list of cases at once: each source's loader asked for its cases'
-    futures in one call, each made into a future of ``Referral`` objects by a callback
-    (``mapped``), not a coroutine per case."""
+    """Case.referrals for a list of cases at once: the referrals a case's record carries (a
+    page or a case read with them, ``CaseRecord.referrals``) as they are; for the others,
+    each source's loader asked for its cases' futures in one call, each made into a future
+    of ``Referral`` objects by a callback (``mapped``), not a coroutine per case."""
     from resolvers.write_results import with_pending_referrals  # it imports this module
 
     answers: list[object] = [None] * len(cases)
     positions: dict[str, list[int]] = {}  # by source: where its cases stand in the list
-    for index, case in enumerate(cases):
-        positions.setdefault(case.record.source, []).append(index)
     writes = context.writes
+    for index, case in enumerate(cases):
+        record = case.record
+        carried = record.referrals
+        if carried is None:
+            positions.setdefault(record.source, []).append(index)
+        elif writes is not None and writes.can_write(record.source, "record"):
+            answers[index] = with_pending_referrals(context, record, _settled(carried))
+        else:
+            answers[index] = _referrals_of(carried)
     for source, indexes in positions.items():
         loader = context.loaders.referrals(source)
         futures = loader.load_list([cases[i].record.local_id for i in indexes])
@@ -153,6 +163,11 @@ def _referrals(cases: Sequence[Case], context: Context) -> list[object]:
 
 def _referrals_of(records: Sequence[ReferralRecord]) -> list[Referral]:
     return [Referral.of(record) for record in records]
+
+
+async def _settled(value: V) -> V:
+    """``value``, to await where a loader's future is awaited (pending referrals follow)."""
+    return value
 
 
 @strawberry.type(description="A complaint case, read live from the agency system that holds it.")
@@ -312,7 +327,7 @@ class Case(relay.Node):
             "is still writing (status PENDING) or gave up on (status ABANDONED, its write "
             "saying why)." + _UNANSWERED
         ),
-        metadata=reads(),
+        metadata=reads("referrals"),  # a page or a case may carry them (CaseRecord.referrals)
     )
     def referrals(self, info: GraphInfo) -> list[Referral] | None:
         # A future, as timeline's: in a list, _referrals answers for every case at once.
@@ -339,9 +354,9 @@ class Case(relay.Node):
     )
     async def related_cases(self, info: GraphInfo) -> list[Case] | None:
         loaders = info.context.loaders
-        outgoing: Sequence[ReferralRecord] = await loaders.referrals(self.record.source).load(
-            self.record.local_id
-        )
+        outgoing: Sequence[ReferralRecord] | None = self.record.referrals  # carried, or:
+        if outgoing is None:
+            outgoing = await loaders.referrals(self.record.source).load(self.record.local_id)
         incoming = await incoming_referrals(info, self.record)
         keys: dict[tuple[str, str], None] = dict.fromkeys(_targets(info, outgoing))
         for referral in incoming:
@@ -352,14 +367,16 @@ class Case(relay.Node):
         for referrals in onward:
             keys.update(dict.fromkeys(_targets(info, referrals)))
         keys.pop((self.record.source, self.record.local_id), None)
-        cases = await asyncio.gather(*(load_case_in(info, s, i) for s, i in keys))
+        carry = carried_reads(info)
+        cases = await asyncio.gather(*(load_case_in(info, s, i, carry) for s, i in keys))
         return [case for case in cases if case is not None]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: GraphInfo, node_ids: Iterable[str], required: bool = False
     ) -> list[Case | None]:
-        return list(await asyncio.gather(*(load_case(info, key) for key in node_ids)))
+        carry = carried_reads(info)
+        return list(await asyncio.gather(*(load_case(info, key, carry) for key in node_ids)))
 
 
 def _targets(info: GraphInfo, referrals: Sequence[ReferralRecord]) -> list[tuple[str, str]]:
@@ -374,22 +391,30 @@ def _targets(info: GraphInfo, referrals: Sequence[ReferralRecord]) -> list[tuple
     return found
 
 
-async def load_case(info: GraphInfo, key: str) -> Case | None:
+async def load_case(info: GraphInfo, key: str, carry: frozenset[str] | None = None) -> Case | None:
     """The case for a node key ``source:local id``; None when the source or case is unknown."""
     source_id, separator, local_id = key.partition(":")
     if not separator:
         return None
-    return await load_case_in(info, source_id, local_id)
+    return await load_case_in(info, source_id, local_id, carry)
 
 
-async def load_case_in(info: GraphInfo, source_id: str, local_id: str) -> Case | None:
+async def load_case_in(
+    info: GraphInfo, source_id: str, local_id: str, carry: frozenset[str] | None = None
+) -> Case | None:
     """The case, or None when no source holds it or the caller may not see it (the same
-    answer either way, so a guessed id tells nothing); see :mod:`resolvers.access`."""
+    answer either way, so a guessed id tells nothing); see :mod:`resolvers.access`.
+
+    Read with the relations the operation selects on it (``carry``; None: as the plan says
+    at ``info``'s path, :func:`~resolvers.projection.carried_reads`), where its source can
+    bring them in the same round trip: one case in full detail is then one."""
     context = info.context
     context.case_access.require_role()
     if context.federation.get(source_id) is None:
         return None
-    record = await context.loaders.case(source_id, local_id)
+    if carry is None:
+        carry = carried_reads(info)
+    record = await context.loaders.case(source_id, local_id, carry)
     if record is None:
         return None
     visible = await context.case_access.visible(record, context.loaders)

@@ -83,6 +83,9 @@ def _grouped(
     return load
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 class ListLoader(DataLoader[K, V]):
     """aiodataloader's ``DataLoader``, with the futures of a list of keys in one call.
 
@@ -108,6 +111,8 @@ class Loaders:
         self.federation = federation
         self.batching = batching
         self._cases: dict[str, ListLoader[str, CaseRecord | None]] = {}
+        self._carry: dict[str, frozenset[str]] = {}
+        """By source, the relations the cases queued for its next batch will be read for."""
         self._by_reference: dict[str, ListLoader[str, CaseRecord | None]] = {}
         self._timelines: dict[str, ListLoader[str, Sequence[TimelineEntry]]] = {}
         self._referrals: dict[str, ListLoader[str, Sequence[ReferralRecord]]] = {}
@@ -138,6 +143,7 @@ class Loaders:
             self._complainants = None
         self._primed.clear()
         self._known.clear()
+        self._carry.clear()
 
     def _per_source(
         self,
@@ -159,8 +165,33 @@ class Loaders:
         return source
 
     def cases(self, source_id: str) -> ListLoader[str, CaseRecord | None]:
-        """Loads ``CaseRecord | None`` by local id."""
-        return self._per_source(self._cases, source_id, lambda s: _batch(s.load_cases, None))
+        """Loads ``CaseRecord | None`` by local id, each batch carrying the relations the
+        lookups queued for it will read (:meth:`case`): the source is asked once for the ids,
+        with every relation any of them named (``Source.load_cases_carrying``), so a case in
+        full detail is one round trip where the source can carry them. What a record carries
+        also answers the timeline and referral loaders (primed), so the other fields asking
+        them (access, related cases) cost no round trip either. A case is loaded once per
+        request, as the first lookups asked: a later one that reads a relation the record
+        does not carry has the relation's loader asked."""
+        return self._per_source(self._cases, source_id, self._carrying_batch)
+
+    def _carrying_batch(self, source: Source) -> BatchFunction[str]:
+        source_id = source.id
+
+        async def load(keys: list[str]) -> list[CaseRecord | None]:
+            carry = self._carry.pop(source_id, _NONE)
+            if not carry:
+                found = await source.load_cases(keys)
+                return [found.get(key) for key in keys]
+            found = await source.load_cases_carrying(keys, carry)
+            for record in found.values():
+                if record.timeline is not None:
+                    self.timelines(source_id).prime(record.local_id, record.timeline)
+                if record.referrals is not None:
+                    self.referrals(source_id).prime(record.local_id, record.referrals)
+            return [found.get(key) for key in keys]
+
+        return load
 
     def cases_by_reference(self, source_id: str) -> ListLoader[str, CaseRecord | None]:
         """Loads ``CaseRecord | None`` by the agency's own case number (federation's key)."""
@@ -209,9 +240,13 @@ class Loaders:
         is not known here: a lookup must give the whole case."""
         self._primed.append(records)
 
-    async def case(self, source_id: str, local_id: str) -> CaseRecord | None:
+    async def case(
+        self, source_id: str, local_id: str, carry: frozenset[str] = frozenset()
+    ) -> CaseRecord | None:
         """A case by source and local id: one a page already brought, else from the source
-        (through its loader, so the lookups of one level are one batch)."""
+        (through its loader, so the lookups of one level are one batch), carrying the
+        relations ``carry`` names where the source can (:meth:`cases`; never in the N+1
+        baseline, ``batching=False``)."""
         if self._primed:
             for records in self._primed:
                 for record in records:
@@ -221,4 +256,7 @@ class Loaders:
         known = self._known.get((source_id, local_id))
         if known is not None:
             return known
+        if carry and self.batching:  # the N+1 baseline carries nothing
+            queued = self._carry.get(source_id)
+            self._carry[source_id] = carry if queued is None else queued | carry
         return await self.cases(source_id).load(local_id)

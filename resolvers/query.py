@@ -17,10 +17,7 @@ from resolvers.mutations import Write, pending_writes
 from resolvers.projection import fields_read
 from resolvers.stats import CaseStats, StatsDimension, case_stats
 from sources import CaseOrder
-from sources._model import TIMELINE
-
-CARRIED = frozenset({TIMELINE})
-"""What a page's records may carry besides their fields (``CaseRecord.timeline``)."""
+from sources._model import CARRIED
 
 
 @strawberry.type
@@ -57,7 +54,8 @@ class Query:
         where = await case_filter(info, filter)
         fields = fields_read(info)
         if fields is not None and not info.context.loaders.batching:
-            fields = fields - CARRIED  # the N+1 baseline: each timeline its own round trip
+            fields = fields - CARRIED  # the N+1 baseline: each timeline, each case's referrals
+            # its own round trip
         page = await info.context.federation.page(where, order, position, size, fields)
         path = info.path.as_list()
         info.context.partial_errors.extend(source_error(error, path) for error in page.failures)

@@ -375,6 +375,13 @@ class Guarded(Source):
             "load_cases", len(local_ids), lambda: self.inner.load_cases(local_ids)
         )
 
+    async def load_cases_carrying(
+        self, local_ids: Sequence[str], carry: frozenset[str]
+    ) -> Mapping[str, CaseRecord]:
+        return await self._call(  # one round trip of load_cases, as the metrics count it
+            "load_cases", len(local_ids), lambda: self.inner.load_cases_carrying(local_ids, carry)
+        )
+
     async def load_cases_by_reference(self, references: Sequence[str]) -> Mapping[str, CaseRecord]:
         return await self._call(
             "load_cases_by_reference",

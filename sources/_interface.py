@@ -145,7 +145,9 @@ class Backend(abc.ABC):
         ``"timeline"`` among ``fields`` says the caller will read each case's timeline too:
         a source that can read it in the same round trip puts it in ``CaseRecord.timeline``
         (an SQL source on PostgreSQL does); otherwise that stays None and the caller asks
-        :meth:`load_timelines`, in one batch for the page."""
+        :meth:`load_timelines`, in one batch for the page. ``"referrals"`` among them does
+        the same for each case's referrals (``CaseRecord.referrals``, else
+        :meth:`Source.load_referrals`)."""
 
     @abc.abstractmethod
     async def count_cases(self, where: CaseFilter) -> int: ...
@@ -168,6 +170,18 @@ class Source(Backend):
     :class:`Backend` that leaves work to the core is one once wrapped in
     :class:`sources._pushdown.Pushdown`.
     """
+
+    async def load_cases_carrying(
+        self, local_ids: Sequence[str], carry: frozenset[str]
+    ) -> Mapping[str, CaseRecord]:
+        """:meth:`load_cases`, in one round trip still, with the relations ``carry`` names
+        (``"timeline"``, ``"referrals"``: ``sources._model.CARRIED``) in each record
+        (``CaseRecord.timeline``, ``CaseRecord.referrals``) where the source can read them
+        in the same round trip: the caller will read them (a case asked in full detail).
+        What a record does not carry (None) the caller asks :meth:`load_timelines` and
+        :meth:`load_referrals` for. The default carries nothing; an SQL source on
+        PostgreSQL carries both."""
+        return await self.load_cases(local_ids)
 
     async def load_cases_by_reference(self, references: Sequence[str]) -> Mapping[str, CaseRecord]:
         """Cases by the agency's own case number (``CaseRecord.reference_number``), keyed by

@@ -158,6 +158,11 @@ class CaseRecord:
     the case: a page asked for ``timeline`` among its fields (``Source.search_cases``) and
     the source can (an SQL source on PostgreSQL). None when it did not: ask
     ``Source.load_timelines``, as for any case."""
+    referrals: tuple[ReferralRecord, ...] | None = None
+    """The case's outgoing referrals, oldest first, when the source read them in the same
+    round trip as the case (``"referrals"`` among a page's fields, or a case loaded with
+    them: ``Source.load_cases_carrying``): what ``Source.load_referrals`` would answer for
+    it, ``()`` for none. None when it did not: ask ``Source.load_referrals``."""
 
     def is_overdue(self, now: datetime) -> bool:
         """Open (a known, unfinished status) and due before ``now``: the one rule behind
@@ -171,9 +176,18 @@ TIMELINE = "timeline"
 """Among the fields a page is read for (``Source.search_cases``): the caller will read each
 case's timeline, which a source may carry in the page (``CaseRecord.timeline``)."""
 
-CASE_RECORD_FIELDS = frozenset(f.name for f in fields(CaseRecord)) - {"projection", TIMELINE}
+REFERRALS = "referrals"
+"""Among the fields a page is read for: the caller will read each case's referrals, which a
+source may carry in the page (``CaseRecord.referrals``)."""
+
+CARRIED = frozenset({TIMELINE, REFERRALS})
+"""The relations a case's record may carry besides its fields (``CaseRecord.timeline`` and
+``CaseRecord.referrals``): named among the fields a page is read for, never in a
+``projection``."""
+
+CASE_RECORD_FIELDS = frozenset(f.name for f in fields(CaseRecord)) - {"projection", *CARRIED}
 """The names of the fields of a case a source maps (what ``projection`` can list); the
-timeline a page may carry is not one of them (:data:`TIMELINE`)."""
+relations a record may carry are not among them (:data:`CARRIED`)."""
 
 
 @record

@@ -36,8 +36,8 @@ from sources._abilities import (
 from sources._errors import SourceBadResponse
 from sources._interface import Backend, Capabilities, Problem, Source
 from sources._model import (
+    CARRIED,
     CASE_RECORD_FIELDS,
-    TIMELINE,
     CanonicalStatus,
     CaseRecord,
     ComplainantRecord,
@@ -67,7 +67,7 @@ def read_fields(
     ``fields`` is None or names a field the unified model lacks."""
     if fields is None:
         return None
-    read = (fields - {TIMELINE}) | where.record_fields() | {order.record_field}
+    read = (fields - CARRIED) | where.record_fields() | {order.record_field}
     return read if read <= CASE_RECORD_FIELDS else None
 
 

@@ -34,7 +34,7 @@ from sources._errors import (
 )
 from sources._interface import AgencyInfo, Capabilities, Problem, Source
 from sources._model import (
-    TIMELINE,
+    CARRIED,
     CaseRecord,
     ComplainantRecord,
     ReferralRecord,
@@ -74,7 +74,8 @@ _PUSHED_DOWN = frozenset(
 
 
 CARRY_TIMELINES_AGAIN_AFTER = 60.0
-"""Seconds a source's pages carry no timelines after the database refused a page with them."""
+"""Seconds a source's pages (and batches of cases) carry no timelines nor referrals after the
+database refused a statement with them."""
 
 
 class SqlSource(WritesWithWriter, Source):
@@ -101,8 +102,8 @@ class SqlSource(WritesWithWriter, Source):
         self.budget = ConnectionBudget()
         """Connections in use at once across the gateway's sources (set by the gateway)."""
         self._carry_after = 0.0
-        """``time.monotonic()`` before which pages carry no timelines: the database refused a
-        page with them (see :meth:`search_cases`)."""
+        """``time.monotonic()`` before which pages and batches of cases carry no timelines nor
+        referrals: the database refused a statement with them (see :meth:`search_cases`)."""
 
     @property
     def capabilities(self) -> Capabilities:
@@ -136,6 +137,32 @@ class SqlSource(WritesWithWriter, Source):
         records = (rows.case(values) for values in result)
         return {record.local_id: record for record in records}
 
+    async def load_cases_carrying(
+        self, local_ids: Sequence[str], carry: frozenset[str]
+    ) -> Mapping[str, CaseRecord]:
+        """The cases, each row carrying its timeline and referrals (as ``carry`` asks and
+        the database can: ``Statements.carried_labels``) in the same statement: a case in
+        full detail is one round trip, not three. Refused (or not mapped), as a page with
+        them is in :meth:`search_cases`: the cases without them, and none carried for a
+        while."""
+        statements, rows = await self._ready()
+        carried = statements.carried_labels(carry)
+        if not carried or time.monotonic() < self._carry_after:
+            return await self.load_cases(local_ids)
+        natives = statements.native_ids(local_ids)
+        if not natives:
+            return {}
+        statement = statements.cases_by_ids_carrying(carried)
+        try:
+            result = await self._fetch_values(statement, {KEYS: natives})
+            read = rows.case_reader((*statements.labels, *carried))
+            records = [read(values) for values in result]
+        except SourceBadResponse:
+            found = await self.load_cases(local_ids)
+            self._carry_after = time.monotonic() + CARRY_TIMELINES_AGAIN_AFTER
+            return found
+        return {record.local_id: record for record in records}
+
     async def load_cases_by_reference(self, references: Sequence[str]) -> Mapping[str, CaseRecord]:
         statements, rows = await self._ready()
         natives = statements.native_references(references)
@@ -158,21 +185,21 @@ class SqlSource(WritesWithWriter, Source):
         sent, decoded nor mapped (bench/README.md)."""
         statements, rows = await self._ready()
         labels = statements.labels_for(fields, order)
-        carrying = labels is not None and TIMELINE in labels
+        carrying = labels is not None and not CARRIED.isdisjoint(labels)
         if labels is not None and carrying and time.monotonic() < self._carry_after:
-            labels, carrying = statements.without_timeline(labels), False
+            labels, carrying = statements.without_carried(labels), False
         try:
             return await self._page(statements, rows, where, order, after, limit, labels)
         except SourceBadResponse:
             if labels is None or not carrying:
                 raise
-        # The page with its timelines was refused (their table gone, no permission, a
-        # statement timeout) or did not map: the page without them, as any other source's,
-        # so the cases still arrive and the loader, asked for their timelines, reports its
-        # error at each case's timeline. When that page comes, the timelines were the
-        # trouble: pages carry none for a while, so the refusal is not sent again with every
-        # page meanwhile (nor a slow database asked twice for each).
-        labels = statements.without_timeline(labels)
+        # The page with its timelines or referrals was refused (their table gone, no
+        # permission, a statement timeout) or did not map: the page without them, as any
+        # other source's, so the cases still arrive and the loaders, asked for them, report
+        # their errors at each case's field. When that page comes, the carried relations were
+        # the trouble: pages carry none for a while, so the refusal is not sent again with
+        # every page meanwhile (nor a slow database asked twice for each).
+        labels = statements.without_carried(labels)
         records = await self._page(statements, rows, where, order, after, limit, labels)
         self._carry_after = time.monotonic() + CARRY_TIMELINES_AGAIN_AFTER
         return records

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Select
 
-from sources._model import TIMELINE, CanonicalStatus
+from sources._model import CARRIED, TIMELINE, CanonicalStatus
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._stats import Dimension
 from sources.sql._dialects import KEYS
@@ -50,11 +50,15 @@ def probes(statements: Statements, source: str) -> Iterator[Probe]:
         page = statements.search(where, order, after, 0)
         if page is not None:
             yield f"page ({field.value})", page[0], {LIMIT: 0}
-    if statements.embeds_timelines:
-        labels = statements.labels_for(frozenset({TIMELINE, "title"}), CaseOrder())
+    carried = statements.carried_labels(CARRIED)
+    if carried:
+        what = " and ".join("timelines" if label == TIMELINE else label for label in carried)
+        labels = statements.labels_for(CARRIED | {"title"}, CaseOrder())
         first = statements.search(CaseFilter(), CaseOrder(), None, 0, labels)
         if first is not None:
-            yield "page with timelines", first[0], {LIMIT: 0}
+            yield f"page with {what}", first[0], {LIMIT: 0}
+        by_ids = statements.cases_by_ids_carrying(carried).limit(0)
+        yield f"batch of cases with {what}", by_ids, keys
     count = statements.count(where)
     if count is not None:
         yield "count", count.limit(0), {}

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from sources._errors import SourceBadResponse
 from sources._model import (
+    REFERRALS,
     TIMELINE,
     CanonicalStatus,
     CaseRecord,
@@ -106,6 +107,8 @@ class RowMapper:
         i_latitude, i_longitude = at("latitude"), at("longitude")
         i_timeline = at(TIMELINE)  # a page that carries its timelines (embeds_timelines)
         timeline = self.embedded_timeline() if i_timeline >= 0 else None
+        i_referrals = at(REFERRALS)  # and its referrals (embeds_referrals)
+        referrals = self.embedded_referrals() if i_referrals >= 0 else None
         source, vocabulary, due_at = self.source, self.vocabulary, self.sla.due_rule()
         # The vocabulary's dicts read directly; a value they lack (or map to nothing) is left
         # to the vocabulary's own method, which says so (Unmapped). Three method calls on a
@@ -188,6 +191,7 @@ class RowMapper:
                 None,  # status_notes
                 projection,  # projection
                 timeline(row[i_timeline]) if timeline is not None else None,  # timeline
+                referrals(row[i_referrals]) if referrals is not None else None,  # referrals
             )
 
         return case
@@ -297,6 +301,24 @@ class RowMapper:
                 return None
 
         return timeline
+
+    def embedded_referrals(self) -> Callable[[Any], tuple[ReferralRecord, ...] | None]:
+        """The mapping of a case row's referrals column (``Statements.embedded_referrals``: a
+        list of rows of ``Statements.referral_labels``, or NULL for a case without any), each
+        row mapped as a row of the referrals batch is (:meth:`referral`), so a carried
+        referral is the loaded one. Referrals that do not map are None, as an unmappable
+        carried timeline is: the loader is asked and reports the error naming the source."""
+        labels, referral = self.statements.referral_labels, self.referral
+
+        def referrals(values: Any) -> tuple[ReferralRecord, ...] | None:
+            if values is None:
+                return ()
+            try:
+                return tuple([referral(dict(zip(labels, row, strict=True))) for row in values])
+            except Exception:
+                return None
+
+        return referrals
 
     def referral(self, values: LabelledRow) -> ReferralRecord:
         at = values["at"]

@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql.named_types import NamedType
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType, TypeEngine
 
-from sources._model import TIMELINE  # also the label of the column carrying them
+from sources._model import CARRIED, REFERRALS, TIMELINE  # also the labels of their columns
 from sources._query import AgencyAccess, CaseFilter, CaseOrder, Position, SortField
 from sources.sql._dialects import SqlDialect
 from sources.sql._due import is_overdue
@@ -58,6 +58,7 @@ class Statements:
         self.labels = tuple(getattr(column, "name", "") for column in shape.selected)
         """The labels of a case row's columns, in order (``CaseShape.selected``)."""
         self._projections: dict[tuple[frozenset[str], SortField], tuple[str, ...] | None] = {}
+        self._by_ids_carrying: dict[tuple[str, ...], Select[Any]] = {}
 
     def labels_for(self, fields: frozenset[str] | None, order: CaseOrder) -> tuple[str, ...] | None:
         """The labels of the columns a page read for ``fields`` (record fields) selects, in
@@ -70,7 +71,7 @@ class Statements:
         if key in self._projections:
             return self._projections[key]
         wanted = {"id"}
-        for field in (fields - {TIMELINE}) | {order.record_field}:
+        for field in (fields - CARRIED) | {order.record_field}:
             columns = RECORD_FIELD_COLUMNS.get(field)
             if columns is None:
                 wanted.update(self.labels)
@@ -79,10 +80,22 @@ class Statements:
         labels: tuple[str, ...] | None = tuple(label for label in self.labels if label in wanted)
         if labels == self.labels:
             labels = None
-        if TIMELINE in fields and self.embeds_timelines:
-            labels = (*(labels or self.labels), TIMELINE)
+        carried = self.carried_labels(fields)
+        if carried:
+            labels = (*(labels or self.labels), *carried)
         self._projections[key] = labels
         return labels
+
+    def carried_labels(self, fields: frozenset[str]) -> tuple[str, ...]:
+        """The labels of the relations a statement reading cases for ``fields`` carries in
+        columns after the case's own, in that order: ``TIMELINE`` where
+        :attr:`embeds_timelines`, ``REFERRALS`` where :attr:`embeds_referrals`."""
+        carried: tuple[str, ...] = ()
+        if TIMELINE in fields and self.embeds_timelines:
+            carried = (TIMELINE,)
+        if REFERRALS in fields and self.embeds_referrals:
+            carried = (*carried, REFERRALS)
+        return carried
 
     @cached_property
     def _entry_order(self) -> list[ColumnElement[Any]]:
@@ -97,9 +110,10 @@ class Statements:
         rest = [column for column in (timeline.status, timeline.note) if column is not None]
         return [timeline.at, *rest]
 
-    def without_timeline(self, labels: tuple[str, ...]) -> tuple[str, ...] | None:
-        """``labels`` (:meth:`labels_for`) for the same page without its timelines."""
-        kept = tuple(label for label in labels if label != TIMELINE)
+    def without_carried(self, labels: tuple[str, ...]) -> tuple[str, ...] | None:
+        """``labels`` (:meth:`labels_for`) for the same page without the relations it
+        carries (its timelines, its referrals)."""
+        kept = tuple(label for label in labels if label not in CARRIED)
         return None if kept == self.labels else kept
 
     @cached_property
@@ -140,6 +154,72 @@ class Statements:
             .where(timeline.case_id == self.shape.id)
         )
         return aggregated.scalar_subquery().label(TIMELINE)
+
+    @cached_property
+    def embeds_referrals(self) -> bool:
+        """Whether a page (or a batch of cases by id) can carry its cases' referrals
+        (``REFERRALS`` among the fields it is read for), as :attr:`embeds_timelines` its
+        timelines: on PostgreSQL, one array of rows per case (:meth:`embedded_referrals`),
+        when asyncpg can decode every column of a referral inside an anonymous row. A source
+        that maps no referrals carries them anywhere: every case's are none, a NULL column."""
+        referrals = self.shape.referrals
+        if referrals is None:
+            return True
+        if not self.dialect.aggregates_rows:
+            return False
+        return all(_decodable_in_a_row(column.type) for column in referrals.columns.values())
+
+    @cached_property
+    def referral_labels(self) -> tuple[str, ...]:
+        """The labels of a referral's values, in the order of the rows
+        :meth:`embedded_referrals` carries (those of :meth:`referrals`, but the tie breaker)."""
+        referrals = self.shape.referrals
+        if referrals is None:
+            return ()
+        return tuple(name for name in referrals.columns if name != "tie_breaker")
+
+    @cached_property
+    def _referral_order(self) -> list[ColumnElement[Any]]:
+        """A case's referrals in order: by time, then the configured tie breaker, else by
+        every other value, so that referrals of the same time come in one order whichever
+        statement reads them (the batch of :meth:`referrals` or the
+        :meth:`embedded_referrals` a case's row carries) and whenever."""
+        referrals = self.shape.referrals
+        assert referrals is not None
+        columns = referrals.columns
+        if "tie_breaker" in columns:
+            return [columns["at"], columns["tie_breaker"]]
+        rest = [columns[name] for name in self.referral_labels if name not in ("case_id", "at")]
+        return [columns["at"], *rest]
+
+    @cached_property
+    def embedded_referrals(self) -> ColumnElement[Any]:
+        """A case row's referrals column: ``array_agg((case_id, to_agency, at, ...) ORDER BY
+        at, tie)`` over its referrals (:attr:`referral_labels`), as a correlated subquery
+        (NULL for a case without any); a NULL of every row where the source maps no
+        referrals. The referrals' index on the case id serves it as it serves
+        :meth:`referrals`."""
+        referrals = self.shape.referrals
+        if referrals is None:  # a NULL of no type: MySQL casts nothing to TEXT
+            return null().label(REFERRALS)
+        columns = referrals.columns
+        row = tuple_(*(columns[name] for name in self.referral_labels))
+        aggregated = (
+            select(func.array_agg(aggregate_order_by(row, *self._referral_order)))
+            .select_from(referrals.table)
+            .where(columns["case_id"] == self.shape.id)
+        )
+        return aggregated.scalar_subquery().label(REFERRALS)
+
+    def _carried_columns(self, labels: Sequence[str]) -> list[ColumnElement[Any]]:
+        """The columns of the relations ``labels`` name (:meth:`carried_labels`), in order."""
+        found: list[ColumnElement[Any]] = []
+        for label in labels:
+            if label == TIMELINE:
+                found.append(self.embedded_timeline)
+            elif label == REFERRALS:
+                found.append(self.embedded_referrals)
+        return found
 
     def among(self, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
         """``column IN values``, for a filter's list of codes, as the dialect binds a list
@@ -215,6 +295,20 @@ class Statements:
             select(*shape.selected).select_from(shape.from_clause).where(self.among_keys(shape.id))
         )
 
+    def cases_by_ids_carrying(self, carried: tuple[str, ...]) -> Select[Any]:
+        """Cases by native id (``KEYS``), each row carrying the relations ``carried``
+        (:meth:`carried_labels`) in columns after its own: a case in full detail is one
+        round trip. Built once per source and relations."""
+        statement = self._by_ids_carrying.get(carried)
+        if statement is None:
+            shape = self.shape
+            statement = self._by_ids_carrying[carried] = (
+                select(*shape.selected, *self._carried_columns(carried))
+                .select_from(shape.from_clause)
+                .where(self.among_keys(shape.id))
+            )
+        return statement
+
     def search(
         self,
         where: CaseFilter,
@@ -262,8 +356,7 @@ class Statements:
         selected = shape.selected
         if labels is not None:
             selected = [column for column in selected if getattr(column, "name", "") in labels]
-            if TIMELINE in labels:
-                selected = [*selected, self.embedded_timeline]
+            selected = [*selected, *self._carried_columns(labels)]
         return (
             select(*selected)
             .select_from(shape.from_clause)
@@ -360,9 +453,7 @@ class Statements:
         shape = self.shape.referrals
         assert shape is not None
         columns = shape.columns
-        order = [columns["case_id"], columns["at"]]
-        if "tie_breaker" in columns:
-            order.append(columns["tie_breaker"])
+        order = [columns["case_id"], *self._referral_order]
         selected = [column.label(name) for name, column in columns.items() if name != "tie_breaker"]
         return select(*selected).order_by(*order)
 

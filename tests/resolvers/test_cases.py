@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from sources import CanonicalStatus, CaseFilter, CaseOrder
+from sources._guard import Guarded
 from sources.sql import SqlSource
 from sources.sql._statements import LIMIT
 from tests.conftest import PG_SEED, DemoData, RunningGateway, running
@@ -306,15 +307,19 @@ async def test_text_search_is_a_substring_match_inside_thai_words(gateway: Runni
 
 
 async def test_batches_of_keys_bind_one_array_on_postgresql_and_a_list_on_sqlite(
-    gateway: RunningGateway,
+    gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A data loader's batch is ``= ANY($1)`` on PostgreSQL: one statement text whatever the
     batch size (prepared once), not an IN list rendered anew per batch; SQLite gets IN."""
     document = """query ($filter: CaseFilterInput, $first: Int) {
       cases(filter: $filter, first: $first) { edges { node { referenceNumber %s } } }
     }"""
-    # a batch per source: its referrals on PostgreSQL (a page there carries its timelines,
-    # tests/sources/test_sql_embedded_timeline.py), timelines on SQLite (it has no referrals)
+    # a batch per source: its referrals on PostgreSQL, whose pages are kept from carrying
+    # them (as after a refusal: tests/sources/test_sql_carried_referrals.py), timelines on
+    # SQLite (it has no referrals)
+    guarded = gateway.gateway.federation.get(POSTGRES_SOURCE)
+    assert isinstance(guarded, Guarded) and isinstance(guarded.inner, SqlSource)
+    monkeypatch.setattr(guarded.inner, "_carry_after", float("inf"))
     batched = {POSTGRES_SOURCE: "referrals { at }", SQLITE_SOURCE: "timeline { at }"}
     answers = {}
     for source in (POSTGRES_SOURCE, SQLITE_SOURCE):

@@ -24,9 +24,12 @@ from sources.sql import SqlSource
 from tests.postgres import create_database, drop_database, execute, run
 
 PAGES = {"page (RECEIVED_AT)", "page (UPDATED_AT)"}
+BATCH_CARRYING = "batch of cases with timelines and referrals"
+CARRYING = {"page with timelines and referrals", BATCH_CARRYING}
 EVERY_KIND = {
     *PAGES,
-    "page with timelines",  # the centre's pages embed each case's timeline
+    "page with timelines and referrals",  # the centre's pages embed each case's relations
+    "batch of cases with timelines and referrals",  # so does a batch of cases by id
     "count",
     "batch of cases",
     "timelines",
@@ -130,12 +133,13 @@ async def case_columns(dsn: str) -> list[str]:
 @pytest.mark.parametrize(
     ("table", "columns_withheld", "kinds"),
     [
-        ("complaint_status_log", (), {"timelines", "page with timelines"}),
-        ("complaint_referrals", (), {"referrals", "statistics"}),  # it counts referred cases
+        ("complaint_status_log", (), {"timelines", *CARRYING}),
+        # the statistics count referred cases
+        ("complaint_referrals", (), {"referrals", "statistics", *CARRYING}),
         ("complaints", COMPLAINANT_COLUMNS, {"complainants"}),
         # The updated-time page orders by it, and every statement that selects a case's
         # columns selects it too; the count and the statistics read none of it.
-        ("complaints", ("updated_at",), {*PAGES, "batch of cases"}),
+        ("complaints", ("updated_at",), {*PAGES, "batch of cases", BATCH_CARRYING}),
     ],
     ids=["timeline-table", "referrals-table", "complainant-columns", "updated-column"],
 )  # fmt: skip

@@ -576,3 +576,15 @@ def test_a_constant_channel_must_be_a_channel() -> None:
     text = config_text("mysql+asyncmy://root@127.0.0.1:3306/test")
     with pytest.raises(ConfigError, match="'TELEPHONE' is not a channel; use one of: "):
         parse_config(text.replace("description: detail", "channel: {value: TELEPHONE}"), {})
+
+
+async def test_a_source_without_referrals_carries_none_on_mariadb_too(tambon: SqlSource) -> None:
+    """No referrals mapped: a page and a batch of cases read with them carry none (a NULL
+    column MySQL's SQL takes), the timelines are left to the loader (no ``array_agg`` of rows)."""
+    asked = frozenset({"title", "timeline", "referrals"})
+    found = await tambon.search_cases(CaseFilter(), CaseOrder(), None, 5, asked)
+    assert len(found) == 5
+    assert {(r.timeline, r.referrals) for r in found} == {(None, ())}
+    cases = await tambon.load_cases_carrying([r.local_id for r in found], asked)
+    assert {(r.timeline, r.referrals) for r in cases.values()} == {(None, ())}
+    assert await tambon.load_referrals(list(cases)) == {}
