@@ -49,7 +49,7 @@ from sqlalchemy.sql.selectable import Subquery
 
 from sources._abilities import TogetherKey
 from sources._errors import SourceBadResponse
-from sources._model import TIMELINE, CaseRecord
+from sources._model import CARRIED, TIMELINE, CaseRecord
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._stats import CaseStats, Dimension
 from sources.sql._driver import DRIVER_ERRORS, connection_survives
@@ -184,8 +184,10 @@ async def search(
     if carrying and any(time.monotonic() < member._carry_after for member in members):
         carrying = False  # a member's database refused its timelines lately (SqlSource)
     plain = labels[0]
-    if plain is not None and TIMELINE in plain:
-        plain = ready[0][0].without_timeline(plain)
+    if plain is not None and not CARRIED.isdisjoint(plain):
+        # Each part reads its rows alone; the group's rows carry timelines through one CASE
+        # over the members' logs (below), and their referrals are left to the loader.
+        plain = ready[0][0].without_carried(plain)
     parts: list[Select[Any]] = []
     ranks: list[int] = []
     for rank, (statements, _) in enumerate(ready):
