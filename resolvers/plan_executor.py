@@ -29,10 +29,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from asyncio import Future, get_running_loop, isfuture
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from datetime import UTC
 from functools import cached_property, partial
+from itertools import repeat
+from operator import attrgetter, setitem
 from typing import Any, NamedTuple, cast
 
 from graphql import (
@@ -49,7 +51,7 @@ from graphql import (
 )
 from graphql.execution import get_argument_values
 from graphql.pyutils import AwaitableOrValue, Path
-from orjson import dumps
+from orjson import dumps, loads
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from resolvers.context import Context
@@ -345,6 +347,10 @@ class _Run:
         values: Sequence[Any],
         pending: list[tuple[int, int, FieldStep, Awaitable[Any]]],
     ) -> None:
+        coerced = _leaf_values(step, values)
+        if coerced is not None:
+            _write(column.rows, step.key, coerced)
+            return
         assert step.short is not None
         same, members, names, times = step.short
         key = step.key
@@ -779,6 +785,57 @@ def _never_awaited(kind: type, value: Any) -> bool:
             hasattr(kind, "__await__") or isinstance(value, Coroutine | Generator | Future)
         )
     return found
+
+
+_NONE = type(None)
+_tzinfo = attrgetter("tzinfo")
+_enum_value = attrgetter("_value_")
+_UTC_ID = id(UTC)
+
+
+def _leaf_values(step: FieldStep, values: Sequence[Any]) -> Sequence[Any] | None:
+    """A leaf column's response values in loops that run in C, when every value is of the
+    one kind its :class:`~resolvers.plan.Short` writes (nulls too, where the field is
+    nullable): strings as they are, enum members by name, UTC datetimes as their ISO text
+    (one orjson call for the column: ``loads(dumps(values))`` gives each its text, as
+    ``utc_iso`` does one by one); None when any value needs the loop of
+    :meth:`_Run.leaf_column` (an error, an awaitable, a value to coerce, a null in a
+    non-null field)."""
+    short = step.short
+    if short is None or not values:
+        return None
+    kinds = set(map(type, values))
+    nulls = _NONE in kinds
+    if nulls:
+        if step.non_null:
+            return None
+        kinds.discard(_NONE)
+    if len(kinds) != 1:
+        return None if kinds else values
+    (kind,) = kinds
+    if kind is short.same:
+        return values
+    if kind is short.members:
+        names = short.names.get
+        if nulls:
+            found = [None if value is None else names(value._value_) for value in values]
+            if found.count(None) != values.count(None):
+                return None
+            return found
+        found = list(map(names, map(_enum_value, values)))
+        return None if None in found else found
+    if kind is short.times:
+        present = filter(None, values) if nulls else values
+        if set(map(id, map(_tzinfo, present))) != {_UTC_ID}:
+            return None
+        texts: list[Any] = loads(dumps(values))
+        return texts
+    return None
+
+
+def _write(rows: list[dict[str, Any]], key: str, values: Sequence[Any]) -> None:
+    """``rows[i][key] = values[i]`` for every row, in a loop that runs in C."""
+    deque(map(setitem, rows, repeat(key), values), maxlen=0)
 
 
 def _index_of(rows: list[dict[str, Any]], row: dict[str, Any]) -> int:
