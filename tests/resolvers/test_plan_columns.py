@@ -1,0 +1,165 @@
+"""A plan's leaf columns, written in loops that run in C when every value is of one kind
+(:func:`resolvers.plan_executor._leaf_values`), answer exactly as strawberry's own executor
+for every mix of values: nulls, errors held as values, enum values the schema does not know,
+naive and aware datetimes in and out of UTC, strings where an enum or a time is due, and
+fields switched by ``@include``/``@skip``."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+import strawberry
+
+from resolvers import plan_executor
+from resolvers.plan_executor import OUTCOMES, PlanExecutor
+
+WHEN = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+
+
+@strawberry.enum
+class Mood(enum.Enum):
+    CALM = "calm"
+    CROSS = "cross"
+
+
+@strawberry.type
+class Row:
+    text: str
+    maybe_text: str | None
+    mood: Mood
+    maybe_mood: Mood | None
+    at: datetime
+    maybe_at: datetime | None
+
+    @strawberry.field
+    def echo(self) -> str | None:
+        """A resolver: objects with it are not answered once per object (``shareable``),
+        so a nullable field's error stays on the plan's path."""
+        return self.maybe_text
+
+
+def row(**changes: Any) -> Row:
+    values: dict[str, Any] = {
+        "text": "ข้อความ",
+        "maybe_text": None,
+        "mood": Mood.CALM,
+        "maybe_mood": None,
+        "at": WHEN,
+        "maybe_at": None,
+    }
+    values.update(changes)
+    return Row(**values)
+
+
+USUAL = [
+    row(),
+    row(text="b", maybe_text="x", mood=Mood.CROSS, maybe_mood=Mood.CROSS, maybe_at=WHEN),
+    row(text="", at=datetime(1, 1, 1, tzinfo=UTC), maybe_at=datetime(9999, 12, 31, tzinfo=UTC)),
+    row(at=datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=UTC)),
+]
+"""Columns the C loops write: one kind each, nulls only where the field is nullable."""
+
+ODD: dict[str, Row] = {
+    "null text": row(text=None),
+    "null mood": row(mood=None),
+    "null time": row(at=None),
+    "error text": row(text=ValueError("no text")),
+    "error maybe text": row(maybe_text=ValueError("no text")),
+    "error maybe mood": row(maybe_mood=ValueError("no mood")),
+    "error maybe time": row(maybe_at=ValueError("no time")),
+    "number for text": row(maybe_text=7),
+    "unknown enum value": row(maybe_mood="sulky"),
+    "enum by name": row(maybe_mood="CALM"),
+    "enum by value": row(maybe_mood="calm"),
+    "naive time": row(maybe_at=datetime(2026, 3, 4, 5, 6, 7)),
+    "time at +07": row(maybe_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone(timedelta(hours=7)))),
+    "time at +00 not UTC": row(maybe_at=datetime(2026, 3, 4, 5, 6, tzinfo=timezone(timedelta()))),
+    "time in a zone": row(maybe_at=datetime(2026, 3, 4, 5, 6, tzinfo=ZoneInfo("Asia/Bangkok"))),
+    "text for time": row(maybe_at="2026-03-04"),
+}
+"""One row each that a C loop must leave to the per-value path."""
+
+ROWS: list[Row] = []
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def rows(self) -> list[Row]:
+        return list(ROWS)
+
+
+reference = strawberry.Schema(query=Query)
+planned = strawberry.Schema(query=Query, execution_context_class=PlanExecutor)
+
+EVERY_FIELD = "{ rows { text maybeText mood maybeMood at maybeAt } }"
+NULLABLE_FIELDS = "{ rows { maybeText maybeMood maybeAt } }"
+
+
+async def _alike(document: str, variables: dict[str, Any] | None = None) -> dict[str, int]:
+    """Both executors' answers are equal (data, key order, errors); how the plan ran."""
+    expected = await reference.execute(document, variable_values=variables)
+    before = dict(OUTCOMES)
+    got = await planned.execute(document, variable_values=variables)
+    assert got.data == expected.data
+    assert repr(got.data) == repr(expected.data)  # key order at every depth
+    assert [e.formatted for e in got.errors or []] == [e.formatted for e in expected.errors or []]
+    return {k: OUTCOMES[k] - before.get(k, 0) for k in OUTCOMES if OUTCOMES[k] != before.get(k)}
+
+
+async def test_usual_columns_are_planned_and_alike() -> None:
+    ROWS[:] = USUAL
+    assert await _alike(EVERY_FIELD) == {"planned": 1}
+    ROWS[:] = [row(maybe_text="x", maybe_mood=Mood.CALM, maybe_at=WHEN)] * 3  # no nulls at all
+    assert await _alike(EVERY_FIELD) == {"planned": 1}
+    ROWS[:] = []
+    assert await _alike(EVERY_FIELD) == {"planned": 1}
+
+
+@pytest.mark.parametrize("odd", list(ODD))
+@pytest.mark.parametrize("place", [0, 2, 4])
+async def test_an_odd_value_anywhere_in_a_column_answers_alike(odd: str, place: int) -> None:
+    ROWS[:] = [*USUAL[:place], ODD[odd], *USUAL[place:]]
+    await _alike(EVERY_FIELD)
+    await _alike(NULLABLE_FIELDS)
+    await _alike("{ rows { echo text maybeMood maybeAt } }")
+
+
+async def test_nullable_errors_are_planned_with_their_paths() -> None:
+    """An error in a nullable leaf stays on the plan's path: null, and the error at its row."""
+    ROWS[:] = [*USUAL, ODD["error maybe time"], ODD["error maybe mood"], ODD["naive time"]]
+    assert await _alike("{ rows { echo maybeMood maybeAt } }") == {"planned": 1}
+
+
+async def test_a_value_its_enum_does_not_know_goes_to_graphql_core() -> None:
+    ROWS[:] = [*USUAL, ODD["unknown enum value"]]
+    assert await _alike(NULLABLE_FIELDS) == {"fallback": 1}
+
+
+@pytest.mark.parametrize("skip", [True, False])
+@pytest.mark.parametrize("include", [True, False])
+async def test_switched_leaves_answer_alike(skip: bool, include: bool) -> None:
+    ROWS[:] = [*USUAL, ODD["naive time"], ODD["number for text"]]
+    document = """query($skip: Boolean!, $include: Boolean!) { rows {
+        text @skip(if: $skip) maybeAt @include(if: $include) mood
+        ... @include(if: $include) { maybeMood at } ... @skip(if: $skip) { maybeText } } }"""
+    assert await _alike(document, {"skip": skip, "include": include}) == {"planned": 1}
+
+
+async def test_a_column_of_utc_times_is_one_orjson_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not one per value: a page's hundreds of times cost one call each column."""
+    calls: list[Any] = []
+
+    def counted(value: Any) -> bytes:
+        calls.append(value)
+        return orjson.dumps(value)
+
+    monkeypatch.setattr(plan_executor, "dumps", counted)
+    ROWS[:] = USUAL * 50
+    assert await _alike("{ rows { at maybeAt text } }") == {"planned": 1}
+    assert len(calls) == 2
