@@ -7,6 +7,7 @@ from binascii import b2a_base64
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from operator import attrgetter
+from types import NoneType
 from typing import ClassVar, TypeVar, cast
 
 import strawberry
@@ -21,7 +22,7 @@ from resolvers.enums import CaseChannel, CaseStatus
 from resolvers.errors import UnmappedValueError
 from resolvers.geography import Area, area
 from resolvers.loaders import mapped
-from resolvers.plan import NEVER_PLANNED, reads
+from resolvers.plan import NEVER_PLANNED, column_read, reads
 from resolvers.referral import Referral
 from sources import (
     CanonicalStatus,
@@ -65,6 +66,7 @@ class TimelineItem:
     status: CaseStatus | None = strawberry.field(
         resolver=_entry_status,
         description="Null for a note that changed no status, or an unmapped value.",
+        metadata=column_read(attrgetter("status"), CanonicalStatus, NoneType),
     )
 
 
@@ -221,7 +223,10 @@ class Case(relay.Node):
 
     @strawberry.field(
         description="Canonical status; null only when the agency's value is unmapped.",
-        metadata=reads("status"),
+        metadata={
+            **reads("status"),
+            **column_read(attrgetter("record.status"), CanonicalStatus, NoneType),
+        },
     )
     def status(self) -> CaseStatus | None:
         status = self.record.status
@@ -229,7 +234,12 @@ class Case(relay.Node):
             raise UnmappedValueError(status)
         return status  # type: ignore[return-value]
 
-    @strawberry.field(metadata=reads("channel"))
+    @strawberry.field(
+        metadata={
+            **reads("channel"),
+            **column_read(attrgetter("record.channel"), Channel, NoneType),
+        }
+    )
     def channel(self) -> CaseChannel | None:
         return _mapped(self.record.channel)
 
@@ -245,7 +255,10 @@ class Case(relay.Node):
 
     @strawberry.field(
         description="The agency's own category code, verbatim.",
-        metadata=reads("source_category"),
+        metadata={
+            **reads("source_category"),
+            **column_read(attrgetter("record.source_category"), str),
+        },
     )
     def source_category(self) -> str:
         return self.record.source_category
@@ -275,7 +288,10 @@ class Case(relay.Node):
 
     @strawberry.field(
         description="Who the holding agency says is responsible, in its words (free text).",
-        metadata=reads("responsible"),
+        metadata={
+            **reads("responsible"),
+            **column_read(attrgetter("record.responsible"), str, NoneType),
+        },
     )
     def responsible_agencies(self) -> str | None:
         return self.record.responsible
@@ -283,7 +299,10 @@ class Case(relay.Node):
     @strawberry.field(
         description="The holding agency's explanation of the current status, in its words "
         "(Open311 status_notes); null where the agency keeps none.",
-        metadata=reads("status_notes"),
+        metadata={
+            **reads("status_notes"),
+            **column_read(attrgetter("record.status_notes"), str, NoneType),
+        },
     )
     def status_notes(self) -> str | None:
         return self.record.status_notes

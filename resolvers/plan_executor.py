@@ -260,6 +260,14 @@ class _Run:
     def read(self, step: FieldStep, sources: list[Any]) -> list[Any]:
         read = step.read
         assert read is not None
+        if step.column is not None:
+            getter, kinds = step.column
+            try:
+                column = list(map(getter, sources))
+            except Exception:
+                column = None
+            if column is not None and kinds.issuperset(map(type, column)):
+                return column
         try:
             return list(map(read, sources))
         except Exception:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime, timedelta, timezone
+from operator import attrgetter
+from types import NoneType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +18,7 @@ import pytest
 import strawberry
 
 from resolvers import plan_executor
+from resolvers.plan import column_read
 from resolvers.plan_executor import OUTCOMES, PlanExecutor
 
 WHEN = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
@@ -163,3 +166,62 @@ async def test_a_column_of_utc_times_is_one_orjson_call(monkeypatch: pytest.Monk
     ROWS[:] = USUAL * 50
     assert await _alike("{ rows { at maybeAt text } }") == {"planned": 1}
     assert len(calls) == 2
+
+
+LOUD_CALLS: list[object] = []
+
+
+def _loud(self: Reading) -> Mood | None:
+    """Converts what is not a ``Mood`` (as ``Case.status`` raises for an unmapped value)."""
+    LOUD_CALLS.append(self.raw)
+    raw = self.raw
+    if raw.__class__ is str:
+        if raw == "bad":
+            raise ValueError("an unmapped value")
+        return Mood(raw)
+    return raw  # type: ignore[return-value]
+
+
+@strawberry.type
+class Reading:
+    raw: strawberry.Private[object]
+    mood: Mood | None = strawberry.field(
+        resolver=_loud, metadata=column_read(attrgetter("raw"), Mood, NoneType)
+    )
+    other: int = 0
+
+
+@strawberry.type
+class ReadingQuery:
+    @strawberry.field
+    def readings(self) -> list[Reading]:
+        return [Reading(raw=raw) for raw in READINGS]
+
+
+READINGS: list[object] = []
+read_reference = strawberry.Schema(query=ReadingQuery)
+read_planned = strawberry.Schema(query=ReadingQuery, execution_context_class=PlanExecutor)
+
+
+@pytest.mark.parametrize(
+    ("raws", "by_resolver"),
+    [
+        ([Mood.CALM, None, Mood.CROSS], False),
+        ([Mood.CALM, "calm", None], True),  # one the resolver converts
+        ([Mood.CALM, "bad", Mood.CROSS], True),  # one the resolver raises for
+        ([], False),
+    ],
+)
+async def test_a_column_read_answers_as_its_resolver(raws: list[object], by_resolver: bool) -> None:
+    """The column's values as they are where each is of a declared kind, without a call of
+    the resolver; else the resolver's, object by object. The answer is the resolver's."""
+    READINGS[:] = raws
+    document = "{ readings { mood other } }"
+    expected = await read_reference.execute(document)
+    LOUD_CALLS.clear()
+    before = dict(OUTCOMES)
+    got = await read_planned.execute(document)
+    assert got.data == expected.data
+    assert [e.formatted for e in got.errors or []] == [e.formatted for e in expected.errors or []]
+    assert OUTCOMES["planned"] == before.get("planned", 0) + 1
+    assert bool(LOUD_CALLS) is by_resolver
