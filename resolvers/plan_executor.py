@@ -810,7 +810,7 @@ def _leaf_values(step: FieldStep, values: Sequence[Any]) -> Sequence[Any] | None
     :meth:`_Run.leaf_column` (an error, an awaitable, a value to coerce, a null in a
     non-null field)."""
     short = step.short
-    if short is None or not values:
+    if short is None or len(values) < 2:  # (one value: the loop costs less than the sets)
         return None
     kinds = set(map(type, values))
     nulls = _NONE in kinds
