@@ -391,6 +391,13 @@ class _Run:
         parent_name = column.step.type.name
         sources, answers, child_paths = child[1:4]
         shared: dict[int, dict[str, Any]] | None = {} if child.step.shareable else None
+        if shared is None and len(values) > 1 and _plain_objects(values, check):
+            made = list(map(dict.fromkeys, repeat(keys, len(values))))
+            _write(rows, key, made)
+            sources.extend(values)
+            answers.extend(made)
+            child_paths.extend(map(_path, zip(paths, repeat(key), repeat(parent_name))))
+            return
         for index, value in enumerate(values):
             kind = value.__class__
             if (
@@ -437,7 +444,15 @@ class _Run:
                 self.one(step, position, column, index, value, pending, child)
                 continue
             path = _path((paths[index], key, parent_name))
-            items: list[Any] = [None] * len(value)
+            count = len(value)
+            if count > 2 and _plain_items(value, check):
+                made = list(map(dict.fromkeys, repeat(keys, count)))
+                sources.extend(value)
+                answers.extend(made)
+                child_paths.extend(map(_path, zip(repeat(path), range(count), repeat(None))))
+                rows[index][key] = made
+                continue
+            items: list[Any] = [None] * count
             for place, item in enumerate(value):
                 if item is None:
                     if item_non_null:
@@ -839,6 +854,28 @@ def _leaf_values(step: FieldStep, values: Sequence[Any]) -> Sequence[Any] | None
         texts: list[Any] = loads(dumps(values))
         return texts
     return None
+
+
+_TRUE_ID = id(True)
+
+
+def _plain_objects(values: Sequence[Any], check: Any) -> bool:
+    """Whether every value of an object column is one the per-value loop of
+    :meth:`_Run.object_column` would take as it is (not null, not an error, of a class
+    known never to be awaited, accepted by the type's ``is_type_of``), checked in loops that
+    run in C; the column is then made at once."""
+    for kind in set(map(type, values)):
+        if kind is _NONE or issubclass(kind, Exception) or not _NOT_AWAITABLE.get(kind):
+            return False
+    return check is None or set(map(id, map(check, values, repeat(None)))) == {_TRUE_ID}
+
+
+def _plain_items(items: Sequence[Any], check: Any) -> bool:
+    """Whether a list's items are all objects :meth:`_Run.list_column` takes as they are (no
+    null, each accepted by ``is_type_of``), checked in loops that run in C."""
+    if _NONE in set(map(type, items)):
+        return False
+    return check is None or set(map(id, map(check, items, repeat(None)))) == {_TRUE_ID}
 
 
 def _write(rows: list[dict[str, Any]], key: str, values: Sequence[Any]) -> None:

@@ -91,10 +91,28 @@ ROWS: list[Row] = []
 
 
 @strawberry.type
+class Other:
+    text: str
+
+
+@strawberry.type
 class Query:
     @strawberry.field
     def rows(self) -> list[Row]:
         return list(ROWS)
+
+    @strawberry.field
+    def maybe_rows(self) -> list[Row | None]:
+        return list(ROWS)
+
+    @strawberry.field
+    def nested(self) -> list[Nest]:
+        return [Nest(row=one) for one in ROWS]
+
+
+@strawberry.type
+class Nest:
+    row: Row | None
 
 
 reference = strawberry.Schema(query=Query)
@@ -225,3 +243,25 @@ async def test_a_column_read_answers_as_its_resolver(raws: list[object], by_reso
     assert [e.formatted for e in got.errors or []] == [e.formatted for e in expected.errors or []]
     assert OUTCOMES["planned"] == before.get("planned", 0) + 1
     assert bool(LOUD_CALLS) is by_resolver
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [None, Other(text="another type"), ValueError("no row")],
+    ids=["null", "another type", "an error"],
+)
+@pytest.mark.parametrize("place", [0, 3, 5])
+async def test_lists_and_columns_of_objects_with_an_odd_one_answer_alike(
+    odd: Any, place: int
+) -> None:
+    """Lists of many objects and columns of objects are made at once when every one is an
+    object of the type; a null, an object of another type or an error anywhere in them
+    leaves them to the per-object loops, and the answers stay strawberry's."""
+    ROWS[:] = [*USUAL, *USUAL]
+    assert await _alike("{ rows { text } maybeRows { at } nested { row { mood } } }") == {
+        "planned": 1
+    }
+    ROWS.insert(place, odd)
+    await _alike("{ maybeRows { text at } }")
+    await _alike("{ nested { row { text maybeAt } } }")
+    await _alike("{ rows { text } }")
