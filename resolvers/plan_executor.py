@@ -260,7 +260,7 @@ class _Run:
     def read(self, step: FieldStep, sources: list[Any]) -> list[Any]:
         read = step.read
         assert read is not None
-        if step.column is not None:
+        if step.column is not None and len(sources) > 1:  # (one: the resolver costs less)
             getter, kinds = step.column
             try:
                 column = list(map(getter, sources))
