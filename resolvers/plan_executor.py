@@ -445,7 +445,7 @@ class _Run:
                 continue
             path = _path((paths[index], key, parent_name))
             count = len(value)
-            if count > 2 and _plain_items(value, check):
+            if count > 7 and _plain_items(value, check):  # (short lists: the loop costs less)
                 made = list(map(dict.fromkeys, repeat(keys, count)))
                 sources.extend(value)
                 answers.extend(made)
