@@ -260,7 +260,7 @@ class _Run:
     def read(self, step: FieldStep, sources: list[Any]) -> list[Any]:
         read = step.read
         assert read is not None
-        if step.column is not None and len(sources) > 1:  # (one: the resolver costs less)
+        if step.column is not None and len(sources) >= _SHORT:
             getter, kinds = step.column
             try:
                 column = list(map(getter, sources))
@@ -391,7 +391,7 @@ class _Run:
         parent_name = column.step.type.name
         sources, answers, child_paths = child[1:4]
         shared: dict[int, dict[str, Any]] | None = {} if child.step.shareable else None
-        if shared is None and len(values) > 1 and _plain_objects(values, check):
+        if shared is None and len(values) >= _SHORT and _plain_objects(values, check):
             made = list(map(dict.fromkeys, repeat(keys, len(values))))
             _write(rows, key, made)
             sources.extend(values)
@@ -445,7 +445,7 @@ class _Run:
                 continue
             path = _path((paths[index], key, parent_name))
             count = len(value)
-            if count > 7 and _plain_items(value, check):  # (short lists: the loop costs less)
+            if count >= _SHORT and _plain_items(value, check):
                 made = list(map(dict.fromkeys, repeat(keys, count)))
                 sources.extend(value)
                 answers.extend(made)
@@ -825,7 +825,7 @@ def _leaf_values(step: FieldStep, values: Sequence[Any]) -> Sequence[Any] | None
     :meth:`_Run.leaf_column` (an error, an awaitable, a value to coerce, a null in a
     non-null field)."""
     short = step.short
-    if short is None or len(values) < 2:  # (one value: the loop costs less than the sets)
+    if short is None or len(values) < _SHORT:
         return None
     kinds = set(map(type, values))
     nulls = _NONE in kinds
@@ -857,6 +857,10 @@ def _leaf_values(step: FieldStep, values: Sequence[Any]) -> Sequence[Any] | None
 
 
 _TRUE_ID = id(True)
+
+_SHORT = 8
+"""Columns and lists of fewer values keep the per-value loops: for a detail page's few
+objects, the maps and sets of the loops that run in C cost about what they save."""
 
 
 def _plain_objects(values: Sequence[Any], check: Any) -> bool:
