@@ -29,10 +29,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from asyncio import Future, get_running_loop, isfuture
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from datetime import UTC
 from functools import cached_property, partial
+from itertools import repeat
+from operator import attrgetter, setitem
 from typing import Any, NamedTuple, cast
 
 from graphql import (
@@ -49,7 +51,7 @@ from graphql import (
 )
 from graphql.execution import get_argument_values
 from graphql.pyutils import AwaitableOrValue, Path
-from orjson import dumps
+from orjson import dumps, loads
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from resolvers.context import Context
@@ -258,6 +260,14 @@ class _Run:
     def read(self, step: FieldStep, sources: list[Any]) -> list[Any]:
         read = step.read
         assert read is not None
+        if step.column is not None and len(sources) >= _SHORT:
+            getter, kinds = step.column
+            try:
+                column = list(map(getter, sources))
+            except Exception:
+                column = None
+            if column is not None and kinds.issuperset(map(type, column)):
+                return column
         try:
             return list(map(read, sources))
         except Exception:
@@ -345,6 +355,10 @@ class _Run:
         values: Sequence[Any],
         pending: list[tuple[int, int, FieldStep, Awaitable[Any]]],
     ) -> None:
+        coerced = _leaf_values(step, values)
+        if coerced is not None:
+            _write(column.rows, step.key, coerced)
+            return
         assert step.short is not None
         same, members, names, times = step.short
         key = step.key
@@ -377,6 +391,13 @@ class _Run:
         parent_name = column.step.type.name
         sources, answers, child_paths = child[1:4]
         shared: dict[int, dict[str, Any]] | None = {} if child.step.shareable else None
+        if shared is None and len(values) >= _SHORT and _plain_objects(values, check):
+            made = list(map(dict.fromkeys, repeat(keys, len(values))))
+            _write(rows, key, made)
+            sources.extend(values)
+            answers.extend(made)
+            child_paths.extend(map(_path, zip(paths, repeat(key), repeat(parent_name))))
+            return
         for index, value in enumerate(values):
             kind = value.__class__
             if (
@@ -423,7 +444,15 @@ class _Run:
                 self.one(step, position, column, index, value, pending, child)
                 continue
             path = _path((paths[index], key, parent_name))
-            items: list[Any] = [None] * len(value)
+            count = len(value)
+            if count >= _SHORT and _plain_items(value, check):
+                made = list(map(dict.fromkeys, repeat(keys, count)))
+                sources.extend(value)
+                answers.extend(made)
+                child_paths.extend(map(_path, zip(repeat(path), range(count), repeat(None))))
+                rows[index][key] = made
+                continue
+            items: list[Any] = [None] * count
             for place, item in enumerate(value):
                 if item is None:
                     if item_non_null:
@@ -779,6 +808,83 @@ def _never_awaited(kind: type, value: Any) -> bool:
             hasattr(kind, "__await__") or isinstance(value, Coroutine | Generator | Future)
         )
     return found
+
+
+_NONE = type(None)
+_tzinfo = attrgetter("tzinfo")
+_enum_value = attrgetter("_value_")
+_UTC_ID = id(UTC)
+
+
+def _leaf_values(step: FieldStep, values: Sequence[Any]) -> Sequence[Any] | None:
+    """A leaf column's response values in loops that run in C, when every value is of the
+    one kind its :class:`~resolvers.plan.Short` writes (nulls too, where the field is
+    nullable): strings as they are, enum members by name, UTC datetimes as their ISO text
+    (one orjson call for the column: ``loads(dumps(values))`` gives each its text, as
+    ``utc_iso`` does one by one); None when any value needs the loop of
+    :meth:`_Run.leaf_column` (an error, an awaitable, a value to coerce, a null in a
+    non-null field)."""
+    short = step.short
+    if short is None or len(values) < _SHORT:
+        return None
+    kinds = set(map(type, values))
+    nulls = _NONE in kinds
+    if nulls:
+        if step.non_null:
+            return None
+        kinds.discard(_NONE)
+    if len(kinds) != 1:
+        return None if kinds else values
+    (kind,) = kinds
+    if kind is short.same:
+        return values
+    if kind is short.members:
+        names = short.names.get
+        if nulls:
+            found = [None if value is None else names(value._value_) for value in values]
+            if found.count(None) != values.count(None):
+                return None
+            return found
+        found = list(map(names, map(_enum_value, values)))
+        return None if None in found else found
+    if kind is short.times:
+        present = filter(None, values) if nulls else values
+        if set(map(id, map(_tzinfo, present))) != {_UTC_ID}:
+            return None
+        texts: list[Any] = loads(dumps(values))
+        return texts
+    return None
+
+
+_TRUE_ID = id(True)
+
+_SHORT = 8
+"""Columns and lists of fewer values keep the per-value loops: for a detail page's few
+objects, the maps and sets of the loops that run in C cost about what they save."""
+
+
+def _plain_objects(values: Sequence[Any], check: Any) -> bool:
+    """Whether every value of an object column is one the per-value loop of
+    :meth:`_Run.object_column` would take as it is (not null, not an error, of a class
+    known never to be awaited, accepted by the type's ``is_type_of``), checked in loops that
+    run in C; the column is then made at once."""
+    for kind in set(map(type, values)):
+        if kind is _NONE or issubclass(kind, Exception) or not _NOT_AWAITABLE.get(kind):
+            return False
+    return check is None or set(map(id, map(check, values, repeat(None)))) == {_TRUE_ID}
+
+
+def _plain_items(items: Sequence[Any], check: Any) -> bool:
+    """Whether a list's items are all objects :meth:`_Run.list_column` takes as they are (no
+    null, each accepted by ``is_type_of``), checked in loops that run in C."""
+    if _NONE in set(map(type, items)):
+        return False
+    return check is None or set(map(id, map(check, items, repeat(None)))) == {_TRUE_ID}
+
+
+def _write(rows: list[dict[str, Any]], key: str, values: Sequence[Any]) -> None:
+    """``rows[i][key] = values[i]`` for every row, in a loop that runs in C."""
+    deque(map(setitem, rows, repeat(key), values), maxlen=0)
 
 
 def _index_of(rows: list[dict[str, Any]], row: dict[str, Any]) -> int:

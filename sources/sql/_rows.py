@@ -120,7 +120,9 @@ class RowMapper:
         source_due_at = self._time("due_at", at("due_at"))
         closed_at = self._time("closed_at", at("closed_at"))
         i_received, plain_received = at("received_at"), "received_at" not in self.naive
-        has_updated, has_closed = at("updated_at") >= 0, at("closed_at") >= 0
+        i_updated, plain_updated = at("updated_at"), "updated_at" not in self.naive
+        i_closed, plain_closed = at("closed_at"), "closed_at" not in self.naive
+        has_updated, has_closed = i_updated >= 0, i_closed >= 0
         # Written out below where a call per value showed in a page's instructions
         # (bench/README.md): a row in column order (see _positions), a text value that is
         # already a str (_text), a timestamptz as asyncpg gives it (aware UTC, what the time
@@ -171,9 +173,24 @@ class RowMapper:
                 else _ABSENT,  # status
                 status,  # source_status
                 received,  # received_at
-                updated_at(row) if has_updated else _ABSENT,  # type: ignore[arg-type]  # updated_at
+                (
+                    v
+                    if (v := row[i_updated]).__class__ is datetime
+                    and v.tzinfo is UTC
+                    and plain_updated
+                    else updated_at(row)
+                )
+                if has_updated
+                else _ABSENT,  # type: ignore[arg-type]  # updated_at
                 due_at(received, unified, source_due_at(row)) if has_due else _ABSENT,  # due_at
-                closed_at(row) if has_closed else _ABSENT,  # closed_at
+                (
+                    v
+                    if (v := row[i_closed]) is None
+                    or (v.__class__ is datetime and v.tzinfo is UTC and plain_closed)
+                    else closed_at(row)
+                )
+                if has_closed
+                else _ABSENT,  # closed_at
                 Location(
                     _optional_text(row[i_province]),  # province_code
                     _optional_text(row[i_district]),  # district_code

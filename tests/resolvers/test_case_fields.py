@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import base64
 import inspect
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import geothai
+from strawberry import relay
 
+from resolvers.batched import batch_resolver
 from resolvers.case import Case
+from resolvers.connection import CaseEdge
 from samples import links, provincial
 from samples.generator import SyntheticCase
-from sources import CanonicalStatus
+from sources import CanonicalStatus, CaseOrder
 from tests.conftest import RunningGateway
 from tests.resolvers.expected import (
     OPEN311_SOURCE,
@@ -156,3 +160,25 @@ def test_a_case_made_from_its_record_is_the_one_its_constructor_makes() -> None:
     assert vars(made) == vars(built)
     assert set(vars(made)) == set(inspect.signature(Case).parameters)  # what __init__ sets
     assert isinstance(made, Case) and made.record is record and made.directory is directory
+
+
+def test_an_edge_made_at_once_is_the_one_its_constructor_makes() -> None:
+    """``CaseEdge.of`` sets the instance's dict rather than calling the generated
+    ``__init__``; it must set what that sets, to the same values."""
+    case = Case.of(every_field_record("damrongdhama"), object())  # type: ignore[arg-type]
+    order = CaseOrder()
+    made = CaseEdge.of(case, order)
+    built = CaseEdge(node=case, order=order)
+    assert made == built
+    assert vars(made) == vars(built)
+    assert set(vars(made)) == set(inspect.signature(CaseEdge).parameters)
+    assert made.node is case and made.order is order
+
+
+def test_case_ids_of_a_column_are_each_cases_global_id() -> None:
+    """``Case.id`` for a column encodes the keys together: each must be relay's id."""
+    keys = ["damrongdhama:1", "provincial-kk:ผู้ร้อง-9", "x:" + "y" * 200, "a:"]
+    cases = [Case.of(replace(every_field_record("damrongdhama"), local_id=k), None) for k in keys]  # type: ignore[arg-type]
+    expected = [str(relay.GlobalID("Case", case.key)) for case in cases]
+    assert batch_resolver("Case", "id")(cases, None) == expected  # type: ignore[misc]
+    assert batch_resolver("Case", "id")([], None) == []  # type: ignore[misc]
