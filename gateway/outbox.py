@@ -323,7 +323,7 @@ class Outbox:
             raise KeyReused(idempotency_key)
         if created:
             await self._audit(principal, entry, "submitted")
-        return await self.advance(key, principal)
+        return await self.advance(key, principal, fresh=created)
 
     async def get(self, key: str) -> WriteEntry | None:
         engine = await self._ready()
@@ -390,16 +390,25 @@ class Outbox:
 
     # -- running ------------------------------------------------------------------------------
 
-    async def advance(self, key: str, principal: Principal | None = None) -> WriteEntry:
+    async def advance(
+        self, key: str, principal: Principal | None = None, fresh: bool = False
+    ) -> WriteEntry:
         """Take the write through its remaining steps, one at a time, while they succeed.
         One task per key at a time in this process; every step is idempotent at the agency,
-        so another process working the same row still makes nothing twice."""
+        so another process working the same row still makes nothing twice.
+
+        ``fresh``: the request that has just recorded the write, for its first attempt. The
+        worker may find the new row due and attempt it while that request waits for the
+        row's lock; the request then answers with that attempt instead of making a second
+        one at once (a resend of the request, not fresh, is an attempt of its own)."""
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock, self._claim(key) as mine:
             entry = await self.get(key)
             assert entry is not None
             if not mine:
                 return entry  # another replica is working it: it stays as that one leaves it
+            if fresh and entry.attempts > 0:
+                return entry  # the worker made the first attempt meanwhile
             while entry.state == PENDING and entry.attempts < self.settings.max_attempts:
                 entry = await self._step(key, entry, principal)
                 if entry.state == PENDING and entry.last_error is not None:

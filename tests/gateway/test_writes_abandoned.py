@@ -311,3 +311,24 @@ async def test_a_status_the_receiving_service_refuses_is_abandoned_with_its_answ
     reasons = await audit_reasons(gateway, "PROGRESS")
     assert [r.split(":")[0] for r in reasons] == ["submitted", "abandoned"]
     assert "HTTP 400" in reasons[-1]
+
+
+async def test_a_new_write_the_worker_attempted_first_is_not_attempted_again_at_once(
+    two_attempts_no_worker_retry: RunningGateway,
+    write_world: WriteWorld,  # noqa: F811
+) -> None:
+    """The worker may find a just-recorded write due and attempt it while the request that
+    recorded it waits for the row: that request then answers with the worker's attempt
+    (one, not two, of the two allowed). A resend of the request still attempts again."""
+    gateway = two_attempts_no_worker_retry
+    write_world.pmoc.stop()
+    with_id = REFER.replace("write { state", "write { id state")
+    body = await call(gateway, with_id, refer_input("13", OPM, "raced"), agency_key(DDC))
+    write = body["data"]["referCase"]["write"]
+    assert (write["state"], write["attempts"]) == ("PENDING", 1)
+    outbox = gateway.gateway.outbox
+    # The request's own first attempt, as it goes once the worker has let go of the row.
+    entry = await outbox.advance(write["id"], fresh=True)
+    assert (entry.state, entry.attempts) == ("PENDING", 1)
+    resent = await outbox.advance(write["id"])  # a resend: its own attempt, the last one
+    assert (resent.state, resent.attempts) == ("ABANDONED", 2)
