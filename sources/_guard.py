@@ -59,6 +59,13 @@ from sources._writes import NewCase, OutgoingReferral
 T = TypeVar("T")
 
 _AVAILABILITY = (SourceUnavailable, SourceTimeout)
+
+
+class _NoSlot(SourceBusy):
+    """No slot of the bulkhead came free in time: the call was never made, so it is neither
+    observed as a round trip nor counted against the source."""
+
+
 _CIRCUIT_NAMES = {STATE_CLOSED: "CLOSED", STATE_OPEN: "OPEN", STATE_HALF_OPEN: "HALF_OPEN"}
 
 
@@ -310,30 +317,15 @@ class Guarded(Source):
             raise SourceBusy(self.id, f"no time left before the request's deadline ({operation})")
         ends = loop.time() + limit
         started = time.perf_counter()
-        caller = current_caller()
+        no_slot = (
+            f"no free slot before the request's deadline ({operation}): "
+            f"{self._gate.size} round trips already in flight or waiting "
+            "(resilience.max_concurrency)"
+        )
         try:
-            async with asyncio.timeout_at(ends):
-                await self._gate.acquire(caller)
-        except TimeoutError:
-            raise SourceBusy(
-                self.id,
-                f"no free slot before the request's deadline ({operation}): "
-                f"{self._gate.size} round trips already in flight or waiting "
-                "(resilience.max_concurrency)",
-            ) from None
-        # The call runs in a task of its own so that its answer, not its clean-up, is what
-        # the deadline bounds: a cancelled statement whose connection must be reset through a
-        # stalled network would otherwise hold the whole request past its deadline.
-        work = loop.create_task(_awaited(call))
-        try:
-            try:
-                async with asyncio.timeout_at(ends):
-                    result = await asyncio.shield(work)
-            except BaseException:
-                if not work.done():
-                    work.cancel()
-                    await _settle(work, deadline, self.timeout_seconds)
-                raise
+            result = await self._in_slot(call, ends, deadline, no_slot)
+        except _NoSlot:
+            raise
         except TimeoutError:
             if deadline is not None and limit < self.timeout_seconds:
                 said = (
@@ -348,13 +340,39 @@ class Guarded(Source):
         except SourceError as exc:
             self._failed(operation, started, batch_size, exc)
             raise
-        finally:
-            self._gate.release(caller)
         seconds = time.perf_counter() - started
         self._last_ok, self._last_latency = True, seconds
         self._last_success_at = datetime.now(UTC)
         self.observe(self.id, operation, seconds, batch_size, True)
         return result
+
+    async def _in_slot(
+        self, call: Callable[[], Awaitable[T]], ends: float, deadline: Deadline | None, busy: str
+    ) -> T:
+        """``call`` in one slot of the bulkhead, waited for until ``ends`` (loop time):
+        :class:`_NoSlot` (``busy``) when no slot comes free by then, TimeoutError when no
+        answer does.
+
+        The call runs in a task of its own so that its answer, not its clean-up, is what the
+        deadline bounds: a cancelled statement whose connection must be reset through a
+        stalled network would otherwise hold the whole request past its deadline."""
+        caller = current_caller()
+        try:
+            async with asyncio.timeout_at(ends):
+                await self._gate.acquire(caller)
+        except TimeoutError:
+            raise _NoSlot(self.id, busy) from None
+        work = asyncio.get_running_loop().create_task(_awaited(call))
+        try:
+            async with asyncio.timeout_at(ends):
+                return await asyncio.shield(work)
+        except BaseException:
+            if not work.done():
+                work.cancel()
+                await _settle(work, deadline, self.timeout_seconds)
+            raise
+        finally:
+            self._gate.release(caller)
 
     def _failed(self, operation: str, started: float, batch_size: int, error: SourceError) -> None:
         seconds = time.perf_counter() - started
@@ -561,34 +579,27 @@ class Guarded(Source):
             limit = min(limit, deadline.for_call() / 2)
         if limit <= 0:
             raise SourceBusy(self.id, f"no time left to ask {len(members)} sources together")
-        loop = asyncio.get_running_loop()
-        ends = loop.time() + limit
+        ends = asyncio.get_running_loop().time() + limit
         started = time.perf_counter()
-        caller = current_caller()
+        ok = sent = False
         try:
-            async with asyncio.timeout_at(ends):
-                await self._gate.acquire(caller)
+            result = await self._in_slot(
+                call, ends, deadline, "no free slot to ask sources together"
+            )
+            sent = ok = True
+        except _NoSlot:
+            raise  # never sent: no round trip to observe
         except TimeoutError:
-            raise SourceBusy(self.id, "no free slot to ask sources together") from None
-        work = loop.create_task(_awaited(call))
-        ok = False
-        try:
-            try:
-                async with asyncio.timeout_at(ends):
-                    result = await asyncio.shield(work)
-            except BaseException:
-                if not work.done():
-                    work.cancel()
-                    await _settle(work, deadline, self.timeout_seconds)
-                raise
-            ok = True
-        except TimeoutError:
+            sent = True
             raise SourceTimeout(
                 self.id, f"no answer within {limit:.1f} s asking {len(members)} sources together"
             ) from None
+        except BaseException:
+            sent = True
+            raise
         finally:
-            self._gate.release(caller)
-            self.observe(name, operation, time.perf_counter() - started, len(members), ok)
+            if sent:
+                self.observe(name, operation, time.perf_counter() - started, len(members), ok)
         seconds = time.perf_counter() - started
         for member in guarded:
             member._answered(seconds)
