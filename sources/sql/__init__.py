@@ -520,7 +520,10 @@ class SqlSource(WritesWithWriter, Source):
             rows = await self._fetch(statement, parameters)
             keys = rows[0]._fields if rows else ()
             return [dict(zip(keys, row, strict=True)) for row in rows]
-        sql, arguments = rendered
+        return await self._fetch_rendered(*rendered)
+
+    async def _fetch_rendered(self, sql: str, arguments: Sequence[Any]) -> Sequence[LabelledRow]:
+        """asyncpg's records for SQL rendered by :class:`~sources.sql._driver.DriverReads`."""
         try:
             async with self.budget.connect(self._engine_or_create()) as connection:
                 driver = (await connection.get_raw_connection()).driver_connection

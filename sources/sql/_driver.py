@@ -62,10 +62,15 @@ class DriverReads:
         self._processors: WeakKeyDictionary[TypeEngine[Any], Any] = WeakKeyDictionary()
 
     def render(
-        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+        self,
+        statement: Executable,
+        parameters: Mapping[str, Any] | None = None,
+        keep_bound: bool = True,
     ) -> tuple[str, list[Any]] | None:
         """The SQL text and positional arguments, or None for SQLAlchemy to execute it.
-        ``parameters`` give values to named bind parameters (a keyed statement's batch)."""
+        ``parameters`` give values to named bind parameters (a keyed statement's batch).
+        ``keep_bound=False``: a statement with bound values is not kept (built for one
+        request, as a filtered group's union is: kept, 256 of them held hundreds of MB)."""
         rendering = self._rendered.get(id(statement))
         if rendering is None or rendering.statement is not statement:
             if not isinstance(statement, ClauseElement):
@@ -74,9 +79,10 @@ class DriverReads:
             if not isinstance(made, SQLCompiler):
                 return None
             rendering = self._rendering(statement, made)
-            if len(self._rendered) >= MAX_STATEMENTS:
-                self._rendered.clear()
-            self._rendered[id(statement)] = rendering
+            if keep_bound or not rendering.positions:
+                if len(self._rendered) >= MAX_STATEMENTS:
+                    self._rendered.clear()
+                self._rendered[id(statement)] = rendering
         if rendering.sql is None:
             return None
         values = rendering.compiled.construct_params(parameters)

@@ -352,9 +352,11 @@ async def _fetch(leader: SqlSource, statement: Select[Any]) -> Sequence[Labelled
     a hundred parts are 160 kB, which PostgreSQL parsed and planned at every page (about 30
     ms, ten times executing it). Prepared, its plan is kept and the page costs its execution."""
     reads = leader._driver
-    rendered = reads.render(statement) if reads is not None else None
-    if rendered is None or rendered[1]:
+    rendered = reads.render(statement, keep_bound=False) if reads is not None else None
+    if rendered is None:
         return await leader._fetch_values(statement)
+    if rendered[1]:  # values bound: a statement of this request's filter or cursor only
+        return await leader._fetch_rendered(*rendered)
     sql = rendered[0]
     from sources.sql import _translate  # the package imports this module
 
