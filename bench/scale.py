@@ -19,6 +19,11 @@ issue. This tree's sources share one pool of ``--pool`` connections (sources rea
 database share a pool) within ``limits.source_connections``; a baseline without shared pools
 needs a connection per source, so it runs only up to ``--baseline-max`` sources (the local
 server's ``max_connections`` is 100, and other work uses some).
+
+``--kind provinces``: N provincial Damrongdhama Centers as tables of one PostgreSQL database
+(``complaints_NNN`` and ``complaint_status_log_NNN``, copies of the demo's with each case moved
+to the centre's province), each declaring its province with ``covers``: the page over all of
+them and the page of one province, measured in one run.
 """
 
 from __future__ import annotations
@@ -139,6 +144,61 @@ def build_postgres(admin_dsn: str) -> str:
     return asyncio.run(ensure())
 
 
+PROVINCES_DATABASE = "complaint_graph_scale_provinces"
+
+
+def build_provinces(admin_dsn: str, count: int) -> str:
+    """A database holding ``count`` provincial centres as tables of their own: copies of the
+    demo's Damrongdhama tables (:data:`POSTGRES_CASES` cases each), ``complaints_NNN`` and
+    ``complaint_status_log_NNN``, each case moved to the centre's province (its district and
+    subdistrict cleared) and received ``NNN`` minutes earlier than in the others (few ties
+    across centres). Built once per centre, kept."""
+    import asyncpg
+
+    from bench.data import _with_database
+    from samples import damrongdhama
+
+    async def ensure() -> str:
+        admin = await asyncpg.connect(admin_dsn)
+        try:
+            exists = await admin.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", PROVINCES_DATABASE
+            )
+            if not exists:
+                await admin.execute(f'CREATE DATABASE "{PROVINCES_DATABASE}"')
+        finally:
+            await admin.close()
+        dsn = _with_database(admin_dsn, PROVINCES_DATABASE)
+        if not exists:
+            await damrongdhama.create_and_load(dsn, count=POSTGRES_CASES)
+        connection = await asyncpg.connect(dsn)
+        try:
+            for index in range(count):
+                cases, log = f"complaints_{index:03d}", f"complaint_status_log_{index:03d}"
+                if await connection.fetchval("SELECT to_regclass($1)", log):
+                    continue
+                async with connection.transaction():
+                    await connection.execute(
+                        f"CREATE TABLE {cases} (LIKE complaints INCLUDING ALL); "
+                        f"INSERT INTO {cases} SELECT * FROM complaints; "
+                        f"CREATE TABLE {log} (LIKE complaint_status_log INCLUDING ALL); "
+                        f"INSERT INTO {log} SELECT * FROM complaint_status_log"
+                    )
+                    await connection.execute(
+                        f"UPDATE {cases} SET province_code = $1, district_code = NULL, "
+                        f"subdistrict_code = NULL, received_at = received_at - $2 * "
+                        "interval '1 minute'",
+                        province_of(index),
+                        index,
+                    )
+                await connection.execute(f"ANALYZE {cases}; ANALYZE {log}")
+        finally:
+            await connection.close()
+        return dsn
+
+    return asyncio.run(ensure())
+
+
 def config(
     paths: list[Path],
     covers: bool,
@@ -147,6 +207,7 @@ def config(
     pool: int = 0,
     tree: Path = ROOT,
     events: bool = False,
+    provinces: bool = False,
 ) -> dict[str, Any]:
     """The demo's configuration (``tree``'s own, which that version understands) with the
     offices as its only sources (or, with ``postgres``, as many copies of its Damrongdhama
@@ -164,7 +225,11 @@ def config(
         source.pop("referrals", None)  # copies of one agency's referrals name no one else
         source.pop("notify_channel", None)  # no events in the benchmark
         source.pop("complainant", None)  # no personal data needed: no match key to configure
-        if covers and not postgres:
+        if provinces:  # a centre's own tables (build_provinces), and no writes into them
+            source["cases"]["table"] = f"complaints_{index:03d}"
+            source["timeline"]["table"] = f"complaint_status_log_{index:03d}"
+            source.pop("writes", None)
+        if covers and (provinces or not postgres):
             source["covers"] = {"provinces": [province_of(index)]}
         if count_cache:
             source["count_cache_seconds"] = count_cache
@@ -233,16 +298,17 @@ def sqlite_commit(path: Path) -> Commit:
     return commit
 
 
-def postgres_commit(dsn: str) -> Commit:
-    """A change in the database every copy reads (each copy sees it: N changes polled)."""
+def postgres_commit(dsn: str, table: str = "complaints") -> Commit:
+    """A change to the first source's table (with ``--kind postgres`` every copy reads it:
+    each copy sees the change, N changes polled)."""
     import asyncpg
 
     async def commit(text: str) -> None:
         connection = await asyncpg.connect(dsn)
         try:
             await connection.execute(
-                "UPDATE complaints SET detail = $1, updated_at = now() "
-                "WHERE id = (SELECT min(id) FROM complaints)",
+                f"UPDATE {table} SET detail = $1, updated_at = now() "
+                f"WHERE id = (SELECT min(id) FROM {table})",
                 text,
             )
         finally:
@@ -409,11 +475,17 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[Watch]]:
     executable = str(Path(sys.executable).with_name("complaint-graph"))
     postgres = None
     commit: Commit | None = None
+    provinces = args.kind == "provinces"
     if args.kind == "postgres":
         from gateway.demo import asyncpg_url
 
         plain = build_postgres(args.admin_dsn)
         postgres, commit = asyncpg_url(plain), postgres_commit(plain)
+    elif provinces:
+        from gateway.demo import asyncpg_url
+
+        plain = build_provinces(args.admin_dsn, max(args.sizes))
+        postgres, commit = asyncpg_url(plain), postgres_commit(plain, "complaints_000")
     for count in args.sizes:
         paths = build(count, args.cases) if postgres is None else [Path()] * count
         for number, (version, tree, covers, count_cache) in enumerate(versions):
@@ -424,7 +496,8 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[Watch]]:
             path = DATA / f"config-{args.kind}-{count}-{number}.yaml"
             path.write_text(
                 yaml.safe_dump(
-                    config(paths, covers, count_cache, postgres, pool, tree), allow_unicode=True
+                    config(paths, covers, count_cache, postgres, pool, tree, provinces=provinces),
+                    allow_unicode=True,
                 ),
                 encoding="utf-8",
             )
@@ -486,7 +559,8 @@ def _watched(
     polling a hundred sources is load of its own)."""
     pool = args.pool if postgres and covers else 0
     path = DATA / f"config-{args.kind}-{count}-{number}-events.yaml"
-    document = config(paths, covers, 0.0, postgres, pool, tree, events=True)
+    provinces = args.kind == "provinces"
+    document = config(paths, covers, 0.0, postgres, pool, tree, events=True, provinces=provinces)
     path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
     server = _server(f"watching {count}", path, tree, args.port, executable)
     server.start(DATA / f"gateway-{count}-{number}-events.log")
@@ -550,9 +624,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--write", action="store_true", help="put the table in bench/README.md")
     parser.add_argument(
         "--kind",
-        choices=["sqlite", "postgres"],
+        choices=["sqlite", "postgres", "provinces"],
         default="sqlite",
-        help="postgres: N copies of the demo's PostgreSQL agency on one database (no covers)",
+        help="postgres: N copies of the demo's PostgreSQL agency on one database (no covers); "
+        "provinces: N provincial centres as tables of one database, each its own province, "
+        "declared with covers",
     )
     parser.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument(
@@ -577,11 +653,10 @@ def main(argv: list[str]) -> None:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rows, watches = run(args)
     revision = _git("rev-parse", "--short", "HEAD")
-    cases = (
-        f"one PostgreSQL database of {POSTGRES_CASES} cases"
-        if args.kind == "postgres"
-        else f"{args.cases} cases per source"
-    )
+    cases = {
+        "postgres": f"one PostgreSQL database of {POSTGRES_CASES} cases",
+        "provinces": f"one PostgreSQL database, a table of {POSTGRES_CASES} cases per source",
+    }.get(args.kind, f"{args.cases} cases per source")
     watched = (
         f"\n\n{watch_table(watches)}\n\nSubscriptions: one subscriber to "
         f'`caseEvents(filter: {{source: ["office-000"]}})`, each source polled every '
@@ -599,8 +674,9 @@ def main(argv: list[str]) -> None:
     )
     print(text)
     if args.write:
-        if args.kind == "postgres":
-            begin, end = BEGIN.replace("scale", "scale-pg"), END.replace("scale", "scale-pg")
+        if args.kind in ("postgres", "provinces"):
+            marker = "scale-pg" if args.kind == "postgres" else "scale-provinces"
+            begin, end = BEGIN.replace("scale", marker), END.replace("scale", marker)
         else:
             begin, end = BEGIN, END
         readme = README.read_text(encoding="utf-8")
