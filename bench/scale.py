@@ -117,31 +117,32 @@ POSTGRES_DATABASE = "complaint_graph_scale"
 POSTGRES_CASES = 2_000
 
 
-def build_postgres(admin_dsn: str) -> str:
-    """One Damrongdhama database of :data:`POSTGRES_CASES` cases (the demo's seed), built
-    once; every PostgreSQL source of ``--kind postgres`` reads it (the issue's own set-up:
-    N copies of the demo's PostgreSQL agency)."""
+async def _damrongdhama_database(admin_dsn: str, name: str) -> str:
+    """The database ``name`` with the demo's Damrongdhama tables of :data:`POSTGRES_CASES`
+    cases (the demo's seed), created and loaded once; its DSN."""
     import asyncpg
 
     from bench.data import _with_database
     from samples import damrongdhama
 
-    async def ensure() -> str:
-        admin = await asyncpg.connect(admin_dsn)
-        try:
-            exists = await admin.fetchval(
-                "SELECT 1 FROM pg_database WHERE datname = $1", POSTGRES_DATABASE
-            )
-            if not exists:
-                await admin.execute(f'CREATE DATABASE "{POSTGRES_DATABASE}"')
-        finally:
-            await admin.close()
-        dsn = _with_database(admin_dsn, POSTGRES_DATABASE)
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
-            await damrongdhama.create_and_load(dsn, count=POSTGRES_CASES)
-        return dsn
+            await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    dsn = _with_database(admin_dsn, name)
+    if not exists:
+        await damrongdhama.create_and_load(dsn, count=POSTGRES_CASES)
+    return dsn
 
-    return asyncio.run(ensure())
+
+def build_postgres(admin_dsn: str) -> str:
+    """One Damrongdhama database of :data:`POSTGRES_CASES` cases (the demo's seed), built
+    once; every PostgreSQL source of ``--kind postgres`` reads it (the issue's own set-up:
+    N copies of the demo's PostgreSQL agency)."""
+    return asyncio.run(_damrongdhama_database(admin_dsn, POSTGRES_DATABASE))
 
 
 PROVINCES_DATABASE = "complaint_graph_scale_provinces"
@@ -155,22 +156,8 @@ def build_provinces(admin_dsn: str, count: int) -> str:
     across centres). Built once per centre, kept."""
     import asyncpg
 
-    from bench.data import _with_database
-    from samples import damrongdhama
-
     async def ensure() -> str:
-        admin = await asyncpg.connect(admin_dsn)
-        try:
-            exists = await admin.fetchval(
-                "SELECT 1 FROM pg_database WHERE datname = $1", PROVINCES_DATABASE
-            )
-            if not exists:
-                await admin.execute(f'CREATE DATABASE "{PROVINCES_DATABASE}"')
-        finally:
-            await admin.close()
-        dsn = _with_database(admin_dsn, PROVINCES_DATABASE)
-        if not exists:
-            await damrongdhama.create_and_load(dsn, count=POSTGRES_CASES)
+        dsn = await _damrongdhama_database(admin_dsn, PROVINCES_DATABASE)
         connection = await asyncpg.connect(dsn)
         try:
             for index in range(count):
