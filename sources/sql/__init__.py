@@ -9,11 +9,12 @@ retried later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -524,17 +525,24 @@ class SqlSource(WritesWithWriter, Source):
 
     async def _fetch_rendered(self, sql: str, arguments: Sequence[Any]) -> Sequence[LabelledRow]:
         """asyncpg's records for SQL rendered by :class:`~sources.sql._driver.DriverReads`."""
+        async with self._driver_connection() as driver:
+            return cast(list[LabelledRow], await driver.fetch(sql, *arguments))
+
+    @contextlib.asynccontextmanager
+    async def _driver_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection's own asyncpg connection, for reads sent to the driver: one an
+        error leaves unusable (lost, or a fetch cancelled halfway) does not go back into the
+        pool, and driver and pool errors come out as this source's errors."""
         try:
             async with self.budget.connect(self._engine_or_create()) as connection:
                 driver = (await connection.get_raw_connection()).driver_connection
                 assert isinstance(driver, asyncpg.Connection)
                 try:
-                    records: list[LabelledRow] = await driver.fetch(sql, *arguments)
+                    yield driver
                 except BaseException as exc:
                     if not connection_survives(exc):
                         await connection.invalidate()  # not back into the pool
                     raise
-                return records
         except (*DRIVER_ERRORS, SQLAlchemyError, OSError) as exc:
             raise _translate(self.id, exc, self._backend) from exc
 

@@ -42,7 +42,6 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
@@ -52,7 +51,6 @@ from sources._errors import SourceBadResponse
 from sources._model import CARRIED, TIMELINE, CaseRecord
 from sources._query import CaseFilter, CaseOrder, Position, SortField
 from sources._stats import CaseStats, Dimension
-from sources.sql._driver import DRIVER_ERRORS, connection_survives
 from sources.sql._rows import LabelledRow, RowMapper
 from sources.sql._statements import Statements
 from sources.sql._stats import StatsQuery
@@ -358,29 +356,20 @@ async def _fetch(leader: SqlSource, statement: Select[Any]) -> Sequence[Labelled
     if rendered[1]:  # values bound: a statement of this request's filter or cursor only
         return await leader._fetch_rendered(*rendered)
     sql = rendered[0]
-    from sources.sql import _translate  # the package imports this module
-
-    try:
-        async with leader.budget.connect(leader._engine_or_create()) as connection:
-            driver = (await connection.get_raw_connection()).driver_connection
-            assert isinstance(driver, asyncpg.Connection)
-            kept = _PREPARED.get(driver)
-            if kept is None:
-                kept = _PREPARED[driver] = OrderedDict()
-            try:
-                prepared = kept.get(sql)
-                if prepared is None:
-                    prepared = await driver.prepare(sql)
-                    kept[sql] = prepared
-                    if len(kept) > MAX_PREPARED:
-                        kept.popitem(last=False)  # asyncpg closes it once unreferenced
-                else:
-                    kept.move_to_end(sql)
-                return typing.cast(list[LabelledRow], await prepared.fetch())
-            except BaseException as exc:
-                kept.pop(sql, None)  # prepared again next time (a table changed, say)
-                if not connection_survives(exc):
-                    await connection.invalidate()  # not back into the pool
-                raise
-    except (*DRIVER_ERRORS, SQLAlchemyError, OSError) as exc:
-        raise _translate(leader.id, exc, leader._backend) from exc
+    async with leader._driver_connection() as driver:
+        kept = _PREPARED.get(driver)
+        if kept is None:
+            kept = _PREPARED[driver] = OrderedDict()
+        try:
+            prepared = kept.get(sql)
+            if prepared is None:
+                prepared = await driver.prepare(sql)
+                kept[sql] = prepared
+                if len(kept) > MAX_PREPARED:
+                    kept.popitem(last=False)  # asyncpg closes it once unreferenced
+            else:
+                kept.move_to_end(sql)
+            return typing.cast(list[LabelledRow], await prepared.fetch())
+        except BaseException:
+            kept.pop(sql, None)  # prepared again next time (a table changed, say)
+            raise
